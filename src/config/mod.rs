@@ -1,0 +1,525 @@
+//! The experiment file: plain serde structs that mirror the TOML, with a default for every key
+//! but the run's name and its networks. First step of the data path: config -> model builder ->
+//! trainer -> run directory.
+//!
+//! [`load`] reads a file, applies `--set` overrides, refuses unknown keys and wrong types (with
+//! file, line, column and key), fills in every default and validates the values and the network
+//! shapes, so that nothing is trained or written from a config that cannot work.
+
+mod overrides;
+mod source;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ConfigLocation, Error, Result};
+pub use overrides::Override;
+
+/// A whole experiment, resolved: every default filled in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Name of the run directory under the runs root (`runs/<name>/`).
+    pub name: String,
+    /// One seed for everything random: init, data order, noise, dropout masks.
+    #[serde(default = "defaults::seed")]
+    pub seed: u64,
+    /// Where the arithmetic runs: `cpu` (or `cuda`, which this build refuses clearly).
+    #[serde(default)]
+    pub device: DeviceKind,
+    /// The loss both networks minimise.
+    #[serde(default)]
+    pub loss: LossKind,
+    /// MNIST location and split.
+    #[serde(default)]
+    pub data: DataConfig,
+    /// The generator's input noise.
+    #[serde(default)]
+    pub noise: NoiseConfig,
+    /// Parameter initialisation.
+    #[serde(default)]
+    pub init: InitConfig,
+    /// The two networks.
+    pub model: ModelConfig,
+    /// One Adam per network.
+    #[serde(default)]
+    pub optimizer: OptimizersConfig,
+    /// Schedule.
+    #[serde(default)]
+    pub training: TrainingConfig,
+    /// What is written to the run directory, and how often.
+    #[serde(default)]
+    pub output: OutputConfig,
+}
+
+/// The compute device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    /// dfdx's CPU backend (multi-threaded matrix products).
+    #[default]
+    Cpu,
+    /// Not available in this build: refused at validation.
+    Cuda,
+}
+
+/// The GAN loss.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossKind {
+    /// Binary cross-entropy computed from D's logits (numerically stable). The correct loss.
+    #[default]
+    BceLogits,
+    /// The TensorFlow tutorial's bug: D's sigmoid output fed to a with-logits loss, so the
+    /// sigmoid is applied twice. Kept to reproduce the tutorial's results.
+    TutorialDoubleSigmoid,
+}
+
+/// MNIST location and the train/validation split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Folder with the four IDX files (gzipped or raw) and their `SHA256SUMS`.
+    #[serde(default = "defaults::data_dir")]
+    pub dir: PathBuf,
+    /// The first N training images are held out as validation (TensorFlow's `read_data_sets`: 5000).
+    #[serde(default = "defaults::validation_size")]
+    pub validation_size: usize,
+    /// How many of the remaining training images to train on (all of them when omitted).
+    #[serde(default)]
+    pub train_size: Option<usize>,
+}
+
+/// The generator's input noise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoiseConfig {
+    /// Length of each noise vector.
+    #[serde(default = "defaults::noise_dim")]
+    pub dim: usize,
+    /// Its distribution.
+    #[serde(default)]
+    pub distribution: NoiseDistribution,
+}
+
+/// Distribution of each noise component.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NoiseDistribution {
+    /// Uniform on `[low, high)`.
+    Uniform {
+        /// Lower bound.
+        low: f64,
+        /// Upper bound.
+        high: f64,
+    },
+    /// Normal with mean and standard deviation.
+    Normal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation.
+        std: f64,
+    },
+}
+
+/// How weights and biases of linear layers start. Batch-norm always starts at scale 1, offset 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitConfig {
+    /// Linear weights.
+    #[serde(default = "defaults::init")]
+    pub weights: InitKind,
+    /// Linear biases.
+    #[serde(default = "defaults::init")]
+    pub biases: InitKind,
+}
+
+/// An initialisation distribution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum InitKind {
+    /// TensorFlow's `truncated_normal`: normal, redrawn beyond two standard deviations.
+    TruncatedNormal {
+        /// Standard deviation before truncation.
+        std: f64,
+    },
+    /// Plain normal.
+    Normal {
+        /// Standard deviation.
+        std: f64,
+    },
+    /// All zeros.
+    Zeros,
+}
+
+/// The two networks, each an ordered list of layers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Noise -> 784 pixels in [0, 1].
+    pub generator: NetworkConfig,
+    /// 784 pixels -> one logit (the loss applies the sigmoid).
+    pub discriminator: NetworkConfig,
+}
+
+/// One network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Layers in the order they apply.
+    pub layers: Vec<LayerSpec>,
+}
+
+/// One layer, written in TOML as an inline table tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerSpec {
+    /// Fully connected `y = x W + b`.
+    Linear {
+        /// Expected input width: optional, checked against the previous layer when given.
+        #[serde(rename = "in", default, skip_serializing_if = "Option::is_none")]
+        input: Option<usize>,
+        /// Output width.
+        out: usize,
+    },
+    /// `max(x, slope * x)`.
+    LeakyRelu {
+        /// Slope for negative inputs (the paper config uses 0.2).
+        slope: f64,
+    },
+    /// `max(x, 0)`.
+    Relu,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Logistic sigmoid.
+    Sigmoid,
+    /// No activation; lets a layer list say so explicitly.
+    Identity,
+    /// Batch normalisation over the batch axis.
+    BatchNorm {
+        /// Which statistics it uses, see [`BatchNormMode`].
+        mode: BatchNormMode,
+        /// Running-average update rate (PyTorch convention: new = (1-m) old + m batch).
+        #[serde(default = "defaults::bn_momentum")]
+        momentum: f64,
+        /// Added to the variance before the square root.
+        #[serde(default = "defaults::bn_eps")]
+        eps: f64,
+    },
+    /// Inverted dropout, active only in the network's own update.
+    Dropout {
+        /// Share of units zeroed, in [0, 1).
+        rate: f64,
+    },
+}
+
+/// What a batch-norm layer does in and out of its network's own update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchNormMode {
+    /// Ordinary batch-norm: batch statistics in the network's own update (which also update
+    /// running averages), running statistics otherwise.
+    Running,
+    /// The TensorFlow tutorial's form: batch statistics in the network's own update, and the
+    /// layer is bypassed entirely otherwise (no running statistics).
+    BatchStatsOnly,
+}
+
+/// One Adam per network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizersConfig {
+    /// The generator's optimizer.
+    #[serde(default)]
+    pub generator: AdamSettings,
+    /// The discriminator's optimizer.
+    #[serde(default)]
+    pub discriminator: AdamSettings,
+}
+
+/// Adam's hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdamSettings {
+    /// Learning rate.
+    #[serde(default = "defaults::lr")]
+    pub lr: f64,
+    /// First-moment decay.
+    #[serde(default = "defaults::beta1")]
+    pub beta1: f64,
+    /// Second-moment decay.
+    #[serde(default = "defaults::beta2")]
+    pub beta2: f64,
+    /// Denominator guard (TensorFlow's and PyTorch's default 1e-8).
+    #[serde(default = "defaults::adam_eps")]
+    pub eps: f64,
+}
+
+/// The training schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// Number of passes over the training images.
+    #[serde(default = "defaults::epochs")]
+    pub epochs: usize,
+    /// Images (and noise vectors) per step.
+    #[serde(default = "defaults::batch_size")]
+    pub batch_size: usize,
+    /// Discriminator steps before each generator step.
+    #[serde(default = "defaults::d_steps")]
+    pub d_steps_per_g_step: usize,
+}
+
+/// What goes into the run directory, and how often.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Write a checkpoint every N epochs (the last epoch always gets one).
+    #[serde(default = "defaults::one")]
+    pub checkpoint_every: usize,
+    /// Keep the newest K checkpoints, delete older ones.
+    #[serde(default = "defaults::keep_checkpoints")]
+    pub keep_checkpoints: usize,
+    /// Write a sample grid every N epochs (and after the last one); 0 turns grids off.
+    #[serde(default = "defaults::sample_every")]
+    pub sample_every: usize,
+    /// The grid is `sample_grid x sample_grid` images from one fixed noise batch.
+    #[serde(default = "defaults::sample_grid")]
+    pub sample_grid: usize,
+}
+
+mod defaults {
+    use super::*;
+    pub fn seed() -> u64 {
+        0
+    }
+    pub fn data_dir() -> PathBuf {
+        PathBuf::from("data/mnist")
+    }
+    pub fn validation_size() -> usize {
+        5000
+    }
+    pub fn noise_dim() -> usize {
+        100
+    }
+    pub fn init() -> InitKind {
+        InitKind::TruncatedNormal { std: 0.02 }
+    }
+    pub fn bn_momentum() -> f64 {
+        0.1
+    }
+    pub fn bn_eps() -> f64 {
+        1e-5
+    }
+    pub fn lr() -> f64 {
+        2e-4
+    }
+    pub fn beta1() -> f64 {
+        0.5
+    }
+    pub fn beta2() -> f64 {
+        0.999
+    }
+    pub fn adam_eps() -> f64 {
+        1e-8
+    }
+    pub fn epochs() -> usize {
+        71
+    }
+    pub fn batch_size() -> usize {
+        100
+    }
+    pub fn d_steps() -> usize {
+        1
+    }
+    pub fn one() -> usize {
+        1
+    }
+    pub fn keep_checkpoints() -> usize {
+        3
+    }
+    pub fn sample_every() -> usize {
+        10
+    }
+    pub fn sample_grid() -> usize {
+        10
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            dir: defaults::data_dir(),
+            validation_size: defaults::validation_size(),
+            train_size: None,
+        }
+    }
+}
+impl Default for NoiseConfig {
+    fn default() -> Self {
+        Self {
+            dim: defaults::noise_dim(),
+            distribution: NoiseDistribution::default(),
+        }
+    }
+}
+impl Default for NoiseDistribution {
+    fn default() -> Self {
+        NoiseDistribution::Uniform {
+            low: -1.0,
+            high: 1.0,
+        }
+    }
+}
+impl Default for InitConfig {
+    fn default() -> Self {
+        Self {
+            weights: defaults::init(),
+            biases: defaults::init(),
+        }
+    }
+}
+impl Default for AdamSettings {
+    fn default() -> Self {
+        Self {
+            lr: defaults::lr(),
+            beta1: defaults::beta1(),
+            beta2: defaults::beta2(),
+            eps: defaults::adam_eps(),
+        }
+    }
+}
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self {
+            epochs: defaults::epochs(),
+            batch_size: defaults::batch_size(),
+            d_steps_per_g_step: defaults::d_steps(),
+        }
+    }
+}
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_every: defaults::one(),
+            keep_checkpoints: defaults::keep_checkpoints(),
+            sample_every: defaults::sample_every(),
+            sample_grid: defaults::sample_grid(),
+        }
+    }
+}
+
+/// Pixels per MNIST image: the generator's output width and the discriminator's input width.
+pub const IMAGE_PIXELS: usize = 28 * 28;
+/// Images in MNIST's training file (validation + train).
+pub const MNIST_TRAIN_IMAGES: usize = 60_000;
+
+impl ExperimentConfig {
+    /// The TOML text of the resolved config, as saved into `runs/<name>/config.toml`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a resolved config always serialises")
+    }
+
+    /// A fingerprint of everything that shapes the trained weights. Two configs with the same
+    /// fingerprint can share checkpoints: only the epoch count, the output cadence, the name and
+    /// the data location may differ.
+    pub fn training_fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut c = self.clone();
+        c.name = String::new();
+        c.training.epochs = 0;
+        c.output = OutputConfig::default();
+        c.data.dir = PathBuf::new();
+        let digest = Sha256::digest(c.to_toml().as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Reads, overrides, fills in and validates an experiment file.
+pub fn load(path: &Path, overrides: &[Override]) -> Result<ExperimentConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
+    from_str(&text, path, overrides)
+}
+
+/// Like [`load`], from text already in memory; `path` is only used in messages.
+pub fn from_str(text: &str, path: &Path, overrides: &[Override]) -> Result<ExperimentConfig> {
+    // The file on its own first, so that its mistakes are reported with line and column.
+    let from_file: ExperimentConfig = source::deserialize_text(text, path)?;
+    let mut config = if overrides.is_empty() {
+        from_file
+    } else {
+        let mut table: toml::Table = toml::from_str(text).expect("parsed just above");
+        for o in overrides {
+            o.apply(&mut table)?;
+        }
+        source::deserialize_overridden(table, path, overrides)?
+    };
+    validate::fill_in(&mut config);
+    validate::validate(&config).map_err(|(key, message)| Error::Config {
+        location: source::locate(text, path, &key, overrides),
+        message,
+    })?;
+    Ok(config)
+}
+
+/// A config error with no position, for problems found after loading (e.g. checkpoints).
+pub fn location_of(path: &Path, key: &str) -> ConfigLocation {
+    ConfigLocation {
+        file: path.to_path_buf(),
+        line_col: None,
+        key: key.to_string(),
+        from_override: None,
+    }
+}
+
+/// The dotted keys whose values differ between two configs (the name excluded), sorted.
+pub fn differing_keys(a: &ExperimentConfig, b: &ExperimentConfig) -> Vec<String> {
+    fn flatten(
+        prefix: &str,
+        v: &toml::Value,
+        out: &mut std::collections::BTreeMap<String, String>,
+    ) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    flatten(&key, v, out);
+                }
+            }
+            toml::Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    flatten(&format!("{prefix}[{i}]"), v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let flat = |c: &ExperimentConfig| {
+        let mut out = std::collections::BTreeMap::new();
+        flatten(
+            "",
+            &toml::Value::try_from(c).expect("configs serialise"),
+            &mut out,
+        );
+        out.remove("name");
+        out
+    };
+    let (fa, fb) = (flat(a), flat(b));
+    let mut keys: Vec<String> = fa
+        .keys()
+        .chain(fb.keys())
+        .filter(|k| fa.get(*k) != fb.get(*k))
+        .cloned()
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}

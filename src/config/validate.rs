@@ -1,0 +1,226 @@
+//! Value checks on a deserialized config, each naming the key it concerns, and the filling in of
+//! defaults that depend on other keys. Network shapes are checked by the model builder's planner.
+
+use super::*;
+use crate::model::plan_widths;
+
+/// A failed check: the key path and the message.
+pub(super) type Problem = (String, String);
+
+/// Fills in defaults that depend on other values, so that the saved config is complete.
+pub(super) fn fill_in(config: &mut ExperimentConfig) {
+    if config.data.train_size.is_none() {
+        config.data.train_size =
+            Some(MNIST_TRAIN_IMAGES.saturating_sub(config.data.validation_size));
+    }
+}
+
+/// Checks every value a run depends on; the first problem found is returned.
+pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
+    let p = |key: &str, message: String| Err((key.to_string(), message));
+
+    if c.name.is_empty()
+        || !c
+            .name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_.=".contains(ch))
+        || c.name.starts_with('.')
+    {
+        return p(
+            "name",
+            format!(
+                "`{}` cannot name a run directory: use letters, digits and - _ . = only",
+                c.name
+            ),
+        );
+    }
+    if c.device == DeviceKind::Cuda {
+        return p(
+            "device",
+            "this build of gan-run runs on the CPU only; set device = \"cpu\"".into(),
+        );
+    }
+
+    // Data.
+    if c.data.validation_size >= MNIST_TRAIN_IMAGES {
+        return p(
+            "data.validation_size",
+            format!("must be below the {MNIST_TRAIN_IMAGES} MNIST training images"),
+        );
+    }
+    let available = MNIST_TRAIN_IMAGES - c.data.validation_size;
+    let train_size = c.data.train_size.unwrap_or(available);
+    if train_size == 0 || train_size > available {
+        return p(
+            "data.train_size",
+            format!(
+                "must be between 1 and {available} (the training images left after validation), got {train_size}"
+            ),
+        );
+    }
+
+    // Noise.
+    if c.noise.dim == 0 {
+        return p("noise.dim", "must be at least 1".into());
+    }
+    match c.noise.distribution {
+        NoiseDistribution::Uniform { low, high }
+            if !(low < high && low.is_finite() && high.is_finite()) =>
+        {
+            return p(
+                "noise.distribution",
+                format!("uniform needs finite low < high, got low = {low}, high = {high}"),
+            )
+        }
+        NoiseDistribution::Normal { mean, std }
+            if !(std > 0.0 && std.is_finite() && mean.is_finite()) =>
+        {
+            return p(
+                "noise.distribution.std",
+                format!("must be positive and finite, got {std}"),
+            )
+        }
+        _ => {}
+    }
+    for (key, init) in [
+        ("init.weights", &c.init.weights),
+        ("init.biases", &c.init.biases),
+    ] {
+        if let InitKind::TruncatedNormal { std } | InitKind::Normal { std } = init {
+            if !(*std >= 0.0 && std.is_finite()) {
+                return p(
+                    &format!("{key}.std"),
+                    format!("must be finite and not negative, got {std}"),
+                );
+            }
+        }
+    }
+
+    // Networks: each layer's values, then the widths.
+    for (net, spec, input, output) in [
+        ("generator", &c.model.generator, c.noise.dim, IMAGE_PIXELS),
+        ("discriminator", &c.model.discriminator, IMAGE_PIXELS, 1),
+    ] {
+        let base = format!("model.{net}.layers");
+        for (i, layer) in spec.layers.iter().enumerate() {
+            let key = |k: &str| format!("{base}[{i}].{k}");
+            match *layer {
+                LayerSpec::Linear { out: 0, .. } => {
+                    return p(&key("out"), "must be at least 1".into())
+                }
+                LayerSpec::LeakyRelu { slope } if !slope.is_finite() => {
+                    return p(&key("slope"), format!("must be finite, got {slope}"))
+                }
+                LayerSpec::Dropout { rate } if !(0.0..1.0).contains(&rate) => return p(
+                    &key("rate"),
+                    format!(
+                        "dropout rate must be in [0, 1) (the share of units dropped), got {rate}"
+                    ),
+                ),
+                LayerSpec::BatchNorm { momentum, eps, .. } => {
+                    if !(0.0..=1.0).contains(&momentum) {
+                        return p(
+                            &key("momentum"),
+                            format!("must be in [0, 1], got {momentum}"),
+                        );
+                    }
+                    if !(eps > 0.0 && eps.is_finite()) {
+                        return p(&key("eps"), format!("must be positive, got {eps}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        match plan_widths(&spec.layers, input) {
+            Err((i, message)) => return p(&format!("{base}[{i}]"), message),
+            Ok(widths) => {
+                let got = *widths.last().expect("plan includes the input width");
+                if got != output {
+                    let what = if net == "generator" {
+                        "an MNIST image (784 pixels)"
+                    } else {
+                        "one logit"
+                    };
+                    return p(
+                        &base,
+                        format!("the {net} must output {what}, but its layers end at width {got}"),
+                    );
+                }
+            }
+        }
+    }
+    if c.loss == LossKind::BceLogits
+        && matches!(
+            c.model.discriminator.layers.last(),
+            Some(LayerSpec::Sigmoid)
+        )
+    {
+        return p(
+            &format!("model.discriminator.layers[{}]", c.model.discriminator.layers.len() - 1),
+            "the discriminator must end in a logit: loss \"bce_logits\" applies the sigmoid itself. \
+             Remove this layer, or set loss = \"tutorial_double_sigmoid\" to reproduce the tutorial's bug"
+                .into(),
+        );
+    }
+
+    // Optimizers.
+    for (net, a) in [
+        ("generator", &c.optimizer.generator),
+        ("discriminator", &c.optimizer.discriminator),
+    ] {
+        let key = |k: &str| format!("optimizer.{net}.{k}");
+        if !(a.lr > 0.0 && a.lr.is_finite()) {
+            return p(&key("lr"), format!("must be positive, got {}", a.lr));
+        }
+        if !(0.0..1.0).contains(&a.beta1) {
+            return p(&key("beta1"), format!("must be in [0, 1), got {}", a.beta1));
+        }
+        if !(0.0..1.0).contains(&a.beta2) {
+            return p(&key("beta2"), format!("must be in [0, 1), got {}", a.beta2));
+        }
+        if !(a.eps > 0.0 && a.eps.is_finite()) {
+            return p(&key("eps"), format!("must be positive, got {}", a.eps));
+        }
+    }
+
+    // Schedule and outputs.
+    let t = &c.training;
+    if t.epochs == 0 {
+        return p("training.epochs", "must be at least 1".into());
+    }
+    if t.batch_size == 0 || t.batch_size > train_size {
+        return p(
+            "training.batch_size",
+            format!(
+                "must be between 1 and the {train_size} training images, got {}",
+                t.batch_size
+            ),
+        );
+    }
+    if t.d_steps_per_g_step == 0 {
+        return p("training.d_steps_per_g_step", "must be at least 1".into());
+    }
+    if train_size / t.batch_size < t.d_steps_per_g_step {
+        return p(
+            "training.d_steps_per_g_step",
+            format!(
+                "an epoch has only {} batches, too few for {} discriminator steps per generator step",
+                train_size / t.batch_size,
+                t.d_steps_per_g_step
+            ),
+        );
+    }
+    if c.output.checkpoint_every == 0 {
+        return p("output.checkpoint_every", "must be at least 1".into());
+    }
+    if c.output.keep_checkpoints == 0 {
+        return p(
+            "output.keep_checkpoints",
+            "must be at least 1 (resuming needs one)".into(),
+        );
+    }
+    if c.output.sample_grid == 0 || c.output.sample_grid > 32 {
+        return p("output.sample_grid", "must be between 1 and 32".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! MNIST: reads the original IDX files (gzipped or raw), verifies them against their
+//! `SHA256SUMS`, scales pixels to [0, 1] and splits them as TensorFlow's `read_data_sets` does
+//! (the first 5,000 training images are validation).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{DataConfig, IMAGE_PIXELS};
+use crate::error::{Error, Result};
+
+/// File stems of the four MNIST files.
+pub const TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
+/// Training labels.
+pub const TRAIN_LABELS: &str = "train-labels-idx1-ubyte";
+/// Test images.
+pub const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
+/// Test labels.
+pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
+
+/// A set of images, row-major, pixels in [0, 1], with their labels.
+#[derive(Debug, Clone)]
+pub struct Images {
+    /// `len * 784` pixels.
+    pub pixels: Vec<f32>,
+    /// One label (0-9) per image.
+    pub labels: Vec<u8>,
+}
+
+impl Images {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Pixels of image `i`.
+    pub fn image(&self, i: usize) -> &[f32] {
+        &self.pixels[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS]
+    }
+
+    fn range(&self, start: usize, end: usize) -> Images {
+        Images {
+            pixels: self.pixels[start * IMAGE_PIXELS..end * IMAGE_PIXELS].to_vec(),
+            labels: self.labels[start..end].to_vec(),
+        }
+    }
+}
+
+/// MNIST split for training.
+#[derive(Debug, Clone)]
+pub struct Mnist {
+    /// Images the GAN trains on.
+    pub train: Images,
+    /// The held-out first images of the training file.
+    pub validation: Images,
+}
+
+/// Loads the training file and splits it per the config.
+pub fn load_train(config: &DataConfig) -> Result<Mnist> {
+    let sums = read_checksums(&config.dir)?;
+    let images = read_images(&config.dir, TRAIN_IMAGES, &sums)?;
+    let labels = read_labels(&config.dir, TRAIN_LABELS, &sums)?;
+    let path = config.dir.join(TRAIN_LABELS);
+    let all = pair(images, labels, &path)?;
+    let v = config.validation_size;
+    let n = config.train_size.unwrap_or(all.len() - v);
+    Ok(Mnist {
+        validation: all.range(0, v),
+        train: all.range(v, v + n),
+    })
+}
+
+/// Loads the 10,000 test images.
+pub fn load_test(dir: &Path) -> Result<Images> {
+    let sums = read_checksums(dir)?;
+    let images = read_images(dir, TEST_IMAGES, &sums)?;
+    let labels = read_labels(dir, TEST_LABELS, &sums)?;
+    pair(images, labels, &dir.join(TEST_LABELS))
+}
+
+fn pair(pixels: Vec<f32>, labels: Vec<u8>, path: &Path) -> Result<Images> {
+    if pixels.len() != labels.len() * IMAGE_PIXELS {
+        return Err(Error::Data {
+            path: path.to_path_buf(),
+            message: format!(
+                "{} labels for {} images",
+                labels.len(),
+                pixels.len() / IMAGE_PIXELS
+            ),
+        });
+    }
+    Ok(Images { pixels, labels })
+}
+
+/// The `SHA256SUMS` of a data folder: stem -> hex digest. A folder without one is accepted
+/// with a warning, since users may bring their own copy.
+fn read_checksums(dir: &Path) -> Result<BTreeMap<String, String>> {
+    let path = dir.join("SHA256SUMS");
+    if !dir.is_dir() {
+        return Err(Error::Data {
+            path: dir.to_path_buf(),
+            message: "no such folder".into(),
+        });
+    }
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(path = %path.display(), "no SHA256SUMS: MNIST files are not verified");
+            return Ok(BTreeMap::new());
+        }
+        Err(e) => return Err(Error::io("cannot read", &path, e)),
+    };
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let sum = parts.next()?;
+            let name = parts.next()?.trim_start_matches('*');
+            Some((name.trim_end_matches(".gz").to_string(), sum.to_lowercase()))
+        })
+        .collect())
+}
+
+/// Reads `<stem>.gz` or `<stem>`, decompressing when gzipped, and checks it against `sums`.
+fn read_file(
+    dir: &Path,
+    stem: &str,
+    sums: &BTreeMap<String, String>,
+) -> Result<(PathBuf, Vec<u8>)> {
+    let gz = dir.join(format!("{stem}.gz"));
+    let path = if gz.exists() { gz } else { dir.join(stem) };
+    let raw = std::fs::read(&path).map_err(|e| Error::Data {
+        path: path.clone(),
+        message: format!("cannot read: {e}"),
+    })?;
+    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| Error::Data {
+                path: path.clone(),
+                message: format!("corrupt gzip data ({e}): the file is damaged or truncated"),
+            })?;
+        out
+    } else {
+        raw
+    };
+    if let Some(expected) = sums.get(stem) {
+        let actual: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if &actual != expected {
+            return Err(Error::Data {
+                path,
+                message: format!(
+                    "checksum mismatch: SHA256SUMS says {expected}, the file's content is {actual}"
+                ),
+            });
+        }
+    }
+    Ok((path, bytes))
+}
+
+/// Parses an IDX header, checking the magic number and that the body has exactly the bytes the
+/// header promises. Returns the dimensions and the body.
+pub fn parse_idx<'a>(
+    bytes: &'a [u8],
+    path: &Path,
+    expect_magic: u32,
+) -> Result<(Vec<usize>, &'a [u8])> {
+    let bad = |message: String| Error::Data {
+        path: path.to_path_buf(),
+        message,
+    };
+    if bytes.len() < 4 {
+        return Err(bad(format!("only {} bytes: not an IDX file", bytes.len())));
+    }
+    let magic = u32::from_be_bytes(bytes[0..4].try_into().expect("4 bytes"));
+    if magic != expect_magic {
+        return Err(bad(format!(
+            "magic number {magic} where an IDX file of this kind has {expect_magic}"
+        )));
+    }
+    let ndim = (magic & 0xff) as usize;
+    let header = 4 + 4 * ndim;
+    if bytes.len() < header {
+        return Err(bad("truncated IDX header".into()));
+    }
+    let dims: Vec<usize> = (0..ndim)
+        .map(|i| {
+            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
+        })
+        .collect();
+    let expected: usize = dims.iter().product();
+    let body = &bytes[header..];
+    if body.len() != expected {
+        return Err(bad(format!(
+            "header promises {expected} bytes of data ({dims:?}), the file has {}: truncated or padded",
+            body.len()
+        )));
+    }
+    Ok((dims, body))
+}
+
+fn read_images(dir: &Path, stem: &str, sums: &BTreeMap<String, String>) -> Result<Vec<f32>> {
+    let (path, bytes) = read_file(dir, stem, sums)?;
+    let (dims, body) = parse_idx(&bytes, &path, 2051)?;
+    if dims.len() != 3 || dims[1] != 28 || dims[2] != 28 {
+        return Err(Error::Data {
+            path,
+            message: format!("expected N x 28 x 28 images, found dimensions {dims:?}"),
+        });
+    }
+    Ok(body.iter().map(|&b| b as f32 / 255.0).collect())
+}
+
+fn read_labels(dir: &Path, stem: &str, sums: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+    let (path, bytes) = read_file(dir, stem, sums)?;
+    let (_, body) = parse_idx(&bytes, &path, 2049)?;
+    Ok(body.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idx(magic: u32, dims: &[u32], body: &[u8]) -> Vec<u8> {
+        let mut v = magic.to_be_bytes().to_vec();
+        for d in dims {
+            v.extend(d.to_be_bytes());
+        }
+        v.extend(body);
+        v
+    }
+
+    #[test]
+    fn idx_header_is_checked() {
+        let p = Path::new("x");
+        let good = idx(2051, &[1, 2, 2], &[0, 1, 2, 3]);
+        let (dims, body) = parse_idx(&good, p, 2051).unwrap();
+        assert_eq!((dims, body.len()), (vec![1, 2, 2], 4));
+        let e = parse_idx(&good[..good.len() - 1], p, 2051).unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
+        let e = parse_idx(&good, p, 2049).unwrap_err();
+        assert!(e.to_string().contains("magic"), "{e}");
+    }
+}

@@ -1,0 +1,147 @@
+//! The library's error type: every failure names the file, key or step it concerns and, where
+//! there is one, what to do about it.
+
+use std::path::{Path, PathBuf};
+
+/// Result alias used throughout gan-run.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where in an experiment file a configuration problem sits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigLocation {
+    /// The experiment file.
+    pub file: PathBuf,
+    /// 1-based line and column of the offending value, when it came from the file.
+    pub line_col: Option<(usize, usize)>,
+    /// Dotted key path, e.g. `model.generator.layers[3].rate`.
+    pub key: String,
+    /// The `--set` override that supplied the value, if any.
+    pub from_override: Option<String>,
+}
+
+impl std::fmt::Display for ConfigLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some((line, col)) = self.line_col {
+            write!(f, ":{line}:{col}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": `{}`", self.key)?;
+        }
+        if let Some(o) = &self.from_override {
+            write!(f, " (from `--set {o}`)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything that can go wrong in gan-run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A config file that cannot be parsed or whose values are impossible.
+    #[error("{location}: {message}")]
+    Config {
+        /// Where the problem is.
+        location: ConfigLocation,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A malformed `--set KEY=VALUE`.
+    #[error("bad override `{text}`: {message}")]
+    Override {
+        /// The override as typed.
+        text: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// An MNIST file that is missing, truncated or does not match its checksum.
+    #[error("data file {}: {message}", path.display())]
+    Data {
+        /// The data file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A checkpoint that cannot be read or does not belong to this run.
+    #[error("checkpoint {}: {message}", path.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A run directory that cannot be used as asked.
+    #[error("run directory {}: {message}", path.display())]
+    RunDir {
+        /// The run directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A loss became NaN or infinite.
+    #[error("training diverged at epoch {epoch}, step {step}: {what} is {value}")]
+    Diverged {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based step within the epoch.
+        step: usize,
+        /// Which quantity went bad.
+        what: &'static str,
+        /// Its value.
+        value: f32,
+    },
+
+    /// Any other I/O failure, with the path it concerned.
+    #[error("{action} {}", path.display())]
+    Io {
+        /// What was being done, e.g. "cannot write".
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A device the config asks for that this build cannot use.
+    #[error("{0}")]
+    Device(String),
+}
+
+impl Error {
+    /// A hint for the user, printed on its own line after the error.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Diverged { .. } => Some(
+                "the last good checkpoint is kept; lower the learning rates or change beta1, \
+                 then run again to resume"
+                    .into(),
+            ),
+            Error::Checkpoint { .. } => Some(
+                "the run directory holds a checkpoint this config cannot use; \
+                 pick another `--name`, or pass `--force` to start the run afresh"
+                    .into(),
+            ),
+            Error::Data { .. } => Some(
+                "gan-run ships MNIST under data/mnist; point `data.dir` or `--data-dir` at a \
+                 folder with the four original IDX files (gzipped or raw) and their SHA256SUMS"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Wraps an I/O error with the path and action it concerned.
+    pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Checkpoints in safetensors: both networks, both optimizers' moments and step counts, the
+//! training RNG's exact position and the metrics so far, with a checksum over every tensor, so
+//! that a resumed run continues bit for bit and a damaged or foreign file is refused.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use dfdx::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::model::{Network, TensorVisitor};
+use crate::train::optim::AdamState;
+use crate::train::GanState;
+
+const FORMAT: &str = "gan-run-checkpoint-1";
+
+/// Serialises the state; `fingerprint` ties the file to the config that produced it.
+pub fn to_bytes(state: &mut GanState, fingerprint: &str) -> Vec<u8> {
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    collect(&mut state.generator, &mut state.g_opt, &mut tensors);
+    collect(&mut state.discriminator, &mut state.d_opt, &mut tensors);
+    let checksum = checksum(tensors.iter().map(|(n, _, b)| (n.as_str(), b.as_slice())));
+    let rng = &state.rng;
+    let metadata: HashMap<String, String> = [
+        ("format", FORMAT.to_string()),
+        ("fingerprint", fingerprint.to_string()),
+        ("epoch", state.epoch.to_string()),
+        ("generator_steps", state.g_opt.steps.to_string()),
+        ("discriminator_steps", state.d_opt.steps.to_string()),
+        ("rng_seed", hex(&rng.get_seed())),
+        ("rng_stream", rng.get_stream().to_string()),
+        ("rng_word_pos", rng.get_word_pos().to_string()),
+        (
+            "metrics",
+            serde_json::to_string(&state.history).expect("metrics serialise"),
+        ),
+        ("checksum", checksum),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(name, shape, bytes)| {
+            let view = TensorView::new(Dtype::F32, shape.clone(), bytes).expect("sizes agree");
+            (name.clone(), view)
+        })
+        .collect();
+    safetensors::serialize(views, &Some(metadata)).expect("in-memory serialisation")
+}
+
+/// Restores `state` (built fresh from the same config) from a checkpoint file's bytes.
+pub fn restore(state: &mut GanState, bytes: &[u8], path: &Path, fingerprint: &str) -> Result<()> {
+    let bad = |message: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        message,
+    };
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| {
+        bad(format!(
+            "not a readable safetensors file ({e}): damaged or truncated"
+        ))
+    })?;
+    let file = SafeTensors::deserialize(bytes).map_err(|e| {
+        bad(format!(
+            "not a readable safetensors file ({e}): damaged or truncated"
+        ))
+    })?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let get = |k: &str| {
+        meta.get(k)
+            .cloned()
+            .ok_or_else(|| bad(format!("metadata has no `{k}`: not a gan-run checkpoint")))
+    };
+    if get("format")? != FORMAT {
+        return Err(bad(format!(
+            "format `{}`, expected `{FORMAT}`",
+            get("format")?
+        )));
+    }
+    if get("fingerprint")? != fingerprint {
+        return Err(bad(
+            "it was written by a different config (model, optimizer, loss, data split or seed differ)"
+                .into(),
+        ));
+    }
+    let mut names: Vec<String> = file.names().into_iter().cloned().collect();
+    names.sort();
+    let mut sum_input = Vec::new();
+    for name in &names {
+        let view = file
+            .tensor(name)
+            .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+        sum_input.push((name.clone(), view.data().to_vec()));
+    }
+    let actual = checksum(sum_input.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
+    if actual != get("checksum")? {
+        return Err(bad(
+            "tensor data does not match its checksum: the file is damaged".into(),
+        ));
+    }
+
+    let parse = |k: &str| -> Result<u128> {
+        get(k)?
+            .parse()
+            .map_err(|_| bad(format!("metadata `{k}` is not a number")))
+    };
+    let mut loader = Loader {
+        file: &file,
+        prefix: String::new(),
+        error: None,
+    };
+    load_network(&mut state.generator, &mut state.g_opt, &mut loader);
+    load_network(&mut state.discriminator, &mut state.d_opt, &mut loader);
+    if let Some(message) = loader.error {
+        return Err(bad(message));
+    }
+    state.epoch = parse("epoch")? as usize;
+    state.g_opt.steps = parse("generator_steps")? as i32;
+    state.d_opt.steps = parse("discriminator_steps")? as i32;
+    let seed: [u8; 32] = unhex(&get("rng_seed")?)
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| bad("metadata `rng_seed` is malformed".into()))?;
+    let mut rng = ChaCha8Rng::from_seed(seed);
+    rng.set_stream(parse("rng_stream")? as u64);
+    rng.set_word_pos(parse("rng_word_pos")?);
+    state.rng = rng;
+    state.history = serde_json::from_str(&get("metrics")?)
+        .map_err(|e| bad(format!("metadata `metrics` is malformed: {e}")))?;
+    Ok(())
+}
+
+/// The epoch recorded in a checkpoint's header, without reading its tensors.
+pub fn epoch_of(bytes: &[u8]) -> Option<usize> {
+    let (_, header) = SafeTensors::read_metadata(bytes).ok()?;
+    header.metadata().as_ref()?.get("epoch")?.parse().ok()
+}
+
+fn collect(net: &mut Network, opt: &mut AdamState, out: &mut Vec<(String, Vec<usize>, Vec<u8>)>) {
+    struct Collect<'a> {
+        prefix: String,
+        opt: &'a mut AdamState,
+        out: &'a mut Vec<(String, Vec<usize>, Vec<u8>)>,
+    }
+    impl TensorVisitor for Collect<'_> {
+        fn visit<S: Shape>(&mut self, name: &str, t: &mut Tensor<S, f32, Cpu>, trainable: bool) {
+            let shape = t.shape().concrete().into_iter().collect::<Vec<_>>();
+            let p = &self.prefix;
+            self.out
+                .push((format!("{p}.{name}"), shape.clone(), le_bytes(&t.as_vec())));
+            if trainable {
+                let (m, v) = self.opt.moments_of(t);
+                self.out
+                    .push((format!("{p}.adam_m.{name}"), shape.clone(), le_bytes(m)));
+                self.out
+                    .push((format!("{p}.adam_v.{name}"), shape, le_bytes(v)));
+            }
+        }
+    }
+    let prefix = net.name.clone();
+    net.visit(&mut Collect { prefix, opt, out });
+}
+
+struct Loader<'a> {
+    file: &'a SafeTensors<'a>,
+    prefix: String,
+    error: Option<String>,
+}
+
+impl Loader<'_> {
+    fn read(&mut self, name: &str, shape: &[usize]) -> Option<Vec<f32>> {
+        if self.error.is_some() {
+            return None;
+        }
+        let view = match self.file.tensor(name) {
+            Ok(v) => v,
+            Err(_) => {
+                self.error = Some(format!(
+                    "has no tensor `{name}`: it belongs to another model"
+                ));
+                return None;
+            }
+        };
+        if view.dtype() != Dtype::F32 || view.shape() != shape {
+            self.error = Some(format!(
+                "tensor `{name}` is {:?} {:?}, the model needs F32 {shape:?}",
+                view.dtype(),
+                view.shape()
+            ));
+            return None;
+        }
+        Some(
+            view.data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .collect(),
+        )
+    }
+}
+
+fn load_network(net: &mut Network, opt: &mut AdamState, loader: &mut Loader<'_>) {
+    struct Load<'a, 'b> {
+        opt: &'a mut AdamState,
+        loader: &'a mut Loader<'b>,
+    }
+    impl TensorVisitor for Load<'_, '_> {
+        fn visit<S: Shape>(&mut self, name: &str, t: &mut Tensor<S, f32, Cpu>, trainable: bool) {
+            let shape: Vec<usize> = t.shape().concrete().into_iter().collect();
+            let p = self.loader.prefix.clone();
+            if let Some(values) = self.loader.read(&format!("{p}.{name}"), &shape) {
+                t.copy_from(&values);
+            }
+            if trainable {
+                let m = self.loader.read(&format!("{p}.adam_m.{name}"), &shape);
+                let v = self.loader.read(&format!("{p}.adam_v.{name}"), &shape);
+                if let (Some(m), Some(v)) = (m, v) {
+                    let (mt, vt) = self.opt.moments_of(t);
+                    mt.copy_from_slice(&m);
+                    vt.copy_from_slice(&v);
+                }
+            }
+        }
+    }
+    loader.prefix = net.name.clone();
+    net.visit(&mut Load { opt, loader });
+}
+
+fn le_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
+    let mut sorted: Vec<_> = tensors.collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let mut h = Sha256::new();
+    for (name, bytes) in sorted {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    }
+    hex(&h.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}

@@ -1,0 +1,266 @@
+//! The run directory `runs/<name>/`: everything a run leaves behind, written atomically
+//! (temp file + rename) so that a kill at any moment leaves every file whole, and never
+//! silently overwritten.
+//!
+//! ```text
+//! runs/<name>/
+//!   config.toml     the resolved config (every default filled in)
+//!   overrides.txt   the --set overrides of each start, one per line
+//!   train.log       the log
+//!   metrics.csv     one row per epoch
+//!   summary.json    written when the run finishes
+//!   checkpoints/epoch-NNNN.safetensors
+//!   samples/epoch-NNNN.png
+//! ```
+
+pub mod checkpoint;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::{ExperimentConfig, IMAGE_PIXELS};
+use crate::error::{Error, Result};
+use crate::train::EpochMetrics;
+
+/// The resolved config.
+pub const CONFIG_FILE: &str = "config.toml";
+/// The overrides used, one start per line.
+pub const OVERRIDES_FILE: &str = "overrides.txt";
+/// The log.
+pub const LOG_FILE: &str = "train.log";
+/// Per-epoch metrics.
+pub const METRICS_FILE: &str = "metrics.csv";
+/// The end-of-run summary.
+pub const SUMMARY_FILE: &str = "summary.json";
+/// Checkpoint folder.
+pub const CHECKPOINTS_DIR: &str = "checkpoints";
+/// Sample grid folder.
+pub const SAMPLES_DIR: &str = "samples";
+
+/// An open run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    /// Its path.
+    pub path: PathBuf,
+}
+
+/// What [`RunDir::prepare`] found.
+#[derive(Debug)]
+pub enum Start {
+    /// A new, empty run.
+    Fresh,
+    /// A run of the same config with a checkpoint to resume from.
+    Resume(PathBuf),
+}
+
+impl RunDir {
+    /// Opens `path` for `config`: creates it, or continues the run of the same config that is
+    /// there. A directory holding a different config, or something that is not a run, is
+    /// refused, unless `force`, which deletes it and starts afresh.
+    pub fn prepare(path: &Path, config: &ExperimentConfig, force: bool) -> Result<(RunDir, Start)> {
+        let dir = RunDir {
+            path: path.to_path_buf(),
+        };
+        if force && path.exists() {
+            tracing::warn!(path = %path.display(), "--force: deleting the existing run directory");
+            std::fs::remove_dir_all(path).map_err(|e| Error::io("cannot delete", path, e))?;
+        }
+        let start = if path.join(CONFIG_FILE).exists() {
+            let previous = dir.read_config()?;
+            if previous.training_fingerprint() != config.training_fingerprint() {
+                let keys = crate::config::differing_keys(&previous, config);
+                return Err(Error::RunDir {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "holds a run of a different config ({} differ{}); \
+                         choose another name with `--name`, or pass `--force` to replace it",
+                        keys.join(", "),
+                        if keys.len() == 1 { "s" } else { "" }
+                    ),
+                });
+            }
+            match dir.latest_checkpoint()? {
+                Some(c) => Start::Resume(c),
+                None => Start::Fresh,
+            }
+        } else if path.exists()
+            && std::fs::read_dir(path)
+                .map_err(|e| Error::io("cannot list", path, e))?
+                .next()
+                .is_some()
+        {
+            return Err(Error::RunDir {
+                path: path.to_path_buf(),
+                message: format!(
+                    "exists and is not a gan-run run (no {CONFIG_FILE}); choose another `--name` or `--runs-dir`"
+                ),
+            });
+        } else {
+            Start::Fresh
+        };
+        for sub in [CHECKPOINTS_DIR, SAMPLES_DIR] {
+            let p = path.join(sub);
+            std::fs::create_dir_all(&p).map_err(|e| Error::io("cannot create", &p, e))?;
+        }
+        atomic_write(&path.join(CONFIG_FILE), config.to_toml().as_bytes())?;
+        Ok((dir, start))
+    }
+
+    /// The resolved config saved in the directory.
+    pub fn read_config(&self) -> Result<ExperimentConfig> {
+        let p = self.path.join(CONFIG_FILE);
+        crate::config::load(&p, &[])
+    }
+
+    /// Appends one line to `overrides.txt` (empty overrides still mark a start).
+    pub fn record_overrides(&self, overrides: &[String]) -> Result<()> {
+        let p = self.path.join(OVERRIDES_FILE);
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .map_err(|e| Error::io("cannot open", &p, e))?;
+        writeln!(f, "{}", overrides.join(" ")).map_err(|e| Error::io("cannot write", &p, e))
+    }
+
+    /// Path of the checkpoint of `epoch`.
+    pub fn checkpoint_path(&self, epoch: usize) -> PathBuf {
+        self.path
+            .join(CHECKPOINTS_DIR)
+            .join(format!("epoch-{epoch:04}.safetensors"))
+    }
+
+    /// The checkpoints present, oldest first.
+    pub fn checkpoints(&self) -> Result<Vec<(usize, PathBuf)>> {
+        let dir = self.path.join(CHECKPOINTS_DIR);
+        if !dir.exists() {
+            return Ok(Vec::new());
+        }
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io("cannot list", &dir, e))? {
+            let entry = entry.map_err(|e| Error::io("cannot list", &dir, e))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if let Some(epoch) = name
+                .strip_prefix("epoch-")
+                .and_then(|s| s.strip_suffix(".safetensors"))
+                .and_then(|s| s.parse::<usize>().ok())
+            {
+                found.push((epoch, entry.path()));
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// The newest checkpoint, if any.
+    pub fn latest_checkpoint(&self) -> Result<Option<PathBuf>> {
+        Ok(self.checkpoints()?.pop().map(|(_, p)| p))
+    }
+
+    /// Writes a checkpoint and deletes all but the newest `keep`.
+    pub fn save_checkpoint(&self, epoch: usize, bytes: &[u8], keep: usize) -> Result<PathBuf> {
+        let path = self.checkpoint_path(epoch);
+        atomic_write(&path, bytes)?;
+        let all = self.checkpoints()?;
+        for (_, old) in all.iter().take(all.len().saturating_sub(keep)) {
+            std::fs::remove_file(old).map_err(|e| Error::io("cannot delete", old, e))?;
+        }
+        Ok(path)
+    }
+
+    /// Rewrites `metrics.csv` from the full history.
+    pub fn write_metrics(&self, history: &[EpochMetrics]) -> Result<()> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        for row in history {
+            w.serialize(row).expect("metrics rows serialise");
+        }
+        let bytes = w.into_inner().expect("in-memory writer");
+        atomic_write(&self.path.join(METRICS_FILE), &bytes)
+    }
+
+    /// Writes `samples/epoch-NNNN.png`: a `grid x grid` tiling of 28x28 images in [0, 1].
+    pub fn write_samples(&self, epoch: usize, pixels: &[f32], grid: usize) -> Result<PathBuf> {
+        let path = self
+            .path
+            .join(SAMPLES_DIR)
+            .join(format!("epoch-{epoch:04}.png"));
+        atomic_write(&path, &grid_png(pixels, grid))?;
+        Ok(path)
+    }
+
+    /// Writes `summary.json`.
+    pub fn write_summary<T: Serialize>(&self, summary: &T) -> Result<()> {
+        let text = serde_json::to_string_pretty(summary).expect("summary serialises");
+        atomic_write(&self.path.join(SUMMARY_FILE), text.as_bytes())
+    }
+}
+
+/// A PNG of `grid x grid` MNIST images (white digits on black, 2-pixel gaps).
+pub fn grid_png(pixels: &[f32], grid: usize) -> Vec<u8> {
+    const PAD: usize = 2;
+    let side = grid * (28 + PAD) + PAD;
+    let mut img = image::GrayImage::new(side as u32, side as u32);
+    let count = (pixels.len() / IMAGE_PIXELS).min(grid * grid);
+    for k in 0..count {
+        let (gy, gx) = (k / grid, k % grid);
+        for y in 0..28 {
+            for x in 0..28 {
+                let v = pixels[k * IMAGE_PIXELS + y * 28 + x].clamp(0.0, 1.0);
+                let (px, py) = (PAD + gx * (28 + PAD) + x, PAD + gy * (28 + PAD) + y);
+                img.put_pixel(
+                    px as u32,
+                    py as u32,
+                    image::Luma([(v * 255.0).round() as u8]),
+                );
+            }
+        }
+    }
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("in-memory PNG");
+    out.into_inner()
+}
+
+/// Writes a file so that readers see either the old content or the new, never a part: the
+/// bytes go to a temporary sibling, are flushed to disk, and the temporary is renamed over.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp-{}",
+        path.extension().and_then(|e| e.to_str()).unwrap_or(""),
+        std::process::id()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io("cannot write", path, e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_whole_files_and_leaves_no_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        atomic_write(&p, b"one").unwrap();
+        atomic_write(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn grid_png_has_the_expected_size() {
+        let png = grid_png(&vec![0.5; 4 * IMAGE_PIXELS], 2);
+        let img = image::load_from_memory(&png).unwrap();
+        assert_eq!((img.width(), img.height()), (62, 62));
+    }
+}

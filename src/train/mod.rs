@@ -1,0 +1,169 @@
+//! Training: the loop itself ([`trainer`]), its losses and optimizers, and [`run`], which ties a
+//! config to a run directory: prepare or resume, train epoch by epoch, and write metrics,
+//! checkpoints, sample grids and the summary.
+
+pub mod loss;
+pub mod optim;
+pub mod trainer;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use dfdx::prelude::*;
+use serde::Serialize;
+
+use crate::config::ExperimentConfig;
+use crate::error::{Error, Result};
+use crate::run_dir::{checkpoint, RunDir, Start};
+pub use trainer::{fixed_noise, generate, sample_noise, train_epoch, EpochMetrics, GanState};
+
+/// How and where to run, beyond the config itself.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The run directory (usually `runs/<name>`).
+    pub run_dir: PathBuf,
+    /// Replace whatever is in the run directory.
+    pub force: bool,
+    /// The `--set` overrides as typed, recorded in `overrides.txt`.
+    pub overrides: Vec<String>,
+    /// Show a progress bar (when stderr is a terminal).
+    pub progress: bool,
+    /// Stop after this many epochs of this start (the run stays resumable); for tests and
+    /// for interrupting deliberately.
+    pub max_epochs_this_start: Option<usize>,
+}
+
+/// What `summary.json` holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Run name.
+    pub name: String,
+    /// Epochs completed.
+    pub epochs: usize,
+    /// Whether all configured epochs are done.
+    pub finished: bool,
+    /// The last epoch's metrics.
+    pub last: Option<EpochMetrics>,
+    /// Trainable parameters of the generator.
+    pub generator_params: usize,
+    /// Trainable parameters of the discriminator.
+    pub discriminator_params: usize,
+    /// Wall time of this start, in seconds.
+    pub seconds_this_start: f64,
+    /// The run directory.
+    pub run_dir: PathBuf,
+}
+
+/// Trains `config` into `options.run_dir`, resuming from its last checkpoint if it has one.
+pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
+    let start_time = Instant::now();
+    let (dir, start) = RunDir::prepare(&options.run_dir, config, options.force)?;
+    crate::logging::attach_file(&dir.path.join(crate::run_dir::LOG_FILE))?;
+    dir.record_overrides(&options.overrides)?;
+    let _span = tracing::info_span!("run", name = %config.name, seed = config.seed).entered();
+
+    let dev = Cpu::seed_from_u64(config.seed);
+    let mut state = GanState::new(config, &dev);
+    let fingerprint = config.training_fingerprint();
+    if let Start::Resume(path) = &start {
+        let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+        checkpoint::restore(&mut state, &bytes, path, &fingerprint)?;
+        tracing::info!(checkpoint = %path.display(), epoch = state.epoch, "resuming");
+    }
+    let (g_params, d_params) = (
+        state.generator.num_params(),
+        state.discriminator.num_params(),
+    );
+    let summary = |state: &GanState| Summary {
+        name: config.name.clone(),
+        epochs: state.epoch,
+        finished: state.epoch >= config.training.epochs,
+        last: state.history.last().cloned(),
+        generator_params: g_params,
+        discriminator_params: d_params,
+        seconds_this_start: start_time.elapsed().as_secs_f64(),
+        run_dir: dir.path.clone(),
+    };
+    if state.epoch >= config.training.epochs {
+        tracing::info!(
+            epochs = state.epoch,
+            "run already finished; nothing to do (use --force to retrain)"
+        );
+        return Ok(summary(&state));
+    }
+    dir.write_metrics(&state.history)?;
+
+    let data = crate::data::load_train(&config.data)?;
+    tracing::info!(
+        train = data.train.len(),
+        validation = data.validation.len(),
+        generator_params = g_params,
+        discriminator_params = d_params,
+        "data loaded"
+    );
+    let grid = config.output.sample_grid;
+    let noise = fixed_noise(config, grid * grid, &dev);
+    let steps = data.train.len() / config.training.batch_size;
+    let last_epoch = match options.max_epochs_this_start {
+        Some(n) => config.training.epochs.min(state.epoch + n),
+        None => config.training.epochs,
+    };
+    while state.epoch < last_epoch {
+        let epoch = state.epoch + 1;
+        let _span = tracing::info_span!("epoch", epoch).entered();
+        let bar = progress_bar(
+            options.progress,
+            steps as u64,
+            epoch,
+            config.training.epochs,
+        );
+        let m = train_epoch(&mut state, config, &data.train, &dev, |s| {
+            bar.set_position(s as u64)
+        });
+        bar.finish_and_clear();
+        let m = m?;
+        tracing::info!(
+            d_loss = format!("{:.4}", m.d_loss),
+            g_loss = format!("{:.4}", m.g_loss),
+            d_real = format!("{:.3}", m.d_real),
+            d_fake = format!("{:.3}", m.d_fake),
+            seconds = format!("{:.1}", m.seconds),
+            "epoch {epoch}/{} done",
+            config.training.epochs
+        );
+        let is_last = epoch == config.training.epochs;
+        let sample_every = config.output.sample_every;
+        if sample_every > 0 && (epoch % sample_every == 0 || is_last) {
+            let images = generate(&mut state.generator, noise.clone());
+            let path = dir.write_samples(epoch, &images, grid)?;
+            tracing::info!(path = %path.display(), "sample grid written");
+        }
+        if epoch % config.output.checkpoint_every == 0 || is_last || epoch == last_epoch {
+            let bytes = checkpoint::to_bytes(&mut state, &fingerprint);
+            dir.save_checkpoint(epoch, &bytes, config.output.keep_checkpoints)?;
+        }
+        dir.write_metrics(&state.history)?;
+    }
+    let s = summary(&state);
+    if s.finished {
+        dir.write_summary(&s)?;
+    }
+    Ok(s)
+}
+
+fn progress_bar(enabled: bool, steps: u64, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !enabled || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(steps);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "epoch {msg} [{bar:30}] {pos}/{len} steps, {per_sec}, eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!("{epoch}/{epochs}"));
+    bar
+}

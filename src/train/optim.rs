@@ -1,0 +1,85 @@
+//! Adam with moment buffers that gan-run owns, so that checkpoints can hold them and a resumed
+//! run continues exactly. dfdx's own `Adam` keeps its moments private; its public kernel
+//! `AdamConfig::try_update` does the arithmetic on buffers we pass in.
+
+use dfdx::prelude::*;
+
+use crate::config::AdamSettings;
+use crate::model::{Network, TensorVisitor};
+
+/// One network's optimizer: hyper-parameters, step count and first and second moments.
+#[derive(Debug, Clone)]
+pub struct AdamState {
+    /// dfdx's hyper-parameter struct, built from the config.
+    pub cfg: AdamConfig,
+    /// Updates applied so far (Adam's `t`).
+    pub steps: i32,
+    /// First moments, keyed by the parameter tensors' ids.
+    pub(crate) moment1: Gradients<f32, Cpu>,
+    /// Second moments, keyed likewise.
+    pub(crate) moment2: Gradients<f32, Cpu>,
+}
+
+impl AdamState {
+    /// Fresh state: zero moments, no steps.
+    pub fn new(settings: &AdamSettings) -> Self {
+        AdamState {
+            cfg: AdamConfig {
+                lr: settings.lr,
+                betas: [settings.beta1, settings.beta2],
+                eps: settings.eps,
+                weight_decay: None,
+            },
+            steps: 0,
+            moment1: Gradients::leaky(),
+            moment2: Gradients::leaky(),
+        }
+    }
+
+    /// Applies `grads` to the trainable tensors of `net`, and only those: gradients the same
+    /// backward pass computed for the other network are never read.
+    pub fn update(&mut self, net: &mut Network, grads: &mut Gradients<f32, Cpu>) {
+        self.steps += 1;
+        let mut visitor = Update { state: self, grads };
+        net.visit(&mut visitor);
+    }
+
+    /// The two moment buffers of a tensor (allocated as zeros on first use).
+    pub(crate) fn moments_of<S: Shape>(
+        &mut self,
+        t: &Tensor<S, f32, Cpu>,
+    ) -> (&mut Vec<f32>, &mut Vec<f32>) {
+        let m = self.moment1.get_or_alloc_mut(t).expect("cpu allocation");
+        let v = self.moment2.get_or_alloc_mut(t).expect("cpu allocation");
+        (m, v)
+    }
+}
+
+struct Update<'a> {
+    state: &'a mut AdamState,
+    grads: &'a mut Gradients<f32, Cpu>,
+}
+
+impl TensorVisitor for Update<'_> {
+    fn visit<S: Shape>(&mut self, _: &str, t: &mut Tensor<S, f32, Cpu>, trainable: bool) {
+        if !trainable {
+            return;
+        }
+        // A parameter the loss did not reach gets a zero gradient, as in dfdx's Adam.
+        let grad = self.grads.get_or_alloc_mut(t).expect("cpu allocation");
+        let m = self
+            .state
+            .moment1
+            .get_or_alloc_mut(t)
+            .expect("cpu allocation");
+        let v = self
+            .state
+            .moment2
+            .get_or_alloc_mut(t)
+            .expect("cpu allocation");
+        self.state
+            .cfg
+            .try_update(self.state.steps, t, m, v, grad)
+            .expect("cpu adam kernel");
+    }
+}

@@ -1,0 +1,340 @@
+//! The training loop: one epoch of alternating discriminator and generator steps. It computes
+//! and returns metrics and writes nothing; the run directory is [`crate::run_dir`]'s job.
+
+use std::time::Instant;
+
+use dfdx::prelude::*;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use serde::{Deserialize, Serialize};
+
+use super::loss::gan_bce;
+use super::optim::AdamState;
+use crate::config::{ExperimentConfig, NoiseDistribution, IMAGE_PIXELS};
+use crate::data::Images;
+use crate::error::{Error, Result};
+use crate::model::{Matrix, Mode, Network};
+
+/// RNG streams derived from the one config seed, so that each use is independent of the others.
+const INIT_STREAM: u64 = 1;
+const TRAIN_STREAM: u64 = 2;
+const SAMPLE_STREAM: u64 = 3;
+
+/// One row of `metrics.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean discriminator loss over the epoch's D steps.
+    pub d_loss: f64,
+    /// Mean generator loss over the epoch's G steps.
+    pub g_loss: f64,
+    /// Mean D(x) on real images (sigmoid of the logits).
+    pub d_real: f64,
+    /// Mean D(G(z)) on generated images, as seen in the D steps.
+    pub d_fake: f64,
+    /// Wall time of the epoch.
+    pub seconds: f64,
+    /// Real images consumed per second.
+    pub samples_per_sec: f64,
+}
+
+/// Everything that changes during training: what a checkpoint holds.
+#[derive(Debug, Clone)]
+pub struct GanState {
+    /// Noise -> image.
+    pub generator: Network,
+    /// Image -> logit.
+    pub discriminator: Network,
+    /// The generator's Adam.
+    pub g_opt: AdamState,
+    /// The discriminator's Adam.
+    pub d_opt: AdamState,
+    /// Data order, noise and dropout masks all come from here, in a fixed order.
+    pub rng: ChaCha8Rng,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// One row per completed epoch.
+    pub history: Vec<EpochMetrics>,
+}
+
+fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    rng
+}
+
+impl GanState {
+    /// Builds both networks and fresh optimizers from a validated config.
+    pub fn new(config: &ExperimentConfig, dev: &Cpu) -> Self {
+        let mut init = stream(config.seed, INIT_STREAM);
+        let generator = Network::build(
+            "generator",
+            &config.model.generator.layers,
+            config.noise.dim,
+            &config.init,
+            dev,
+            &mut init,
+        );
+        let discriminator = Network::build(
+            "discriminator",
+            &config.model.discriminator.layers,
+            IMAGE_PIXELS,
+            &config.init,
+            dev,
+            &mut init,
+        );
+        GanState {
+            generator,
+            discriminator,
+            g_opt: AdamState::new(&config.optimizer.generator),
+            d_opt: AdamState::new(&config.optimizer.discriminator),
+            rng: stream(config.seed, TRAIN_STREAM),
+            epoch: 0,
+            history: Vec::new(),
+        }
+    }
+}
+
+/// A `[rows, dim]` batch of noise.
+pub fn sample_noise(
+    config: &ExperimentConfig,
+    rows: usize,
+    rng: &mut ChaCha8Rng,
+    dev: &Cpu,
+) -> Matrix {
+    let n = rows * config.noise.dim;
+    let values: Vec<f32> = match config.noise.distribution {
+        NoiseDistribution::Uniform { low, high } => (0..n)
+            .map(|_| rng.gen_range(low as f32..high as f32))
+            .collect(),
+        NoiseDistribution::Normal { mean, std } => {
+            let d = Normal::new(mean, std).expect("std validated positive");
+            (0..n).map(|_| d.sample(rng) as f32).collect()
+        }
+    };
+    dev.tensor_from_vec(values, (rows, config.noise.dim))
+}
+
+/// The fixed noise batch behind every sample grid of a run: the same for every epoch (and for
+/// every run with the same seed and noise settings), so that grids can be compared.
+pub fn fixed_noise(config: &ExperimentConfig, rows: usize, dev: &Cpu) -> Matrix {
+    sample_noise(config, rows, &mut stream(config.seed, SAMPLE_STREAM), dev)
+}
+
+/// The generator's images for a noise batch, outside training: `[rows, 784]` in its output range.
+pub fn generate(generator: &mut Network, noise: Matrix) -> Vec<f32> {
+    generator.forward(noise, Mode::Eval).as_vec()
+}
+
+/// Trains one epoch: a reshuffle, then per batch one D step, and one G step after every
+/// `d_steps_per_g_step` D steps. `on_step` is called after each batch (for progress bars).
+pub fn train_epoch(
+    state: &mut GanState,
+    config: &ExperimentConfig,
+    train: &Images,
+    dev: &Cpu,
+    mut on_step: impl FnMut(usize),
+) -> Result<EpochMetrics> {
+    let start = Instant::now();
+    let epoch = state.epoch + 1;
+    let batch = config.training.batch_size;
+    let batches = train.len() / batch;
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    order.shuffle(&mut state.rng);
+
+    let (mut d_sum, mut g_sum, mut real_sum, mut fake_sum) = (0f64, 0f64, 0f64, 0f64);
+    let mut g_steps = 0usize;
+    let mut pixels = Vec::with_capacity(batch * IMAGE_PIXELS);
+    for step in 0..batches {
+        pixels.clear();
+        for &i in &order[step * batch..(step + 1) * batch] {
+            pixels.extend_from_slice(train.image(i));
+        }
+        let real: Matrix = dev.tensor_from_vec(pixels.clone(), (batch, IMAGE_PIXELS));
+
+        // D step: G outside its own update (no tape, no dropout, tutorial batch-norm bypassed).
+        let z = sample_noise(config, batch, &mut state.rng, dev);
+        let fake = state.generator.forward(z, Mode::Eval);
+        let real_logits = state.discriminator.forward(
+            real.leaky_traced(),
+            Mode::Train {
+                rng: &mut state.rng,
+            },
+        );
+        let fake_logits = state.discriminator.forward(
+            fake.leaky_traced(),
+            Mode::Train {
+                rng: &mut state.rng,
+            },
+        );
+        real_sum += real_logits
+            .retaped::<NoneTape>()
+            .sigmoid()
+            .mean::<Rank0, _>()
+            .array() as f64;
+        fake_sum += fake_logits
+            .retaped::<NoneTape>()
+            .sigmoid()
+            .mean::<Rank0, _>()
+            .array() as f64;
+        let d_loss =
+            gan_bce(real_logits, 1.0, config.loss) + gan_bce(fake_logits, 0.0, config.loss);
+        let d_value = d_loss.array();
+        check_finite(d_value, "the discriminator loss", epoch, step)?;
+        d_sum += d_value as f64;
+        let mut grads = d_loss.backward();
+        state.d_opt.update(&mut state.discriminator, &mut grads);
+
+        // G step: G in its own update; D outside its own, and D's gradients go unused.
+        if (step + 1) % config.training.d_steps_per_g_step == 0 {
+            let z = sample_noise(config, batch, &mut state.rng, dev);
+            let fake = state.generator.forward(
+                z.leaky_traced(),
+                Mode::Train {
+                    rng: &mut state.rng,
+                },
+            );
+            let logits = state.discriminator.forward(fake, Mode::Eval);
+            let g_loss = gan_bce(logits, 1.0, config.loss);
+            let g_value = g_loss.array();
+            check_finite(g_value, "the generator loss", epoch, step)?;
+            g_sum += g_value as f64;
+            g_steps += 1;
+            let mut grads = g_loss.backward();
+            state.g_opt.update(&mut state.generator, &mut grads);
+        }
+        on_step(step + 1);
+    }
+
+    let seconds = start.elapsed().as_secs_f64();
+    let metrics = EpochMetrics {
+        epoch,
+        d_loss: d_sum / batches as f64,
+        g_loss: g_sum / g_steps.max(1) as f64,
+        d_real: real_sum / batches as f64,
+        d_fake: fake_sum / batches as f64,
+        seconds,
+        samples_per_sec: (batches * batch) as f64 / seconds,
+    };
+    state.epoch = epoch;
+    state.history.push(metrics.clone());
+    Ok(metrics)
+}
+
+fn check_finite(value: f32, what: &'static str, epoch: usize, step: usize) -> Result<()> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::Diverged {
+            epoch,
+            step: step + 1,
+            what,
+            value,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TensorVisitor;
+
+    struct Snapshot(Vec<(String, Vec<f32>)>);
+    impl TensorVisitor for Snapshot {
+        fn visit<S: Shape>(&mut self, name: &str, t: &mut Tensor<S, f32, Cpu>, _: bool) {
+            self.0.push((name.to_string(), t.as_vec()));
+        }
+    }
+    fn snapshot(net: &mut Network) -> Vec<(String, Vec<f32>)> {
+        let mut s = Snapshot(Vec::new());
+        net.visit(&mut s);
+        s.0
+    }
+
+    fn tiny_config(d_steps: usize) -> ExperimentConfig {
+        let text = format!(
+            r#"
+            name = "tiny"
+            [noise]
+            dim = 4
+            [model.generator]
+            layers = [{{type = "linear", out = 8}}, {{type = "leaky_relu", slope = 0.2}},
+                      {{type = "batch_norm", mode = "running"}}, {{type = "dropout", rate = 0.5}},
+                      {{type = "linear", out = 784}}, {{type = "sigmoid"}}]
+            [model.discriminator]
+            layers = [{{type = "linear", out = 8}}, {{type = "leaky_relu", slope = 0.2}},
+                      {{type = "batch_norm", mode = "running"}}, {{type = "linear", out = 1}}]
+            [training]
+            batch_size = 4
+            d_steps_per_g_step = {d_steps}
+            [data]
+            train_size = 8
+            "#
+        );
+        crate::config::from_str(&text, std::path::Path::new("tiny.toml"), &[]).unwrap()
+    }
+
+    fn fake_images(n: usize) -> Images {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        Images {
+            pixels: (0..n * IMAGE_PIXELS).map(|_| rng.gen()).collect(),
+            labels: vec![0; n],
+        }
+    }
+
+    /// With two D steps per G step, the first batch runs a D step only (G untouched), the second
+    /// a D step and a G step. The G step must leave D's parameters exactly as they were, and the
+    /// D step must leave G's trainable parameters exactly as they were.
+    #[test]
+    fn each_optimizer_touches_only_its_own_network() {
+        let dev = Cpu::default();
+        let config = tiny_config(2);
+        let mut state = GanState::new(&config, &dev);
+        let g0 = snapshot(&mut state.generator);
+        let d0 = snapshot(&mut state.discriminator);
+        let images = fake_images(4);
+        train_epoch(&mut state, &config, &images, &dev, |_| {}).unwrap();
+        assert_eq!(snapshot(&mut state.generator), g0, "a D step changed G");
+        assert_ne!(
+            snapshot(&mut state.discriminator),
+            d0,
+            "the D step did nothing"
+        );
+        assert_eq!(state.g_opt.steps, 0);
+        assert_eq!(state.d_opt.steps, 1);
+
+        // Now a G step in isolation: D's tensors (running statistics included, since D is
+        // outside its own update) must not move.
+        let config = tiny_config(1);
+        let d1 = snapshot(&mut state.discriminator);
+        let g1 = snapshot(&mut state.generator);
+        let z = sample_noise(&config, 4, &mut state.rng, &dev);
+        let fake = state.generator.forward(
+            z.leaky_traced(),
+            Mode::Train {
+                rng: &mut state.rng,
+            },
+        );
+        let logits = state.discriminator.forward(fake, Mode::Eval);
+        let mut grads = gan_bce(logits, 1.0, config.loss).backward();
+        state.g_opt.update(&mut state.generator, &mut grads);
+        assert_eq!(snapshot(&mut state.discriminator), d1, "a G step changed D");
+        assert_ne!(snapshot(&mut state.generator), g1, "the G step did nothing");
+    }
+
+    #[test]
+    fn same_seed_same_epoch() {
+        let dev = Cpu::default();
+        let config = tiny_config(1);
+        let images = fake_images(8);
+        let run = || {
+            let mut state = GanState::new(&config, &dev);
+            let m = train_epoch(&mut state, &config, &images, &dev, |_| {}).unwrap();
+            (m.d_loss, m.g_loss, snapshot(&mut state.generator))
+        };
+        assert_eq!(run(), run());
+    }
+}
