@@ -146,7 +146,7 @@ mod tests {
         let text =
             "a = 1\n[model]\nlayers = [\n  { type = \"x\" },\n  { type = \"y\", rate = 2 },\n]\n";
         let at = span_of(text, "model.layers[1].rate").unwrap();
-        assert_eq!(line_col(text, at), (5, 29));
+        assert_eq!(line_col(text, at), (5, 24));
         // A key that is absent falls back to its nearest present ancestor.
         let at = span_of(text, "model.layers[1].missing").unwrap();
         assert_eq!(line_col(text, at).0, 5);

@@ -111,12 +111,14 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
                 LayerSpec::LeakyRelu { slope } if !slope.is_finite() => {
                     return p(&key("slope"), format!("must be finite, got {slope}"))
                 }
-                LayerSpec::Dropout { rate } if !(0.0..1.0).contains(&rate) => return p(
-                    &key("rate"),
-                    format!(
+                LayerSpec::Dropout { rate } if !(0.0..1.0).contains(&rate) => {
+                    return p(
+                        &key("rate"),
+                        format!(
                         "dropout rate must be in [0, 1) (the share of units dropped), got {rate}"
                     ),
-                ),
+                    )
+                }
                 LayerSpec::BatchNorm { momentum, eps, .. } => {
                     if !(0.0..=1.0).contains(&momentum) {
                         return p(

@@ -133,12 +133,12 @@ pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
         );
         let is_last = epoch == config.training.epochs;
         let sample_every = config.output.sample_every;
-        if sample_every > 0 && (epoch % sample_every == 0 || is_last) {
+        if sample_every > 0 && (epoch.is_multiple_of(sample_every) || is_last) {
             let images = generate(&mut state.generator, noise.clone());
             let path = dir.write_samples(epoch, &images, grid)?;
             tracing::info!(path = %path.display(), "sample grid written");
         }
-        if epoch % config.output.checkpoint_every == 0 || is_last || epoch == last_epoch {
+        if epoch.is_multiple_of(config.output.checkpoint_every) || is_last || epoch == last_epoch {
             let bytes = checkpoint::to_bytes(&mut state, &fingerprint);
             dir.save_checkpoint(epoch, &bytes, config.output.keep_checkpoints)?;
         }

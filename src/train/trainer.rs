@@ -189,7 +189,7 @@ pub fn train_epoch(
         state.d_opt.update(&mut state.discriminator, &mut grads);
 
         // G step: G in its own update; D outside its own, and D's gradients go unused.
-        if (step + 1) % config.training.d_steps_per_g_step == 0 {
+        if (step + 1).is_multiple_of(config.training.d_steps_per_g_step) {
             let z = sample_noise(config, batch, &mut state.rng, dev);
             let fake = state.generator.forward(
                 z.leaky_traced(),

@@ -1,0 +1,391 @@
+//! End-to-end tests of the `gan-run` binary: config errors, training on real MNIST, the run
+//! directory, resume, and refusal of damaged inputs.
+
+mod util;
+
+use util::*;
+
+fn data_dir() -> String {
+    repo().join("data/mnist").display().to_string()
+}
+
+/// The paper config with one line replaced, written into the scratch dir.
+fn paper_with(s: &Scratch, from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(config("paper.toml")).unwrap();
+    assert!(text.contains(from), "paper.toml has no `{from}`");
+    s.write("exp.toml", &text.replacen(from, to, 1))
+        .display()
+        .to_string()
+}
+
+#[test]
+fn shipped_configs_pass_the_check() {
+    let s = Scratch::new();
+    let paths: Vec<String> = ["paper.toml", "paper-logits.toml", "smoke.toml"]
+        .iter()
+        .map(|n| config(n).display().to_string())
+        .collect();
+    let mut args = vec!["check", "--data-dir", "x"];
+    args.extend(paths.iter().map(|s| s.as_str()));
+    let out = s.ok(&args);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).matches("ok: ").count(),
+        3
+    );
+}
+
+#[test]
+fn unknown_key_names_file_line_column_and_key() {
+    let s = Scratch::new();
+    let p = paper_with(&s, "beta1 = 0.1", "beta_1 = 0.1");
+    let err = s.fails(&["check", &p]);
+    assert!(err.contains("exp.toml:59:1"), "{err}");
+    assert!(
+        err.contains("optimizer.discriminator") && err.contains("beta_1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_type_is_refused_with_position() {
+    let s = Scratch::new();
+    let p = paper_with(&s, "batch_size = 100", "batch_size = \"100\"");
+    let err = s.fails(&["check", &p]);
+    assert!(err.contains("exp.toml:64:14"), "{err}");
+    assert!(err.contains("training.batch_size"), "{err}");
+}
+
+#[test]
+fn impossible_values_are_refused_with_position() {
+    let s = Scratch::new();
+    let p = paper_with(&s, "rate = 0.5", "rate = 1.5");
+    let err = s.fails(&["check", &p]);
+    assert!(err.contains("exp.toml:35:"), "{err}");
+    assert!(err.contains("model.generator.layers[9].rate"), "{err}");
+    assert!(err.contains("[0, 1)"), "{err}");
+}
+
+#[test]
+fn shapes_are_checked_before_training() {
+    let s = Scratch::new();
+    let p = paper_with(
+        &s,
+        "{ type = \"linear\", out = 784 }",
+        "{ type = \"linear\", out = 783 }",
+    );
+    let err = s.fails(&["train", &p, "--runs-dir", "runs"]);
+    assert!(
+        err.contains("must output an MNIST image (784 pixels)"),
+        "{err}"
+    );
+    assert!(!s.path().join("runs").exists(), "something was written");
+
+    let p = paper_with(
+        &s,
+        "{ type = \"linear\", out = 1 }",
+        "{ type = \"linear\", out = 2 }",
+    );
+    assert!(s.fails(&["check", &p]).contains("must output one logit"));
+
+    let p = paper_with(
+        &s,
+        "{ type = \"linear\", in = 784, out = 1024 }",
+        "{ type = \"linear\", in = 780, out = 1024 }",
+    );
+    let err = s.fails(&["check", &p]);
+    assert!(
+        err.contains("model.discriminator.layers[0]") && err.contains("in = 780"),
+        "{err}"
+    );
+
+    let p = config("paper.toml").display().to_string();
+    let err = s.fails(&[
+        "check",
+        &p,
+        "--set",
+        "data.train_size=50",
+        "--set",
+        "training.batch_size=100",
+    ]);
+    assert!(
+        err.contains("training.batch_size") && err.contains("--set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn overrides_are_checked_like_the_file() {
+    let s = Scratch::new();
+    let p = config("paper.toml").display().to_string();
+    let err = s.fails(&["check", &p, "--set", "training.epoch=3"]);
+    assert!(
+        err.contains("unknown field `epoch`") && err.contains("--set training.epoch=3"),
+        "{err}"
+    );
+    let err = s.fails(&["check", &p, "--set", "optimizer.discriminator.beta1=1.5"]);
+    assert!(
+        err.contains("optimizer.discriminator.beta1") && err.contains("[0, 1)"),
+        "{err}"
+    );
+    let err = s.fails(&["check", &p, "--set", "device=cuda"]);
+    assert!(err.contains("CPU only"), "{err}");
+}
+
+#[test]
+fn double_sigmoid_by_accident_is_refused() {
+    let s = Scratch::new();
+    let text = std::fs::read_to_string(config("paper-logits.toml")).unwrap();
+    let text = text.replacen(
+        "{ type = \"linear\", out = 1 },",
+        "{ type = \"linear\", out = 1 }, { type = \"sigmoid\" },",
+        1,
+    );
+    let p = s.write("exp.toml", &text).display().to_string();
+    let err = s.fails(&["check", &p]);
+    assert!(err.contains("tutorial_double_sigmoid"), "{err}");
+}
+
+#[test]
+fn smoke_config_trains_on_mnist_and_fills_the_run_directory() {
+    let s = Scratch::new();
+    let data = data_dir();
+    let smoke = config("smoke.toml").display().to_string();
+    s.ok(&smoke_args(&[&smoke, "--set", "training.epochs=2"], &data));
+    let run = s.path().join("runs/smoke");
+    for f in [
+        "config.toml",
+        "overrides.txt",
+        "train.log",
+        "metrics.csv",
+        "summary.json",
+        "checkpoints/epoch-0002.safetensors",
+        "samples/epoch-0002.png",
+    ] {
+        assert!(run.join(f).exists(), "missing {f}");
+    }
+    // The resolved config holds the override and every default.
+    let resolved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        resolved.contains("epochs = 2") && resolved.contains("beta2 = 0.999"),
+        "{resolved}"
+    );
+    assert!(resolved.contains("train_size = 2000"));
+    // Losses move from epoch to epoch.
+    let rows = loss_columns(&run.join("metrics.csv"));
+    assert_eq!(rows.len(), 2);
+    assert_ne!(rows[0][1], rows[1][1]);
+    assert_ne!(rows[0][2], rows[1][2]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["finished"], true);
+
+    // Running it again neither retrains nor overwrites anything.
+    let before = std::fs::read(run.join("checkpoints/epoch-0002.safetensors")).unwrap();
+    s.ok(&smoke_args(&[&smoke, "--set", "training.epochs=2"], &data));
+    assert_eq!(
+        before,
+        std::fs::read(run.join("checkpoints/epoch-0002.safetensors")).unwrap()
+    );
+
+    // A different config under the same name is refused, naming what differs.
+    let err = s.fails(&smoke_args(
+        &[&smoke, "--set", "training.epochs=2", "--set", "seed=8"],
+        &data,
+    ));
+    assert!(
+        err.contains("different config") && err.contains("seed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn interrupted_and_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
+    let s = Scratch::new();
+    let data = data_dir();
+    let smoke = config("smoke.toml").display().to_string();
+    // The uninterrupted run.
+    s.ok(&smoke_args(
+        &[&smoke, "--set", "training.epochs=4", "--name", "whole"],
+        &data,
+    ));
+    // The same, stopped after 2 epochs, then resumed.
+    s.ok(&smoke_args(
+        &[
+            &smoke,
+            "--set",
+            "training.epochs=4",
+            "--name",
+            "parts",
+            "--max-epochs",
+            "2",
+        ],
+        &data,
+    ));
+    let parts = s.path().join("runs/parts");
+    assert_eq!(loss_columns(&parts.join("metrics.csv")).len(), 2);
+    assert!(!parts.join("summary.json").exists());
+    s.ok(&smoke_args(
+        &[&smoke, "--set", "training.epochs=4", "--name", "parts"],
+        &data,
+    ));
+
+    let whole = s.path().join("runs/whole");
+    assert_eq!(
+        loss_columns(&whole.join("metrics.csv")),
+        loss_columns(&parts.join("metrics.csv"))
+    );
+    let ckpt = "checkpoints/epoch-0004.safetensors";
+    assert_eq!(tensors(&whole.join(ckpt)), tensors(&parts.join(ckpt)));
+    assert_eq!(
+        std::fs::read(whole.join("samples/epoch-0004.png")).unwrap(),
+        std::fs::read(parts.join("samples/epoch-0004.png")).unwrap()
+    );
+}
+
+#[test]
+fn a_damaged_checkpoint_is_refused_not_replaced() {
+    let s = Scratch::new();
+    let data = data_dir();
+    let smoke = config("smoke.toml").display().to_string();
+    s.ok(&smoke_args(&[&smoke, "--max-epochs", "1"], &data));
+    let ckpt = s
+        .path()
+        .join("runs/smoke/checkpoints/epoch-0001.safetensors");
+    let bytes = std::fs::read(&ckpt).unwrap();
+
+    // Truncated.
+    std::fs::write(&ckpt, &bytes[..bytes.len() / 2]).unwrap();
+    let err = s.fails(&smoke_args(&[&smoke], &data));
+    assert!(
+        err.contains("epoch-0001.safetensors") && err.contains("truncated"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&ckpt).unwrap().len(),
+        bytes.len() / 2,
+        "the file was touched"
+    );
+
+    // One flipped bit in the tensor data.
+    let mut flipped = bytes.clone();
+    let at = bytes.len() - 10;
+    flipped[at] ^= 1;
+    std::fs::write(&ckpt, &flipped).unwrap();
+    let err = s.fails(&smoke_args(&[&smoke], &data));
+    assert!(err.contains("checksum"), "{err}");
+}
+
+#[test]
+fn damaged_data_files_are_refused_clearly() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let copy = s.path().join("mnist");
+    std::fs::create_dir(&copy).unwrap();
+    for f in std::fs::read_dir(repo().join("data/mnist")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, copy.join(f.file_name().unwrap())).unwrap();
+    }
+    let copy_s = copy.display().to_string();
+    let labels = copy.join("train-labels-idx1-ubyte.gz");
+
+    // A truncated gzip.
+    let bytes = std::fs::read(&labels).unwrap();
+    std::fs::write(&labels, &bytes[..bytes.len() - 100]).unwrap();
+    let err = s.fails(&smoke_args(&[&smoke], &copy_s));
+    assert!(
+        err.contains("train-labels-idx1-ubyte.gz") && err.contains("truncated"),
+        "{err}"
+    );
+
+    // A raw file that decompresses fine but has other content than SHA256SUMS says.
+    std::fs::remove_file(&labels).unwrap();
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut raw).unwrap();
+    raw[100] ^= 1;
+    std::fs::write(copy.join("train-labels-idx1-ubyte"), &raw).unwrap();
+    let err = s.fails(&smoke_args(&[&smoke], &copy_s));
+    assert!(err.contains("checksum mismatch"), "{err}");
+
+    // A missing file.
+    std::fs::remove_file(copy.join("train-labels-idx1-ubyte")).unwrap();
+    let err = s.fails(&smoke_args(&[&smoke], &copy_s));
+    assert!(
+        err.contains("train-labels-idx1-ubyte") && err.contains("hint:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_diverging_run_stops_naming_epoch_and_step_and_keeps_its_last_checkpoint() {
+    let s = Scratch::new();
+    let data = data_dir();
+    let smoke = config("smoke.toml").display().to_string();
+    s.ok(&smoke_args(&[&smoke, "--max-epochs", "1"], &data));
+    let run = s.path().join("runs/smoke");
+    let good = std::fs::read(run.join("checkpoints/epoch-0001.safetensors")).unwrap();
+    // A learning rate of 1e30 sends the weights to infinity within a step or two. It changes
+    // the config, so it runs under another name from the same start.
+    let err = s.fails(&smoke_args(
+        &[
+            &smoke,
+            "--set",
+            "optimizer.discriminator.lr=1e30",
+            "--set",
+            "optimizer.generator.lr=1e30",
+        ],
+        &data,
+    ));
+    assert!(err.contains("different config"), "{err}");
+    let err = s.fails(&smoke_args(
+        &[
+            &smoke,
+            "--name",
+            "boom",
+            "--set",
+            "optimizer.discriminator.lr=1e30",
+            "--set",
+            "optimizer.generator.lr=1e30",
+        ],
+        &data,
+    ));
+    assert!(err.contains("diverged at epoch 1, step"), "{err}");
+    assert!(!s
+        .path()
+        .join("runs/boom/checkpoints/epoch-0001.safetensors")
+        .exists());
+    assert_eq!(
+        good,
+        std::fs::read(run.join("checkpoints/epoch-0001.safetensors")).unwrap()
+    );
+}
+
+#[test]
+fn a_foreign_directory_is_not_overwritten() {
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path().join("runs/smoke")).unwrap();
+    s.write("runs/smoke/notes.txt", "mine");
+    let smoke = config("smoke.toml").display().to_string();
+    let err = s.fails(&smoke_args(&[&smoke], &data_dir()));
+    assert!(err.contains("not a gan-run run"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("runs/smoke/notes.txt")).unwrap(),
+        "mine"
+    );
+}
+
+#[test]
+fn bare_config_path_means_train() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    s.ok(&[
+        &smoke,
+        "--data-dir",
+        &data,
+        "--runs-dir",
+        "r",
+        "--set",
+        "training.epochs=1",
+    ]);
+    assert!(s.path().join("r/smoke/summary.json").exists());
+}

@@ -1,0 +1,101 @@
+//! Test helpers: a scratch directory per test and a runner for the built `gan-run` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A checked-in config.
+pub fn config(name: &str) -> PathBuf {
+    repo().join("configs").join(name)
+}
+
+/// A scratch directory that is the working directory of the commands run in it.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        Scratch {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file into the scratch directory and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Runs `gan-run ARGS` here, with the repository's MNIST.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_gan-run"))
+            .args(args)
+            .current_dir(self.path())
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    }
+
+    /// Like [`run`](Self::run) but expects success.
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "gan-run {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Like [`run`](Self::run) but expects failure, and returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            !out.status.success(),
+            "gan-run {args:?} succeeded:\n{stderr}"
+        );
+        stderr
+    }
+}
+
+/// Training arguments for the smoke config, with the repository's data.
+pub fn smoke_args<'a>(extra: &[&'a str], data: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["train", "--data-dir", data, "--runs-dir", "runs"];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// The loss columns of a metrics.csv (timings dropped).
+pub fn loss_columns(path: &Path) -> Vec<Vec<String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            (0..5).map(|i| rec[i].to_string()).collect()
+        })
+        .collect()
+}
+
+/// All tensors of a safetensors checkpoint, by name.
+pub fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<(String, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.data().to_vec()))
+        .collect();
+    out.sort();
+    out
+}
