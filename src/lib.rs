@@ -7,7 +7,8 @@
 //! 2. [`data`]: MNIST from its IDX files, verified and split;
 //! 3. [`model`]: networks built at run time from the config's layer lists;
 //! 4. [`train`]: the D/G training loop, losses, optimizers, and [`train::run`];
-//! 5. [`run_dir`]: everything a run writes — resolved config, metrics, checkpoints, samples.
+//! 5. [`run_dir`]: everything a run writes — resolved config, metrics, checkpoints, samples;
+//! 6. [`sweep`] and [`compare`]: many runs from one grid, and runs read back and compared.
 //!
 //! ```no_run
 //! let config = gan_run::config::load("configs/smoke.toml".as_ref(), &[]).unwrap();
@@ -21,12 +22,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod error;
 pub mod logging;
 pub mod model;
 pub mod run_dir;
+pub mod sweep;
 pub mod train;
 
 pub use error::{Error, Result};

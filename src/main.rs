@@ -18,10 +18,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train an experiment into runs/<name>/, resuming from its last checkpoint if it has one.
+    /// Train experiments into runs/<name>/, each resuming from its last checkpoint if it has one.
     Train {
-        /// The experiment file.
-        config: PathBuf,
+        /// The experiment files; several run one after another, and a failing one does not
+        /// stop the others.
+        #[arg(required = true)]
+        configs: Vec<PathBuf>,
         #[command(flatten)]
         common: ConfigArgs,
         /// Name of the run directory (default: the config's `name`).
@@ -36,6 +38,73 @@ enum Command {
         /// Stop after this many epochs of this start; running again resumes.
         #[arg(long, value_name = "N")]
         max_epochs: Option<usize>,
+    },
+    /// Run every point of a sweep file (a base config and a grid of dotted keys).
+    Sweep {
+        /// The sweep file.
+        sweep: PathBuf,
+        /// Points to run at once; the cores are shared between them.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// List the points without running them.
+        #[arg(long)]
+        plan: bool,
+        /// Write a job-array script for a cluster scheduler instead of running (`slurm`).
+        #[arg(long, value_name = "SCHEDULER")]
+        emit: Option<String>,
+        /// Override keys of every point, e.g. `--set training.epochs=2`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Folder that holds the sweep directory.
+        #[arg(long, default_value = "runs")]
+        runs_dir: PathBuf,
+    },
+    /// Run one point of a sweep (what `sweep` and job arrays call).
+    RunPoint {
+        /// The sweep file.
+        sweep: PathBuf,
+        /// The point's index in `sweep --plan`.
+        index: usize,
+        /// Override keys, e.g. `--set training.epochs=2`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Folder that holds the sweep directory.
+        #[arg(long, default_value = "runs")]
+        runs_dir: PathBuf,
+    },
+    /// Show what differs between two runs: config keys, final metrics, curves, sample grids.
+    Diff {
+        /// Run A.
+        a: PathBuf,
+        /// Run B.
+        b: PathBuf,
+        /// Write the two runs' sample grids of the same epochs side by side into this PNG.
+        #[arg(long, value_name = "FILE", default_value = "diff.png")]
+        png: PathBuf,
+        /// Print JSON.
+        #[arg(long, conflicts_with = "md")]
+        json: bool,
+        /// Print Markdown.
+        #[arg(long)]
+        md: bool,
+    },
+    /// One table of runs (or sweep directories): the keys that vary and the final metrics.
+    Compare {
+        /// Run directories or folders of runs.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Sort rows by this column.
+        #[arg(long)]
+        sort: Option<String>,
+        /// Print CSV.
+        #[arg(long, conflicts_with_all = ["json", "md"])]
+        csv: bool,
+        /// Print JSON.
+        #[arg(long, conflicts_with = "md")]
+        json: bool,
+        /// Print Markdown.
+        #[arg(long)]
+        md: bool,
     },
     /// Validate experiment files without training.
     Check {
@@ -59,11 +128,7 @@ struct ConfigArgs {
 
 impl ConfigArgs {
     fn load(&self, path: &Path) -> anyhow::Result<ExperimentConfig> {
-        let mut overrides = self
-            .set
-            .iter()
-            .map(|s| s.parse::<Override>())
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut overrides = parse_overrides(&self.set)?;
         if let Some(dir) = &self.data_dir {
             overrides.push(Override {
                 text: format!("--data-dir {}", dir.display()),
@@ -75,10 +140,56 @@ impl ConfigArgs {
     }
 }
 
+fn parse_overrides(set: &[String]) -> anyhow::Result<Vec<Override>> {
+    Ok(set
+        .iter()
+        .map(|s| s.parse::<Override>())
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Trains one experiment into `dir` and reports how far it got.
+fn train_one(
+    experiment: &ExperimentConfig,
+    dir: &Path,
+    force: bool,
+    max_epochs: Option<usize>,
+    overrides: &[String],
+) -> anyhow::Result<()> {
+    let options = gan_run::train::RunOptions {
+        run_dir: dir.to_path_buf(),
+        force,
+        overrides: overrides.to_vec(),
+        progress: true,
+        max_epochs_this_start: max_epochs,
+    };
+    let summary = gan_run::train::run(experiment, &options)?;
+    let status = if summary.finished {
+        "finished"
+    } else {
+        "paused"
+    };
+    tracing::info!(
+        "{status} after {} of {} epochs: {}",
+        summary.epochs,
+        experiment.training.epochs,
+        summary.run_dir.display()
+    );
+    Ok(())
+}
+
 /// A bare config path means `train`.
 fn args_with_default_subcommand() -> Vec<String> {
     let mut args: Vec<String> = std::env::args().collect();
-    const KNOWN: [&str; 3] = ["train", "check", "help"];
+    const KNOWN: [&str; 8] = [
+        "train",
+        "check",
+        "sweep",
+        "run-point",
+        "diff",
+        "compare",
+        "help",
+        "run_point",
+    ];
     if let Some(first) = args.get(1) {
         if !first.starts_with('-') && !KNOWN.contains(&first.as_str()) {
             args.insert(1, "train".into());
@@ -90,36 +201,186 @@ fn args_with_default_subcommand() -> Vec<String> {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train {
-            config,
+            configs,
             common,
             name,
             runs_dir,
             force,
             max_epochs,
         } => {
-            let mut experiment = common.load(&config)?;
-            if let Some(name) = name {
-                experiment.name = name;
+            if name.is_some() && configs.len() > 1 {
+                anyhow::bail!("--name names one run; it cannot be used with several configs");
             }
-            let options = gan_run::train::RunOptions {
-                run_dir: runs_dir.join(&experiment.name),
-                force,
-                overrides: common.set.clone(),
-                progress: true,
-                max_epochs_this_start: max_epochs,
-            };
-            let summary = gan_run::train::run(&experiment, &options)?;
-            let status = if summary.finished {
-                "finished"
+            let mut failed = Vec::new();
+            for path in &configs {
+                let result = common.load(path).and_then(|mut experiment| {
+                    if let Some(name) = &name {
+                        experiment.name = name.clone();
+                    }
+                    train_one(
+                        &experiment,
+                        &runs_dir.join(&experiment.name),
+                        force,
+                        max_epochs,
+                        &common.set,
+                    )
+                });
+                if let Err(e) = result {
+                    if configs.len() == 1 {
+                        return Err(e);
+                    }
+                    print_error(&e);
+                    failed.push(path.display().to_string());
+                }
+            }
+            if !failed.is_empty() {
+                anyhow::bail!(
+                    "{} of {} configs failed: {}",
+                    failed.len(),
+                    configs.len(),
+                    failed.join(", ")
+                );
+            }
+            Ok(())
+        }
+        Command::Sweep {
+            sweep,
+            jobs,
+            plan,
+            emit,
+            set,
+            runs_dir,
+        } => {
+            let sweep = gan_run::sweep::Sweep::load(&sweep)?;
+            let extra = parse_overrides(&set)?;
+            for p in &sweep.points {
+                sweep.config_of(p, &extra)?;
+            }
+            if plan {
+                for p in &sweep.points {
+                    let state = if sweep.is_finished(&runs_dir, p, &extra) {
+                        "finished"
+                    } else {
+                        "to run"
+                    };
+                    println!(
+                        "{:>3}  {:<30} {:<9} {}",
+                        p.index,
+                        p.name,
+                        state,
+                        p.overrides.join(" ")
+                    );
+                }
+                return Ok(());
+            }
+            if let Some(kind) = emit {
+                anyhow::ensure!(kind == "slurm", "--emit knows `slurm` only, not `{kind}`");
+                let exe = std::env::current_exe()?.display().to_string();
+                print!("{}", sweep.slurm_script(&exe, &runs_dir, &set));
+                return Ok(());
+            }
+            let exe = std::env::current_exe()?;
+            let outcomes = gan_run::sweep::run_points(&sweep, &runs_dir, jobs.max(1), &set, &exe)?;
+            let failed: Vec<_> = outcomes.iter().filter(|o| o.state == "failed").collect();
+            for o in &outcomes {
+                println!("{:<9} {}", o.state, o.name);
+            }
+            if !failed.is_empty() {
+                for o in &failed {
+                    eprintln!("failed: {} (log: {})", o.name, o.log.display());
+                }
+                anyhow::bail!(
+                    "{} of {} points failed; run the sweep again to retry them",
+                    failed.len(),
+                    outcomes.len()
+                );
+            }
+            Ok(())
+        }
+        Command::RunPoint {
+            sweep,
+            index,
+            set,
+            runs_dir,
+        } => {
+            let sweep = gan_run::sweep::Sweep::load(&sweep)?;
+            let point = sweep.points.get(index).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the sweep has {} points; there is no index {index}",
+                    sweep.points.len()
+                )
+            })?;
+            let experiment = sweep.config_of(point, &parse_overrides(&set)?)?;
+            let dir = sweep.dir(&runs_dir).join(&point.name);
+            train_one(
+                &experiment,
+                &dir,
+                false,
+                None,
+                &[point.overrides.clone(), set].concat(),
+            )
+        }
+        Command::Diff {
+            a,
+            b,
+            png,
+            json,
+            md,
+        } => {
+            use gan_run::compare::{diff, render_diff, side_by_side_png, RunRecord, TableFormat};
+            let (ra, rb) = (RunRecord::read(&a)?, RunRecord::read(&b)?);
+            let d = diff(&ra, &rb);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
             } else {
-                "paused"
-            };
-            tracing::info!(
-                "{status} after {} of {} epochs: {}",
-                summary.epochs,
-                experiment.training.epochs,
-                summary.run_dir.display()
-            );
+                print!(
+                    "{}",
+                    render_diff(
+                        &d,
+                        if md {
+                            TableFormat::Markdown
+                        } else {
+                            TableFormat::Text
+                        }
+                    )
+                );
+            }
+            if !d.common_sample_epochs.is_empty() {
+                let bytes = side_by_side_png(&ra, &rb, &d.common_sample_epochs)?;
+                gan_run::run_dir::atomic_write(&png, &bytes)?;
+                eprintln!(
+                    "sample grids of epochs {:?} side by side (A left, B right): {}",
+                    d.common_sample_epochs,
+                    png.display()
+                );
+            }
+            Ok(())
+        }
+        Command::Compare {
+            runs,
+            sort,
+            csv,
+            json,
+            md,
+        } => {
+            use gan_run::compare::{compare, expand_runs, render_table, RunRecord, TableFormat};
+            let records = expand_runs(&runs)?
+                .iter()
+                .map(|d| RunRecord::read(d))
+                .collect::<Result<Vec<_>, _>>()?;
+            let table = compare(&records, sort.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&table)?);
+            } else {
+                let format = if csv {
+                    TableFormat::Csv
+                } else if md {
+                    TableFormat::Markdown
+                } else {
+                    TableFormat::Text
+                };
+                print!("{}", render_table(&table.columns, &table.rows, format));
+            }
             Ok(())
         }
         Command::Check { configs, common } => {

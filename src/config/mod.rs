@@ -474,13 +474,10 @@ pub fn location_of(path: &Path, key: &str) -> ConfigLocation {
     }
 }
 
-/// The dotted keys whose values differ between two configs (the name excluded), sorted.
-pub fn differing_keys(a: &ExperimentConfig, b: &ExperimentConfig) -> Vec<String> {
-    fn flatten(
-        prefix: &str,
-        v: &toml::Value,
-        out: &mut std::collections::BTreeMap<String, String>,
-    ) {
+/// Every leaf of a config as `dotted.key -> value` (TOML syntax), e.g.
+/// `model.generator.layers[2].mode -> "batch_stats_only"`: the form runs are compared in.
+pub fn flatten(config: &ExperimentConfig) -> std::collections::BTreeMap<String, String> {
+    fn walk(prefix: &str, v: &toml::Value, out: &mut std::collections::BTreeMap<String, String>) {
         match v {
             toml::Value::Table(t) => {
                 for (k, v) in t {
@@ -489,12 +486,12 @@ pub fn differing_keys(a: &ExperimentConfig, b: &ExperimentConfig) -> Vec<String>
                     } else {
                         format!("{prefix}.{k}")
                     };
-                    flatten(&key, v, out);
+                    walk(&key, v, out);
                 }
             }
             toml::Value::Array(items) => {
                 for (i, v) in items.iter().enumerate() {
-                    flatten(&format!("{prefix}[{i}]"), v, out);
+                    walk(&format!("{prefix}[{i}]"), v, out);
                 }
             }
             other => {
@@ -502,17 +499,20 @@ pub fn differing_keys(a: &ExperimentConfig, b: &ExperimentConfig) -> Vec<String>
             }
         }
     }
-    let flat = |c: &ExperimentConfig| {
-        let mut out = std::collections::BTreeMap::new();
-        flatten(
-            "",
-            &toml::Value::try_from(c).expect("configs serialise"),
-            &mut out,
-        );
-        out.remove("name");
-        out
-    };
-    let (fa, fb) = (flat(a), flat(b));
+    let mut out = std::collections::BTreeMap::new();
+    walk(
+        "",
+        &toml::Value::try_from(config).expect("configs serialise"),
+        &mut out,
+    );
+    out
+}
+
+/// The dotted keys whose values differ between two configs (the name excluded), sorted.
+pub fn differing_keys(a: &ExperimentConfig, b: &ExperimentConfig) -> Vec<String> {
+    let (mut fa, mut fb) = (flatten(a), flatten(b));
+    fa.remove("name");
+    fb.remove("name");
     let mut keys: Vec<String> = fa
         .keys()
         .chain(fb.keys())

@@ -23,13 +23,13 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
         || !c
             .name
             .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || "-_.=".contains(ch))
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_.=,".contains(ch))
         || c.name.starts_with('.')
     {
         return p(
             "name",
             format!(
-                "`{}` cannot name a run directory: use letters, digits and - _ . = only",
+                "`{}` cannot name a run directory: use letters, digits and - _ . = , only",
                 c.name
             ),
         );

@@ -60,7 +60,8 @@ pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
     let (dir, start) = RunDir::prepare(&options.run_dir, config, options.force)?;
     crate::logging::attach_file(&dir.path.join(crate::run_dir::LOG_FILE))?;
     dir.record_overrides(&options.overrides)?;
-    let _span = tracing::info_span!("run", name = %config.name, seed = config.seed).entered();
+    let _span = tracing::info_span!("run").entered();
+    tracing::info!(name = %config.name, seed = config.seed, run_dir = %dir.path.display(), "start");
 
     let dev = Cpu::seed_from_u64(config.seed);
     let mut state = GanState::new(config, &dev);
@@ -110,7 +111,7 @@ pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
     };
     while state.epoch < last_epoch {
         let epoch = state.epoch + 1;
-        let _span = tracing::info_span!("epoch", epoch).entered();
+        let _span = tracing::info_span!("epoch").entered();
         let bar = progress_bar(
             options.progress,
             steps as u64,

@@ -1,0 +1,412 @@
+//! Comparing runs from their run directories alone: `diff` of two runs (only what differs, with
+//! metric deltas, curves where epochs overlap, and their sample grids side by side) and
+//! `compare` of many (one row a run, with the keys that vary across them).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::{self, ExperimentConfig};
+use crate::error::{Error, Result};
+use crate::run_dir::{CONFIG_FILE, METRICS_FILE, SAMPLES_DIR};
+use crate::train::EpochMetrics;
+
+/// A finished or unfinished run, read back from its directory.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// Its resolved config.
+    pub config: ExperimentConfig,
+    /// Its metrics, one per epoch.
+    pub metrics: Vec<EpochMetrics>,
+}
+
+impl RunRecord {
+    /// Reads `config.toml` and `metrics.csv` of a run directory.
+    pub fn read(dir: &Path) -> Result<RunRecord> {
+        if !dir.join(CONFIG_FILE).exists() {
+            return Err(Error::RunDir {
+                path: dir.to_path_buf(),
+                message: format!("has no {CONFIG_FILE}: not a gan-run run directory"),
+            });
+        }
+        let config = config::load(&dir.join(CONFIG_FILE), &[])?;
+        let path = dir.join(METRICS_FILE);
+        let mut metrics = Vec::new();
+        if path.exists() {
+            let mut r = csv::Reader::from_path(&path).map_err(|e| Error::RunDir {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            for row in r.deserialize() {
+                metrics.push(row.map_err(|e| Error::RunDir {
+                    path: path.clone(),
+                    message: format!("malformed row: {e}"),
+                })?);
+            }
+        }
+        Ok(RunRecord {
+            dir: dir.to_path_buf(),
+            config,
+            metrics,
+        })
+    }
+
+    /// A short label: the directory's name.
+    pub fn label(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| self.dir.display().to_string())
+    }
+
+    /// Epochs that have a sample grid.
+    pub fn sample_epochs(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = std::fs::read_dir(self.dir.join(SAMPLES_DIR))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().to_string();
+                n.strip_prefix("epoch-")?.strip_suffix(".png")?.parse().ok()
+            })
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Expands arguments to run directories: a run directory stays, a sweep directory (or any folder
+/// of runs) becomes the runs inside it, sorted.
+pub fn expand_runs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.join(CONFIG_FILE).exists() {
+            out.push(p.clone());
+            continue;
+        }
+        let mut inner: Vec<PathBuf> = std::fs::read_dir(p)
+            .map_err(|e| Error::io("cannot list", p, e))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|d| d.join(CONFIG_FILE).exists())
+            .collect();
+        if inner.is_empty() {
+            return Err(Error::RunDir {
+                path: p.clone(),
+                message: "is neither a run directory nor a folder of runs".into(),
+            });
+        }
+        inner.sort();
+        out.extend(inner);
+    }
+    Ok(out)
+}
+
+/// The metric columns shown for each run.
+pub const METRIC_COLUMNS: [&str; 5] = ["epochs", "d_loss", "g_loss", "d_real", "d_fake"];
+
+fn final_metrics(r: &RunRecord) -> BTreeMap<&'static str, f64> {
+    let mut m = BTreeMap::new();
+    if let Some(last) = r.metrics.last() {
+        m.insert("epochs", last.epoch as f64);
+        m.insert("d_loss", last.d_loss);
+        m.insert("g_loss", last.g_loss);
+        m.insert("d_real", last.d_real);
+        m.insert("d_fake", last.d_fake);
+    }
+    m
+}
+
+/// A table of runs: one row per run, columns for the keys that vary and the final metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    /// Column names: `run`, the varying keys, then [`METRIC_COLUMNS`].
+    pub columns: Vec<String>,
+    /// One row per run, as text cells.
+    pub rows: Vec<Vec<String>>,
+}
+
+/// Builds the comparison of several runs, sorted by `sort_by` (a column name) if given.
+pub fn compare(runs: &[RunRecord], sort_by: Option<&str>) -> Result<Comparison> {
+    let flats: Vec<BTreeMap<String, String>> = runs
+        .iter()
+        .map(|r| {
+            let mut f = config::flatten(&r.config);
+            f.remove("name");
+            f
+        })
+        .collect();
+    let mut varying: Vec<String> = flats
+        .iter()
+        .flat_map(|f| f.keys().cloned())
+        .filter(|k| flats.iter().any(|f| f.get(k) != flats[0].get(k)))
+        .collect();
+    varying.sort();
+    varying.dedup();
+    let mut columns = vec!["run".to_string()];
+    columns.extend(varying.iter().cloned());
+    columns.extend(METRIC_COLUMNS.iter().map(|s| s.to_string()));
+    let mut rows: Vec<Vec<String>> = runs
+        .iter()
+        .zip(&flats)
+        .map(|(r, f)| {
+            let m = final_metrics(r);
+            let mut row = vec![r.label()];
+            row.extend(
+                varying
+                    .iter()
+                    .map(|k| f.get(k).cloned().unwrap_or_else(|| "-".into())),
+            );
+            row.extend(METRIC_COLUMNS.iter().map(|c| match m.get(c) {
+                Some(v) if *c == "epochs" => format!("{v}"),
+                Some(v) => format!("{v:.4}"),
+                None => "-".into(),
+            }));
+            row
+        })
+        .collect();
+    if let Some(col) = sort_by {
+        let i = columns
+            .iter()
+            .position(|c| c == col)
+            .ok_or_else(|| Error::Override {
+                text: format!("--sort {col}"),
+                message: format!("no such column; columns are: {}", columns.join(", ")),
+            })?;
+        rows.sort_by(|a, b| match (a[i].parse::<f64>(), b[i].parse::<f64>()) {
+            (Ok(x), Ok(y)) => x.total_cmp(&y),
+            _ => a[i].cmp(&b[i]),
+        });
+    }
+    Ok(Comparison { columns, rows })
+}
+
+/// What differs between two runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunDiff {
+    /// The two run directories.
+    pub runs: [String; 2],
+    /// Config keys whose values differ: key, value in A, value in B (`-` where absent).
+    pub config: Vec<(String, String, String)>,
+    /// Final metrics: name, A, B, B - A.
+    pub final_metrics: Vec<(String, f64, f64, f64)>,
+    /// Where epochs overlap: epoch, then d_loss A, d_loss B, g_loss A, g_loss B.
+    pub curves: Vec<(usize, f64, f64, f64, f64)>,
+    /// Epochs for which both runs have a sample grid.
+    pub common_sample_epochs: Vec<usize>,
+}
+
+/// Diffs two runs.
+pub fn diff(a: &RunRecord, b: &RunRecord) -> RunDiff {
+    let (mut fa, mut fb) = (config::flatten(&a.config), config::flatten(&b.config));
+    fa.remove("name");
+    fb.remove("name");
+    let config = config::differing_keys(&a.config, &b.config)
+        .into_iter()
+        .map(|k| {
+            let va = fa.get(&k).cloned().unwrap_or_else(|| "-".into());
+            let vb = fb.get(&k).cloned().unwrap_or_else(|| "-".into());
+            (k, va, vb)
+        })
+        .collect();
+    let (ma, mb) = (final_metrics(a), final_metrics(b));
+    let final_metrics = METRIC_COLUMNS
+        .iter()
+        .filter_map(|c| {
+            let (x, y) = (*ma.get(c)?, *mb.get(c)?);
+            Some((c.to_string(), x, y, y - x))
+        })
+        .collect();
+    let curves = a
+        .metrics
+        .iter()
+        .filter_map(|ra| {
+            let rb = b.metrics.iter().find(|rb| rb.epoch == ra.epoch)?;
+            Some((ra.epoch, ra.d_loss, rb.d_loss, ra.g_loss, rb.g_loss))
+        })
+        .collect();
+    let eb = b.sample_epochs();
+    let common_sample_epochs = a
+        .sample_epochs()
+        .into_iter()
+        .filter(|e| eb.contains(e))
+        .collect();
+    RunDiff {
+        runs: [a.dir.display().to_string(), b.dir.display().to_string()],
+        config,
+        final_metrics,
+        curves,
+        common_sample_epochs,
+    }
+}
+
+/// A PNG with, per common epoch, A's sample grid on the left and B's on the right.
+pub fn side_by_side_png(a: &RunRecord, b: &RunRecord, epochs: &[usize]) -> Result<Vec<u8>> {
+    let load = |r: &RunRecord, e: usize| -> Result<image::GrayImage> {
+        let p = r.dir.join(SAMPLES_DIR).join(format!("epoch-{e:04}.png"));
+        Ok(image::open(&p)
+            .map_err(|err| Error::RunDir {
+                path: p.clone(),
+                message: format!("cannot read sample grid: {err}"),
+            })?
+            .to_luma8())
+    };
+    let mut pairs = Vec::new();
+    for &e in epochs {
+        pairs.push((load(a, e)?, load(b, e)?));
+    }
+    const GAP: u32 = 8;
+    let width = pairs
+        .iter()
+        .map(|(x, y)| x.width() + GAP + y.width())
+        .max()
+        .unwrap_or(1);
+    let height = pairs
+        .iter()
+        .map(|(x, y)| x.height().max(y.height()) + GAP)
+        .sum::<u32>()
+        .max(1);
+    let mut out = image::GrayImage::from_pixel(width, height, image::Luma([128]));
+    let mut top = 0;
+    for (x, y) in &pairs {
+        image::imageops::replace(&mut out, x, 0, top as i64);
+        image::imageops::replace(&mut out, y, (x.width() + GAP) as i64, top as i64);
+        top += x.height().max(y.height()) + GAP;
+    }
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    out.write_to(&mut bytes, image::ImageFormat::Png)
+        .expect("in-memory PNG");
+    Ok(bytes.into_inner())
+}
+
+/// Renders rows as an aligned text table, Markdown, or CSV.
+pub fn render_table(columns: &[String], rows: &[Vec<String>], format: TableFormat) -> String {
+    match format {
+        TableFormat::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(columns).expect("in-memory csv");
+            for r in rows {
+                w.write_record(r).expect("in-memory csv");
+            }
+            String::from_utf8(w.into_inner().expect("in-memory csv")).expect("utf-8")
+        }
+        TableFormat::Markdown => {
+            let mut s = format!(
+                "| {} |\n|{}\n",
+                columns.join(" | "),
+                " --- |".repeat(columns.len())
+            );
+            for r in rows {
+                s += &format!("| {} |\n", r.join(" | "));
+            }
+            s
+        }
+        TableFormat::Text => {
+            let widths: Vec<usize> = (0..columns.len())
+                .map(|i| {
+                    rows.iter()
+                        .map(|r| r[i].len())
+                        .chain([columns[i].len()])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let line = |cells: &[String]| {
+                cells
+                    .iter()
+                    .zip(&widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_string()
+                    + "\n"
+            };
+            let mut s = line(columns);
+            for r in rows {
+                s += &line(r);
+            }
+            s
+        }
+    }
+}
+
+/// Output form of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    /// Aligned columns for a terminal.
+    Text,
+    /// A Markdown table.
+    Markdown,
+    /// CSV.
+    Csv,
+}
+
+/// Renders a diff as text or Markdown.
+pub fn render_diff(d: &RunDiff, format: TableFormat) -> String {
+    let heading = |t: &str| match format {
+        TableFormat::Markdown => format!("\n### {t}\n\n"),
+        _ => format!("\n{t}\n"),
+    };
+    let s = |v: &str| v.to_string();
+    let mut out = match format {
+        TableFormat::Markdown => format!("## `{}` vs `{}`\n", d.runs[0], d.runs[1]),
+        _ => format!("A = {}\nB = {}\n", d.runs[0], d.runs[1]),
+    };
+    out += &heading("Config keys that differ");
+    if d.config.is_empty() {
+        out += "(none)\n";
+    } else {
+        let rows: Vec<Vec<String>> = d
+            .config
+            .iter()
+            .map(|(k, a, b)| vec![k.clone(), a.clone(), b.clone()])
+            .collect();
+        out += &render_table(&[s("key"), s("A"), s("B")], &rows, format);
+    }
+    out += &heading("Final metrics");
+    let rows: Vec<Vec<String>> = d
+        .final_metrics
+        .iter()
+        .map(|(k, a, b, delta)| {
+            vec![
+                k.clone(),
+                format!("{a:.4}"),
+                format!("{b:.4}"),
+                format!("{delta:+.4}"),
+            ]
+        })
+        .collect();
+    out += &render_table(&[s("metric"), s("A"), s("B"), s("B - A")], &rows, format);
+    if !d.curves.is_empty() {
+        out += &heading("Curves where epochs overlap");
+        let rows: Vec<Vec<String>> = d
+            .curves
+            .iter()
+            .map(|(e, da, db, ga, gb)| {
+                vec![
+                    e.to_string(),
+                    format!("{da:.4}"),
+                    format!("{db:.4}"),
+                    format!("{ga:.4}"),
+                    format!("{gb:.4}"),
+                ]
+            })
+            .collect();
+        out += &render_table(
+            &[
+                s("epoch"),
+                s("d_loss A"),
+                s("d_loss B"),
+                s("g_loss A"),
+                s("g_loss B"),
+            ],
+            &rows,
+            format,
+        );
+    }
+    out
+}

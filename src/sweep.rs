@@ -1,0 +1,369 @@
+//! Sweeps: a base config and a grid over dotted keys become one ordinary run directory per
+//! point, under one sweep directory with an index. Points run as child processes (`gan-run
+//! run-point SWEEP INDEX`), so a failing point never stops the others, parallel points keep
+//! separate logs, and the same command serves a cluster scheduler's job array.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{self, ExperimentConfig, Override};
+use crate::error::{Error, Result};
+use crate::run_dir::{atomic_write, SUMMARY_FILE};
+
+/// The sweep file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepFile {
+    /// The sweep directory's name under the runs root (default: the file's stem).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The base experiment, relative to the sweep file.
+    pub base: PathBuf,
+    /// Dotted key -> the values it takes; several keys make a product.
+    pub grid: toml::Table,
+}
+
+/// One point of a sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct Point {
+    /// Position in the plan (0-based).
+    pub index: usize,
+    /// Run directory name, made of the values, e.g. `beta1=0.5`.
+    pub name: String,
+    /// The overrides that make this point, as `KEY=VALUE`.
+    pub overrides: Vec<String>,
+}
+
+/// A parsed sweep: where it lives, its base config and its points.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    /// The sweep file.
+    pub file: PathBuf,
+    /// The sweep's name.
+    pub name: String,
+    /// The base experiment file.
+    pub base: PathBuf,
+    /// Every point, in a stable order.
+    pub points: Vec<Point>,
+}
+
+impl Sweep {
+    /// Reads a sweep file and expands its grid; each point's config is loaded and validated,
+    /// so that a bad value fails here, before anything runs.
+    pub fn load(path: &Path) -> Result<Sweep> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
+        let file: SweepFile = toml::from_str(&text).map_err(|e| Error::Config {
+            location: config::location_of(path, ""),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new(".")).join(&file.base);
+        let name = file.name.clone().unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_else(|| "sweep".into())
+        });
+        let mut axes: Vec<(String, Vec<toml::Value>)> = Vec::new();
+        for (key, values) in &file.grid {
+            match values {
+                toml::Value::Array(v) if !v.is_empty() => axes.push((key.clone(), v.clone())),
+                _ => {
+                    return Err(Error::Config {
+                        location: config::location_of(path, &format!("grid.\"{key}\"")),
+                        message: "must be a non-empty list of values".into(),
+                    })
+                }
+            }
+        }
+        if axes.is_empty() {
+            return Err(Error::Config {
+                location: config::location_of(path, "grid"),
+                message: "the grid names no keys".into(),
+            });
+        }
+        let labels = short_labels(&axes.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>());
+        let mut points = Vec::new();
+        let total: usize = axes.iter().map(|(_, v)| v.len()).product();
+        for index in 0..total {
+            let mut rest = index;
+            let mut overrides = Vec::new();
+            let mut parts = Vec::new();
+            // The last key varies fastest.
+            let mut picks = vec![0; axes.len()];
+            for (a, (_, values)) in axes.iter().enumerate().rev() {
+                picks[a] = rest % values.len();
+                rest /= values.len();
+            }
+            for (a, (key, values)) in axes.iter().enumerate() {
+                let v = &values[picks[a]];
+                let shown = match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                overrides.push(format!("{key}={v}"));
+                parts.push(format!("{}={shown}", labels[a]));
+            }
+            points.push(Point {
+                index,
+                name: sanitize(&parts.join(",")),
+                overrides,
+            });
+        }
+        let sweep = Sweep {
+            file: path.to_path_buf(),
+            name,
+            base,
+            points,
+        };
+        for p in &sweep.points {
+            sweep.config_of(p, &[])?;
+        }
+        Ok(sweep)
+    }
+
+    /// The resolved config of a point, with further overrides (e.g. `training.epochs=2`) on top.
+    pub fn config_of(&self, point: &Point, extra: &[Override]) -> Result<ExperimentConfig> {
+        let mut overrides = point
+            .overrides
+            .iter()
+            .map(|o| o.parse::<Override>())
+            .collect::<Result<Vec<_>>>()?;
+        overrides.extend_from_slice(extra);
+        let mut c = config::load(&self.base, &overrides)?;
+        c.name = point.name.clone();
+        Ok(c)
+    }
+
+    /// The sweep directory under a runs root.
+    pub fn dir(&self, runs_root: &Path) -> PathBuf {
+        runs_root.join(&self.name)
+    }
+
+    /// Whether a point has done all its epochs (its `summary.json` says so).
+    pub fn is_finished(&self, runs_root: &Path, point: &Point, extra: &[Override]) -> bool {
+        let Ok(config) = self.config_of(point, extra) else {
+            return false;
+        };
+        let p = self.dir(runs_root).join(&point.name).join(SUMMARY_FILE);
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["epochs"].as_u64())
+            .is_some_and(|e| e as usize >= config.training.epochs)
+    }
+
+    /// Writes `index.json` into the sweep directory: the points and their state.
+    pub fn write_index(&self, runs_root: &Path, status: &[(usize, String)]) -> Result<()> {
+        let dir = self.dir(runs_root);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+        let points: Vec<serde_json::Value> = self
+            .points
+            .iter()
+            .map(|p| {
+                let state = status
+                    .iter()
+                    .find(|(i, _)| *i == p.index)
+                    .map(|(_, s)| s.clone())
+                    .unwrap_or_else(|| "pending".into());
+                serde_json::json!({
+                    "index": p.index, "name": p.name, "overrides": p.overrides,
+                    "run_dir": p.name, "state": state,
+                })
+            })
+            .collect();
+        let index = serde_json::json!({
+            "sweep": self.name,
+            "sweep_file": self.file,
+            "base": self.base,
+            "points": points,
+        });
+        let text = serde_json::to_string_pretty(&index).expect("index serialises");
+        atomic_write(&dir.join("index.json"), text.as_bytes())
+    }
+
+    /// An sbatch script that runs every point as one task of a job array.
+    pub fn slurm_script(&self, exe: &str, runs_root: &Path, extra: &[String]) -> String {
+        let extra: String = extra.iter().map(|o| format!(" --set '{o}'")).collect();
+        format!(
+            "#!/bin/bash\n\
+             # Generated by `gan-run sweep --emit slurm`: one array task per point.\n\
+             # Submit from the directory the sweep paths are relative to, on a shared filesystem.\n\
+             #SBATCH --job-name=gan-run-{name}\n\
+             #SBATCH --array=0-{last}\n\
+             #SBATCH --cpus-per-task=2\n\
+             #SBATCH --output={root}/{name}/logs/%a.log\n\
+             set -euo pipefail\n\
+             mkdir -p {root}/{name}/logs\n\
+             export RAYON_NUM_THREADS=\"${{SLURM_CPUS_PER_TASK:-2}}\"\n\
+             {exe} run-point '{file}' \"$SLURM_ARRAY_TASK_ID\" --runs-dir '{root}'{extra}\n",
+            name = self.name,
+            last = self.points.len() - 1,
+            root = runs_root.display(),
+            file = self.file.display(),
+        )
+    }
+}
+
+/// Labels for grid keys: the last segment where that is unambiguous, else more of the key.
+fn short_labels(keys: &[&str]) -> Vec<String> {
+    keys.iter()
+        .map(|key| {
+            let segs: Vec<&str> = key.split('.').collect();
+            for n in 1..=segs.len() {
+                let label = segs[segs.len() - n..].join(".");
+                let clashes = keys
+                    .iter()
+                    .filter(|other| {
+                        let o: Vec<&str> = other.split('.').collect();
+                        o.len() >= n && o[o.len() - n..].join(".") == label
+                    })
+                    .count();
+                if clashes == 1 {
+                    return label;
+                }
+            }
+            key.to_string()
+        })
+        .collect()
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.=,".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_short_but_unambiguous() {
+        assert_eq!(
+            short_labels(&[
+                "optimizer.discriminator.beta1",
+                "optimizer.generator.beta1",
+                "training.epochs"
+            ]),
+            vec!["discriminator.beta1", "generator.beta1", "epochs"]
+        );
+    }
+}
+
+/// How one point of a sweep ended.
+#[derive(Debug, Clone)]
+pub struct PointOutcome {
+    /// The point's name.
+    pub name: String,
+    /// `finished` (this call), `skipped` (finished before), or `failed`.
+    pub state: &'static str,
+    /// Where its output went.
+    pub log: PathBuf,
+}
+
+/// Runs the unfinished points, `jobs` at a time, each as `exe run-point SWEEP INDEX` with
+/// `RAYON_NUM_THREADS` set to its share of the cores. Finished points are skipped; interrupted
+/// ones resume from their checkpoints; a failure is recorded and the others go on.
+pub fn run_points(
+    sweep: &Sweep,
+    runs_root: &Path,
+    jobs: usize,
+    extra: &[String],
+    exe: &Path,
+) -> Result<Vec<PointOutcome>> {
+    use std::process::{Child, Command, Stdio};
+    let logs = sweep.dir(runs_root).join("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| Error::io("cannot create", &logs, e))?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / jobs).max(1);
+    let extra_overrides = extra
+        .iter()
+        .map(|o| o.parse::<Override>())
+        .collect::<Result<Vec<_>>>()?;
+    let mut outcomes: Vec<(usize, PointOutcome)> = Vec::new();
+    let mut pending: std::collections::VecDeque<&Point> = std::collections::VecDeque::new();
+    for p in &sweep.points {
+        if sweep.is_finished(runs_root, p, &extra_overrides) {
+            outcomes.push((
+                p.index,
+                PointOutcome {
+                    name: p.name.clone(),
+                    state: "skipped",
+                    log: logs.join(format!("{}.log", p.name)),
+                },
+            ));
+        } else {
+            pending.push_back(p);
+        }
+    }
+    let status = |o: &[(usize, PointOutcome)]| -> Vec<(usize, String)> {
+        o.iter().map(|(i, p)| (*i, p.state.to_string())).collect()
+    };
+    sweep.write_index(runs_root, &status(&outcomes))?;
+    let mut running: Vec<(&Point, Child, PathBuf)> = Vec::new();
+    while !pending.is_empty() || !running.is_empty() {
+        while running.len() < jobs {
+            let Some(p) = pending.pop_front() else { break };
+            let log = logs.join(format!("{}.log", p.name));
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .map_err(|e| Error::io("cannot open", &log, e))?;
+            let err = file
+                .try_clone()
+                .map_err(|e| Error::io("cannot open", &log, e))?;
+            let mut cmd = Command::new(exe);
+            cmd.arg("run-point")
+                .arg(&sweep.file)
+                .arg(p.index.to_string())
+                .arg("--runs-dir")
+                .arg(runs_root);
+            for o in extra {
+                cmd.arg("--set").arg(o);
+            }
+            let child = cmd
+                .env("RAYON_NUM_THREADS", threads.to_string())
+                .stdin(Stdio::null())
+                .stdout(file)
+                .stderr(err)
+                .spawn()
+                .map_err(|e| Error::io("cannot start", exe, e))?;
+            tracing::info!(point = %p.name, log = %log.display(), "started");
+            running.push((p, child, log));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let mut i = 0;
+        while i < running.len() {
+            let done = running[i]
+                .1
+                .try_wait()
+                .map_err(|e| Error::io("cannot wait for", exe, e))?;
+            match done {
+                None => i += 1,
+                Some(code) => {
+                    let (p, _, log) = running.swap_remove(i);
+                    let state = if code.success() { "finished" } else { "failed" };
+                    tracing::info!(point = %p.name, state, "point ended");
+                    outcomes.push((
+                        p.index,
+                        PointOutcome {
+                            name: p.name.clone(),
+                            state,
+                            log,
+                        },
+                    ));
+                    sweep.write_index(runs_root, &status(&outcomes))?;
+                }
+            }
+        }
+    }
+    outcomes.sort_by_key(|(i, _)| *i);
+    Ok(outcomes.into_iter().map(|(_, o)| o).collect())
+}
