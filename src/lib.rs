@@ -8,7 +8,8 @@
 //! 3. [`model`]: networks built at run time from the config's layer lists;
 //! 4. [`train`]: the D/G training loop, losses, optimizers, and [`train::run`];
 //! 5. [`run_dir`]: everything a run writes — resolved config, metrics, checkpoints, samples;
-//! 6. [`sweep`] and [`compare`]: many runs from one grid, and runs read back and compared.
+//! 6. [`sweep`], [`compare`] and [`report`]: many runs from one grid, and runs read back,
+//!    compared and reported.
 //!
 //! ```no_run
 //! let config = gan_run::config::load("configs/smoke.toml".as_ref(), &[]).unwrap();
@@ -28,6 +29,7 @@ pub mod data;
 pub mod error;
 pub mod logging;
 pub mod model;
+pub mod report;
 pub mod run_dir;
 pub mod sweep;
 pub mod train;

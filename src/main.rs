@@ -106,6 +106,16 @@ enum Command {
         #[arg(long)]
         md: bool,
     },
+    /// Write one self-contained HTML page comparing runs (curves, config differences, sample
+    /// grids), and a curves.png into each run.
+    Report {
+        /// Run directories or folders of runs.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// The page to write.
+        #[arg(long, default_value = "report.html")]
+        out: PathBuf,
+    },
     /// Validate experiment files without training.
     Check {
         /// The experiment files.
@@ -180,18 +190,14 @@ fn train_one(
 /// A bare config path means `train`.
 fn args_with_default_subcommand() -> Vec<String> {
     let mut args: Vec<String> = std::env::args().collect();
-    const KNOWN: [&str; 8] = [
-        "train",
-        "check",
-        "sweep",
-        "run-point",
-        "diff",
-        "compare",
-        "help",
-        "run_point",
-    ];
+    use clap::CommandFactory;
+    let known: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .chain(["help".to_string()])
+        .collect();
     if let Some(first) = args.get(1) {
-        if !first.starts_with('-') && !KNOWN.contains(&first.as_str()) {
+        if !first.starts_with('-') && !known.contains(first) {
             args.insert(1, "train".into());
         }
     }
@@ -381,6 +387,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 print!("{}", render_table(&table.columns, &table.rows, format));
             }
+            Ok(())
+        }
+        Command::Report { runs, out } => {
+            use gan_run::compare::{expand_runs, RunRecord};
+            let records = expand_runs(&runs)?
+                .iter()
+                .map(|d| RunRecord::read(d))
+                .collect::<Result<Vec<_>, _>>()?;
+            for r in &records {
+                gan_run::report::write_curves_png(r)?;
+            }
+            let page = gan_run::report::html(&records)?;
+            gan_run::run_dir::atomic_write(&out, page.as_bytes())?;
+            println!("{}", out.display());
             Ok(())
         }
         Command::Check { configs, common } => {
