@@ -569,7 +569,7 @@ fn report_is_one_self_contained_page_that_a_browser_renders() {
         "2 runs x 2 epochs"
     );
     assert!(
-        !page.contains("http://") || !page.contains("src=\"http"),
+        !page.contains("src=\"http") && !page.contains("href=\"http"),
         "no network"
     );
     assert!(page.contains("optimizer.discriminator.beta1"));
