@@ -38,6 +38,10 @@ enum Command {
         /// Stop after this many epochs of this start; running again resumes.
         #[arg(long, value_name = "N")]
         max_epochs: Option<usize>,
+        /// With several configs: how many to train at once (each in its own process, with its
+        /// share of the cores; output in RUNS_DIR/logs/<config>.log).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
     },
     /// Run every point of a sweep file (a base config and a grid of dotted keys).
     Sweep {
@@ -150,6 +154,25 @@ impl ConfigArgs {
     }
 }
 
+/// Prints how each child ended; fails if any did.
+fn report_outcomes(outcomes: &[gan_run::sweep::PointOutcome], what: &str) -> anyhow::Result<()> {
+    for o in outcomes {
+        println!("{:<9} {}", o.state, o.name);
+    }
+    let failed: Vec<_> = outcomes.iter().filter(|o| o.state == "failed").collect();
+    for o in &failed {
+        eprintln!("failed: {} (log: {})", o.name, o.log.display());
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} {what} failed; run the same command again to retry them",
+            failed.len(),
+            outcomes.len()
+        );
+    }
+    Ok(())
+}
+
 fn parse_overrides(set: &[String]) -> anyhow::Result<Vec<Override>> {
     Ok(set
         .iter()
@@ -213,9 +236,51 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runs_dir,
             force,
             max_epochs,
+            jobs,
         } => {
             if name.is_some() && configs.len() > 1 {
                 anyhow::bail!("--name names one run; it cannot be used with several configs");
+            }
+            if jobs > 1 && configs.len() > 1 {
+                // Check every config first, so that a typo fails before anything starts.
+                for path in &configs {
+                    common.load(path)?;
+                }
+                let mut shared = vec!["--runs-dir".to_string(), runs_dir.display().to_string()];
+                for o in &common.set {
+                    shared.extend(["--set".to_string(), o.clone()]);
+                }
+                if let Some(d) = &common.data_dir {
+                    shared.extend(["--data-dir".to_string(), d.display().to_string()]);
+                }
+                if force {
+                    shared.push("--force".into());
+                }
+                if let Some(n) = max_epochs {
+                    shared.extend(["--max-epochs".to_string(), n.to_string()]);
+                }
+                let children = configs
+                    .iter()
+                    .enumerate()
+                    .map(|(index, path)| {
+                        let stem = path
+                            .file_stem()
+                            .map_or("config".into(), |s| s.to_string_lossy().to_string());
+                        gan_run::sweep::ChildJob {
+                            index,
+                            name: path.display().to_string(),
+                            args: [
+                                vec!["train".to_string(), path.display().to_string()],
+                                shared.clone(),
+                            ]
+                            .concat(),
+                            log: runs_dir.join("logs").join(format!("{stem}.log")),
+                        }
+                    })
+                    .collect();
+                let exe = std::env::current_exe()?;
+                let outcomes = gan_run::sweep::run_children(children, jobs, &exe, |_, _| Ok(()))?;
+                return report_outcomes(&outcomes, "configs");
             }
             let mut failed = Vec::new();
             for path in &configs {
@@ -287,21 +352,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let exe = std::env::current_exe()?;
             let outcomes = gan_run::sweep::run_points(&sweep, &runs_dir, jobs.max(1), &set, &exe)?;
-            let failed: Vec<_> = outcomes.iter().filter(|o| o.state == "failed").collect();
-            for o in &outcomes {
-                println!("{:<9} {}", o.state, o.name);
-            }
-            if !failed.is_empty() {
-                for o in &failed {
-                    eprintln!("failed: {} (log: {})", o.name, o.log.display());
-                }
-                anyhow::bail!(
-                    "{} of {} points failed; run the sweep again to retry them",
-                    failed.len(),
-                    outcomes.len()
-                );
-            }
-            Ok(())
+            report_outcomes(&outcomes, "points")
         }
         Command::RunPoint {
             sweep,

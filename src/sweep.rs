@@ -267,76 +267,61 @@ pub struct PointOutcome {
     pub log: PathBuf,
 }
 
-/// Runs the unfinished points, `jobs` at a time, each as `exe run-point SWEEP INDEX` with
-/// `RAYON_NUM_THREADS` set to its share of the cores. Finished points are skipped; interrupted
-/// ones resume from their checkpoints; a failure is recorded and the others go on.
-pub fn run_points(
-    sweep: &Sweep,
-    runs_root: &Path,
-    jobs: usize,
-    extra: &[String],
+/// A child `gan-run` process to run: its arguments and where its output goes.
+#[derive(Debug, Clone)]
+pub struct ChildJob {
+    /// Position in the caller's list.
+    pub index: usize,
+    /// A name for messages.
+    pub name: String,
+    /// Arguments after the executable.
+    pub args: Vec<String>,
+    /// Its stdout and stderr, appended.
+    pub log: PathBuf,
+}
+
+/// Runs `jobs` as child processes of `exe`, `parallel` at a time, each with `RAYON_NUM_THREADS`
+/// set to its share of the cores. A failing child never stops the others. `on_done` sees each
+/// outcome as it happens; the outcomes come back in the jobs' order.
+pub fn run_children(
+    jobs: Vec<ChildJob>,
+    parallel: usize,
     exe: &Path,
+    mut on_done: impl FnMut(&ChildJob, &'static str) -> Result<()>,
 ) -> Result<Vec<PointOutcome>> {
     use std::process::{Child, Command, Stdio};
-    let logs = sweep.dir(runs_root).join("logs");
-    std::fs::create_dir_all(&logs).map_err(|e| Error::io("cannot create", &logs, e))?;
+    let parallel = parallel.max(1);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = (cores / jobs).max(1);
-    let extra_overrides = extra
-        .iter()
-        .map(|o| o.parse::<Override>())
-        .collect::<Result<Vec<_>>>()?;
+    let threads = (cores / parallel).max(1);
+    let mut pending: std::collections::VecDeque<ChildJob> = jobs.into();
+    let mut running: Vec<(ChildJob, Child)> = Vec::new();
     let mut outcomes: Vec<(usize, PointOutcome)> = Vec::new();
-    let mut pending: std::collections::VecDeque<&Point> = std::collections::VecDeque::new();
-    for p in &sweep.points {
-        if sweep.is_finished(runs_root, p, &extra_overrides) {
-            outcomes.push((
-                p.index,
-                PointOutcome {
-                    name: p.name.clone(),
-                    state: "skipped",
-                    log: logs.join(format!("{}.log", p.name)),
-                },
-            ));
-        } else {
-            pending.push_back(p);
-        }
-    }
-    let status = |o: &[(usize, PointOutcome)]| -> Vec<(usize, String)> {
-        o.iter().map(|(i, p)| (*i, p.state.to_string())).collect()
-    };
-    sweep.write_index(runs_root, &status(&outcomes))?;
-    let mut running: Vec<(&Point, Child, PathBuf)> = Vec::new();
     while !pending.is_empty() || !running.is_empty() {
-        while running.len() < jobs {
-            let Some(p) = pending.pop_front() else { break };
-            let log = logs.join(format!("{}.log", p.name));
+        while running.len() < parallel {
+            let Some(job) = pending.pop_front() else {
+                break;
+            };
+            if let Some(dir) = job.log.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+            }
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(&log)
-                .map_err(|e| Error::io("cannot open", &log, e))?;
+                .open(&job.log)
+                .map_err(|e| Error::io("cannot open", &job.log, e))?;
             let err = file
                 .try_clone()
-                .map_err(|e| Error::io("cannot open", &log, e))?;
-            let mut cmd = Command::new(exe);
-            cmd.arg("run-point")
-                .arg(&sweep.file)
-                .arg(p.index.to_string())
-                .arg("--runs-dir")
-                .arg(runs_root);
-            for o in extra {
-                cmd.arg("--set").arg(o);
-            }
-            let child = cmd
+                .map_err(|e| Error::io("cannot open", &job.log, e))?;
+            let child = Command::new(exe)
+                .args(&job.args)
                 .env("RAYON_NUM_THREADS", threads.to_string())
                 .stdin(Stdio::null())
                 .stdout(file)
                 .stderr(err)
                 .spawn()
                 .map_err(|e| Error::io("cannot start", exe, e))?;
-            tracing::info!(point = %p.name, log = %log.display(), "started");
-            running.push((p, child, log));
+            tracing::info!(job = %job.name, log = %job.log.display(), "started");
+            running.push((job, child));
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
         let mut i = 0;
@@ -348,22 +333,78 @@ pub fn run_points(
             match done {
                 None => i += 1,
                 Some(code) => {
-                    let (p, _, log) = running.swap_remove(i);
+                    let (job, _) = running.swap_remove(i);
                     let state = if code.success() { "finished" } else { "failed" };
-                    tracing::info!(point = %p.name, state, "point ended");
+                    tracing::info!(job = %job.name, state, "ended");
+                    on_done(&job, state)?;
                     outcomes.push((
-                        p.index,
+                        job.index,
                         PointOutcome {
-                            name: p.name.clone(),
+                            name: job.name,
                             state,
-                            log,
+                            log: job.log,
                         },
                     ));
-                    sweep.write_index(runs_root, &status(&outcomes))?;
                 }
             }
         }
     }
     outcomes.sort_by_key(|(i, _)| *i);
     Ok(outcomes.into_iter().map(|(_, o)| o).collect())
+}
+
+/// Runs the unfinished points of a sweep, `jobs` at a time, each as `exe run-point SWEEP INDEX`.
+/// Finished points are skipped; interrupted ones resume from their checkpoints; failed ones are
+/// retried; a failure never stops the others.
+pub fn run_points(
+    sweep: &Sweep,
+    runs_root: &Path,
+    jobs: usize,
+    extra: &[String],
+    exe: &Path,
+) -> Result<Vec<PointOutcome>> {
+    let logs = sweep.dir(runs_root).join("logs");
+    let extra_overrides = extra
+        .iter()
+        .map(|o| o.parse::<Override>())
+        .collect::<Result<Vec<_>>>()?;
+    let mut states: Vec<(usize, String)> = Vec::new();
+    let mut skipped = Vec::new();
+    let mut children = Vec::new();
+    for p in &sweep.points {
+        let log = logs.join(format!("{}.log", p.name));
+        if sweep.is_finished(runs_root, p, &extra_overrides) {
+            states.push((p.index, "skipped".into()));
+            skipped.push(PointOutcome {
+                name: p.name.clone(),
+                state: "skipped",
+                log,
+            });
+        } else {
+            let mut args = vec![
+                "run-point".to_string(),
+                sweep.file.display().to_string(),
+                p.index.to_string(),
+                "--runs-dir".into(),
+                runs_root.display().to_string(),
+            ];
+            for o in extra {
+                args.extend(["--set".to_string(), o.clone()]);
+            }
+            children.push(ChildJob {
+                index: p.index,
+                name: p.name.clone(),
+                args,
+                log,
+            });
+        }
+    }
+    sweep.write_index(runs_root, &states)?;
+    let ran = run_children(children, jobs, exe, |job, state| {
+        states.push((job.index, state.to_string()));
+        sweep.write_index(runs_root, &states)
+    })?;
+    let mut all: Vec<PointOutcome> = skipped.into_iter().chain(ran).collect();
+    all.sort_by_key(|o| sweep.points.iter().position(|p| p.name == o.name));
+    Ok(all)
 }

@@ -628,3 +628,36 @@ fn report_is_one_self_contained_page_that_a_browser_renders() {
     let blue = img.pixels().filter(|p| p.0 == [31, 119, 180]).count();
     assert!(blue > 50, "only {blue} line pixels in the screenshot");
 }
+
+#[test]
+fn several_configs_train_in_parallel_and_a_bad_one_does_not_stop_the_other() {
+    let s = Scratch::new();
+    let smoke = std::fs::read_to_string(config("smoke.toml")).unwrap();
+    let a = s.write("a.toml", &smoke.replace("name = \"smoke\"", "name = \"a\""));
+    let b = s.write("b.toml", &smoke.replace("name = \"smoke\"", "name = \"b\""));
+    let (a, b) = (a.display().to_string(), b.display().to_string());
+    let data = data_dir();
+    let args = [
+        "--set",
+        "training.epochs=1",
+        "--data-dir",
+        &data,
+        "--runs-dir",
+        "runs",
+    ];
+    s.ok(&[&[a.as_str(), b.as_str(), "--jobs", "2"], &args[..]].concat());
+    assert!(s.path().join("runs/a/summary.json").exists());
+    assert!(s.path().join("runs/b/summary.json").exists());
+    assert!(s.path().join("runs/logs/a.log").exists());
+
+    // A config that diverges fails alone; the other still trains.
+    let c = s.write(
+        "c.toml",
+        &smoke
+            .replace("name = \"smoke\"", "name = \"c\"")
+            .replace("lr = 2e-4\nbeta1 = 0.1", "lr = 1e30\nbeta1 = 0.1"),
+    );
+    let c = c.display().to_string();
+    let err = s.fails(&[&[c.as_str(), a.as_str(), "--jobs", "2"], &args[..]].concat());
+    assert!(err.contains("1 of 2 configs failed"), "{err}");
+}
