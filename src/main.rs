@@ -120,6 +120,22 @@ enum Command {
         #[arg(long, default_value = "report.html")]
         out: PathBuf,
     },
+    /// Time a config's training steps against this machine's matrix-product peak.
+    Bench {
+        /// The experiment file.
+        config: PathBuf,
+        #[command(flatten)]
+        common: ConfigArgs,
+        /// Steps to time.
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+        /// Untimed steps first.
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate experiment files without training.
     Check {
         /// The experiment files.
@@ -452,6 +468,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let page = gan_run::report::html(&records)?;
             gan_run::run_dir::atomic_write(&out, page.as_bytes())?;
             println!("{}", out.display());
+            Ok(())
+        }
+        Command::Bench {
+            config,
+            common,
+            steps,
+            warmup,
+            json,
+        } => {
+            let experiment = common.load(&config)?;
+            let report = gan_run::bench::run(&experiment, steps.max(1), warmup)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
             Ok(())
         }
         Command::Check { configs, common } => {

@@ -15,7 +15,10 @@ use serde::Serialize;
 use crate::config::ExperimentConfig;
 use crate::error::{Error, Result};
 use crate::run_dir::{checkpoint, RunDir, Start};
-pub use trainer::{fixed_noise, generate, sample_noise, train_epoch, EpochMetrics, GanState};
+pub use trainer::{
+    d_step, fixed_noise, g_step, generate, sample_noise, train_epoch, DStep, EpochMetrics,
+    GanState, PhaseTimes,
+};
 
 /// How and where to run, beyond the config itself.
 #[derive(Debug, Clone, Default)]
@@ -118,9 +121,11 @@ pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
             epoch,
             config.training.epochs,
         );
-        let m = train_epoch(&mut state, config, &data.train, &dev, |s| {
+        let mut times = PhaseTimes::default();
+        let m = train_epoch(&mut state, config, &data.train, &dev, &mut times, |s| {
             bar.set_position(s as u64)
         });
+        tracing::debug!(?times, "where the epoch's time went");
         bar.finish_and_clear();
         let m = m?;
         tracing::info!(

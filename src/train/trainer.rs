@@ -1,7 +1,7 @@
 //! The training loop: one epoch of alternating discriminator and generator steps. It computes
 //! and returns metrics and writes nothing; the run directory is [`crate::run_dir`]'s job.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dfdx::prelude::*;
 use rand::seq::SliceRandom;
@@ -136,6 +136,7 @@ pub fn train_epoch(
     config: &ExperimentConfig,
     train: &Images,
     dev: &Cpu,
+    times: &mut PhaseTimes,
     mut on_step: impl FnMut(usize),
 ) -> Result<EpochMetrics> {
     let start = Instant::now();
@@ -149,62 +150,25 @@ pub fn train_epoch(
     let mut g_steps = 0usize;
     let mut pixels = Vec::with_capacity(batch * IMAGE_PIXELS);
     for step in 0..batches {
+        let phase = Instant::now();
         pixels.clear();
         for &i in &order[step * batch..(step + 1) * batch] {
             pixels.extend_from_slice(train.image(i));
         }
         let real: Matrix = dev.tensor_from_vec(pixels.clone(), (batch, IMAGE_PIXELS));
+        times.data += phase.elapsed();
 
-        // D step: G outside its own update (no tape, no dropout, tutorial batch-norm bypassed).
-        let z = sample_noise(config, batch, &mut state.rng, dev);
-        let fake = state.generator.forward(z, Mode::Eval);
-        let real_logits = state.discriminator.forward(
-            real.leaky_traced(),
-            Mode::Train {
-                rng: &mut state.rng,
-            },
-        );
-        let fake_logits = state.discriminator.forward(
-            fake.leaky_traced(),
-            Mode::Train {
-                rng: &mut state.rng,
-            },
-        );
-        real_sum += real_logits
-            .retaped::<NoneTape>()
-            .sigmoid()
-            .mean::<Rank0, _>()
-            .array() as f64;
-        fake_sum += fake_logits
-            .retaped::<NoneTape>()
-            .sigmoid()
-            .mean::<Rank0, _>()
-            .array() as f64;
-        let d_loss =
-            gan_bce(real_logits, 1.0, config.loss) + gan_bce(fake_logits, 0.0, config.loss);
-        let d_value = d_loss.array();
-        check_finite(d_value, "the discriminator loss", epoch, step)?;
-        d_sum += d_value as f64;
-        let mut grads = d_loss.backward();
-        state.d_opt.update(&mut state.discriminator, &mut grads);
+        let d = d_step(state, config, real, dev, times);
+        check_finite(d.loss, "the discriminator loss", epoch, step)?;
+        d_sum += d.loss as f64;
+        real_sum += d.d_real as f64;
+        fake_sum += d.d_fake as f64;
 
-        // G step: G in its own update; D outside its own, and D's gradients go unused.
         if (step + 1).is_multiple_of(config.training.d_steps_per_g_step) {
-            let z = sample_noise(config, batch, &mut state.rng, dev);
-            let fake = state.generator.forward(
-                z.leaky_traced(),
-                Mode::Train {
-                    rng: &mut state.rng,
-                },
-            );
-            let logits = state.discriminator.forward(fake, Mode::Eval);
-            let g_loss = gan_bce(logits, 1.0, config.loss);
-            let g_value = g_loss.array();
-            check_finite(g_value, "the generator loss", epoch, step)?;
-            g_sum += g_value as f64;
+            let g_loss = g_step(state, config, batch, dev, times);
+            check_finite(g_loss, "the generator loss", epoch, step)?;
+            g_sum += g_loss as f64;
             g_steps += 1;
-            let mut grads = g_loss.backward();
-            state.g_opt.update(&mut state.generator, &mut grads);
         }
         on_step(step + 1);
     }
@@ -222,6 +186,112 @@ pub fn train_epoch(
     state.epoch = epoch;
     state.history.push(metrics.clone());
     Ok(metrics)
+}
+
+/// Where a training step's time goes; filled in by [`d_step`] and [`g_step`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PhaseTimes {
+    /// Assembling the real batch.
+    pub data: Duration,
+    /// Sampling noise and running G outside its own update (in D steps).
+    pub g_forward: Duration,
+    /// D's forward and backward passes in D steps.
+    pub d_step: Duration,
+    /// G's and D's forward and backward passes in G steps (noise included).
+    pub g_step: Duration,
+    /// Both optimizers' updates.
+    pub optimizer: Duration,
+}
+
+/// What one D step measured.
+#[derive(Debug, Clone, Copy)]
+pub struct DStep {
+    /// BCE(D(x), 1) + BCE(D(G(z)), 0).
+    pub loss: f32,
+    /// Mean D(x).
+    pub d_real: f32,
+    /// Mean D(G(z)).
+    pub d_fake: f32,
+}
+
+/// One discriminator step on a real batch: G runs outside its own update (no tape, no
+/// dropout, tutorial batch-norm bypassed), D in its own; only D's optimizer moves.
+pub fn d_step(
+    state: &mut GanState,
+    config: &ExperimentConfig,
+    real: Matrix,
+    dev: &Cpu,
+    times: &mut PhaseTimes,
+) -> DStep {
+    let phase = Instant::now();
+    let z = sample_noise(config, real.shape().0, &mut state.rng, dev);
+    let fake = state.generator.forward(z, Mode::Eval);
+    times.g_forward += phase.elapsed();
+
+    let phase = Instant::now();
+    // Two passes (not one batch of both) so that batch-norm in D sees each batch alone.
+    let real_logits = state.discriminator.forward(
+        real.leaky_traced(),
+        Mode::Train {
+            rng: &mut state.rng,
+        },
+    );
+    let fake_logits = state.discriminator.forward(
+        fake.leaky_traced(),
+        Mode::Train {
+            rng: &mut state.rng,
+        },
+    );
+    let mean_prob = |logits: &Matrix<OwnedTape<f32, Cpu>>| {
+        logits
+            .retaped::<NoneTape>()
+            .sigmoid()
+            .mean::<Rank0, _>()
+            .array()
+    };
+    let (d_real, d_fake) = (mean_prob(&real_logits), mean_prob(&fake_logits));
+    let loss = gan_bce(real_logits, 1.0, config.loss) + gan_bce(fake_logits, 0.0, config.loss);
+    let value = loss.array();
+    let mut grads = loss.backward();
+    times.d_step += phase.elapsed();
+
+    let phase = Instant::now();
+    state.d_opt.update(&mut state.discriminator, &mut grads);
+    times.optimizer += phase.elapsed();
+    DStep {
+        loss: value,
+        d_real,
+        d_fake,
+    }
+}
+
+/// One generator step: G in its own update, D outside its own. The backward pass also
+/// computes gradients for D's parameters; they are dropped, and only G's optimizer moves.
+pub fn g_step(
+    state: &mut GanState,
+    config: &ExperimentConfig,
+    batch: usize,
+    dev: &Cpu,
+    times: &mut PhaseTimes,
+) -> f32 {
+    let phase = Instant::now();
+    let z = sample_noise(config, batch, &mut state.rng, dev);
+    let fake = state.generator.forward(
+        z.leaky_traced(),
+        Mode::Train {
+            rng: &mut state.rng,
+        },
+    );
+    let logits = state.discriminator.forward(fake, Mode::Eval);
+    let loss = gan_bce(logits, 1.0, config.loss);
+    let value = loss.array();
+    let mut grads = loss.backward();
+    times.g_step += phase.elapsed();
+
+    let phase = Instant::now();
+    state.g_opt.update(&mut state.generator, &mut grads);
+    times.optimizer += phase.elapsed();
+    value
 }
 
 fn check_finite(value: f32, what: &'static str, epoch: usize, step: usize) -> Result<()> {
@@ -296,7 +366,15 @@ mod tests {
         let g0 = snapshot(&mut state.generator);
         let d0 = snapshot(&mut state.discriminator);
         let images = fake_images(4);
-        train_epoch(&mut state, &config, &images, &dev, |_| {}).unwrap();
+        train_epoch(
+            &mut state,
+            &config,
+            &images,
+            &dev,
+            &mut PhaseTimes::default(),
+            |_| {},
+        )
+        .unwrap();
         assert_eq!(snapshot(&mut state.generator), g0, "a D step changed G");
         assert_ne!(
             snapshot(&mut state.discriminator),
@@ -311,16 +389,7 @@ mod tests {
         let config = tiny_config(1);
         let d1 = snapshot(&mut state.discriminator);
         let g1 = snapshot(&mut state.generator);
-        let z = sample_noise(&config, 4, &mut state.rng, &dev);
-        let fake = state.generator.forward(
-            z.leaky_traced(),
-            Mode::Train {
-                rng: &mut state.rng,
-            },
-        );
-        let logits = state.discriminator.forward(fake, Mode::Eval);
-        let mut grads = gan_bce(logits, 1.0, config.loss).backward();
-        state.g_opt.update(&mut state.generator, &mut grads);
+        g_step(&mut state, &config, 4, &dev, &mut PhaseTimes::default());
         assert_eq!(snapshot(&mut state.discriminator), d1, "a G step changed D");
         assert_ne!(snapshot(&mut state.generator), g1, "the G step did nothing");
     }
@@ -332,7 +401,15 @@ mod tests {
         let images = fake_images(8);
         let run = || {
             let mut state = GanState::new(&config, &dev);
-            let m = train_epoch(&mut state, &config, &images, &dev, |_| {}).unwrap();
+            let m = train_epoch(
+                &mut state,
+                &config,
+                &images,
+                &dev,
+                &mut PhaseTimes::default(),
+                |_| {},
+            )
+            .unwrap();
             (m.d_loss, m.g_loss, snapshot(&mut state.generator))
         };
         assert_eq!(run(), run());
