@@ -255,3 +255,65 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Override;
+
+    fn state(overrides: &[&str]) -> (GanState, String) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke.toml");
+        let o: Vec<Override> = overrides.iter().map(|s| s.parse().unwrap()).collect();
+        let config = crate::config::load(&path, &o).unwrap();
+        (
+            GanState::new(&config, &Cpu::default()),
+            config.training_fingerprint(),
+        )
+    }
+
+    #[test]
+    fn round_trip_restores_everything() {
+        let (mut a, fp) = state(&[]);
+        a.epoch = 3;
+        a.g_opt.steps = 7;
+        use rand::Rng;
+        let _: u64 = a.rng.gen();
+        let bytes = to_bytes(&mut a, &fp);
+        let (mut b, _) = state(&["seed=99"]); // other initial weights
+        restore(&mut b, &bytes, Path::new("x"), &fp).unwrap();
+        // Same tensors and metadata (the header's key order is not fixed: safetensors takes a
+        // HashMap), so compare contents.
+        let again = to_bytes(&mut b, &fp);
+        let contents = |bytes: &[u8]| {
+            let st = SafeTensors::deserialize(bytes).unwrap();
+            let mut t: Vec<(String, Vec<u8>)> = st
+                .tensors()
+                .into_iter()
+                .map(|(n, v)| (n, v.data().to_vec()))
+                .collect();
+            t.sort();
+            let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
+            let meta: std::collections::BTreeMap<_, _> =
+                header.metadata().clone().unwrap().into_iter().collect();
+            (t, meta)
+        };
+        assert!(
+            contents(&again) == contents(&bytes),
+            "restored state differs"
+        );
+        assert_eq!((b.epoch, b.g_opt.steps), (3, 7));
+        assert_eq!(b.rng.gen::<u64>(), a.rng.gen::<u64>());
+    }
+
+    #[test]
+    fn foreign_checkpoints_are_refused() {
+        let (mut a, fp) = state(&[]);
+        let bytes = to_bytes(&mut a, &fp);
+        let (mut other, other_fp) = state(&["model.generator.layers[0].out=32"]);
+        let e = restore(&mut other, &bytes, Path::new("x"), &other_fp).unwrap_err();
+        assert!(e.to_string().contains("different config"), "{e}");
+        // Even with a matching fingerprint, tensors of other shapes are named and refused.
+        let e = restore(&mut other, &bytes, Path::new("x"), &fp).unwrap_err();
+        assert!(e.to_string().contains("generator.layers.0.weight"), "{e}");
+    }
+}
