@@ -32,6 +32,7 @@ pub mod logging;
 pub mod model;
 pub mod report;
 pub mod run_dir;
+pub mod sample;
 pub mod sweep;
 pub mod train;
 

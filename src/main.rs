@@ -120,6 +120,23 @@ enum Command {
         #[arg(long, default_value = "report.html")]
         out: PathBuf,
     },
+    /// Write generated images of a run as an MNIST-format IDX3 file (.gz if named so) or a PNG grid.
+    Sample {
+        /// The run directory.
+        run: PathBuf,
+        /// How many images.
+        #[arg(long, default_value_t = 10_000)]
+        n: usize,
+        /// Output file: NAME.png, NAME.gz (gzipped IDX3) or anything else (raw IDX3).
+        #[arg(long)]
+        out: PathBuf,
+        /// Checkpoint to use (default: the run's newest).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Seed of the noise.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Time a config's training steps against this machine's matrix-product peak.
     Bench {
         /// The experiment file.
@@ -467,6 +484,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let page = gan_run::report::html(&records)?;
             gan_run::run_dir::atomic_write(&out, page.as_bytes())?;
+            println!("{}", out.display());
+            Ok(())
+        }
+        Command::Sample {
+            run,
+            n,
+            out,
+            checkpoint,
+            seed,
+        } => {
+            let (_, pixels) =
+                gan_run::sample::generate_from_run(&run, checkpoint.as_deref(), n.max(1), seed)?;
+            gan_run::sample::write_images(&out, &pixels)?;
             println!("{}", out.display());
             Ok(())
         }

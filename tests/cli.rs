@@ -661,3 +661,36 @@ fn several_configs_train_in_parallel_and_a_bad_one_does_not_stop_the_other() {
     let err = s.fails(&[&[c.as_str(), a.as_str(), "--jobs", "2"], &args[..]].concat());
     assert!(err.contains("1 of 2 configs failed"), "{err}");
 }
+
+#[test]
+fn samples_are_written_as_mnist_idx_files() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let err = s.fails(&["sample", "runs/smoke", "--n", "5", "--out", "x.idx"]);
+    assert!(err.contains("runs/smoke"), "{err}");
+    s.ok(&smoke_args(
+        &[&smoke, "--set", "training.epochs=1"],
+        &data_dir(),
+    ));
+    s.ok(&["sample", "runs/smoke", "--n", "50", "--out", "x.gz"]);
+    let mut raw = Vec::new();
+    let gz = std::fs::read(s.path().join("x.gz")).unwrap();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut raw).unwrap();
+    let (dims, body) = gan_run::data::parse_idx(&raw, std::path::Path::new("x.gz"), 2051).unwrap();
+    assert_eq!(dims, vec![50, 28, 28]);
+    assert!(body.iter().any(|&b| b != body[0]), "all pixels equal");
+    // The same seed gives the same images; another seed other images.
+    s.ok(&["sample", "runs/smoke", "--n", "50", "--out", "y.idx"]);
+    assert_eq!(std::fs::read(s.path().join("y.idx")).unwrap(), raw);
+    s.ok(&[
+        "sample",
+        "runs/smoke",
+        "--n",
+        "50",
+        "--out",
+        "z.idx",
+        "--seed",
+        "1",
+    ]);
+    assert_ne!(std::fs::read(s.path().join("z.idx")).unwrap(), raw);
+}
