@@ -70,7 +70,16 @@ pub fn load_train(config: &DataConfig) -> Result<Mnist> {
     let path = config.dir.join(TRAIN_LABELS);
     let all = pair(images, labels, &path)?;
     let v = config.validation_size;
-    let n = config.train_size.unwrap_or(all.len() - v);
+    let n = config.train_size.unwrap_or(all.len().saturating_sub(v));
+    if v + n > all.len() {
+        return Err(Error::Data {
+            path: config.dir.join(TRAIN_IMAGES),
+            message: format!(
+                "holds {} images, fewer than the {v} validation + {n} training images the config asks for",
+                all.len()
+            ),
+        });
+    }
     Ok(Mnist {
         validation: all.range(0, v),
         train: all.range(v, v + n),

@@ -274,6 +274,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if name.is_some() && configs.len() > 1 {
                 anyhow::bail!("--name names one run; it cannot be used with several configs");
             }
+            if let Some(n) = &name {
+                config::check_run_name(n).map_err(|m| anyhow::anyhow!("--name: {m}"))?;
+            }
             if jobs > 1 && configs.len() > 1 {
                 // Check every config first, so that a typo fails before anything starts.
                 for path in &configs {

@@ -91,6 +91,6 @@ mod tests {
         let bytes = idx3_bytes(&pixels);
         let (dims, body) = crate::data::parse_idx(&bytes, Path::new("x"), 2051).unwrap();
         assert_eq!(dims, vec![2, 28, 28]);
-        assert_eq!(body[300], 300 % 256);
+        assert_eq!(body[300] as usize, 300 % 256);
     }
 }

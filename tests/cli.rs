@@ -273,6 +273,15 @@ fn a_damaged_checkpoint_is_refused_not_replaced() {
     std::fs::write(&ckpt, &flipped).unwrap();
     let err = s.fails(&smoke_args(&[&smoke], &data));
     assert!(err.contains("checksum"), "{err}");
+
+    // A changed digit in the header's metadata (the epoch count) is caught too.
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    let at = text.find("\"epoch\":\"1\"").expect("epoch in header") + "\"epoch\":\"".len();
+    let mut edited = bytes.clone();
+    edited[at] = b'2';
+    std::fs::write(&ckpt, &edited).unwrap();
+    let err = s.fails(&smoke_args(&[&smoke], &data));
+    assert!(err.contains("checksum"), "{err}");
 }
 
 #[test]
@@ -365,11 +374,52 @@ fn a_foreign_directory_is_not_overwritten() {
     std::fs::create_dir_all(s.path().join("runs/smoke")).unwrap();
     s.write("runs/smoke/notes.txt", "mine");
     let smoke = config("smoke.toml").display().to_string();
-    let err = s.fails(&smoke_args(&[&smoke], &data_dir()));
-    assert!(err.contains("not a gan-run run"), "{err}");
+    let data = data_dir();
+    for extra in [&[][..], &["--force"][..]] {
+        let err = s.fails(&smoke_args(&[&[smoke.as_str()], extra].concat(), &data));
+        assert!(err.contains("not a gan-run run"), "{err}");
+    }
     assert_eq!(
         std::fs::read_to_string(s.path().join("runs/smoke/notes.txt")).unwrap(),
         "mine"
+    );
+    // --name is a directory name, never a path.
+    for bad in ["..", ".", "", "a/b", "/tmp"] {
+        let err = s.fails(&smoke_args(&[&smoke, "--name", bad, "--force"], &data));
+        assert!(err.contains("cannot name a run directory"), "{bad}: {err}");
+    }
+    assert!(s.path().join("runs/smoke/notes.txt").exists());
+}
+
+#[test]
+fn a_run_directory_in_use_is_refused_and_a_stale_lock_taken_over() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    std::fs::create_dir_all(s.path().join("runs/smoke")).unwrap();
+    // This test process is alive: its pid in the lock means "in use".
+    s.write("runs/smoke/.lock", &std::process::id().to_string());
+    let err = s.fails(&smoke_args(&[&smoke, "--set", "training.epochs=1"], &data));
+    assert!(err.contains("in use by process"), "{err}");
+    // A pid that cannot exist is a stale lock.
+    s.write("runs/smoke/.lock", "4294967295");
+    s.ok(&smoke_args(&[&smoke, "--set", "training.epochs=1"], &data));
+    assert!(
+        !s.path().join("runs/smoke/.lock").exists(),
+        "lock left behind"
+    );
+}
+
+#[test]
+fn a_bad_override_of_a_nested_value_is_blamed_on_the_override() {
+    let s = Scratch::new();
+    let p = config("paper.toml").display().to_string();
+    let err = s.fails(&["check", &p, "--set", "noise.distribution.low=2"]);
+    assert!(err.contains("--set noise.distribution.low=2"), "{err}");
+    let err = s.fails(&["check", &p, "--set", "model.generator.layers[0].in=99"]);
+    assert!(
+        err.contains("--set model.generator.layers[0].in=99"),
+        "{err}"
     );
 }
 

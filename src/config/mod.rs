@@ -427,14 +427,41 @@ impl ExperimentConfig {
     /// the data location may differ.
     pub fn training_fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(self.weights_view().to_toml().as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The config with the keys that do not shape the weights blanked out.
+    fn weights_view(&self) -> ExperimentConfig {
         let mut c = self.clone();
         c.name = String::new();
         c.training.epochs = 0;
         c.output = OutputConfig::default();
         c.data.dir = PathBuf::new();
-        let digest = Sha256::digest(c.to_toml().as_bytes());
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        c
     }
+
+    /// The keys that shape the weights and differ between two configs: why a run directory
+    /// refuses to resume under another config.
+    pub fn weight_keys_differing_from(&self, other: &ExperimentConfig) -> Vec<String> {
+        differing_keys(&self.weights_view(), &other.weights_view())
+    }
+}
+
+/// Checks that a run name is a plain directory name (no separators, not `.` or `..`).
+pub fn check_run_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty()
+        || name.starts_with('.')
+        || !name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_.=,".contains(ch))
+    {
+        return Err(format!(
+            "`{name}` cannot name a run directory: use letters, digits and - _ . = , only, \
+             not starting with a dot"
+        ));
+    }
+    Ok(())
 }
 
 /// Reads, overrides, fills in and validates an experiment file.

@@ -38,7 +38,7 @@ pub(super) fn deserialize_overridden<T: DeserializeOwned>(
         let culprit = overrides
             .iter()
             .rev()
-            .find(|o| key.starts_with(&o.key) || o.key.starts_with(&key))
+            .find(|o| same_branch(&key, &o.key))
             .or(overrides.last());
         Error::Config {
             location: ConfigLocation {
@@ -58,7 +58,7 @@ pub(super) fn locate(text: &str, path: &Path, key: &str, overrides: &[Override])
     let from_override = overrides
         .iter()
         .rev()
-        .find(|o| key == o.key || key.starts_with(&format!("{}.", o.key)))
+        .find(|o| same_branch(key, &o.key))
         .map(|o| o.text.clone());
     let line_col = if from_override.is_some() {
         None
@@ -71,6 +71,16 @@ pub(super) fn locate(text: &str, path: &Path, key: &str, overrides: &[Override])
         key: key.to_string(),
         from_override,
     }
+}
+
+/// Whether one dotted key lies within the other (`a.b` and `a.b[2].c`, either way round).
+fn same_branch(a: &str, b: &str) -> bool {
+    let within = |long: &str, short: &str| {
+        long == short
+            || (long.starts_with(short)
+                && matches!(long.as_bytes().get(short.len()), Some(b'.') | Some(b'[')))
+    };
+    !a.is_empty() && !b.is_empty() && (within(a, b) || within(b, a))
 }
 
 /// serde_path_to_error writes `?` for untracked segments; drop them.

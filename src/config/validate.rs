@@ -19,20 +19,8 @@ pub(super) fn fill_in(config: &mut ExperimentConfig) {
 pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
     let p = |key: &str, message: String| Err((key.to_string(), message));
 
-    if c.name.is_empty()
-        || !c
-            .name
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || "-_.=,".contains(ch))
-        || c.name.starts_with('.')
-    {
-        return p(
-            "name",
-            format!(
-                "`{}` cannot name a run directory: use letters, digits and - _ . = , only",
-                c.name
-            ),
-        );
+    if let Err(message) = check_run_name(&c.name) {
+        return p("name", message);
     }
     if c.device == DeviceKind::Cuda {
         return p(
@@ -87,10 +75,10 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
         ("init.biases", &c.init.biases),
     ] {
         if let InitKind::TruncatedNormal { std } | InitKind::Normal { std } = init {
-            if !(*std >= 0.0 && std.is_finite()) {
+            if !(*std >= 0.0 && *std <= 1e3) {
                 return p(
                     &format!("{key}.std"),
-                    format!("must be finite and not negative, got {std}"),
+                    format!("must be between 0 and 1000, got {std}"),
                 );
             }
         }
@@ -126,8 +114,11 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
                             format!("must be in [0, 1], got {momentum}"),
                         );
                     }
-                    if !(eps > 0.0 && eps.is_finite()) {
-                        return p(&key("eps"), format!("must be positive, got {eps}"));
+                    if !(1e-30..=1.0).contains(&eps) {
+                        return p(
+                            &key("eps"),
+                            format!("must be between 1e-30 and 1, got {eps}"),
+                        );
                     }
                 }
                 _ => {}
@@ -171,7 +162,7 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
         ("discriminator", &c.optimizer.discriminator),
     ] {
         let key = |k: &str| format!("optimizer.{net}.{k}");
-        if !(a.lr > 0.0 && a.lr.is_finite()) {
+        if !(a.lr > 0.0 && (a.lr as f32).is_finite()) {
             return p(&key("lr"), format!("must be positive, got {}", a.lr));
         }
         if !(0.0..1.0).contains(&a.beta1) {
@@ -180,8 +171,11 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
         if !(0.0..1.0).contains(&a.beta2) {
             return p(&key("beta2"), format!("must be in [0, 1), got {}", a.beta2));
         }
-        if !(a.eps > 0.0 && a.eps.is_finite()) {
-            return p(&key("eps"), format!("must be positive, got {}", a.eps));
+        if !(1e-30..=1.0).contains(&a.eps) {
+            return p(
+                &key("eps"),
+                format!("must be between 1e-30 and 1, got {}", a.eps),
+            );
         }
     }
 

@@ -16,16 +16,15 @@ use crate::model::{Network, TensorVisitor};
 use crate::train::optim::AdamState;
 use crate::train::GanState;
 
-const FORMAT: &str = "gan-run-checkpoint-1";
+const FORMAT: &str = "gan-run-checkpoint-2";
 
 /// Serialises the state; `fingerprint` ties the file to the config that produced it.
 pub fn to_bytes(state: &mut GanState, fingerprint: &str) -> Vec<u8> {
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     collect(&mut state.generator, &mut state.g_opt, &mut tensors);
     collect(&mut state.discriminator, &mut state.d_opt, &mut tensors);
-    let checksum = checksum(tensors.iter().map(|(n, _, b)| (n.as_str(), b.as_slice())));
     let rng = &state.rng;
-    let metadata: HashMap<String, String> = [
+    let mut metadata: HashMap<String, String> = [
         ("format", FORMAT.to_string()),
         ("fingerprint", fingerprint.to_string()),
         ("epoch", state.epoch.to_string()),
@@ -38,11 +37,15 @@ pub fn to_bytes(state: &mut GanState, fingerprint: &str) -> Vec<u8> {
             "metrics",
             serde_json::to_string(&state.history).expect("metrics serialise"),
         ),
-        ("checksum", checksum),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    let sum = checksum(
+        tensors.iter().map(|(n, _, b)| (n.as_str(), b.as_slice())),
+        &metadata,
+    );
+    metadata.insert("checksum".into(), sum);
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
         .map(|(name, shape, bytes)| {
@@ -96,10 +99,15 @@ pub fn restore(state: &mut GanState, bytes: &[u8], path: &Path, fingerprint: &st
             .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
         sum_input.push((name.clone(), view.data().to_vec()));
     }
-    let actual = checksum(sum_input.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
+    let mut covered = meta.clone();
+    covered.remove("checksum");
+    let actual = checksum(
+        sum_input.iter().map(|(n, b)| (n.as_str(), b.as_slice())),
+        &covered,
+    );
     if actual != get("checksum")? {
         return Err(bad(
-            "tensor data does not match its checksum: the file is damaged".into(),
+            "its tensors or metadata do not match its checksum: the file is damaged".into(),
         ));
     }
 
@@ -232,10 +240,21 @@ fn le_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
+/// SHA-256 over every tensor (by name) and every metadata entry but the checksum itself.
+fn checksum<'a>(
+    tensors: impl Iterator<Item = (&'a str, &'a [u8])>,
+    metadata: &HashMap<String, String>,
+) -> String {
     let mut sorted: Vec<_> = tensors.collect();
     sorted.sort_by(|a, b| a.0.cmp(b.0));
     let mut h = Sha256::new();
+    let meta: std::collections::BTreeMap<_, _> = metadata.iter().collect();
+    for (k, v) in meta {
+        for part in [k.as_bytes(), v.as_bytes()] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+    }
     for (name, bytes) in sorted {
         h.update((name.len() as u64).to_le_bytes());
         h.update(name.as_bytes());

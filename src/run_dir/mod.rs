@@ -46,6 +46,66 @@ pub struct RunDir {
     pub path: PathBuf,
 }
 
+/// Marks a run directory as in use by one process, so that two trainings never interleave
+/// their files; removed when dropped. A lock whose process is gone is taken over.
+#[derive(Debug)]
+pub struct RunLock {
+    path: PathBuf,
+}
+
+/// The lock file inside a run directory.
+pub const LOCK_FILE: &str = ".lock";
+
+impl RunLock {
+    /// Takes the lock of the run directory `dir` (which must exist).
+    pub fn acquire(dir: &Path) -> Result<RunLock> {
+        let path = dir.join(LOCK_FILE);
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    let _ = write!(f, "{}", std::process::id());
+                    return Ok(RunLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                    let alive = holder
+                        .trim()
+                        .parse::<u32>()
+                        .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                    if alive || !Path::new("/proc/self").exists() {
+                        return Err(Error::RunDir {
+                            path: dir.to_path_buf(),
+                            message: format!(
+                                "is in use by process {} (lock file {}); wait for it, or delete the \
+                                 lock file if that process is gone",
+                                holder.trim(),
+                                path.display()
+                            ),
+                        });
+                    }
+                    tracing::warn!(lock = %path.display(), "taking over the lock of a process that is gone");
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(e) => return Err(Error::io("cannot create", &path, e)),
+            }
+        }
+        Err(Error::RunDir {
+            path: dir.to_path_buf(),
+            message: "another process keeps taking its lock".into(),
+        })
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// What [`RunDir::prepare`] found.
 #[derive(Debug)]
 pub enum Start {
@@ -59,18 +119,38 @@ impl RunDir {
     /// Opens `path` for `config`: creates it, or continues the run of the same config that is
     /// there. A directory holding a different config, or something that is not a run, is
     /// refused, unless `force`, which deletes it and starts afresh.
-    pub fn prepare(path: &Path, config: &ExperimentConfig, force: bool) -> Result<(RunDir, Start)> {
+    pub fn prepare(
+        path: &Path,
+        config: &ExperimentConfig,
+        force: bool,
+    ) -> Result<(RunDir, Start, RunLock)> {
         let dir = RunDir {
             path: path.to_path_buf(),
         };
-        if force && path.exists() {
+        std::fs::create_dir_all(path).map_err(|e| Error::io("cannot create", path, e))?;
+        let lock = RunLock::acquire(path)?;
+        if force && path.join(CONFIG_FILE).exists() {
+            // Only a gan-run run is ever deleted: a folder without its config.toml is refused
+            // below, --force or not.
             tracing::warn!(path = %path.display(), "--force: deleting the existing run directory");
-            std::fs::remove_dir_all(path).map_err(|e| Error::io("cannot delete", path, e))?;
+            for entry in std::fs::read_dir(path).map_err(|e| Error::io("cannot list", path, e))? {
+                let entry = entry.map_err(|e| Error::io("cannot list", path, e))?;
+                let p = entry.path();
+                if entry.file_name() == LOCK_FILE {
+                    continue;
+                }
+                let removed = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+                removed.map_err(|e| Error::io("cannot delete", &p, e))?;
+            }
         }
         let start = if path.join(CONFIG_FILE).exists() {
             let previous = dir.read_config()?;
             if previous.training_fingerprint() != config.training_fingerprint() {
-                let keys = crate::config::differing_keys(&previous, config);
+                let keys = previous.weight_keys_differing_from(config);
                 return Err(Error::RunDir {
                     path: path.to_path_buf(),
                     message: format!(
@@ -85,16 +165,16 @@ impl RunDir {
                 Some(c) => Start::Resume(c),
                 None => Start::Fresh,
             }
-        } else if path.exists()
-            && std::fs::read_dir(path)
-                .map_err(|e| Error::io("cannot list", path, e))?
-                .next()
-                .is_some()
+        } else if std::fs::read_dir(path)
+            .map_err(|e| Error::io("cannot list", path, e))?
+            .flatten()
+            .any(|e| e.file_name() != LOCK_FILE)
         {
             return Err(Error::RunDir {
                 path: path.to_path_buf(),
                 message: format!(
-                    "exists and is not a gan-run run (no {CONFIG_FILE}); choose another `--name` or `--runs-dir`"
+                    "exists and is not a gan-run run (no {CONFIG_FILE}); gan-run never deletes it, \
+                     even with --force: choose another `--name` or `--runs-dir`"
                 ),
             });
         } else {
@@ -105,7 +185,7 @@ impl RunDir {
             std::fs::create_dir_all(&p).map_err(|e| Error::io("cannot create", &p, e))?;
         }
         atomic_write(&path.join(CONFIG_FILE), config.to_toml().as_bytes())?;
-        Ok((dir, start))
+        Ok((dir, start, lock))
     }
 
     /// The resolved config saved in the directory.

@@ -60,7 +60,7 @@ pub struct Summary {
 /// Trains `config` into `options.run_dir`, resuming from its last checkpoint if it has one.
 pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
     let start_time = Instant::now();
-    let (dir, start) = RunDir::prepare(&options.run_dir, config, options.force)?;
+    let (dir, start, _lock) = RunDir::prepare(&options.run_dir, config, options.force)?;
     crate::logging::attach_file(&dir.path.join(crate::run_dir::LOG_FILE))?;
     dir.record_overrides(&options.overrides)?;
     let _span = tracing::info_span!("run").entered();

@@ -65,7 +65,8 @@ impl TensorVisitor for Update<'_> {
         if !trainable {
             return;
         }
-        // A parameter the loss did not reach gets a zero gradient, as in dfdx's Adam.
+        // A parameter the loss did not reach gets a zero gradient (dfdx's Adam would skip it);
+        // every layer type built today is reached by its network's loss.
         let grad = self.grads.get_or_alloc_mut(t).expect("cpu allocation");
         let m = self
             .state
