@@ -220,6 +220,18 @@ pub fn parse_idx<'a>(
     Ok((dims, body))
 }
 
+/// Reads any IDX3 image file of 28 x 28 images (gzipped or raw), e.g. one that `gan-run sample`
+/// or another tool wrote, as pixels in [0, 1].
+pub fn read_idx_images(path: &Path) -> Result<Vec<f32>> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let stem = name.trim_end_matches(".gz");
+    read_images(dir, stem, &BTreeMap::new())
+}
+
 fn read_images(dir: &Path, stem: &str, sums: &BTreeMap<String, String>) -> Result<Vec<f32>> {
     let (path, bytes) = read_file(dir, stem, sums)?;
     let (dims, body) = parse_idx(&bytes, &path, 2051)?;

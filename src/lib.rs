@@ -28,6 +28,7 @@ pub mod compare;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod logging;
 pub mod model;
 pub mod report;

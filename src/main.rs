@@ -137,6 +137,27 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Score samples without a classifier: Parzen-window log-likelihood of the test set
+    /// (Goodfellow et al. 2014, Table 1) and memorisation. Writes eval.json into the run.
+    Eval {
+        /// The run directory (its newest checkpoint generates the samples).
+        run: Option<PathBuf>,
+        /// Score the images of this IDX3 file instead of a run's.
+        #[arg(long, conflicts_with = "run")]
+        samples: Option<PathBuf>,
+        /// Checkpoint to use (default: the run's newest).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Samples to generate.
+        #[arg(long, default_value_t = 10_000)]
+        n: usize,
+        /// MNIST folder.
+        #[arg(long, default_value = "data/mnist")]
+        data_dir: PathBuf,
+        /// Also score 10,000 real training images and uniform noise, for reference.
+        #[arg(long)]
+        reference: bool,
+    },
     /// Time a config's training steps against this machine's matrix-product peak.
     Bench {
         /// The experiment file.
@@ -501,6 +522,74 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 gan_run::sample::generate_from_run(&run, checkpoint.as_deref(), n.max(1), seed)?;
             gan_run::sample::write_images(&out, &pixels)?;
             println!("{}", out.display());
+            Ok(())
+        }
+        Command::Eval {
+            run,
+            samples,
+            checkpoint,
+            n,
+            data_dir,
+            reference,
+        } => {
+            use gan_run::config::IMAGE_PIXELS;
+            let started = std::time::Instant::now();
+            let pixels = match (&run, &samples) {
+                (Some(run), _) => {
+                    gan_run::sample::generate_from_run(run, checkpoint.as_deref(), n.max(1), 0)?.1
+                }
+                (None, Some(file)) => gan_run::data::read_idx_images(file)?,
+                (None, None) => anyhow::bail!("name a run directory or pass --samples FILE"),
+            };
+            let data = gan_run::data::load_train(&gan_run::config::DataConfig {
+                dir: data_dir.clone(),
+                ..Default::default()
+            })?;
+            let test = gan_run::data::load_test(&data_dir)?;
+            let validation = &data.validation.pixels[..1000 * IMAGE_PIXELS];
+            let dev = dfdx::prelude::Cpu::default();
+            let score = |name: &str, images: &[f32]| {
+                let t = std::time::Instant::now();
+                let parzen = gan_run::eval::parzen(images, validation, &test.pixels, &dev);
+                let memo_n = (images.len() / IMAGE_PIXELS).min(1000);
+                let memo = gan_run::eval::memorisation(
+                    &images[..memo_n * IMAGE_PIXELS],
+                    &data.validation.pixels[1000 * IMAGE_PIXELS..2000 * IMAGE_PIXELS],
+                    &data.train.pixels,
+                    &dev,
+                );
+                println!(
+                    "{name:<22} parzen {:>8.1} +/- {:<5.1} nats (sigma {:.3})   nearest-train median {:.2} (real {:.2}), near-copies {:.1}%   [{:.1} s]",
+                    parzen.test.mean,
+                    parzen.test.se,
+                    parzen.sigma,
+                    memo.median_distance,
+                    memo.reference_median_distance,
+                    100.0 * memo.near_copy_share,
+                    t.elapsed().as_secs_f64()
+                );
+                serde_json::json!({ "parzen": parzen, "memorisation": memo })
+            };
+            let mut result = serde_json::json!({ "samples": pixels.len() / IMAGE_PIXELS });
+            result["scores"] = score("samples", &pixels);
+            if reference {
+                let real = &data.train.pixels[..10_000 * IMAGE_PIXELS];
+                result["reference_real_train"] = score("real training images", real);
+                let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+                let noise: Vec<f32> = (0..10_000 * IMAGE_PIXELS)
+                    .map(|_| rand::Rng::gen(&mut rng))
+                    .collect();
+                result["reference_uniform_noise"] = score("uniform noise", &noise);
+            }
+            result["seconds"] = serde_json::json!(started.elapsed().as_secs_f64());
+            if let Some(run) = &run {
+                let path = run.join("eval.json");
+                gan_run::run_dir::atomic_write(
+                    &path,
+                    serde_json::to_string_pretty(&result)?.as_bytes(),
+                )?;
+                println!("{}", path.display());
+            }
             Ok(())
         }
         Command::Bench {

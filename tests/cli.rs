@@ -744,3 +744,24 @@ fn samples_are_written_as_mnist_idx_files() {
     ]);
     assert_ne!(std::fs::read(s.path().join("z.idx")).unwrap(), raw);
 }
+
+#[test]
+fn eval_scores_a_run_with_parzen_and_memorisation() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    s.ok(&smoke_args(&[&smoke, "--set", "training.epochs=1"], &data));
+    s.ok(&["eval", "runs/smoke", "--n", "200", "--data-dir", &data]);
+    let e: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.path().join("runs/smoke/eval.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(e["samples"], 200);
+    let parzen = &e["scores"]["parzen"];
+    assert!(parzen["test"]["mean"].as_f64().unwrap().is_finite(), "{e}");
+    assert_eq!(parzen["validation"].as_array().unwrap().len(), 10);
+    let memo = &e["scores"]["memorisation"];
+    assert_eq!(memo["samples"], 200);
+    // One epoch of the smoke GAN copies nothing.
+    assert_eq!(memo["near_copy_share"], 0.0);
+}
