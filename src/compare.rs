@@ -54,6 +54,14 @@ impl RunRecord {
         })
     }
 
+    /// The Parzen estimate of the run's `eval.json` and the epoch it scored, if there is one.
+    pub fn parzen(&self) -> Option<(f64, usize)> {
+        let text = std::fs::read_to_string(self.dir.join("eval.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let nats = v["scores"]["parzen"]["test"]["mean"].as_f64()?;
+        Some((nats, v["epoch"].as_u64().unwrap_or(0) as usize))
+    }
+
     /// A short label: the directory's name.
     pub fn label(&self) -> String {
         self.dir
@@ -193,6 +201,9 @@ pub struct RunDiff {
     pub config: Vec<(String, String, String)>,
     /// Final metrics: name, A, B, B - A.
     pub final_metrics: Vec<(String, f64, f64, f64)>,
+    /// Best values over the epochs: name, A, A's epoch, B, B's epoch. For the losses "best" is
+    /// the lowest; for the Parzen estimate of `eval.json` (when both runs have one) the highest.
+    pub best_metrics: Vec<(String, f64, usize, f64, usize)>,
     /// Where epochs overlap: epoch, then d_loss A, d_loss B, g_loss A, g_loss B.
     pub curves: Vec<(usize, f64, f64, f64, f64)>,
     /// Epochs for which both runs have a sample grid.
@@ -220,6 +231,24 @@ pub fn diff(a: &RunRecord, b: &RunRecord) -> RunDiff {
             Some((c.to_string(), x, y, y - x))
         })
         .collect();
+    let lowest = |r: &RunRecord, get: fn(&EpochMetrics) -> f64| {
+        r.metrics
+            .iter()
+            .map(|m| (get(m), m.epoch))
+            .min_by(|x, y| x.0.total_cmp(&y.0))
+    };
+    let mut best_metrics = Vec::new();
+    for (name, get) in [
+        ("d_loss", (|m| m.d_loss) as fn(&EpochMetrics) -> f64),
+        ("g_loss", |m| m.g_loss),
+    ] {
+        if let (Some(x), Some(y)) = (lowest(a, get), lowest(b, get)) {
+            best_metrics.push((name.to_string(), x.0, x.1, y.0, y.1));
+        }
+    }
+    if let (Some(x), Some(y)) = (a.parzen(), b.parzen()) {
+        best_metrics.push(("parzen_nats (eval.json)".into(), x.0, x.1, y.0, y.1));
+    }
     let curves = a
         .metrics
         .iter()
@@ -238,6 +267,7 @@ pub fn diff(a: &RunRecord, b: &RunRecord) -> RunDiff {
         runs: [a.dir.display().to_string(), b.dir.display().to_string()],
         config,
         final_metrics,
+        best_metrics,
         curves,
         common_sample_epochs,
     }
@@ -381,6 +411,22 @@ pub fn render_diff(d: &RunDiff, format: TableFormat) -> String {
         })
         .collect();
     out += &render_table(&[s("metric"), s("A"), s("B"), s("B - A")], &rows, format);
+    if !d.best_metrics.is_empty() {
+        out += &heading("Best over the epochs (lowest loss, highest Parzen)");
+        let rows: Vec<Vec<String>> = d
+            .best_metrics
+            .iter()
+            .map(|(k, a, ea, b, eb)| {
+                vec![
+                    k.clone(),
+                    format!("{a:.4} (epoch {ea})"),
+                    format!("{b:.4} (epoch {eb})"),
+                    format!("{:+.4}", b - a),
+                ]
+            })
+            .collect();
+        out += &render_table(&[s("metric"), s("A"), s("B"), s("B - A")], &rows, format);
+    }
     if !d.curves.is_empty() {
         out += &heading("Curves where epochs overlap");
         let rows: Vec<Vec<String>> = d

@@ -518,7 +518,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             checkpoint,
             seed,
         } => {
-            let (_, pixels) =
+            let (_, pixels, _) =
                 gan_run::sample::generate_from_run(&run, checkpoint.as_deref(), n.max(1), seed)?;
             gan_run::sample::write_images(&out, &pixels)?;
             println!("{}", out.display());
@@ -534,11 +534,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             use gan_run::config::IMAGE_PIXELS;
             let started = std::time::Instant::now();
-            let pixels = match (&run, &samples) {
+            let (pixels, epoch) = match (&run, &samples) {
                 (Some(run), _) => {
-                    gan_run::sample::generate_from_run(run, checkpoint.as_deref(), n.max(1), 0)?.1
+                    let (_, p, e) = gan_run::sample::generate_from_run(
+                        run,
+                        checkpoint.as_deref(),
+                        n.max(1),
+                        0,
+                    )?;
+                    (p, Some(e))
                 }
-                (None, Some(file)) => gan_run::data::read_idx_images(file)?,
+                (None, Some(file)) => (gan_run::data::read_idx_images(file)?, None),
                 (None, None) => anyhow::bail!("name a run directory or pass --samples FILE"),
             };
             let data = gan_run::data::load_train(&gan_run::config::DataConfig {
@@ -570,7 +576,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 serde_json::json!({ "parzen": parzen, "memorisation": memo })
             };
-            let mut result = serde_json::json!({ "samples": pixels.len() / IMAGE_PIXELS });
+            let mut result =
+                serde_json::json!({ "samples": pixels.len() / IMAGE_PIXELS, "epoch": epoch });
             result["scores"] = score("samples", &pixels);
             if reference {
                 let real = &data.train.pixels[..10_000 * IMAGE_PIXELS];

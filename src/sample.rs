@@ -12,13 +12,13 @@ use crate::run_dir::{atomic_write, checkpoint, grid_png, RunDir};
 use crate::train::{generate, sample_noise, GanState};
 
 /// Loads a run's generator from `checkpoint` (default: the newest) and draws `n` images in
-/// [0, 1], with noise from `seed`.
+/// [0, 1], with noise from `seed`. Returns the run's config, the images and the checkpoint's epoch.
 pub fn generate_from_run(
     run: &Path,
     checkpoint_path: Option<&Path>,
     n: usize,
     seed: u64,
-) -> Result<(ExperimentConfig, Vec<f32>)> {
+) -> Result<(ExperimentConfig, Vec<f32>, usize)> {
     let dir = RunDir {
         path: run.to_path_buf(),
     };
@@ -42,7 +42,7 @@ pub fn generate_from_run(
         let z = sample_noise(&config, rows, &mut rng, &dev);
         pixels.extend(generate(&mut state.generator, z));
     }
-    Ok((config, pixels))
+    Ok((config, pixels, state.epoch))
 }
 
 /// The bytes of an IDX3 image file: magic 2051, count, 28, 28, one byte a pixel (0 background,

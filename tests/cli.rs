@@ -534,6 +534,14 @@ fn a_sweep_resumes_without_redoing_finished_points() {
     assert_eq!(d["config"].as_array().unwrap().len(), 1, "{d}");
     assert_eq!(d["config"][0][0], "optimizer.discriminator.beta1");
     assert_eq!(d["curves"].as_array().unwrap().len(), 2);
+    let best = d["best_metrics"].as_array().unwrap();
+    assert_eq!(best.len(), 2, "{d}");
+    let rows = loss_columns(&s.path().join("runs/sw/beta1=0.1/metrics.csv"));
+    let lowest_d = rows
+        .iter()
+        .map(|r| r[1].parse::<f64>().unwrap())
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(best[0][1].as_f64().unwrap(), lowest_d);
     let png = image::open(s.path().join("d.png")).unwrap();
     let grid = image::open(s.path().join("runs/sw/beta1=0.1/samples/epoch-0002.png")).unwrap();
     assert_eq!(png.width(), 2 * grid.width() + 8);
@@ -757,6 +765,7 @@ fn eval_scores_a_run_with_parzen_and_memorisation() {
     )
     .unwrap();
     assert_eq!(e["samples"], 200);
+    assert_eq!(e["epoch"], 1);
     let parzen = &e["scores"]["parzen"];
     assert!(parzen["test"]["mean"].as_f64().unwrap().is_finite(), "{e}");
     assert_eq!(parzen["validation"].as_array().unwrap().len(), 10);
