@@ -39,7 +39,7 @@ fn unknown_key_names_file_line_column_and_key() {
     let s = Scratch::new();
     let p = paper_with(&s, "beta1 = 0.1", "beta_1 = 0.1");
     let err = s.fails(&["check", &p]);
-    assert!(err.contains("exp.toml:59:1"), "{err}");
+    assert!(err.contains("exp.toml:61:1"), "{err}");
     assert!(
         err.contains("optimizer.discriminator") && err.contains("beta_1"),
         "{err}"
@@ -51,7 +51,7 @@ fn wrong_type_is_refused_with_position() {
     let s = Scratch::new();
     let p = paper_with(&s, "batch_size = 100", "batch_size = \"100\"");
     let err = s.fails(&["check", &p]);
-    assert!(err.contains("exp.toml:64:14"), "{err}");
+    assert!(err.contains("exp.toml:66:14"), "{err}");
     assert!(err.contains("training.batch_size"), "{err}");
 }
 
@@ -60,7 +60,7 @@ fn impossible_values_are_refused_with_position() {
     let s = Scratch::new();
     let p = paper_with(&s, "rate = 0.5", "rate = 1.5");
     let err = s.fails(&["check", &p]);
-    assert!(err.contains("exp.toml:35:"), "{err}");
+    assert!(err.contains("exp.toml:37:"), "{err}");
     assert!(err.contains("model.generator.layers[9].rate"), "{err}");
     assert!(err.contains("[0, 1)"), "{err}");
 }
