@@ -211,3 +211,86 @@ mod tests {
         assert!(far[0].is_finite() && far[0] < -1e7);
     }
 }
+
+/// The real images the measures compare against, split so that none is used twice.
+pub struct EvalData {
+    /// 1,000 validation images (held out from training): choose the Parzen width.
+    pub parzen_validation: Vec<f32>,
+    /// 1,000 other validation images: what "new" looks like for memorisation.
+    pub held_out: Vec<f32>,
+    /// The training images.
+    pub train: Vec<f32>,
+    /// The 10,000 test images.
+    pub test: Vec<f32>,
+}
+
+impl EvalData {
+    /// Loads MNIST from `dir` with the default split (5,000 validation images).
+    pub fn load(dir: &std::path::Path) -> crate::Result<EvalData> {
+        let data = crate::data::load_train(&crate::config::DataConfig {
+            dir: dir.to_path_buf(),
+            ..Default::default()
+        })?;
+        let test = crate::data::load_test(dir)?;
+        let v = &data.validation.pixels;
+        Ok(EvalData {
+            parzen_validation: v[..1000 * IMAGE_PIXELS].to_vec(),
+            held_out: v[1000 * IMAGE_PIXELS..2000 * IMAGE_PIXELS].to_vec(),
+            train: data.train.pixels,
+            test: test.pixels,
+        })
+    }
+}
+
+/// All classifier-free measures of one set of images.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scores {
+    /// Parzen-window log-likelihood of the test set.
+    pub parzen: ParzenReport,
+    /// Memorisation of (up to) the first 1,000 images.
+    pub memorisation: Memorisation,
+    /// Seconds the scoring took.
+    pub seconds: f64,
+}
+
+/// Scores `images` (row-major, 784 pixels each, in [0, 1]).
+pub fn score(images: &[f32], data: &EvalData, dev: &Cpu) -> Scores {
+    let t = std::time::Instant::now();
+    let parzen = parzen(images, &data.parzen_validation, &data.test, dev);
+    let n = (images.len() / IMAGE_PIXELS).min(1000);
+    let memorisation = memorisation(
+        &images[..n * IMAGE_PIXELS],
+        &data.held_out,
+        &data.train,
+        dev,
+    );
+    Scores {
+        parzen,
+        memorisation,
+        seconds: t.elapsed().as_secs_f64(),
+    }
+}
+
+/// `n` images of uniform noise, the reference row for "no model at all".
+pub fn uniform_noise(n: usize, seed: u64) -> Vec<f32> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n * IMAGE_PIXELS).map(|_| rng.gen()).collect()
+}
+
+impl std::fmt::Display for Scores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (p, m) = (&self.parzen, &self.memorisation);
+        write!(
+            f,
+            "parzen {:>8.1} +/- {:<5.1} nats (sigma {:.3})   nearest-train median {:.2} (real held-out {:.2}), near-copies {:.1}%   [{:.1} s]",
+            p.test.mean,
+            p.test.se,
+            p.sigma,
+            m.median_distance,
+            m.reference_median_distance,
+            100.0 * m.near_copy_share,
+            self.seconds
+        )
+    }
+}

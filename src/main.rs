@@ -547,46 +547,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, Some(file)) => (gan_run::data::read_idx_images(file)?, None),
                 (None, None) => anyhow::bail!("name a run directory or pass --samples FILE"),
             };
-            let data = gan_run::data::load_train(&gan_run::config::DataConfig {
-                dir: data_dir.clone(),
-                ..Default::default()
-            })?;
-            let test = gan_run::data::load_test(&data_dir)?;
-            let validation = &data.validation.pixels[..1000 * IMAGE_PIXELS];
+            let data = gan_run::eval::EvalData::load(&data_dir)?;
             let dev = dfdx::prelude::Cpu::default();
-            let score = |name: &str, images: &[f32]| {
-                let t = std::time::Instant::now();
-                let parzen = gan_run::eval::parzen(images, validation, &test.pixels, &dev);
-                let memo_n = (images.len() / IMAGE_PIXELS).min(1000);
-                let memo = gan_run::eval::memorisation(
-                    &images[..memo_n * IMAGE_PIXELS],
-                    &data.validation.pixels[1000 * IMAGE_PIXELS..2000 * IMAGE_PIXELS],
-                    &data.train.pixels,
-                    &dev,
-                );
-                println!(
-                    "{name:<22} parzen {:>8.1} +/- {:<5.1} nats (sigma {:.3})   nearest-train median {:.2} (real {:.2}), near-copies {:.1}%   [{:.1} s]",
-                    parzen.test.mean,
-                    parzen.test.se,
-                    parzen.sigma,
-                    memo.median_distance,
-                    memo.reference_median_distance,
-                    100.0 * memo.near_copy_share,
-                    t.elapsed().as_secs_f64()
-                );
-                serde_json::json!({ "parzen": parzen, "memorisation": memo })
-            };
             let mut result =
                 serde_json::json!({ "samples": pixels.len() / IMAGE_PIXELS, "epoch": epoch });
-            result["scores"] = score("samples", &pixels);
+            let scores = gan_run::eval::score(&pixels, &data, &dev);
+            println!("{:<22} {scores}", "samples");
+            result["scores"] = serde_json::to_value(&scores)?;
             if reference {
-                let real = &data.train.pixels[..10_000 * IMAGE_PIXELS];
-                result["reference_real_train"] = score("real training images", real);
-                let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
-                let noise: Vec<f32> = (0..10_000 * IMAGE_PIXELS)
-                    .map(|_| rand::Rng::gen(&mut rng))
-                    .collect();
-                result["reference_uniform_noise"] = score("uniform noise", &noise);
+                let real = &data.train[..10_000 * IMAGE_PIXELS];
+                let noise = gan_run::eval::uniform_noise(10_000, 0);
+                for (key, name, images) in [
+                    ("reference_real_train", "real training images", real),
+                    ("reference_uniform_noise", "uniform noise", &noise[..]),
+                ] {
+                    let scores = gan_run::eval::score(images, &data, &dev);
+                    println!("{name:<22} {scores}");
+                    result[key] = serde_json::to_value(&scores)?;
+                }
             }
             result["seconds"] = serde_json::json!(started.elapsed().as_secs_f64());
             if let Some(run) = &run {
