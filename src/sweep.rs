@@ -49,8 +49,8 @@ pub struct Sweep {
 }
 
 impl Sweep {
-    /// Reads a sweep file and expands its grid; each point's config is loaded and validated,
-    /// so that a bad value fails here, before anything runs.
+    /// Reads a sweep file and expands its grid. Each point's config is validated by
+    /// [`Sweep::config_of`], which callers run for every point before starting any.
     pub fn load(path: &Path) -> Result<Sweep> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
         let file: SweepFile = toml::from_str(&text).map_err(|e| Error::Config {
@@ -115,9 +115,6 @@ impl Sweep {
             base,
             points,
         };
-        for p in &sweep.points {
-            sweep.config_of(p, &[])?;
-        }
         Ok(sweep)
     }
 

@@ -148,14 +148,13 @@ pub fn train_epoch(
 
     let (mut d_sum, mut g_sum, mut real_sum, mut fake_sum) = (0f64, 0f64, 0f64, 0f64);
     let mut g_steps = 0usize;
-    let mut pixels = Vec::with_capacity(batch * IMAGE_PIXELS);
     for step in 0..batches {
         let phase = Instant::now();
-        pixels.clear();
+        let mut pixels = Vec::with_capacity(batch * IMAGE_PIXELS);
         for &i in &order[step * batch..(step + 1) * batch] {
             pixels.extend_from_slice(train.image(i));
         }
-        let real: Matrix = dev.tensor_from_vec(pixels.clone(), (batch, IMAGE_PIXELS));
+        let real: Matrix = dev.tensor_from_vec(pixels, (batch, IMAGE_PIXELS));
         times.data += phase.elapsed();
 
         let d = d_step(state, config, real, dev, times);
@@ -324,27 +323,24 @@ mod tests {
         s.0
     }
 
-    fn tiny_config(d_steps: usize) -> ExperimentConfig {
-        let text = format!(
-            r#"
+    fn tiny_config() -> ExperimentConfig {
+        let text = r#"
             name = "tiny"
             [noise]
             dim = 4
             [model.generator]
-            layers = [{{type = "linear", out = 8}}, {{type = "leaky_relu", slope = 0.2}},
-                      {{type = "batch_norm", mode = "running"}}, {{type = "dropout", rate = 0.5}},
-                      {{type = "linear", out = 784}}, {{type = "sigmoid"}}]
+            layers = [{type = "linear", out = 8}, {type = "leaky_relu", slope = 0.2},
+                      {type = "batch_norm", mode = "running"}, {type = "dropout", rate = 0.5},
+                      {type = "linear", out = 784}, {type = "sigmoid"}]
             [model.discriminator]
-            layers = [{{type = "linear", out = 8}}, {{type = "leaky_relu", slope = 0.2}},
-                      {{type = "batch_norm", mode = "running"}}, {{type = "linear", out = 1}}]
+            layers = [{type = "linear", out = 8}, {type = "leaky_relu", slope = 0.2},
+                      {type = "batch_norm", mode = "running"}, {type = "linear", out = 1}]
             [training]
             batch_size = 4
-            d_steps_per_g_step = {d_steps}
             [data]
             train_size = 8
-            "#
-        );
-        crate::config::from_str(&text, std::path::Path::new("tiny.toml"), &[]).unwrap()
+            "#;
+        crate::config::from_str(text, std::path::Path::new("tiny.toml"), &[]).unwrap()
     }
 
     fn fake_images(n: usize) -> Images {
@@ -355,49 +351,49 @@ mod tests {
         }
     }
 
-    /// With two D steps per G step, the first batch runs a D step only (G untouched), the second
-    /// a D step and a G step. The G step must leave D's parameters exactly as they were, and the
-    /// D step must leave G's trainable parameters exactly as they were.
+    /// A D step must leave G's parameters exactly as they were, and a G step must leave D's
+    /// tensors (running statistics included, since D is outside its own update) untouched.
     #[test]
     fn each_optimizer_touches_only_its_own_network() {
         let dev = Cpu::default();
-        let config = tiny_config(2);
+        let config = tiny_config();
         let mut state = GanState::new(&config, &dev);
         let g0 = snapshot(&mut state.generator);
         let d0 = snapshot(&mut state.discriminator);
-        let images = fake_images(4);
-        train_epoch(
-            &mut state,
-            &config,
-            &images,
-            &dev,
-            &mut PhaseTimes::default(),
-            |_| {},
-        )
-        .unwrap();
+        let real: Matrix = dev.tensor_from_vec(fake_images(4).pixels, (4, IMAGE_PIXELS));
+        d_step(&mut state, &config, real, &dev, &mut PhaseTimes::default());
         assert_eq!(snapshot(&mut state.generator), g0, "a D step changed G");
         assert_ne!(
             snapshot(&mut state.discriminator),
             d0,
             "the D step did nothing"
         );
-        assert_eq!(state.g_opt.steps, 0);
-        assert_eq!(state.d_opt.steps, 1);
+        assert_eq!((state.g_opt.steps, state.d_opt.steps), (0, 1));
 
-        // Now a G step in isolation: D's tensors (running statistics included, since D is
-        // outside its own update) must not move.
-        let config = tiny_config(1);
         let d1 = snapshot(&mut state.discriminator);
         let g1 = snapshot(&mut state.generator);
         g_step(&mut state, &config, 4, &dev, &mut PhaseTimes::default());
         assert_eq!(snapshot(&mut state.discriminator), d1, "a G step changed D");
         assert_ne!(snapshot(&mut state.generator), g1, "the G step did nothing");
+        assert_eq!((state.g_opt.steps, state.d_opt.steps), (1, 1));
+    }
+
+    #[test]
+    fn g_steps_follow_d_steps_per_g_step() {
+        let dev = Cpu::default();
+        let mut config = tiny_config();
+        config.training.d_steps_per_g_step = 2;
+        let mut state = GanState::new(&config, &dev);
+        let images = fake_images(8); // two batches of 4
+        let mut times = PhaseTimes::default();
+        train_epoch(&mut state, &config, &images, &dev, &mut times, |_| {}).unwrap();
+        assert_eq!((state.d_opt.steps, state.g_opt.steps), (2, 1));
     }
 
     #[test]
     fn same_seed_same_epoch() {
         let dev = Cpu::default();
-        let config = tiny_config(1);
+        let config = tiny_config();
         let images = fake_images(8);
         let run = || {
             let mut state = GanState::new(&config, &dev);
