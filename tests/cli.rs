@@ -774,3 +774,25 @@ fn eval_scores_a_run_with_parzen_and_memorisation() {
     // One epoch of the smoke GAN copies nothing.
     assert_eq!(memo["near_copy_share"], 0.0);
 }
+
+#[test]
+fn a_start_stopped_early_leaves_a_grid_and_says_it_had_no_overrides() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    s.ok(&smoke_args(
+        &[
+            &smoke,
+            "--set",
+            "output.sample_every=10",
+            "--max-epochs",
+            "1",
+        ],
+        &data_dir(),
+    ));
+    s.ok(&smoke_args(&[&smoke, "--max-epochs", "1"], &data_dir()));
+    let run = s.path().join("runs/smoke");
+    assert!(run.join("samples/epoch-0001.png").exists());
+    assert!(run.join("samples/epoch-0002.png").exists());
+    let starts = std::fs::read_to_string(run.join("overrides.txt")).unwrap();
+    assert_eq!(starts, "output.sample_every=10\n(none)\n");
+}

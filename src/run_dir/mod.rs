@@ -194,7 +194,7 @@ impl RunDir {
         crate::config::load(&p, &[])
     }
 
-    /// Appends one line to `overrides.txt` (empty overrides still mark a start).
+    /// Appends one line to `overrides.txt`: this start's overrides, or `(none)`.
     pub fn record_overrides(&self, overrides: &[String]) -> Result<()> {
         let p = self.path.join(OVERRIDES_FILE);
         let mut f = std::fs::OpenOptions::new()
@@ -202,7 +202,12 @@ impl RunDir {
             .append(true)
             .open(&p)
             .map_err(|e| Error::io("cannot open", &p, e))?;
-        writeln!(f, "{}", overrides.join(" ")).map_err(|e| Error::io("cannot write", &p, e))
+        let line = if overrides.is_empty() {
+            "(none)".to_string()
+        } else {
+            overrides.join(" ")
+        };
+        writeln!(f, "{line}").map_err(|e| Error::io("cannot write", &p, e))
     }
 
     /// Path of the checkpoint of `epoch`.

@@ -137,14 +137,16 @@ pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
             "epoch {epoch}/{} done",
             config.training.epochs
         );
-        let is_last = epoch == config.training.epochs;
         let sample_every = config.output.sample_every;
-        if sample_every > 0 && (epoch.is_multiple_of(sample_every) || is_last) {
+        // Grids at the cadence, and at the last epoch of every start, so that a start stopped
+        // early (--max-epochs) also leaves a picture of where it got to.
+        let start_ends = epoch == last_epoch; // also the run's last epoch
+        if sample_every > 0 && (epoch.is_multiple_of(sample_every) || start_ends) {
             let images = generate(&mut state.generator, noise.clone());
             let path = dir.write_samples(epoch, &images, grid)?;
             tracing::info!(path = %path.display(), "sample grid written");
         }
-        if epoch.is_multiple_of(config.output.checkpoint_every) || is_last || epoch == last_epoch {
+        if epoch.is_multiple_of(config.output.checkpoint_every) || start_ends {
             let bytes = checkpoint::to_bytes(&mut state, &fingerprint);
             dir.save_checkpoint(epoch, &bytes, config.output.keep_checkpoints)?;
         }
