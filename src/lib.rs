@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod classifier;
 pub mod compare;
 pub mod config;
 pub mod data;

@@ -137,12 +137,14 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Score samples without a classifier: Parzen-window log-likelihood of the test set
-    /// (Goodfellow et al. 2014, Table 1) and memorisation. Writes eval.json into the run.
+    /// Score generated images: classifier FID, classifier score, mode coverage, Parzen
+    /// log-likelihood (Goodfellow et al. 2014) and memorisation, beside the reference rows.
+    /// Writes eval.json into the run.
     Eval {
         /// The run directory (its newest checkpoint generates the samples).
         run: Option<PathBuf>,
-        /// Score the images of this IDX3 file instead of a run's.
+        /// Score the images of this IDX3 file (e.g. from `gan-run sample` or another tool)
+        /// instead of a run's.
         #[arg(long, conflicts_with = "run")]
         samples: Option<PathBuf>,
         /// Checkpoint to use (default: the run's newest).
@@ -154,9 +156,13 @@ enum Command {
         /// MNIST folder.
         #[arg(long, default_value = "data/mnist")]
         data_dir: PathBuf,
-        /// Also score 10,000 real training images and uniform noise, for reference.
+        /// Classifier weights (default: the built-in classifier).
         #[arg(long)]
-        reference: bool,
+        classifier: Option<PathBuf>,
+        /// Recompute the reference rows (real training images, uniform noise) and write them as
+        /// JSON to this file, e.g. classifier/reference.json.
+        #[arg(long, value_name = "FILE")]
+        write_reference: Option<PathBuf>,
     },
     /// Time a config's training steps against this machine's matrix-product peak.
     Bench {
@@ -173,6 +179,18 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Train gan-run's MNIST classifier (the yardstick of the classifier-based measures).
+    TrainClassifier {
+        /// The classifier file, e.g. configs/classifier.toml.
+        config: PathBuf,
+        /// Where to write the weights (safetensors); an existing file is not replaced without
+        /// --force.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace an existing weights file.
+        #[arg(long)]
+        force: bool,
     },
     /// Validate experiment files without training.
     Check {
@@ -530,16 +548,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             checkpoint,
             n,
             data_dir,
-            reference,
+            classifier,
+            write_reference,
         } => {
-            use gan_run::config::IMAGE_PIXELS;
+            use gan_run::eval::{render_table, Evaluator};
             let started = std::time::Instant::now();
+            let classifier = match &classifier {
+                Some(path) => gan_run::classifier::Classifier::load(path)?,
+                None => gan_run::classifier::Classifier::builtin()?,
+            };
+            let mut evaluator = Evaluator::new(&data_dir, classifier)?;
+            if let Some(out) = write_reference {
+                let reference = evaluator.compute_reference();
+                gan_run::run_dir::atomic_write(
+                    &out,
+                    serde_json::to_string_pretty(&reference)?.as_bytes(),
+                )?;
+                print!(
+                    "{}",
+                    render_table(&[
+                        ("real training images", &reference.real_train),
+                        ("uniform noise", &reference.uniform_noise),
+                    ])
+                );
+                println!("{}", out.display());
+                return Ok(());
+            }
             let (pixels, epoch) = match (&run, &samples) {
                 (Some(run), _) => {
                     let (_, p, e) = gan_run::sample::generate_from_run(
                         run,
                         checkpoint.as_deref(),
-                        n.max(1),
+                        n.max(2),
                         0,
                     )?;
                     (p, Some(e))
@@ -547,26 +587,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, Some(file)) => (gan_run::data::read_idx_images(file)?, None),
                 (None, None) => anyhow::bail!("name a run directory or pass --samples FILE"),
             };
-            let data = gan_run::eval::EvalData::load(&data_dir)?;
-            let dev = dfdx::prelude::Cpu::default();
-            let mut result =
-                serde_json::json!({ "samples": pixels.len() / IMAGE_PIXELS, "epoch": epoch });
-            let scores = gan_run::eval::score(&pixels, &data, &dev);
-            println!("{:<22} {scores}", "samples");
-            result["scores"] = serde_json::to_value(&scores)?;
-            if reference {
-                let real = &data.train[..10_000 * IMAGE_PIXELS];
-                let noise = gan_run::eval::uniform_noise(10_000, 0);
-                for (key, name, images) in [
-                    ("reference_real_train", "real training images", real),
-                    ("reference_uniform_noise", "uniform noise", &noise[..]),
-                ] {
-                    let scores = gan_run::eval::score(images, &data, &dev);
-                    println!("{name:<22} {scores}");
-                    result[key] = serde_json::to_value(&scores)?;
-                }
+            if pixels.len() < 2 * gan_run::config::IMAGE_PIXELS {
+                anyhow::bail!("need at least two images to score");
             }
-            result["seconds"] = serde_json::json!(started.elapsed().as_secs_f64());
+            let scores = evaluator.score(&pixels);
+            let reference = evaluator.reference();
+            let label = match (&run, epoch) {
+                (Some(_), Some(e)) => format!("samples (epoch {e})"),
+                _ => "samples".to_string(),
+            };
+            print!(
+                "{}",
+                render_table(&[
+                    (&label, &scores),
+                    ("real training images", &reference.real_train),
+                    ("uniform noise", &reference.uniform_noise),
+                ])
+            );
+            println!("{}", gan_run::eval::TABLE_LEGEND);
+            let c = evaluator.classifier();
+            let result = serde_json::json!({
+                "epoch": epoch,
+                "checkpoint": checkpoint,
+                "samples_file": samples,
+                "classifier": { "sha256": c.sha256, "test_accuracy": c.test_accuracy },
+                "scores": scores,
+                "reference": reference,
+                "seconds": started.elapsed().as_secs_f64(),
+            });
             if let Some(run) = &run {
                 let path = run.join("eval.json");
                 gan_run::run_dir::atomic_write(
@@ -591,6 +639,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print!("{report}");
             }
+            Ok(())
+        }
+        Command::TrainClassifier { config, out, force } => {
+            use gan_run::classifier;
+            if out.exists() && !force {
+                anyhow::bail!("{} exists; pass --force to replace it", out.display());
+            }
+            let cfg = classifier::ClassifierConfig::load(&config)?;
+            let mut trained = classifier::train(&cfg, |e| {
+                println!(
+                    "epoch {:>3}  loss {:.4}  validation accuracy {:.2}%  {:.1} s",
+                    e.epoch,
+                    e.loss,
+                    100.0 * e.validation_accuracy,
+                    e.seconds
+                )
+            })?;
+            let bytes = trained.to_bytes();
+            gan_run::run_dir::atomic_write(&out, &bytes)?;
+            println!(
+                "test accuracy {:.2}%\n{}  {}",
+                100.0 * trained.test_accuracy,
+                classifier::hex_sha256(&bytes),
+                out.display()
+            );
             Ok(())
         }
         Command::Check { configs, common } => {

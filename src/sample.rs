@@ -34,15 +34,28 @@ pub fn generate_from_run(
     let mut state = GanState::new(&config, &dev);
     let bytes = std::fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
     checkpoint::restore(&mut state, &bytes, &path, &config.training_fingerprint())?;
+    let pixels = generate_images(&config, &mut state.generator, n, seed, &dev);
+    Ok((config, pixels, state.epoch))
+}
+
+/// `n` images from `generator` (outside its own update), with noise drawn from `seed`: what
+/// `gan-run sample`, `gan-run eval` and evaluation during training all score.
+pub fn generate_images(
+    config: &ExperimentConfig,
+    generator: &mut crate::model::Network,
+    n: usize,
+    seed: u64,
+    dev: &Cpu,
+) -> Vec<f32> {
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
     let mut pixels = Vec::with_capacity(n * IMAGE_PIXELS);
     let chunk = 500;
     for start in (0..n).step_by(chunk) {
         let rows = chunk.min(n - start);
-        let z = sample_noise(&config, rows, &mut rng, &dev);
-        pixels.extend(generate(&mut state.generator, z));
+        let z = sample_noise(config, rows, &mut rng, dev);
+        pixels.extend(generate(generator, z));
     }
-    Ok((config, pixels, state.epoch))
+    pixels
 }
 
 /// The bytes of an IDX3 image file: magic 2051, count, 28, 28, one byte a pixel (0 background,

@@ -7,7 +7,7 @@
 //! shapes, so that nothing is trained or written from a config that cannot work.
 
 mod overrides;
-mod source;
+pub(crate) mod source;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -52,6 +52,38 @@ pub struct ExperimentConfig {
     /// What is written to the run directory, and how often.
     #[serde(default)]
     pub output: OutputConfig,
+    /// Sample-quality scoring during training. Left out of the saved config when it is the
+    /// default, so that configs (and checkpoint fingerprints) from before it existed still match.
+    #[serde(default, skip_serializing_if = "EvaluationConfig::is_default")]
+    pub evaluation: EvaluationConfig,
+}
+
+/// Scoring samples during training with the five measures of `gan-run eval`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluationConfig {
+    /// Score the generator every N epochs (and at the run's last epoch); 0 turns it off. The
+    /// figures join `metrics.csv`, the last ones `summary.json`.
+    #[serde(default)]
+    pub every: usize,
+    /// Images generated for each scoring.
+    #[serde(default = "defaults::eval_samples")]
+    pub samples: usize,
+}
+
+impl EvaluationConfig {
+    fn is_default(&self) -> bool {
+        *self == EvaluationConfig::default()
+    }
+}
+
+impl Default for EvaluationConfig {
+    fn default() -> Self {
+        EvaluationConfig {
+            every: 0,
+            samples: defaults::eval_samples(),
+        }
+    }
 }
 
 /// The compute device.
@@ -344,6 +376,9 @@ mod defaults {
     pub fn sample_every() -> usize {
         10
     }
+    pub fn eval_samples() -> usize {
+        10_000
+    }
     pub fn sample_grid() -> usize {
         10
     }
@@ -424,8 +459,8 @@ impl ExperimentConfig {
     }
 
     /// A fingerprint of everything that shapes the trained weights. Two configs with the same
-    /// fingerprint can share checkpoints: only the epoch count, the output cadence, the name and
-    /// the data location may differ.
+    /// fingerprint can share checkpoints: only the epoch count, the output and evaluation
+    /// cadence, the name and the data location may differ.
     pub fn training_fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
         let digest = Sha256::digest(self.weights_view().to_toml().as_bytes());
@@ -438,6 +473,7 @@ impl ExperimentConfig {
         c.name = String::new();
         c.training.epochs = 0;
         c.output = OutputConfig::default();
+        c.evaluation = EvaluationConfig::default();
         c.data.dir = PathBuf::new();
         c
     }

@@ -9,7 +9,7 @@ use super::Override;
 use crate::error::{ConfigLocation, Error, Result};
 
 /// Deserializes the file's own text, reporting the key path and toml's span on failure.
-pub(super) fn deserialize_text<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
+pub(crate) fn deserialize_text<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
     let de = toml::Deserializer::new(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
@@ -54,7 +54,7 @@ pub(super) fn deserialize_overridden<T: DeserializeOwned>(
 
 /// Where the value at `key` (e.g. `model.generator.layers[3].rate`) sits: the override that set
 /// it, or its line and column in the file.
-pub(super) fn locate(text: &str, path: &Path, key: &str, overrides: &[Override]) -> ConfigLocation {
+pub(crate) fn locate(text: &str, path: &Path, key: &str, overrides: &[Override]) -> ConfigLocation {
     let from_override = overrides
         .iter()
         .rev()

@@ -47,6 +47,14 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
         );
     }
 
+    // Evaluation.
+    if c.evaluation.every > 0 && c.evaluation.samples < 2 {
+        return p(
+            "evaluation.samples",
+            "must be at least 2 (a covariance needs two images)".into(),
+        );
+    }
+
     // Noise.
     if c.noise.dim == 0 {
         return p("noise.dim", "must be at least 1".into());

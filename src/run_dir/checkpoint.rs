@@ -17,6 +17,9 @@ use crate::train::optim::AdamState;
 use crate::train::GanState;
 
 const FORMAT: &str = "gan-run-checkpoint-2";
+/// The first format: the same, but its checksum covered the tensors only. Still read, so that
+/// older runs can be resumed, sampled and scored.
+const FORMAT_V1: &str = "gan-run-checkpoint-1";
 
 /// Serialises the state; `fingerprint` ties the file to the config that produced it.
 pub fn to_bytes(state: &mut GanState, fingerprint: &str) -> Vec<u8> {
@@ -78,7 +81,8 @@ pub fn restore(state: &mut GanState, bytes: &[u8], path: &Path, fingerprint: &st
             .cloned()
             .ok_or_else(|| bad(format!("metadata has no `{k}`: not a gan-run checkpoint")))
     };
-    if get("format")? != FORMAT {
+    let format = get("format")?;
+    if format != FORMAT && format != FORMAT_V1 {
         return Err(bad(format!(
             "format `{}`, expected `{FORMAT}`",
             get("format")?
@@ -101,6 +105,9 @@ pub fn restore(state: &mut GanState, bytes: &[u8], path: &Path, fingerprint: &st
     }
     let mut covered = meta.clone();
     covered.remove("checksum");
+    if format == FORMAT_V1 {
+        covered.clear();
+    }
     let actual = checksum(
         sum_input.iter().map(|(n, b)| (n.as_str(), b.as_slice())),
         &covered,

@@ -55,6 +55,8 @@ pub struct Summary {
     pub seconds_this_start: f64,
     /// The run directory.
     pub run_dir: PathBuf,
+    /// The final sample-quality scores, when the config asks for evaluation.
+    pub evaluation: Option<crate::eval::Scores>,
 }
 
 /// Trains `config` into `options.run_dir`, resuming from its last checkpoint if it has one.
@@ -78,7 +80,8 @@ pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
         state.generator.num_params(),
         state.discriminator.num_params(),
     );
-    let summary = |state: &GanState| Summary {
+    let mut evaluation: Option<crate::eval::Scores> = None;
+    let summary = |state: &GanState, evaluation: &Option<crate::eval::Scores>| Summary {
         name: config.name.clone(),
         epochs: state.epoch,
         finished: state.epoch >= config.training.epochs,
@@ -87,13 +90,14 @@ pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
         discriminator_params: d_params,
         seconds_this_start: start_time.elapsed().as_secs_f64(),
         run_dir: dir.path.clone(),
+        evaluation: evaluation.clone(),
     };
     if state.epoch >= config.training.epochs {
         tracing::info!(
             epochs = state.epoch,
             "run already finished; nothing to do (use --force to retrain)"
         );
-        return Ok(summary(&state));
+        return Ok(summary(&state, &evaluation));
     }
     dir.write_metrics(&state.history)?;
 
@@ -105,6 +109,13 @@ pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
         discriminator_params = d_params,
         "data loaded"
     );
+    let mut evaluator = match config.evaluation.every {
+        0 => None,
+        _ => Some(crate::eval::Evaluator::new(
+            &config.data.dir,
+            crate::classifier::Classifier::builtin()?,
+        )?),
+    };
     let grid = config.output.sample_grid;
     let noise = fixed_noise(config, grid * grid, &dev);
     let steps = data.train.len() / config.training.batch_size;
@@ -146,13 +157,37 @@ pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
             let path = dir.write_samples(epoch, &images, grid)?;
             tracing::info!(path = %path.display(), "sample grid written");
         }
+        let every = config.evaluation.every;
+        if let Some(evaluator) = &mut evaluator {
+            if epoch.is_multiple_of(every) || epoch == config.training.epochs {
+                // Noise seed 0, as `gan-run eval` uses: the same figures either way.
+                let n = config.evaluation.samples;
+                let images =
+                    crate::sample::generate_images(config, &mut state.generator, n, 0, &dev);
+                let scores = evaluator.score(&images);
+                tracing::info!(
+                    fid = format!("{:.2}", scores.fid),
+                    classifier_score = format!("{:.2}", scores.classifier_score),
+                    modes = scores.coverage.modes,
+                    parzen = format!("{:.1}", scores.parzen.test.mean),
+                    seconds = format!("{:.1}", scores.seconds),
+                    "epoch {epoch} scored"
+                );
+                let m = state.history.last_mut().expect("an epoch was just trained");
+                m.fid = Some(scores.fid);
+                m.classifier_score = Some(scores.classifier_score);
+                m.modes = Some(scores.coverage.modes);
+                m.parzen_nats = Some(scores.parzen.test.mean);
+                evaluation = Some(scores);
+            }
+        }
         if epoch.is_multiple_of(config.output.checkpoint_every) || start_ends {
             let bytes = checkpoint::to_bytes(&mut state, &fingerprint);
             dir.save_checkpoint(epoch, &bytes, config.output.keep_checkpoints)?;
         }
         dir.write_metrics(&state.history)?;
     }
-    let s = summary(&state);
+    let s = summary(&state, &evaluation);
     if s.finished {
         dir.write_summary(&s)?;
     }

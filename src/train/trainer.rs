@@ -39,6 +39,18 @@ pub struct EpochMetrics {
     pub seconds: f64,
     /// Real images consumed per second.
     pub samples_per_sec: f64,
+    /// Classifier FID of the generator's samples, in epochs that were scored.
+    #[serde(default)]
+    pub fid: Option<f64>,
+    /// Classifier score, likewise.
+    #[serde(default)]
+    pub classifier_score: Option<f64>,
+    /// Digits with at least 1% of the samples, likewise.
+    #[serde(default)]
+    pub modes: Option<usize>,
+    /// Parzen log-likelihood of the test set in nats, likewise.
+    #[serde(default)]
+    pub parzen_nats: Option<f64>,
 }
 
 /// Everything that changes during training: what a checkpoint holds.
@@ -181,6 +193,10 @@ pub fn train_epoch(
         d_fake: fake_sum / batches as f64,
         seconds,
         samples_per_sec: (batches * batch) as f64 / seconds,
+        fid: None,
+        classifier_score: None,
+        modes: None,
+        parzen_nats: None,
     };
     state.epoch = epoch;
     state.history.push(metrics.clone());

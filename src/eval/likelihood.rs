@@ -1,10 +1,10 @@
-//! Sample-quality measures that need no classifier: the Parzen-window log-likelihood of held-out
-//! images (the protocol of Goodfellow et al. 2014, Table 1) and memorisation (how close samples
-//! come to training images). Both rest on squared distances computed as one large matrix
+//! The measures in pixel space: the Parzen-window log-likelihood of held-out images (the
+//! protocol of Goodfellow et al. 2014, Table 1) and memorisation (how close samples come to
+//! training images). Both rest on squared distances computed as one large matrix
 //! product per block, `|a|^2 + |b|^2 - 2 a.b`, and sum in f64 with log-sum-exp.
 
 use dfdx::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::IMAGE_PIXELS;
 use crate::model::Matrix;
@@ -36,7 +36,7 @@ pub fn squared_distances(a: &[f32], b: &[f32], dim: usize, dev: &Cpu) -> Vec<f32
 }
 
 /// Mean and standard error.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct MeanSe {
     /// Mean.
     pub mean: f64,
@@ -98,7 +98,7 @@ fn parzen_many(
 
 /// The Parzen estimate of Goodfellow et al.: width chosen from `logspace(-1, 0, 10)` by the
 /// mean log-likelihood of `validation`, then the mean and standard error over `test`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ParzenReport {
     /// The chosen width.
     pub sigma: f64,
@@ -137,7 +137,7 @@ pub fn parzen(samples: &[f32], validation: &[f32], test: &[f32], dev: &Cpu) -> P
 }
 
 /// How close samples come to the training images.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Memorisation {
     /// Samples examined.
     pub samples: usize,
@@ -209,88 +209,5 @@ mod tests {
         // Far queries stay finite thanks to log-sum-exp.
         let far = parzen_log_likelihoods(&[0.0], &[1000.0], 0.1, 1, &dev);
         assert!(far[0].is_finite() && far[0] < -1e7);
-    }
-}
-
-/// The real images the measures compare against, split so that none is used twice.
-pub struct EvalData {
-    /// 1,000 validation images (held out from training): choose the Parzen width.
-    pub parzen_validation: Vec<f32>,
-    /// 1,000 other validation images: what "new" looks like for memorisation.
-    pub held_out: Vec<f32>,
-    /// The training images.
-    pub train: Vec<f32>,
-    /// The 10,000 test images.
-    pub test: Vec<f32>,
-}
-
-impl EvalData {
-    /// Loads MNIST from `dir` with the default split (5,000 validation images).
-    pub fn load(dir: &std::path::Path) -> crate::Result<EvalData> {
-        let data = crate::data::load_train(&crate::config::DataConfig {
-            dir: dir.to_path_buf(),
-            ..Default::default()
-        })?;
-        let test = crate::data::load_test(dir)?;
-        let v = &data.validation.pixels;
-        Ok(EvalData {
-            parzen_validation: v[..1000 * IMAGE_PIXELS].to_vec(),
-            held_out: v[1000 * IMAGE_PIXELS..2000 * IMAGE_PIXELS].to_vec(),
-            train: data.train.pixels,
-            test: test.pixels,
-        })
-    }
-}
-
-/// All classifier-free measures of one set of images.
-#[derive(Debug, Clone, Serialize)]
-pub struct Scores {
-    /// Parzen-window log-likelihood of the test set.
-    pub parzen: ParzenReport,
-    /// Memorisation of (up to) the first 1,000 images.
-    pub memorisation: Memorisation,
-    /// Seconds the scoring took.
-    pub seconds: f64,
-}
-
-/// Scores `images` (row-major, 784 pixels each, in [0, 1]).
-pub fn score(images: &[f32], data: &EvalData, dev: &Cpu) -> Scores {
-    let t = std::time::Instant::now();
-    let parzen = parzen(images, &data.parzen_validation, &data.test, dev);
-    let n = (images.len() / IMAGE_PIXELS).min(1000);
-    let memorisation = memorisation(
-        &images[..n * IMAGE_PIXELS],
-        &data.held_out,
-        &data.train,
-        dev,
-    );
-    Scores {
-        parzen,
-        memorisation,
-        seconds: t.elapsed().as_secs_f64(),
-    }
-}
-
-/// `n` images of uniform noise, the reference row for "no model at all".
-pub fn uniform_noise(n: usize, seed: u64) -> Vec<f32> {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    (0..n * IMAGE_PIXELS).map(|_| rng.gen()).collect()
-}
-
-impl std::fmt::Display for Scores {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (p, m) = (&self.parzen, &self.memorisation);
-        write!(
-            f,
-            "parzen {:>8.1} +/- {:<5.1} nats (sigma {:.3})   nearest-train median {:.2} (real held-out {:.2}), near-copies {:.1}%   [{:.1} s]",
-            p.test.mean,
-            p.test.se,
-            p.sigma,
-            m.median_distance,
-            m.reference_median_distance,
-            100.0 * m.near_copy_share,
-            self.seconds
-        )
     }
 }

@@ -1,0 +1,188 @@
+//! The measures that look at images through gan-run's MNIST classifier: the classifier FID
+//! (Fréchet distance between Gaussians fitted to penultimate-layer features), the classifier
+//! score (the Inception score's formula with an MNIST classifier) and mode coverage (which
+//! digits the samples are, and how sure the classifier is). All sums are in f64.
+
+use nalgebra::{DMatrix, DVector, SymmetricEigen};
+use serde::{Deserialize, Serialize};
+
+use crate::classifier::{argmax, CLASSES};
+
+/// A Gaussian fitted to feature vectors: their mean and (unbiased) covariance.
+#[derive(Debug, Clone)]
+pub struct Gaussian {
+    /// Mean feature vector.
+    pub mean: DVector<f64>,
+    /// Covariance matrix.
+    pub cov: DMatrix<f64>,
+}
+
+impl Gaussian {
+    /// Fits `features` (row-major, `dim` columns, at least two rows).
+    pub fn fit(features: &[f32], dim: usize) -> Gaussian {
+        let n = features.len() / dim;
+        let x = DMatrix::from_iterator(dim, n, features.iter().map(|&v| v as f64)); // [dim, n]
+        let mean = x.column_mean();
+        let mut centered = x;
+        for mut column in centered.column_iter_mut() {
+            column -= &mean;
+        }
+        let cov = &centered * centered.transpose() / (n.max(2) - 1) as f64;
+        Gaussian { mean, cov }
+    }
+}
+
+/// `|m1 - m2|^2 + tr(C1) + tr(C2) - 2 tr((C1 C2)^(1/2))`, with the trace of the root taken as
+/// that of `(C1^(1/2) C2 C1^(1/2))^(1/2)`, a symmetric matrix similar to it, so that both roots
+/// come from symmetric eigendecompositions.
+pub fn frechet_distance(a: &Gaussian, b: &Gaussian) -> f64 {
+    let root_a = symmetric_sqrt(&a.cov);
+    let middle = &root_a * &b.cov * &root_a;
+    let middle = (&middle + middle.transpose()) * 0.5; // remove rounding asymmetry
+    let trace_root: f64 = SymmetricEigen::new(middle)
+        .eigenvalues
+        .iter()
+        .map(|&l| l.max(0.0).sqrt())
+        .sum();
+    let d = (&a.mean - &b.mean).norm_squared() + a.cov.trace() + b.cov.trace() - 2.0 * trace_root;
+    d.max(0.0)
+}
+
+/// Square root of a symmetric positive semi-definite matrix (negative rounding noise clipped).
+fn symmetric_sqrt(m: &DMatrix<f64>) -> DMatrix<f64> {
+    let eig = SymmetricEigen::new(m.clone());
+    let roots = eig.eigenvalues.map(|l| l.max(0.0).sqrt());
+    &eig.eigenvectors * DMatrix::from_diagonal(&roots) * eig.eigenvectors.transpose()
+}
+
+/// `exp(E_x KL(p(y|x) || p(y)))`: 1 when every image gets the same class distribution, 10 when
+/// each is one confident digit and the digits are balanced. `probs` is `n * 10`.
+pub fn classifier_score(probs: &[f32]) -> f64 {
+    let n = (probs.len() / CLASSES).max(1) as f64;
+    let mut marginal = [0f64; CLASSES];
+    for row in probs.chunks_exact(CLASSES) {
+        for (m, &p) in marginal.iter_mut().zip(row) {
+            *m += p as f64 / n;
+        }
+    }
+    let mean_kl: f64 = probs
+        .chunks_exact(CLASSES)
+        .map(|row| {
+            row.iter()
+                .zip(&marginal)
+                .filter(|(&p, _)| p > 0.0)
+                .map(|(&p, &m)| p as f64 * ((p as f64).ln() - m.ln()))
+                .sum::<f64>()
+        })
+        .sum::<f64>()
+        / n;
+    mean_kl.exp()
+}
+
+/// Which digits the images are, as the classifier sees them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModeCoverage {
+    /// Share of images classified as each digit.
+    pub histogram: [f64; CLASSES],
+    /// Digits that get at least 1% of the images.
+    pub modes: usize,
+    /// KL divergence of the histogram from uniform, in nats (0 for balanced, ln 10 = 2.30 for
+    /// a single digit).
+    pub kl_from_uniform: f64,
+    /// Share of images whose most probable digit has probability above 0.9.
+    pub confident_share: f64,
+}
+
+/// Mode coverage of `probs` (`n * 10`).
+pub fn mode_coverage(probs: &[f32]) -> ModeCoverage {
+    let n = (probs.len() / CLASSES).max(1) as f64;
+    let mut histogram = [0f64; CLASSES];
+    let mut confident = 0usize;
+    for row in probs.chunks_exact(CLASSES) {
+        let k = argmax(row);
+        histogram[k] += 1.0 / n;
+        confident += usize::from(row[k] > 0.9);
+    }
+    let uniform = 1.0 / CLASSES as f64;
+    ModeCoverage {
+        histogram,
+        modes: histogram.iter().filter(|&&h| h >= 0.01).count(),
+        kl_from_uniform: histogram
+            .iter()
+            .filter(|&&h| h > 0.0)
+            .map(|&h| h * (h / uniform).ln())
+            .sum(),
+        confident_share: confident as f64 / n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gaussian(mean: &[f64], diag: &[f64]) -> Gaussian {
+        Gaussian {
+            mean: DVector::from_column_slice(mean),
+            cov: DMatrix::from_diagonal(&DVector::from_column_slice(diag)),
+        }
+    }
+
+    /// For diagonal covariances the distance is a sum over axes of
+    /// `(m1 - m2)^2 + (s1 - s2)^2`, with `s` the standard deviations.
+    #[test]
+    fn frechet_distance_matches_the_diagonal_closed_form() {
+        let a = gaussian(&[0.0, 1.0], &[1.0, 4.0]);
+        let b = gaussian(&[1.0, 1.0], &[4.0, 9.0]);
+        let expect = (1.0 + 1.0) + (0.0 + 1.0);
+        assert!((frechet_distance(&a, &b) - expect).abs() < 1e-9);
+        assert!(frechet_distance(&a, &a).abs() < 1e-9);
+    }
+
+    /// A rotation of the space leaves the distance unchanged, which a wrong matrix root
+    /// (e.g. element-wise) would not.
+    #[test]
+    fn frechet_distance_is_invariant_under_rotation() {
+        let (c, s) = (0.6f64, 0.8f64);
+        let r = DMatrix::from_row_slice(2, 2, &[c, -s, s, c]);
+        let a = gaussian(&[0.0, 0.0], &[1.0, 9.0]);
+        let b = gaussian(&[2.0, 0.0], &[4.0, 1.0]);
+        let rotate = |g: &Gaussian| Gaussian {
+            mean: &r * &g.mean,
+            cov: &r * &g.cov * r.transpose(),
+        };
+        let direct = frechet_distance(&a, &b);
+        let rotated = frechet_distance(&rotate(&a), &rotate(&b));
+        assert!((direct - rotated).abs() < 1e-9, "{direct} vs {rotated}");
+    }
+
+    #[test]
+    fn fit_recovers_mean_and_unbiased_covariance() {
+        let g = Gaussian::fit(&[1.0, 0.0, 3.0, 2.0], 2); // rows (1, 0), (3, 2)
+        assert_eq!(g.mean.as_slice(), &[2.0, 1.0]);
+        assert_eq!(g.cov.as_slice(), &[2.0, 2.0, 2.0, 2.0]);
+    }
+
+    #[test]
+    fn score_and_coverage_of_extreme_cases() {
+        let one_hot = |k: usize| {
+            let mut v = [0f32; CLASSES];
+            v[k] = 1.0;
+            v
+        };
+        let balanced: Vec<f32> = (0..100).flat_map(|i| one_hot(i % 10)).collect();
+        assert!((classifier_score(&balanced) - 10.0).abs() < 1e-9);
+        let c = mode_coverage(&balanced);
+        assert_eq!((c.modes, c.confident_share), (10, 1.0));
+        assert!(c.kl_from_uniform.abs() < 1e-12);
+
+        let collapsed: Vec<f32> = (0..100).flat_map(|_| one_hot(3)).collect();
+        assert!((classifier_score(&collapsed) - 1.0).abs() < 1e-9);
+        let c = mode_coverage(&collapsed);
+        assert_eq!(c.modes, 1);
+        assert!((c.kl_from_uniform - 10f64.ln()).abs() < 1e-12);
+
+        let unsure = vec![0.1f32; 100 * CLASSES];
+        assert!((classifier_score(&unsure) - 1.0).abs() < 1e-6);
+        assert_eq!(mode_coverage(&unsure).confident_share, 0.0);
+    }
+}

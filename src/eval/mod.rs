@@ -1,0 +1,230 @@
+//! Sample quality: the five measures of a set of generated images, against the same real images
+//! every time, beside reference rows (real training images, uniform noise) that give the
+//! numbers meaning. GAN losses say little about samples; these are what sweeps and diffs compare.
+//!
+//! - [`classifier_measures`]: classifier FID, classifier score, mode coverage.
+//! - [`likelihood`]: Parzen-window log-likelihood (Goodfellow et al. 2014) and memorisation.
+
+pub mod classifier_measures;
+pub mod likelihood;
+
+use std::path::Path;
+
+use dfdx::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::classifier::Classifier;
+use crate::config::IMAGE_PIXELS;
+use crate::error::Result;
+use classifier_measures::{
+    classifier_score, frechet_distance, mode_coverage, Gaussian, ModeCoverage,
+};
+use likelihood::{memorisation, parzen, Memorisation, ParzenReport};
+
+pub use likelihood::{parzen_log_likelihoods, squared_distances, MeanSe};
+
+/// The real images the measures compare against, split so that none is used twice.
+pub struct EvalData {
+    /// 1,000 validation images (held out from training): choose the Parzen width.
+    pub parzen_validation: Vec<f32>,
+    /// 1,000 other validation images: what "new" looks like for memorisation.
+    pub held_out: Vec<f32>,
+    /// The training images.
+    pub train: Vec<f32>,
+    /// The 10,000 test images.
+    pub test: Vec<f32>,
+}
+
+impl EvalData {
+    /// Loads MNIST from `dir` with the default split (5,000 validation images).
+    pub fn load(dir: &Path) -> Result<EvalData> {
+        let data = crate::data::load_train(&crate::config::DataConfig {
+            dir: dir.to_path_buf(),
+            ..Default::default()
+        })?;
+        let test = crate::data::load_test(dir)?;
+        let v = &data.validation.pixels;
+        Ok(EvalData {
+            parzen_validation: v[..1000 * IMAGE_PIXELS].to_vec(),
+            held_out: v[1000 * IMAGE_PIXELS..2000 * IMAGE_PIXELS].to_vec(),
+            train: data.train.pixels,
+            test: test.pixels,
+        })
+    }
+}
+
+/// All five measures of one set of images.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Scores {
+    /// Images scored.
+    pub images: usize,
+    /// Classifier FID against the 10,000 test images (0 is identical statistics).
+    pub fid: f64,
+    /// Classifier score, `exp(E KL(p(y|x) || p(y)))`, between 1 and 10.
+    pub classifier_score: f64,
+    /// Which digits the images are.
+    pub coverage: ModeCoverage,
+    /// Parzen-window log-likelihood of the test set.
+    pub parzen: ParzenReport,
+    /// Memorisation of (up to) the first 1,000 images.
+    pub memorisation: Memorisation,
+    /// Seconds the scoring took.
+    pub seconds: f64,
+}
+
+/// Scores images against fixed real data with a fixed classifier; build once, score many times.
+pub struct Evaluator {
+    data: EvalData,
+    classifier: Classifier,
+    test_features: Gaussian,
+    dev: Cpu,
+}
+
+impl Evaluator {
+    /// Loads the real images from `data_dir` and fits the test set's feature Gaussian.
+    pub fn new(data_dir: &Path, classifier: Classifier) -> Result<Evaluator> {
+        let data = EvalData::load(data_dir)?;
+        let dev = Cpu::default();
+        let mut classifier = classifier;
+        let out = classifier.outputs(&data.test, &dev);
+        let test_features = Gaussian::fit(&out.features, out.feature_dim);
+        Ok(Evaluator {
+            data,
+            classifier,
+            test_features,
+            dev,
+        })
+    }
+
+    /// The classifier in use.
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
+    }
+
+    /// The real images in use.
+    pub fn data(&self) -> &EvalData {
+        &self.data
+    }
+
+    /// Scores `images` (row-major, 784 pixels each, in [0, 1]; at least two).
+    pub fn score(&mut self, images: &[f32]) -> Scores {
+        let started = std::time::Instant::now();
+        let out = self.classifier.outputs(images, &self.dev);
+        let fid = frechet_distance(
+            &Gaussian::fit(&out.features, out.feature_dim),
+            &self.test_features,
+        );
+        let parzen = parzen(
+            images,
+            &self.data.parzen_validation,
+            &self.data.test,
+            &self.dev,
+        );
+        let n = (images.len() / IMAGE_PIXELS).min(1000);
+        let memorisation = memorisation(
+            &images[..n * IMAGE_PIXELS],
+            &self.data.held_out,
+            &self.data.train,
+            &self.dev,
+        );
+        Scores {
+            images: images.len() / IMAGE_PIXELS,
+            fid,
+            classifier_score: classifier_score(&out.probs),
+            coverage: mode_coverage(&out.probs),
+            parzen,
+            memorisation,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// The reference rows: 10,000 real training images and 10,000 images of uniform noise.
+    /// Taken from `classifier/reference.json` when that was computed with this classifier,
+    /// computed afresh otherwise.
+    pub fn reference(&mut self) -> Reference {
+        if let Some(stored) = Reference::builtin() {
+            if stored.classifier_sha256 == self.classifier.sha256 {
+                return stored;
+            }
+        }
+        self.compute_reference()
+    }
+
+    /// Computes the reference rows (about two evaluations' time).
+    pub fn compute_reference(&mut self) -> Reference {
+        let real = self.data.train[..10_000 * IMAGE_PIXELS].to_vec();
+        Reference {
+            classifier_sha256: self.classifier.sha256.clone(),
+            real_train: self.score(&real),
+            uniform_noise: self.score(&uniform_noise(10_000, 0)),
+        }
+    }
+}
+
+/// What real digits and pure noise score: the two ends of every scale.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reference {
+    /// The classifier these were computed with.
+    pub classifier_sha256: String,
+    /// 10,000 real training images (their memorisation is 0 by construction: they are the
+    /// training set).
+    pub real_train: Scores,
+    /// 10,000 images of uniform noise in [0, 1].
+    pub uniform_noise: Scores,
+}
+
+impl Reference {
+    /// The rows stored beside the built-in classifier, if they parse.
+    pub fn builtin() -> Option<Reference> {
+        serde_json::from_str(include_str!("../../classifier/reference.json")).ok()
+    }
+}
+
+/// `n` images of uniform noise, the reference row for "no model at all".
+pub fn uniform_noise(n: usize, seed: u64) -> Vec<f32> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n * IMAGE_PIXELS).map(|_| rng.gen()).collect()
+}
+
+/// What the columns of [`render_table`] mean.
+pub const TABLE_LEGEND: &str = "FID: classifier FID vs the 10,000 test images (lower is better). score: classifier score \
+(1-10). modes: digits with at least 1% of the images. KL(u): KL of the digit histogram from uniform. \
+confident: p(top digit) > 0.9. Parzen: log-likelihood of the test set (GAN paper protocol). \
+nearest: median distance to the nearest training image (first 1,000). copies: share closer than \
+99% of real held-out digits.";
+
+/// A table of scored image sets, one row each, with a header.
+pub fn render_table(rows: &[(&str, &Scores)]) -> String {
+    let mut out = format!(
+        "{:<24} {:>8} {:>6} {:>5} {:>7} {:>9} {:>17} {:>8} {:>7} {:>6}\n",
+        "images",
+        "FID",
+        "score",
+        "modes",
+        "KL(u)",
+        "confident",
+        "Parzen (nats)",
+        "nearest",
+        "copies",
+        "secs"
+    );
+    for (name, s) in rows {
+        let (p, m, c) = (&s.parzen, &s.memorisation, &s.coverage);
+        out += &format!(
+            "{:<24} {:>8.2} {:>6.2} {:>5} {:>7.3} {:>8.1}% {:>9.1} +/- {:<4.1} {:>8.2} {:>6.1}% {:>6.1}\n",
+            name,
+            s.fid,
+            s.classifier_score,
+            c.modes,
+            c.kl_from_uniform,
+            100.0 * c.confident_share,
+            p.test.mean,
+            p.test.se,
+            m.median_distance,
+            100.0 * m.near_copy_share,
+            s.seconds
+        );
+    }
+    out
+}
