@@ -54,12 +54,13 @@ impl RunRecord {
         })
     }
 
-    /// The Parzen estimate of the run's `eval.json` and the epoch it scored, if there is one.
-    pub fn parzen(&self) -> Option<(f64, usize)> {
+    /// A score from the run's `eval.json` (a JSON pointer such as `/scores/fid`) and the epoch
+    /// it scored, if there is one.
+    pub fn eval_score(&self, pointer: &str) -> Option<(f64, usize)> {
         let text = std::fs::read_to_string(self.dir.join("eval.json")).ok()?;
         let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        let nats = v["scores"]["parzen"]["test"]["mean"].as_f64()?;
-        Some((nats, v["epoch"].as_u64().unwrap_or(0) as usize))
+        let value = v.pointer(pointer)?.as_f64()?;
+        Some((value, v["epoch"].as_u64().unwrap_or(0) as usize))
     }
 
     /// A short label: the directory's name.
@@ -201,8 +202,9 @@ pub struct RunDiff {
     pub config: Vec<(String, String, String)>,
     /// Final metrics: name, A, B, B - A.
     pub final_metrics: Vec<(String, f64, f64, f64)>,
-    /// Best values over the epochs: name, A, A's epoch, B, B's epoch. For the losses "best" is
-    /// the lowest; for the Parzen estimate of `eval.json` (when both runs have one) the highest.
+    /// Best values over the epochs: name, A, A's epoch, B, B's epoch. For the losses and the
+    /// FID of scored epochs "best" is the lowest; then the FID and Parzen estimate of each
+    /// run's `eval.json`, when both runs have one.
     pub best_metrics: Vec<(String, f64, usize, f64, usize)>,
     /// Where epochs overlap: epoch, then d_loss A, d_loss B, g_loss A, g_loss B.
     pub curves: Vec<(usize, f64, f64, f64, f64)>,
@@ -231,23 +233,32 @@ pub fn diff(a: &RunRecord, b: &RunRecord) -> RunDiff {
             Some((c.to_string(), x, y, y - x))
         })
         .collect();
-    let lowest = |r: &RunRecord, get: fn(&EpochMetrics) -> f64| {
+    let lowest = |r: &RunRecord, get: fn(&EpochMetrics) -> Option<f64>| {
         r.metrics
             .iter()
-            .map(|m| (get(m), m.epoch))
+            .filter_map(|m| Some((get(m)?, m.epoch)))
             .min_by(|x, y| x.0.total_cmp(&y.0))
     };
     let mut best_metrics = Vec::new();
     for (name, get) in [
-        ("d_loss", (|m| m.d_loss) as fn(&EpochMetrics) -> f64),
-        ("g_loss", |m| m.g_loss),
+        (
+            "d_loss",
+            (|m| Some(m.d_loss)) as fn(&EpochMetrics) -> Option<f64>,
+        ),
+        ("g_loss", |m| Some(m.g_loss)),
+        ("fid (scored epochs)", |m| m.fid),
     ] {
         if let (Some(x), Some(y)) = (lowest(a, get), lowest(b, get)) {
             best_metrics.push((name.to_string(), x.0, x.1, y.0, y.1));
         }
     }
-    if let (Some(x), Some(y)) = (a.parzen(), b.parzen()) {
-        best_metrics.push(("parzen_nats (eval.json)".into(), x.0, x.1, y.0, y.1));
+    for (name, pointer) in [
+        ("fid (eval.json)", "/scores/fid"),
+        ("parzen_nats (eval.json)", "/scores/parzen/test/mean"),
+    ] {
+        if let (Some(x), Some(y)) = (a.eval_score(pointer), b.eval_score(pointer)) {
+            best_metrics.push((name.into(), x.0, x.1, y.0, y.1));
+        }
     }
     let curves = a
         .metrics
@@ -412,7 +423,7 @@ pub fn render_diff(d: &RunDiff, format: TableFormat) -> String {
         .collect();
     out += &render_table(&[s("metric"), s("A"), s("B"), s("B - A")], &rows, format);
     if !d.best_metrics.is_empty() {
-        out += &heading("Best over the epochs (lowest loss, highest Parzen)");
+        out += &heading("Best over the epochs (lowest loss and FID), and eval.json");
         let rows: Vec<Vec<String>> = d
             .best_metrics
             .iter()
