@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""configs/paper.toml's model and training step in TensorFlow 1-style graph mode, timed on CPU.
+
+As the tutorial wrote it: tf.compat.v1 placeholders, variables drawn from a truncated normal
+(std 0.02), and two AdamOptimizer minimize ops each restricted to its own network's variables.
+One step is one discriminator step then one generator step, batch 100, on a random uniform
+"real" batch. The last line printed is a JSON object.
+
+    python bench/tensorflow_gan.py --steps 200 --warmup 10 --threads 2
+"""
+
+import argparse
+import json
+import os
+import resource
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quiet the start-up banner
+
+import numpy as np
+import tensorflow as tf
+
+tf1 = tf.compat.v1
+NOISE_DIM, PIXELS, BATCH = 100, 784, 100
+
+
+def dense_vars(name, n_in, n_out):
+    # tf.truncated_normal(stddev=0.02) for weights and biases, as the tutorial.
+    with tf1.variable_scope(name):
+        init = tf1.truncated_normal_initializer(stddev=0.02)
+        return (tf1.get_variable("w", [n_in, n_out], initializer=init),
+                tf1.get_variable("b", [n_out], initializer=init))
+
+
+def leaky_relu(x):
+    return tf.nn.leaky_relu(x, alpha=0.2)
+
+
+class Generator:
+    widths = [NOISE_DIM, 256, 512, 1024]
+
+    def __init__(self):
+        with tf1.variable_scope("generator"):
+            self.hidden = [dense_vars(f"fc{i}", a, b)
+                           for i, (a, b) in enumerate(zip(self.widths, self.widths[1:]))]
+            self.bn = [(tf1.get_variable(f"bn{i}/scale", [w], initializer=tf1.ones_initializer()),
+                        tf1.get_variable(f"bn{i}/offset", [w], initializer=tf1.zeros_initializer()))
+                       for i, w in enumerate(self.widths[1:])]
+            self.out = dense_vars("out", 1024, PIXELS)
+
+    def __call__(self, z, train):
+        """train: G's own update (batch-norm on batch statistics, dropout 0.5). Otherwise
+        batch-norm is bypassed and there is no dropout (the tutorial keeps no running stats)."""
+        h = z
+        for (w, b), (scale, offset) in zip(self.hidden, self.bn):
+            h = leaky_relu(tf.matmul(h, w) + b)
+            if train:
+                mean, var = tf.nn.moments(h, axes=[0])
+                h = tf.nn.batch_normalization(h, mean, var, offset, scale, variance_epsilon=1e-3)
+        if train:
+            h = tf.nn.dropout(h, rate=0.5)
+        w, b = self.out
+        return tf.sigmoid(tf.matmul(h, w) + b)
+
+
+class Discriminator:
+    widths = [PIXELS, 1024, 512, 256, 1]
+
+    def __init__(self):
+        with tf1.variable_scope("discriminator"):
+            self.layers = [dense_vars(f"fc{i}", a, b)
+                           for i, (a, b) in enumerate(zip(self.widths, self.widths[1:]))]
+
+    def __call__(self, x):
+        """Returns a logit; the loss applies the sigmoid."""
+        h = x
+        for i, (w, b) in enumerate(self.layers):
+            h = tf.matmul(h, w) + b
+            if i + 1 < len(self.layers):
+                h = leaky_relu(h)
+        return h
+
+
+def tutorial_double_sigmoid_bce(logits, label):
+    # The tutorial fed D's sigmoid output to a with-logits loss: the sigmoid applied twice.
+    probs = tf.sigmoid(logits)
+    return tf.reduce_mean(
+        tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(probs), label), logits=probs))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+
+    tf1.disable_eager_execution()
+    tf1.set_random_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+
+    x = tf1.placeholder(tf.float32, [BATCH, PIXELS], name="x")
+    z = tf1.placeholder(tf.float32, [BATCH, NOISE_DIM], name="z")
+    G, D = Generator(), Discriminator()
+    g_vars = tf1.trainable_variables("generator")
+    d_vars = tf1.trainable_variables("discriminator")
+
+    # Discriminator step: G outside its own update (batch-norm bypassed, no dropout). Two
+    # passes of D, not one batch of both, as the tutorial (and gan-run) does.
+    fake_eval = tf.stop_gradient(G(z, train=False))
+    d_loss = tutorial_double_sigmoid_bce(D(x), 1.0) + tutorial_double_sigmoid_bce(D(fake_eval), 0.0)
+    d_train = tf1.train.AdamOptimizer(2e-4, beta1=0.1, beta2=0.999, epsilon=1e-8).minimize(
+        d_loss, var_list=d_vars)
+
+    # Generator step: G in its own update. TensorFlow differentiates only towards var_list,
+    # so unlike gan-run and PyTorch it never computes D's weight gradients here.
+    g_loss = tutorial_double_sigmoid_bce(D(G(z, train=True)), 1.0)
+    g_train = tf1.train.AdamOptimizer(2e-4, beta1=0.5, beta2=0.999, epsilon=1e-8).minimize(
+        g_loss, var_list=g_vars)
+
+    config = tf1.ConfigProto(intra_op_parallelism_threads=args.threads,
+                             inter_op_parallelism_threads=args.threads)
+    real = rng.random((BATCH, PIXELS), dtype=np.float32)
+
+    def noise():
+        return rng.uniform(-1.0, 1.0, (BATCH, NOISE_DIM)).astype(np.float32)
+
+    with tf1.Session(config=config) as sess:
+        sess.run(tf1.global_variables_initializer())
+
+        def step():
+            dl, _ = sess.run([d_loss, d_train], feed_dict={x: real, z: noise()})
+            gl, _ = sess.run([g_loss, g_train], feed_dict={z: noise()})
+            return dl, gl
+
+        for _ in range(args.warmup):
+            step()
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            dl, gl = step()
+        seconds = time.perf_counter() - start
+    if not (np.isfinite(dl) and np.isfinite(gl)):
+        raise SystemExit(f"non-finite loss: d {dl} g {gl}")
+
+    print(json.dumps({
+        "framework": "tensorflow",
+        "version": tf.__version__,
+        "steps": args.steps,
+        "steps_per_sec": args.steps / seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "threads": args.threads,
+    }))
+
+
+if __name__ == "__main__":
+    main()
