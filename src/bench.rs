@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use crate::config::{ExperimentConfig, IMAGE_PIXELS};
 use crate::error::Result;
+use crate::model::kernels::{matmul, Mat};
 use crate::model::{Layer, Matrix, Network};
+use crate::train::step::PlainGan;
 use crate::train::{d_step, g_step, GanState, PhaseTimes};
 
 /// What a benchmark measured.
@@ -17,50 +19,82 @@ use crate::train::{d_step, g_step, GanState, PhaseTimes};
 pub struct BenchReport {
     /// Timed steps (one D step and, per `d_steps_per_g_step`, G steps).
     pub steps: usize,
-    /// Steps per second.
+    /// Steps per second of the training step gan-run runs ([`crate::train::step`]).
     pub steps_per_sec: f64,
-    /// Seconds per epoch of the config's training set at this rate.
+    /// Steps per second of the plain dfdx tape path ([`crate::train::d_step`] and
+    /// [`crate::train::g_step`]), measured in the same run: the baseline.
+    pub tape_steps_per_sec: f64,
+    /// Seconds per epoch of the config's training set at `steps_per_sec`.
     pub seconds_per_epoch: f64,
-    /// Matrix-product arithmetic executed per step (forward and backward), in GFLOP.
+    /// Matrix-product arithmetic the step executes (forward and backward), in GFLOP.
     pub gflop_per_step: f64,
+    /// The same for the tape path, which also computes gradients nobody uses.
+    pub tape_gflop_per_step: f64,
     /// Achieved matrix-product GFLOP/s.
     pub gflops: f64,
-    /// A large f32 matrix product's GFLOP/s on this machine, measured in the same run.
+    /// A large f32 matrix product's GFLOP/s on this machine, measured in the same run
+    /// (gan-run's own product kernel, 1024 x 1024 x 1024).
     pub peak_gflops: f64,
     /// Share of the seconds in each phase.
     pub phases: Vec<(String, f64)>,
-    /// Peak resident memory of the process, in MB (Linux only).
+    /// Peak resident memory of the process up to the end of gan-run's timed steps (before the
+    /// baseline runs), in MB (Linux only).
     pub peak_rss_mb: Option<f64>,
-    /// Threads available to the matrix products.
+    /// Threads the products and element-wise work run on.
     pub threads: usize,
 }
 
 /// Times `steps` training steps of `config` after `warmup` untimed ones, on random images (the
-/// arithmetic does not depend on the pixel values).
+/// arithmetic does not depend on the pixel values): first gan-run's step, then the plain dfdx
+/// tape path as the baseline.
 pub fn run(config: &ExperimentConfig, steps: usize, warmup: usize) -> Result<BenchReport> {
     let dev = Cpu::seed_from_u64(config.seed);
-    let peak_gflops = peak_matmul_gflops(&dev);
-    let mut state = GanState::new(config, &dev);
+    let peak_gflops = peak_matmul_gflops();
     let batch = config.training.batch_size;
     let real: Matrix = dev.sample_uniform_like(&(batch, IMAGE_PIXELS));
+    let real_pixels = real.as_vec();
     let every = config.training.d_steps_per_g_step;
+
+    let mut state = GanState::new(config, &dev);
+    let mut plain = PlainGan::check_out(&mut state);
+    let mut rng = state.rng.clone();
     let mut times = PhaseTimes::default();
-    let one_step = |state: &mut GanState, i: usize, times: &mut PhaseTimes| {
-        d_step(state, config, real.clone(), &dev, times);
+    let mut plain_step = |i: usize, times: &mut PhaseTimes| {
+        plain.d_step(&mut rng, config, real_pixels.clone(), times);
         if (i + 1).is_multiple_of(every) {
-            g_step(state, config, batch, &dev, times);
+            plain.g_step(&mut rng, config, batch, times);
         }
     };
     for i in 0..warmup {
-        one_step(&mut state, i, &mut PhaseTimes::default());
+        plain_step(i, &mut PhaseTimes::default());
     }
     let start = Instant::now();
     for i in 0..steps {
-        one_step(&mut state, i, &mut times);
+        plain_step(i, &mut times);
     }
     let seconds = start.elapsed().as_secs_f64();
+    // Read before the baseline runs, so that it is gan-run's step's own peak.
+    let peak_rss_mb = peak_rss_mb();
+
+    let mut tape_state = GanState::new(config, &dev);
+    let tape_step = |state: &mut GanState, i: usize| {
+        let mut t = PhaseTimes::default();
+        d_step(state, config, real.clone(), &dev, &mut t);
+        if (i + 1).is_multiple_of(every) {
+            g_step(state, config, batch, &dev, &mut t);
+        }
+    };
+    for i in 0..warmup {
+        tape_step(&mut tape_state, i);
+    }
+    let tape_start = Instant::now();
+    for i in 0..steps {
+        tape_step(&mut tape_state, i);
+    }
+    let tape_seconds = tape_start.elapsed().as_secs_f64();
+
     let steps_per_sec = steps as f64 / seconds;
-    let gflop_per_step = flop_per_step(&state, batch, every) / 1e9;
+    let (gflop, tape_gflop) = flop_per_step(&state, batch, every);
     let train_size = config.data.train_size.unwrap_or(0);
     let phases = [
         ("data", times.data),
@@ -75,13 +109,15 @@ pub fn run(config: &ExperimentConfig, steps: usize, warmup: usize) -> Result<Ben
     Ok(BenchReport {
         steps,
         steps_per_sec,
+        tape_steps_per_sec: steps as f64 / tape_seconds,
         seconds_per_epoch: (train_size / batch) as f64 / steps_per_sec,
-        gflop_per_step,
-        gflops: gflop_per_step * steps_per_sec,
+        gflop_per_step: gflop / 1e9,
+        tape_gflop_per_step: tape_gflop / 1e9,
+        gflops: gflop / 1e9 * steps_per_sec,
         peak_gflops,
         phases,
-        peak_rss_mb: peak_rss_mb(),
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        peak_rss_mb,
+        threads: rayon::current_num_threads(),
     })
 }
 
@@ -96,33 +132,54 @@ fn macs_per_row(net: &Network) -> f64 {
         .sum()
 }
 
-/// Matrix-product FLOP of one step as gan-run executes it: the D step runs G forward and D
-/// forward and backward twice (weight and input gradients); the G step runs both forward and
-/// both backward (D's weight gradients included, though unused).
-fn flop_per_step(state: &GanState, batch: usize, every: usize) -> f64 {
+/// Matrix-product FLOP of one step: (gan-run's step, the tape path). Per row, a forward pass
+/// costs one product per linear layer, a weight gradient one, an input gradient one. gan-run's
+/// step skips the first layer's input gradient and, in the G step, D's weight gradients; the
+/// tape path computes both.
+fn flop_per_step(state: &GanState, batch: usize, every: usize) -> (f64, f64) {
     let (g, d) = (
         macs_per_row(&state.generator),
         macs_per_row(&state.discriminator),
     );
+    let (g_first, d_first) = (
+        first_linear_macs(&state.generator),
+        first_linear_macs(&state.discriminator),
+    );
     let b = 2.0 * batch as f64; // 2 FLOP per multiply-add
-    let d_step = b * g + 2.0 * (b * d + 2.0 * b * d);
-    let g_step = 3.0 * b * g + 3.0 * b * d;
-    d_step + g_step / every as f64
+                                // D step: G forward; D forward, weight and input gradients on the real and fake batches.
+    let plain_d = b * g + 2.0 * b * (d + d + (d - d_first));
+    let tape_d = b * g + 2.0 * b * (3.0 * d);
+    // G step: G forward, D forward, D input gradient, G weight and input gradients.
+    let plain_g = b * (g + d + d + g + (g - g_first));
+    let tape_g = b * (3.0 * g + 3.0 * d);
+    (
+        plain_d + plain_g / every as f64,
+        tape_d + tape_g / every as f64,
+    )
 }
 
-/// GFLOP/s of a 1024 x 1024 x 1024 f32 product, best of five.
-fn peak_matmul_gflops(dev: &Cpu) -> f64 {
+fn first_linear_macs(net: &Network) -> f64 {
+    net.layers
+        .iter()
+        .find_map(|l| match l {
+            Layer::Linear { weight, .. } => Some((weight.shape().0 * weight.shape().1) as f64),
+            _ => None,
+        })
+        .unwrap_or(0.0)
+}
+
+/// GFLOP/s of a 1024 x 1024 x 1024 product with gan-run's kernel, best of five.
+fn peak_matmul_gflops() -> f64 {
     let n = 1024;
-    let a: Matrix = dev.sample_uniform_like(&(n, n));
-    let b: Matrix = dev.sample_uniform_like(&(n, n));
-    let _ = a.clone().matmul(b.clone()); // warm up the thread pool
+    let a: Vec<f32> = (0..n * n).map(|i| (i % 17) as f32 * 0.1).collect();
+    let mut c = vec![0.0; n * n];
+    let product = |c: &mut [f32]| matmul(Mat::new(&a, n, n), Mat::new(&a, n, n), c);
+    product(&mut c); // warm up the thread pool
     (0..5)
         .map(|_| {
             let t = Instant::now();
-            let c = a.clone().matmul(b.clone());
-            let s = t.elapsed().as_secs_f64();
-            drop(c);
-            2.0 * (n * n * n) as f64 / s / 1e9
+            product(&mut c);
+            2.0 * (n * n * n) as f64 / t.elapsed().as_secs_f64() / 1e9
         })
         .fold(0.0, f64::max)
 }
@@ -138,11 +195,17 @@ impl std::fmt::Display for BenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "steps timed         {}", self.steps)?;
         writeln!(f, "steps/s             {:.2}", self.steps_per_sec)?;
+        writeln!(
+            f,
+            "dfdx tape baseline  {:.2} steps/s (same run): gan-run is {:.2}x",
+            self.tape_steps_per_sec,
+            self.steps_per_sec / self.tape_steps_per_sec
+        )?;
         writeln!(f, "seconds per epoch   {:.1}", self.seconds_per_epoch)?;
         writeln!(
             f,
-            "GFLOP per step      {:.2} (matrix products)",
-            self.gflop_per_step
+            "GFLOP per step      {:.2} (matrix products; the tape path does {:.2})",
+            self.gflop_per_step, self.tape_gflop_per_step
         )?;
         writeln!(
             f,
@@ -173,14 +236,23 @@ mod tests {
         let config = crate::config::load(&path, &[]).unwrap();
         let report = run(&config, 3, 1).unwrap();
         // Smoke: G 16->64->784, D 784->64->1, batch 50. Per row: G 51,200 and D 50,240
-        // multiply-adds. D step: G fwd + 2 x (D fwd + D bwd of 2 products); G step: 3 x (G + D).
+        // multiply-adds; the first layers 1,024 (G) and 50,176 (D).
         let (g, d, b) = (51_200.0, 50_240.0, 100.0);
-        let expect = b * g + 2.0 * (b * d + 2.0 * b * d) + 3.0 * b * (g + d);
+        let (g1, d1) = (1_024.0, 50_176.0);
+        // Tape: D step G fwd + 2 x (D fwd + D bwd of 2 products); G step 3 x (G + D).
+        let tape = b * g + 2.0 * (b * d + 2.0 * b * d) + 3.0 * b * (g + d);
+        // gan-run: no first-layer input gradients, no D weight gradients in the G step.
+        let plain = b * g + 2.0 * b * (3.0 * d - d1) + b * (3.0 * g - g1 + 2.0 * d);
         assert!(
-            (report.gflop_per_step * 1e9 - expect).abs() < 1.0,
+            (report.tape_gflop_per_step * 1e9 - tape).abs() < 1.0,
             "{report:?}"
         );
-        assert!(report.steps_per_sec > 0.0 && report.peak_gflops > 0.0);
+        assert!(
+            (report.gflop_per_step * 1e9 - plain).abs() < 1.0,
+            "{report:?}"
+        );
+        assert!(report.steps_per_sec > 0.0 && report.tape_steps_per_sec > 0.0);
+        assert!(report.peak_gflops > 0.0);
         let shares: f64 = report.phases.iter().map(|(_, s)| s).sum();
         assert!(
             shares > 0.5 && shares <= 1.0 + 1e-9,

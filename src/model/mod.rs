@@ -8,6 +8,9 @@
 //! and dropout masks come from an RNG that gan-run owns, so that a run can be checkpointed and
 //! resumed exactly.
 
+pub mod backprop;
+pub mod kernels;
+
 use dfdx::prelude::*;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;

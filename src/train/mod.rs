@@ -4,6 +4,7 @@
 
 pub mod loss;
 pub mod optim;
+pub mod step;
 pub mod trainer;
 
 use std::path::PathBuf;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::loss::gan_bce;
 use super::optim::AdamState;
+use super::step::PlainGan;
 use crate::config::{ExperimentConfig, NoiseDistribution, IMAGE_PIXELS};
 use crate::data::Images;
 use crate::error::{Error, Result};
@@ -117,8 +118,13 @@ pub fn sample_noise(
     rng: &mut ChaCha8Rng,
     dev: &Cpu,
 ) -> Matrix {
+    dev.tensor_from_vec(noise_values(config, rows, rng), (rows, config.noise.dim))
+}
+
+/// The values of [`sample_noise`], row-major.
+pub fn noise_values(config: &ExperimentConfig, rows: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     let n = rows * config.noise.dim;
-    let values: Vec<f32> = match config.noise.distribution {
+    match config.noise.distribution {
         NoiseDistribution::Uniform { low, high } => (0..n)
             .map(|_| rng.gen_range(low as f32..high as f32))
             .collect(),
@@ -126,8 +132,7 @@ pub fn sample_noise(
             let d = Normal::new(mean, std).expect("std validated positive");
             (0..n).map(|_| d.sample(rng) as f32).collect()
         }
-    };
-    dev.tensor_from_vec(values, (rows, config.noise.dim))
+    }
 }
 
 /// The fixed noise batch behind every sample grid of a run: the same for every epoch (and for
@@ -160,29 +165,41 @@ pub fn train_epoch(
 
     let (mut d_sum, mut g_sum, mut real_sum, mut fake_sum) = (0f64, 0f64, 0f64, 0f64);
     let mut g_steps = 0usize;
+    // The hot loop runs on plain buffers; the networks and optimizers go back into `state`
+    // at the end (or on divergence, so the state stays whole).
+    let mut plain = PlainGan::check_out(state);
+    let _ = dev;
     for step in 0..batches {
         let phase = Instant::now();
         let mut pixels = Vec::with_capacity(batch * IMAGE_PIXELS);
         for &i in &order[step * batch..(step + 1) * batch] {
             pixels.extend_from_slice(train.image(i));
         }
-        let real: Matrix = dev.tensor_from_vec(pixels, (batch, IMAGE_PIXELS));
         times.data += phase.elapsed();
 
-        let d = d_step(state, config, real, dev, times);
-        check_finite(d.loss, "the discriminator loss", epoch, step)?;
+        let d = plain.d_step(&mut state.rng, config, pixels, times);
+        let checked = check_finite(d.loss, "the discriminator loss", epoch, step);
+        if checked.is_err() {
+            plain.check_in(state);
+            checked?;
+        }
         d_sum += d.loss as f64;
         real_sum += d.d_real as f64;
         fake_sum += d.d_fake as f64;
 
         if (step + 1).is_multiple_of(config.training.d_steps_per_g_step) {
-            let g_loss = g_step(state, config, batch, dev, times);
-            check_finite(g_loss, "the generator loss", epoch, step)?;
+            let g_loss = plain.g_step(&mut state.rng, config, batch, times);
+            let checked = check_finite(g_loss, "the generator loss", epoch, step);
+            if checked.is_err() {
+                plain.check_in(state);
+                checked?;
+            }
             g_sum += g_loss as f64;
             g_steps += 1;
         }
         on_step(step + 1);
     }
+    plain.check_in(state);
 
     let seconds = start.elapsed().as_secs_f64();
     let metrics = EpochMetrics {

@@ -1,0 +1,481 @@
+//! A network's training-time twin on plain buffers, with hand-written backward passes.
+//!
+//! dfdx's tape computes every gradient it can reach: the first layer's input gradient (nobody
+//! needs it), and in the generator's step all of the discriminator's weight gradients (thrown
+//! away). Here the caller says which gradients it wants, so the training step does only the
+//! arithmetic it needs; products and element-wise passes run on [`super::kernels`].
+//!
+//! A [`PlainNet`] is checked out of a [`Network`] (copying its tensors) for an epoch and checked
+//! back in at the end, so that checkpoints, sampling and evaluation keep working on dfdx tensors.
+//! The arithmetic of each layer is the same as [`Network::forward`]'s; tests compare the two.
+
+use dfdx::prelude::*;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::kernels::{column_reduce, column_sums, for_rows, matmul, zip_map, Mat};
+use super::{Layer, Network};
+use crate::config::BatchNormMode;
+
+/// One layer with plain parameter buffers.
+#[derive(Debug, Clone)]
+enum PlainLayer {
+    Linear {
+        weight: Vec<f32>, // [in, out]
+        bias: Vec<f32>,
+        input: usize,
+        out: usize,
+    },
+    LeakyRelu(f32),
+    Relu,
+    Tanh,
+    Sigmoid,
+    Identity,
+    BatchNorm {
+        mode: BatchNormMode,
+        scale: Vec<f32>,
+        offset: Vec<f32>,
+        running_mean: Vec<f32>,
+        running_var: Vec<f32>,
+        momentum: f32,
+        eps: f32,
+    },
+    Dropout(f32),
+}
+
+/// What a layer's backward pass needs from its forward pass.
+enum Saved {
+    /// The layer's input (linear, leaky ReLU, ReLU).
+    Input(Vec<f32>),
+    /// The layer's output (tanh, sigmoid).
+    Output(Vec<f32>),
+    /// Normalised input and `1 / sqrt(var + eps)` per feature (batch statistics).
+    BatchStats {
+        normalised: Vec<f32>,
+        inv_std: Vec<f32>,
+    },
+    /// `scale / sqrt(running_var + eps)` per feature (running statistics).
+    RunningScale(Vec<f32>),
+    /// Dropout's mask (0 or 1 / keep).
+    Mask(Vec<f32>),
+    /// Nothing (identity, bypassed layers).
+    Nothing,
+}
+
+/// The activations a forward pass kept for its backward pass.
+pub struct Trace {
+    saved: Vec<Saved>,
+    rows: usize,
+}
+
+/// A network as plain buffers; see the module docs.
+#[derive(Debug, Clone)]
+pub struct PlainNet {
+    layers: Vec<PlainLayer>,
+    input_width: usize,
+}
+
+/// Gradients of a network's trainable tensors, in [`Network::visit`] order.
+pub type ParamGrads = Vec<Vec<f32>>;
+
+impl PlainNet {
+    /// Copies a network's tensors into plain buffers.
+    pub fn check_out(net: &Network) -> PlainNet {
+        let layers = net
+            .layers
+            .iter()
+            .map(|l| match l {
+                Layer::Linear { weight, bias } => PlainLayer::Linear {
+                    weight: weight.as_vec(),
+                    bias: bias.as_vec(),
+                    input: weight.shape().0,
+                    out: weight.shape().1,
+                },
+                Layer::LeakyRelu(s) => PlainLayer::LeakyRelu(*s),
+                Layer::Relu => PlainLayer::Relu,
+                Layer::Tanh => PlainLayer::Tanh,
+                Layer::Sigmoid => PlainLayer::Sigmoid,
+                Layer::Identity => PlainLayer::Identity,
+                Layer::BatchNorm {
+                    mode,
+                    scale,
+                    offset,
+                    running_mean,
+                    running_var,
+                    momentum,
+                    eps,
+                } => PlainLayer::BatchNorm {
+                    mode: *mode,
+                    scale: scale.as_vec(),
+                    offset: offset.as_vec(),
+                    running_mean: running_mean.as_vec(),
+                    running_var: running_var.as_vec(),
+                    momentum: *momentum,
+                    eps: *eps,
+                },
+                Layer::Dropout(r) => PlainLayer::Dropout(*r),
+            })
+            .collect();
+        PlainNet {
+            layers,
+            input_width: net.input_width,
+        }
+    }
+
+    /// Writes the buffers back into the network's tensors.
+    pub fn check_in(&self, net: &mut Network) {
+        for (plain, layer) in self.layers.iter().zip(&mut net.layers) {
+            match (plain, layer) {
+                (
+                    PlainLayer::Linear {
+                        weight: w, bias: b, ..
+                    },
+                    Layer::Linear { weight, bias },
+                ) => {
+                    weight.copy_from(w);
+                    bias.copy_from(b);
+                }
+                (
+                    PlainLayer::BatchNorm {
+                        scale: s,
+                        offset: o,
+                        running_mean: rm,
+                        running_var: rv,
+                        ..
+                    },
+                    Layer::BatchNorm {
+                        scale,
+                        offset,
+                        running_mean,
+                        running_var,
+                        ..
+                    },
+                ) => {
+                    scale.copy_from(s);
+                    offset.copy_from(o);
+                    running_mean.copy_from(rm);
+                    running_var.copy_from(rv);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The trainable buffers, in [`Network::visit`] order (weight, bias; scale, offset).
+    pub fn params_mut(&mut self) -> Vec<&mut Vec<f32>> {
+        let mut out = Vec::new();
+        for layer in &mut self.layers {
+            match layer {
+                PlainLayer::Linear { weight, bias, .. } => {
+                    out.push(weight);
+                    out.push(bias);
+                }
+                PlainLayer::BatchNorm { scale, offset, .. } => {
+                    out.push(scale);
+                    out.push(offset);
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Whether any layer normalises with batch statistics in the network's own update: then
+    /// two batches run through it together would see each other's statistics.
+    pub fn has_batch_norm(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|l| matches!(l, PlainLayer::BatchNorm { .. }))
+    }
+
+    /// Runs `x` (`rows x input_width`). `train` is `Some(rng)` in the network's own update
+    /// (batch statistics, running averages updated, dropout masks drawn in row-major order, as
+    /// [`Network::forward`] does); `keep` says whether to keep what a backward pass needs.
+    pub fn forward(
+        &mut self,
+        x: Vec<f32>,
+        rows: usize,
+        mut train: Option<&mut ChaCha8Rng>,
+        keep: bool,
+    ) -> (Vec<f32>, Trace) {
+        assert_eq!(x.len(), rows * self.input_width, "input size");
+        let mut x = x;
+        let mut saved = Vec::with_capacity(self.layers.len());
+        let mut save = |s: Saved| {
+            if keep {
+                saved.push(s)
+            }
+        };
+        for layer in &mut self.layers {
+            match layer {
+                PlainLayer::Linear {
+                    weight,
+                    bias,
+                    input,
+                    out,
+                } => {
+                    let mut y = vec![0.0; rows * *out];
+                    matmul(
+                        Mat::new(&x, rows, *input),
+                        Mat::new(weight, *input, *out),
+                        &mut y,
+                    );
+                    let bias = &*bias;
+                    for_rows(&mut y, *out, |_, r| {
+                        r.iter_mut().zip(bias).for_each(|(v, b)| *v += b)
+                    });
+                    save(Saved::Input(std::mem::replace(&mut x, y)));
+                }
+                PlainLayer::LeakyRelu(slope) => {
+                    let slope = *slope;
+                    let y = map(&x, |v| if v > 0.0 { v } else { v * slope });
+                    save(Saved::Input(std::mem::replace(&mut x, y)));
+                }
+                PlainLayer::Relu => {
+                    let y = map(&x, |v| v.max(0.0));
+                    save(Saved::Input(std::mem::replace(&mut x, y)));
+                }
+                PlainLayer::Tanh => {
+                    x = map(&x, f32::tanh);
+                    save(Saved::Output(x.clone()));
+                }
+                PlainLayer::Sigmoid => {
+                    x = map(&x, |v| 1.0 / (1.0 + (-v).exp()));
+                    save(Saved::Output(x.clone()));
+                }
+                PlainLayer::Identity => save(Saved::Nothing),
+                PlainLayer::BatchNorm {
+                    mode,
+                    scale,
+                    offset,
+                    running_mean,
+                    running_var,
+                    momentum,
+                    eps,
+                } => {
+                    let cols = scale.len();
+                    match (train.is_some(), *mode) {
+                        (true, _) => {
+                            let n = rows as f32;
+                            let mut mean = vec![0.0; cols];
+                            column_sums(&x, cols, &mut mean);
+                            mean.iter_mut().for_each(|m| *m /= n);
+                            let mean_ref = &mean;
+                            for_rows(&mut x, cols, |_, r| {
+                                r.iter_mut().zip(mean_ref).for_each(|(v, m)| *v -= m)
+                            });
+                            let mut var = vec![0.0; cols];
+                            column_reduce(&x, cols, &mut var, |acc, v| acc + v * v);
+                            var.iter_mut().for_each(|v| *v /= n);
+                            if *mode == BatchNormMode::Running {
+                                let m = *momentum;
+                                let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
+                                for j in 0..cols {
+                                    running_mean[j] = running_mean[j] * (1.0 - m) + mean[j] * m;
+                                    running_var[j] =
+                                        running_var[j] * (1.0 - m) + var[j] * (m * unbiased);
+                                }
+                            }
+                            let inv_std: Vec<f32> =
+                                var.iter().map(|v| 1.0 / (v + *eps).sqrt()).collect();
+                            let (s, o, is) = (&*scale, &*offset, &inv_std);
+                            // The tape path computes centered * (scale / std) + offset.
+                            let factor: Vec<f32> = s
+                                .iter()
+                                .zip(&var)
+                                .map(|(s, v)| s / (v + *eps).sqrt())
+                                .collect();
+                            let mut normalised = if keep { x.clone() } else { Vec::new() };
+                            if keep {
+                                for_rows(&mut normalised, cols, |_, r| {
+                                    r.iter_mut().zip(is).for_each(|(v, k)| *v *= k)
+                                });
+                            }
+                            let f = &factor;
+                            for_rows(&mut x, cols, |_, r| {
+                                r.iter_mut()
+                                    .zip(f)
+                                    .zip(o)
+                                    .for_each(|((v, f), o)| *v = *v * f + o)
+                            });
+                            save(Saved::BatchStats {
+                                normalised,
+                                inv_std,
+                            });
+                        }
+                        (false, BatchNormMode::BatchStatsOnly) => save(Saved::Nothing),
+                        (false, BatchNormMode::Running) => {
+                            let factor: Vec<f32> = scale
+                                .iter()
+                                .zip(&*running_var)
+                                .map(|(s, v)| s / (v + *eps).sqrt())
+                                .collect();
+                            let (f, o, rm) = (&factor, &*offset, &*running_mean);
+                            for_rows(&mut x, cols, |_, r| {
+                                for (((v, f), o), m) in r.iter_mut().zip(f).zip(o).zip(rm) {
+                                    *v = (*v - m) * f + o;
+                                }
+                            });
+                            save(Saved::RunningScale(factor));
+                        }
+                    }
+                }
+                PlainLayer::Dropout(rate) => match &mut train {
+                    Some(rng) if *rate > 0.0 => {
+                        let keep_p = 1.0 - *rate;
+                        let mask: Vec<f32> = (0..x.len())
+                            .map(|_| {
+                                if rng.gen::<f32>() < keep_p {
+                                    1.0 / keep_p
+                                } else {
+                                    0.0
+                                }
+                            })
+                            .collect();
+                        zip_map(&mut x, &mask, |v, m| *v *= m);
+                        save(Saved::Mask(mask));
+                    }
+                    _ => save(Saved::Nothing),
+                },
+            }
+        }
+        (x, Trace { saved, rows })
+    }
+
+    /// Back-propagates `grad` (the loss gradient of the output) through a kept forward pass.
+    /// Returns the gradient of the input when `input_grad`, and the parameter gradients (in
+    /// [`Network::visit`] order) when `param_grads`; neither costs anything when not asked for.
+    pub fn backward(
+        &self,
+        trace: Trace,
+        grad: Vec<f32>,
+        input_grad: bool,
+        param_grads: bool,
+    ) -> (Option<Vec<f32>>, ParamGrads) {
+        let rows = trace.rows;
+        let mut grads: ParamGrads = Vec::new();
+        let mut g = grad;
+        // The first layer that needs an input gradient: below it, nothing is propagated.
+        let first_needed = if input_grad {
+            0
+        } else {
+            self.layers
+                .iter()
+                .position(|l| matches!(l, PlainLayer::Linear { .. } | PlainLayer::BatchNorm { .. }))
+                .map_or(self.layers.len(), |i| i + 1)
+        };
+        for (i, (layer, saved)) in self.layers.iter().zip(trace.saved).enumerate().rev() {
+            let propagate = i >= first_needed;
+            match (layer, saved) {
+                (
+                    PlainLayer::Linear {
+                        weight, input, out, ..
+                    },
+                    Saved::Input(x),
+                ) => {
+                    if param_grads {
+                        let mut dw = vec![0.0; input * out];
+                        matmul(
+                            Mat::new(&x, rows, *input).t(),
+                            Mat::new(&g, rows, *out),
+                            &mut dw,
+                        );
+                        let mut db = vec![0.0; *out];
+                        column_sums(&g, *out, &mut db);
+                        grads.push(db);
+                        grads.push(dw);
+                    }
+                    if propagate {
+                        let mut dx = vec![0.0; rows * input];
+                        matmul(
+                            Mat::new(&g, rows, *out),
+                            Mat::new(weight, *input, *out).t(),
+                            &mut dx,
+                        );
+                        g = dx;
+                    }
+                }
+                (PlainLayer::LeakyRelu(slope), Saved::Input(x)) if propagate => {
+                    let slope = *slope;
+                    zip_map(&mut g, &x, |d, v| {
+                        if v <= 0.0 {
+                            *d *= slope
+                        }
+                    });
+                }
+                (PlainLayer::Relu, Saved::Input(x)) if propagate => {
+                    zip_map(&mut g, &x, |d, v| {
+                        if v <= 0.0 {
+                            *d = 0.0
+                        }
+                    });
+                }
+                (PlainLayer::Tanh, Saved::Output(y)) if propagate => {
+                    zip_map(&mut g, &y, |d, y| *d *= 1.0 - y * y);
+                }
+                (PlainLayer::Sigmoid, Saved::Output(y)) if propagate => {
+                    zip_map(&mut g, &y, |d, y| *d *= y * (1.0 - y));
+                }
+                (
+                    PlainLayer::BatchNorm { scale, .. },
+                    Saved::BatchStats {
+                        normalised,
+                        inv_std,
+                    },
+                ) => {
+                    let cols = scale.len();
+                    let n = rows as f32;
+                    let mut d_offset = vec![0.0; cols];
+                    column_sums(&g, cols, &mut d_offset);
+                    let mut gx = g.clone();
+                    zip_map(&mut gx, &normalised, |d, x| *d *= x);
+                    let mut d_scale = vec![0.0; cols];
+                    column_sums(&gx, cols, &mut d_scale);
+                    if propagate {
+                        let (ds, dof, s, is) = (&d_scale, &d_offset, scale, &inv_std);
+                        let nz = &normalised;
+                        for_rows(&mut g, cols, |i, r| {
+                            let xr = &nz[i * cols..(i + 1) * cols];
+                            for j in 0..cols {
+                                r[j] = s[j] * is[j] * (r[j] - dof[j] / n - xr[j] * ds[j] / n);
+                            }
+                        });
+                    }
+                    if param_grads {
+                        grads.push(d_offset);
+                        grads.push(d_scale);
+                    }
+                }
+                (PlainLayer::BatchNorm { .. }, Saved::RunningScale(f)) => {
+                    assert!(
+                        !param_grads,
+                        "running statistics only outside the own update"
+                    );
+                    if propagate {
+                        let cols = f.len();
+                        for_rows(&mut g, cols, |_, r| {
+                            r.iter_mut().zip(&f).for_each(|(d, f)| *d *= f)
+                        });
+                    }
+                }
+                (PlainLayer::BatchNorm { scale, .. }, Saved::Nothing) if param_grads => {
+                    // Bypassed: no gradient flows to its parameters (zeros, as the tape gives).
+                    grads.push(vec![0.0; scale.len()]);
+                    grads.push(vec![0.0; scale.len()]);
+                }
+                (PlainLayer::Dropout(_), Saved::Mask(mask)) if propagate => {
+                    zip_map(&mut g, &mask, |d, m| *d *= m);
+                }
+                _ => {}
+            }
+        }
+        grads.reverse();
+        (input_grad.then_some(g), grads)
+    }
+}
+
+fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
+    let mut y = x.to_vec();
+    zip_map(&mut y, x, |v, x| *v = f(x));
+    y
+}

@@ -1,0 +1,262 @@
+//! Hand-written kernels for the training hot path, on plain row-major `f32` buffers.
+//!
+//! Why they exist (measured on the project's 2-core AVX-512 machine, see BENCHMARKS.md): dfdx
+//! 0.13's matrix products go through `gemm` 0.15, whose AVX-512 kernels need nightly Rust, and
+//! its element-wise ops, batch-norm and Adam are single-threaded scalar loops. The products here
+//! go through `matrixmultiply` (via ndarray's safe `general_mat_mul`), whose AVX-512 kernel
+//! works on stable, split into two halves run on rayon's threads; the element-wise passes are
+//! split by rows. Every output element is computed by the same arithmetic in the same order
+//! however the work is split, so results do not depend on the thread count. Each kernel is
+//! tested against the plain dfdx computation.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use rayon::prelude::*;
+
+/// Below this many multiply-adds a product runs on one thread: splitting costs more than it
+/// saves.
+const SPLIT_MACS: usize = 1 << 20;
+/// Element-wise passes over fewer elements than this run on one thread.
+const SPLIT_ELEMENTS: usize = 1 << 14;
+
+/// A row-major matrix view: `rows x cols` values, or the transpose of one.
+#[derive(Clone, Copy)]
+pub struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    transposed: bool,
+}
+
+impl<'a> Mat<'a> {
+    /// `data` as a `rows x cols` row-major matrix.
+    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Mat<'a> {
+        assert_eq!(data.len(), rows * cols, "matrix buffer size");
+        Mat {
+            data,
+            rows,
+            cols,
+            transposed: false,
+        }
+    }
+
+    /// The transpose, without copying.
+    pub fn t(self) -> Mat<'a> {
+        Mat {
+            transposed: !self.transposed,
+            ..self
+        }
+    }
+
+    fn view(&self) -> ArrayView2<'a, f32> {
+        let v = ArrayView2::from_shape((self.rows, self.cols), self.data).expect("sizes checked");
+        if self.transposed {
+            v.reversed_axes()
+        } else {
+            v
+        }
+    }
+}
+
+/// `c = a b` (overwriting `c`, which must hold `a.rows x b.cols` values).
+pub fn matmul(a: Mat<'_>, b: Mat<'_>, c: &mut [f32]) {
+    let (a, b) = (a.view(), b.view());
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    assert_eq!(k, b.nrows(), "inner dimensions");
+    let c = ArrayViewMut2::from_shape((m, n), c).expect("output buffer size");
+    if m * k * n < SPLIT_MACS || rayon::current_num_threads() < 2 {
+        let mut c = c;
+        general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+    } else if n >= m {
+        let h = n / 2;
+        let (mut c1, mut c2) = c.split_at(Axis(1), h);
+        let (b1, b2) = b.split_at(Axis(1), h);
+        rayon::join(
+            || general_mat_mul(1.0, &a, &b1, 0.0, &mut c1),
+            || general_mat_mul(1.0, &a, &b2, 0.0, &mut c2),
+        );
+    } else {
+        let h = m / 2;
+        let (mut c1, mut c2) = c.split_at(Axis(0), h);
+        let (a1, a2) = a.split_at(Axis(0), h);
+        rayon::join(
+            || general_mat_mul(1.0, &a1, &b, 0.0, &mut c1),
+            || general_mat_mul(1.0, &a2, &b, 0.0, &mut c2),
+        );
+    }
+}
+
+/// Applies `f(row_index, row)` to each `cols`-wide row of `x`, split across threads when large.
+pub fn for_rows(x: &mut [f32], cols: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    if x.len() < SPLIT_ELEMENTS {
+        x.chunks_mut(cols).enumerate().for_each(|(i, r)| f(i, r));
+    } else {
+        x.par_chunks_mut(cols)
+            .enumerate()
+            .for_each(|(i, r)| f(i, r));
+    }
+}
+
+/// Applies `f(a, b)` element by element, `a` mutable, split across threads when large.
+pub fn zip_map(a: &mut [f32], b: &[f32], f: impl Fn(&mut f32, f32) + Sync + Send) {
+    assert_eq!(a.len(), b.len());
+    if a.len() < SPLIT_ELEMENTS {
+        a.iter_mut().zip(b).for_each(|(x, &y)| f(x, y));
+    } else {
+        a.par_chunks_mut(4096)
+            .zip(b.par_chunks(4096))
+            .for_each(|(xs, ys)| xs.iter_mut().zip(ys).for_each(|(x, &y)| f(x, y)));
+    }
+}
+
+/// Column sums of a `rows x cols` matrix, summed over rows in order (one thread per column
+/// block, so the order does not depend on the thread count).
+pub fn column_sums(x: &[f32], cols: usize, out: &mut [f32]) {
+    column_reduce(x, cols, out, |acc, v| acc + v);
+}
+
+/// `out[j] = fold over rows of f(acc, x[i][j])`, starting from 0.
+pub fn column_reduce(
+    x: &[f32],
+    cols: usize,
+    out: &mut [f32],
+    f: impl Fn(f32, f32) -> f32 + Sync + Send,
+) {
+    assert_eq!(out.len(), cols);
+    let block = 64;
+    let body = |(b, chunk): (usize, &mut [f32])| {
+        chunk.fill(0.0);
+        let (start, width) = (b * block, chunk.len());
+        for row in x.chunks_exact(cols) {
+            for (acc, &v) in chunk.iter_mut().zip(&row[start..start + width]) {
+                *acc = f(*acc, v);
+            }
+        }
+    };
+    if x.len() < SPLIT_ELEMENTS {
+        out.chunks_mut(block).enumerate().for_each(body);
+    } else {
+        out.par_chunks_mut(block).enumerate().for_each(body);
+    }
+}
+
+/// Adam on plain buffers, with dfdx's `adam_kernel` arithmetic (same operations, same order),
+/// split across threads.
+#[allow(clippy::too_many_arguments)]
+pub fn adam(
+    t: i32,
+    lr: f32,
+    betas: [f32; 2],
+    eps: f32,
+    param: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    grad: &[f32],
+) {
+    let (c1, c2) = (
+        (1.0 - betas[0].powi(t)).recip(),
+        (1.0 - betas[1].powi(t)).recip(),
+    );
+    type Chunk<'a> = (((&'a mut [f32], &'a mut [f32]), &'a mut [f32]), &'a [f32]);
+    let step = |(((p, m), v), g): Chunk<'_>| {
+        for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
+            *m = *m * betas[0] + g * (1.0 - betas[0]);
+            *v = *v * betas[1] + g.powi(2) * (1.0 - betas[1]);
+            let m_hat = *m * c1;
+            let v_hat = *v * c2;
+            *p -= lr * m_hat / (v_hat.sqrt() + eps);
+        }
+    };
+    const CHUNK: usize = 8192;
+    if param.len() < SPLIT_ELEMENTS {
+        step((((param, m), v), grad));
+    } else {
+        param
+            .par_chunks_mut(CHUNK)
+            .zip(m.par_chunks_mut(CHUNK))
+            .zip(v.par_chunks_mut(CHUNK))
+            .zip(grad.par_chunks(CHUNK))
+            .for_each(step);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{adam, column_sums, matmul, Mat};
+    use crate::model::Matrix;
+    use dfdx::prelude::*;
+
+    fn close(a: &[f32], b: &[f32], tol: f32) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= tol * (1.0 + x.abs().max(y.abs())),
+                "element {i}: {x} vs {y}"
+            );
+        }
+    }
+
+    /// Every orientation the training step uses, large enough to be split, against dfdx.
+    #[test]
+    fn matmul_matches_dfdx_in_every_orientation() {
+        let dev = Cpu::seed_from_u64(3);
+        for (m, k, n) in [(3, 4, 5), (100, 300, 200), (200, 250, 40), (1, 7, 1)] {
+            let a: Matrix = dev.sample_normal_like(&(m, k));
+            let b: Matrix = dev.sample_normal_like(&(k, n));
+            let expect = a.clone().matmul(b.clone()).as_vec();
+            let (av, bv) = (a.as_vec(), b.as_vec());
+            let mut c = vec![f32::NAN; m * n];
+            matmul(Mat::new(&av, m, k), Mat::new(&bv, k, n), &mut c);
+            close(&c, &expect, 1e-5);
+            // A stored transposed: a^T is [k, m] row-major.
+            let at = a.clone().permute::<_, Axes2<1, 0>>().as_vec();
+            matmul(Mat::new(&at, k, m).t(), Mat::new(&bv, k, n), &mut c);
+            close(&c, &expect, 1e-5);
+            let bt = b.clone().permute::<_, Axes2<1, 0>>().as_vec();
+            matmul(Mat::new(&av, m, k), Mat::new(&bt, n, k).t(), &mut c);
+            close(&c, &expect, 1e-5);
+        }
+    }
+
+    #[test]
+    fn adam_matches_dfdx_bit_for_bit() {
+        let dev = Cpu::seed_from_u64(4);
+        let n = 40_000; // large enough to be split across threads
+        let mut p: Tensor<(usize,), f32, Cpu> = dev.sample_normal_like(&(n,));
+        let g: Vec<f32> = dev.sample_normal_like(&(n,)).as_vec();
+        let cfg = AdamConfig {
+            lr: 2e-4,
+            betas: [0.5, 0.999],
+            eps: 1e-8,
+            weight_decay: None,
+        };
+        // dfdx's kernel takes its device's buffers: borrow them from gradient stores.
+        let (mut s1, mut s2, mut s3) = (
+            Gradients::<f32, Cpu>::leaky(),
+            Gradients::leaky(),
+            Gradients::leaky(),
+        );
+        let m1 = s1.get_or_alloc_mut(&p).unwrap();
+        let v1 = s2.get_or_alloc_mut(&p).unwrap();
+        let g1 = s3.get_or_alloc_mut(&p).unwrap();
+        g1.copy_from_slice(&g);
+        let (mut p2, mut m2, mut v2) = (p.as_vec(), vec![0.0; n], vec![0.0; n]);
+        for t in 1..=3 {
+            cfg.try_update(t, &mut p, m1, v1, g1).unwrap();
+            adam(t, 2e-4, [0.5, 0.999], 1e-8, &mut p2, &mut m2, &mut v2, &g);
+        }
+        assert_eq!(p.as_vec(), p2);
+        assert_eq!((m1.to_vec(), v1.to_vec()), (m2, v2));
+    }
+
+    #[test]
+    fn column_sums_add_each_column() {
+        let x: Vec<f32> = (0..300 * 70).map(|i| (i % 7) as f32).collect();
+        let mut out = vec![0.0; 70];
+        column_sums(&x, 70, &mut out);
+        for (j, s) in out.iter().enumerate() {
+            let direct: f32 = (0..300).map(|i| x[i * 70 + j]).sum();
+            assert_eq!(*s, direct);
+        }
+    }
+}

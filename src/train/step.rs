@@ -1,0 +1,344 @@
+//! The training step as gan-run runs it: one D step and one G step on plain buffers
+//! ([`PlainNet`]), with only the gradients each step needs and Adam on the same buffers.
+//!
+//! Compared with the tape-based [`super::d_step`] / [`super::g_step`] (kept as the reference
+//! the tests and `gan-run bench` compare against), this path skips the first layer's input
+//! gradient, skips D's weight gradients in the G step, runs D once on the real and generated
+//! batches together when D has no batch-norm (one product of 200 rows instead of two of 100),
+//! and parallelises the element-wise work. It draws from the RNG in the same order (noise, then
+//! dropout masks), so with the same starting state both paths compute the same step up to
+//! floating-point rounding.
+
+use std::time::Instant;
+
+use rand_chacha::ChaCha8Rng;
+
+use super::optim::AdamState;
+use super::trainer::{noise_values, DStep, GanState, PhaseTimes};
+use crate::config::{ExperimentConfig, LossKind, IMAGE_PIXELS};
+use crate::model::backprop::{ParamGrads, PlainNet};
+use crate::model::kernels::adam;
+use crate::model::{Network, TensorVisitor};
+use dfdx::prelude::*;
+
+/// Adam's state for a [`PlainNet`]: moments in the same order as its parameters.
+#[derive(Debug, Clone)]
+pub struct PlainAdam {
+    lr: f32,
+    betas: [f32; 2],
+    eps: f32,
+    steps: i32,
+    moment1: Vec<Vec<f32>>,
+    moment2: Vec<Vec<f32>>,
+}
+
+impl PlainAdam {
+    fn check_out(state: &mut AdamState, net: &mut Network) -> PlainAdam {
+        struct Take<'a>(&'a mut AdamState, Vec<Vec<f32>>, Vec<Vec<f32>>);
+        impl TensorVisitor for Take<'_> {
+            fn visit<S: Shape>(&mut self, _: &str, t: &mut Tensor<S, f32, Cpu>, trainable: bool) {
+                if trainable {
+                    let (m, v) = self.0.moments_of(t);
+                    self.1.push(m.clone());
+                    self.2.push(v.clone());
+                }
+            }
+        }
+        let mut take = Take(state, Vec::new(), Vec::new());
+        net.visit(&mut take);
+        let (moment1, moment2) = (take.1, take.2);
+        let cfg = &state.cfg;
+        PlainAdam {
+            lr: cfg.lr as f32,
+            betas: cfg.betas.map(|b| b as f32),
+            eps: cfg.eps as f32,
+            steps: state.steps,
+            moment1,
+            moment2,
+        }
+    }
+
+    fn check_in(&self, state: &mut AdamState, net: &mut Network) {
+        struct Give<'a>(&'a mut AdamState, &'a PlainAdam, usize);
+        impl TensorVisitor for Give<'_> {
+            fn visit<S: Shape>(&mut self, _: &str, t: &mut Tensor<S, f32, Cpu>, trainable: bool) {
+                if trainable {
+                    let (m, v) = self.0.moments_of(t);
+                    m.copy_from_slice(&self.1.moment1[self.2]);
+                    v.copy_from_slice(&self.1.moment2[self.2]);
+                    self.2 += 1;
+                }
+            }
+        }
+        state.steps = self.steps;
+        net.visit(&mut Give(state, self, 0));
+    }
+
+    fn update(&mut self, net: &mut PlainNet, grads: &ParamGrads) {
+        self.steps += 1;
+        for (i, param) in net.params_mut().into_iter().enumerate() {
+            adam(
+                self.steps,
+                self.lr,
+                self.betas,
+                self.eps,
+                param,
+                &mut self.moment1[i],
+                &mut self.moment2[i],
+                &grads[i],
+            );
+        }
+    }
+}
+
+/// Both networks and both optimizers as plain buffers, checked out of a [`GanState`].
+#[derive(Debug, Clone)]
+pub struct PlainGan {
+    generator: PlainNet,
+    discriminator: PlainNet,
+    g_opt: PlainAdam,
+    d_opt: PlainAdam,
+}
+
+impl PlainGan {
+    /// Copies the networks and the optimizers' moments out of `state`.
+    pub fn check_out(state: &mut GanState) -> PlainGan {
+        PlainGan {
+            generator: PlainNet::check_out(&state.generator),
+            discriminator: PlainNet::check_out(&state.discriminator),
+            g_opt: PlainAdam::check_out(&mut state.g_opt, &mut state.generator),
+            d_opt: PlainAdam::check_out(&mut state.d_opt, &mut state.discriminator),
+        }
+    }
+
+    /// Writes everything back into `state`.
+    pub fn check_in(&self, state: &mut GanState) {
+        self.generator.check_in(&mut state.generator);
+        self.discriminator.check_in(&mut state.discriminator);
+        self.g_opt.check_in(&mut state.g_opt, &mut state.generator);
+        self.d_opt
+            .check_in(&mut state.d_opt, &mut state.discriminator);
+    }
+
+    /// One discriminator step on `batch` real images: G outside its own update, D in its own;
+    /// only D's parameters move.
+    pub fn d_step(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        config: &ExperimentConfig,
+        real: Vec<f32>,
+        times: &mut PhaseTimes,
+    ) -> DStep {
+        let batch = real.len() / IMAGE_PIXELS;
+        let phase = Instant::now();
+        let z = noise_values(config, batch, rng);
+        let (fake, _) = self.generator.forward(z, batch, None, false);
+        times.g_forward += phase.elapsed();
+
+        let phase = Instant::now();
+        let d = &mut self.discriminator;
+        let (loss, d_real, d_fake, grads) = if d.has_batch_norm() {
+            // Batch-norm must see each batch alone, as in the tape path: two passes.
+            let (real_logits, real_trace) = d.forward(real, batch, Some(rng), true);
+            let (fake_logits, fake_trace) = d.forward(fake, batch, Some(rng), true);
+            let r = bce(&real_logits, 1.0, config.loss);
+            let f = bce(&fake_logits, 0.0, config.loss);
+            let (_, mut grads) = d.backward(real_trace, r.grad, false, true);
+            let (_, fake_grads) = d.backward(fake_trace, f.grad, false, true);
+            for (g, h) in grads.iter_mut().zip(fake_grads) {
+                g.iter_mut().zip(h).for_each(|(a, b)| *a += b);
+            }
+            (r.loss + f.loss, r.mean_prob, f.mean_prob, grads)
+        } else {
+            let mut both = real;
+            both.extend_from_slice(&fake);
+            let (logits, trace) = d.forward(both, 2 * batch, Some(rng), true);
+            let r = bce(&logits[..batch], 1.0, config.loss);
+            let f = bce(&logits[batch..], 0.0, config.loss);
+            let mut grad = r.grad;
+            grad.extend(f.grad);
+            let (_, grads) = d.backward(trace, grad, false, true);
+            (r.loss + f.loss, r.mean_prob, f.mean_prob, grads)
+        };
+        times.d_step += phase.elapsed();
+
+        let phase = Instant::now();
+        self.d_opt.update(&mut self.discriminator, &grads);
+        times.optimizer += phase.elapsed();
+        DStep {
+            loss,
+            d_real,
+            d_fake,
+        }
+    }
+
+    /// One generator step: G in its own update, D outside its own; D is only differentiated
+    /// with respect to its input, and only G's parameters move. Returns the loss.
+    pub fn g_step(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        config: &ExperimentConfig,
+        batch: usize,
+        times: &mut PhaseTimes,
+    ) -> f32 {
+        let phase = Instant::now();
+        let z = noise_values(config, batch, rng);
+        let (fake, g_trace) = self.generator.forward(z, batch, Some(rng), true);
+        let (logits, d_trace) = self.discriminator.forward(fake, batch, None, true);
+        let l = bce(&logits, 1.0, config.loss);
+        let (d_fake, _) = self.discriminator.backward(d_trace, l.grad, true, false);
+        let d_fake = d_fake.expect("asked for the input gradient");
+        let (_, grads) = self.generator.backward(g_trace, d_fake, false, true);
+        times.g_step += phase.elapsed();
+
+        let phase = Instant::now();
+        self.g_opt.update(&mut self.generator, &grads);
+        times.optimizer += phase.elapsed();
+        l.loss
+    }
+}
+
+/// A loss over one batch of logits: its value, its gradient per logit, and mean D(x).
+struct Bce {
+    loss: f32,
+    grad: Vec<f32>,
+    mean_prob: f32,
+}
+
+/// The mean binary cross-entropy of `[rows, 1]` logits against a constant label, as
+/// [`super::loss::gan_bce`] computes it (dfdx's stable with-logits formula; for the tutorial's
+/// loss, applied to `sigmoid(logit)`), and its gradient.
+fn bce(logits: &[f32], label: f32, kind: LossKind) -> Bce {
+    let n = logits.len() as f32;
+    let sigmoid = |x: f32| 1.0 / (1.0 + (-x).exp());
+    let with_logits = |x: f32| x.max(0.0) - x * label + (1.0 + (-x.abs()).exp()).ln();
+    let mut loss = 0.0;
+    let mut prob = 0.0;
+    let grad = logits
+        .iter()
+        .map(|&x| {
+            prob += sigmoid(x);
+            match kind {
+                LossKind::BceLogits => {
+                    loss += with_logits(x);
+                    (sigmoid(x) - label) / n
+                }
+                LossKind::TutorialDoubleSigmoid => {
+                    let p = sigmoid(x);
+                    loss += with_logits(p);
+                    (sigmoid(p) - label) * p * (1.0 - p) / n
+                }
+            }
+        })
+        .collect();
+    Bce {
+        loss: loss / n,
+        grad,
+        mean_prob: prob / n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::{d_step, g_step};
+
+    fn params(net: &mut Network) -> Vec<Vec<f32>> {
+        struct All(Vec<Vec<f32>>);
+        impl TensorVisitor for All {
+            fn visit<S: Shape>(&mut self, _: &str, t: &mut Tensor<S, f32, Cpu>, _: bool) {
+                self.0.push(t.as_vec());
+            }
+        }
+        let mut all = All(Vec::new());
+        net.visit(&mut all);
+        all.0
+    }
+
+    fn assert_close(a: &[Vec<f32>], b: &[Vec<f32>], tol: f32, what: &str) {
+        assert_eq!(a.len(), b.len());
+        for (t, (x, y)) in a.iter().zip(b).enumerate() {
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                assert!(
+                    (p - q).abs() <= tol * (1.0 + p.abs().max(q.abs())),
+                    "{what}: tensor {t} element {i}: {p} vs {q}"
+                );
+            }
+        }
+    }
+
+    /// Two D and G steps of the plain path against the dfdx tape path, from the same state
+    /// and RNG: the same parameters, running statistics and losses up to rounding. Run on the
+    /// paper config and on one with every layer kind (batch-norm in D included, so that D's
+    /// real and fake passes run apart). Adam's eps and lr are set to 1 so that each update is
+    /// close to the gradient itself (with the default eps Adam moves every parameter by about
+    /// lr whatever its gradient, and rounding can flip the sign of a near-zero one).
+    #[test]
+    fn plain_steps_match_the_dfdx_tape_steps() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let paper = crate::config::load(&root.join("configs/paper.toml"), &[]).unwrap();
+        let mut every_kind = crate::config::load(&root.join("configs/smoke.toml"), &[]).unwrap();
+        let spec = |text: &str| -> Vec<crate::config::LayerSpec> {
+            #[derive(serde::Deserialize)]
+            struct L {
+                layers: Vec<crate::config::LayerSpec>,
+            }
+            toml::from_str::<L>(text).unwrap().layers
+        };
+        every_kind.model.discriminator.layers = spec(
+            r#"layers = [{type = "linear", out = 32}, {type = "batch_norm", mode = "running"},
+                {type = "tanh"}, {type = "dropout", rate = 0.3}, {type = "linear", out = 16},
+                {type = "relu"}, {type = "identity"}, {type = "linear", out = 1}]"#,
+        );
+        every_kind.model.generator.layers = spec(
+            r#"layers = [{type = "linear", out = 32}, {type = "batch_norm", mode = "running"},
+                {type = "leaky_relu", slope = 0.2}, {type = "linear", out = 48},
+                {type = "batch_norm", mode = "batch_stats_only"}, {type = "dropout", rate = 0.5},
+                {type = "linear", out = 784}, {type = "sigmoid"}]"#,
+        );
+        for mut config in [paper, every_kind] {
+            for opt in [
+                &mut config.optimizer.generator,
+                &mut config.optimizer.discriminator,
+            ] {
+                opt.lr = 1.0;
+                opt.eps = 1.0;
+            }
+            let dev = Cpu::seed_from_u64(0);
+            let batch = config.training.batch_size;
+            let real: crate::model::Matrix = dev.sample_uniform_like(&(batch, IMAGE_PIXELS));
+            let mut tape = GanState::new(&config, &dev);
+            let mut fast = tape.clone();
+            let mut plain = PlainGan::check_out(&mut fast);
+            let mut times = PhaseTimes::default();
+            for _ in 0..2 {
+                let a = d_step(&mut tape, &config, real.clone(), &dev, &mut times);
+                let b = plain.d_step(&mut fast.rng, &config, real.as_vec(), &mut times);
+                assert!((a.loss - b.loss).abs() < 1e-4, "{a:?} vs {b:?}");
+                assert!((a.d_real - b.d_real).abs() < 1e-5 && (a.d_fake - b.d_fake).abs() < 1e-5);
+                let a = g_step(&mut tape, &config, batch, &dev, &mut times);
+                let b = plain.g_step(&mut fast.rng, &config, batch, &mut times);
+                assert!((a - b).abs() < 1e-4, "g loss {a} vs {b}");
+            }
+            plain.check_in(&mut fast);
+            assert_eq!(tape.rng.get_word_pos(), fast.rng.get_word_pos(), "RNG use");
+            assert_eq!(
+                (tape.d_opt.steps, tape.g_opt.steps),
+                (fast.d_opt.steps, fast.g_opt.steps)
+            );
+            let tol = 1e-4;
+            assert_close(
+                &params(&mut tape.discriminator),
+                &params(&mut fast.discriminator),
+                tol,
+                "discriminator",
+            );
+            assert_close(
+                &params(&mut tape.generator),
+                &params(&mut fast.generator),
+                tol,
+                "generator",
+            );
+        }
+    }
+}
