@@ -179,6 +179,9 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Skip the baseline (the same steps on dfdx's tape path).
+        #[arg(long)]
+        no_baseline: bool,
     },
     /// Train gan-run's MNIST classifier (the yardstick of the classifier-based measures).
     TrainClassifier {
@@ -631,9 +634,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             steps,
             warmup,
             json,
+            no_baseline,
         } => {
             let experiment = common.load(&config)?;
-            let report = gan_run::bench::run(&experiment, steps.max(1), warmup)?;
+            let report = gan_run::bench::run(&experiment, steps.max(1), warmup, !no_baseline)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -78,6 +78,24 @@ pub struct PlainNet {
 /// Gradients of a network's trainable tensors, in [`Network::visit`] order.
 pub type ParamGrads = Vec<Vec<f32>>;
 
+/// Something that updates one trainable tensor from its gradient: an optimizer.
+pub trait ParamUpdate {
+    /// Updates the tensor at `index` (in [`Network::visit`] order).
+    fn apply(&mut self, index: usize, param: &mut [f32], grad: &[f32]);
+}
+
+/// What a backward pass does with the parameter gradients.
+pub enum ParamGradUse<'a> {
+    /// Nothing: they are not computed (the network is not the one being trained).
+    Skip,
+    /// Store them (e.g. to add up several passes before one update).
+    Collect(&'a mut ParamGrads),
+    /// Hand each to the optimizer as soon as it is computed, while the parameter and its
+    /// gradient are still in cache. Input gradients are computed from the weights before
+    /// their update.
+    Apply(&'a mut dyn ParamUpdate),
+}
+
 impl PlainNet {
     /// Copies a network's tensors into plain buffers.
     pub fn check_out(net: &Network) -> PlainNet {
@@ -343,17 +361,41 @@ impl PlainNet {
     }
 
     /// Back-propagates `grad` (the loss gradient of the output) through a kept forward pass.
-    /// Returns the gradient of the input when `input_grad`, and the parameter gradients (in
-    /// [`Network::visit`] order) when `param_grads`; neither costs anything when not asked for.
+    /// Returns the gradient of the input when `input_grad`; `params` says what happens to the
+    /// parameter gradients. Nothing is computed that is not asked for.
     pub fn backward(
-        &self,
+        &mut self,
         trace: Trace,
         grad: Vec<f32>,
         input_grad: bool,
-        param_grads: bool,
-    ) -> (Option<Vec<f32>>, ParamGrads) {
+        params: ParamGradUse<'_>,
+    ) -> Option<Vec<f32>> {
+        let mut params = params;
+        let param_grads = !matches!(params, ParamGradUse::Skip);
+        // Index (in visit order) of each layer's first trainable tensor.
+        let mut next = 0;
+        let first_param: Vec<usize> = self
+            .layers
+            .iter()
+            .map(|l| {
+                let i = next;
+                next += match l {
+                    PlainLayer::Linear { .. } | PlainLayer::BatchNorm { .. } => 2,
+                    _ => 0,
+                };
+                i
+            })
+            .collect();
+        if let ParamGradUse::Collect(grads) = &mut params {
+            grads.clear();
+            grads.resize(next, Vec::new());
+        }
+        let mut hand_over = |index: usize, param: &mut [f32], grad: Vec<f32>| match &mut params {
+            ParamGradUse::Skip => {}
+            ParamGradUse::Collect(grads) => grads[index] = grad,
+            ParamGradUse::Apply(update) => update.apply(index, param, &grad),
+        };
         let rows = trace.rows;
-        let mut grads: ParamGrads = Vec::new();
         let mut g = grad;
         // The first layer that needs an input gradient: below it, nothing is propagated.
         let first_needed = if input_grad {
@@ -364,17 +406,21 @@ impl PlainNet {
                 .position(|l| matches!(l, PlainLayer::Linear { .. } | PlainLayer::BatchNorm { .. }))
                 .map_or(self.layers.len(), |i| i + 1)
         };
-        for (i, (layer, saved)) in self.layers.iter().zip(trace.saved).enumerate().rev() {
+        for (i, (layer, saved)) in self.layers.iter_mut().zip(trace.saved).enumerate().rev() {
             let propagate = i >= first_needed;
+            let p = first_param[i];
             match (layer, saved) {
                 (
                     PlainLayer::Linear {
-                        weight, input, out, ..
+                        weight,
+                        bias,
+                        input,
+                        out,
                     },
                     Saved::Input(x),
                 ) => {
-                    if param_grads {
-                        let mut dw = vec![0.0; input * out];
+                    let dw_db = param_grads.then(|| {
+                        let mut dw = vec![0.0; *input * *out];
                         matmul(
                             Mat::new(&x, rows, *input).t(),
                             Mat::new(&g, rows, *out),
@@ -382,17 +428,21 @@ impl PlainNet {
                         );
                         let mut db = vec![0.0; *out];
                         column_sums(&g, *out, &mut db);
-                        grads.push(db);
-                        grads.push(dw);
-                    }
+                        (dw, db)
+                    });
+                    // The input gradient uses the weights before this step's update.
                     if propagate {
-                        let mut dx = vec![0.0; rows * input];
+                        let mut dx = vec![0.0; rows * *input];
                         matmul(
                             Mat::new(&g, rows, *out),
                             Mat::new(weight, *input, *out).t(),
                             &mut dx,
                         );
                         g = dx;
+                    }
+                    if let Some((dw, db)) = dw_db {
+                        hand_over(p, weight, dw);
+                        hand_over(p + 1, bias, db);
                     }
                 }
                 (PlainLayer::LeakyRelu(slope), Saved::Input(x)) if propagate => {
@@ -417,7 +467,7 @@ impl PlainNet {
                     zip_map(&mut g, &y, |d, y| *d *= y * (1.0 - y));
                 }
                 (
-                    PlainLayer::BatchNorm { scale, .. },
+                    PlainLayer::BatchNorm { scale, offset, .. },
                     Saved::BatchStats {
                         normalised,
                         inv_std,
@@ -432,7 +482,7 @@ impl PlainNet {
                     let mut d_scale = vec![0.0; cols];
                     column_sums(&gx, cols, &mut d_scale);
                     if propagate {
-                        let (ds, dof, s, is) = (&d_scale, &d_offset, scale, &inv_std);
+                        let (ds, dof, s, is) = (&d_scale, &d_offset, &*scale, &inv_std);
                         let nz = &normalised;
                         for_rows(&mut g, cols, |i, r| {
                             let xr = &nz[i * cols..(i + 1) * cols];
@@ -442,8 +492,8 @@ impl PlainNet {
                         });
                     }
                     if param_grads {
-                        grads.push(d_offset);
-                        grads.push(d_scale);
+                        hand_over(p, scale, d_scale);
+                        hand_over(p + 1, offset, d_offset);
                     }
                 }
                 (PlainLayer::BatchNorm { .. }, Saved::RunningScale(f)) => {
@@ -458,10 +508,11 @@ impl PlainNet {
                         });
                     }
                 }
-                (PlainLayer::BatchNorm { scale, .. }, Saved::Nothing) if param_grads => {
+                (PlainLayer::BatchNorm { scale, offset, .. }, Saved::Nothing) if param_grads => {
                     // Bypassed: no gradient flows to its parameters (zeros, as the tape gives).
-                    grads.push(vec![0.0; scale.len()]);
-                    grads.push(vec![0.0; scale.len()]);
+                    let zeros = vec![0.0; scale.len()];
+                    hand_over(p, scale, zeros.clone());
+                    hand_over(p + 1, offset, zeros);
                 }
                 (PlainLayer::Dropout(_), Saved::Mask(mask)) if propagate => {
                     zip_map(&mut g, &mask, |d, m| *d *= m);
@@ -469,8 +520,7 @@ impl PlainNet {
                 _ => {}
             }
         }
-        grads.reverse();
-        (input_grad.then_some(g), grads)
+        input_grad.then_some(g)
     }
 }
 

@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use super::optim::AdamState;
 use super::trainer::{noise_values, DStep, GanState, PhaseTimes};
 use crate::config::{ExperimentConfig, LossKind, IMAGE_PIXELS};
-use crate::model::backprop::{ParamGrads, PlainNet};
+use crate::model::backprop::{ParamGradUse, ParamGrads, ParamUpdate, PlainNet};
 use crate::model::kernels::adam;
 use crate::model::{Network, TensorVisitor};
 use dfdx::prelude::*;
@@ -74,20 +74,28 @@ impl PlainAdam {
         net.visit(&mut Give(state, self, 0));
     }
 
+    /// Applies collected gradients to every parameter: one optimizer step.
     fn update(&mut self, net: &mut PlainNet, grads: &ParamGrads) {
         self.steps += 1;
         for (i, param) in net.params_mut().into_iter().enumerate() {
-            adam(
-                self.steps,
-                self.lr,
-                self.betas,
-                self.eps,
-                param,
-                &mut self.moment1[i],
-                &mut self.moment2[i],
-                &grads[i],
-            );
+            self.apply(i, param, &grads[i]);
         }
+    }
+}
+
+impl ParamUpdate for PlainAdam {
+    /// Call after incrementing `steps` once for the optimizer step.
+    fn apply(&mut self, index: usize, param: &mut [f32], grad: &[f32]) {
+        adam(
+            self.steps,
+            self.lr,
+            self.betas,
+            self.eps,
+            param,
+            &mut self.moment1[index],
+            &mut self.moment2[index],
+            grad,
+        );
     }
 }
 
@@ -137,18 +145,28 @@ impl PlainGan {
 
         let phase = Instant::now();
         let d = &mut self.discriminator;
-        let (loss, d_real, d_fake, grads) = if d.has_batch_norm() {
+        let (loss, d_real, d_fake) = if d.has_batch_norm() {
             // Batch-norm must see each batch alone, as in the tape path: two passes.
             let (real_logits, real_trace) = d.forward(real, batch, Some(rng), true);
             let (fake_logits, fake_trace) = d.forward(fake, batch, Some(rng), true);
             let r = bce(&real_logits, 1.0, config.loss);
             let f = bce(&fake_logits, 0.0, config.loss);
-            let (_, mut grads) = d.backward(real_trace, r.grad, false, true);
-            let (_, fake_grads) = d.backward(fake_trace, f.grad, false, true);
+            let (mut grads, mut fake_grads) = (Vec::new(), Vec::new());
+            d.backward(real_trace, r.grad, false, ParamGradUse::Collect(&mut grads));
+            d.backward(
+                fake_trace,
+                f.grad,
+                false,
+                ParamGradUse::Collect(&mut fake_grads),
+            );
             for (g, h) in grads.iter_mut().zip(fake_grads) {
                 g.iter_mut().zip(h).for_each(|(a, b)| *a += b);
             }
-            (r.loss + f.loss, r.mean_prob, f.mean_prob, grads)
+            times.d_step += phase.elapsed();
+            let phase = Instant::now();
+            self.d_opt.update(d, &grads);
+            times.optimizer += phase.elapsed();
+            (r.loss + f.loss, r.mean_prob, f.mean_prob)
         } else {
             let mut both = real;
             both.extend_from_slice(&fake);
@@ -157,14 +175,12 @@ impl PlainGan {
             let f = bce(&logits[batch..], 0.0, config.loss);
             let mut grad = r.grad;
             grad.extend(f.grad);
-            let (_, grads) = d.backward(trace, grad, false, true);
-            (r.loss + f.loss, r.mean_prob, f.mean_prob, grads)
+            // The update runs inside the backward pass (its time counts as D's).
+            self.d_opt.steps += 1;
+            d.backward(trace, grad, false, ParamGradUse::Apply(&mut self.d_opt));
+            times.d_step += phase.elapsed();
+            (r.loss + f.loss, r.mean_prob, f.mean_prob)
         };
-        times.d_step += phase.elapsed();
-
-        let phase = Instant::now();
-        self.d_opt.update(&mut self.discriminator, &grads);
-        times.optimizer += phase.elapsed();
         DStep {
             loss,
             d_real,
@@ -186,14 +202,16 @@ impl PlainGan {
         let (fake, g_trace) = self.generator.forward(z, batch, Some(rng), true);
         let (logits, d_trace) = self.discriminator.forward(fake, batch, None, true);
         let l = bce(&logits, 1.0, config.loss);
-        let (d_fake, _) = self.discriminator.backward(d_trace, l.grad, true, false);
-        let d_fake = d_fake.expect("asked for the input gradient");
-        let (_, grads) = self.generator.backward(g_trace, d_fake, false, true);
+        let d_fake = self
+            .discriminator
+            .backward(d_trace, l.grad, true, ParamGradUse::Skip)
+            .expect("asked for the input gradient");
+        // G's update runs inside its backward pass (its time counts as the G step's).
+        self.g_opt.steps += 1;
+        let g_opt = &mut self.g_opt;
+        self.generator
+            .backward(g_trace, d_fake, false, ParamGradUse::Apply(g_opt));
         times.g_step += phase.elapsed();
-
-        let phase = Instant::now();
-        self.g_opt.update(&mut self.generator, &grads);
-        times.optimizer += phase.elapsed();
         l.loss
     }
 }
