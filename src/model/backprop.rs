@@ -13,7 +13,10 @@ use dfdx::prelude::*;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::kernels::{column_reduce, column_sums, for_rows, matmul, zip_map, Mat};
+use super::kernels::{
+    column_reduce, column_sums, for_rows, map_in_place, matmul, matmul_add, matmul_one_thread,
+    zip_map, Mat,
+};
 use super::{Layer, Network};
 use crate::config::BatchNormMode;
 
@@ -56,6 +59,8 @@ enum Saved {
     },
     /// `scale / sqrt(running_var + eps)` per feature (running statistics).
     RunningScale(Vec<f32>),
+    /// The layer's output, which the next (linear) layer keeps as its input.
+    OutputIsNextInput,
     /// Dropout's mask (0 or 1 / keep).
     Mask(Vec<f32>),
     /// Nothing (identity, bypassed layers).
@@ -224,7 +229,19 @@ impl PlainNet {
                 saved.push(s)
             }
         };
-        for layer in &mut self.layers {
+        let next_is_linear: Vec<bool> = (0..self.layers.len())
+            .map(|i| matches!(self.layers.get(i + 1), Some(PlainLayer::Linear { .. })))
+            .collect();
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            // An activation's output is kept for its backward pass; when a linear layer comes
+            // next, that layer keeps the same buffer as its input, so it is not copied.
+            let keep_output = |y: &Vec<f32>| {
+                if next_is_linear[i] {
+                    Saved::OutputIsNextInput
+                } else {
+                    Saved::Output(y.clone())
+                }
+            };
             match layer {
                 PlainLayer::Linear {
                     weight,
@@ -232,17 +249,26 @@ impl PlainNet {
                     input,
                     out,
                 } => {
-                    let mut y = vec![0.0; rows * *out];
-                    matmul(
+                    let mut y = Vec::with_capacity(rows * *out);
+                    for _ in 0..rows {
+                        y.extend_from_slice(bias);
+                    }
+                    matmul_add(
                         Mat::new(&x, rows, *input),
                         Mat::new(weight, *input, *out),
                         &mut y,
                     );
-                    let bias = &*bias;
-                    for_rows(&mut y, *out, |_, r| {
-                        r.iter_mut().zip(bias).for_each(|(v, b)| *v += b)
-                    });
                     save(Saved::Input(std::mem::replace(&mut x, y)));
+                }
+                // Positive slopes (and ReLU) keep the sign, so the output tells the gradient.
+                PlainLayer::LeakyRelu(slope) if *slope > 0.0 => {
+                    let slope = *slope;
+                    map_in_place(&mut x, |v| {
+                        if *v <= 0.0 {
+                            *v *= slope
+                        }
+                    });
+                    save(keep_output(&x));
                 }
                 PlainLayer::LeakyRelu(slope) => {
                     let slope = *slope;
@@ -250,8 +276,8 @@ impl PlainNet {
                     save(Saved::Input(std::mem::replace(&mut x, y)));
                 }
                 PlainLayer::Relu => {
-                    let y = map(&x, |v| v.max(0.0));
-                    save(Saved::Input(std::mem::replace(&mut x, y)));
+                    map_in_place(&mut x, |v| *v = v.max(0.0));
+                    save(keep_output(&x));
                 }
                 PlainLayer::Tanh => {
                     x = map(&x, f32::tanh);
@@ -397,6 +423,8 @@ impl PlainNet {
         };
         let rows = trace.rows;
         let mut g = grad;
+        // The input the last linear layer visited kept: the output of the layer before it.
+        let mut next_input: Option<Vec<f32>> = None;
         // The first layer that needs an input gradient: below it, nothing is propagated.
         let first_needed = if input_grad {
             0
@@ -419,44 +447,78 @@ impl PlainNet {
                     },
                     Saved::Input(x),
                 ) => {
-                    let dw_db = param_grads.then(|| {
-                        let mut dw = vec![0.0; *input * *out];
-                        matmul(
-                            Mat::new(&x, rows, *input).t(),
-                            Mat::new(&g, rows, *out),
-                            &mut dw,
-                        );
-                        let mut db = vec![0.0; *out];
-                        column_sums(&g, *out, &mut db);
-                        (dw, db)
-                    });
-                    // The input gradient uses the weights before this step's update.
-                    if propagate {
-                        let mut dx = vec![0.0; rows * *input];
-                        matmul(
-                            Mat::new(&g, rows, *out),
-                            Mat::new(weight, *input, *out).t(),
-                            &mut dx,
-                        );
-                        g = dx;
-                    }
+                    let x_mat = Mat::new(&x, rows, *input).t();
+                    let w_mat = Mat::new(weight, *input, *out).t();
+                    let dw_db = match (param_grads, propagate) {
+                        // Both products are needed and independent: one thread each.
+                        (true, true) => {
+                            let mut dw = vec![0.0; *input * *out];
+                            let mut dx = vec![0.0; rows * *input];
+                            let g_mat = Mat::new(&g, rows, *out);
+                            rayon::join(
+                                || matmul_one_thread(x_mat, g_mat, &mut dw),
+                                || matmul_one_thread(g_mat, w_mat, &mut dx),
+                            );
+                            let mut db = vec![0.0; *out];
+                            column_sums(&g, *out, &mut db);
+                            g = dx;
+                            Some((dw, db))
+                        }
+                        (true, false) => {
+                            let mut dw = vec![0.0; *input * *out];
+                            matmul(x_mat, Mat::new(&g, rows, *out), &mut dw);
+                            let mut db = vec![0.0; *out];
+                            column_sums(&g, *out, &mut db);
+                            Some((dw, db))
+                        }
+                        (false, true) => {
+                            let mut dx = vec![0.0; rows * *input];
+                            matmul(Mat::new(&g, rows, *out), w_mat, &mut dx);
+                            g = dx;
+                            None
+                        }
+                        (false, false) => None,
+                    };
                     if let Some((dw, db)) = dw_db {
                         hand_over(p, weight, dw);
                         hand_over(p + 1, bias, db);
                     }
+                    next_input = Some(x);
+                    continue;
+                }
+                (
+                    PlainLayer::LeakyRelu(slope),
+                    kept @ (Saved::Output(_) | Saved::OutputIsNextInput),
+                ) if propagate => {
+                    let y = match kept {
+                        Saved::Output(y) => y,
+                        _ => next_input.take().expect("the next layer kept it"),
+                    };
+                    let slope = *slope;
+                    zip_map(&mut g, &y, |d, v| {
+                        if v <= 0.0 {
+                            *d *= slope
+                        }
+                    });
+                }
+                (PlainLayer::Relu, kept @ (Saved::Output(_) | Saved::OutputIsNextInput))
+                    if propagate =>
+                {
+                    let y = match kept {
+                        Saved::Output(y) => y,
+                        _ => next_input.take().expect("the next layer kept it"),
+                    };
+                    zip_map(&mut g, &y, |d, v| {
+                        if v <= 0.0 {
+                            *d = 0.0
+                        }
+                    });
                 }
                 (PlainLayer::LeakyRelu(slope), Saved::Input(x)) if propagate => {
                     let slope = *slope;
                     zip_map(&mut g, &x, |d, v| {
                         if v <= 0.0 {
                             *d *= slope
-                        }
-                    });
-                }
-                (PlainLayer::Relu, Saved::Input(x)) if propagate => {
-                    zip_map(&mut g, &x, |d, v| {
-                        if v <= 0.0 {
-                            *d = 0.0
                         }
                     });
                 }
@@ -519,6 +581,7 @@ impl PlainNet {
                 }
                 _ => {}
             }
+            next_input = None;
         }
         input_grad.then_some(g)
     }

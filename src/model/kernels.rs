@@ -63,13 +63,32 @@ impl<'a> Mat<'a> {
 /// `rayon::join`, each on one thread: faer's own parallel mode keeps its threads spinning after
 /// a product returns, which on two cores slowed the element-wise work and Adam that follow.
 pub fn matmul(a: Mat<'_>, b: Mat<'_>, c: &mut [f32]) {
+    product(a, b, c, Accum::Replace)
+}
+
+/// `c += a b`: lets a layer start `c` at its bias instead of zeroing it and adding the bias
+/// in a second pass.
+pub fn matmul_add(a: Mat<'_>, b: Mat<'_>, c: &mut [f32]) {
+    product(a, b, c, Accum::Add)
+}
+
+/// `c = a b` on the calling thread only: for running two independent products side by side.
+pub fn matmul_one_thread(a: Mat<'_>, b: Mat<'_>, c: &mut [f32]) {
+    let (a, b) = (a.view(), b.view());
+    let (m, n) = (a.nrows(), b.ncols());
+    assert_eq!(c.len(), m * n, "output buffer size");
+    let c = MatMut::from_row_major_slice_mut(c, m, n);
+    faer_matmul(c, Accum::Replace, a, b, 1.0f32, Par::Seq);
+}
+
+fn product(a: Mat<'_>, b: Mat<'_>, c: &mut [f32], accum: Accum) {
     let (a, b) = (a.view(), b.view());
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
     assert_eq!(k, b.nrows(), "inner dimensions");
     assert_eq!(c.len(), m * n, "output buffer size");
     let c = MatMut::from_row_major_slice_mut(c, m, n);
     let product = |c: MatMut<'_, f32>, a: MatRef<'_, f32>, b: MatRef<'_, f32>| {
-        faer_matmul(c, Accum::Replace, a, b, 1.0f32, Par::Seq)
+        faer_matmul(c, accum, a, b, 1.0f32, Par::Seq)
     };
     if m * k * n < SPLIT_MACS || rayon::current_num_threads() < 2 {
         product(c, a, b);
@@ -94,6 +113,16 @@ pub fn for_rows(x: &mut [f32], cols: usize, f: impl Fn(usize, &mut [f32]) + Sync
         x.par_chunks_mut(cols)
             .enumerate()
             .for_each(|(i, r)| f(i, r));
+    }
+}
+
+/// Applies `f` to each element in place, split across threads when large.
+pub fn map_in_place(x: &mut [f32], f: impl Fn(&mut f32) + Sync + Send) {
+    if x.len() < SPLIT_ELEMENTS {
+        x.iter_mut().for_each(f);
+    } else {
+        x.par_chunks_mut(4096)
+            .for_each(|xs| xs.iter_mut().for_each(&f));
     }
 }
 
@@ -182,7 +211,7 @@ pub fn adam(
 
 #[cfg(test)]
 mod tests {
-    use super::{adam, column_sums, matmul, Mat};
+    use super::{adam, column_sums, matmul, matmul_add, Mat};
     use crate::model::Matrix;
     use dfdx::prelude::*;
 
@@ -208,6 +237,10 @@ mod tests {
             let mut c = vec![f32::NAN; m * n];
             matmul(Mat::new(&av, m, k), Mat::new(&bv, k, n), &mut c);
             close(&c, &expect, 1e-5);
+            let mut ones = vec![1.0; m * n];
+            matmul_add(Mat::new(&av, m, k), Mat::new(&bv, k, n), &mut ones);
+            let plus_one: Vec<f32> = expect.iter().map(|v| v + 1.0).collect();
+            close(&ones, &plus_one, 1e-5);
             // A stored transposed: a^T is [k, m] row-major.
             let at = a.clone().permute::<_, Axes2<1, 0>>().as_vec();
             matmul(Mat::new(&at, k, m).t(), Mat::new(&bv, k, n), &mut c);
@@ -215,6 +248,32 @@ mod tests {
             let bt = b.clone().permute::<_, Axes2<1, 0>>().as_vec();
             matmul(Mat::new(&av, m, k), Mat::new(&bt, n, k).t(), &mut c);
             close(&c, &expect, 1e-5);
+        }
+    }
+
+    /// A split product gives the same bits as an unsplit one, so results do not depend on
+    /// the number of threads.
+    #[test]
+    fn products_do_not_depend_on_the_thread_count() {
+        let dev = Cpu::seed_from_u64(5);
+        for (m, k, n) in [
+            (100, 1024, 784),
+            (200, 784, 1024),
+            (1024, 100, 512),
+            (100, 256, 100),
+        ] {
+            let a: Vec<f32> = dev.sample_normal_like(&(m, k)).as_vec();
+            let b: Vec<f32> = dev.sample_normal_like(&(k, n)).as_vec();
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut c = vec![0.0; m * n];
+                pool.install(|| matmul(Mat::new(&a, m, k), Mat::new(&b, k, n), &mut c));
+                c
+            };
+            assert_eq!(run(1), run(2), "{m}x{k}x{n}");
         }
     }
 

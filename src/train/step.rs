@@ -359,4 +359,34 @@ mod tests {
             );
         }
     }
+
+    /// The same steps on one thread and on two give the same bits.
+    #[test]
+    fn steps_do_not_depend_on_the_thread_count() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let config = crate::config::load(&root.join("configs/paper.toml"), &[]).unwrap();
+        let dev = Cpu::seed_from_u64(0);
+        let real: crate::model::Matrix = dev.sample_uniform_like(&(100, IMAGE_PIXELS));
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut state = GanState::new(&config, &dev);
+                let mut plain = PlainGan::check_out(&mut state);
+                let mut times = PhaseTimes::default();
+                for _ in 0..2 {
+                    plain.d_step(&mut state.rng, &config, real.as_vec(), &mut times);
+                    plain.g_step(&mut state.rng, &config, 100, &mut times);
+                }
+                plain.check_in(&mut state);
+                (
+                    params(&mut state.generator),
+                    params(&mut state.discriminator),
+                )
+            })
+        };
+        assert!(run(1) == run(2), "one thread and two differ");
+    }
 }
