@@ -345,7 +345,7 @@ impl Classifier {
 
     /// Share of `images` whose most probable class is their label.
     pub fn accuracy(&mut self, images: &Images, dev: &Cpu) -> f64 {
-        let probs = self.outputs(&images.pixels, dev).probs;
+        let probs = self.outputs(&images.pixels(), dev).probs;
         let correct = probs
             .chunks_exact(CLASSES)
             .zip(&images.labels)
@@ -371,14 +371,15 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Copies `src` (28 x 28) moved by `dx` columns and `dy` rows into `out`, filling with 0.
-fn push_shifted(src: &[f32], dx: isize, dy: isize, out: &mut Vec<f32>) {
+/// Copies `src` (28 x 28 pixel bytes) moved by `dx` columns and `dy` rows into `out`, scaled to
+/// [0, 1], filling with 0.
+fn push_shifted(src: &[u8], dx: isize, dy: isize, out: &mut Vec<f32>) {
     for y in 0..SIDE as isize {
         for x in 0..SIDE as isize {
             let (sx, sy) = (x - dx, y - dy);
             let inside = (0..SIDE as isize).contains(&sx) && (0..SIDE as isize).contains(&sy);
             out.push(if inside {
-                src[sy as usize * SIDE + sx as usize]
+                crate::data::scale(src[sy as usize * SIDE + sx as usize])
             } else {
                 0.0
             });
@@ -465,9 +466,9 @@ mod tests {
 
     #[test]
     fn shifts_move_pixels_and_fill_with_background() {
-        let mut src = vec![0.0; SIDE * SIDE];
-        src[0] = 1.0; // top-left corner
-        src[SIDE * SIDE - 1] = 2.0; // bottom-right corner
+        let mut src = vec![0u8; SIDE * SIDE];
+        src[0] = 255; // top-left corner
+        src[SIDE * SIDE - 1] = 51; // bottom-right corner
         let mut out = Vec::new();
         push_shifted(&src, 1, 2, &mut out);
         assert_eq!(out[2 * SIDE + 1], 1.0);
@@ -478,6 +479,7 @@ mod tests {
         );
         out.clear();
         push_shifted(&src, 0, 0, &mut out);
-        assert_eq!(out, src);
+        let scaled: Vec<f32> = src.iter().map(|&b| b as f32 / 255.0).collect();
+        assert_eq!(out, scaled);
     }
 }

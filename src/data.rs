@@ -20,11 +20,13 @@ pub const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
 /// Test labels.
 pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 
-/// A set of images, row-major, pixels in [0, 1], with their labels.
+/// A set of images, row-major, with their labels. Pixels are kept as the file's bytes (0-255),
+/// a quarter of the memory of f32 (43 MB rather than 172 MB for the 55,000 training images),
+/// and scaled to [0, 1] as a batch is assembled.
 #[derive(Debug, Clone)]
 pub struct Images {
-    /// `len * 784` pixels.
-    pub pixels: Vec<f32>,
+    /// `len * 784` pixel bytes, 0 background, 255 ink.
+    pub bytes: Vec<u8>,
     /// One label (0-9) per image.
     pub labels: Vec<u8>,
 }
@@ -40,14 +42,24 @@ impl Images {
         self.labels.is_empty()
     }
 
-    /// Pixels of image `i`.
-    pub fn image(&self, i: usize) -> &[f32] {
-        &self.pixels[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS]
+    /// Pixel bytes of image `i`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        &self.bytes[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS]
+    }
+
+    /// Appends image `i`'s pixels, scaled to [0, 1], to `out`.
+    pub fn push_pixels(&self, i: usize, out: &mut Vec<f32>) {
+        out.extend(self.image(i).iter().map(|&b| scale(b)));
+    }
+
+    /// All pixels, scaled to [0, 1].
+    pub fn pixels(&self) -> Vec<f32> {
+        self.bytes.iter().map(|&b| scale(b)).collect()
     }
 
     fn range(&self, start: usize, end: usize) -> Images {
         Images {
-            pixels: self.pixels[start * IMAGE_PIXELS..end * IMAGE_PIXELS].to_vec(),
+            bytes: self.bytes[start * IMAGE_PIXELS..end * IMAGE_PIXELS].to_vec(),
             labels: self.labels[start..end].to_vec(),
         }
     }
@@ -80,9 +92,20 @@ pub fn load_train(config: &DataConfig) -> Result<Mnist> {
             ),
         });
     }
+    // Split without a second copy of the training bytes: the validation images are copied
+    // out, then the training images are moved down within the same buffer.
+    let validation = all.range(0, v);
+    let Images {
+        mut bytes,
+        mut labels,
+    } = all;
+    bytes.truncate((v + n) * IMAGE_PIXELS);
+    bytes.drain(..v * IMAGE_PIXELS);
+    labels.truncate(v + n);
+    labels.drain(..v);
     Ok(Mnist {
-        validation: all.range(0, v),
-        train: all.range(v, v + n),
+        validation,
+        train: Images { bytes, labels },
     })
 }
 
@@ -94,18 +117,23 @@ pub fn load_test(dir: &Path) -> Result<Images> {
     pair(images, labels, &dir.join(TEST_LABELS))
 }
 
-fn pair(pixels: Vec<f32>, labels: Vec<u8>, path: &Path) -> Result<Images> {
-    if pixels.len() != labels.len() * IMAGE_PIXELS {
+/// A pixel byte as a value in [0, 1].
+pub fn scale(byte: u8) -> f32 {
+    byte as f32 / 255.0
+}
+
+fn pair(bytes: Vec<u8>, labels: Vec<u8>, path: &Path) -> Result<Images> {
+    if bytes.len() != labels.len() * IMAGE_PIXELS {
         return Err(Error::Data {
             path: path.to_path_buf(),
             message: format!(
                 "{} labels for {} images",
                 labels.len(),
-                pixels.len() / IMAGE_PIXELS
+                bytes.len() / IMAGE_PIXELS
             ),
         });
     }
-    Ok(Images { pixels, labels })
+    Ok(Images { bytes, labels })
 }
 
 /// The `SHA256SUMS` of a data folder: stem -> hex digest. A folder without one is accepted
@@ -151,7 +179,12 @@ fn read_file(
         message: format!("cannot read: {e}"),
     })?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
+        // gzip's trailer holds the uncompressed size (mod 2^32): reserve it, so that the
+        // buffer does not grow by doubling past it.
+        let size = raw.len().checked_sub(4).map_or(0, |at| {
+            u32::from_le_bytes(raw[at..].try_into().expect("4 bytes"))
+        });
+        let mut out = Vec::with_capacity((size as usize).min(1 << 30));
         flate2::read::GzDecoder::new(&raw[..])
             .read_to_end(&mut out)
             .map_err(|e| Error::Data {
@@ -229,10 +262,13 @@ pub fn read_idx_images(path: &Path) -> Result<Vec<f32>> {
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let stem = name.trim_end_matches(".gz");
-    read_images(dir, stem, &BTreeMap::new())
+    Ok(read_images(dir, stem, &BTreeMap::new())?
+        .iter()
+        .map(|&b| scale(b))
+        .collect())
 }
 
-fn read_images(dir: &Path, stem: &str, sums: &BTreeMap<String, String>) -> Result<Vec<f32>> {
+fn read_images(dir: &Path, stem: &str, sums: &BTreeMap<String, String>) -> Result<Vec<u8>> {
     let (path, bytes) = read_file(dir, stem, sums)?;
     let (dims, body) = parse_idx(&bytes, &path, 2051)?;
     if dims.len() != 3 || dims[1] != 28 || dims[2] != 28 {
@@ -241,7 +277,10 @@ fn read_images(dir: &Path, stem: &str, sums: &BTreeMap<String, String>) -> Resul
             message: format!("expected N x 28 x 28 images, found dimensions {dims:?}"),
         });
     }
-    Ok(body.iter().map(|&b| b as f32 / 255.0).collect())
+    let header = bytes.len() - body.len();
+    let mut bytes = bytes;
+    bytes.drain(..header); // the pixels, in the same buffer
+    Ok(bytes)
 }
 
 fn read_labels(dir: &Path, stem: &str, sums: &BTreeMap<String, String>) -> Result<Vec<u8>> {

@@ -43,12 +43,12 @@ impl EvalData {
             ..Default::default()
         })?;
         let test = crate::data::load_test(dir)?;
-        let v = &data.validation.pixels;
+        let v = data.validation.pixels();
         Ok(EvalData {
             parzen_validation: v[..1000 * IMAGE_PIXELS].to_vec(),
             held_out: v[1000 * IMAGE_PIXELS..2000 * IMAGE_PIXELS].to_vec(),
-            train: data.train.pixels,
-            test: test.pixels,
+            train: data.train.pixels(),
+            test: test.pixels(),
         })
     }
 }

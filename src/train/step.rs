@@ -47,6 +47,10 @@ impl PlainAdam {
         let mut take = Take(state, Vec::new(), Vec::new());
         net.visit(&mut take);
         let (moment1, moment2) = (take.1, take.2);
+        // The plain copies are the live ones until check-in: free dfdx's (23 MB for the
+        // paper config) rather than hold both.
+        state.moment1 = Gradients::leaky();
+        state.moment2 = Gradients::leaky();
         let cfg = &state.cfg;
         PlainAdam {
             lr: cfg.lr as f32,

@@ -173,7 +173,7 @@ pub fn train_epoch(
         let phase = Instant::now();
         let mut pixels = Vec::with_capacity(batch * IMAGE_PIXELS);
         for &i in &order[step * batch..(step + 1) * batch] {
-            pixels.extend_from_slice(train.image(i));
+            train.push_pixels(i, &mut pixels);
         }
         times.data += phase.elapsed();
 
@@ -379,7 +379,7 @@ mod tests {
     fn fake_images(n: usize) -> Images {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         Images {
-            pixels: (0..n * IMAGE_PIXELS).map(|_| rng.gen()).collect(),
+            bytes: (0..n * IMAGE_PIXELS).map(|_| rng.gen()).collect(),
             labels: vec![0; n],
         }
     }
@@ -393,7 +393,7 @@ mod tests {
         let mut state = GanState::new(&config, &dev);
         let g0 = snapshot(&mut state.generator);
         let d0 = snapshot(&mut state.discriminator);
-        let real: Matrix = dev.tensor_from_vec(fake_images(4).pixels, (4, IMAGE_PIXELS));
+        let real: Matrix = dev.tensor_from_vec(fake_images(4).pixels(), (4, IMAGE_PIXELS));
         d_step(&mut state, &config, real, &dev, &mut PhaseTimes::default());
         assert_eq!(snapshot(&mut state.generator), g0, "a D step changed G");
         assert_ne!(
