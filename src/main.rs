@@ -579,12 +579,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let (pixels, epoch) = match (&run, &samples) {
                 (Some(run), _) => {
-                    let (_, p, e) = gan_run::sample::generate_from_run(
+                    let (run_config, p, e) = gan_run::sample::generate_from_run(
                         run,
                         checkpoint.as_deref(),
                         n.max(2),
                         0,
                     )?;
+                    if run_config.data.validation_size < 2000 {
+                        eprintln!(
+                            "warning: {} trained with data.validation_size = {}: some of the \
+                             2,000 validation images the Parzen width and the memorisation \
+                             reference use were training images",
+                            run.display(),
+                            run_config.data.validation_size
+                        );
+                    }
                     (p, Some(e))
                 }
                 (None, Some(file)) => (gan_run::data::read_idx_images(file)?, None),

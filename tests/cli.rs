@@ -881,3 +881,21 @@ fn eval_refuses_a_samples_file_that_is_not_an_idx3_image_file() {
     let err = s.fails(&["eval", "--samples", "labels.idx", "--data-dir", &data_dir()]);
     assert!(err.contains("labels.idx") && err.contains("magic"), "{err}");
 }
+
+#[test]
+fn scoring_during_training_needs_held_out_validation_images() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let err = s.fails(&[
+        "check",
+        &smoke,
+        "--set",
+        "evaluation.every=1",
+        "--set",
+        "data.validation_size=100",
+    ]);
+    assert!(
+        err.contains("data.validation_size") && err.contains("2000"),
+        "{err}"
+    );
+}

@@ -216,7 +216,7 @@ pub enum LayerSpec {
         /// Output width.
         out: usize,
     },
-    /// `max(x, slope * x)`.
+    /// `x` for `x >= 0`, `slope * x` below.
     LeakyRelu {
         /// Slope for negative inputs (the paper config uses 0.2).
         slope: f64,

@@ -48,6 +48,14 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
     }
 
     // Evaluation.
+    if c.evaluation.every > 0 && c.data.validation_size < 2000 {
+        return p(
+            "data.validation_size",
+            "scoring samples (evaluation.every > 0) needs at least 2000 validation images: \
+             the Parzen width and the memorisation reference use 2,000 images training never saw"
+                .into(),
+        );
+    }
     if c.evaluation.every > 0 && c.evaluation.samples < 2 {
         return p(
             "evaluation.samples",

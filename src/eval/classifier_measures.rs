@@ -95,24 +95,27 @@ pub struct ModeCoverage {
 
 /// Mode coverage of `probs` (`n * 10`).
 pub fn mode_coverage(probs: &[f32]) -> ModeCoverage {
-    let n = (probs.len() / CLASSES).max(1) as f64;
-    let mut histogram = [0f64; CLASSES];
+    let n = probs.len() / CLASSES;
+    // Counted in integers, so that "at least 1%" holds exactly at the boundary.
+    let mut counts = [0usize; CLASSES];
     let mut confident = 0usize;
     for row in probs.chunks_exact(CLASSES) {
         let k = argmax(row);
-        histogram[k] += 1.0 / n;
+        counts[k] += 1;
         confident += usize::from(row[k] > 0.9);
     }
+    let total = n.max(1) as f64;
+    let histogram = counts.map(|c| c as f64 / total);
     let uniform = 1.0 / CLASSES as f64;
     ModeCoverage {
         histogram,
-        modes: histogram.iter().filter(|&&h| h >= 0.01).count(),
+        modes: counts.iter().filter(|&&c| c > 0 && c * 100 >= n).count(),
         kl_from_uniform: histogram
             .iter()
             .filter(|&&h| h > 0.0)
             .map(|&h| h * (h / uniform).ln())
             .sum(),
-        confident_share: confident as f64 / n,
+        confident_share: confident as f64 / total,
     }
 }
 
@@ -180,6 +183,13 @@ mod tests {
         let c = mode_coverage(&collapsed);
         assert_eq!(c.modes, 1);
         assert!((c.kl_from_uniform - 10f64.ln()).abs() < 1e-12);
+
+        // Exactly 1% of 10,000 is a mode (summing 1/n shares would fall just short).
+        let mut edge: Vec<f32> = (0..9_900).flat_map(|_| one_hot(0)).collect();
+        edge.extend((0..100).flat_map(|_| one_hot(7)));
+        assert_eq!(mode_coverage(&edge).modes, 2);
+        edge.truncate((10_000 - 1) * CLASSES); // 99 of 9,999: below 1%
+        assert_eq!(mode_coverage(&edge).modes, 1);
 
         let unsure = vec![0.1f32; 100 * CLASSES];
         assert!((classifier_score(&unsure) - 1.0).abs() < 1e-6);

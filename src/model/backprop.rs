@@ -48,7 +48,7 @@ enum PlainLayer {
 
 /// What a layer's backward pass needs from its forward pass.
 enum Saved {
-    /// The layer's input (linear, leaky ReLU, ReLU).
+    /// The layer's input (linear; leaky ReLU with a slope of 0 or less).
     Input(Vec<f32>),
     /// The layer's output (tanh, sigmoid).
     Output(Vec<f32>),
@@ -203,12 +203,21 @@ impl PlainNet {
         out
     }
 
-    /// Whether any layer normalises with batch statistics in the network's own update: then
-    /// two batches run through it together would see each other's statistics.
-    pub fn has_batch_norm(&self) -> bool {
-        self.layers
+    /// Whether two batches can run through the network's own update as one and give what two
+    /// passes give: not with batch-norm (each batch's statistics would mix), nor with more
+    /// than one active dropout layer (the masks would be drawn in another order: all rows
+    /// layer by layer, rather than one batch's layers, then the other's).
+    pub fn batches_combine(&self) -> bool {
+        let dropouts = self
+            .layers
             .iter()
-            .any(|l| matches!(l, PlainLayer::BatchNorm { .. }))
+            .filter(|l| matches!(l, PlainLayer::Dropout(r) if *r > 0.0))
+            .count();
+        let batch_norm = self
+            .layers
+            .iter()
+            .any(|l| matches!(l, PlainLayer::BatchNorm { .. }));
+        !batch_norm && dropouts <= 1
     }
 
     /// Runs `x` (`rows x input_width`). `train` is `Some(rng)` in the network's own update
@@ -224,11 +233,7 @@ impl PlainNet {
         assert_eq!(x.len(), rows * self.input_width, "input size");
         let mut x = x;
         let mut saved = Vec::with_capacity(self.layers.len());
-        let mut save = |s: Saved| {
-            if keep {
-                saved.push(s)
-            }
-        };
+
         let next_is_linear: Vec<bool> = (0..self.layers.len())
             .map(|i| matches!(self.layers.get(i + 1), Some(PlainLayer::Linear { .. })))
             .collect();
@@ -258,7 +263,10 @@ impl PlainNet {
                         Mat::new(weight, *input, *out),
                         &mut y,
                     );
-                    save(Saved::Input(std::mem::replace(&mut x, y)));
+                    let input = std::mem::replace(&mut x, y);
+                    if keep {
+                        saved.push(Saved::Input(input));
+                    }
                 }
                 // Positive slopes (and ReLU) keep the sign, so the output tells the gradient.
                 PlainLayer::LeakyRelu(slope) if *slope > 0.0 => {
@@ -268,26 +276,41 @@ impl PlainNet {
                             *v *= slope
                         }
                     });
-                    save(keep_output(&x));
+                    if keep {
+                        saved.push(keep_output(&x));
+                    }
                 }
                 PlainLayer::LeakyRelu(slope) => {
                     let slope = *slope;
                     let y = map(&x, |v| if v > 0.0 { v } else { v * slope });
-                    save(Saved::Input(std::mem::replace(&mut x, y)));
+                    let input = std::mem::replace(&mut x, y);
+                    if keep {
+                        saved.push(Saved::Input(input));
+                    }
                 }
                 PlainLayer::Relu => {
                     map_in_place(&mut x, |v| *v = v.max(0.0));
-                    save(keep_output(&x));
+                    if keep {
+                        saved.push(keep_output(&x));
+                    }
                 }
                 PlainLayer::Tanh => {
                     x = map(&x, f32::tanh);
-                    save(Saved::Output(x.clone()));
+                    if keep {
+                        saved.push(Saved::Output(x.clone()));
+                    }
                 }
                 PlainLayer::Sigmoid => {
                     x = map(&x, |v| 1.0 / (1.0 + (-v).exp()));
-                    save(Saved::Output(x.clone()));
+                    if keep {
+                        saved.push(Saved::Output(x.clone()));
+                    }
                 }
-                PlainLayer::Identity => save(Saved::Nothing),
+                PlainLayer::Identity => {
+                    if keep {
+                        saved.push(Saved::Nothing);
+                    }
+                }
                 PlainLayer::BatchNorm {
                     mode,
                     scale,
@@ -342,12 +365,18 @@ impl PlainNet {
                                     .zip(o)
                                     .for_each(|((v, f), o)| *v = *v * f + o)
                             });
-                            save(Saved::BatchStats {
-                                normalised,
-                                inv_std,
-                            });
+                            if keep {
+                                saved.push(Saved::BatchStats {
+                                    normalised,
+                                    inv_std,
+                                });
+                            }
                         }
-                        (false, BatchNormMode::BatchStatsOnly) => save(Saved::Nothing),
+                        (false, BatchNormMode::BatchStatsOnly) => {
+                            if keep {
+                                saved.push(Saved::Nothing);
+                            }
+                        }
                         (false, BatchNormMode::Running) => {
                             let factor: Vec<f32> = scale
                                 .iter()
@@ -360,7 +389,9 @@ impl PlainNet {
                                     *v = (*v - m) * f + o;
                                 }
                             });
-                            save(Saved::RunningScale(factor));
+                            if keep {
+                                saved.push(Saved::RunningScale(factor));
+                            }
                         }
                     }
                 }
@@ -377,9 +408,15 @@ impl PlainNet {
                             })
                             .collect();
                         zip_map(&mut x, &mask, |v, m| *v *= m);
-                        save(Saved::Mask(mask));
+                        if keep {
+                            saved.push(Saved::Mask(mask));
+                        }
                     }
-                    _ => save(Saved::Nothing),
+                    _ => {
+                        if keep {
+                            saved.push(Saved::Nothing);
+                        }
+                    }
                 },
             }
         }
@@ -495,8 +532,9 @@ impl PlainNet {
                         _ => next_input.take().expect("the next layer kept it"),
                     };
                     let slope = *slope;
+                    // dfdx's gradient at exactly 0 is 1.
                     zip_map(&mut g, &y, |d, v| {
-                        if v <= 0.0 {
+                        if v < 0.0 {
                             *d *= slope
                         }
                     });
@@ -517,7 +555,7 @@ impl PlainNet {
                 (PlainLayer::LeakyRelu(slope), Saved::Input(x)) if propagate => {
                     let slope = *slope;
                     zip_map(&mut g, &x, |d, v| {
-                        if v <= 0.0 {
+                        if v < 0.0 {
                             *d *= slope
                         }
                     });

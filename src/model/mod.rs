@@ -73,7 +73,7 @@ pub enum Layer {
         /// `[out]`
         bias: Vector,
     },
-    /// `max(x, slope x)`.
+    /// `x` for `x >= 0`, `slope x` below.
     LeakyRelu(f32),
     /// `max(x, 0)`.
     Relu,

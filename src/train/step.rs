@@ -4,7 +4,8 @@
 //! Compared with the tape-based [`super::d_step`] / [`super::g_step`] (kept as the reference
 //! the tests and `gan-run bench` compare against), this path skips the first layer's input
 //! gradient, skips D's weight gradients in the G step, runs D once on the real and generated
-//! batches together when D has no batch-norm (one product of 200 rows instead of two of 100),
+//! batches together when that changes nothing (no batch-norm, at most one dropout layer: one
+//! product of 200 rows instead of two of 100),
 //! and parallelises the element-wise work. It draws from the RNG in the same order (noise, then
 //! dropout masks), so with the same starting state both paths compute the same step up to
 //! floating-point rounding.
@@ -149,8 +150,9 @@ impl PlainGan {
 
         let phase = Instant::now();
         let d = &mut self.discriminator;
-        let (loss, d_real, d_fake) = if d.has_batch_norm() {
-            // Batch-norm must see each batch alone, as in the tape path: two passes.
+        let (loss, d_real, d_fake) = if !d.batches_combine() {
+            // Batch-norm must see each batch alone, and dropout masks come in the tape path's
+            // order: two passes.
             let (real_logits, real_trace) = d.forward(real, batch, Some(rng), true);
             let (fake_logits, fake_trace) = d.forward(fake, batch, Some(rng), true);
             let r = bce(&real_logits, 1.0, config.loss);
@@ -318,7 +320,21 @@ mod tests {
                 {type = "batch_norm", mode = "batch_stats_only"}, {type = "dropout", rate = 0.5},
                 {type = "linear", out = 784}, {type = "sigmoid"}]"#,
         );
-        for mut config in [paper, every_kind] {
+        // A D that combines its batches with a dropout layer, two that do not (the masks would
+        // come in another order), ReLU straight into a linear layer, and slopes of 0 and below.
+        let mut dropouts = every_kind.clone();
+        dropouts.model.discriminator.layers = spec(
+            r#"layers = [{type = "linear", out = 32}, {type = "relu"}, {type = "dropout", rate = 0.2},
+                {type = "linear", out = 16}, {type = "leaky_relu", slope = -0.1},
+                {type = "dropout", rate = 0.3}, {type = "linear", out = 1}]"#,
+        );
+        dropouts.model.generator.layers = spec(
+            r#"layers = [{type = "linear", out = 32}, {type = "leaky_relu", slope = 0.0},
+                {type = "linear", out = 784}, {type = "sigmoid"}]"#,
+        );
+        let mut one_dropout = dropouts.clone();
+        one_dropout.model.discriminator.layers.remove(2);
+        for mut config in [paper, every_kind, dropouts, one_dropout] {
             for opt in [
                 &mut config.optimizer.generator,
                 &mut config.optimizer.discriminator,
