@@ -10,14 +10,13 @@
 //! The arithmetic of each layer is the same as [`Network::forward`]'s; tests compare the two.
 
 use dfdx::prelude::*;
-use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::kernels::{
     column_reduce, column_sums, for_rows, map_in_place, matmul, matmul_add, matmul_one_thread,
     zip_map, Mat,
 };
-use super::{Layer, Network};
+use super::{dropout_mask, Layer, Network};
 use crate::config::BatchNormMode;
 
 /// One layer with plain parameter buffers.
@@ -397,16 +396,7 @@ impl PlainNet {
                 }
                 PlainLayer::Dropout(rate) => match &mut train {
                     Some(rng) if *rate > 0.0 => {
-                        let keep_p = 1.0 - *rate;
-                        let mask: Vec<f32> = (0..x.len())
-                            .map(|_| {
-                                if rng.gen::<f32>() < keep_p {
-                                    1.0 / keep_p
-                                } else {
-                                    0.0
-                                }
-                            })
-                            .collect();
+                        let mask = dropout_mask(x.len(), *rate, rng);
                         zip_map(&mut x, &mask, |v, m| *v *= m);
                         if keep {
                             saved.push(Saved::Mask(mask));

@@ -220,16 +220,7 @@ impl Network {
                 Layer::Dropout(rate) => match &mut mode {
                     Mode::Train { rng } if *rate > 0.0 => {
                         let shape = *x.shape();
-                        let keep = 1.0 - *rate;
-                        let mask: Vec<f32> = (0..shape.0 * shape.1)
-                            .map(|_| {
-                                if rng.gen::<f32>() < keep {
-                                    1.0 / keep
-                                } else {
-                                    0.0
-                                }
-                            })
-                            .collect();
+                        let mask = dropout_mask(shape.0 * shape.1, *rate, rng);
                         let mask = x.device().tensor_from_vec(mask, shape);
                         x * mask
                     }
@@ -294,6 +285,21 @@ impl Network {
         self.visit(&mut c);
         c.0
     }
+}
+
+/// Inverted dropout's mask for `n` values, row-major: `1 / keep` or 0. Both training paths
+/// draw their masks here, so that they take the same numbers from the RNG.
+pub(crate) fn dropout_mask(n: usize, rate: f32, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let keep = 1.0 - rate;
+    (0..n)
+        .map(|_| {
+            if rng.gen::<f32>() < keep {
+                1.0 / keep
+            } else {
+                0.0
+            }
+        })
+        .collect()
 }
 
 /// Batch-norm with batch statistics, on the tape; updates running statistics when given.
