@@ -188,7 +188,8 @@ pub fn uniform_noise(n: usize, seed: u64) -> Vec<f32> {
 }
 
 /// What the columns of [`render_table`] mean.
-pub const TABLE_LEGEND: &str = "FID: classifier FID vs the 10,000 test images (lower is better). score: classifier score \
+pub const TABLE_LEGEND: &str = "n: images scored (FID and Parzen depend on it: compare like \
+with like; the reference rows use 10,000). FID: classifier FID vs the 10,000 test images (lower is better). score: classifier score \
 (1-10). modes: digits with at least 1% of the images. KL(u): KL of the digit histogram from uniform. \
 confident: p(top digit) > 0.9. Parzen: log-likelihood of the test set (GAN paper protocol). \
 nearest: median distance to the nearest training image (first 1,000). copies: share closer than \
@@ -197,8 +198,9 @@ nearest: median distance to the nearest training image (first 1,000). copies: sh
 /// A table of scored image sets, one row each, with a header.
 pub fn render_table(rows: &[(&str, &Scores)]) -> String {
     let mut out = format!(
-        "{:<24} {:>8} {:>6} {:>5} {:>7} {:>9} {:>17} {:>8} {:>7} {:>6}\n",
+        "{:<24} {:>6} {:>8} {:>6} {:>5} {:>7} {:>9} {:>17} {:>8} {:>7} {:>6}\n",
         "images",
+        "n",
         "FID",
         "score",
         "modes",
@@ -212,8 +214,9 @@ pub fn render_table(rows: &[(&str, &Scores)]) -> String {
     for (name, s) in rows {
         let (p, m, c) = (&s.parzen, &s.memorisation, &s.coverage);
         out += &format!(
-            "{:<24} {:>8.2} {:>6.2} {:>5} {:>7.3} {:>8.1}% {:>9.1} +/- {:<4.1} {:>8.2} {:>6.1}% {:>6.1}\n",
+            "{:<24} {:>6} {:>8.2} {:>6.2} {:>5} {:>7.3} {:>8.1}% {:>9.1} +/- {:<4.1} {:>8.2} {:>6.1}% {:>6.1}\n",
             name,
+            s.images,
             s.fid,
             s.classifier_score,
             c.modes,

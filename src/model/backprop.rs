@@ -237,16 +237,15 @@ impl PlainNet {
             .map(|i| matches!(self.layers.get(i + 1), Some(PlainLayer::Linear { .. })))
             .collect();
         for (i, layer) in self.layers.iter_mut().enumerate() {
-            // An activation's output is kept for its backward pass; when a linear layer comes
-            // next, that layer keeps the same buffer as its input, so it is not copied.
-            let keep_output = |y: &Vec<f32>| {
-                if next_is_linear[i] {
-                    Saved::OutputIsNextInput
-                } else {
-                    Saved::Output(y.clone())
-                }
+            // What the backward pass needs; anything that would cost a copy is only made when
+            // `keep` asks for it.
+            let kept_output = |y: &Vec<f32>| match (keep, next_is_linear[i]) {
+                (false, _) => Saved::Nothing,
+                // The next (linear) layer keeps this same buffer as its input.
+                (true, true) => Saved::OutputIsNextInput,
+                (true, false) => Saved::Output(y.clone()),
             };
-            match layer {
+            let save = match layer {
                 PlainLayer::Linear {
                     weight,
                     bias,
@@ -262,10 +261,7 @@ impl PlainNet {
                         Mat::new(weight, *input, *out),
                         &mut y,
                     );
-                    let input = std::mem::replace(&mut x, y);
-                    if keep {
-                        saved.push(Saved::Input(input));
-                    }
+                    Saved::Input(std::mem::replace(&mut x, y))
                 }
                 // Positive slopes (and ReLU) keep the sign, so the output tells the gradient.
                 PlainLayer::LeakyRelu(slope) if *slope > 0.0 => {
@@ -275,41 +271,26 @@ impl PlainNet {
                             *v *= slope
                         }
                     });
-                    if keep {
-                        saved.push(keep_output(&x));
-                    }
+                    kept_output(&x)
                 }
                 PlainLayer::LeakyRelu(slope) => {
                     let slope = *slope;
                     let y = map(&x, |v| if v > 0.0 { v } else { v * slope });
-                    let input = std::mem::replace(&mut x, y);
-                    if keep {
-                        saved.push(Saved::Input(input));
-                    }
+                    Saved::Input(std::mem::replace(&mut x, y))
                 }
                 PlainLayer::Relu => {
                     map_in_place(&mut x, |v| *v = v.max(0.0));
-                    if keep {
-                        saved.push(keep_output(&x));
-                    }
+                    kept_output(&x)
                 }
                 PlainLayer::Tanh => {
                     x = map(&x, f32::tanh);
-                    if keep {
-                        saved.push(Saved::Output(x.clone()));
-                    }
+                    kept_output(&x)
                 }
                 PlainLayer::Sigmoid => {
                     x = map(&x, |v| 1.0 / (1.0 + (-v).exp()));
-                    if keep {
-                        saved.push(Saved::Output(x.clone()));
-                    }
+                    kept_output(&x)
                 }
-                PlainLayer::Identity => {
-                    if keep {
-                        saved.push(Saved::Nothing);
-                    }
-                }
+                PlainLayer::Identity => Saved::Nothing,
                 PlainLayer::BatchNorm {
                     mode,
                     scale,
@@ -342,40 +323,34 @@ impl PlainNet {
                                         running_var[j] * (1.0 - m) + var[j] * (m * unbiased);
                                 }
                             }
-                            let inv_std: Vec<f32> =
-                                var.iter().map(|v| 1.0 / (v + *eps).sqrt()).collect();
-                            let (s, o, is) = (&*scale, &*offset, &inv_std);
+                            let std: Vec<f32> = var.iter().map(|v| (v + *eps).sqrt()).collect();
+                            let inv_std: Vec<f32> = std.iter().map(|s| 1.0 / s).collect();
                             // The tape path computes centered * (scale / std) + offset.
-                            let factor: Vec<f32> = s
-                                .iter()
-                                .zip(&var)
-                                .map(|(s, v)| s / (v + *eps).sqrt())
-                                .collect();
-                            let mut normalised = if keep { x.clone() } else { Vec::new() };
-                            if keep {
+                            let factor: Vec<f32> =
+                                scale.iter().zip(&std).map(|(s, d)| s / d).collect();
+                            let normalised = if keep {
+                                let mut normalised = x.clone();
+                                let is = &inv_std;
                                 for_rows(&mut normalised, cols, |_, r| {
                                     r.iter_mut().zip(is).for_each(|(v, k)| *v *= k)
                                 });
-                            }
-                            let f = &factor;
+                                normalised
+                            } else {
+                                Vec::new()
+                            };
+                            let (f, o) = (&factor, &*offset);
                             for_rows(&mut x, cols, |_, r| {
                                 r.iter_mut()
                                     .zip(f)
                                     .zip(o)
                                     .for_each(|((v, f), o)| *v = *v * f + o)
                             });
-                            if keep {
-                                saved.push(Saved::BatchStats {
-                                    normalised,
-                                    inv_std,
-                                });
+                            Saved::BatchStats {
+                                normalised,
+                                inv_std,
                             }
                         }
-                        (false, BatchNormMode::BatchStatsOnly) => {
-                            if keep {
-                                saved.push(Saved::Nothing);
-                            }
-                        }
+                        (false, BatchNormMode::BatchStatsOnly) => Saved::Nothing,
                         (false, BatchNormMode::Running) => {
                             let factor: Vec<f32> = scale
                                 .iter()
@@ -388,9 +363,7 @@ impl PlainNet {
                                     *v = (*v - m) * f + o;
                                 }
                             });
-                            if keep {
-                                saved.push(Saved::RunningScale(factor));
-                            }
+                            Saved::RunningScale(factor)
                         }
                     }
                 }
@@ -398,16 +371,13 @@ impl PlainNet {
                     Some(rng) if *rate > 0.0 => {
                         let mask = dropout_mask(x.len(), *rate, rng);
                         zip_map(&mut x, &mask, |v, m| *v *= m);
-                        if keep {
-                            saved.push(Saved::Mask(mask));
-                        }
+                        Saved::Mask(mask)
                     }
-                    _ => {
-                        if keep {
-                            saved.push(Saved::Nothing);
-                        }
-                    }
+                    _ => Saved::Nothing,
                 },
+            };
+            if keep {
+                saved.push(save);
             }
         }
         (x, Trace { saved, rows })

@@ -134,7 +134,7 @@ pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
             config.training.epochs,
         );
         let mut times = PhaseTimes::default();
-        let m = train_epoch(&mut state, config, &data.train, &dev, &mut times, |s| {
+        let m = train_epoch(&mut state, config, &data.train, &mut times, |s| {
             bar.set_position(s as u64)
         });
         tracing::debug!(?times, "where the epoch's time went");

@@ -152,7 +152,6 @@ pub fn train_epoch(
     state: &mut GanState,
     config: &ExperimentConfig,
     train: &Images,
-    dev: &Cpu,
     times: &mut PhaseTimes,
     mut on_step: impl FnMut(usize),
 ) -> Result<EpochMetrics> {
@@ -168,38 +167,35 @@ pub fn train_epoch(
     // The hot loop runs on plain buffers; the networks and optimizers go back into `state`
     // at the end (or on divergence, so the state stays whole).
     let mut plain = PlainGan::check_out(state);
-    let _ = dev;
-    for step in 0..batches {
-        let phase = Instant::now();
-        let mut pixels = Vec::with_capacity(batch * IMAGE_PIXELS);
-        for &i in &order[step * batch..(step + 1) * batch] {
-            train.push_pixels(i, &mut pixels);
-        }
-        times.data += phase.elapsed();
-
-        let d = plain.d_step(&mut state.rng, config, pixels, times);
-        let checked = check_finite(d.loss, "the discriminator loss", epoch, step);
-        if checked.is_err() {
-            plain.check_in(state);
-            checked?;
-        }
-        d_sum += d.loss as f64;
-        real_sum += d.d_real as f64;
-        fake_sum += d.d_fake as f64;
-
-        if (step + 1).is_multiple_of(config.training.d_steps_per_g_step) {
-            let g_loss = plain.g_step(&mut state.rng, config, batch, times);
-            let checked = check_finite(g_loss, "the generator loss", epoch, step);
-            if checked.is_err() {
-                plain.check_in(state);
-                checked?;
+    let rng = &mut state.rng;
+    let mut steps = || -> Result<()> {
+        for step in 0..batches {
+            let phase = Instant::now();
+            let mut pixels = Vec::with_capacity(batch * IMAGE_PIXELS);
+            for &i in &order[step * batch..(step + 1) * batch] {
+                train.push_pixels(i, &mut pixels);
             }
-            g_sum += g_loss as f64;
-            g_steps += 1;
+            times.data += phase.elapsed();
+
+            let d = plain.d_step(rng, config, pixels, times);
+            check_finite(d.loss, "the discriminator loss", epoch, step)?;
+            d_sum += d.loss as f64;
+            real_sum += d.d_real as f64;
+            fake_sum += d.d_fake as f64;
+
+            if (step + 1).is_multiple_of(config.training.d_steps_per_g_step) {
+                let g_loss = plain.g_step(rng, config, batch, times);
+                check_finite(g_loss, "the generator loss", epoch, step)?;
+                g_sum += g_loss as f64;
+                g_steps += 1;
+            }
+            on_step(step + 1);
         }
-        on_step(step + 1);
-    }
+        Ok(())
+    };
+    let finished = steps();
     plain.check_in(state);
+    finished?;
 
     let seconds = start.elapsed().as_secs_f64();
     let metrics = EpochMetrics {
@@ -419,7 +415,7 @@ mod tests {
         let mut state = GanState::new(&config, &dev);
         let images = fake_images(8); // two batches of 4
         let mut times = PhaseTimes::default();
-        train_epoch(&mut state, &config, &images, &dev, &mut times, |_| {}).unwrap();
+        train_epoch(&mut state, &config, &images, &mut times, |_| {}).unwrap();
         assert_eq!((state.d_opt.steps, state.g_opt.steps), (2, 1));
     }
 
@@ -434,7 +430,6 @@ mod tests {
                 &mut state,
                 &config,
                 &images,
-                &dev,
                 &mut PhaseTimes::default(),
                 |_| {},
             )
