@@ -15,12 +15,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::config::{AdamSettings, DataConfig, InitConfig, LayerSpec, IMAGE_PIXELS};
-use crate::data::{load_test, load_train, Images};
+use crate::data::{load_test, load_train, sha256_hex, Images};
 use crate::error::{Error, Result};
 use crate::model::{plan_widths, Layer, Matrix, Mode, Network, TensorVisitor};
+use crate::run_dir::checkpoint::{le_bytes, Loader};
 use crate::train::optim::AdamState;
 
 /// Number of classes: the ten digits.
@@ -253,37 +253,13 @@ impl Classifier {
             &dev,
             &mut rng,
         );
-        struct Fill<'a> {
-            file: &'a SafeTensors<'a>,
-            error: Option<String>,
-        }
-        impl TensorVisitor for Fill<'_> {
-            fn visit<S: Shape>(&mut self, name: &str, t: &mut Tensor<S, f32, Cpu>, _: bool) {
-                let shape: Vec<usize> = t.shape().concrete().into_iter().collect();
-                match self.file.tensor(name) {
-                    Ok(v) if v.dtype() == Dtype::F32 && v.shape() == shape => {
-                        let values: Vec<f32> = v
-                            .data()
-                            .chunks_exact(4)
-                            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                            .collect();
-                        t.copy_from(&values);
-                    }
-                    _ if self.error.is_some() => {}
-                    _ => self.error = Some(format!("tensor `{name}` is missing or misshapen")),
-                }
-            }
-        }
-        let mut fill = Fill {
-            file: &file,
-            error: None,
-        };
-        network.visit(&mut fill);
-        if let Some(e) = fill.error {
+        let mut loader = Loader::new(&file);
+        loader.fill(&mut network);
+        if let Some(e) = loader.error {
             return Err(bad(e));
         }
         let mut classifier = Classifier::from_network(network, meta.config, meta.test_accuracy);
-        classifier.sha256 = hex_sha256(bytes);
+        classifier.sha256 = sha256_hex(bytes);
         Ok(classifier)
     }
 
@@ -293,7 +269,7 @@ impl Classifier {
         impl TensorVisitor for Collect {
             fn visit<S: Shape>(&mut self, name: &str, t: &mut Tensor<S, f32, Cpu>, _: bool) {
                 let shape = t.shape().concrete().into_iter().collect();
-                let bytes = t.as_vec().iter().flat_map(|v| v.to_le_bytes()).collect();
+                let bytes = le_bytes(&t.as_vec());
                 self.0.push((name.to_string(), shape, bytes));
             }
         }
@@ -361,14 +337,6 @@ pub fn argmax(v: &[f32]) -> usize {
         .enumerate()
         .max_by(|a, b| a.1.total_cmp(b.1))
         .map_or(0, |(i, _)| i)
-}
-
-/// Lower-case hex SHA-256.
-pub fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Copies `src` (28 x 28 pixel bytes) moved by `dx` columns and `dy` rows into `out`, scaled to

@@ -120,6 +120,15 @@ pub fn load_test(dir: &Path) -> Result<Images> {
     pair(images, labels, &dir.join(TEST_LABELS))
 }
 
+/// Lower-case hex SHA-256: the form of `SHA256SUMS`, and of every checksum and fingerprint
+/// gan-run writes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A pixel byte as a value in [0, 1].
 pub fn scale(byte: u8) -> f32 {
     byte as f32 / 255.0
@@ -199,10 +208,7 @@ fn read_file(
         raw
     };
     if let Some(expected) = sums.get(stem) {
-        let actual: String = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let actual = sha256_hex(&bytes);
         if &actual != expected {
             return Err(Error::Data {
                 path,

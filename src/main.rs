@@ -674,7 +674,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!(
                 "test accuracy {:.2}%\n{}  {}",
                 100.0 * trained.test_accuracy,
-                classifier::hex_sha256(&bytes),
+                gan_run::data::sha256_hex(&bytes),
                 out.display()
             );
             Ok(())

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use gan_run::classifier::{hex_sha256, Classifier, BUILTIN_SHA256, BUILTIN_WEIGHTS};
+use gan_run::classifier::{Classifier, BUILTIN_SHA256, BUILTIN_WEIGHTS};
 use gan_run::config::IMAGE_PIXELS;
+use gan_run::data::sha256_hex;
 use gan_run::eval::{uniform_noise, Evaluator, Reference};
 
 fn data_dir() -> PathBuf {
@@ -26,7 +27,7 @@ fn evaluator() -> std::sync::MutexGuard<'static, Evaluator> {
 
 #[test]
 fn builtin_classifier_is_the_checksummed_one_and_as_accurate_as_claimed() {
-    assert_eq!(hex_sha256(BUILTIN_WEIGHTS), BUILTIN_SHA256.trim());
+    assert_eq!(sha256_hex(BUILTIN_WEIGHTS), BUILTIN_SHA256.trim());
     let mut classifier = Classifier::builtin().unwrap();
     let test = gan_run::data::load_test(&data_dir()).unwrap();
     let accuracy = classifier.accuracy(&test, &dfdx::prelude::Cpu::default());

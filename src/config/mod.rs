@@ -462,9 +462,7 @@ impl ExperimentConfig {
     /// fingerprint can share checkpoints: only the epoch count, the output and evaluation
     /// cadence, the name and the data location may differ.
     pub fn training_fingerprint(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(self.weights_view().to_toml().as_bytes());
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        crate::data::sha256_hex(self.weights_view().to_toml().as_bytes())
     }
 
     /// The config with the keys that do not shape the weights blanked out.

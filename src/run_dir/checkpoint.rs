@@ -179,13 +179,39 @@ fn collect(net: &mut Network, opt: &mut AdamState, out: &mut Vec<(String, Vec<us
     net.visit(&mut Collect { prefix, opt, out });
 }
 
-struct Loader<'a> {
+/// Reads named f32 tensors of known shapes out of a safetensors file, keeping the first
+/// problem (a missing tensor, a wrong dtype or shape) as `error` for the caller to report.
+pub(crate) struct Loader<'a> {
     file: &'a SafeTensors<'a>,
     prefix: String,
-    error: Option<String>,
+    /// The first problem met.
+    pub(crate) error: Option<String>,
 }
 
-impl Loader<'_> {
+impl<'a> Loader<'a> {
+    /// A loader of unprefixed names.
+    pub(crate) fn new(file: &'a SafeTensors<'a>) -> Self {
+        Loader {
+            file,
+            prefix: String::new(),
+            error: None,
+        }
+    }
+
+    /// Copies every tensor of `net` (its visit names, no prefix) from the file.
+    pub(crate) fn fill(&mut self, net: &mut Network) {
+        struct Fill<'a, 'b>(&'a mut Loader<'b>);
+        impl TensorVisitor for Fill<'_, '_> {
+            fn visit<S: Shape>(&mut self, name: &str, t: &mut Tensor<S, f32, Cpu>, _: bool) {
+                let shape: Vec<usize> = t.shape().concrete().into_iter().collect();
+                if let Some(values) = self.0.read(name, &shape) {
+                    t.copy_from(&values);
+                }
+            }
+        }
+        net.visit(&mut Fill(self));
+    }
+
     fn read(&mut self, name: &str, shape: &[usize]) -> Option<Vec<f32>> {
         if self.error.is_some() {
             return None;
@@ -243,7 +269,8 @@ fn load_network(net: &mut Network, opt: &mut AdamState, loader: &mut Loader<'_>)
     net.visit(&mut Load { opt, loader });
 }
 
-fn le_bytes(values: &[f32]) -> Vec<u8> {
+/// Little-endian bytes of f32 values, as safetensors stores them.
+pub(crate) fn le_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
