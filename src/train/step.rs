@@ -79,17 +79,24 @@ impl PlainAdam {
         net.visit(&mut Give(state, self, 0));
     }
 
-    /// Applies collected gradients to every parameter: one optimizer step.
-    fn update(&mut self, net: &mut PlainNet, grads: &ParamGrads) {
+    /// Starts one optimizer step (Adam's `t` counts steps, not tensors) and returns the
+    /// updater for its tensors.
+    fn begin_step(&mut self) -> &mut Self {
         self.steps += 1;
+        self
+    }
+
+    /// One optimizer step from collected gradients.
+    fn update(&mut self, net: &mut PlainNet, grads: &ParamGrads) {
+        let step = self.begin_step();
         for (i, param) in net.params_mut().into_iter().enumerate() {
-            self.apply(i, param, &grads[i]);
+            step.apply(i, param, &grads[i]);
         }
     }
 }
 
 impl ParamUpdate for PlainAdam {
-    /// Call after incrementing `steps` once for the optimizer step.
+    /// Updates one tensor within the step [`PlainAdam::begin_step`] started.
     fn apply(&mut self, index: usize, param: &mut [f32], grad: &[f32]) {
         adam(
             self.steps,
@@ -182,8 +189,8 @@ impl PlainGan {
             let mut grad = r.grad;
             grad.extend(f.grad);
             // The update runs inside the backward pass (its time counts as D's).
-            self.d_opt.steps += 1;
-            d.backward(trace, grad, false, ParamGradUse::Apply(&mut self.d_opt));
+            let step = self.d_opt.begin_step();
+            d.backward(trace, grad, false, ParamGradUse::Apply(step));
             times.d_step += phase.elapsed();
             (r.loss + f.loss, r.mean_prob, f.mean_prob)
         };
@@ -213,10 +220,9 @@ impl PlainGan {
             .backward(d_trace, l.grad, true, ParamGradUse::Skip)
             .expect("asked for the input gradient");
         // G's update runs inside its backward pass (its time counts as the G step's).
-        self.g_opt.steps += 1;
-        let g_opt = &mut self.g_opt;
+        let step = self.g_opt.begin_step();
         self.generator
-            .backward(g_trace, d_fake, false, ParamGradUse::Apply(g_opt));
+            .backward(g_trace, d_fake, false, ParamGradUse::Apply(step));
         times.g_step += phase.elapsed();
         l.loss
     }
