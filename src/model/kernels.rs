@@ -209,6 +209,19 @@ pub fn adam(
     }
 }
 
+/// Asserts that two buffers agree to `tol`, relative to their magnitude (tests of the kernels
+/// and of the steps built on them).
+#[cfg(test)]
+pub(crate) fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= tol * (1.0 + x.abs().max(y.abs())),
+            "{what}: element {i}: {x} vs {y}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{adam, column_sums, matmul, matmul_add, Mat};
@@ -216,13 +229,7 @@ mod tests {
     use dfdx::prelude::*;
 
     fn close(a: &[f32], b: &[f32], tol: f32) {
-        assert_eq!(a.len(), b.len());
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!(
-                (x - y).abs() <= tol * (1.0 + x.abs().max(y.abs())),
-                "element {i}: {x} vs {y}"
-            );
-        }
+        super::assert_close(a, b, tol, "product");
     }
 
     /// Every orientation the training step uses, large enough to be split, against dfdx.

@@ -288,19 +288,14 @@ mod tests {
     fn assert_close(a: &[Vec<f32>], b: &[Vec<f32>], tol: f32, what: &str) {
         assert_eq!(a.len(), b.len());
         for (t, (x, y)) in a.iter().zip(b).enumerate() {
-            for (i, (p, q)) in x.iter().zip(y).enumerate() {
-                assert!(
-                    (p - q).abs() <= tol * (1.0 + p.abs().max(q.abs())),
-                    "{what}: tensor {t} element {i}: {p} vs {q}"
-                );
-            }
+            crate::model::kernels::assert_close(x, y, tol, &format!("{what}: tensor {t}"));
         }
     }
 
     /// Two D and G steps of the plain path against the dfdx tape path, from the same state
     /// and RNG: the same parameters, running statistics and losses up to rounding. Run on the
-    /// paper config and on one with every layer kind (batch-norm in D included, so that D's
-    /// real and fake passes run apart). Adam's eps and lr are set to 1 so that each update is
+    /// paper config, on one with every layer kind (batch-norm in D included, so that D's real
+    /// and fake passes run apart), and on two whose D has one or two dropout layers. Adam's eps and lr are set to 1 so that each update is
     /// close to the gradient itself (with the default eps Adam moves every parameter by about
     /// lr whatever its gradient, and rounding can flip the sign of a near-zero one).
     #[test]
