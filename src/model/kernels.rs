@@ -9,7 +9,6 @@
 //! paper's shapes and a whole paper step (tested), so results there do not depend on the thread
 //! count. The products and Adam are tested against dfdx, the column sums against a plain loop.
 
-use faer::linalg::matmul::matmul as faer_matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
@@ -18,6 +17,33 @@ use rayon::prelude::*;
 const SPLIT_MACS: usize = 1 << 18;
 /// Element-wise passes over fewer elements than this run on one thread.
 const SPLIT_ELEMENTS: usize = 1 << 14;
+
+/// faer's product on the calling thread, followed by [`clear_upper_vector_state`].
+fn faer_matmul(c: MatMut<'_, f32>, accum: Accum, a: MatRef<'_, f32>, b: MatRef<'_, f32>) {
+    faer::linalg::matmul::matmul(c, accum, a, b, 1.0f32, Par::Seq);
+    clear_upper_vector_state();
+}
+
+/// Runs `vzeroupper` where the CPU has AVX.
+///
+/// Why: faer's AVX-512 product kernels (private-gemm-x86 0.1.22, generated assembly) return
+/// with the upper halves of the vector registers dirty, and on this machine's AMD EPYC every
+/// legacy-SSE instruction after that (code compiled for baseline x86-64) ran about 5 times
+/// slower until something cleared them: Adam went from 0.6 to 3.1 ns per element after a
+/// single product, in the same process. Compilers end every function that uses wide registers
+/// with a `vzeroupper`; these kernels do not.
+#[inline]
+fn clear_upper_vector_state() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use pulp::core_arch::x86::Avx;
+        use std::sync::OnceLock;
+        static AVX: OnceLock<Option<Avx>> = OnceLock::new();
+        if let Some(avx) = AVX.get_or_init(Avx::try_new) {
+            avx._mm256_zeroupper();
+        }
+    }
+}
 
 /// A row-major matrix view: `rows x cols` values, or the transpose of one.
 #[derive(Clone, Copy)]
@@ -78,7 +104,7 @@ pub fn matmul_one_thread(a: Mat<'_>, b: Mat<'_>, c: &mut [f32]) {
     let (m, n) = (a.nrows(), b.ncols());
     assert_eq!(c.len(), m * n, "output buffer size");
     let c = MatMut::from_row_major_slice_mut(c, m, n);
-    faer_matmul(c, Accum::Replace, a, b, 1.0f32, Par::Seq);
+    faer_matmul(c, Accum::Replace, a, b);
 }
 
 fn product(a: Mat<'_>, b: Mat<'_>, c: &mut [f32], accum: Accum) {
@@ -87,9 +113,8 @@ fn product(a: Mat<'_>, b: Mat<'_>, c: &mut [f32], accum: Accum) {
     assert_eq!(k, b.nrows(), "inner dimensions");
     assert_eq!(c.len(), m * n, "output buffer size");
     let c = MatMut::from_row_major_slice_mut(c, m, n);
-    let product = |c: MatMut<'_, f32>, a: MatRef<'_, f32>, b: MatRef<'_, f32>| {
-        faer_matmul(c, accum, a, b, 1.0f32, Par::Seq)
-    };
+    let product =
+        |c: MatMut<'_, f32>, a: MatRef<'_, f32>, b: MatRef<'_, f32>| faer_matmul(c, accum, a, b);
     if m * k * n < SPLIT_MACS || rayon::current_num_threads() < 2 {
         product(c, a, b);
     } else if n >= m {
