@@ -59,10 +59,10 @@ fi
 # --- gan-run binary -----------------------------------------------------------------------
 if [[ -z "${GAN_RUN:-}" ]]; then
     GAN_RUN=target/release/gan-run
-    if [[ ! -x "$GAN_RUN" ]]; then
-        say cargo build --release
-        cargo build --release
-    fi
+    # Always: a stale binary would time old code (a no-op when it is up to date).
+    say cargo build --release
+    cargo build --release
+
 fi
 
 # --- Machine ------------------------------------------------------------------------------
