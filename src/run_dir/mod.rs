@@ -244,10 +244,16 @@ impl RunDir {
         Ok(self.checkpoints()?.pop().map(|(_, p)| p))
     }
 
-    /// Writes a checkpoint and deletes all but the newest `keep`.
-    pub fn save_checkpoint(&self, epoch: usize, bytes: &[u8], keep: usize) -> Result<PathBuf> {
+    /// Writes the checkpoint of `epoch` (`write` writes the file at the path it is given) and
+    /// deletes all but the newest `keep`.
+    pub fn save_checkpoint(
+        &self,
+        epoch: usize,
+        keep: usize,
+        write: impl FnOnce(&Path) -> std::io::Result<()>,
+    ) -> Result<PathBuf> {
         let path = self.checkpoint_path(epoch);
-        atomic_write(&path, bytes)?;
+        atomic_write_with(&path, write)?;
         let all = self.checkpoints()?;
         for (_, old) in all.iter().take(all.len().saturating_sub(keep)) {
             std::fs::remove_file(old).map_err(|e| Error::io("cannot delete", old, e))?;
@@ -311,15 +317,23 @@ pub fn grid_png(pixels: &[f32], grid: usize) -> Vec<u8> {
 /// Writes a file so that readers see either the old content or the new, never a part: the
 /// bytes go to a temporary sibling, are flushed to disk, and the temporary is renamed over.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    atomic_write_with(path, |tmp| std::fs::File::create(tmp)?.write_all(bytes))
+}
+
+/// [`atomic_write`] for content that `write` streams into the file at the (temporary) path it
+/// is given, rather than bytes held in memory.
+pub fn atomic_write_with(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> Result<()> {
     let tmp = path.with_extension(format!(
         "{}.tmp-{}",
         path.extension().and_then(|e| e.to_str()).unwrap_or(""),
         std::process::id()
     ));
     let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+        write(&tmp)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, path)
     };
     write().map_err(|e| {

@@ -183,8 +183,9 @@ pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
             }
         }
         if epoch.is_multiple_of(config.output.checkpoint_every) || start_ends {
-            let bytes = checkpoint::to_bytes(&mut state, &fingerprint);
-            dir.save_checkpoint(epoch, &bytes, config.output.keep_checkpoints)?;
+            dir.save_checkpoint(epoch, config.output.keep_checkpoints, |path| {
+                checkpoint::write(&mut state, &fingerprint, path)
+            })?;
         }
         dir.write_metrics(&state.history)?;
     }
