@@ -8,7 +8,7 @@
 #   GAN_RUN=path/to/gan-run bench/compare.sh
 #
 # Env knobs: STEPS (200), THREADS (2), WARMUP (10), NO_TF=1 (skip TensorFlow),
-# GAN_RUN (the binary; default target/release/gan-run, built with cargo if missing).
+# GAN_RUN (the binary; default target/release/gan-run, which cargo builds first).
 # The environment passes through: on a machine whose cores are shared with other work,
 # OMP_WAIT_POLICY=PASSIVE stops PyTorch's OpenMP threads spinning at barriers (measured here
 # with a build running beside it: 0.6 steps/s at 2 threads by default, 14.8 with PASSIVE).
@@ -62,7 +62,6 @@ if [[ -z "${GAN_RUN:-}" ]]; then
     # Always: a stale binary would time old code (a no-op when it is up to date).
     say cargo build --release
     cargo build --release
-
 fi
 
 # --- Machine ------------------------------------------------------------------------------

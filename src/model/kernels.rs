@@ -27,19 +27,18 @@ fn faer_matmul(c: MatMut<'_, f32>, accum: Accum, a: MatRef<'_, f32>, b: MatRef<'
 /// Runs `vzeroupper` where the CPU has AVX.
 ///
 /// Why: faer's AVX-512 product kernels (private-gemm-x86 0.1.22, generated assembly) return
-/// with the upper halves of the vector registers dirty, and on this machine's AMD EPYC every
-/// legacy-SSE instruction after that (code compiled for baseline x86-64) ran about 5 times
-/// slower until something cleared them: Adam went from 0.6 to 3.1 ns per element after a
-/// single product, in the same process. Compilers end every function that uses wide registers
-/// with a `vzeroupper`; these kernels do not.
+/// with the upper halves of the vector registers dirty, and on this machine's AMD EPYC legacy-SSE
+/// code after that (compiled for baseline x86-64) ran slowly until something cleared them:
+/// Adam, the loop measured, went from 0.6 to 3.1 ns per element after a single product, in the
+/// same process. Compilers end every function that uses wide registers with a `vzeroupper`;
+/// these kernels do not. Even with `target-cpu=native`, the prebuilt standard library and libc
+/// are SSE code.
 #[inline]
 fn clear_upper_vector_state() {
     #[cfg(target_arch = "x86_64")]
     {
-        use pulp::core_arch::x86::Avx;
-        use std::sync::OnceLock;
-        static AVX: OnceLock<Option<Avx>> = OnceLock::new();
-        if let Some(avx) = AVX.get_or_init(Avx::try_new) {
+        // The feature check is std's, cached after the first call.
+        if let Some(avx) = pulp::core_arch::x86::Avx::try_new() {
             avx._mm256_zeroupper();
         }
     }

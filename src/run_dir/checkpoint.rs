@@ -33,12 +33,16 @@ const FORMAT_V1: &str = "gan-run-checkpoint-1";
 pub fn write(state: &mut GanState, fingerprint: &str, path: &Path) -> std::io::Result<()> {
     let state = RefCell::new(state);
     let (tensors, metadata) = prepare(&state, fingerprint);
-    safetensors::serialize_to_file(tensors, &Some(metadata), path)
-        .map_err(|e| std::io::Error::other(e.to_string()))
+    safetensors::serialize_to_file(tensors, &Some(metadata), path).map_err(|e| match e {
+        // Keep the kind (a full disk, a permission) for the caller's message.
+        safetensors::SafeTensorError::IoError(e) => e,
+        e => std::io::Error::other(format!("{e:?}")),
+    })
 }
 
-/// The bytes [`write`] would write.
-pub fn to_bytes(state: &mut GanState, fingerprint: &str) -> Vec<u8> {
+/// The bytes [`write`] would write (for tests, which edit them).
+#[cfg(test)]
+pub(crate) fn to_bytes(state: &mut GanState, fingerprint: &str) -> Vec<u8> {
     let state = RefCell::new(state);
     let (tensors, metadata) = prepare(&state, fingerprint);
     safetensors::serialize(tensors, &Some(metadata)).expect("in-memory serialisation")

@@ -333,7 +333,11 @@ pub fn atomic_write_with(
     ));
     let write = || -> std::io::Result<()> {
         write(&tmp)?;
-        std::fs::File::open(&tmp)?.sync_all()?;
+        // Opened for writing: some systems (Windows) refuse to flush a read-only handle.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&tmp)?
+            .sync_all()?;
         std::fs::rename(&tmp, path)
     };
     write().map_err(|e| {
@@ -353,6 +357,22 @@ mod tests {
         atomic_write(&p, b"one").unwrap();
         atomic_write(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// A write that fails part-way leaves the old file as it was and no temporary behind.
+    #[test]
+    fn a_failed_streamed_write_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("epoch-0001.safetensors");
+        atomic_write(&p, b"old").unwrap();
+        let e = atomic_write_with(&p, |tmp| {
+            std::fs::write(tmp, b"half")?;
+            Err(std::io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("epoch-0001.safetensors"), "{e}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"old");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 

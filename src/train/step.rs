@@ -48,10 +48,9 @@ impl PlainAdam {
         let mut take = Take(state, Vec::new(), Vec::new());
         net.visit(&mut take);
         let (moment1, moment2) = (take.1, take.2);
-        // The moments are moved, not copied (23 MB for the paper config), and dfdx's emptied
-        // buffers are dropped until check-in moves them back.
-        state.moment1 = Gradients::leaky();
-        state.moment2 = Gradients::leaky();
+        // The moments are moved, not copied (23 MB for the paper config): dfdx's entries stay,
+        // empty, until check-in moves them back (dfdx's tensor cache, which would keep the
+        // emptied buffers, is never enabled).
         let cfg = &state.cfg;
         PlainAdam {
             lr: cfg.lr as f32,
@@ -69,7 +68,7 @@ impl PlainAdam {
         impl TensorVisitor for Give<'_> {
             fn visit<S: Shape>(&mut self, _: &str, t: &mut Tensor<S, f32, Cpu>, trainable: bool) {
                 if trainable {
-                    // dfdx allocates zeros (not yet touched), replaced without a copy.
+                    // The entries check-out emptied: filled without a copy.
                     let (m, v) = self.0.moments_of(t);
                     *m = std::mem::take(&mut self.1.moment1[self.2]);
                     *v = std::mem::take(&mut self.1.moment2[self.2]);
@@ -123,7 +122,8 @@ pub struct PlainGan {
 }
 
 impl PlainGan {
-    /// Copies the networks and the optimizers' moments out of `state`.
+    /// Copies the networks out of `state` and moves the optimizers' moments out (`state`'s
+    /// moments are empty until [`PlainGan::check_in`]).
     pub fn check_out(state: &mut GanState) -> PlainGan {
         PlainGan {
             generator: PlainNet::check_out(&state.generator),
