@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::{ExperimentConfig, IMAGE_PIXELS};
 use crate::error::Result;
-use crate::model::kernels::{matmul, Mat};
+use crate::model::kernels::{matmul, on_worker, Mat};
 use crate::model::{Layer, Matrix, Network};
 use crate::train::step::PlainGan;
 use crate::train::{d_step, g_step, GanState, PhaseTimes};
@@ -70,13 +70,18 @@ pub fn run(
             plain.g_step(&mut rng, config, batch, times);
         }
     };
-    for i in 0..warmup {
-        plain_step(i, &mut PhaseTimes::default());
-    }
+    on_worker(|| {
+        for i in 0..warmup {
+            plain_step(i, &mut PhaseTimes::default());
+        }
+    });
     let start = Instant::now();
-    for i in 0..steps {
-        plain_step(i, &mut times);
-    }
+    // As training runs them (see `on_worker`).
+    on_worker(|| {
+        for i in 0..steps {
+            plain_step(i, &mut times);
+        }
+    });
     let seconds = start.elapsed().as_secs_f64();
     // Read before the baseline runs, so that it is gan-run's step's own peak.
     let peak_rss_mb = peak_rss_mb();

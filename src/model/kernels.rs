@@ -129,6 +129,20 @@ fn product(a: Mat<'_>, b: Mat<'_>, c: &mut [f32], accum: Accum) {
     }
 }
 
+/// Runs `f` on one of rayon's worker threads, the caller waiting: for loops of many small
+/// parallel regions, such as the training step's.
+///
+/// Why: `rayon::join` called from outside the pool hands its work to the pool and parks the
+/// caller until it is done, so every product and element-wise pass of a step woke two threads
+/// through the OS scheduler. Called from a worker, it runs one half on that thread while the
+/// other worker takes the rest. Measured on the paper config: 102,000 context switches in 300
+/// steps from the main thread, 14,000 from a worker, and 6% more steps/s (medians of 5
+/// interleaved runs). Where the work runs does not change its arithmetic.
+pub fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    // From outside the pool, `scope` runs its body on a worker thread.
+    rayon::scope(|_| f())
+}
+
 /// Applies `f(row_index, row)` to each `cols`-wide row of `x`, split across threads when large.
 pub fn for_rows(x: &mut [f32], cols: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     if x.len() < SPLIT_ELEMENTS {

@@ -16,6 +16,7 @@ use super::step::PlainGan;
 use crate::config::{ExperimentConfig, NoiseDistribution, IMAGE_PIXELS};
 use crate::data::Images;
 use crate::error::{Error, Result};
+use crate::model::kernels::on_worker;
 use crate::model::{Matrix, Mode, Network};
 
 /// RNG streams derived from the one config seed, so that each use is independent of the others.
@@ -153,7 +154,7 @@ pub fn train_epoch(
     config: &ExperimentConfig,
     train: &Images,
     times: &mut PhaseTimes,
-    mut on_step: impl FnMut(usize),
+    mut on_step: impl FnMut(usize) + Send,
 ) -> Result<EpochMetrics> {
     let start = Instant::now();
     let epoch = state.epoch + 1;
@@ -168,7 +169,7 @@ pub fn train_epoch(
     // at the end (or on divergence, so the state stays whole).
     let mut plain = PlainGan::check_out(state);
     let rng = &mut state.rng;
-    let mut steps = || -> Result<()> {
+    let steps = || -> Result<()> {
         for step in 0..batches {
             let phase = Instant::now();
             let mut pixels = Vec::with_capacity(batch * IMAGE_PIXELS);
@@ -193,7 +194,7 @@ pub fn train_epoch(
         }
         Ok(())
     };
-    let finished = steps();
+    let finished = on_worker(steps);
     plain.check_in(state);
     finished?;
 
