@@ -14,7 +14,7 @@ use super::loss::gan_bce;
 use super::optim::AdamState;
 use super::step::PlainGan;
 use crate::config::{ExperimentConfig, NoiseDistribution, IMAGE_PIXELS};
-use crate::data::Images;
+use crate::data::PackedImages;
 use crate::error::{Error, Result};
 use crate::model::kernels::on_worker;
 use crate::model::{Matrix, Mode, Network};
@@ -152,7 +152,7 @@ pub fn generate(generator: &mut Network, noise: Matrix) -> Vec<f32> {
 pub fn train_epoch(
     state: &mut GanState,
     config: &ExperimentConfig,
-    train: &Images,
+    train: &PackedImages,
     times: &mut PhaseTimes,
     mut on_step: impl FnMut(usize) + Send,
 ) -> Result<EpochMetrics> {
@@ -339,6 +339,7 @@ fn check_finite(value: f32, what: &'static str, epoch: usize, step: usize) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Images;
     use crate::model::TensorVisitor;
 
     struct Snapshot(Vec<(String, Vec<f32>)>);
@@ -416,7 +417,14 @@ mod tests {
         let mut state = GanState::new(&config, &dev);
         let images = fake_images(8); // two batches of 4
         let mut times = PhaseTimes::default();
-        train_epoch(&mut state, &config, &images, &mut times, |_| {}).unwrap();
+        train_epoch(
+            &mut state,
+            &config,
+            &PackedImages::pack(&images),
+            &mut times,
+            |_| {},
+        )
+        .unwrap();
         assert_eq!((state.d_opt.steps, state.g_opt.steps), (2, 1));
     }
 
@@ -430,7 +438,7 @@ mod tests {
             let m = train_epoch(
                 &mut state,
                 &config,
-                &images,
+                &PackedImages::pack(&images),
                 &mut PhaseTimes::default(),
                 |_| {},
             )
