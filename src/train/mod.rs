@@ -7,13 +7,14 @@ pub mod optim;
 pub mod step;
 pub mod trainer;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use dfdx::prelude::*;
 use serde::Serialize;
 
 use crate::config::ExperimentConfig;
+use crate::data::PackedImages;
 use crate::error::{Error, Result};
 use crate::run_dir::{checkpoint, RunDir, Start};
 pub use trainer::{
@@ -72,38 +73,39 @@ pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
     let dev = Cpu::seed_from_u64(config.seed);
     let mut state = GanState::new(config, &dev);
     let fingerprint = config.training_fingerprint();
-    let read_checkpoint =
-        |path: &Path| std::fs::read(path).map_err(|e| Error::io("cannot read", path, e));
-    // The training images are loaded before a checkpoint is restored: the raw training file
-    // and the Adam moments a checkpoint brings were otherwise held together, and a resumed
-    // paper run peaked at 116 MB against 88 for a fresh one. A finished run loads none.
-    let finished_already = match &start {
-        Start::Resume(path) => checkpoint::epoch_of(&read_checkpoint(path)?)
-            .is_some_and(|epoch| epoch >= config.training.epochs),
-        Start::Fresh => false,
-    };
-    let train = if finished_already {
-        None
-    } else {
-        let data = crate::data::load_train(&config.data)?;
-        // Only the training images are kept, packed (see `PackedImages`).
-        let train = crate::data::PackedImages::pack(&data.train);
-        tracing::info!(
-            train = data.train.len(),
-            validation = data.validation.len(),
-            packed_mb = format!("{:.1}", train.packed_bytes() as f64 / 1e6),
-            "data loaded"
-        );
-        Some(train)
-    };
-    if let Start::Resume(path) = &start {
-        checkpoint::restore(&mut state, &read_checkpoint(path)?, path, &fingerprint)?;
-        tracing::info!(checkpoint = %path.display(), epoch = state.epoch, "resuming");
-    }
     let (g_params, d_params) = (
         state.generator.num_params(),
         state.discriminator.num_params(),
     );
+    let load_train_images = || -> Result<PackedImages> {
+        let data = crate::data::load_train(&config.data)?;
+        // Only the training images are kept, packed.
+        let train = PackedImages::pack(&data.train);
+        tracing::info!(
+            train = data.train.len(),
+            validation = data.validation.len(),
+            packed_mb = format!("{:.1}", train.packed_bytes() as f64 / 1e6),
+            generator_params = g_params,
+            discriminator_params = d_params,
+            "data loaded"
+        );
+        Ok(train)
+    };
+    let mut train = None;
+    if let Start::Resume(path) = &start {
+        // A run that will train loads its images before the checkpoint: the raw training file
+        // and the Adam moments a checkpoint restores were otherwise held together (a resumed
+        // paper run peaked at 116 MB, 94 MB in this order). A finished run, or a file that
+        // `restore` will refuse, loads none first.
+        let will_train = checkpoint::peek(path)
+            .is_some_and(|(epoch, fp)| fp == fingerprint && epoch < config.training.epochs);
+        if will_train {
+            train = Some(load_train_images()?);
+        }
+        let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+        checkpoint::restore(&mut state, &bytes, path, &fingerprint)?;
+        tracing::info!(checkpoint = %path.display(), epoch = state.epoch, "resuming");
+    }
     let mut evaluation: Option<crate::eval::Scores> = None;
     let summary = |state: &GanState, evaluation: &Option<crate::eval::Scores>| Summary {
         name: config.name.clone(),
@@ -124,12 +126,10 @@ pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
         return Ok(summary(&state, &evaluation));
     }
     dir.write_metrics(&state.history)?;
-    let train = train.expect("loaded for an unfinished run");
-    tracing::info!(
-        generator_params = g_params,
-        discriminator_params = d_params,
-        "networks built"
-    );
+    let train = match train {
+        Some(train) => train,
+        None => load_train_images()?,
+    };
     let mut evaluator = match config.evaluation.every {
         0 => None,
         _ => Some(crate::eval::Evaluator::new(
