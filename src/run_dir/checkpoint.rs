@@ -464,6 +464,22 @@ mod tests {
         assert_eq!(b.rng.gen::<u64>(), a.rng.gen::<u64>());
     }
 
+    /// `peek` reads the epoch and fingerprint from the header alone, and gives nothing for a
+    /// file that is not a checkpoint.
+    #[test]
+    fn peek_reads_the_header() {
+        let (mut a, fp) = state(&[]);
+        a.epoch = 4;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("epoch-0004.safetensors");
+        write(&mut a, &fp, &file).unwrap();
+        assert_eq!(peek(&file), Some((4, fp)));
+        let junk = dir.path().join("junk");
+        std::fs::write(&junk, b"\xff\xff\xff\xff\xff\xff\xff\x7fnot a header").unwrap();
+        assert_eq!(peek(&junk), None);
+        assert_eq!(peek(&dir.path().join("missing")), None);
+    }
+
     #[test]
     fn foreign_checkpoints_are_refused() {
         let (mut a, fp) = state(&[]);
