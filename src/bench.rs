@@ -53,8 +53,19 @@ pub fn run(
     warmup: usize,
     baseline: bool,
 ) -> Result<BenchReport> {
+    // All of it on a rayon worker, as training runs its steps (see `on_worker`): the dfdx
+    // baseline too (its products use rayon), so that the ratio compares the steps only.
+    on_worker(|| measure(config, steps, warmup, baseline))
+}
+
+fn measure(
+    config: &ExperimentConfig,
+    steps: usize,
+    warmup: usize,
+    baseline: bool,
+) -> Result<BenchReport> {
     let dev = Cpu::seed_from_u64(config.seed);
-    let peak_gflops = on_worker(peak_matmul_gflops);
+    let peak_gflops = peak_matmul_gflops();
     let batch = config.training.batch_size;
     let real: Matrix = dev.sample_uniform_like(&(batch, IMAGE_PIXELS));
     let real_pixels = real.as_vec();
@@ -70,46 +81,37 @@ pub fn run(
             plain.g_step(&mut rng, config, batch, times);
         }
     };
-    on_worker(|| {
-        for i in 0..warmup {
-            plain_step(i, &mut PhaseTimes::default());
-        }
-    });
+    for i in 0..warmup {
+        plain_step(i, &mut PhaseTimes::default());
+    }
     let start = Instant::now();
-    // As training runs them (see `on_worker`).
-    on_worker(|| {
-        for i in 0..steps {
-            plain_step(i, &mut times);
-        }
-    });
+    for i in 0..steps {
+        plain_step(i, &mut times);
+    }
     let seconds = start.elapsed().as_secs_f64();
     // Read before the baseline runs, so that it is gan-run's step's own peak.
     let peak_rss_mb = peak_rss_mb();
     // Measured again after the steps and the best kept: on a shared VM one measurement can
     // land in a slow moment (one gave half the usual figure, and a share above 100%).
-    let peak_gflops = peak_gflops.max(on_worker(peak_matmul_gflops));
+    let peak_gflops = peak_gflops.max(peak_matmul_gflops());
 
-    // Also on a worker, so that the ratio compares the steps and not where they were called
-    // from (dfdx's products use rayon too).
     let tape_steps_per_sec = baseline.then(|| {
-        on_worker(|| {
-            let mut tape_state = GanState::new(config, &dev);
-            let tape_step = |state: &mut GanState, i: usize| {
-                let mut t = PhaseTimes::default();
-                d_step(state, config, real.clone(), &dev, &mut t);
-                if (i + 1).is_multiple_of(every) {
-                    g_step(state, config, batch, &dev, &mut t);
-                }
-            };
-            for i in 0..warmup {
-                tape_step(&mut tape_state, i);
+        let mut tape_state = GanState::new(config, &dev);
+        let tape_step = |state: &mut GanState, i: usize| {
+            let mut t = PhaseTimes::default();
+            d_step(state, config, real.clone(), &dev, &mut t);
+            if (i + 1).is_multiple_of(every) {
+                g_step(state, config, batch, &dev, &mut t);
             }
-            let tape_start = Instant::now();
-            for i in 0..steps {
-                tape_step(&mut tape_state, i);
-            }
-            steps as f64 / tape_start.elapsed().as_secs_f64()
-        })
+        };
+        for i in 0..warmup {
+            tape_step(&mut tape_state, i);
+        }
+        let tape_start = Instant::now();
+        for i in 0..steps {
+            tape_step(&mut tape_state, i);
+        }
+        steps as f64 / tape_start.elapsed().as_secs_f64()
     });
 
     let steps_per_sec = steps as f64 / seconds;
