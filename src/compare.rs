@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::{self, ExperimentConfig};
 use crate::error::{Error, Result};
-use crate::run_dir::{CONFIG_FILE, METRICS_FILE, SAMPLES_DIR};
+use crate::run_dir::{sample_grid_name, CONFIG_FILE, METRICS_FILE, SAMPLES_DIR};
 use crate::train::EpochMetrics;
 
 /// A finished or unfinished run, read back from its directory.
@@ -32,7 +32,7 @@ impl RunRecord {
                 message: format!("has no {CONFIG_FILE}: not a gan-run run directory"),
             });
         }
-        let config = config::load(&dir.join(CONFIG_FILE), &[])?;
+        let config = config::load_saved(&dir.join(CONFIG_FILE))?;
         let path = dir.join(METRICS_FILE);
         let mut metrics = Vec::new();
         if path.exists() {
@@ -287,7 +287,7 @@ pub fn diff(a: &RunRecord, b: &RunRecord) -> RunDiff {
 /// A PNG with, per common epoch, A's sample grid on the left and B's on the right.
 pub fn side_by_side_png(a: &RunRecord, b: &RunRecord, epochs: &[usize]) -> Result<Vec<u8>> {
     let load = |r: &RunRecord, e: usize| -> Result<image::GrayImage> {
-        let p = r.dir.join(SAMPLES_DIR).join(format!("epoch-{e:04}.png"));
+        let p = r.dir.join(SAMPLES_DIR).join(sample_grid_name(e, None));
         Ok(image::open(&p)
             .map_err(|err| Error::RunDir {
                 path: p.clone(),

@@ -83,6 +83,15 @@ pub enum Error {
         message: String,
     },
 
+    /// A loss log given to `report --log NAME=FILE` that cannot be read.
+    #[error("imported loss log {}: {message}", path.display())]
+    ImportedLog {
+        /// The file (or the argument, when it does not name one).
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+
     /// A loss became NaN or infinite.
     #[error("training diverged at epoch {epoch}, step {step}: {what} is {value}")]
     Diverged {

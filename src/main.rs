@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use gan_run::config::{self, ExperimentConfig, Override};
+use gan_run::config::{self, ExperimentConfig, GenerationMode, Override};
 
 /// Declarative GAN experiments on MNIST. `gan-run CONFIG` is `gan-run train CONFIG`.
 #[derive(Parser)]
@@ -119,6 +119,13 @@ enum Command {
         /// The page to write.
         #[arg(long, default_value = "report.html")]
         out: PathBuf,
+        /// A loss log printed by another tool, `NAME=FILE` (CSV with columns epoch, d_loss,
+        /// g_loss), drawn beside the runs' end-of-epoch losses (repeatable).
+        #[arg(long = "log", value_name = "NAME=FILE")]
+        logs: Vec<String>,
+        /// Also write each chart as a standalone SVG file into this folder (for documents).
+        #[arg(long, value_name = "DIR")]
+        charts: Option<PathBuf>,
     },
     /// Write generated images of a run as an MNIST-format IDX3 file (.gz if named so) or a PNG grid.
     Sample {
@@ -136,10 +143,14 @@ enum Command {
         /// Seed of the noise.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// How the generator draws them (default: the run's `generation.mode`).
+        #[arg(long, value_enum)]
+        generation: Option<GenerationMode>,
     },
     /// Score generated images: classifier FID, classifier score, mode coverage, Parzen
     /// log-likelihood (Goodfellow et al. 2014) and memorisation, beside the reference rows.
-    /// Writes eval.json into the run.
+    /// Writes eval.json into the run (eval-<mode>.json for a --generation other than the
+    /// run's own).
     Eval {
         /// The run directory (its newest checkpoint generates the samples).
         run: Option<PathBuf>,
@@ -153,6 +164,9 @@ enum Command {
         /// Samples to generate.
         #[arg(long, default_value_t = 10_000)]
         n: usize,
+        /// How the run's generator draws them (default: the run's `generation.mode`).
+        #[arg(long, value_enum, conflicts_with = "samples")]
+        generation: Option<GenerationMode>,
         /// MNIST folder.
         #[arg(long, default_value = "data/mnist")]
         data_dir: PathBuf,
@@ -518,7 +532,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Report { runs, out } => {
+        Command::Report {
+            runs,
+            out,
+            logs,
+            charts,
+        } => {
             use gan_run::compare::{expand_runs, RunRecord};
             let records = expand_runs(&runs)?
                 .iter()
@@ -527,7 +546,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for r in &records {
                 gan_run::report::write_curves_png(r)?;
             }
-            let page = gan_run::report::html(&records)?;
+            let logs = logs
+                .iter()
+                .map(|l| gan_run::report::ImportedLog::read(l))
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(dir) = charts {
+                for path in gan_run::report::write_chart_files(&records, &logs, &dir)? {
+                    println!("{}", path.display());
+                }
+            }
+            let page = gan_run::report::html(&records, &logs)?;
             gan_run::run_dir::atomic_write(&out, page.as_bytes())?;
             println!("{}", out.display());
             Ok(())
@@ -538,9 +566,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out,
             checkpoint,
             seed,
+            generation,
         } => {
-            let (_, pixels, _) =
-                gan_run::sample::generate_from_run(&run, checkpoint.as_deref(), n.max(1), seed)?;
+            let (_, pixels, _, _) = gan_run::sample::generate_from_run(
+                &run,
+                checkpoint.as_deref(),
+                n.max(1),
+                seed,
+                generation,
+            )?;
             gan_run::sample::write_images(&out, &pixels)?;
             println!("{}", out.display());
             Ok(())
@@ -550,6 +584,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             samples,
             checkpoint,
             n,
+            generation,
             data_dir,
             classifier,
             write_reference,
@@ -577,13 +612,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", out.display());
                 return Ok(());
             }
-            let (pixels, epoch) = match (&run, &samples) {
+            let (pixels, epoch, generated) = match (&run, &samples) {
                 (Some(run), _) => {
-                    let (run_config, p, e) = gan_run::sample::generate_from_run(
+                    let (run_config, p, e, mode) = gan_run::sample::generate_from_run(
                         run,
                         checkpoint.as_deref(),
                         n.max(2),
                         0,
+                        generation,
                     )?;
                     if run_config.data.validation_size < 2000 {
                         eprintln!(
@@ -594,9 +630,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                             run_config.data.validation_size
                         );
                     }
-                    (p, Some(e))
+                    let own_mode = mode == run_config.generation.mode;
+                    (p, Some(e), Some((mode, own_mode)))
                 }
-                (None, Some(file)) => (gan_run::data::read_idx_images(file)?, None),
+                (None, Some(file)) => (gan_run::data::read_idx_images(file)?, None, None),
                 (None, None) => anyhow::bail!("name a run directory or pass --samples FILE"),
             };
             if pixels.len() < 2 * gan_run::config::IMAGE_PIXELS {
@@ -604,8 +641,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let scores = evaluator.score(&pixels);
             let reference = evaluator.reference();
-            let label = match (&run, epoch) {
-                (Some(_), Some(e)) => format!("samples (epoch {e})"),
+            let label = match (epoch, generated) {
+                (Some(e), Some((mode, _))) => format!("samples (epoch {e}, {})", mode.name()),
                 _ => "samples".to_string(),
             };
             print!(
@@ -620,6 +657,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let c = evaluator.classifier();
             let result = serde_json::json!({
                 "epoch": epoch,
+                "generation": generated.map(|(mode, _)| mode.name()),
                 "checkpoint": checkpoint,
                 "samples_file": samples,
                 "classifier": { "sha256": c.sha256, "test_accuracy": c.test_accuracy },
@@ -627,8 +665,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "reference": reference,
                 "seconds": started.elapsed().as_secs_f64(),
             });
-            if let Some(run) = &run {
-                let path = run.join("eval.json");
+            if let (Some(run), Some((mode, own_mode))) = (&run, generated) {
+                let path = match own_mode {
+                    true => run.join("eval.json"),
+                    false => run.join(format!("eval-{}.json", mode.name())),
+                };
                 gan_run::run_dir::atomic_write(
                     &path,
                     serde_json::to_string_pretty(&result)?.as_bytes(),

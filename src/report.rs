@@ -1,13 +1,14 @@
 //! The HTML report: one self-contained page (inline SVG curves, images as data URIs, no
-//! network) built from run directories only, plus a `curves.png` written into each run.
+//! network) built from run directories and, optionally, loss logs printed by other tools (such
+//! as the TensorFlow tutorial's), plus a `curves.png` written into each run.
 
 use std::fmt::Write as _;
 
 use base64::Engine;
 
 use crate::compare::{compare, RunRecord};
-use crate::error::Result;
-use crate::run_dir::{atomic_write, SAMPLES_DIR};
+use crate::error::{Error, Result};
+use crate::run_dir::{atomic_write, sample_grid_name, SAMPLES_DIR};
 use crate::train::EpochMetrics;
 
 /// File name of the per-run curves plot.
@@ -33,8 +34,143 @@ const METRICS: [Metric; 4] = [
     ("d_fake", |m| m.d_fake),
 ];
 
+/// A loss log printed by another tool, read from a CSV file with columns `epoch`, `d_loss` and
+/// `g_loss`, to draw beside runs' end-of-epoch losses (`d_loss_end`, `g_loss_end`).
+#[derive(Debug, Clone)]
+pub struct ImportedLog {
+    /// Its label in charts.
+    pub name: String,
+    /// `(epoch, d_loss, g_loss)`, epochs counted from 1 as gan-run counts them.
+    pub rows: Vec<(usize, f64, f64)>,
+}
+
+impl ImportedLog {
+    /// Reads `NAME=FILE`. A log whose epochs start at 0 (as the tutorial printed them) is
+    /// shifted to count from 1, so that its epoch N is the state after N epochs, as in gan-run.
+    pub fn read(arg: &str) -> Result<ImportedLog> {
+        let bad = |path: &str, message: String| Error::ImportedLog {
+            path: path.into(),
+            message,
+        };
+        let (name, path) = arg
+            .split_once('=')
+            .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+            .ok_or_else(|| bad(arg, "write it as NAME=FILE, e.g. tutorial=log.csv".into()))?;
+        #[derive(serde::Deserialize)]
+        struct Row {
+            epoch: usize,
+            d_loss: f64,
+            g_loss: f64,
+        }
+        let mut reader = csv::Reader::from_path(path).map_err(|e| bad(path, e.to_string()))?;
+        let mut rows = Vec::new();
+        for (i, row) in reader.deserialize::<Row>().enumerate() {
+            let row = row.map_err(|e| {
+                bad(
+                    path,
+                    format!("row {}: {e} (columns epoch, d_loss, g_loss)", i + 1),
+                )
+            })?;
+            rows.push((row.epoch, row.d_loss, row.g_loss));
+        }
+        if rows.is_empty() {
+            return Err(bad(path, "has no rows".into()));
+        }
+        if rows[0].0 == 0 {
+            rows.iter_mut().for_each(|r| r.0 += 1);
+        }
+        Ok(ImportedLog {
+            name: name.to_string(),
+            rows,
+        })
+    }
+}
+
+/// One line of a chart: a label and `(epoch, value)` points.
+type Series = (String, Vec<(usize, f64)>);
+
+/// The charts of the page, as (name, caption, series): the four per-step curves of the runs,
+/// and, where any run measured them or a log is imported, the end-of-epoch losses.
+fn charts(runs: &[RunRecord], logs: &[ImportedLog]) -> Vec<(&'static str, String, Vec<Series>)> {
+    let of_runs = |get: fn(&EpochMetrics) -> Option<f64>| -> Vec<Series> {
+        runs.iter()
+            .map(|r| {
+                let points = r
+                    .metrics
+                    .iter()
+                    .filter_map(|m| Some((m.epoch, get(m)?)))
+                    .collect();
+                (r.label(), points)
+            })
+            .collect()
+    };
+    let mut out: Vec<(&'static str, String, Vec<Series>)> = METRICS
+        .iter()
+        .map(|&(name, get)| {
+            let series = runs
+                .iter()
+                .map(|r| {
+                    (
+                        r.label(),
+                        r.metrics.iter().map(|m| (m.epoch, get(m))).collect(),
+                    )
+                })
+                .collect();
+            (
+                name,
+                format!("{name}, the mean over the epoch's steps"),
+                series,
+            )
+        })
+        .collect();
+    let measured = runs
+        .iter()
+        .any(|r| r.metrics.iter().any(|m| m.d_loss_end.is_some()));
+    if measured || !logs.is_empty() {
+        for (name, get, pick) in [
+            (
+                "d_loss_end",
+                (|m: &EpochMetrics| m.d_loss_end) as fn(&EpochMetrics) -> Option<f64>,
+                (|r: &(usize, f64, f64)| r.1) as fn(&(usize, f64, f64)) -> f64,
+            ),
+            ("g_loss_end", |m| m.g_loss_end, |r| r.2),
+        ] {
+            let mut series = of_runs(get);
+            series.extend(logs.iter().map(|l| {
+                (
+                    l.name.clone(),
+                    l.rows.iter().map(|r| (r.0, pick(r))).collect(),
+                )
+            }));
+            out.push((
+                name,
+                format!("{name}, on the epoch's last batch after it (as the tutorial printed)"),
+                series,
+            ));
+        }
+    }
+    out
+}
+
+/// Writes every chart of the page as a standalone SVG file, `DIR/<chart>.svg`, for documents
+/// that embed images; returns their paths.
+pub fn write_chart_files(
+    runs: &[RunRecord],
+    logs: &[ImportedLog],
+    dir: &std::path::Path,
+) -> Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    let mut paths = Vec::new();
+    for (name, caption, series) in charts(runs, logs) {
+        let path = dir.join(format!("{name}.svg"));
+        atomic_write(&path, svg_chart(&caption, &series, true).as_bytes())?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
 /// Builds the page.
-pub fn html(runs: &[RunRecord]) -> Result<String> {
+pub fn html(runs: &[RunRecord], logs: &[ImportedLog]) -> Result<String> {
     let mut page = String::from(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>gan-run report</title><style>\
@@ -44,19 +180,23 @@ pub fn html(runs: &[RunRecord]) -> Result<String> {
          img{image-rendering:pixelated;width:200px}\
          </style></head><body>\n<h1>gan-run report</h1>\n",
     );
-    // Legend.
+    // Legend: runs, then imported logs, in chart colours.
     page += "<p>";
-    for (i, r) in runs.iter().enumerate() {
+    let labels = runs
+        .iter()
+        .map(|r| r.label())
+        .chain(logs.iter().map(|l| l.name.clone()));
+    for (i, label) in labels.enumerate() {
         let [cr, cg, cb] = PALETTE[i % PALETTE.len()];
         let _ = write!(
             page,
             "<span style=\"color:rgb({cr},{cg},{cb})\">&#9632; {}</span> &nbsp; ",
-            escape(&r.label())
+            escape(&label)
         );
     }
     page += "</p>\n<h2>Curves</h2>\n<div class=\"charts\">\n";
-    for (name, get) in METRICS {
-        page += &svg_chart(name, runs, get);
+    for (_, caption, series) in charts(runs, logs) {
+        page += &svg_chart(&caption, &series, false);
     }
     page += "</div>\n<h2>Config keys that differ, and final metrics</h2>\n<table>\n";
     let table = compare(runs, None)?;
@@ -83,7 +223,7 @@ pub fn html(runs: &[RunRecord]) -> Result<String> {
     for e in epochs {
         let _ = write!(page, "<tr><td>{e}</td>");
         for r in runs {
-            let p = r.dir.join(SAMPLES_DIR).join(format!("epoch-{e:04}.png"));
+            let p = r.dir.join(SAMPLES_DIR).join(sample_grid_name(e, None));
             match std::fs::read(&p) {
                 Ok(bytes) => {
                     let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
@@ -102,57 +242,81 @@ pub fn html(runs: &[RunRecord]) -> Result<String> {
     Ok(page)
 }
 
-/// One metric of all runs as an SVG line chart.
-fn svg_chart(name: &str, runs: &[RunRecord], get: fn(&EpochMetrics) -> f64) -> String {
-    let (w, h, pad) = (420.0, 240.0, 40.0);
-    let values: Vec<f64> = runs
+/// One line chart; series take the palette's colours in order. `legend` adds their labels (for
+/// a chart shown on its own).
+fn svg_chart(caption: &str, series: &[Series], legend: bool) -> String {
+    let (w, h, pad) = (460.0, 260.0, 40.0);
+    let values: Vec<f64> = series
         .iter()
-        .flat_map(|r| r.metrics.iter().map(get))
+        .flat_map(|(_, p)| p.iter().map(|&(_, v)| v))
         .collect();
-    let max_epoch = runs
+    let max_epoch = series
         .iter()
-        .flat_map(|r| r.metrics.iter().map(|m| m.epoch))
+        .flat_map(|(_, p)| p.iter().map(|&(e, _)| e))
         .max()
         .unwrap_or(1);
     let (lo, hi) = bounds(&values);
     let x =
         |e: usize| pad + (e as f64 - 1.0) / ((max_epoch as f64 - 1.0).max(1.0)) * (w - 2.0 * pad);
     let y = |v: f64| h - pad - (v - lo) / (hi - lo) * (h - 2.0 * pad);
+    let name = escape(caption);
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"{name}\">\
-         <text x=\"{pad}\" y=\"20\" font-size=\"14\">{name}</text>\
+         <rect width=\"100%\" height=\"100%\" fill=\"#fafafa\"/>\
+         <text x=\"{pad}\" y=\"20\" font-size=\"12\" font-family=\"sans-serif\">{name}</text>\
          <line x1=\"{pad}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#999\"/>\
          <line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{b}\" stroke=\"#999\"/>\
-         <text x=\"2\" y=\"{ylo}\" font-size=\"10\">{lo:.3}</text><text x=\"2\" y=\"{yhi}\" font-size=\"10\">{hi:.3}</text>\
+         <text x=\"2\" y=\"{ylo}\" font-size=\"10\">{lo}</text><text x=\"2\" y=\"{yhi}\" font-size=\"10\">{hi}</text>\
          <text x=\"{pad}\" y=\"{xl}\" font-size=\"10\">1</text><text x=\"{r}\" y=\"{xl}\" font-size=\"10\" text-anchor=\"end\">epoch {max_epoch}</text>",
         b = h - pad,
         r = w - pad,
         ylo = h - pad,
         yhi = pad + 4.0,
         xl = h - pad + 14.0,
+        lo = axis_value(lo),
+        hi = axis_value(hi),
     );
-    for (i, r) in runs.iter().enumerate() {
+    for (i, (label, points)) in series.iter().enumerate() {
         let [cr, cg, cb] = PALETTE[i % PALETTE.len()];
-        let points: Vec<String> = r
-            .metrics
+        let coords: Vec<String> = points
             .iter()
-            .map(|m| format!("{:.1},{:.1}", x(m.epoch), y(get(m))))
+            .filter(|(_, v)| v.is_finite())
+            .map(|&(e, v)| format!("{:.1},{:.1}", x(e), y(v)))
             .collect();
         let _ = write!(
             s,
             "<polyline fill=\"none\" stroke=\"rgb({cr},{cg},{cb})\" stroke-width=\"2\" points=\"{}\"/>",
-            points.join(" ")
+            coords.join(" ")
         );
-        if let [only] = r.metrics.as_slice() {
+        if let [(e, v)] = points.as_slice() {
             let _ = write!(
                 s,
                 "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"rgb({cr},{cg},{cb})\"/>",
-                x(only.epoch),
-                y(get(only))
+                x(*e),
+                y(*v)
+            );
+        }
+        if legend {
+            let _ = write!(
+                s,
+                "<text x=\"{lx}\" y=\"{ly}\" font-size=\"11\" font-family=\"sans-serif\" \
+                 text-anchor=\"end\" fill=\"rgb({cr},{cg},{cb})\">&#9632; {}</text>",
+                escape(label),
+                lx = w - pad,
+                ly = 20.0 + 13.0 * (i as f64 + 1.0),
             );
         }
     }
     s + "</svg>\n"
+}
+
+/// An axis value with enough digits to tell small values apart (1.4e-6 is not 0.000).
+fn axis_value(v: f64) -> String {
+    if v != 0.0 && v.abs() < 1e-2 {
+        format!("{v:.2e}")
+    } else {
+        format!("{v:.3}")
+    }
 }
 
 fn bounds(values: &[f64]) -> (f64, f64) {
@@ -224,4 +388,41 @@ fn escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imported_logs_count_epochs_from_one_and_name_their_file_when_malformed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.csv");
+        std::fs::write(&path, "epoch,d_loss,g_loss\n0,1.01,0.69\n1,1.2,0.6\n").unwrap();
+        let log = ImportedLog::read(&format!("tf={}", path.display())).unwrap();
+        assert_eq!(log.name, "tf");
+        assert_eq!(log.rows, vec![(1, 1.01, 0.69), (2, 1.2, 0.6)]);
+
+        std::fs::write(&path, "epoch,d_loss\n0,1.01\n").unwrap();
+        let err = ImportedLog::read(&format!("tf={}", path.display())).unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("log.csv") && err.contains("g_loss"), "{err}");
+        let err = ImportedLog::read("no-equals-sign").unwrap_err().to_string();
+        assert!(err.contains("NAME=FILE"), "{err}");
+    }
+
+    #[test]
+    fn an_imported_log_joins_the_end_of_epoch_charts_with_a_legend() {
+        let log = ImportedLog {
+            name: "tutorial".into(),
+            rows: vec![(1, 1.0, 0.7), (2, 1.1, 0.000_001_4)],
+        };
+        let charts = charts(&[], std::slice::from_ref(&log));
+        let names: Vec<&str> = charts.iter().map(|c| c.0).collect();
+        assert!(names.contains(&"d_loss_end") && names.contains(&"g_loss_end"));
+        let (_, caption, series) = charts.iter().find(|c| c.0 == "g_loss_end").unwrap();
+        assert_eq!(series[0].1, vec![(1, 0.7), (2, 0.000_001_4)]);
+        let svg = svg_chart(caption, series, true);
+        assert!(svg.contains("tutorial") && svg.contains("1.40e-6"), "{svg}");
+    }
 }

@@ -5,20 +5,24 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use dfdx::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
-use crate::config::{ExperimentConfig, IMAGE_PIXELS};
+use crate::config::{ExperimentConfig, GenerationMode, IMAGE_PIXELS};
 use crate::error::{Error, Result};
 use crate::run_dir::{atomic_write, checkpoint, grid_png, RunDir};
-use crate::train::{generate, sample_noise, GanState};
+use crate::train::{generate, GanState};
 
 /// Loads a run's generator from `checkpoint` (default: the newest) and draws `n` images in
-/// [0, 1], with noise from `seed`. Returns the run's config, the images and the checkpoint's epoch.
+/// [0, 1], with noise from `seed`, generated as `mode` says (default: the run's
+/// `generation.mode`). Returns the run's config, the images, the checkpoint's epoch and the mode.
 pub fn generate_from_run(
     run: &Path,
     checkpoint_path: Option<&Path>,
     n: usize,
     seed: u64,
-) -> Result<(ExperimentConfig, Vec<f32>, usize)> {
+    mode: Option<GenerationMode>,
+) -> Result<(ExperimentConfig, Vec<f32>, usize, GenerationMode)> {
     let dir = RunDir {
         path: run.to_path_buf(),
     };
@@ -34,28 +38,10 @@ pub fn generate_from_run(
     let mut state = GanState::new(&config, &dev);
     let bytes = std::fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
     checkpoint::restore(&mut state, &bytes, &path, &config.training_fingerprint())?;
-    let pixels = generate_images(&config, &mut state.generator, n, seed, &dev);
-    Ok((config, pixels, state.epoch))
-}
-
-/// `n` images from `generator` (outside its own update), with noise drawn from `seed`: what
-/// `gan-run sample`, `gan-run eval` and evaluation during training all score.
-pub fn generate_images(
-    config: &ExperimentConfig,
-    generator: &mut crate::model::Network,
-    n: usize,
-    seed: u64,
-    dev: &Cpu,
-) -> Vec<f32> {
-    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
-    let mut pixels = Vec::with_capacity(n * IMAGE_PIXELS);
-    let chunk = 500;
-    for start in (0..n).step_by(chunk) {
-        let rows = chunk.min(n - start);
-        let z = sample_noise(config, rows, &mut rng, dev);
-        pixels.extend(generate(generator, z));
-    }
-    pixels
+    let mode = mode.unwrap_or(config.generation.mode);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let pixels = generate(&config, &mut state.generator, n, &mut rng, mode, &dev);
+    Ok((config, pixels, state.epoch, mode))
 }
 
 /// The bytes of an IDX3 image file: magic 2051, count, 28, 28, one byte a pixel (0 background,

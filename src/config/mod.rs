@@ -56,6 +56,10 @@ pub struct ExperimentConfig {
     /// default, so that configs (and checkpoint fingerprints) from before it existed still match.
     #[serde(default, skip_serializing_if = "EvaluationConfig::is_default")]
     pub evaluation: EvaluationConfig,
+    /// How images are generated outside training. Left out of the saved config when it is the
+    /// default, for the same reason.
+    #[serde(default, skip_serializing_if = "GenerationConfig::is_default")]
+    pub generation: GenerationConfig,
 }
 
 /// Scoring samples during training with the five measures of `gan-run eval`.
@@ -247,16 +251,77 @@ pub enum LayerSpec {
     },
 }
 
-/// What a batch-norm layer does in and out of its network's own update.
+/// Which statistics a batch-norm layer normalises with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BatchNormMode {
     /// Ordinary batch-norm: batch statistics in the network's own update (which also update
     /// running averages), running statistics otherwise.
     Running,
-    /// The TensorFlow tutorial's form: batch statistics in the network's own update, and the
-    /// layer is bypassed entirely otherwise (no running statistics).
+    /// The current batch's statistics whenever the network runs, in its own update or not (the
+    /// D step, the G step and the end-of-epoch losses alike), with no running statistics. This is
+    /// what the TensorFlow tutorial's graph computes: its helper skips normalisation only for the
+    /// Python literal `False`, and the graph hands it a placeholder.
+    Batch,
+    /// Retired: batch statistics in the network's own update, bypassed otherwise. It described
+    /// nothing the tutorial did. Saved configs of old runs still read (so they can be listed,
+    /// compared, diffed, reported and sampled); new configs and resumes are refused.
     BatchStatsOnly,
+}
+
+/// How the generator draws images outside training: grids, `gan-run eval`, `gan-run sample`
+/// and scoring during training.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[clap(rename_all = "snake_case")]
+pub enum GenerationMode {
+    /// As the network ran in training, outside its own update: batch-norm in mode `batch` uses
+    /// the statistics of generation batches of `training.batch_size` images, in mode `running`
+    /// the running statistics; dropout is off.
+    #[default]
+    AsTrained,
+    /// The tutorial's image dump: every batch-norm layer passes its input through unchanged,
+    /// dropout is off. Reproduces the tutorial's published figure (its second bug).
+    TutorialBypass,
+}
+
+impl GenerationMode {
+    /// The name used in configs, flags, file names and `eval.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GenerationMode::AsTrained => "as_trained",
+            GenerationMode::TutorialBypass => "tutorial_bypass",
+        }
+    }
+}
+
+/// How images are generated outside training, and which sample grids a run writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationConfig {
+    /// The mode of grids named `epoch-NNNN.png`, of scoring during training, and the default of
+    /// `gan-run eval` and `gan-run sample`.
+    #[serde(default)]
+    pub mode: GenerationMode,
+    /// Further modes to draw each sample grid in, as `epoch-NNNN-<mode>.png`, e.g.
+    /// `["tutorial_bypass"]` to see the tutorial's figure beside what the model learned.
+    #[serde(default)]
+    pub extra_grids: Vec<GenerationMode>,
+}
+
+impl GenerationConfig {
+    fn is_default(&self) -> bool {
+        *self == GenerationConfig::default()
+    }
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        GenerationConfig {
+            mode: GenerationMode::AsTrained,
+            extra_grids: Vec::new(),
+        }
+    }
 }
 
 /// One Adam per network.
@@ -472,6 +537,7 @@ impl ExperimentConfig {
         c.training.epochs = 0;
         c.output = OutputConfig::default();
         c.evaluation = EvaluationConfig::default();
+        c.generation = GenerationConfig::default();
         c.data.dir = PathBuf::new();
         c
     }
@@ -519,11 +585,34 @@ pub fn from_str(text: &str, path: &Path, overrides: &[Override]) -> Result<Exper
         source::deserialize_overridden(table, path, overrides)?
     };
     validate::fill_in(&mut config);
+    validate::validate(&config)
+        .and_then(|()| validate::refuse_retired(&config))
+        .map_err(|(key, message)| Error::Config {
+            location: source::locate(text, path, &key, overrides),
+            message,
+        })?;
+    Ok(config)
+}
+
+/// Reads the resolved config a run directory saved. Unlike [`load`], it accepts settings that
+/// gan-run has retired (such as batch-norm mode `batch_stats_only`), so that old runs can still
+/// be listed, compared, diffed, reported and sampled; training refuses them.
+pub fn load_saved(path: &Path) -> Result<ExperimentConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let mut config: ExperimentConfig = source::deserialize_text(&text, path)?;
+    validate::fill_in(&mut config);
     validate::validate(&config).map_err(|(key, message)| Error::Config {
-        location: source::locate(text, path, &key, overrides),
+        location: source::locate(&text, path, &key, &[]),
         message,
     })?;
     Ok(config)
+}
+
+impl ExperimentConfig {
+    /// The first retired setting the config uses, as (key, message); see [`load_saved`].
+    pub fn retired_setting(&self) -> Option<(String, String)> {
+        validate::refuse_retired(self).err()
+    }
 }
 
 /// A config error with no position, for problems found after loading (e.g. checkpoints).

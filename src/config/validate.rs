@@ -15,6 +15,33 @@ pub(super) fn fill_in(config: &mut ExperimentConfig) {
     }
 }
 
+/// Refuses settings that gan-run has retired but still reads in old runs' saved configs.
+pub(super) fn refuse_retired(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
+    for (net, spec) in [
+        ("generator", &c.model.generator),
+        ("discriminator", &c.model.discriminator),
+    ] {
+        for (i, layer) in spec.layers.iter().enumerate() {
+            if let LayerSpec::BatchNorm {
+                mode: BatchNormMode::BatchStatsOnly,
+                ..
+            } = layer
+            {
+                return Err((
+                    format!("model.{net}.layers[{i}].mode"),
+                    "batch-norm mode \"batch_stats_only\" is retired: it bypassed batch-norm \
+                     outside the network's own update, which the tutorial never did. Use \
+                     mode = \"batch\" (batch statistics in every step, the tutorial's graph) or \
+                     \"running\"; runs made with it can still be compared, reported and sampled, \
+                     not resumed"
+                        .into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks every value a run depends on; the first problem found is returned.
 pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
     let p = |key: &str, message: String| Err((key.to_string(), message));
@@ -170,6 +197,21 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
              Remove this layer, or set loss = \"tutorial_double_sigmoid\" to reproduce the tutorial's bug"
                 .into(),
         );
+    }
+
+    // Generation.
+    let g = &c.generation;
+    for (i, mode) in g.extra_grids.iter().enumerate() {
+        if *mode == g.mode || g.extra_grids[..i].contains(mode) {
+            return p(
+                &format!("generation.extra_grids[{i}]"),
+                format!(
+                    "\"{}\" is already drawn (generation.mode or an earlier entry): list each \
+                     further mode once",
+                    mode.name()
+                ),
+            );
+        }
     }
 
     // Optimizers.

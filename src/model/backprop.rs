@@ -220,8 +220,10 @@ impl PlainNet {
     }
 
     /// Runs `x` (`rows x input_width`). `train` is `Some(rng)` in the network's own update
-    /// (batch statistics, running averages updated, dropout masks drawn in row-major order, as
-    /// [`Network::forward`] does); `keep` says whether to keep what a backward pass needs.
+    /// (batch statistics, running averages updated, dropout masks drawn in row-major order) and
+    /// `None` outside it ([`super::Mode::Eval`]: batch statistics in mode `batch`, running ones in
+    /// mode `running`), as [`Network::forward`] does; `keep` says whether to keep what a
+    /// backward pass needs.
     pub fn forward(
         &mut self,
         x: Vec<f32>,
@@ -302,7 +304,7 @@ impl PlainNet {
                 } => {
                     let cols = scale.len();
                     match (train.is_some(), *mode) {
-                        (true, _) => {
+                        (true, _) | (false, BatchNormMode::Batch) => {
                             let n = rows as f32;
                             let mut mean = vec![0.0; cols];
                             column_sums(&x, cols, &mut mean);
@@ -314,7 +316,7 @@ impl PlainNet {
                             let mut var = vec![0.0; cols];
                             column_reduce(&x, cols, &mut var, |acc, v| acc + v * v);
                             var.iter_mut().for_each(|v| *v /= n);
-                            if *mode == BatchNormMode::Running {
+                            if train.is_some() && *mode == BatchNormMode::Running {
                                 let m = *momentum;
                                 let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
                                 for j in 0..cols {

@@ -51,16 +51,20 @@ pub fn plan_widths(layers: &[LayerSpec], input: usize) -> Result<Vec<usize>, (us
     Ok(widths)
 }
 
-/// Whether a network is in its own update (batch statistics, dropout on) or not.
+/// How a network runs: in its own update, outside it, or as the tutorial's image dump.
 pub enum Mode<'a> {
-    /// The network's own update: batch-norm uses batch statistics, dropout draws masks from `rng`.
+    /// The network's own update: batch-norm uses batch statistics (updating running averages in
+    /// mode `running`), dropout draws masks from `rng`.
     Train {
         /// Source of dropout masks.
         rng: &'a mut ChaCha8Rng,
     },
-    /// Everything else: running statistics (or no batch-norm at all in the tutorial's mode),
-    /// no dropout.
+    /// Outside its own update (the other network's step, losses, generating as trained):
+    /// batch-norm uses batch statistics in mode `batch`, running statistics in mode `running`,
+    /// and is bypassed in the retired `batch_stats_only`; no dropout.
     Eval,
+    /// The tutorial's image dump: every batch-norm layer passes its input through; no dropout.
+    BypassBatchNorm,
 }
 
 /// One layer with its parameters.
@@ -91,7 +95,7 @@ pub enum Layer {
         scale: Vector,
         /// `[width]`, starts at 0.
         offset: Vector,
-        /// `[width]`, only used in [`BatchNormMode::Running`].
+        /// `[width]`, only used (and checkpointed) in [`BatchNormMode::Running`].
         running_mean: Vector,
         /// `[width]`, only used in [`BatchNormMode::Running`].
         running_var: Vector,
@@ -174,7 +178,8 @@ impl Network {
     /// Runs the network on `[batch, input_width]` and returns `[batch, output_width]`.
     ///
     /// Takes `&mut self` because batch-norm in [`BatchNormMode::Running`] updates its running
-    /// statistics in [`Mode::Train`]. Whatever tape `x` carries records every operation, so the
+    /// statistics in [`Mode::Train`]. Batch-norm in [`BatchNormMode::Batch`] makes each output
+    /// row depend on the whole batch, so generate in batches of the training size. Whatever tape `x` carries records every operation, so the
     /// caller decides which gradients exist by what it traces.
     pub fn forward<T: Tape<f32, Cpu> + Merge<NoneTape>>(
         &mut self,
@@ -204,17 +209,19 @@ impl Network {
                     momentum,
                     eps,
                 } => match (&mode, *bn_mode) {
-                    (Mode::Train { .. }, _) => {
-                        let running = (*bn_mode == BatchNormMode::Running).then_some((
-                            running_mean,
-                            running_var,
-                            *momentum,
-                        ));
-                        batch_norm_train(x, scale, offset, *eps, running)
+                    (Mode::BypassBatchNorm, _) | (Mode::Eval, BatchNormMode::BatchStatsOnly) => x,
+                    (Mode::Train { .. }, BatchNormMode::Running) => batch_norm_batch_stats(
+                        x,
+                        scale,
+                        offset,
+                        *eps,
+                        Some((running_mean, running_var, *momentum)),
+                    ),
+                    (Mode::Train { .. }, _) | (Mode::Eval, BatchNormMode::Batch) => {
+                        batch_norm_batch_stats(x, scale, offset, *eps, None)
                     }
-                    (Mode::Eval, BatchNormMode::BatchStatsOnly) => x,
                     (Mode::Eval, BatchNormMode::Running) => {
-                        batch_norm_eval(x, scale, offset, running_mean, running_var, *eps)
+                        batch_norm_running_stats(x, scale, offset, running_mean, running_var, *eps)
                     }
                 },
                 Layer::Dropout(rate) => match &mut mode {
@@ -302,9 +309,10 @@ pub(crate) fn dropout_mask(n: usize, rate: f32, rng: &mut ChaCha8Rng) -> Vec<f32
         .collect()
 }
 
-/// Batch-norm with batch statistics, on the tape; updates running statistics when given.
-/// The arithmetic follows dfdx's own `BatchNorm1D` training forward, with runtime widths.
-fn batch_norm_train<T: Tape<f32, Cpu> + Merge<NoneTape>>(
+/// Batch-norm with the batch's statistics (biased variance), on the tape; updates running
+/// statistics when given. The arithmetic follows dfdx's own `BatchNorm1D` training forward, with
+/// runtime widths.
+fn batch_norm_batch_stats<T: Tape<f32, Cpu> + Merge<NoneTape>>(
     x: Matrix<T>,
     scale: &Vector,
     offset: &Vector,
@@ -332,7 +340,7 @@ fn batch_norm_train<T: Tape<f32, Cpu> + Merge<NoneTape>>(
 }
 
 /// Batch-norm with running statistics.
-fn batch_norm_eval<T: Tape<f32, Cpu> + Merge<NoneTape>>(
+fn batch_norm_running_stats<T: Tape<f32, Cpu> + Merge<NoneTape>>(
     x: Matrix<T>,
     scale: &Vector,
     offset: &Vector,
@@ -430,14 +438,21 @@ mod tests {
         let dev = Cpu::default();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let x: Matrix = dev.tensor_from_vec(vec![1.0, 10.0, 3.0, 30.0], (2, 2));
-        // Tutorial mode: normalised in training, bypassed otherwise.
-        let layers =
-            spec(r#"layers = [{type = "batch_norm", mode = "batch_stats_only", eps = 0.0}]"#);
+        // Batch mode (the tutorial's graph): the batch's statistics in and out of the own
+        // update; only the tutorial's image dump bypasses it.
+        let layers = spec(r#"layers = [{type = "batch_norm", mode = "batch", eps = 0.0}]"#);
         let mut net = Network::build("t", &layers, 2, &InitConfig::default(), &dev, &mut rng);
         let train = net
             .forward(x.clone(), Mode::Train { rng: &mut rng })
             .as_vec();
         assert_eq!(train, vec![-1.0, -1.0, 1.0, 1.0]);
+        assert_eq!(net.forward(x.clone(), Mode::Eval).as_vec(), train);
+        let bypassed = net.forward(x.clone(), Mode::BypassBatchNorm).as_vec();
+        assert_eq!(bypassed, x.as_vec());
+        // The retired mode, still read for old runs: bypassed outside the own update.
+        let layers =
+            spec(r#"layers = [{type = "batch_norm", mode = "batch_stats_only", eps = 0.0}]"#);
+        let mut net = Network::build("t", &layers, 2, &InitConfig::default(), &dev, &mut rng);
         assert_eq!(net.forward(x.clone(), Mode::Eval).as_vec(), x.as_vec());
         // Running mode: training moves the running statistics, which eval then uses.
         let layers = spec(

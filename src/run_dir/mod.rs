@@ -10,7 +10,7 @@
 //!   metrics.csv     one row per epoch
 //!   summary.json    written when the run finishes
 //!   checkpoints/epoch-NNNN.safetensors
-//!   samples/epoch-NNNN.png
+//!   samples/epoch-NNNN.png          (and epoch-NNNN-<mode>.png for generation.extra_grids)
 //! ```
 
 pub mod checkpoint;
@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::{ExperimentConfig, IMAGE_PIXELS};
+use crate::config::{ExperimentConfig, GenerationMode, IMAGE_PIXELS};
 use crate::error::{Error, Result};
 use crate::train::EpochMetrics;
 
@@ -38,6 +38,15 @@ pub const SUMMARY_FILE: &str = "summary.json";
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
 /// Sample grid folder.
 pub const SAMPLES_DIR: &str = "samples";
+
+/// The file name of a sample grid in [`SAMPLES_DIR`]: `epoch-NNNN.png` in the config's
+/// generation mode, `epoch-NNNN-<mode>.png` in a further one (`generation.extra_grids`).
+pub fn sample_grid_name(epoch: usize, extra: Option<GenerationMode>) -> String {
+    match extra {
+        None => format!("epoch-{epoch:04}.png"),
+        Some(mode) => format!("epoch-{epoch:04}-{}.png", mode.name()),
+    }
+}
 
 /// An open run directory.
 #[derive(Debug, Clone)]
@@ -149,6 +158,17 @@ impl RunDir {
         }
         let start = if path.join(CONFIG_FILE).exists() {
             let previous = dir.read_config()?;
+            if let Some((key, _)) = previous.retired_setting() {
+                return Err(Error::RunDir {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "holds a run made with a retired setting ({key} = \"batch_stats_only\"), \
+                         which cannot be resumed (its results can still be compared, diffed, \
+                         reported and sampled); choose another name with `--name`, or pass \
+                         `--force` to replace it"
+                    ),
+                });
+            }
             if previous.training_fingerprint() != config.training_fingerprint() {
                 let keys = previous.weight_keys_differing_from(config);
                 return Err(Error::RunDir {
@@ -190,8 +210,7 @@ impl RunDir {
 
     /// The resolved config saved in the directory.
     pub fn read_config(&self) -> Result<ExperimentConfig> {
-        let p = self.path.join(CONFIG_FILE);
-        crate::config::load(&p, &[])
+        crate::config::load_saved(&self.path.join(CONFIG_FILE))
     }
 
     /// Appends one line to `overrides.txt`: this start's overrides, or `(none)`.
@@ -271,12 +290,19 @@ impl RunDir {
         atomic_write(&self.path.join(METRICS_FILE), &bytes)
     }
 
-    /// Writes `samples/epoch-NNNN.png`: a `grid x grid` tiling of 28x28 images in [0, 1].
-    pub fn write_samples(&self, epoch: usize, pixels: &[f32], grid: usize) -> Result<PathBuf> {
+    /// Writes a sample grid, [`sample_grid_name`]: a `grid x grid` tiling of 28x28 images in
+    /// [0, 1]. `extra` names a generation mode other than the config's own.
+    pub fn write_samples(
+        &self,
+        epoch: usize,
+        extra: Option<GenerationMode>,
+        pixels: &[f32],
+        grid: usize,
+    ) -> Result<PathBuf> {
         let path = self
             .path
             .join(SAMPLES_DIR)
-            .join(format!("epoch-{epoch:04}.png"));
+            .join(sample_grid_name(epoch, extra));
         atomic_write(&path, &grid_png(pixels, grid))?;
         Ok(path)
     }

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use dfdx::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::config::ExperimentConfig;
@@ -18,8 +20,8 @@ use crate::data::PackedImages;
 use crate::error::{Error, Result};
 use crate::run_dir::{checkpoint, RunDir, Start};
 pub use trainer::{
-    d_step, fixed_noise, g_step, generate, sample_noise, train_epoch, DStep, EpochMetrics,
-    GanState, PhaseTimes,
+    d_step, g_step, generate, grid_noise, sample_noise, train_epoch, DStep, EpochMetrics, GanState,
+    PhaseTimes,
 };
 
 /// How and where to run, beyond the config itself.
@@ -138,7 +140,6 @@ pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
         )?),
     };
     let grid = config.output.sample_grid;
-    let noise = fixed_noise(config, grid * grid, &dev);
     let steps = train.len() / config.training.batch_size;
     let last_epoch = match options.max_epochs_this_start {
         Some(n) => config.training.epochs.min(state.epoch + n),
@@ -165,6 +166,8 @@ pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
             g_loss = format!("{:.4}", m.g_loss),
             d_real = format!("{:.3}", m.d_real),
             d_fake = format!("{:.3}", m.d_fake),
+            d_loss_end = m.d_loss_end.map(|v| format!("{v:.4}")),
+            g_loss_end = m.g_loss_end.map(|v| format!("{v:.4}")),
             seconds = format!("{:.1}", m.seconds),
             "epoch {epoch}/{} done",
             config.training.epochs
@@ -174,17 +177,35 @@ pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
         // early (--max-epochs) also leaves a picture of where it got to.
         let start_ends = epoch == last_epoch; // also the run's last epoch
         if sample_every > 0 && (epoch.is_multiple_of(sample_every) || start_ends) {
-            let images = generate(&mut state.generator, noise.clone());
-            let path = dir.write_samples(epoch, &images, grid)?;
-            tracing::info!(path = %path.display(), "sample grid written");
+            let modes = std::iter::once((config.generation.mode, None))
+                .chain(config.generation.extra_grids.iter().map(|&m| (m, Some(m))));
+            for (mode, extra) in modes {
+                let n = grid * grid;
+                let images = generate(
+                    config,
+                    &mut state.generator,
+                    n,
+                    &mut grid_noise(config),
+                    mode,
+                    &dev,
+                );
+                let path = dir.write_samples(epoch, extra, &images, grid)?;
+                tracing::info!(path = %path.display(), mode = mode.name(), "sample grid written");
+            }
         }
         let every = config.evaluation.every;
         if let Some(evaluator) = &mut evaluator {
             if epoch.is_multiple_of(every) || epoch == config.training.epochs {
                 // Noise seed 0, as `gan-run eval` uses: the same figures either way.
                 let n = config.evaluation.samples;
-                let images =
-                    crate::sample::generate_images(config, &mut state.generator, n, 0, &dev);
+                let images = generate(
+                    config,
+                    &mut state.generator,
+                    n,
+                    &mut ChaCha8Rng::seed_from_u64(0),
+                    config.generation.mode,
+                    &dev,
+                );
                 let scores = evaluator.score(&images);
                 tracing::info!(
                     fid = format!("{:.2}", scores.fid),

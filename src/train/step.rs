@@ -230,6 +230,25 @@ impl PlainGan {
     }
 }
 
+impl PlainGan {
+    /// D's and G's losses on `real` and one batch of noise from `rng`, neither network in its
+    /// own update (nothing moves, no dropout): the losses the tutorial printed after each epoch.
+    pub fn losses(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        config: &ExperimentConfig,
+        real: Vec<f32>,
+    ) -> (f32, f32) {
+        let batch = real.len() / IMAGE_PIXELS;
+        let z = noise_values(config, batch, rng);
+        let (fake, _) = self.generator.forward(z, batch, None, false);
+        let (real_logits, _) = self.discriminator.forward(real, batch, None, false);
+        let (fake_logits, _) = self.discriminator.forward(fake, batch, None, false);
+        let d = bce(&real_logits, 1.0, config.loss).loss + bce(&fake_logits, 0.0, config.loss).loss;
+        (d, bce(&fake_logits, 1.0, config.loss).loss)
+    }
+}
+
 /// A loss over one batch of logits: its value, its gradient per logit, and mean D(x).
 struct Bce {
     loss: f32,
@@ -273,7 +292,10 @@ fn bce(logits: &[f32], label: f32, kind: LossKind) -> Bce {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Mode;
+    use crate::train::loss::gan_bce;
     use crate::train::{d_step, g_step};
+    use rand::SeedableRng;
 
     fn params(net: &mut Network) -> Vec<Vec<f32>> {
         struct All(Vec<Vec<f32>>);
@@ -297,7 +319,8 @@ mod tests {
     /// Two D and G steps of the plain path against the dfdx tape path, from the same state
     /// and RNG: the same parameters, running statistics and losses up to rounding. Run on the
     /// paper config, on one with every layer kind (batch-norm in D included, so that D's real
-    /// and fake passes run apart), and on two whose D has one or two dropout layers. Adam's eps and lr are set to 1 so that each update is
+    /// and fake passes run apart), on two whose D has one or two dropout layers, and on one whose D normalises with batch statistics
+    /// in every step. Adam's eps and lr are set to 1 so that each update is
     /// close to the gradient itself (with the default eps Adam moves every parameter by about
     /// lr whatever its gradient, and rounding can flip the sign of a near-zero one).
     #[test]
@@ -320,7 +343,7 @@ mod tests {
         every_kind.model.generator.layers = spec(
             r#"layers = [{type = "linear", out = 32}, {type = "batch_norm", mode = "running"},
                 {type = "leaky_relu", slope = 0.2}, {type = "linear", out = 48},
-                {type = "batch_norm", mode = "batch_stats_only"}, {type = "dropout", rate = 0.5},
+                {type = "batch_norm", mode = "batch"}, {type = "dropout", rate = 0.5},
                 {type = "linear", out = 784}, {type = "sigmoid"}]"#,
         );
         // A D that combines its batches with a dropout layer, two that do not (the masks would
@@ -337,7 +360,12 @@ mod tests {
         );
         let mut one_dropout = dropouts.clone();
         one_dropout.model.discriminator.layers.remove(2);
-        for mut config in [paper, every_kind, dropouts, one_dropout] {
+        // Batch statistics in D outside its own update too: the G step back-propagates through
+        // them without updating D.
+        let mut batch_norm_in_d = every_kind.clone();
+        batch_norm_in_d.model.discriminator.layers[1] =
+            spec(r#"layers = [{type = "batch_norm", mode = "batch"}]"#).remove(0);
+        for mut config in [paper, every_kind, dropouts, one_dropout, batch_norm_in_d] {
             for opt in [
                 &mut config.optimizer.generator,
                 &mut config.optimizer.discriminator,
@@ -361,6 +389,24 @@ mod tests {
                 let b = plain.g_step(&mut fast.rng, &config, batch, &mut times);
                 assert!((a - b).abs() < 1e-4, "g loss {a} vs {b}");
             }
+            // The end-of-epoch losses, against the tape path's networks outside their updates.
+            let mut probe = ChaCha8Rng::seed_from_u64(7);
+            let (d_end, g_end) = plain.losses(&mut probe.clone(), &config, real.as_vec());
+            let z = crate::train::sample_noise(&config, batch, &mut probe, &dev);
+            let fake = tape.generator.forward(z, Mode::Eval);
+            let real_logits = tape.discriminator.forward(real.clone(), Mode::Eval);
+            let fake_logits = tape.discriminator.forward(fake, Mode::Eval);
+            let d_tape = gan_bce(real_logits, 1.0, config.loss).array()
+                + gan_bce(fake_logits.clone(), 0.0, config.loss).array();
+            let g_tape = gan_bce(fake_logits, 1.0, config.loss).array();
+            assert!(
+                (d_end - d_tape).abs() < 1e-4,
+                "end D loss {d_end} vs {d_tape}"
+            );
+            assert!(
+                (g_end - g_tape).abs() < 1e-4,
+                "end G loss {g_end} vs {g_tape}"
+            );
             plain.check_in(&mut fast);
             assert_eq!(tape.rng.get_word_pos(), fast.rng.get_word_pos(), "RNG use");
             assert_eq!(

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::loss::gan_bce;
 use super::optim::AdamState;
 use super::step::PlainGan;
-use crate::config::{ExperimentConfig, NoiseDistribution, IMAGE_PIXELS};
+use crate::config::{ExperimentConfig, GenerationMode, NoiseDistribution, IMAGE_PIXELS};
 use crate::data::PackedImages;
 use crate::error::{Error, Result};
 use crate::model::kernels::on_worker;
@@ -23,6 +23,9 @@ use crate::model::{Matrix, Mode, Network};
 const INIT_STREAM: u64 = 1;
 const TRAIN_STREAM: u64 = 2;
 const SAMPLE_STREAM: u64 = 3;
+/// Noise for the end-of-epoch losses: its own stream, so that measuring them leaves the
+/// training stream (and so the trained weights) untouched.
+const LOSS_PROBE_STREAM: u64 = 4;
 
 /// One row of `metrics.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +56,14 @@ pub struct EpochMetrics {
     /// Parzen log-likelihood of the test set in nats, likewise.
     #[serde(default)]
     pub parzen_nats: Option<f64>,
+    /// D's loss after the epoch, on its last real batch with fresh noise, neither network in
+    /// its own update (no dropout; batch-norm as outside training): what the tutorial printed.
+    /// Empty in runs made before it was measured.
+    #[serde(default)]
+    pub d_loss_end: Option<f64>,
+    /// G's loss measured the same way, on the same noise.
+    #[serde(default)]
+    pub g_loss_end: Option<f64>,
 }
 
 /// Everything that changes during training: what a checkpoint holds.
@@ -136,15 +147,40 @@ pub fn noise_values(config: &ExperimentConfig, rows: usize, rng: &mut ChaCha8Rng
     }
 }
 
-/// The fixed noise batch behind every sample grid of a run: the same for every epoch (and for
-/// every run with the same seed and noise settings), so that grids can be compared.
-pub fn fixed_noise(config: &ExperimentConfig, rows: usize, dev: &Cpu) -> Matrix {
-    sample_noise(config, rows, &mut stream(config.seed, SAMPLE_STREAM), dev)
+/// The noise behind every sample grid of a run: the same for every epoch (and for every run
+/// with the same seed and noise settings), so that grids can be compared.
+pub fn grid_noise(config: &ExperimentConfig) -> ChaCha8Rng {
+    stream(config.seed, SAMPLE_STREAM)
 }
 
-/// The generator's images for a noise batch, outside training: `[rows, 784]` in its output range.
-pub fn generate(generator: &mut Network, noise: Matrix) -> Vec<f32> {
-    generator.forward(noise, Mode::Eval).as_vec()
+/// `n` images from `generator` outside its own update, drawn as `mode` says: one per noise row,
+/// rows taken in order from `rng`; `[n, 784]` row-major, in the generator's output range.
+///
+/// They are generated in batches of `training.batch_size` (the last one filled up with further
+/// noise rows, then cut), because batch-norm in mode `batch` normalises each batch by its own
+/// statistics: this is how the generator ran in training.
+pub fn generate(
+    config: &ExperimentConfig,
+    generator: &mut Network,
+    n: usize,
+    rng: &mut ChaCha8Rng,
+    mode: GenerationMode,
+    dev: &Cpu,
+) -> Vec<f32> {
+    let batch = config.training.batch_size;
+    let wanted = n * IMAGE_PIXELS;
+    let mut pixels = Vec::with_capacity(wanted);
+    while pixels.len() < wanted {
+        let z = sample_noise(config, batch, rng, dev);
+        let images = match mode {
+            GenerationMode::AsTrained => generator.forward(z, Mode::Eval),
+            GenerationMode::TutorialBypass => generator.forward(z, Mode::BypassBatchNorm),
+        }
+        .as_vec();
+        let take = (wanted - pixels.len()).min(images.len());
+        pixels.extend_from_slice(&images[..take]);
+    }
+    pixels
 }
 
 /// Trains one epoch: a reshuffle, then per batch one D step, and one G step after every
@@ -194,7 +230,23 @@ pub fn train_epoch(
         }
         Ok(())
     };
-    let finished = on_worker(steps);
+    let mut finished = on_worker(steps);
+    // The losses as the tutorial printed them: the epoch's last real batch, fresh noise.
+    let mut end_losses = (None, None);
+    if finished.is_ok() && batches > 0 {
+        let mut pixels = Vec::with_capacity(batch * IMAGE_PIXELS);
+        for &i in &order[(batches - 1) * batch..batches * batch] {
+            train.push_pixels(i, &mut pixels);
+        }
+        let mut probe = stream(
+            config.seed ^ (epoch as u64).rotate_left(32),
+            LOSS_PROBE_STREAM,
+        );
+        let (d, g) = on_worker(|| plain.losses(&mut probe, config, pixels));
+        finished = check_finite(d, "the discriminator loss", epoch, batches - 1)
+            .and_then(|()| check_finite(g, "the generator loss", epoch, batches - 1));
+        end_losses = (Some(d as f64), Some(g as f64));
+    }
     plain.check_in(state);
     finished?;
 
@@ -211,6 +263,8 @@ pub fn train_epoch(
         classifier_score: None,
         modes: None,
         parzen_nats: None,
+        d_loss_end: end_losses.0,
+        g_loss_end: end_losses.1,
     };
     state.epoch = epoch;
     state.history.push(metrics.clone());
@@ -372,6 +426,48 @@ mod tests {
             train_size = 8
             "#;
         crate::config::from_str(text, std::path::Path::new("tiny.toml"), &[]).unwrap()
+    }
+
+    /// In mode `batch` an image depends on the batch it is generated in, so generation runs in
+    /// batches of the training size: the first 4 of 6 images are those of 4 alone, and the last
+    /// 2 come from a full batch of 4 whose first 2 noise rows are theirs.
+    #[test]
+    fn generation_runs_in_training_sized_batches() {
+        let text = r#"
+            name = "tiny"
+            [noise]
+            dim = 4
+            [model.generator]
+            layers = [{type = "linear", out = 8}, {type = "batch_norm", mode = "batch"},
+                      {type = "linear", out = 784}, {type = "sigmoid"}]
+            [model.discriminator]
+            layers = [{type = "linear", out = 1}]
+            [training]
+            batch_size = 4
+            "#;
+        let config = crate::config::from_str(text, std::path::Path::new("t.toml"), &[]).unwrap();
+        let dev = Cpu::default();
+        let mut state = GanState::new(&config, &dev);
+        let mut draw = |n, mode| {
+            let mut rng = ChaCha8Rng::seed_from_u64(5);
+            generate(&config, &mut state.generator, n, &mut rng, mode, &dev)
+        };
+        let six = draw(6, GenerationMode::AsTrained);
+        let four = draw(4, GenerationMode::AsTrained);
+        let eight = draw(8, GenerationMode::AsTrained);
+        assert_eq!(six.len(), 6 * IMAGE_PIXELS);
+        assert!(six[..4 * IMAGE_PIXELS] == four[..], "first batch");
+        assert!(six[..] == eight[..6 * IMAGE_PIXELS], "last batch filled up");
+        // Bypassed, an image depends on its own noise only (up to the products' rounding).
+        let bypass_four = draw(4, GenerationMode::TutorialBypass);
+        assert!(bypass_four != four, "bypass changes the images");
+        let mut one_by_one = Vec::new();
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..4 {
+            let z = sample_noise(&config, 1, &mut rng, &dev);
+            one_by_one.extend(state.generator.forward(z, Mode::BypassBatchNorm).as_vec());
+        }
+        crate::model::kernels::assert_close(&one_by_one, &bypass_four, 1e-6, "one by one");
     }
 
     fn fake_images(n: usize) -> Images {

@@ -1,4 +1,6 @@
 //! Test helpers: a scratch directory per test and a runner for the built `gan-run` binary.
+// Each test file uses a subset of these helpers.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
