@@ -16,12 +16,14 @@ use rand_chacha::ChaCha8Rng;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
+use crate::checksum::sha256_hex;
+use crate::config::plan_widths;
 use crate::config::{AdamSettings, DataConfig, InitConfig, LayerSpec, IMAGE_PIXELS};
-use crate::data::{load_test, load_train, sha256_hex, Images};
+use crate::data::{load_test, load_train, Images};
 use crate::error::{Error, Result};
-use crate::model::{plan_widths, Layer, Matrix, Mode, Network, TensorVisitor};
+use crate::model::optim::AdamState;
+use crate::model::{Layer, Matrix, Mode, Network, TensorVisitor};
 use crate::run_dir::checkpoint::{le_bytes, Loader};
-use crate::train::optim::AdamState;
 
 /// Number of classes: the ten digits.
 pub const CLASSES: usize = 10;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use crate::checksum::sha256_hex;
 
 use crate::config::{DataConfig, IMAGE_PIXELS};
 use crate::error::{Error, Result};
@@ -194,15 +194,6 @@ pub fn load_test(dir: &Path) -> Result<Images> {
     let images = read_images(dir, TEST_IMAGES, &sums)?;
     let labels = read_labels(dir, TEST_LABELS, &sums)?;
     pair(images, labels, &dir.join(TEST_LABELS))
-}
-
-/// Lower-case hex SHA-256: the form of `SHA256SUMS`, and of every checksum and fingerprint
-/// gan-run writes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// A pixel byte as a value in [0, 1].

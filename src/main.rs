@@ -277,14 +277,14 @@ fn train_one(
     max_epochs: Option<usize>,
     overrides: &[String],
 ) -> anyhow::Result<()> {
-    let options = gan_run::train::RunOptions {
+    let options = gan_run::experiment::RunOptions {
         run_dir: dir.to_path_buf(),
         force,
         overrides: overrides.to_vec(),
         progress: true,
         max_epochs_this_start: max_epochs,
     };
-    let summary = gan_run::train::run(experiment, &options)?;
+    let summary = gan_run::experiment::run(experiment, &options)?;
     let status = if summary.finished {
         "finished"
     } else {
@@ -715,7 +715,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!(
                 "test accuracy {:.2}%\n{}  {}",
                 100.0 * trained.test_accuracy,
-                gan_run::data::sha256_hex(&bytes),
+                gan_run::checksum::sha256_hex(&bytes),
                 out.display()
             );
             Ok(())

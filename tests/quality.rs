@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
+use gan_run::checksum::sha256_hex;
 use gan_run::classifier::{Classifier, BUILTIN_SHA256, BUILTIN_WEIGHTS};
 use gan_run::config::IMAGE_PIXELS;
-use gan_run::data::sha256_hex;
 use gan_run::eval::{uniform_noise, Evaluator, Reference};
 
 fn data_dir() -> PathBuf {

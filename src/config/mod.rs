@@ -251,6 +251,34 @@ pub enum LayerSpec {
     },
 }
 
+/// The widths along a layer list, starting with `input`; or the index of the first layer whose
+/// declared input width does not match what reaches it.
+pub fn plan_widths(layers: &[LayerSpec], input: usize) -> Result<Vec<usize>, (usize, String)> {
+    let mut widths = vec![input];
+    let mut width = input;
+    for (i, layer) in layers.iter().enumerate() {
+        if let LayerSpec::Linear {
+            input: declared,
+            out,
+        } = *layer
+        {
+            if let Some(declared) = declared {
+                if declared != width {
+                    return Err((
+                        i,
+                        format!(
+                            "this linear layer declares in = {declared}, but {width} features reach it"
+                        ),
+                    ));
+                }
+            }
+            width = out;
+        }
+        widths.push(width);
+    }
+    Ok(widths)
+}
+
 /// Which statistics a batch-norm layer normalises with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -527,7 +555,7 @@ impl ExperimentConfig {
     /// fingerprint can share checkpoints: only the epoch count, the output and evaluation
     /// cadence, the name and the data location may differ.
     pub fn training_fingerprint(&self) -> String {
-        crate::data::sha256_hex(self.weights_view().to_toml().as_bytes())
+        crate::checksum::sha256_hex(self.weights_view().to_toml().as_bytes())
     }
 
     /// The config with the keys that do not shape the weights blanked out.

@@ -2,7 +2,6 @@
 //! defaults that depend on other keys. Network shapes are checked by the model builder's planner.
 
 use super::*;
-use crate::model::plan_widths;
 
 /// A failed check: the key path and the message.
 pub(super) type Problem = (String, String);

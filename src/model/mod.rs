@@ -10,46 +10,19 @@
 
 pub mod backprop;
 pub mod kernels;
+pub mod optim;
 
 use dfdx::prelude::*;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
-use crate::config::{BatchNormMode, InitConfig, InitKind, LayerSpec};
+use crate::config::{plan_widths, BatchNormMode, InitConfig, InitKind, LayerSpec};
 
 /// A batch of row vectors: `[batch, width]`.
 pub type Matrix<T = NoneTape> = Tensor<(usize, usize), f32, Cpu, T>;
 /// A per-feature vector: `[width]`.
 pub type Vector = Tensor<(usize,), f32, Cpu>;
-
-/// The widths along a layer list, starting with `input`; or the index of the first layer whose
-/// declared input width does not match what reaches it.
-pub fn plan_widths(layers: &[LayerSpec], input: usize) -> Result<Vec<usize>, (usize, String)> {
-    let mut widths = vec![input];
-    let mut width = input;
-    for (i, layer) in layers.iter().enumerate() {
-        if let LayerSpec::Linear {
-            input: declared,
-            out,
-        } = *layer
-        {
-            if let Some(declared) = declared {
-                if declared != width {
-                    return Err((
-                        i,
-                        format!(
-                            "this linear layer declares in = {declared}, but {width} features reach it"
-                        ),
-                    ));
-                }
-            }
-            width = out;
-        }
-        widths.push(width);
-    }
-    Ok(widths)
-}
 
 /// How a network runs: in its own update, outside it, or as the tutorial's image dump.
 pub enum Mode<'a> {

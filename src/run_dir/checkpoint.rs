@@ -14,8 +14,8 @@ use safetensors::tensor::{Dtype, SafeTensors, View};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::model::optim::AdamState;
 use crate::model::{Network, TensorVisitor};
-use crate::train::optim::AdamState;
 use crate::train::GanState;
 
 const FORMAT: &str = "gan-run-checkpoint-2";

@@ -14,11 +14,11 @@ use std::time::Instant;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::optim::AdamState;
-use super::trainer::{noise_values, DStep, GanState, PhaseTimes};
+use super::state::{noise_values, DStep, GanState, PhaseTimes};
 use crate::config::{ExperimentConfig, LossKind, IMAGE_PIXELS};
 use crate::model::backprop::{ParamGradUse, ParamGrads, ParamUpdate, PlainNet};
 use crate::model::kernels::adam;
+use crate::model::optim::AdamState;
 use crate::model::{Network, TensorVisitor};
 use dfdx::prelude::*;
 

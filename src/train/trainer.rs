@@ -1,157 +1,20 @@
-//! The training loop: one epoch of alternating discriminator and generator steps. It computes
-//! and returns metrics and writes nothing; the run directory is [`crate::run_dir`]'s job.
+//! The training loop: one epoch of alternating discriminator and generator steps on the fast
+//! path, and the generator drawing images outside training. It computes and returns metrics and
+//! writes nothing: the run directory is another module's job.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dfdx::prelude::*;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
-use serde::{Deserialize, Serialize};
 
-use super::loss::gan_bce;
-use super::optim::AdamState;
+use super::state::{loss_probe_noise, sample_noise, EpochMetrics, GanState, PhaseTimes};
 use super::step::PlainGan;
-use crate::config::{ExperimentConfig, GenerationMode, NoiseDistribution, IMAGE_PIXELS};
+use crate::config::{ExperimentConfig, GenerationMode, IMAGE_PIXELS};
 use crate::data::PackedImages;
 use crate::error::{Error, Result};
 use crate::model::kernels::on_worker;
-use crate::model::{Matrix, Mode, Network};
-
-/// RNG streams derived from the one config seed, so that each use is independent of the others.
-const INIT_STREAM: u64 = 1;
-const TRAIN_STREAM: u64 = 2;
-const SAMPLE_STREAM: u64 = 3;
-/// Noise for the end-of-epoch losses: its own stream, so that measuring them leaves the
-/// training stream (and so the trained weights) untouched.
-const LOSS_PROBE_STREAM: u64 = 4;
-
-/// One row of `metrics.csv`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochMetrics {
-    /// 1-based epoch.
-    pub epoch: usize,
-    /// Mean discriminator loss over the epoch's D steps.
-    pub d_loss: f64,
-    /// Mean generator loss over the epoch's G steps.
-    pub g_loss: f64,
-    /// Mean D(x) on real images (sigmoid of the logits).
-    pub d_real: f64,
-    /// Mean D(G(z)) on generated images, as seen in the D steps.
-    pub d_fake: f64,
-    /// Wall time of the epoch.
-    pub seconds: f64,
-    /// Real images consumed per second.
-    pub samples_per_sec: f64,
-    /// Classifier FID of the generator's samples, in epochs that were scored.
-    #[serde(default)]
-    pub fid: Option<f64>,
-    /// Classifier score, likewise.
-    #[serde(default)]
-    pub classifier_score: Option<f64>,
-    /// Digits with at least 1% of the samples, likewise.
-    #[serde(default)]
-    pub modes: Option<usize>,
-    /// Parzen log-likelihood of the test set in nats, likewise.
-    #[serde(default)]
-    pub parzen_nats: Option<f64>,
-    /// D's loss after the epoch, on its last real batch with fresh noise, neither network in
-    /// its own update (no dropout; batch-norm as outside training): what the tutorial printed.
-    /// Empty in runs made before it was measured.
-    #[serde(default)]
-    pub d_loss_end: Option<f64>,
-    /// G's loss measured the same way, on the same noise.
-    #[serde(default)]
-    pub g_loss_end: Option<f64>,
-}
-
-/// Everything that changes during training: what a checkpoint holds.
-#[derive(Debug, Clone)]
-pub struct GanState {
-    /// Noise -> image.
-    pub generator: Network,
-    /// Image -> logit.
-    pub discriminator: Network,
-    /// The generator's Adam.
-    pub g_opt: AdamState,
-    /// The discriminator's Adam.
-    pub d_opt: AdamState,
-    /// Data order, noise and dropout masks all come from here, in a fixed order.
-    pub rng: ChaCha8Rng,
-    /// Epochs completed.
-    pub epoch: usize,
-    /// One row per completed epoch.
-    pub history: Vec<EpochMetrics>,
-}
-
-fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(stream);
-    rng
-}
-
-impl GanState {
-    /// Builds both networks and fresh optimizers from a validated config.
-    pub fn new(config: &ExperimentConfig, dev: &Cpu) -> Self {
-        let mut init = stream(config.seed, INIT_STREAM);
-        let generator = Network::build(
-            "generator",
-            &config.model.generator.layers,
-            config.noise.dim,
-            &config.init,
-            dev,
-            &mut init,
-        );
-        let discriminator = Network::build(
-            "discriminator",
-            &config.model.discriminator.layers,
-            IMAGE_PIXELS,
-            &config.init,
-            dev,
-            &mut init,
-        );
-        GanState {
-            generator,
-            discriminator,
-            g_opt: AdamState::new(&config.optimizer.generator),
-            d_opt: AdamState::new(&config.optimizer.discriminator),
-            rng: stream(config.seed, TRAIN_STREAM),
-            epoch: 0,
-            history: Vec::new(),
-        }
-    }
-}
-
-/// A `[rows, dim]` batch of noise.
-pub fn sample_noise(
-    config: &ExperimentConfig,
-    rows: usize,
-    rng: &mut ChaCha8Rng,
-    dev: &Cpu,
-) -> Matrix {
-    dev.tensor_from_vec(noise_values(config, rows, rng), (rows, config.noise.dim))
-}
-
-/// The values of [`sample_noise`], row-major.
-pub fn noise_values(config: &ExperimentConfig, rows: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
-    let n = rows * config.noise.dim;
-    match config.noise.distribution {
-        NoiseDistribution::Uniform { low, high } => (0..n)
-            .map(|_| rng.gen_range(low as f32..high as f32))
-            .collect(),
-        NoiseDistribution::Normal { mean, std } => {
-            let d = Normal::new(mean, std).expect("std validated positive");
-            (0..n).map(|_| d.sample(rng) as f32).collect()
-        }
-    }
-}
-
-/// The noise behind every sample grid of a run: the same for every epoch (and for every run
-/// with the same seed and noise settings), so that grids can be compared.
-pub fn grid_noise(config: &ExperimentConfig) -> ChaCha8Rng {
-    stream(config.seed, SAMPLE_STREAM)
-}
+use crate::model::{Mode, Network};
 
 /// `n` images from `generator` outside its own update, drawn as `mode` says: one per noise row,
 /// rows taken in order from `rng`; `[n, 784]` row-major, in the generator's output range.
@@ -238,10 +101,7 @@ pub fn train_epoch(
         for &i in &order[(batches - 1) * batch..batches * batch] {
             train.push_pixels(i, &mut pixels);
         }
-        let mut probe = stream(
-            config.seed ^ (epoch as u64).rotate_left(32),
-            LOSS_PROBE_STREAM,
-        );
+        let mut probe = loss_probe_noise(config.seed, epoch);
         let (d, g) = on_worker(|| plain.losses(&mut probe, config, pixels));
         finished = check_finite(d, "the discriminator loss", epoch, batches - 1)
             .and_then(|()| check_finite(g, "the generator loss", epoch, batches - 1));
@@ -271,112 +131,6 @@ pub fn train_epoch(
     Ok(metrics)
 }
 
-/// Where a training step's time goes; filled in by [`d_step`] and [`g_step`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PhaseTimes {
-    /// Assembling the real batch.
-    pub data: Duration,
-    /// Sampling noise and running G outside its own update (in D steps).
-    pub g_forward: Duration,
-    /// D's forward and backward passes in D steps.
-    pub d_step: Duration,
-    /// G's and D's forward and backward passes in G steps (noise included).
-    pub g_step: Duration,
-    /// Both optimizers' updates.
-    pub optimizer: Duration,
-}
-
-/// What one D step measured.
-#[derive(Debug, Clone, Copy)]
-pub struct DStep {
-    /// BCE(D(x), 1) + BCE(D(G(z)), 0).
-    pub loss: f32,
-    /// Mean D(x).
-    pub d_real: f32,
-    /// Mean D(G(z)).
-    pub d_fake: f32,
-}
-
-/// One discriminator step on a real batch: G runs outside its own update (no tape, no
-/// dropout, tutorial batch-norm bypassed), D in its own; only D's optimizer moves.
-pub fn d_step(
-    state: &mut GanState,
-    config: &ExperimentConfig,
-    real: Matrix,
-    dev: &Cpu,
-    times: &mut PhaseTimes,
-) -> DStep {
-    let phase = Instant::now();
-    let z = sample_noise(config, real.shape().0, &mut state.rng, dev);
-    let fake = state.generator.forward(z, Mode::Eval);
-    times.g_forward += phase.elapsed();
-
-    let phase = Instant::now();
-    // Two passes (not one batch of both) so that batch-norm in D sees each batch alone.
-    let real_logits = state.discriminator.forward(
-        real.leaky_traced(),
-        Mode::Train {
-            rng: &mut state.rng,
-        },
-    );
-    let fake_logits = state.discriminator.forward(
-        fake.leaky_traced(),
-        Mode::Train {
-            rng: &mut state.rng,
-        },
-    );
-    let mean_prob = |logits: &Matrix<OwnedTape<f32, Cpu>>| {
-        logits
-            .retaped::<NoneTape>()
-            .sigmoid()
-            .mean::<Rank0, _>()
-            .array()
-    };
-    let (d_real, d_fake) = (mean_prob(&real_logits), mean_prob(&fake_logits));
-    let loss = gan_bce(real_logits, 1.0, config.loss) + gan_bce(fake_logits, 0.0, config.loss);
-    let value = loss.array();
-    let mut grads = loss.backward();
-    times.d_step += phase.elapsed();
-
-    let phase = Instant::now();
-    state.d_opt.update(&mut state.discriminator, &mut grads);
-    times.optimizer += phase.elapsed();
-    DStep {
-        loss: value,
-        d_real,
-        d_fake,
-    }
-}
-
-/// One generator step: G in its own update, D outside its own. The backward pass also
-/// computes gradients for D's parameters; they are dropped, and only G's optimizer moves.
-pub fn g_step(
-    state: &mut GanState,
-    config: &ExperimentConfig,
-    batch: usize,
-    dev: &Cpu,
-    times: &mut PhaseTimes,
-) -> f32 {
-    let phase = Instant::now();
-    let z = sample_noise(config, batch, &mut state.rng, dev);
-    let fake = state.generator.forward(
-        z.leaky_traced(),
-        Mode::Train {
-            rng: &mut state.rng,
-        },
-    );
-    let logits = state.discriminator.forward(fake, Mode::Eval);
-    let loss = gan_bce(logits, 1.0, config.loss);
-    let value = loss.array();
-    let mut grads = loss.backward();
-    times.g_step += phase.elapsed();
-
-    let phase = Instant::now();
-    state.g_opt.update(&mut state.generator, &mut grads);
-    times.optimizer += phase.elapsed();
-    value
-}
-
 fn check_finite(value: f32, what: &'static str, epoch: usize, step: usize) -> Result<()> {
     if value.is_finite() {
         Ok(())
@@ -394,7 +148,9 @@ fn check_finite(value: f32, what: &'static str, epoch: usize, step: usize) -> Re
 mod tests {
     use super::*;
     use crate::data::Images;
-    use crate::model::TensorVisitor;
+    use crate::model::{Matrix, TensorVisitor};
+    use crate::train::{d_step, g_step};
+    use rand::{Rng, SeedableRng};
 
     struct Snapshot(Vec<(String, Vec<f32>)>);
     impl TensorVisitor for Snapshot {

@@ -1,0 +1,92 @@
+//! The reference training steps, on dfdx's tape: every gradient dfdx can reach is computed and
+//! the unwanted ones dropped. The fast path ([`super::step`]) is tested against these steps, and
+//! `gan-run bench` measures its speed against them.
+
+use std::time::Instant;
+
+use dfdx::prelude::*;
+
+use super::loss::gan_bce;
+use super::state::{sample_noise, DStep, GanState, PhaseTimes};
+use crate::config::ExperimentConfig;
+use crate::model::{Matrix, Mode};
+
+/// One discriminator step on a real batch: G runs outside its own update (no tape, no
+/// dropout, tutorial batch-norm bypassed), D in its own; only D's optimizer moves.
+pub fn d_step(
+    state: &mut GanState,
+    config: &ExperimentConfig,
+    real: Matrix,
+    dev: &Cpu,
+    times: &mut PhaseTimes,
+) -> DStep {
+    let phase = Instant::now();
+    let z = sample_noise(config, real.shape().0, &mut state.rng, dev);
+    let fake = state.generator.forward(z, Mode::Eval);
+    times.g_forward += phase.elapsed();
+
+    let phase = Instant::now();
+    // Two passes (not one batch of both) so that batch-norm in D sees each batch alone.
+    let real_logits = state.discriminator.forward(
+        real.leaky_traced(),
+        Mode::Train {
+            rng: &mut state.rng,
+        },
+    );
+    let fake_logits = state.discriminator.forward(
+        fake.leaky_traced(),
+        Mode::Train {
+            rng: &mut state.rng,
+        },
+    );
+    let mean_prob = |logits: &Matrix<OwnedTape<f32, Cpu>>| {
+        logits
+            .retaped::<NoneTape>()
+            .sigmoid()
+            .mean::<Rank0, _>()
+            .array()
+    };
+    let (d_real, d_fake) = (mean_prob(&real_logits), mean_prob(&fake_logits));
+    let loss = gan_bce(real_logits, 1.0, config.loss) + gan_bce(fake_logits, 0.0, config.loss);
+    let value = loss.array();
+    let mut grads = loss.backward();
+    times.d_step += phase.elapsed();
+
+    let phase = Instant::now();
+    state.d_opt.update(&mut state.discriminator, &mut grads);
+    times.optimizer += phase.elapsed();
+    DStep {
+        loss: value,
+        d_real,
+        d_fake,
+    }
+}
+
+/// One generator step: G in its own update, D outside its own. The backward pass also
+/// computes gradients for D's parameters; they are dropped, and only G's optimizer moves.
+pub fn g_step(
+    state: &mut GanState,
+    config: &ExperimentConfig,
+    batch: usize,
+    dev: &Cpu,
+    times: &mut PhaseTimes,
+) -> f32 {
+    let phase = Instant::now();
+    let z = sample_noise(config, batch, &mut state.rng, dev);
+    let fake = state.generator.forward(
+        z.leaky_traced(),
+        Mode::Train {
+            rng: &mut state.rng,
+        },
+    );
+    let logits = state.discriminator.forward(fake, Mode::Eval);
+    let loss = gan_bce(logits, 1.0, config.loss);
+    let value = loss.array();
+    let mut grads = loss.backward();
+    times.g_step += phase.elapsed();
+
+    let phase = Instant::now();
+    state.g_opt.update(&mut state.generator, &mut grads);
+    times.optimizer += phase.elapsed();
+    value
+}
