@@ -54,13 +54,9 @@ impl RunRecord {
         })
     }
 
-    /// A score from the run's `eval.json` (a JSON pointer such as `/scores/fid`) and the epoch
-    /// it scored, if there is one.
-    pub fn eval_score(&self, pointer: &str) -> Option<(f64, usize)> {
-        let text = std::fs::read_to_string(self.dir.join("eval.json")).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        let value = v.pointer(pointer)?.as_f64()?;
-        Some((value, v["epoch"].as_u64().unwrap_or(0) as usize))
+    /// The run's `eval.json`, if it has one that parses.
+    pub fn eval(&self) -> Option<crate::eval::EvalRecord> {
+        crate::eval::EvalRecord::read(&self.dir.join(crate::run_dir::eval_file_name(None)))
     }
 
     /// A short label: the directory's name.
@@ -252,13 +248,16 @@ pub fn diff(a: &RunRecord, b: &RunRecord) -> RunDiff {
             best_metrics.push((name.to_string(), x.0, x.1, y.0, y.1));
         }
     }
-    for (name, pointer) in [
-        ("fid (eval.json)", "/scores/fid"),
-        ("parzen_nats (eval.json)", "/scores/parzen/test/mean"),
-    ] {
-        if let (Some(x), Some(y)) = (a.eval_score(pointer), b.eval_score(pointer)) {
-            best_metrics.push((name.into(), x.0, x.1, y.0, y.1));
-        }
+    if let (Some(x), Some(y)) = (a.eval(), b.eval()) {
+        let (ex, ey) = (x.epoch.unwrap_or(0), y.epoch.unwrap_or(0));
+        best_metrics.push(("fid (eval.json)".into(), x.scores.fid, ex, y.scores.fid, ey));
+        best_metrics.push((
+            "parzen_nats (eval.json)".into(),
+            x.scores.parzen.test.mean,
+            ex,
+            y.scores.parzen.test.mean,
+            ey,
+        ));
     }
     let curves = a
         .metrics

@@ -29,6 +29,7 @@
 pub mod bench;
 pub mod checksum;
 pub mod classifier;
+pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod data;

@@ -8,13 +8,13 @@
 pub mod classifier_measures;
 pub mod likelihood;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::classifier::Classifier;
-use crate::config::IMAGE_PIXELS;
+use crate::config::{GenerationMode, IMAGE_PIXELS};
 use crate::error::Result;
 use classifier_measures::{
     classifier_score, frechet_distance, mode_coverage, Gaussian, ModeCoverage,
@@ -158,6 +158,46 @@ impl Evaluator {
             real_train: self.score(&real),
             uniform_noise: self.score(&uniform_noise(10_000, 0)),
         }
+    }
+}
+
+/// What `eval.json` (and `eval-<mode>.json`) holds: one scoring of a run's samples, or of an
+/// image file, with what it was scored against.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalRecord {
+    /// The checkpoint's epoch, for a run's samples.
+    pub epoch: Option<usize>,
+    /// How the run's generator drew them; absent in files written before the choice existed
+    /// (which generated as the run's batch-norm mode did outside training).
+    #[serde(default)]
+    pub generation: Option<GenerationMode>,
+    /// The checkpoint given with `--checkpoint`, if any (otherwise the run's newest).
+    pub checkpoint: Option<PathBuf>,
+    /// The image file scored with `--samples`, if any.
+    pub samples_file: Option<PathBuf>,
+    /// The classifier the measures used.
+    pub classifier: ClassifierIdentity,
+    /// The samples' scores.
+    pub scores: Scores,
+    /// The reference rows, with the same classifier.
+    pub reference: Reference,
+    /// Seconds the whole command took.
+    pub seconds: f64,
+}
+
+/// Which classifier scored, so that scores from different classifiers are not compared.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClassifierIdentity {
+    /// SHA-256 of its weights file.
+    pub sha256: String,
+    /// Its accuracy on the MNIST test set.
+    pub test_accuracy: f64,
+}
+
+impl EvalRecord {
+    /// Reads an `eval.json`; `None` when there is none or it does not parse.
+    pub fn read(path: &Path) -> Option<EvalRecord> {
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
     }
 }
 

@@ -39,6 +39,15 @@ pub const CHECKPOINTS_DIR: &str = "checkpoints";
 /// Sample grid folder.
 pub const SAMPLES_DIR: &str = "samples";
 
+/// The file name of a run's scores from `gan-run eval`: `eval.json` in the config's generation
+/// mode, `eval-<mode>.json` in another.
+pub fn eval_file_name(other_mode: Option<GenerationMode>) -> String {
+    match other_mode {
+        None => "eval.json".to_string(),
+        Some(mode) => format!("eval-{}.json", mode.name()),
+    }
+}
+
 /// The file name of a sample grid in [`SAMPLES_DIR`]: `epoch-NNNN.png` in the config's
 /// generation mode, `epoch-NNNN-<mode>.png` in a further one (`generation.extra_grids`).
 pub fn sample_grid_name(epoch: usize, extra: Option<GenerationMode>) -> String {

@@ -1,0 +1,175 @@
+//! A run's generated images: written out, or scored.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::*;
+
+/// Write generated images of a run as an MNIST-format IDX3 file (.gz if named so) or a PNG grid.
+#[derive(Args, Debug, Clone)]
+pub struct SampleArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// How many images.
+    #[arg(long, default_value_t = 10_000)]
+    pub n: usize,
+    /// Output file: NAME.png, NAME.gz (gzipped IDX3) or anything else (raw IDX3).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Checkpoint to use (default: the run's newest).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Seed of the noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// How the generator draws them (default: the run's `generation.mode`).
+    #[arg(long, value_enum)]
+    pub generation: Option<GenerationMode>,
+}
+
+/// `gan-run sample`: write generated images of a run as an MNIST-format IDX3 file (.gz if named so) or a PNG grid.
+pub fn sample(args: SampleArgs) -> anyhow::Result<()> {
+    let SampleArgs {
+        run,
+        n,
+        out,
+        checkpoint,
+        seed,
+        generation,
+    } = args;
+    let (_, pixels, _, _) =
+        crate::sample::generate_from_run(&run, checkpoint.as_deref(), n.max(1), seed, generation)?;
+    crate::sample::write_images(&out, &pixels)?;
+    println!("{}", out.display());
+    Ok(())
+}
+
+/// Score generated images: classifier FID, classifier score, mode coverage, Parzen
+/// log-likelihood (Goodfellow et al. 2014) and memorisation, beside the reference rows.
+/// Writes eval.json into the run (eval-<mode>.json for a --generation other than the
+/// run's own).
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// The run directory (its newest checkpoint generates the samples).
+    pub run: Option<PathBuf>,
+    /// Score the images of this IDX3 file (e.g. from `gan-run sample` or another tool)
+    /// instead of a run's.
+    #[arg(long, conflicts_with = "run")]
+    pub samples: Option<PathBuf>,
+    /// Checkpoint to use (default: the run's newest).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Samples to generate.
+    #[arg(long, default_value_t = 10_000)]
+    pub n: usize,
+    /// How the run's generator draws them (default: the run's `generation.mode`).
+    #[arg(long, value_enum, conflicts_with = "samples")]
+    pub generation: Option<GenerationMode>,
+    /// MNIST folder.
+    #[arg(long, default_value = "data/mnist")]
+    pub data_dir: PathBuf,
+    /// Classifier weights (default: the built-in classifier).
+    #[arg(long)]
+    pub classifier: Option<PathBuf>,
+    /// Recompute the reference rows (real training images, uniform noise) and write them as
+    /// JSON to this file, e.g. classifier/reference.json.
+    #[arg(long, value_name = "FILE")]
+    pub write_reference: Option<PathBuf>,
+}
+
+/// `gan-run eval`: score generated images: classifier FID, classifier score, mode coverage, Parzen
+pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
+    let EvalArgs {
+        run,
+        samples,
+        checkpoint,
+        n,
+        generation,
+        data_dir,
+        classifier,
+        write_reference,
+    } = args;
+    use crate::eval::{render_table, Evaluator};
+    let started = std::time::Instant::now();
+    let classifier = match &classifier {
+        Some(path) => crate::classifier::Classifier::load(path)?,
+        None => crate::classifier::Classifier::builtin()?,
+    };
+    let mut evaluator = Evaluator::new(&data_dir, classifier)?;
+    if let Some(out) = write_reference {
+        let reference = evaluator.compute_reference();
+        crate::run_dir::atomic_write(&out, serde_json::to_string_pretty(&reference)?.as_bytes())?;
+        print!(
+            "{}",
+            render_table(&[
+                ("real training images", &reference.real_train),
+                ("uniform noise", &reference.uniform_noise),
+            ])
+        );
+        println!("{}", out.display());
+        return Ok(());
+    }
+    let (pixels, epoch, generated) = match (&run, &samples) {
+        (Some(run), _) => {
+            let (run_config, p, e, mode) = crate::sample::generate_from_run(
+                run,
+                checkpoint.as_deref(),
+                n.max(2),
+                0,
+                generation,
+            )?;
+            if run_config.data.validation_size < 2000 {
+                eprintln!(
+                    "warning: {} trained with data.validation_size = {}: some of the \
+                     2,000 validation images the Parzen width and the memorisation \
+                     reference use were training images",
+                    run.display(),
+                    run_config.data.validation_size
+                );
+            }
+            let own_mode = mode == run_config.generation.mode;
+            (p, Some(e), Some((mode, own_mode)))
+        }
+        (None, Some(file)) => (crate::data::read_idx_images(file)?, None, None),
+        (None, None) => anyhow::bail!("name a run directory or pass --samples FILE"),
+    };
+    if pixels.len() < 2 * crate::config::IMAGE_PIXELS {
+        anyhow::bail!("need at least two images to score");
+    }
+    let scores = evaluator.score(&pixels);
+    let reference = evaluator.reference();
+    let label = match (epoch, generated) {
+        (Some(e), Some((mode, _))) => format!("samples (epoch {e}, {})", mode.name()),
+        _ => "samples".to_string(),
+    };
+    print!(
+        "{}",
+        render_table(&[
+            (&label, &scores),
+            ("real training images", &reference.real_train),
+            ("uniform noise", &reference.uniform_noise),
+        ])
+    );
+    println!("{}", crate::eval::TABLE_LEGEND);
+    let c = evaluator.classifier();
+    let record = crate::eval::EvalRecord {
+        epoch,
+        generation: generated.map(|(mode, _)| mode),
+        checkpoint,
+        samples_file: samples,
+        classifier: crate::eval::ClassifierIdentity {
+            sha256: c.sha256.clone(),
+            test_accuracy: c.test_accuracy,
+        },
+        scores,
+        reference,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    if let (Some(run), Some((mode, own_mode))) = (&run, generated) {
+        let path = run.join(crate::run_dir::eval_file_name((!own_mode).then_some(mode)));
+        crate::run_dir::atomic_write(&path, serde_json::to_string_pretty(&record)?.as_bytes())?;
+        println!("{}", path.display());
+    }
+    Ok(())
+}

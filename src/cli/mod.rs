@@ -1,0 +1,191 @@
+//! The `gan-run` command line: clap's definitions of every subcommand, and one function per
+//! subcommand that does its work through the library. `main.rs` only parses, installs logging
+//! and prints errors.
+
+mod images;
+mod runs;
+mod sweep;
+mod tools;
+mod train;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, ExperimentConfig, GenerationMode, Override};
+pub use images::{EvalArgs, SampleArgs};
+pub use runs::{CompareArgs, DiffArgs, ReportArgs};
+pub use sweep::{RunPointArgs, SweepArgs};
+pub use tools::{BenchArgs, TrainClassifierArgs};
+pub use train::{CheckArgs, TrainArgs};
+
+/// Declarative GAN experiments on MNIST. `gan-run CONFIG` is `gan-run train CONFIG`.
+#[derive(Parser)]
+#[command(name = "gan-run", version, about)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Train experiments into runs/<name>/, each resuming from its last checkpoint if it has one.
+    Train(TrainArgs),
+    /// Run every point of a sweep file (a base config and a grid of dotted keys).
+    Sweep(SweepArgs),
+    /// Run one point of a sweep (what `sweep` and job arrays call).
+    RunPoint(RunPointArgs),
+    /// Show what differs between two runs: config keys, final metrics, curves, sample grids.
+    Diff(DiffArgs),
+    /// One table of runs (or sweep directories): the keys that vary and the final metrics.
+    Compare(CompareArgs),
+    /// Write one self-contained HTML page comparing runs (curves, config differences, sample
+    /// grids), and a curves.png into each run.
+    Report(ReportArgs),
+    /// Write generated images of a run as an MNIST-format IDX3 file (.gz if named so) or a PNG grid.
+    Sample(SampleArgs),
+    /// Score generated images: classifier FID, classifier score, mode coverage, Parzen
+    /// log-likelihood (Goodfellow et al. 2014) and memorisation, beside the reference rows.
+    /// Writes eval.json into the run (eval-<mode>.json for a --generation other than the
+    /// run's own).
+    Eval(EvalArgs),
+    /// Time a config's training steps against this machine's matrix-product peak.
+    Bench(BenchArgs),
+    /// Train gan-run's MNIST classifier (the yardstick of the classifier-based measures).
+    TrainClassifier(TrainClassifierArgs),
+    /// Validate experiment files without training.
+    Check(CheckArgs),
+}
+
+/// The options every command that loads an experiment file takes.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct ConfigArgs {
+    /// Override a config key, e.g. `--set training.epochs=3` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// MNIST folder (overrides `data.dir`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// Loads `path` with these overrides.
+    pub fn load(&self, path: &Path) -> anyhow::Result<ExperimentConfig> {
+        let mut overrides = parse_overrides(&self.set)?;
+        if let Some(dir) = &self.data_dir {
+            overrides.push(Override {
+                text: format!("--data-dir {}", dir.display()),
+                key: "data.dir".into(),
+                value: toml::Value::String(dir.display().to_string()),
+            });
+        }
+        Ok(config::load(path, &overrides)?)
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Train(args) => train::train(args),
+        Command::Check(args) => train::check(args),
+        Command::Sweep(args) => sweep::sweep(args),
+        Command::RunPoint(args) => sweep::run_point(args),
+        Command::Diff(args) => runs::diff(args),
+        Command::Compare(args) => runs::compare(args),
+        Command::Report(args) => runs::report(args),
+        Command::Sample(args) => images::sample(args),
+        Command::Eval(args) => images::eval(args),
+        Command::Bench(args) => tools::bench(args),
+        Command::TrainClassifier(args) => tools::train_classifier(args),
+    }
+}
+
+/// Prints how each child ended; fails if any did.
+fn report_outcomes(outcomes: &[crate::sweep::PointOutcome], what: &str) -> anyhow::Result<()> {
+    for o in outcomes {
+        println!("{:<9} {}", o.state, o.name);
+    }
+    let failed: Vec<_> = outcomes.iter().filter(|o| o.state == "failed").collect();
+    for o in &failed {
+        eprintln!("failed: {} (log: {})", o.name, o.log.display());
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} {what} failed; run the same command again to retry them",
+            failed.len(),
+            outcomes.len()
+        );
+    }
+    Ok(())
+}
+
+fn parse_overrides(set: &[String]) -> anyhow::Result<Vec<Override>> {
+    Ok(set
+        .iter()
+        .map(|s| s.parse::<Override>())
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Trains one experiment into `dir` and reports how far it got.
+fn train_one(
+    experiment: &ExperimentConfig,
+    dir: &Path,
+    force: bool,
+    max_epochs: Option<usize>,
+    overrides: &[String],
+) -> anyhow::Result<()> {
+    let options = crate::experiment::RunOptions {
+        run_dir: dir.to_path_buf(),
+        force,
+        overrides: overrides.to_vec(),
+        progress: true,
+        max_epochs_this_start: max_epochs,
+    };
+    let summary = crate::experiment::run(experiment, &options)?;
+    let status = if summary.finished {
+        "finished"
+    } else {
+        "paused"
+    };
+    tracing::info!(
+        "{status} after {} of {} epochs: {}",
+        summary.epochs,
+        experiment.training.epochs,
+        summary.run_dir.display()
+    );
+    Ok(())
+}
+
+/// The command line with `train` put in where the first argument is a bare config path.
+pub fn args_with_default_subcommand(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut args: Vec<String> = args.into_iter().collect();
+    use clap::CommandFactory;
+    let known: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .chain(["help".to_string()])
+        .collect();
+    if let Some(first) = args.get(1) {
+        if !first.starts_with('-') && !known.contains(first) {
+            args.insert(1, "train".into());
+        }
+    }
+    args
+}
+
+/// Prints an error cargo-style: `error:`, `Caused by:`, `hint:`.
+pub fn print_error(e: &anyhow::Error) {
+    eprintln!("error: {e}");
+    let mut causes = e.chain().skip(1).peekable();
+    if causes.peek().is_some() {
+        eprintln!("\nCaused by:");
+        for c in causes {
+            eprintln!("    {c}");
+        }
+    }
+    if let Some(hint) = e.downcast_ref::<crate::Error>().and_then(|e| e.hint()) {
+        eprintln!("hint: {hint}");
+    }
+}

@@ -1,0 +1,162 @@
+//! Reading runs back: diff two, compare many, report them as one page.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Show what differs between two runs: config keys, final metrics, curves, sample grids.
+#[derive(Args, Debug, Clone)]
+pub struct DiffArgs {
+    /// Run A.
+    pub a: PathBuf,
+    /// Run B.
+    pub b: PathBuf,
+    /// Write the two runs' sample grids of the same epochs side by side into this PNG.
+    #[arg(long, value_name = "FILE", default_value = "diff.png")]
+    pub png: PathBuf,
+    /// Print JSON.
+    #[arg(long, conflicts_with = "md")]
+    pub json: bool,
+    /// Print Markdown.
+    #[arg(long)]
+    pub md: bool,
+}
+
+/// `gan-run diff`: show what differs between two runs: config keys, final metrics, curves, sample grids.
+pub fn diff(args: DiffArgs) -> anyhow::Result<()> {
+    let DiffArgs {
+        a,
+        b,
+        png,
+        json,
+        md,
+    } = args;
+    use crate::compare::{diff, render_diff, side_by_side_png, RunRecord, TableFormat};
+    let (ra, rb) = (RunRecord::read(&a)?, RunRecord::read(&b)?);
+    let d = diff(&ra, &rb);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+    } else {
+        print!(
+            "{}",
+            render_diff(
+                &d,
+                if md {
+                    TableFormat::Markdown
+                } else {
+                    TableFormat::Text
+                }
+            )
+        );
+    }
+    if !d.common_sample_epochs.is_empty() {
+        let bytes = side_by_side_png(&ra, &rb, &d.common_sample_epochs)?;
+        crate::run_dir::atomic_write(&png, &bytes)?;
+        eprintln!(
+            "sample grids of epochs {:?} side by side (A left, B right): {}",
+            d.common_sample_epochs,
+            png.display()
+        );
+    }
+    Ok(())
+}
+
+/// One table of runs (or sweep directories): the keys that vary and the final metrics.
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// Run directories or folders of runs.
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Sort rows by this column.
+    #[arg(long)]
+    pub sort: Option<String>,
+    /// Print CSV.
+    #[arg(long, conflicts_with_all = ["json", "md"])]
+    pub csv: bool,
+    /// Print JSON.
+    #[arg(long, conflicts_with = "md")]
+    pub json: bool,
+    /// Print Markdown.
+    #[arg(long)]
+    pub md: bool,
+}
+
+/// `gan-run compare`: one table of runs (or sweep directories): the keys that vary and the final metrics.
+pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
+    let CompareArgs {
+        runs,
+        sort,
+        csv,
+        json,
+        md,
+    } = args;
+    use crate::compare::{compare, expand_runs, render_table, RunRecord, TableFormat};
+    let records = expand_runs(&runs)?
+        .iter()
+        .map(|d| RunRecord::read(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let table = compare(&records, sort.as_deref())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&table)?);
+    } else {
+        let format = if csv {
+            TableFormat::Csv
+        } else if md {
+            TableFormat::Markdown
+        } else {
+            TableFormat::Text
+        };
+        print!("{}", render_table(&table.columns, &table.rows, format));
+    }
+    Ok(())
+}
+
+/// Write one self-contained HTML page comparing runs (curves, config differences, sample
+/// grids), and a curves.png into each run.
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// Run directories or folders of runs.
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// The page to write.
+    #[arg(long, default_value = "report.html")]
+    pub out: PathBuf,
+    /// A loss log printed by another tool, `NAME=FILE` (CSV with columns epoch, d_loss,
+    /// g_loss), drawn beside the runs' end-of-epoch losses (repeatable).
+    #[arg(long = "log", value_name = "NAME=FILE")]
+    pub logs: Vec<String>,
+    /// Also write each chart as a standalone SVG file into this folder (for documents).
+    #[arg(long, value_name = "DIR")]
+    pub charts: Option<PathBuf>,
+}
+
+/// `gan-run report`: write one self-contained HTML page comparing runs (curves, config differences, sample
+pub fn report(args: ReportArgs) -> anyhow::Result<()> {
+    let ReportArgs {
+        runs,
+        out,
+        logs,
+        charts,
+    } = args;
+    use crate::compare::{expand_runs, RunRecord};
+    let records = expand_runs(&runs)?
+        .iter()
+        .map(|d| RunRecord::read(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    for r in &records {
+        crate::report::write_curves_png(r)?;
+    }
+    let logs = logs
+        .iter()
+        .map(|l| crate::report::ImportedLog::read(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(dir) = charts {
+        for path in crate::report::write_chart_files(&records, &logs, &dir)? {
+            println!("{}", path.display());
+        }
+    }
+    let page = crate::report::html(&records, &logs)?;
+    crate::run_dir::atomic_write(&out, page.as_bytes())?;
+    println!("{}", out.display());
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! Sweeps: every point of a grid, or one point (what sweeps and job arrays run).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::*;
+
+/// Run every point of a sweep file (a base config and a grid of dotted keys).
+#[derive(Args, Debug, Clone)]
+pub struct SweepArgs {
+    /// The sweep file.
+    pub sweep: PathBuf,
+    /// Points to run at once; the cores are shared between them.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// List the points without running them.
+    #[arg(long)]
+    pub plan: bool,
+    /// Write a job-array script for a cluster scheduler instead of running (`slurm`).
+    #[arg(long, value_name = "SCHEDULER")]
+    pub emit: Option<String>,
+    /// Override keys of every point, e.g. `--set training.epochs=2`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Folder that holds the sweep directory.
+    #[arg(long, default_value = "runs")]
+    pub runs_dir: PathBuf,
+}
+
+/// `gan-run sweep`: run every point of a sweep file (a base config and a grid of dotted keys).
+pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
+    let SweepArgs {
+        sweep,
+        jobs,
+        plan,
+        emit,
+        set,
+        runs_dir,
+    } = args;
+    let sweep = crate::sweep::Sweep::load(&sweep)?;
+    let extra = parse_overrides(&set)?;
+    for p in &sweep.points {
+        sweep.config_of(p, &extra)?;
+    }
+    if plan {
+        for p in &sweep.points {
+            let state = if sweep.is_finished(&runs_dir, p, &extra) {
+                "finished"
+            } else {
+                "to run"
+            };
+            println!(
+                "{:>3}  {:<30} {:<9} {}",
+                p.index,
+                p.name,
+                state,
+                p.overrides.join(" ")
+            );
+        }
+        return Ok(());
+    }
+    if let Some(kind) = emit {
+        anyhow::ensure!(kind == "slurm", "--emit knows `slurm` only, not `{kind}`");
+        let exe = std::env::current_exe()?.display().to_string();
+        print!("{}", sweep.slurm_script(&exe, &runs_dir, &set));
+        return Ok(());
+    }
+    let exe = std::env::current_exe()?;
+    let outcomes = crate::sweep::run_points(&sweep, &runs_dir, jobs.max(1), &set, &exe)?;
+    report_outcomes(&outcomes, "points")
+}
+
+/// Run one point of a sweep (what `sweep` and job arrays call).
+#[derive(Args, Debug, Clone)]
+pub struct RunPointArgs {
+    /// The sweep file.
+    pub sweep: PathBuf,
+    /// The point's index in `sweep --plan`.
+    pub index: usize,
+    /// Override keys, e.g. `--set training.epochs=2`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Folder that holds the sweep directory.
+    #[arg(long, default_value = "runs")]
+    pub runs_dir: PathBuf,
+}
+
+/// `gan-run run-point`: run one point of a sweep (what `sweep` and job arrays call).
+pub fn run_point(args: RunPointArgs) -> anyhow::Result<()> {
+    let RunPointArgs {
+        sweep,
+        index,
+        set,
+        runs_dir,
+    } = args;
+    let sweep = crate::sweep::Sweep::load(&sweep)?;
+    let point = sweep.points.get(index).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the sweep has {} points; there is no index {index}",
+            sweep.points.len()
+        )
+    })?;
+    let experiment = sweep.config_of(point, &parse_overrides(&set)?)?;
+    let dir = sweep.dir(&runs_dir).join(&point.name);
+    train_one(
+        &experiment,
+        &dir,
+        false,
+        None,
+        &[point.overrides.clone(), set].concat(),
+    )
+}

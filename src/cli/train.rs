@@ -1,0 +1,215 @@
+//! Training experiments, and checking them without training.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::*;
+
+/// Train experiments into runs/<name>/, each resuming from its last checkpoint if it has one.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct TrainArgs {
+    /// The experiment files; several run one after another, and a failing one does not
+    /// stop the others.
+    #[arg(required = true)]
+    pub configs: Vec<PathBuf>,
+    /// `--set` overrides and the data folder.
+    #[command(flatten)]
+    pub common: ConfigArgs,
+    /// Name of the run directory (default: the config's `name`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Folder that holds run directories.
+    #[arg(long, default_value = "runs")]
+    pub runs_dir: PathBuf,
+    /// Replace an existing run directory instead of resuming or refusing.
+    #[arg(long)]
+    pub force: bool,
+    /// Stop after this many epochs of this start; running again resumes.
+    #[arg(long, value_name = "N")]
+    pub max_epochs: Option<usize>,
+    /// With several configs: how many to train at once (each in its own process, with its
+    /// share of the cores; output in RUNS_DIR/logs/<config>.log).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+}
+
+impl TrainArgs {
+    /// The command line of the child process that trains `config` alone for `train --jobs`:
+    /// these arguments with one config and no `--jobs`. Destructured whole, so that a new field
+    /// fails to compile here until it is passed on (or deliberately not).
+    fn child_command_line(&self, config: &Path) -> Vec<String> {
+        let TrainArgs {
+            configs: _,
+            common: ConfigArgs { set, data_dir },
+            name: _, // refused with several configs
+            runs_dir,
+            force,
+            max_epochs,
+            jobs: _, // the child trains one config
+        } = self;
+        let mut args = vec!["train".to_string(), config.display().to_string()];
+        args.extend(["--runs-dir".to_string(), runs_dir.display().to_string()]);
+        for o in set {
+            args.extend(["--set".to_string(), o.clone()]);
+        }
+        if let Some(d) = data_dir {
+            args.extend(["--data-dir".to_string(), d.display().to_string()]);
+        }
+        if *force {
+            args.push("--force".into());
+        }
+        if let Some(n) = max_epochs {
+            args.extend(["--max-epochs".to_string(), n.to_string()]);
+        }
+        args
+    }
+}
+
+/// `gan-run train`: train experiments into runs/<name>/, each resuming from its last checkpoint if it has one.
+pub fn train(args: TrainArgs) -> anyhow::Result<()> {
+    let TrainArgs {
+        configs,
+        common,
+        name,
+        runs_dir,
+        force,
+        max_epochs,
+        jobs,
+    } = &args;
+    if name.is_some() && configs.len() > 1 {
+        anyhow::bail!("--name names one run; it cannot be used with several configs");
+    }
+    if let Some(n) = &name {
+        config::check_run_name(n).map_err(|m| anyhow::anyhow!("--name: {m}"))?;
+    }
+    if *jobs > 1 && configs.len() > 1 {
+        // Check every config first, so that a typo fails before anything starts.
+        for path in configs {
+            common.load(path)?;
+        }
+        let children = configs
+            .iter()
+            .enumerate()
+            .map(|(index, path)| {
+                let stem = path
+                    .file_stem()
+                    .map_or("config".into(), |s| s.to_string_lossy().to_string());
+                crate::sweep::ChildJob {
+                    index,
+                    name: path.display().to_string(),
+                    args: args.child_command_line(path),
+                    log: runs_dir.join("logs").join(format!("{stem}.log")),
+                }
+            })
+            .collect();
+        let exe = std::env::current_exe()?;
+        let outcomes = crate::sweep::run_children(children, *jobs, &exe, |_, _| Ok(()))?;
+        return report_outcomes(&outcomes, "configs");
+    }
+    let mut failed = Vec::new();
+    for path in configs {
+        let result = common.load(path).and_then(|mut experiment| {
+            if let Some(name) = name {
+                experiment.name = name.clone();
+            }
+            train_one(
+                &experiment,
+                &runs_dir.join(&experiment.name),
+                *force,
+                *max_epochs,
+                &common.set,
+            )
+        });
+        if let Err(e) = result {
+            if configs.len() == 1 {
+                return Err(e);
+            }
+            print_error(&e);
+            failed.push(path.display().to_string());
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} configs failed: {}",
+            failed.len(),
+            configs.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Validate experiment files without training.
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// The experiment files.
+    #[arg(required = true)]
+    pub configs: Vec<PathBuf>,
+    /// `--set` overrides and the data folder.
+    #[command(flatten)]
+    pub common: ConfigArgs,
+}
+
+/// `gan-run check`: validate experiment files without training.
+pub fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let CheckArgs { configs, common } = args;
+    let mut failed = 0;
+    for path in &configs {
+        match common.load(path) {
+            Ok(c) => println!("ok: {} (run `{}`)", path.display(), c.name),
+            Err(e) => {
+                print_error(&e);
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} configs failed the check", configs.len());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `train --jobs` child parses back to the parent's arguments, with its one config and
+    /// no `--jobs`: no flag is dropped on the way.
+    #[test]
+    fn children_get_every_flag_of_the_parent() {
+        let parent = [
+            "gan-run",
+            "train",
+            "a.toml",
+            "b.toml",
+            "--set",
+            "seed=3",
+            "--set",
+            "x.y=1",
+            "--data-dir",
+            "d",
+            "--runs-dir",
+            "r",
+            "--force",
+            "--max-epochs",
+            "2",
+            "--jobs",
+            "2",
+        ];
+        let Command::Train(parent) = Cli::try_parse_from(parent).unwrap().command else {
+            panic!("parsed as another command");
+        };
+        let child = parent.child_command_line(Path::new("b.toml"));
+        let child = std::iter::once("gan-run".to_string()).chain(child);
+        let Command::Train(child) = Cli::try_parse_from(child).unwrap().command else {
+            panic!("parsed as another command");
+        };
+        let expected = TrainArgs {
+            configs: vec![PathBuf::from("b.toml")],
+            jobs: 1,
+            ..parent
+        };
+        assert_eq!(child, expected);
+    }
+}
