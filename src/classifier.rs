@@ -33,7 +33,7 @@ const SIDE: usize = 28;
 /// The weights every evaluation uses unless told otherwise, reproduced by
 /// `gan-run train-classifier configs/classifier.toml --out classifier/mnist-mlp.safetensors`.
 pub static BUILTIN_WEIGHTS: &[u8] = include_bytes!("../classifier/mnist-mlp.safetensors");
-/// SHA-256 of [`BUILTIN_WEIGHTS`], also listed in `classifier/SHA256SUMS` and the README.
+/// SHA-256 of [`BUILTIN_WEIGHTS`], kept in `classifier/mnist-mlp.sha256` and checked by a test.
 pub const BUILTIN_SHA256: &str = include_str!("../classifier/mnist-mlp.sha256");
 
 /// A classifier experiment file (`configs/classifier.toml`).
@@ -220,7 +220,7 @@ impl Classifier {
 
     /// Parses a weights file's bytes; `path` is only used in messages.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Classifier> {
-        let bad = |message: String| Error::Checkpoint {
+        let bad = |message: String| Error::ClassifierFile {
             path: path.to_path_buf(),
             message,
         };

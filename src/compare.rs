@@ -177,9 +177,9 @@ pub fn compare(runs: &[RunRecord], sort_by: Option<&str>) -> Result<Comparison> 
         let i = columns
             .iter()
             .position(|c| c == col)
-            .ok_or_else(|| Error::Override {
-                text: format!("--sort {col}"),
-                message: format!("no such column; columns are: {}", columns.join(", ")),
+            .ok_or_else(|| Error::UnknownColumn {
+                column: col.to_string(),
+                columns: columns.clone(),
             })?;
         rows.sort_by(|a, b| match (a[i].parse::<f64>(), b[i].parse::<f64>()) {
             (Ok(x), Ok(y)) => x.total_cmp(&y),

@@ -1,6 +1,7 @@
-//! MNIST: reads the original IDX files (gzipped or raw), verifies them against their
-//! `SHA256SUMS`, scales pixels to [0, 1] and splits them as TensorFlow's `read_data_sets` does
-//! (the first 5,000 training images are validation).
+//! MNIST: reads the original IDX files (gzipped or raw), verifies them against the folder's
+//! `SHA256SUMS` when it has one (digests of the decompressed files; `data/mnist` ships one),
+//! scales pixels to [0, 1] and splits them as TensorFlow's `read_data_sets` does (the first
+//! 5,000 training images are validation).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -21,8 +22,7 @@ pub const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
 pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 
 /// A set of images, row-major, with their labels. Pixels are kept as the file's bytes (0-255),
-/// a quarter of the memory of f32 (47 MB rather than 188 MB for MNIST's 60,000 training
-/// images), and scaled to [0, 1] as a batch is assembled.
+/// a quarter of the memory of f32, and scaled to [0, 1] as a batch is assembled.
 #[derive(Debug, Clone)]
 pub struct Images {
     /// `len * 784` pixel bytes, 0 background, 255 ink.
@@ -62,10 +62,9 @@ impl Images {
 
 /// Images with their runs of blank pixels left out, for the images a run trains on.
 ///
-/// Why: MNIST digits are about 80% background, and the 55,000 training images were the largest
-/// thing a training run held (43 MB as bytes). Packed they take 11.6 MB, and a paper run's peak
-/// fell from 117 MB to 88 MB; a batch decodes to the same `f32` values as scaling the bytes
-/// ([`scale`]).
+/// Why: most of an MNIST digit's pixels are background, and unpacked the training images would
+/// be the largest thing a training run holds (BENCHMARKS.md, Memory, has the sizes). A batch
+/// decodes to the same `f32` values as scaling the bytes ([`scale`]).
 ///
 /// Each image is a sequence of segments: a count of blank (0) pixels, a count of pixels that
 /// follow as stored bytes, then those bytes (counts up to 255), until its 784 pixels are
@@ -245,7 +244,8 @@ fn read_checksums(dir: &Path) -> Result<BTreeMap<String, String>> {
         .collect())
 }
 
-/// Reads `<stem>.gz` or `<stem>`, decompressing when gzipped, and checks it against `sums`.
+/// Reads `<stem>.gz` or `<stem>`, decompressing when gzipped, and checks the decompressed bytes
+/// against `sums` when they list the stem.
 fn read_file(
     dir: &Path,
     stem: &str,

@@ -74,6 +74,24 @@ pub enum Error {
         message: String,
     },
 
+    /// A classifier weights file (`--classifier`) that cannot be read or used.
+    #[error("classifier weights {}: {message}", path.display())]
+    ClassifierFile {
+        /// The weights file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A column asked for (e.g. `compare --sort`) that the table does not have.
+    #[error("no column `{column}`; the columns are: {}", columns.join(", "))]
+    UnknownColumn {
+        /// The column asked for.
+        column: String,
+        /// The columns there are.
+        columns: Vec<String>,
+    },
+
     /// A run directory that cannot be used as asked.
     #[error("run directory {}: {message}", path.display())]
     RunDir {
@@ -132,8 +150,14 @@ impl Error {
                     .into(),
             ),
             Error::Checkpoint { .. } => Some(
-                "the run directory holds a checkpoint this config cannot use; \
-                 pick another `--name`, or pass `--force` to start the run afresh"
+                "a checkpoint can only be used by the config that wrote it: `gan-run train` \
+                 starts afresh under another `--name` or with `--force`; `sample` and `eval` \
+                 take another file with `--checkpoint`"
+                    .into(),
+            ),
+            Error::ClassifierFile { .. } => Some(
+                "pass `--classifier` a file written by `gan-run train-classifier`, or leave it \
+                 out to score with the built-in classifier"
                     .into(),
             ),
             Error::Data { .. } => Some(

@@ -8,7 +8,7 @@ use std::time::Instant;
 use dfdx::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::ExperimentConfig;
 use crate::data::PackedImages;
@@ -32,8 +32,8 @@ pub struct RunOptions {
     pub max_epochs_this_start: Option<usize>,
 }
 
-/// What `summary.json` holds.
-#[derive(Debug, Clone, Serialize)]
+/// What `summary.json` holds, written when a run finishes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     /// Run name.
     pub name: String,
@@ -53,6 +53,14 @@ pub struct Summary {
     pub run_dir: PathBuf,
     /// The final sample-quality scores, when the config asks for evaluation.
     pub evaluation: Option<crate::eval::Scores>,
+}
+
+impl Summary {
+    /// Reads a run directory's `summary.json`; `None` when there is none or it does not parse.
+    pub fn read(run_dir: &std::path::Path) -> Option<Summary> {
+        let text = std::fs::read_to_string(run_dir.join(crate::run_dir::SUMMARY_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
 }
 
 /// Trains `config` into `options.run_dir`, resuming from its last checkpoint if it has one.
@@ -87,10 +95,10 @@ pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
     };
     let mut train = None;
     if let Start::Resume(path) = &start {
-        // A run that will train loads its images before the checkpoint: the raw training file
-        // and the Adam moments a checkpoint restores were otherwise held together (a resumed
-        // paper run peaked at 116 MB, 94 MB in this order). A finished run, or a file that
-        // `restore` will refuse, loads none first.
+        // A run that will train loads its images before the checkpoint, so that the raw
+        // training file (dropped once packed) and the Adam moments a checkpoint restores are
+        // never held together (BENCHMARKS.md, Memory, has the peaks). A finished run, or a file
+        // that `restore` will refuse, loads none first.
         let will_train = checkpoint::peek(path)
             .is_some_and(|(epoch, fp)| fp == fingerprint && epoch < config.training.epochs);
         if will_train {

@@ -9,7 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{self, ExperimentConfig, Override};
 use crate::error::{Error, Result};
-use crate::run_dir::{atomic_write, SUMMARY_FILE};
+use crate::experiment::Summary;
+use crate::run_dir::atomic_write;
+
+/// The sweep directory's list of its points and their states.
+pub const INDEX_FILE: &str = "index.json";
 
 /// The sweep file.
 #[derive(Debug, Clone, Deserialize)]
@@ -141,41 +145,36 @@ impl Sweep {
         let Ok(config) = self.config_of(point, extra) else {
             return false;
         };
-        let p = self.dir(runs_root).join(&point.name).join(SUMMARY_FILE);
-        std::fs::read_to_string(p)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["epochs"].as_u64())
-            .is_some_and(|e| e as usize >= config.training.epochs)
+        Summary::read(&self.dir(runs_root).join(&point.name))
+            .is_some_and(|s| s.epochs >= config.training.epochs)
     }
 
     /// Writes `index.json` into the sweep directory: the points and their state.
-    pub fn write_index(&self, runs_root: &Path, status: &[(usize, String)]) -> Result<()> {
+    pub fn write_index(&self, runs_root: &Path, status: &[(usize, PointState)]) -> Result<()> {
         let dir = self.dir(runs_root);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
-        let points: Vec<serde_json::Value> = self
+        let points = self
             .points
             .iter()
-            .map(|p| {
-                let state = status
+            .map(|p| IndexedPoint {
+                index: p.index,
+                name: p.name.clone(),
+                overrides: p.overrides.clone(),
+                run_dir: PathBuf::from(&p.name),
+                state: status
                     .iter()
                     .find(|(i, _)| *i == p.index)
-                    .map(|(_, s)| s.clone())
-                    .unwrap_or_else(|| "pending".into());
-                serde_json::json!({
-                    "index": p.index, "name": p.name, "overrides": p.overrides,
-                    "run_dir": p.name, "state": state,
-                })
+                    .map_or(PointState::Pending, |(_, s)| *s),
             })
             .collect();
-        let index = serde_json::json!({
-            "sweep": self.name,
-            "sweep_file": self.file,
-            "base": self.base,
-            "points": points,
-        });
+        let index = SweepIndex {
+            sweep: self.name.clone(),
+            sweep_file: self.file.clone(),
+            base: self.base.clone(),
+            points,
+        };
         let text = serde_json::to_string_pretty(&index).expect("index serialises");
-        atomic_write(&dir.join("index.json"), text.as_bytes())
+        atomic_write(&dir.join(INDEX_FILE), text.as_bytes())
     }
 
     /// An sbatch script that runs every point as one task of a job array.
@@ -253,13 +252,67 @@ mod tests {
     }
 }
 
+/// What `index.json` holds: the sweep's points and where each stands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SweepIndex {
+    /// The sweep's name (its directory under the runs root).
+    pub sweep: String,
+    /// The sweep file.
+    pub sweep_file: PathBuf,
+    /// The base experiment file.
+    pub base: PathBuf,
+    /// One entry per point, in grid order.
+    pub points: Vec<IndexedPoint>,
+}
+
+/// One point in `index.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IndexedPoint {
+    /// Its position in the grid (`run-point SWEEP INDEX`).
+    pub index: usize,
+    /// Its name, made from its grid values.
+    pub name: String,
+    /// Its overrides of the base config.
+    pub overrides: Vec<String>,
+    /// Its run directory, relative to the sweep directory.
+    pub run_dir: PathBuf,
+    /// Where it stands.
+    pub state: PointState,
+}
+
+/// Where a sweep point (or a `train --jobs` child) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PointState {
+    /// Not run yet by this call.
+    Pending,
+    /// Ran to the end in this call.
+    Finished,
+    /// Had finished before this call.
+    Skipped,
+    /// Its process failed (its log says why); running the sweep again retries it.
+    Failed,
+}
+
+impl std::fmt::Display for PointState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so that widths such as `{:<9}` apply.
+        f.pad(match self {
+            PointState::Pending => "pending",
+            PointState::Finished => "finished",
+            PointState::Skipped => "skipped",
+            PointState::Failed => "failed",
+        })
+    }
+}
+
 /// How one point of a sweep ended.
 #[derive(Debug, Clone)]
 pub struct PointOutcome {
     /// The point's name.
     pub name: String,
-    /// `finished` (this call), `skipped` (finished before), or `failed`.
-    pub state: &'static str,
+    /// Finished (this call), skipped (finished before), or failed.
+    pub state: PointState,
     /// Where its output went.
     pub log: PathBuf,
 }
@@ -284,7 +337,7 @@ pub fn run_children(
     jobs: Vec<ChildJob>,
     parallel: usize,
     exe: &Path,
-    mut on_done: impl FnMut(&ChildJob, &'static str) -> Result<()>,
+    mut on_done: impl FnMut(&ChildJob, PointState) -> Result<()>,
 ) -> Result<Vec<PointOutcome>> {
     use std::process::{Child, Command, Stdio};
     let parallel = parallel.max(1);
@@ -331,8 +384,11 @@ pub fn run_children(
                 None => i += 1,
                 Some(code) => {
                     let (job, _) = running.swap_remove(i);
-                    let state = if code.success() { "finished" } else { "failed" };
-                    tracing::info!(job = %job.name, state, "ended");
+                    let state = match code.success() {
+                        true => PointState::Finished,
+                        false => PointState::Failed,
+                    };
+                    tracing::info!(job = %job.name, %state, "ended");
                     on_done(&job, state)?;
                     outcomes.push((
                         job.index,
@@ -365,16 +421,16 @@ pub fn run_points(
         .iter()
         .map(|o| o.parse::<Override>())
         .collect::<Result<Vec<_>>>()?;
-    let mut states: Vec<(usize, String)> = Vec::new();
+    let mut states: Vec<(usize, PointState)> = Vec::new();
     let mut skipped = Vec::new();
     let mut children = Vec::new();
     for p in &sweep.points {
         let log = logs.join(format!("{}.log", p.name));
         if sweep.is_finished(runs_root, p, &extra_overrides) {
-            states.push((p.index, "skipped".into()));
+            states.push((p.index, PointState::Skipped));
             skipped.push(PointOutcome {
                 name: p.name.clone(),
-                state: "skipped",
+                state: PointState::Skipped,
                 log,
             });
         } else {
@@ -398,7 +454,7 @@ pub fn run_points(
     }
     sweep.write_index(runs_root, &states)?;
     let ran = run_children(children, jobs, exe, |job, state| {
-        states.push((job.index, state.to_string()));
+        states.push((job.index, state));
         sweep.write_index(runs_root, &states)
     })?;
     let mut all: Vec<PointOutcome> = skipped.into_iter().chain(ran).collect();

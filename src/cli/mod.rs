@@ -107,7 +107,10 @@ fn report_outcomes(outcomes: &[crate::sweep::PointOutcome], what: &str) -> anyho
     for o in outcomes {
         println!("{:<9} {}", o.state, o.name);
     }
-    let failed: Vec<_> = outcomes.iter().filter(|o| o.state == "failed").collect();
+    let failed: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.state == crate::sweep::PointState::Failed)
+        .collect();
     for o in &failed {
         eprintln!("failed: {} (log: {})", o.name, o.log.display());
     }

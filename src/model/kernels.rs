@@ -1,13 +1,12 @@
 //! Hand-written kernels for the training hot path, on plain row-major `f32` buffers.
 //!
-//! Why they exist (measured on the project's 2-core AVX-512 machine, see BENCHMARKS.md): dfdx
-//! 0.13's matrix products go through `gemm` 0.15, whose AVX-512 kernels need nightly Rust, and
-//! its element-wise ops, batch-norm and Adam are single-threaded scalar loops. The products here
-//! go through faer's safe `matmul` (AVX-512 on stable; the products of one paper step took
-//! 19 ms against 29 ms for dfdx's and 26 ms for matrixmultiply's), the element-wise passes are
-//! split by rows. Splitting a product in halves gave the same bits as not splitting it for the
-//! paper's shapes and a whole paper step (tested), so results there do not depend on the thread
-//! count. The products and Adam are tested against dfdx, the column sums against a plain loop.
+//! Why they exist: dfdx 0.13's matrix products go through `gemm` 0.15, whose AVX-512 kernels
+//! need nightly Rust, and its element-wise ops, batch-norm and Adam are single-threaded scalar
+//! loops. The products here go through faer's safe `matmul` (AVX-512 on stable Rust), and the
+//! element-wise passes are split by rows; BENCHMARKS.md has the timings. A product split in
+//! halves gives the same bits as an unsplit one for the paper's shapes, and so does a whole paper
+//! step (both tested), so results there do not depend on the thread count. The products and Adam
+//! are tested against dfdx, the column sums against a plain loop.
 
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
@@ -24,15 +23,14 @@ fn faer_matmul(c: MatMut<'_, f32>, accum: Accum, a: MatRef<'_, f32>, b: MatRef<'
     clear_upper_vector_state();
 }
 
-/// Runs `vzeroupper` where the CPU has AVX.
+/// Runs `vzeroupper` where the CPU has AVX. Every faer product is followed by it.
 ///
 /// Why: faer's AVX-512 product kernels (private-gemm-x86 0.1.22, generated assembly) return
-/// with the upper halves of the vector registers dirty, and on this machine's AMD EPYC legacy-SSE
-/// code after that (compiled for baseline x86-64) ran slowly until something cleared them:
-/// Adam, the loop measured, went from 0.6 to 3.1 ns per element after a single product, in the
-/// same process. Compilers end every function that uses wide registers with a `vzeroupper`;
-/// these kernels do not. Even with `target-cpu=native`, the prebuilt standard library and libc
-/// are SSE code.
+/// with the upper halves of the vector registers dirty, whereas compilers end every function
+/// that uses wide registers with a `vzeroupper`. Legacy-SSE code run after that (on AMD EPYC, at
+/// least) is several times slower until something clears them. gan-run's own code is normally
+/// built for the native CPU (`.cargo/config.toml`), but the prebuilt standard library and libc
+/// it calls are SSE code either way. BENCHMARKS.md has the measurements.
 #[inline]
 fn clear_upper_vector_state() {
     #[cfg(target_arch = "x86_64")]
@@ -86,7 +84,7 @@ impl<'a> Mat<'a> {
 /// `c = a b` (overwriting `c`, which must hold `a.rows x b.cols` values). A large product is
 /// split into two halves (by columns, or by rows when there are more rows) run with
 /// `rayon::join`, each on one thread: faer's own parallel mode keeps its threads spinning after
-/// a product returns, which on two cores slowed the element-wise work and Adam that follow.
+/// a product returns, which on two cores slows the element-wise work and Adam that follow.
 pub fn matmul(a: Mat<'_>, b: Mat<'_>, c: &mut [f32]) {
     product(a, b, c, Accum::Replace)
 }
@@ -133,12 +131,11 @@ fn product(a: Mat<'_>, b: Mat<'_>, c: &mut [f32], accum: Accum) {
 /// parallel regions, such as the training step's.
 ///
 /// Why: `rayon::join` called from outside the pool hands its work to the pool and parks the
-/// caller until it is done, so every product and element-wise pass of a step woke two threads
-/// through the OS scheduler. Called from a worker, it runs one half on that thread while the
-/// other worker takes the rest. Measured on the paper config: 102,000 context switches in 300
-/// steps from the main thread, 14,000 from a worker, and 6% more steps/s (medians of 5
-/// interleaved runs). Where the work runs does not change its arithmetic. Called from a worker
-/// already (e.g. inside `ThreadPool::install`), `f` runs right there.
+/// caller until it is done, so every product and element-wise pass of a step would wake two
+/// threads through the OS scheduler. Called from a worker, it runs one half on that thread while
+/// the other worker takes the rest, with far fewer context switches (BENCHMARKS.md has the
+/// figures). Where the work runs does not change its arithmetic. Called from a worker already
+/// (e.g. inside `ThreadPool::install`), `f` runs right there.
 pub fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     // rayon documents it: "the closure given to `scope()` executes in the Rayon thread pool".
     // The caller's tracing span goes along, so that events keep their run and epoch.

@@ -27,9 +27,9 @@ const FORMAT_V1: &str = "gan-run-checkpoint-1";
 /// temporary and renames it); `fingerprint` ties the file to the config that produced it.
 ///
 /// Each tensor is copied out of the state only as it is hashed or written, so saving holds one
-/// tensor at a time: serialising into memory held the whole state twice more (its bytes and
-/// the file's), which for the paper config took a training run's peak from about 117 MB to
-/// 170 MB at every epoch's end.
+/// tensor at a time: serialising into memory would hold the whole state twice more (its bytes
+/// and the file's), at every epoch's end, and set a training run's peak memory (BENCHMARKS.md,
+/// Memory).
 pub fn write(state: &mut GanState, fingerprint: &str, path: &Path) -> std::io::Result<()> {
     let state = RefCell::new(state);
     let (tensors, metadata) = prepare(&state, fingerprint);
@@ -254,8 +254,8 @@ pub fn restore(state: &mut GanState, bytes: &[u8], path: &Path, fingerprint: &st
 }
 
 /// The epoch and config fingerprint a checkpoint file's header records, reading only the
-/// header (a few kB of a 35 MB paper checkpoint). `None` for anything unreadable: only
-/// [`restore`] judges a file, and says what is wrong with it.
+/// header, not the tensors that make up the rest of the file. `None` for anything unreadable:
+/// only [`restore`] judges a file, and says what is wrong with it.
 pub fn peek(path: &Path) -> Option<(usize, String)> {
     use std::io::Read;
     let mut file = std::fs::File::open(path).ok()?;

@@ -48,7 +48,7 @@ impl PlainAdam {
         let mut take = Take(state, Vec::new(), Vec::new());
         net.visit(&mut take);
         let (moment1, moment2) = (take.1, take.2);
-        // The moments are moved, not copied (23 MB for the paper config): dfdx's entries stay,
+        // The moments are moved, not copied, so that they are held once: dfdx's entries stay,
         // empty, until check-in moves them back (dfdx's tensor cache, which would keep the
         // emptied buffers, is never enabled).
         let cfg = &state.cfg;
@@ -319,10 +319,11 @@ mod tests {
     /// Two D and G steps of the plain path against the dfdx tape path, from the same state
     /// and RNG: the same parameters, running statistics and losses up to rounding. Run on the
     /// paper config, on one with every layer kind (batch-norm in D included, so that D's real
-    /// and fake passes run apart), on two whose D has one or two dropout layers, and on one whose D normalises with batch statistics
-    /// in every step. Adam's eps and lr are set to 1 so that each update is
-    /// close to the gradient itself (with the default eps Adam moves every parameter by about
-    /// lr whatever its gradient, and rounding can flip the sign of a near-zero one).
+    /// and fake passes run apart), on two whose D has one or two dropout layers, and on one whose
+    /// D normalises with batch statistics in every step. Adam's eps and lr are set to 1 so that
+    /// each update is close to the gradient itself (with the default eps Adam moves every
+    /// parameter by about lr whatever its gradient, and rounding can flip the sign of a near-zero
+    /// one).
     #[test]
     fn plain_steps_match_the_dfdx_tape_steps() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
