@@ -1,5 +1,5 @@
 //! The reference training steps, on dfdx's tape: every gradient dfdx can reach is computed and
-//! the unwanted ones dropped. The fast path ([`super::step`]) is tested against these steps, and
+//! the unwanted ones dropped. The fast path (`step.rs`) is tested against these steps, and
 //! `gan-run bench` measures its speed against them.
 
 use std::time::Instant;
