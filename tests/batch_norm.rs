@@ -2,13 +2,7 @@
 //! image-dump bypass as an explicit generation mode, and the retired `batch_stats_only` mode,
 //! whose runs still read but do not resume.
 
-mod util;
-
-use util::*;
-
-fn data_dir() -> String {
-    repo().join("data/mnist").display().to_string()
-}
+use crate::util::*;
 
 #[test]
 fn the_retired_mode_is_refused_in_new_configs_with_what_to_use() {

@@ -9,7 +9,7 @@ use gan_run::classifier::{Classifier, BUILTIN_SHA256, BUILTIN_WEIGHTS};
 use gan_run::config::IMAGE_PIXELS;
 use gan_run::eval::{uniform_noise, Evaluator, Reference};
 
-fn data_dir() -> PathBuf {
+fn mnist_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
 }
 
@@ -19,7 +19,7 @@ fn evaluator() -> std::sync::MutexGuard<'static, Evaluator> {
     EVALUATOR
         .get_or_init(|| {
             let classifier = Classifier::builtin().expect("built-in classifier loads");
-            Mutex::new(Evaluator::new(&data_dir(), classifier).expect("MNIST loads"))
+            Mutex::new(Evaluator::new(&mnist_dir(), classifier).expect("MNIST loads"))
         })
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -29,7 +29,7 @@ fn evaluator() -> std::sync::MutexGuard<'static, Evaluator> {
 fn builtin_classifier_is_the_checksummed_one_and_as_accurate_as_claimed() {
     assert_eq!(sha256_hex(BUILTIN_WEIGHTS), BUILTIN_SHA256.trim());
     let mut classifier = Classifier::builtin().unwrap();
-    let test = gan_run::data::load_test(&data_dir()).unwrap();
+    let test = gan_run::data::load_test(&mnist_dir()).unwrap();
     let accuracy = classifier.accuracy(&test, &dfdx::prelude::Cpu::default());
     assert_eq!(accuracy, classifier.test_accuracy, "recorded accuracy");
     assert!(accuracy >= 0.988, "test accuracy {accuracy}");

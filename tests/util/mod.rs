@@ -1,6 +1,4 @@
 //! Test helpers: a scratch directory per test and a runner for the built `gan-run` binary.
-// Each test file uses a subset of these helpers.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -8,6 +6,28 @@ use std::process::{Command, Output};
 /// The repository root.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The repository's MNIST folder.
+pub fn data_dir() -> String {
+    repo().join("data/mnist").display().to_string()
+}
+
+/// The paper config with one line replaced, written into the scratch dir as `exp.toml`.
+pub fn paper_with(s: &Scratch, from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(config("paper.toml")).unwrap();
+    assert!(text.contains(from), "paper.toml has no `{from}`");
+    s.write("exp.toml", &text.replacen(from, to, 1))
+        .display()
+        .to_string()
+}
+
+/// `exp.toml:LINE:` for the line of the file written by [`paper_with`] that holds `needle`, so
+/// that position tests do not depend on the shipped config's layout.
+pub fn position_of(path: &str, needle: &str) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let line = text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    format!("exp.toml:{line}:")
 }
 
 /// A checked-in config.

@@ -1,0 +1,148 @@
+//! Experiment files and overrides are checked before anything runs: errors name the
+//! file, line, column and key.
+
+use crate::util::*;
+
+#[test]
+fn shipped_configs_pass_the_check() {
+    let s = Scratch::new();
+    let paths: Vec<String> = ["paper.toml", "paper-logits.toml", "smoke.toml"]
+        .iter()
+        .map(|n| config(n).display().to_string())
+        .collect();
+    let mut args = vec!["check", "--data-dir", "x"];
+    args.extend(paths.iter().map(|s| s.as_str()));
+    let out = s.ok(&args);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).matches("ok: ").count(),
+        3
+    );
+}
+
+#[test]
+fn unknown_key_names_file_line_column_and_key() {
+    let s = Scratch::new();
+    let p = paper_with(&s, "beta1 = 0.1", "beta_1 = 0.1");
+    let err = s.fails(&["check", &p]);
+    assert!(
+        err.contains(&format!("{}1", position_of(&p, "beta_1"))),
+        "{err}"
+    );
+    assert!(
+        err.contains("optimizer.discriminator") && err.contains("beta_1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_type_is_refused_with_position() {
+    let s = Scratch::new();
+    let p = paper_with(&s, "batch_size = 100", "batch_size = \"100\"");
+    let err = s.fails(&["check", &p]);
+    let at = position_of(&p, "batch_size = \"100\"");
+    assert!(err.contains(&format!("{at}14")), "{err}");
+    assert!(err.contains("training.batch_size"), "{err}");
+}
+
+#[test]
+fn impossible_values_are_refused_with_position() {
+    let s = Scratch::new();
+    let p = paper_with(&s, "rate = 0.5", "rate = 1.5");
+    let err = s.fails(&["check", &p]);
+    assert!(err.contains(&position_of(&p, "rate = 1.5")), "{err}");
+    assert!(err.contains("model.generator.layers[9].rate"), "{err}");
+    assert!(err.contains("[0, 1)"), "{err}");
+}
+
+#[test]
+fn shapes_are_checked_before_training() {
+    let s = Scratch::new();
+    let p = paper_with(
+        &s,
+        "{ type = \"linear\", out = 784 }",
+        "{ type = \"linear\", out = 783 }",
+    );
+    let err = s.fails(&["train", &p, "--runs-dir", "runs"]);
+    assert!(
+        err.contains("must output an MNIST image (784 pixels)"),
+        "{err}"
+    );
+    assert!(!s.path().join("runs").exists(), "something was written");
+
+    let p = paper_with(
+        &s,
+        "{ type = \"linear\", out = 1 }",
+        "{ type = \"linear\", out = 2 }",
+    );
+    assert!(s.fails(&["check", &p]).contains("must output one logit"));
+
+    let p = paper_with(
+        &s,
+        "{ type = \"linear\", in = 784, out = 1024 }",
+        "{ type = \"linear\", in = 780, out = 1024 }",
+    );
+    let err = s.fails(&["check", &p]);
+    assert!(
+        err.contains("model.discriminator.layers[0]") && err.contains("in = 780"),
+        "{err}"
+    );
+
+    let p = config("paper.toml").display().to_string();
+    let err = s.fails(&[
+        "check",
+        &p,
+        "--set",
+        "data.train_size=50",
+        "--set",
+        "training.batch_size=100",
+    ]);
+    assert!(
+        err.contains("training.batch_size") && err.contains("--set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn overrides_are_checked_like_the_file() {
+    let s = Scratch::new();
+    let p = config("paper.toml").display().to_string();
+    let err = s.fails(&["check", &p, "--set", "training.epoch=3"]);
+    assert!(
+        err.contains("unknown field `epoch`") && err.contains("--set training.epoch=3"),
+        "{err}"
+    );
+    let err = s.fails(&["check", &p, "--set", "optimizer.discriminator.beta1=1.5"]);
+    assert!(
+        err.contains("optimizer.discriminator.beta1") && err.contains("[0, 1)"),
+        "{err}"
+    );
+    let err = s.fails(&["check", &p, "--set", "device=cuda"]);
+    assert!(err.contains("CPU only"), "{err}");
+}
+
+#[test]
+fn double_sigmoid_by_accident_is_refused() {
+    let s = Scratch::new();
+    let text = std::fs::read_to_string(config("paper-logits.toml")).unwrap();
+    let text = text.replacen(
+        "{ type = \"linear\", out = 1 },",
+        "{ type = \"linear\", out = 1 }, { type = \"sigmoid\" },",
+        1,
+    );
+    let p = s.write("exp.toml", &text).display().to_string();
+    let err = s.fails(&["check", &p]);
+    assert!(err.contains("tutorial_double_sigmoid"), "{err}");
+}
+
+#[test]
+fn a_bad_override_of_a_nested_value_is_blamed_on_the_override() {
+    let s = Scratch::new();
+    let p = config("paper.toml").display().to_string();
+    let err = s.fails(&["check", &p, "--set", "noise.distribution.low=2"]);
+    assert!(err.contains("--set noise.distribution.low=2"), "{err}");
+    let err = s.fails(&["check", &p, "--set", "model.generator.layers[0].in=99"]);
+    assert!(
+        err.contains("--set model.generator.layers[0].in=99"),
+        "{err}"
+    );
+}

@@ -1,0 +1,98 @@
+//! Runs read back: the HTML report.
+
+use crate::util::*;
+
+#[test]
+fn report_is_one_self_contained_page_that_a_browser_renders() {
+    let s = Scratch::new();
+    let data = data_dir();
+    let smoke = config("smoke.toml").display().to_string();
+    for (name, beta1) in [("a", "0.1"), ("b", "0.9")] {
+        let b = format!("optimizer.discriminator.beta1={beta1}");
+        s.ok(&smoke_args(
+            &[
+                &smoke,
+                "--name",
+                name,
+                "--set",
+                &b,
+                "--set",
+                "training.epochs=2",
+            ],
+            &data,
+        ));
+    }
+    s.ok(&["report", "runs/a", "runs/b", "--out", "report.html"]);
+    let page = std::fs::read_to_string(s.path().join("report.html")).unwrap();
+    // The four step metrics and the two end-of-epoch losses.
+    assert_eq!(page.matches("<svg").count(), 6, "one chart per metric");
+    assert_eq!(
+        page.matches("<polyline").count(),
+        12,
+        "one line per run and metric"
+    );
+    assert_eq!(
+        page.matches("src=\"data:image/png;base64,").count(),
+        4,
+        "2 runs x 2 epochs"
+    );
+    assert!(
+        !page.contains("src=\"http") && !page.contains("href=\"http"),
+        "no network"
+    );
+    assert!(page.contains("optimizer.discriminator.beta1"));
+    assert!(s.path().join("runs/a/curves.png").exists());
+
+    // In a real headless browser: the DOM it builds has the charts and images, and the
+    // screenshot is not blank.
+    let browser = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(browser) = browser else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium for this test"
+        );
+        eprintln!("chromium not installed: browser half of this test skipped");
+        return;
+    };
+    let url = format!("file://{}", s.path().join("report.html").display());
+    let flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ];
+    let user_dir = format!("--user-data-dir={}", s.path().join("chrome").display());
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(browser)
+            .args(flags)
+            .arg(&user_dir)
+            .args(extra)
+            .arg(&url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let dom = String::from_utf8_lossy(&run(&["--dump-dom"]).stdout).to_string();
+    assert_eq!(dom.matches("<polyline").count(), 8, "{dom:.300}");
+    assert_eq!(dom.matches("<img").count(), 4);
+    let shot = s.path().join("shot.png");
+    run(&[
+        "--window-size=1200,1600",
+        &format!("--screenshot={}", shot.display()),
+    ]);
+    let img = image::open(&shot).unwrap().to_rgb8();
+    // The first chart's lines are coloured: some pixel of the palette's blue is on screen.
+    let blue = img.pixels().filter(|p| p.0 == [31, 119, 180]).count();
+    assert!(blue > 50, "only {blue} line pixels in the screenshot");
+}

@@ -1,0 +1,159 @@
+//! A run's images written out and scored: `sample`, `eval`, and scoring during training.
+
+use crate::util::*;
+
+#[test]
+fn samples_are_written_as_mnist_idx_files() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let err = s.fails(&["sample", "runs/smoke", "--n", "5", "--out", "x.idx"]);
+    assert!(err.contains("runs/smoke"), "{err}");
+    s.ok(&smoke_args(
+        &[&smoke, "--set", "training.epochs=1"],
+        &data_dir(),
+    ));
+    s.ok(&["sample", "runs/smoke", "--n", "50", "--out", "x.gz"]);
+    let mut raw = Vec::new();
+    let gz = std::fs::read(s.path().join("x.gz")).unwrap();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut raw).unwrap();
+    let (dims, body) = gan_run::data::parse_idx(&raw, std::path::Path::new("x.gz"), 2051).unwrap();
+    assert_eq!(dims, vec![50, 28, 28]);
+    assert!(body.iter().any(|&b| b != body[0]), "all pixels equal");
+    // The same seed gives the same images; another seed other images.
+    s.ok(&["sample", "runs/smoke", "--n", "50", "--out", "y.idx"]);
+    assert_eq!(std::fs::read(s.path().join("y.idx")).unwrap(), raw);
+    s.ok(&[
+        "sample",
+        "runs/smoke",
+        "--n",
+        "50",
+        "--out",
+        "z.idx",
+        "--seed",
+        "1",
+    ]);
+    assert_ne!(std::fs::read(s.path().join("z.idx")).unwrap(), raw);
+}
+
+#[test]
+fn eval_scores_a_run_with_all_five_measures_and_the_reference_rows() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    s.ok(&smoke_args(&[&smoke, "--set", "training.epochs=1"], &data));
+    let out = s.ok(&["eval", "runs/smoke", "--n", "200", "--data-dir", &data]);
+    let out = String::from_utf8_lossy(&out.stdout);
+    for row in [
+        "samples (epoch 1, as_trained)",
+        "real training images",
+        "uniform noise",
+    ] {
+        assert!(out.contains(row), "{out}");
+    }
+    let e: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.path().join("runs/smoke/eval.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(e["scores"]["images"], 200);
+    assert_eq!(e["epoch"], 1);
+    assert!(e["scores"]["fid"].as_f64().unwrap() > 0.0, "{e}");
+    let score = e["scores"]["classifier_score"].as_f64().unwrap();
+    assert!((1.0..=10.0).contains(&score), "{e}");
+    assert_eq!(
+        e["scores"]["coverage"]["histogram"]
+            .as_array()
+            .unwrap()
+            .len(),
+        10
+    );
+    assert_eq!(
+        e["classifier"]["sha256"].as_str().unwrap(),
+        gan_run::classifier::BUILTIN_SHA256.trim()
+    );
+    // The reference rows: real digits score near 10, noise near 1.
+    let real = e["reference"]["real_train"]["classifier_score"]
+        .as_f64()
+        .unwrap();
+    let noise = e["reference"]["uniform_noise"]["classifier_score"]
+        .as_f64()
+        .unwrap();
+    assert!(real > 9.0 && noise < 3.0, "{e}");
+    let parzen = &e["scores"]["parzen"];
+    assert!(parzen["test"]["mean"].as_f64().unwrap().is_finite(), "{e}");
+    assert_eq!(parzen["validation"].as_array().unwrap().len(), 10);
+    let memo = &e["scores"]["memorisation"];
+    assert_eq!(memo["samples"], 200);
+    // One epoch of the smoke GAN copies nothing.
+    assert_eq!(memo["near_copy_share"], 0.0);
+}
+
+#[test]
+fn training_scores_samples_at_the_cadence_and_at_the_end() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    s.ok(&smoke_args(
+        &[
+            &smoke,
+            "--set",
+            "evaluation.every=2",
+            "--set",
+            "evaluation.samples=200",
+        ],
+        &data_dir(),
+    ));
+    let run = s.path().join("runs/smoke");
+    let mut csv = csv::Reader::from_path(run.join("metrics.csv")).unwrap();
+    let header: Vec<String> = csv.headers().unwrap().iter().map(String::from).collect();
+    let fid_col = header.iter().position(|h| h == "fid").expect("fid column");
+    let fids: Vec<String> = csv
+        .records()
+        .map(|r| r.unwrap()[fid_col].to_string())
+        .collect();
+    // Epoch 2 by the cadence, epoch 3 as the last; epoch 1 not at all.
+    assert_eq!(fids.len(), 3);
+    assert!(fids[0].is_empty(), "{fids:?}");
+    assert!(fids[1].parse::<f64>().unwrap() > 0.0 && fids[2].parse::<f64>().unwrap() > 0.0);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        summary["evaluation"]["fid"].as_f64().unwrap().to_string(),
+        fids[2]
+    );
+    assert_eq!(summary["evaluation"]["images"], 200);
+}
+
+#[test]
+fn eval_refuses_a_samples_file_that_is_not_an_idx3_image_file() {
+    let s = Scratch::new();
+    std::fs::write(
+        s.path().join("bad.idx"),
+        [0u8, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 28],
+    )
+    .unwrap();
+    let err = s.fails(&["eval", "--samples", "bad.idx", "--data-dir", &data_dir()]);
+    assert!(
+        err.contains("bad.idx") && err.contains("truncated"),
+        "{err}"
+    );
+    std::fs::write(s.path().join("labels.idx"), [0u8, 0, 8, 1, 0, 0, 0, 1, 7]).unwrap();
+    let err = s.fails(&["eval", "--samples", "labels.idx", "--data-dir", &data_dir()]);
+    assert!(err.contains("labels.idx") && err.contains("magic"), "{err}");
+}
+
+#[test]
+fn scoring_during_training_needs_held_out_validation_images() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let err = s.fails(&[
+        "check",
+        &smoke,
+        "--set",
+        "evaluation.every=1",
+        "--set",
+        "data.validation_size=100",
+    ]);
+    assert!(
+        err.contains("data.validation_size") && err.contains("2000"),
+        "{err}"
+    );
+}

@@ -1,0 +1,12 @@
+//! gan-run's integration tests, one binary (as ripgrep's): each module is a feature, tested
+//! through the built `gan-run` binary or the library, with its fixtures inline.
+
+mod architecture;
+mod batch_norm;
+mod config_checks;
+mod quality;
+mod reading_runs;
+mod scoring;
+mod sweeps;
+mod training;
+mod util;

@@ -1,0 +1,347 @@
+//! Training on real MNIST into a run directory: what it holds, resuming bit for bit, and
+//! refusing damaged inputs and directories that are not its own.
+
+use crate::util::*;
+
+#[test]
+fn smoke_config_trains_on_mnist_and_fills_the_run_directory() {
+    let s = Scratch::new();
+    let data = data_dir();
+    let smoke = config("smoke.toml").display().to_string();
+    s.ok(&smoke_args(&[&smoke, "--set", "training.epochs=2"], &data));
+    let run = s.path().join("runs/smoke");
+    for f in [
+        "config.toml",
+        "overrides.txt",
+        "train.log",
+        "metrics.csv",
+        "summary.json",
+        "checkpoints/epoch-0002.safetensors",
+        "samples/epoch-0002.png",
+    ] {
+        assert!(run.join(f).exists(), "missing {f}");
+    }
+    // The resolved config holds the override and every default.
+    let resolved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        resolved.contains("epochs = 2") && resolved.contains("beta2 = 0.999"),
+        "{resolved}"
+    );
+    assert!(resolved.contains("train_size = 2000"));
+    // Losses move from epoch to epoch.
+    let rows = loss_columns(&run.join("metrics.csv"));
+    assert_eq!(rows.len(), 2);
+    assert_ne!(rows[0][1], rows[1][1]);
+    assert_ne!(rows[0][2], rows[1][2]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["finished"], true);
+
+    // Running it again neither retrains nor overwrites anything.
+    let before = std::fs::read(run.join("checkpoints/epoch-0002.safetensors")).unwrap();
+    s.ok(&smoke_args(&[&smoke, "--set", "training.epochs=2"], &data));
+    assert_eq!(
+        before,
+        std::fs::read(run.join("checkpoints/epoch-0002.safetensors")).unwrap()
+    );
+
+    // A different config under the same name is refused, naming what differs.
+    let err = s.fails(&smoke_args(
+        &[&smoke, "--set", "training.epochs=2", "--set", "seed=8"],
+        &data,
+    ));
+    assert!(
+        err.contains("different config") && err.contains("seed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn interrupted_and_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
+    let s = Scratch::new();
+    let data = data_dir();
+    let smoke = config("smoke.toml").display().to_string();
+    // The uninterrupted run.
+    s.ok(&smoke_args(
+        &[&smoke, "--set", "training.epochs=4", "--name", "whole"],
+        &data,
+    ));
+    // The same, stopped after 2 epochs, then resumed.
+    s.ok(&smoke_args(
+        &[
+            &smoke,
+            "--set",
+            "training.epochs=4",
+            "--name",
+            "parts",
+            "--max-epochs",
+            "2",
+        ],
+        &data,
+    ));
+    let parts = s.path().join("runs/parts");
+    assert_eq!(loss_columns(&parts.join("metrics.csv")).len(), 2);
+    assert!(!parts.join("summary.json").exists());
+    s.ok(&smoke_args(
+        &[&smoke, "--set", "training.epochs=4", "--name", "parts"],
+        &data,
+    ));
+
+    let whole = s.path().join("runs/whole");
+    assert_eq!(
+        loss_columns(&whole.join("metrics.csv")),
+        loss_columns(&parts.join("metrics.csv"))
+    );
+    let ckpt = "checkpoints/epoch-0004.safetensors";
+    assert_eq!(tensors(&whole.join(ckpt)), tensors(&parts.join(ckpt)));
+    assert_eq!(
+        std::fs::read(whole.join("samples/epoch-0004.png")).unwrap(),
+        std::fs::read(parts.join("samples/epoch-0004.png")).unwrap()
+    );
+}
+
+#[test]
+fn a_damaged_checkpoint_is_refused_not_replaced() {
+    let s = Scratch::new();
+    let data = data_dir();
+    let smoke = config("smoke.toml").display().to_string();
+    s.ok(&smoke_args(&[&smoke, "--max-epochs", "1"], &data));
+    let ckpt = s
+        .path()
+        .join("runs/smoke/checkpoints/epoch-0001.safetensors");
+    let bytes = std::fs::read(&ckpt).unwrap();
+
+    // Truncated.
+    std::fs::write(&ckpt, &bytes[..bytes.len() / 2]).unwrap();
+    let err = s.fails(&smoke_args(&[&smoke], &data));
+    assert!(
+        err.contains("epoch-0001.safetensors") && err.contains("truncated"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&ckpt).unwrap().len(),
+        bytes.len() / 2,
+        "the file was touched"
+    );
+
+    // One flipped bit in the tensor data.
+    let mut flipped = bytes.clone();
+    let at = bytes.len() - 10;
+    flipped[at] ^= 1;
+    std::fs::write(&ckpt, &flipped).unwrap();
+    let err = s.fails(&smoke_args(&[&smoke], &data));
+    assert!(err.contains("checksum"), "{err}");
+
+    // A changed digit in the header's metadata (the epoch count) is caught too.
+    // Searched in the bytes: a lossy text conversion would shift offsets at invalid UTF-8.
+    let key = b"\"epoch\":\"1\"";
+    let at = bytes
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("epoch in header")
+        + key.len()
+        - 2;
+    let mut edited = bytes.clone();
+    edited[at] = b'2';
+    std::fs::write(&ckpt, &edited).unwrap();
+    let err = s.fails(&smoke_args(&[&smoke], &data));
+    assert!(err.contains("checksum"), "{err}");
+}
+
+#[test]
+fn damaged_data_files_are_refused_clearly() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let copy = s.path().join("mnist");
+    std::fs::create_dir(&copy).unwrap();
+    for f in std::fs::read_dir(repo().join("data/mnist")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, copy.join(f.file_name().unwrap())).unwrap();
+    }
+    let copy_s = copy.display().to_string();
+    let labels = copy.join("train-labels-idx1-ubyte.gz");
+
+    // A truncated gzip.
+    let bytes = std::fs::read(&labels).unwrap();
+    std::fs::write(&labels, &bytes[..bytes.len() - 100]).unwrap();
+    let err = s.fails(&smoke_args(&[&smoke], &copy_s));
+    assert!(
+        err.contains("train-labels-idx1-ubyte.gz") && err.contains("truncated"),
+        "{err}"
+    );
+
+    // A raw file that decompresses fine but has other content than SHA256SUMS says.
+    std::fs::remove_file(&labels).unwrap();
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut raw).unwrap();
+    raw[100] ^= 1;
+    std::fs::write(copy.join("train-labels-idx1-ubyte"), &raw).unwrap();
+    let err = s.fails(&smoke_args(&[&smoke], &copy_s));
+    assert!(err.contains("checksum mismatch"), "{err}");
+
+    // A missing file.
+    std::fs::remove_file(copy.join("train-labels-idx1-ubyte")).unwrap();
+    let err = s.fails(&smoke_args(&[&smoke], &copy_s));
+    assert!(
+        err.contains("train-labels-idx1-ubyte") && err.contains("hint:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_diverging_run_stops_naming_epoch_and_step_and_keeps_its_last_checkpoint() {
+    let s = Scratch::new();
+    let data = data_dir();
+    let smoke = config("smoke.toml").display().to_string();
+    s.ok(&smoke_args(&[&smoke, "--max-epochs", "1"], &data));
+    let run = s.path().join("runs/smoke");
+    let good = std::fs::read(run.join("checkpoints/epoch-0001.safetensors")).unwrap();
+    // A learning rate of 1e30 sends the weights to infinity within a step or two. It changes
+    // the config, so it runs under another name from the same start.
+    let err = s.fails(&smoke_args(
+        &[
+            &smoke,
+            "--set",
+            "optimizer.discriminator.lr=1e30",
+            "--set",
+            "optimizer.generator.lr=1e30",
+        ],
+        &data,
+    ));
+    assert!(err.contains("different config"), "{err}");
+    let err = s.fails(&smoke_args(
+        &[
+            &smoke,
+            "--name",
+            "boom",
+            "--set",
+            "optimizer.discriminator.lr=1e30",
+            "--set",
+            "optimizer.generator.lr=1e30",
+        ],
+        &data,
+    ));
+    assert!(err.contains("diverged at epoch 1, step"), "{err}");
+    assert!(!s
+        .path()
+        .join("runs/boom/checkpoints/epoch-0001.safetensors")
+        .exists());
+    assert_eq!(
+        good,
+        std::fs::read(run.join("checkpoints/epoch-0001.safetensors")).unwrap()
+    );
+}
+
+#[test]
+fn a_foreign_directory_is_not_overwritten() {
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path().join("runs/smoke")).unwrap();
+    s.write("runs/smoke/notes.txt", "mine");
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    for extra in [&[][..], &["--force"][..]] {
+        let err = s.fails(&smoke_args(&[&[smoke.as_str()], extra].concat(), &data));
+        assert!(err.contains("not a gan-run run"), "{err}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("runs/smoke/notes.txt")).unwrap(),
+        "mine"
+    );
+    // --name is a directory name, never a path.
+    for bad in ["..", ".", "", "a/b", "/tmp"] {
+        let err = s.fails(&smoke_args(&[&smoke, "--name", bad, "--force"], &data));
+        assert!(err.contains("cannot name a run directory"), "{bad}: {err}");
+    }
+    assert!(s.path().join("runs/smoke/notes.txt").exists());
+}
+
+#[test]
+fn a_run_directory_in_use_is_refused_and_a_stale_lock_taken_over() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    std::fs::create_dir_all(s.path().join("runs/smoke")).unwrap();
+    // This test process is alive: its pid in the lock means "in use".
+    s.write("runs/smoke/.lock", &std::process::id().to_string());
+    let err = s.fails(&smoke_args(&[&smoke, "--set", "training.epochs=1"], &data));
+    assert!(err.contains("in use by process"), "{err}");
+    // A pid that cannot exist is a stale lock.
+    s.write("runs/smoke/.lock", "4294967295");
+    s.ok(&smoke_args(&[&smoke, "--set", "training.epochs=1"], &data));
+    assert!(
+        !s.path().join("runs/smoke/.lock").exists(),
+        "lock left behind"
+    );
+}
+
+#[test]
+fn bare_config_path_means_train() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    s.ok(&[
+        &smoke,
+        "--data-dir",
+        &data,
+        "--runs-dir",
+        "r",
+        "--set",
+        "training.epochs=1",
+    ]);
+    assert!(s.path().join("r/smoke/summary.json").exists());
+}
+
+#[test]
+fn several_configs_train_in_parallel_and_a_bad_one_does_not_stop_the_other() {
+    let s = Scratch::new();
+    let smoke = std::fs::read_to_string(config("smoke.toml")).unwrap();
+    let a = s.write("a.toml", &smoke.replace("name = \"smoke\"", "name = \"a\""));
+    let b = s.write("b.toml", &smoke.replace("name = \"smoke\"", "name = \"b\""));
+    let (a, b) = (a.display().to_string(), b.display().to_string());
+    let data = data_dir();
+    let args = [
+        "--set",
+        "training.epochs=1",
+        "--data-dir",
+        &data,
+        "--runs-dir",
+        "runs",
+    ];
+    s.ok(&[&[a.as_str(), b.as_str(), "--jobs", "2"], &args[..]].concat());
+    assert!(s.path().join("runs/a/summary.json").exists());
+    assert!(s.path().join("runs/b/summary.json").exists());
+    assert!(s.path().join("runs/logs/a.log").exists());
+
+    // A config that diverges fails alone; the other still trains.
+    let c = s.write(
+        "c.toml",
+        &smoke
+            .replace("name = \"smoke\"", "name = \"c\"")
+            .replace("lr = 2e-4\nbeta1 = 0.1", "lr = 1e30\nbeta1 = 0.1"),
+    );
+    let c = c.display().to_string();
+    let err = s.fails(&[&[c.as_str(), a.as_str(), "--jobs", "2"], &args[..]].concat());
+    assert!(err.contains("1 of 2 configs failed"), "{err}");
+}
+
+#[test]
+fn a_start_stopped_early_leaves_a_grid_and_says_it_had_no_overrides() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    s.ok(&smoke_args(
+        &[
+            &smoke,
+            "--set",
+            "output.sample_every=10",
+            "--max-epochs",
+            "1",
+        ],
+        &data_dir(),
+    ));
+    s.ok(&smoke_args(&[&smoke, "--max-epochs", "1"], &data_dir()));
+    let run = s.path().join("runs/smoke");
+    assert!(run.join("samples/epoch-0001.png").exists());
+    assert!(run.join("samples/epoch-0002.png").exists());
+    let starts = std::fs::read_to_string(run.join("overrides.txt")).unwrap();
+    assert_eq!(starts, "output.sample_every=10\n(none)\n");
+}
