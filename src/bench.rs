@@ -7,7 +7,7 @@ use std::time::Instant;
 use dfdx::prelude::*;
 use serde::Serialize;
 
-use crate::config::{ExperimentConfig, IMAGE_PIXELS};
+use crate::config::{Experiment, IMAGE_PIXELS};
 use crate::error::Result;
 use crate::model::kernels::{matmul, on_worker, Mat};
 use crate::model::{Layer, Matrix, Network};
@@ -48,7 +48,7 @@ pub struct BenchReport {
 /// arithmetic does not depend on the pixel values): first gan-run's step, then the plain dfdx
 /// tape path as the baseline.
 pub fn run(
-    config: &ExperimentConfig,
+    config: &Experiment,
     steps: usize,
     warmup: usize,
     baseline: bool,
@@ -59,7 +59,7 @@ pub fn run(
 }
 
 fn measure(
-    config: &ExperimentConfig,
+    config: &Experiment,
     steps: usize,
     warmup: usize,
     baseline: bool,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::{self, ExperimentConfig};
+use crate::config::{self, Experiment};
 use crate::error::{Error, Result};
 use crate::run_dir::{sample_grid_name, CONFIG_FILE, METRICS_FILE, SAMPLES_DIR};
 use crate::train::EpochMetrics;
@@ -18,7 +18,7 @@ pub struct RunRecord {
     /// The run directory.
     pub dir: PathBuf,
     /// Its resolved config.
-    pub config: ExperimentConfig,
+    pub config: Experiment,
     /// Its metrics, one per epoch.
     pub metrics: Vec<EpochMetrics>,
 }

@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::config::ExperimentConfig;
+use crate::config::Experiment;
 use crate::data::PackedImages;
 use crate::error::{Error, Result};
 use crate::run_dir::{checkpoint, RunDir, Start};
@@ -64,7 +64,7 @@ impl Summary {
 }
 
 /// Trains `config` into `options.run_dir`, resuming from its last checkpoint if it has one.
-pub fn run(config: &ExperimentConfig, options: &RunOptions) -> Result<Summary> {
+pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
     let start_time = Instant::now();
     let (dir, start, _lock) = RunDir::prepare(&options.run_dir, config, options.force)?;
     crate::logging::attach_file(&dir.path.join(crate::run_dir::LOG_FILE))?;

@@ -8,7 +8,7 @@ use dfdx::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::{ExperimentConfig, GenerationMode, IMAGE_PIXELS};
+use crate::config::{Experiment, GenerationMode, IMAGE_PIXELS};
 use crate::error::{Error, Result};
 use crate::run_dir::{atomic_write, checkpoint, grid_png, RunDir};
 use crate::train::{generate, GanState};
@@ -22,7 +22,7 @@ pub fn generate_from_run(
     n: usize,
     seed: u64,
     mode: Option<GenerationMode>,
-) -> Result<(ExperimentConfig, Vec<f32>, usize, GenerationMode)> {
+) -> Result<(Experiment, Vec<f32>, usize, GenerationMode)> {
     let dir = RunDir {
         path: run.to_path_buf(),
     };

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{self, ExperimentConfig, Override};
+use crate::config::{self, Experiment, Override};
 use crate::error::{Error, Result};
 use crate::experiment::Summary;
 use crate::run_dir::atomic_write;
@@ -123,16 +123,18 @@ impl Sweep {
     }
 
     /// The resolved config of a point, with further overrides (e.g. `training.epochs=2`) on top.
-    pub fn config_of(&self, point: &Point, extra: &[Override]) -> Result<ExperimentConfig> {
+    pub fn config_of(&self, point: &Point, extra: &[Override]) -> Result<Experiment> {
         let mut overrides = point
             .overrides
             .iter()
             .map(|o| o.parse::<Override>())
             .collect::<Result<Vec<_>>>()?;
         overrides.extend_from_slice(extra);
-        let mut c = config::load(&self.base, &overrides)?;
-        c.name = point.name.clone();
-        Ok(c)
+        let c = config::load(&self.base, &overrides)?;
+        c.renamed(&point.name).map_err(|message| Error::Override {
+            text: point.overrides.join(" "),
+            message,
+        })
     }
 
     /// The sweep directory under a runs root.

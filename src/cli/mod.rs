@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, ExperimentConfig, GenerationMode, Override};
+use crate::config::{self, Experiment, GenerationMode, Override};
 pub use images::{EvalArgs, SampleArgs};
 pub use runs::{CompareArgs, DiffArgs, ReportArgs};
 pub use sweep::{RunPointArgs, SweepArgs};
@@ -72,7 +72,7 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     /// Loads `path` with these overrides.
-    pub fn load(&self, path: &Path) -> anyhow::Result<ExperimentConfig> {
+    pub fn load(&self, path: &Path) -> anyhow::Result<Experiment> {
         let mut overrides = parse_overrides(&self.set)?;
         if let Some(dir) = &self.data_dir {
             overrides.push(Override {
@@ -133,7 +133,7 @@ fn parse_overrides(set: &[String]) -> anyhow::Result<Vec<Override>> {
 
 /// Trains one experiment into `dir` and reports how far it got.
 fn train_one(
-    experiment: &ExperimentConfig,
+    experiment: &Experiment,
     dir: &Path,
     force: bool,
     max_epochs: Option<usize>,

@@ -109,10 +109,13 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     }
     let mut failed = Vec::new();
     for path in configs {
-        let result = common.load(path).and_then(|mut experiment| {
-            if let Some(name) = name {
-                experiment.name = name.clone();
-            }
+        let result = common.load(path).and_then(|experiment| {
+            let experiment = match name {
+                Some(name) => experiment
+                    .renamed(name)
+                    .map_err(|m| anyhow::anyhow!("--name: {m}"))?,
+                None => experiment,
+            };
             train_one(
                 &experiment,
                 &runs_dir.join(&experiment.name),

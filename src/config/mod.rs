@@ -17,7 +17,34 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ConfigLocation, Error, Result};
 pub use overrides::Override;
 
-/// A whole experiment, resolved: every default filled in.
+/// An experiment that passed validation: every default filled in, every value and shape
+/// checked. The only ways to get one are [`load`], [`from_str`] and [`load_saved`], so whatever
+/// takes an `Experiment` can rely on what validation checks. It reads as the
+/// [`ExperimentConfig`] it wraps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Experiment {
+    config: ExperimentConfig,
+}
+
+impl std::ops::Deref for Experiment {
+    type Target = ExperimentConfig;
+    fn deref(&self) -> &ExperimentConfig {
+        &self.config
+    }
+}
+
+impl Experiment {
+    /// The same experiment under another run name, which is checked like any run name.
+    pub fn renamed(&self, name: &str) -> std::result::Result<Experiment, String> {
+        check_run_name(name)?;
+        let mut config = self.config.clone();
+        config.name = name.to_string();
+        Ok(Experiment { config })
+    }
+}
+
+/// A whole experiment file as written, with every default filled in: plain data that mirrors
+/// the TOML. Validation turns it into an [`Experiment`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentConfig {
@@ -594,13 +621,13 @@ pub fn check_run_name(name: &str) -> std::result::Result<(), String> {
 }
 
 /// Reads, overrides, fills in and validates an experiment file.
-pub fn load(path: &Path, overrides: &[Override]) -> Result<ExperimentConfig> {
+pub fn load(path: &Path, overrides: &[Override]) -> Result<Experiment> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
     from_str(&text, path, overrides)
 }
 
 /// Like [`load`], from text already in memory; `path` is only used in messages.
-pub fn from_str(text: &str, path: &Path, overrides: &[Override]) -> Result<ExperimentConfig> {
+pub fn from_str(text: &str, path: &Path, overrides: &[Override]) -> Result<Experiment> {
     // The file on its own first, so that its mistakes are reported with line and column.
     let from_file: ExperimentConfig = source::deserialize_text(text, path)?;
     let mut config = if overrides.is_empty() {
@@ -619,13 +646,13 @@ pub fn from_str(text: &str, path: &Path, overrides: &[Override]) -> Result<Exper
             location: source::locate(text, path, &key, overrides),
             message,
         })?;
-    Ok(config)
+    Ok(Experiment { config })
 }
 
 /// Reads the resolved config a run directory saved. Unlike [`load`], it accepts settings that
 /// gan-run has retired (such as batch-norm mode `batch_stats_only`), so that old runs can still
 /// be listed, compared, diffed, reported and sampled; training refuses them.
-pub fn load_saved(path: &Path) -> Result<ExperimentConfig> {
+pub fn load_saved(path: &Path) -> Result<Experiment> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
     let mut config: ExperimentConfig = source::deserialize_text(&text, path)?;
     validate::fill_in(&mut config);
@@ -633,7 +660,7 @@ pub fn load_saved(path: &Path) -> Result<ExperimentConfig> {
         location: source::locate(&text, path, &key, &[]),
         message,
     })?;
-    Ok(config)
+    Ok(Experiment { config })
 }
 
 impl ExperimentConfig {

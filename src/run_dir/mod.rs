@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::{ExperimentConfig, GenerationMode, IMAGE_PIXELS};
+use crate::config::{Experiment, GenerationMode, IMAGE_PIXELS};
 use crate::error::{Error, Result};
 use crate::train::EpochMetrics;
 
@@ -139,7 +139,7 @@ impl RunDir {
     /// refused, unless `force`, which deletes it and starts afresh.
     pub fn prepare(
         path: &Path,
-        config: &ExperimentConfig,
+        config: &Experiment,
         force: bool,
     ) -> Result<(RunDir, Start, RunLock)> {
         let dir = RunDir {
@@ -218,7 +218,7 @@ impl RunDir {
     }
 
     /// The resolved config saved in the directory.
-    pub fn read_config(&self) -> Result<ExperimentConfig> {
+    pub fn read_config(&self) -> Result<Experiment> {
         crate::config::load_saved(&self.path.join(CONFIG_FILE))
     }
 

@@ -8,14 +8,14 @@ use dfdx::prelude::*;
 
 use super::loss::gan_bce;
 use super::state::{sample_noise, DStep, GanState, PhaseTimes};
-use crate::config::ExperimentConfig;
+use crate::config::Experiment;
 use crate::model::{Matrix, Mode};
 
 /// One discriminator step on a real batch: G runs outside its own update (no tape, no
 /// dropout, tutorial batch-norm bypassed), D in its own; only D's optimizer moves.
 pub fn d_step(
     state: &mut GanState,
-    config: &ExperimentConfig,
+    config: &Experiment,
     real: Matrix,
     dev: &Cpu,
     times: &mut PhaseTimes,
@@ -66,7 +66,7 @@ pub fn d_step(
 /// computes gradients for D's parameters; they are dropped, and only G's optimizer moves.
 pub fn g_step(
     state: &mut GanState,
-    config: &ExperimentConfig,
+    config: &Experiment,
     batch: usize,
     dev: &Cpu,
     times: &mut PhaseTimes,

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ExperimentConfig, NoiseDistribution, IMAGE_PIXELS};
+use crate::config::{Experiment, NoiseDistribution, IMAGE_PIXELS};
 use crate::model::optim::AdamState;
 use crate::model::{Matrix, Network};
 
@@ -87,7 +87,7 @@ fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
 
 impl GanState {
     /// Builds both networks and fresh optimizers from a validated config.
-    pub fn new(config: &ExperimentConfig, dev: &Cpu) -> Self {
+    pub fn new(config: &Experiment, dev: &Cpu) -> Self {
         let mut init = stream(config.seed, INIT_STREAM);
         let generator = Network::build(
             "generator",
@@ -118,17 +118,12 @@ impl GanState {
 }
 
 /// A `[rows, dim]` batch of noise.
-pub fn sample_noise(
-    config: &ExperimentConfig,
-    rows: usize,
-    rng: &mut ChaCha8Rng,
-    dev: &Cpu,
-) -> Matrix {
+pub fn sample_noise(config: &Experiment, rows: usize, rng: &mut ChaCha8Rng, dev: &Cpu) -> Matrix {
     dev.tensor_from_vec(noise_values(config, rows, rng), (rows, config.noise.dim))
 }
 
 /// The values of [`sample_noise`], row-major.
-pub fn noise_values(config: &ExperimentConfig, rows: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+pub fn noise_values(config: &Experiment, rows: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     let n = rows * config.noise.dim;
     match config.noise.distribution {
         NoiseDistribution::Uniform { low, high } => (0..n)
@@ -143,7 +138,7 @@ pub fn noise_values(config: &ExperimentConfig, rows: usize, rng: &mut ChaCha8Rng
 
 /// The noise behind every sample grid of a run: the same for every epoch (and for every run
 /// with the same seed and noise settings), so that grids can be compared.
-pub fn grid_noise(config: &ExperimentConfig) -> ChaCha8Rng {
+pub fn grid_noise(config: &Experiment) -> ChaCha8Rng {
     stream(config.seed, SAMPLE_STREAM)
 }
 

@@ -15,7 +15,7 @@ use std::time::Instant;
 use rand_chacha::ChaCha8Rng;
 
 use super::state::{noise_values, DStep, GanState, PhaseTimes};
-use crate::config::{ExperimentConfig, LossKind, IMAGE_PIXELS};
+use crate::config::{Experiment, LossKind, IMAGE_PIXELS};
 use crate::model::backprop::{ParamGradUse, ParamGrads, ParamUpdate, PlainNet};
 use crate::model::kernels::adam;
 use crate::model::optim::AdamState;
@@ -147,7 +147,7 @@ impl PlainGan {
     pub fn d_step(
         &mut self,
         rng: &mut ChaCha8Rng,
-        config: &ExperimentConfig,
+        config: &Experiment,
         real: Vec<f32>,
         times: &mut PhaseTimes,
     ) -> DStep {
@@ -208,7 +208,7 @@ impl PlainGan {
     pub fn g_step(
         &mut self,
         rng: &mut ChaCha8Rng,
-        config: &ExperimentConfig,
+        config: &Experiment,
         batch: usize,
         times: &mut PhaseTimes,
     ) -> f32 {
@@ -236,7 +236,7 @@ impl PlainGan {
     pub fn losses(
         &mut self,
         rng: &mut ChaCha8Rng,
-        config: &ExperimentConfig,
+        config: &Experiment,
         real: Vec<f32>,
     ) -> (f32, f32) {
         let batch = real.len() / IMAGE_PIXELS;
@@ -326,54 +326,61 @@ mod tests {
     /// one).
     #[test]
     fn plain_steps_match_the_dfdx_tape_steps() {
+        // Each case is a shipped config with `--set` overrides, so that it is validated as a
+        // user's would be. Adam's lr and eps are 1 in all of them.
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let paper = crate::config::load(&root.join("configs/paper.toml"), &[]).unwrap();
-        let mut every_kind = crate::config::load(&root.join("configs/smoke.toml"), &[]).unwrap();
-        let spec = |text: &str| -> Vec<crate::config::LayerSpec> {
-            #[derive(serde::Deserialize)]
-            struct L {
-                layers: Vec<crate::config::LayerSpec>,
-            }
-            toml::from_str::<L>(text).unwrap().layers
+        let load = |file: &str, sets: &[&str]| {
+            let adam = [
+                "optimizer.generator.lr=1.0",
+                "optimizer.generator.eps=1.0",
+                "optimizer.discriminator.lr=1.0",
+                "optimizer.discriminator.eps=1.0",
+            ];
+            let overrides: Vec<crate::config::Override> = adam
+                .iter()
+                .chain(sets)
+                .map(|o| o.parse().unwrap())
+                .collect();
+            crate::config::load(&root.join("configs").join(file), &overrides).unwrap()
         };
-        every_kind.model.discriminator.layers = spec(
-            r#"layers = [{type = "linear", out = 32}, {type = "batch_norm", mode = "running"},
-                {type = "tanh"}, {type = "dropout", rate = 0.3}, {type = "linear", out = 16},
-                {type = "relu"}, {type = "identity"}, {type = "linear", out = 1}]"#,
-        );
-        every_kind.model.generator.layers = spec(
-            r#"layers = [{type = "linear", out = 32}, {type = "batch_norm", mode = "running"},
-                {type = "leaky_relu", slope = 0.2}, {type = "linear", out = 48},
-                {type = "batch_norm", mode = "batch"}, {type = "dropout", rate = 0.5},
-                {type = "linear", out = 784}, {type = "sigmoid"}]"#,
-        );
+        // Every layer kind, with batch-norm of both modes in G and running batch-norm in D.
+        let every_kind_g = r#"model.generator.layers=[{type = "linear", out = 32},
+            {type = "batch_norm", mode = "running"}, {type = "leaky_relu", slope = 0.2},
+            {type = "linear", out = 48}, {type = "batch_norm", mode = "batch"},
+            {type = "dropout", rate = 0.5}, {type = "linear", out = 784}, {type = "sigmoid"}]"#;
+        let every_kind_d = |batch_norm_mode: &str| {
+            format!(
+                r#"model.discriminator.layers=[{{type = "linear", out = 32}},
+                {{type = "batch_norm", mode = "{batch_norm_mode}"}}, {{type = "tanh"}},
+                {{type = "dropout", rate = 0.3}}, {{type = "linear", out = 16}}, {{type = "relu"}},
+                {{type = "identity"}}, {{type = "linear", out = 1}}]"#
+            )
+        };
         // A D that combines its batches with a dropout layer, two that do not (the masks would
         // come in another order), ReLU straight into a linear layer, and slopes of 0 and below.
-        let mut dropouts = every_kind.clone();
-        dropouts.model.discriminator.layers = spec(
-            r#"layers = [{type = "linear", out = 32}, {type = "relu"}, {type = "dropout", rate = 0.2},
-                {type = "linear", out = 16}, {type = "leaky_relu", slope = -0.1},
-                {type = "dropout", rate = 0.3}, {type = "linear", out = 1}]"#,
-        );
-        dropouts.model.generator.layers = spec(
-            r#"layers = [{type = "linear", out = 32}, {type = "leaky_relu", slope = 0.0},
-                {type = "linear", out = 784}, {type = "sigmoid"}]"#,
-        );
-        let mut one_dropout = dropouts.clone();
-        one_dropout.model.discriminator.layers.remove(2);
-        // Batch statistics in D outside its own update too: the G step back-propagates through
-        // them without updating D.
-        let mut batch_norm_in_d = every_kind.clone();
-        batch_norm_in_d.model.discriminator.layers[1] =
-            spec(r#"layers = [{type = "batch_norm", mode = "batch"}]"#).remove(0);
-        for mut config in [paper, every_kind, dropouts, one_dropout, batch_norm_in_d] {
-            for opt in [
-                &mut config.optimizer.generator,
-                &mut config.optimizer.discriminator,
-            ] {
-                opt.lr = 1.0;
-                opt.eps = 1.0;
-            }
+        let simple_g = r#"model.generator.layers=[{type = "linear", out = 32},
+            {type = "leaky_relu", slope = 0.0}, {type = "linear", out = 784}, {type = "sigmoid"}]"#;
+        let dropout_d = |second_dropout: &str| {
+            format!(
+                r#"model.discriminator.layers=[{{type = "linear", out = 32}}, {{type = "relu"}},
+                {second_dropout} {{type = "linear", out = 16}},
+                {{type = "leaky_relu", slope = -0.1}}, {{type = "dropout", rate = 0.3}},
+                {{type = "linear", out = 1}}]"#
+            )
+        };
+        let cases = [
+            load("paper.toml", &[]),
+            load("smoke.toml", &[every_kind_g, &every_kind_d("running")]),
+            load(
+                "smoke.toml",
+                &[simple_g, &dropout_d(r#"{type = "dropout", rate = 0.2},"#)],
+            ),
+            load("smoke.toml", &[simple_g, &dropout_d("")]),
+            // Batch statistics in D outside its own update too: the G step back-propagates
+            // through them without updating D.
+            load("smoke.toml", &[every_kind_g, &every_kind_d("batch")]),
+        ];
+        for config in cases {
             let dev = Cpu::seed_from_u64(0);
             let batch = config.training.batch_size;
             let real: crate::model::Matrix = dev.sample_uniform_like(&(batch, IMAGE_PIXELS));

@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::state::{loss_probe_noise, sample_noise, EpochMetrics, GanState, PhaseTimes};
 use super::step::PlainGan;
-use crate::config::{ExperimentConfig, GenerationMode, IMAGE_PIXELS};
+use crate::config::{Experiment, GenerationMode, IMAGE_PIXELS};
 use crate::data::PackedImages;
 use crate::error::{Error, Result};
 use crate::model::kernels::on_worker;
@@ -23,7 +23,7 @@ use crate::model::{Mode, Network};
 /// noise rows, then cut), because batch-norm in mode `batch` normalises each batch by its own
 /// statistics: this is how the generator ran in training.
 pub fn generate(
-    config: &ExperimentConfig,
+    config: &Experiment,
     generator: &mut Network,
     n: usize,
     rng: &mut ChaCha8Rng,
@@ -50,7 +50,7 @@ pub fn generate(
 /// `d_steps_per_g_step` D steps. `on_step` is called after each batch (for progress bars).
 pub fn train_epoch(
     state: &mut GanState,
-    config: &ExperimentConfig,
+    config: &Experiment,
     train: &PackedImages,
     times: &mut PhaseTimes,
     mut on_step: impl FnMut(usize) + Send,
@@ -164,7 +164,11 @@ mod tests {
         s.0
     }
 
-    fn tiny_config() -> ExperimentConfig {
+    fn tiny_config() -> Experiment {
+        tiny_config_with(&[])
+    }
+
+    fn tiny_config_with(overrides: &[&str]) -> Experiment {
         let text = r#"
             name = "tiny"
             [noise]
@@ -181,7 +185,9 @@ mod tests {
             [data]
             train_size = 8
             "#;
-        crate::config::from_str(text, std::path::Path::new("tiny.toml"), &[]).unwrap()
+        let overrides: Vec<crate::config::Override> =
+            overrides.iter().map(|o| o.parse().unwrap()).collect();
+        crate::config::from_str(text, std::path::Path::new("tiny.toml"), &overrides).unwrap()
     }
 
     /// In mode `batch` an image depends on the batch it is generated in, so generation runs in
@@ -264,8 +270,7 @@ mod tests {
     #[test]
     fn g_steps_follow_d_steps_per_g_step() {
         let dev = Cpu::default();
-        let mut config = tiny_config();
-        config.training.d_steps_per_g_step = 2;
+        let config = tiny_config_with(&["training.d_steps_per_g_step=2"]);
         let mut state = GanState::new(&config, &dev);
         let images = fake_images(8); // two batches of 4
         let mut times = PhaseTimes::default();
