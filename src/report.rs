@@ -62,7 +62,10 @@ impl ImportedLog {
             d_loss: f64,
             g_loss: f64,
         }
-        let mut reader = csv::Reader::from_path(path).map_err(|e| bad(path, e.to_string()))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_path(path)
+            .map_err(|e| bad(path, e.to_string()))?;
         let mut rows = Vec::new();
         for (i, row) in reader.deserialize::<Row>().enumerate() {
             let row = row.map_err(|e| {

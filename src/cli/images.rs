@@ -28,7 +28,7 @@ pub struct SampleArgs {
     pub generation: Option<GenerationMode>,
 }
 
-/// `gan-run sample`: write generated images of a run as an MNIST-format IDX3 file (.gz if named so) or a PNG grid.
+/// `gan-run sample`: a run's generated images as an IDX3 file or a PNG grid.
 pub fn sample(args: SampleArgs) -> anyhow::Result<()> {
     let SampleArgs {
         run,
@@ -78,7 +78,7 @@ pub struct EvalArgs {
     pub write_reference: Option<PathBuf>,
 }
 
-/// `gan-run eval`: score generated images: classifier FID, classifier score, mode coverage, Parzen
+/// `gan-run eval`: score a run's samples, or an image file, with the five measures.
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let EvalArgs {
         run,

@@ -22,7 +22,7 @@ pub struct DiffArgs {
     pub md: bool,
 }
 
-/// `gan-run diff`: show what differs between two runs: config keys, final metrics, curves, sample grids.
+/// `gan-run diff`: what differs between two runs.
 pub fn diff(args: DiffArgs) -> anyhow::Result<()> {
     let DiffArgs {
         a,
@@ -81,7 +81,7 @@ pub struct CompareArgs {
     pub md: bool,
 }
 
-/// `gan-run compare`: one table of runs (or sweep directories): the keys that vary and the final metrics.
+/// `gan-run compare`: one table of runs, the keys that vary and the final metrics.
 pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     let CompareArgs {
         runs,
@@ -130,7 +130,7 @@ pub struct ReportArgs {
     pub charts: Option<PathBuf>,
 }
 
-/// `gan-run report`: write one self-contained HTML page comparing runs (curves, config differences, sample
+/// `gan-run report`: one self-contained HTML page comparing runs.
 pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     let ReportArgs {
         runs,

@@ -62,7 +62,7 @@ pub struct TrainClassifierArgs {
     pub force: bool,
 }
 
-/// `gan-run train-classifier`: train gan-run's MNIST classifier (the yardstick of the classifier-based measures).
+/// `gan-run train-classifier`: train the evaluation classifier.
 pub fn train_classifier(args: TrainClassifierArgs) -> anyhow::Result<()> {
     let TrainClassifierArgs { config, out, force } = args;
     use crate::classifier;

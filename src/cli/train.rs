@@ -66,7 +66,7 @@ impl TrainArgs {
     }
 }
 
-/// `gan-run train`: train experiments into runs/<name>/, each resuming from its last checkpoint if it has one.
+/// `gan-run train`: train experiments, each into its run directory, resuming where it can.
 pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     let TrainArgs {
         configs,

@@ -12,7 +12,8 @@ use crate::config::Experiment;
 use crate::model::{Matrix, Mode};
 
 /// One discriminator step on a real batch: G runs outside its own update (no tape, no
-/// dropout, tutorial batch-norm bypassed), D in its own; only D's optimizer moves.
+/// dropout; batch-norm on the batch's statistics in mode `batch`, on running ones in mode
+/// `running`), D in its own; only D's optimizer moves.
 pub fn d_step(
     state: &mut GanState,
     config: &Experiment,
