@@ -292,6 +292,20 @@ fn bare_config_path_means_train() {
 }
 
 #[test]
+fn a_mistyped_subcommand_is_an_error_with_a_suggestion_and_trains_nothing() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let err = s.fails(&["chek", &smoke, "--runs-dir", "r"]);
+    assert!(err.contains("chek") && err.contains("check"), "{err}");
+    assert!(!s.path().join("r").exists(), "something was trained");
+    let err = s.fails(&["ls"]);
+    assert!(err.contains("unrecognized subcommand"), "{err}");
+    // The shorthand is documented in the top-level help.
+    let help = s.ok(&["--help"]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Shorthand"));
+}
+
+#[test]
 fn several_configs_train_in_parallel_and_a_bad_one_does_not_stop_the_other() {
     let s = Scratch::new();
     let smoke = std::fs::read_to_string(config("smoke.toml")).unwrap();

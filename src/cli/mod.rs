@@ -21,7 +21,13 @@ pub use train::{CheckArgs, TrainArgs};
 
 /// Declarative GAN experiments on MNIST. `gan-run CONFIG` is `gan-run train CONFIG`.
 #[derive(Parser)]
-#[command(name = "gan-run", version, about)]
+#[command(
+    name = "gan-run",
+    version,
+    about,
+    after_help = "Shorthand: `gan-run CONFIG... [options]` is `gan-run train CONFIG... [options]` \
+                  when CONFIG is a file or ends in `.toml`."
+)]
 pub struct Cli {
     /// The subcommand.
     #[command(subcommand)]
@@ -161,17 +167,22 @@ fn train_one(
     Ok(())
 }
 
-/// The command line with `train` put in where the first argument is a bare config path.
+/// The command line with `train` put in where the first argument is a config file: one that
+/// exists, or whose name ends in `.toml`. Anything else goes to clap as typed, so that a
+/// mistyped subcommand (`gan-run chek ...`) gets clap's error and suggestion instead of being
+/// trained as a config.
 pub fn args_with_default_subcommand(args: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut args: Vec<String> = args.into_iter().collect();
     use clap::CommandFactory;
-    let known: Vec<String> = Cli::command()
-        .get_subcommands()
-        .map(|c| c.get_name().to_string())
-        .chain(["help".to_string()])
-        .collect();
+    let is_subcommand = |word: &str| {
+        word == "help"
+            || Cli::command()
+                .get_subcommands()
+                .any(|c| c.get_name() == word)
+    };
     if let Some(first) = args.get(1) {
-        if !first.starts_with('-') && !known.contains(first) {
+        let is_config = first.ends_with(".toml") || Path::new(first).is_file();
+        if !first.starts_with('-') && !is_subcommand(first) && is_config {
             args.insert(1, "train".into());
         }
     }
