@@ -237,8 +237,15 @@ nearest: median distance to the nearest training image (first 1,000). copies: sh
 
 /// A table of scored image sets, one row each, with a header.
 pub fn render_table(rows: &[(&str, &Scores)]) -> String {
+    // The first column is as wide as its longest label.
+    let w = rows
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(0)
+        .max(24);
     let mut out = format!(
-        "{:<24} {:>6} {:>8} {:>6} {:>5} {:>7} {:>9} {:>17} {:>8} {:>7} {:>6}\n",
+        "{:<w$} {:>6} {:>8} {:>6} {:>5} {:>7} {:>9} {:>17} {:>8} {:>7} {:>6}\n",
         "images",
         "n",
         "FID",
@@ -254,7 +261,7 @@ pub fn render_table(rows: &[(&str, &Scores)]) -> String {
     for (name, s) in rows {
         let (p, m, c) = (&s.parzen, &s.memorisation, &s.coverage);
         out += &format!(
-            "{:<24} {:>6} {:>8.2} {:>6.2} {:>5} {:>7.3} {:>8.1}% {:>9.1} +/- {:<4.1} {:>8.2} {:>6.1}% {:>6.1}\n",
+            "{:<w$} {:>6} {:>8.2} {:>6.2} {:>5} {:>7.3} {:>8.1}% {:>9.1} +/- {:<4.1} {:>8.2} {:>6.1}% {:>6.1}\n",
             name,
             s.images,
             s.fid,
