@@ -84,7 +84,7 @@ fn report_is_one_self_contained_page_that_a_browser_renders() {
         out
     };
     let dom = String::from_utf8_lossy(&run(&["--dump-dom"]).stdout).to_string();
-    assert_eq!(dom.matches("<polyline").count(), 8, "{dom:.300}");
+    assert_eq!(dom.matches("<polyline").count(), 12, "{dom:.300}");
     assert_eq!(dom.matches("<img").count(), 4);
     let shot = s.path().join("shot.png");
     run(&[
