@@ -133,3 +133,19 @@ fn grids_eval_and_sample_generate_in_the_mode_asked_for() {
         assert_eq!(e["generation"], flag.unwrap_or("as_trained"), "{file}");
     }
 }
+
+#[test]
+fn changing_the_generation_mode_between_starts_is_said() {
+    let s = Scratch::new();
+    let data = data_dir();
+    let smoke = config("smoke.toml").display().to_string();
+    let start = |extra: &[&str]| {
+        let mut args = vec![smoke.as_str(), "--max-epochs", "1"];
+        args.extend_from_slice(extra);
+        String::from_utf8_lossy(&s.ok(&smoke_args(&args, &data)).stderr).to_string()
+    };
+    let first = start(&[]);
+    assert!(!first.contains("[generation] changed"), "{first}");
+    let second = start(&["--set", "generation.mode=\"tutorial_bypass\""]);
+    assert!(second.contains("[generation] changed"), "{second}");
+}

@@ -190,6 +190,16 @@ impl RunDir {
                     ),
                 });
             }
+            // Keys that do not shape the weights may change between starts; generation is the
+            // one whose change alters what grids and scores of the same run mean, so say so.
+            if previous.generation != config.generation {
+                tracing::warn!(
+                    before = ?previous.generation,
+                    now = ?config.generation,
+                    "[generation] changed since the run's last start: grids and scores from now \
+                     on are drawn the new way (the run's config.toml records the new setting)"
+                );
+            }
             match dir.latest_checkpoint()? {
                 Some(c) => Start::Resume(c),
                 None => Start::Fresh,
