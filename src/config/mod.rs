@@ -628,6 +628,30 @@ pub fn load(path: &Path, overrides: &[Override]) -> Result<Experiment> {
 
 /// Like [`load`], from text already in memory; `path` is only used in messages.
 pub fn from_str(text: &str, path: &Path, overrides: &[Override]) -> Result<Experiment> {
+    resolve(text, path, overrides, Retired::Refuse)
+}
+
+/// Reads the resolved config a run directory saved. Unlike [`load`], it accepts settings that
+/// gan-run has retired (such as batch-norm mode `batch_stats_only`), so that old runs can still
+/// be listed, compared, diffed, reported and sampled; training refuses them.
+pub fn load_saved(path: &Path) -> Result<Experiment> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
+    resolve(&text, path, &[], Retired::Accept)
+}
+
+/// Whether [`resolve`] accepts retired settings.
+enum Retired {
+    Refuse,
+    Accept,
+}
+
+/// Parses, overrides, fills in and validates: the one way to an [`Experiment`].
+fn resolve(
+    text: &str,
+    path: &Path,
+    overrides: &[Override],
+    retired: Retired,
+) -> Result<Experiment> {
     // The file on its own first, so that its mistakes are reported with line and column.
     let from_file: ExperimentConfig = source::deserialize_text(text, path)?;
     let mut config = if overrides.is_empty() {
@@ -641,25 +665,14 @@ pub fn from_str(text: &str, path: &Path, overrides: &[Override]) -> Result<Exper
     };
     validate::fill_in(&mut config);
     validate::validate(&config)
-        .and_then(|()| validate::refuse_retired(&config))
+        .and_then(|()| match retired {
+            Retired::Refuse => validate::refuse_retired(&config),
+            Retired::Accept => Ok(()),
+        })
         .map_err(|(key, message)| Error::Config {
             location: source::locate(text, path, &key, overrides),
             message,
         })?;
-    Ok(Experiment { config })
-}
-
-/// Reads the resolved config a run directory saved. Unlike [`load`], it accepts settings that
-/// gan-run has retired (such as batch-norm mode `batch_stats_only`), so that old runs can still
-/// be listed, compared, diffed, reported and sampled; training refuses them.
-pub fn load_saved(path: &Path) -> Result<Experiment> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
-    let mut config: ExperimentConfig = source::deserialize_text(&text, path)?;
-    validate::fill_in(&mut config);
-    validate::validate(&config).map_err(|(key, message)| Error::Config {
-        location: source::locate(&text, path, &key, &[]),
-        message,
-    })?;
     Ok(Experiment { config })
 }
 
