@@ -173,10 +173,11 @@ pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
             config.training.epochs
         );
         let sample_every = config.output.sample_every;
-        // Grids at the cadence, and at the last epoch of every start, so that a start stopped
-        // early (--max-epochs) also leaves a picture of where it got to.
+        // Grids at the cadence, after the first epoch (so that a new run shows a picture within
+        // minutes), and at the last epoch of every start, so that a start stopped early
+        // (--max-epochs) also leaves a picture of where it got to.
         let start_ends = epoch == last_epoch; // also the run's last epoch
-        if sample_every > 0 && (epoch.is_multiple_of(sample_every) || start_ends) {
+        if sample_every > 0 && (epoch.is_multiple_of(sample_every) || epoch == 1 || start_ends) {
             let modes = std::iter::once((config.generation.mode, None))
                 .chain(config.generation.extra_grids.iter().map(|&m| (m, Some(m))));
             for (mode, extra) in modes {

@@ -359,3 +359,27 @@ fn a_start_stopped_early_leaves_a_grid_and_says_it_had_no_overrides() {
     let starts = std::fs::read_to_string(run.join("overrides.txt")).unwrap();
     assert_eq!(starts, "output.sample_every=10\n(none)\n");
 }
+
+#[test]
+fn a_new_run_draws_its_first_grid_after_epoch_1() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    s.ok(&smoke_args(
+        &[
+            &smoke,
+            "--set",
+            "output.sample_every=5",
+            "--set",
+            "training.epochs=3",
+        ],
+        &data,
+    ));
+    let samples = s.path().join("runs/smoke/samples");
+    assert!(samples.join("epoch-0001.png").exists(), "no first grid");
+    assert!(!samples.join("epoch-0002.png").exists(), "off the cadence");
+    assert!(
+        samples.join("epoch-0003.png").exists(),
+        "no grid at the end"
+    );
+}

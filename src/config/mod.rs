@@ -434,8 +434,8 @@ pub struct OutputConfig {
     /// Keep the newest K checkpoints, delete older ones.
     #[serde(default = "defaults::keep_checkpoints")]
     pub keep_checkpoints: usize,
-    /// Write a sample grid every N epochs (and at the last epoch of every start); 0 turns
-    /// grids off.
+    /// Write a sample grid every N epochs (and after epoch 1 and at the last epoch of every
+    /// start); 0 turns grids off.
     #[serde(default = "defaults::sample_every")]
     pub sample_every: usize,
     /// The grid is `sample_grid x sample_grid` images from one fixed noise batch.
