@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::{self, Experiment};
 use crate::error::{Error, Result};
-use crate::run_dir::{sample_grid_name, CONFIG_FILE, METRICS_FILE, SAMPLES_DIR};
+use crate::run_dir::{sample_grid_name, RunDir, CONFIG_FILE, SAMPLES_DIR};
 use crate::train::EpochMetrics;
 
 /// A finished or unfinished run, read back from its directory.
@@ -33,20 +33,7 @@ impl RunRecord {
             });
         }
         let config = config::load_saved(&dir.join(CONFIG_FILE))?;
-        let path = dir.join(METRICS_FILE);
-        let mut metrics = Vec::new();
-        if path.exists() {
-            let mut r = csv::Reader::from_path(&path).map_err(|e| Error::RunDir {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-            for row in r.deserialize() {
-                metrics.push(row.map_err(|e| Error::RunDir {
-                    path: path.clone(),
-                    message: format!("malformed row: {e}"),
-                })?);
-            }
-        }
+        let metrics = RunDir::read_metrics(dir)?;
         Ok(RunRecord {
             dir: dir.to_path_buf(),
             config,
@@ -110,8 +97,61 @@ pub fn expand_runs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// The metric columns shown for each run.
-pub const METRIC_COLUMNS: [&str; 5] = ["epochs", "d_loss", "g_loss", "d_real", "d_fake"];
+/// The metric columns shown for each run: where it stands, its last epoch's training metrics,
+/// then its latest sample-quality scores (from `metrics.csv` or `eval.json`, whichever scored
+/// a later epoch) and the epoch they are from.
+pub const METRIC_COLUMNS: [&str; 11] = [
+    "state",
+    "epochs",
+    "d_loss",
+    "g_loss",
+    "d_real",
+    "d_fake",
+    "fid",
+    "score",
+    "modes",
+    "parzen",
+    "scored_at",
+];
+
+/// Where a run stands: `finished`, `stopped@EPOCH` (by a halving sweep) or `paused`.
+pub fn run_state(r: &RunRecord) -> String {
+    if let Some(s) = crate::sweep::halving::StoppedRecord::read(&r.dir) {
+        return format!("stopped@{}", s.at.epoch);
+    }
+    match r.metrics.last() {
+        Some(m) if m.epoch >= r.config.training.epochs => "finished".into(),
+        _ => "paused".into(),
+    }
+}
+
+/// The run's latest scores: (epoch, fid, classifier score, modes, Parzen nats).
+fn latest_scores(r: &RunRecord) -> Option<(usize, f64, f64, f64, f64)> {
+    let trained = r.metrics.iter().rev().find_map(|m| {
+        Some((
+            m.epoch,
+            m.fid?,
+            m.classifier_score?,
+            m.modes? as f64,
+            m.parzen_nats?,
+        ))
+    });
+    let evaluated = r.eval().and_then(|e| {
+        let s = &e.scores;
+        Some((
+            e.epoch?,
+            s.fid,
+            s.classifier_score,
+            s.coverage.modes as f64,
+            s.parzen.test.mean,
+        ))
+    });
+    match (trained, evaluated) {
+        (Some(t), Some(e)) if e.0 >= t.0 => Some(e),
+        (Some(t), _) => Some(t),
+        (None, e) => e,
+    }
+}
 
 fn final_metrics(r: &RunRecord) -> BTreeMap<&'static str, f64> {
     let mut m = BTreeMap::new();
@@ -121,6 +161,13 @@ fn final_metrics(r: &RunRecord) -> BTreeMap<&'static str, f64> {
         m.insert("g_loss", last.g_loss);
         m.insert("d_real", last.d_real);
         m.insert("d_fake", last.d_fake);
+    }
+    if let Some((epoch, fid, score, modes, parzen)) = latest_scores(r) {
+        m.insert("scored_at", epoch as f64);
+        m.insert("fid", fid);
+        m.insert("score", score);
+        m.insert("modes", modes);
+        m.insert("parzen", parzen);
     }
     m
 }
@@ -165,10 +212,12 @@ pub fn compare(runs: &[RunRecord], sort_by: Option<&str>) -> Result<Comparison> 
                     .iter()
                     .map(|k| f.get(k).cloned().unwrap_or_else(|| "-".into())),
             );
-            row.extend(METRIC_COLUMNS.iter().map(|c| match m.get(c) {
-                Some(v) if *c == "epochs" => format!("{v}"),
-                Some(v) => format!("{v:.4}"),
-                None => "-".into(),
+            row.extend(METRIC_COLUMNS.iter().map(|c| match (*c, m.get(c)) {
+                ("state", _) => run_state(r),
+                ("epochs" | "modes" | "scored_at", Some(v)) => format!("{v}"),
+                ("fid" | "score" | "parzen", Some(v)) => format!("{v:.2}"),
+                (_, Some(v)) => format_small(*v),
+                (_, None) => "-".into(),
             }));
             row
         })
@@ -187,6 +236,16 @@ pub fn compare(runs: &[RunRecord], sort_by: Option<&str>) -> Result<Comparison> 
         });
     }
     Ok(Comparison { columns, rows })
+}
+
+/// Four decimals, or scientific notation where that would round a non-zero value away (D's
+/// outputs reach 1e-6).
+pub fn format_small(v: f64) -> String {
+    if v != 0.0 && v.abs() < 1e-3 {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.4}")
+    }
 }
 
 /// What differs between two runs.

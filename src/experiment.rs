@@ -30,6 +30,9 @@ pub struct RunOptions {
     /// Stop after this many epochs of this start (the run stays resumable); for tests and
     /// for interrupting deliberately.
     pub max_epochs_this_start: Option<usize>,
+    /// Stop after this epoch (the run stays resumable): how a halving sweep trains a point to
+    /// a rung.
+    pub until_epoch: Option<usize>,
 }
 
 /// What `summary.json` holds, written when a run finishes.
@@ -141,10 +144,15 @@ pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
     };
     let grid = config.output.sample_grid;
     let steps = train.len() / config.training.batch_size;
-    let last_epoch = match options.max_epochs_this_start {
-        Some(n) => config.training.epochs.min(state.epoch + n),
-        None => config.training.epochs,
-    };
+    let last_epoch = [
+        Some(config.training.epochs),
+        options.max_epochs_this_start.map(|n| state.epoch + n),
+        options.until_epoch,
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .expect("the list holds the configured epochs");
     while state.epoch < last_epoch {
         let epoch = state.epoch + 1;
         let _span = tracing::info_span!("epoch").entered();
@@ -196,7 +204,9 @@ pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         }
         let every = config.evaluation.every;
         if let Some(evaluator) = &mut evaluator {
-            if epoch.is_multiple_of(every) || epoch == config.training.epochs {
+            // Also at the end of every start, so that a start stopped early (a sweep's rung,
+            // --max-epochs) is scored where it stopped.
+            if epoch.is_multiple_of(every) || start_ends {
                 // Noise seed 0, as `gan-run eval` uses: the same figures either way.
                 let n = config.evaluation.samples;
                 let images = generate(

@@ -155,3 +155,149 @@ fn slurm_script_runs_each_point_as_an_array_task() {
     );
     assert!(script.contains("--set 'training.epochs=2'"), "{script}");
 }
+
+/// A halving sweep on the smoke config: 4 points, one rung at epoch 1 keeping half, 2 epochs.
+fn halving_sweep(s: &Scratch) -> String {
+    let text = format!(
+        "name = \"hs\"\nbase = \"{}\"\n\
+         [set]\n\"evaluation.every\" = 1\n\"evaluation.samples\" = 300\n\"training.epochs\" = 2\n\
+         \"data.train_size\" = 500\n\
+         [grid]\n\"optimizer.discriminator.beta1\" = [0.1, 0.9]\n\
+         \"optimizer.generator.beta1\" = [0.1, 0.5]\n\
+         [halving]\nmetric = \"fid\"\nrungs = [1]\nkeep = 0.5\n",
+        config("smoke.toml").display()
+    );
+    s.write("halving.toml", &text).display().to_string()
+}
+
+/// When a point's checkpoint of `epoch` was written, if it exists: a checkpoint written
+/// again means an epoch trained twice.
+fn checkpoint_time(s: &Scratch, point: &str, epoch: usize) -> Option<std::time::SystemTime> {
+    let path = s
+        .path()
+        .join("runs/hs")
+        .join(point)
+        .join(format!("checkpoints/epoch-{epoch:04}.safetensors"));
+    std::fs::metadata(path).ok()?.modified().ok()
+}
+
+#[test]
+fn halving_stops_the_weaker_half_at_the_rung_and_resumes_without_retraining() {
+    let s = Scratch::new();
+    let sweep = halving_sweep(&s);
+    let data = format!("data.dir={}", data_dir());
+    let common = ["--set", &data, "--runs-dir", "runs"];
+    let points = [
+        "discriminator.beta1=0.1,generator.beta1=0.1",
+        "discriminator.beta1=0.1,generator.beta1=0.5",
+        "discriminator.beta1=0.9,generator.beta1=0.1",
+        "discriminator.beta1=0.9,generator.beta1=0.5",
+    ];
+    let plan = s.ok(&[&["sweep", &sweep, "--plan"], &common[..]].concat());
+    let plan = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert!(
+        plan.contains("epoch 1: best 2 of 4 go on; 2 train to epoch 2"),
+        "{plan}"
+    );
+    assert_eq!(plan.matches("to run").count(), 4, "{plan}");
+
+    // As if a first call was killed during the rung: one point has reached it.
+    s.ok(&[
+        &["run-point", &sweep, "0", "--until-epoch", "1"],
+        &common[..],
+    ]
+    .concat());
+    let first = checkpoint_time(&s, points[0], 1).expect("point 0 reached the rung");
+    assert_eq!(
+        checkpoint_time(&s, points[0], 2),
+        None,
+        "stopped at the rung"
+    );
+
+    let out = s.ok(&[&["sweep", &sweep, "--jobs", "2"], &common[..]].concat());
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(stdout.matches("finished").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("stopped").count(), 2, "{stdout}");
+    assert_eq!(
+        checkpoint_time(&s, points[0], 1),
+        Some(first),
+        "not trained again"
+    );
+    let stamps: Vec<_> = points
+        .iter()
+        .map(|p| (checkpoint_time(&s, p, 1), checkpoint_time(&s, p, 2)))
+        .collect();
+
+    // The index, the stopped points' records and the ranks agree.
+    let index: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.path().join("runs/hs/index.json")).unwrap(),
+    )
+    .unwrap();
+    let mut fids = Vec::new();
+    for (i, p) in points.iter().enumerate() {
+        let entry = &index["points"][i];
+        let state = entry["state"].as_str().unwrap();
+        let rung = &entry["rungs"][0];
+        assert_eq!(rung["epoch"], 1);
+        assert_eq!(rung["of"], 4);
+        let stopped = s.path().join("runs/hs").join(p).join("stopped.json");
+        match state {
+            "stopped" => {
+                assert_eq!(rung["kept"], false);
+                assert_eq!(checkpoint_time(&s, p, 2), None, "{p} stopped at 1");
+                let record: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(&stopped).unwrap()).unwrap();
+                assert_eq!(record["at"], *rung);
+            }
+            "finished" => {
+                assert_eq!(rung["kept"], true);
+                assert!(checkpoint_time(&s, p, 2).is_some(), "{p} went on");
+                assert!(!stopped.exists());
+            }
+            other => panic!("{p}: state {other}"),
+        }
+        fids.push((rung["score"].as_f64().unwrap(), state == "finished"));
+    }
+    let worst_kept = fids
+        .iter()
+        .filter(|f| f.1)
+        .map(|f| f.0)
+        .fold(f64::MIN, f64::max);
+    let best_stopped = fids
+        .iter()
+        .filter(|f| !f.1)
+        .map(|f| f.0)
+        .fold(f64::MAX, f64::min);
+    assert!(worst_kept <= best_stopped, "{fids:?}");
+
+    // Run again: nothing trains, the same decisions.
+    let again = s.ok(&[&["sweep", &sweep], &common[..]].concat());
+    assert_eq!(String::from_utf8_lossy(&again.stdout), stdout);
+    let again_stamps: Vec<_> = points
+        .iter()
+        .map(|p| (checkpoint_time(&s, p, 1), checkpoint_time(&s, p, 2)))
+        .collect();
+    assert_eq!(again_stamps, stamps);
+
+    // compare shows where each stopped.
+    let table = s.ok(&["compare", "runs/hs", "--csv"]);
+    let table = String::from_utf8_lossy(&table.stdout).to_string();
+    assert_eq!(table.matches(",stopped@1,").count(), 2, "{table}");
+    assert_eq!(table.matches(",finished,").count(), 2, "{table}");
+}
+
+#[test]
+fn halving_needs_scores_at_its_rungs() {
+    let s = Scratch::new();
+    let text = std::fs::read_to_string(halving_sweep(&s))
+        .unwrap()
+        .replace("\"evaluation.every\" = 1\n", "");
+    let sweep = s.write("halving.toml", &text).display().to_string();
+    let err = s.fails(&["sweep", &sweep, "--plan"]);
+    assert!(err.contains("halving.metric"), "{err}");
+    assert!(err.contains("\"evaluation.every\""), "{err}");
+    let late = text.replace("rungs = [1]", "rungs = [2]");
+    let sweep = s.write("halving.toml", &late).display().to_string();
+    let err = s.fails(&["sweep", &sweep, "--plan"]);
+    assert!(err.contains("ends at epoch 2"), "{err}");
+}

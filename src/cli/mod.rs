@@ -137,12 +137,21 @@ fn parse_overrides(set: &[String]) -> anyhow::Result<Vec<Override>> {
         .collect::<Result<Vec<_>, _>>()?)
 }
 
+/// Where a start stops before the run's last epoch.
+#[derive(Debug, Clone, Copy, Default)]
+struct EpochLimits {
+    /// At most this many epochs in this start.
+    this_start: Option<usize>,
+    /// Not past this epoch.
+    until: Option<usize>,
+}
+
 /// Trains one experiment into `dir` and reports how far it got.
 fn train_one(
     experiment: &Experiment,
     dir: &Path,
     force: bool,
-    max_epochs: Option<usize>,
+    limits: EpochLimits,
     overrides: &[String],
 ) -> anyhow::Result<()> {
     let options = crate::experiment::RunOptions {
@@ -150,7 +159,8 @@ fn train_one(
         force,
         overrides: overrides.to_vec(),
         progress: true,
-        max_epochs_this_start: max_epochs,
+        max_epochs_this_start: limits.this_start,
+        until_epoch: limits.until,
     };
     let summary = crate::experiment::run(experiment, &options)?;
     let status = if summary.finished {

@@ -44,8 +44,29 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
         sweep.config_of(p, &extra)?;
     }
     if plan {
+        print_plan(&sweep, &runs_dir, &extra)?;
+        return Ok(());
+    }
+    if let Some(kind) = emit {
+        anyhow::ensure!(kind == "slurm", "--emit knows `slurm` only, not `{kind}`");
+        let exe = std::env::current_exe()?.display().to_string();
+        print!("{}", sweep.slurm_script(&exe, &runs_dir, &set));
+        return Ok(());
+    }
+    let exe = std::env::current_exe()?;
+    let outcomes = crate::sweep::run_points(&sweep, &runs_dir, jobs.max(1), &set, &exe)?;
+    report_outcomes(&outcomes, "points")
+}
+
+/// Prints the points, where each stands and, with halving, the rungs and each point's places.
+fn print_plan(
+    sweep: &crate::sweep::Sweep,
+    runs_dir: &Path,
+    extra: &[Override],
+) -> anyhow::Result<()> {
+    let Some(halving) = &sweep.halving else {
         for p in &sweep.points {
-            let state = if sweep.is_finished(&runs_dir, p, &extra) {
+            let state = if sweep.is_finished(runs_dir, p, extra) {
                 "finished"
             } else {
                 "to run"
@@ -59,16 +80,65 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
             );
         }
         return Ok(());
+    };
+    let configs = sweep
+        .points
+        .iter()
+        .map(|p| sweep.config_of(p, extra))
+        .collect::<Result<Vec<_>, _>>()?;
+    println!(
+        "{}",
+        halving.describe(sweep.points.len(), configs[0].training.epochs)
+    );
+    let st =
+        crate::sweep::halving::standing(sweep, halving, runs_dir, &configs, &Default::default());
+    for p in &sweep.points {
+        let rungs: Vec<String> = st
+            .rungs
+            .get(&p.index)
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let score = r.score.map_or("-".into(), |s| format!("{s:.2}"));
+                let verdict = if r.kept { "kept" } else { "stopped" };
+                format!(
+                    "epoch {}: {score} ({}/{}, {verdict})",
+                    r.epoch, r.rank, r.of
+                )
+            })
+            .collect();
+        let state = if st.stopped.contains(&p.index) {
+            "stopped"
+        } else if st.finished.contains(&p.index) {
+            "finished"
+        } else if st
+            .next
+            .as_ref()
+            .is_some_and(|n| n.points.contains(&p.index))
+        {
+            "to run"
+        } else {
+            "waiting"
+        };
+        println!(
+            "{:>3}  {:<30} {:<9} {}",
+            p.index,
+            p.name,
+            state,
+            if rungs.is_empty() {
+                p.overrides.join(" ")
+            } else {
+                rungs.join("; ")
+            }
+        );
     }
-    if let Some(kind) = emit {
-        anyhow::ensure!(kind == "slurm", "--emit knows `slurm` only, not `{kind}`");
-        let exe = std::env::current_exe()?.display().to_string();
-        print!("{}", sweep.slurm_script(&exe, &runs_dir, &set));
-        return Ok(());
+    if let Some(next) = &st.next {
+        let until = next
+            .until
+            .map_or("their last epoch".to_string(), |e| format!("epoch {e}"));
+        println!("next: {} points train to {until}", next.points.len());
     }
-    let exe = std::env::current_exe()?;
-    let outcomes = crate::sweep::run_points(&sweep, &runs_dir, jobs.max(1), &set, &exe)?;
-    report_outcomes(&outcomes, "points")
+    Ok(())
 }
 
 /// Run one point of a sweep (what `sweep` and job arrays call).
@@ -84,6 +154,9 @@ pub struct RunPointArgs {
     /// Folder that holds the sweep directory.
     #[arg(long, default_value = "runs")]
     pub runs_dir: PathBuf,
+    /// Stop after this epoch (a halving sweep's rung); running again resumes.
+    #[arg(long, value_name = "EPOCH")]
+    pub until_epoch: Option<usize>,
 }
 
 /// `gan-run run-point`: run one point of a sweep (what `sweep` and job arrays call).
@@ -93,6 +166,7 @@ pub fn run_point(args: RunPointArgs) -> anyhow::Result<()> {
         index,
         set,
         runs_dir,
+        until_epoch,
     } = args;
     let sweep = crate::sweep::Sweep::load(&sweep)?;
     let point = sweep.points.get(index).ok_or_else(|| {
@@ -107,7 +181,10 @@ pub fn run_point(args: RunPointArgs) -> anyhow::Result<()> {
         &experiment,
         &dir,
         false,
-        None,
+        EpochLimits {
+            this_start: None,
+            until: until_epoch,
+        },
         &[point.overrides.clone(), set].concat(),
     )
 }

@@ -120,7 +120,10 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
                 &experiment,
                 &runs_dir.join(&experiment.name),
                 *force,
-                *max_epochs,
+                EpochLimits {
+                    this_start: *max_epochs,
+                    until: None,
+                },
                 &common.set,
             )
         });

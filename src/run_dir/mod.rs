@@ -309,6 +309,22 @@ impl RunDir {
         atomic_write(&self.path.join(METRICS_FILE), &bytes)
     }
 
+    /// Reads a run directory's `metrics.csv` (empty when there is none yet).
+    pub fn read_metrics(run_dir: &Path) -> Result<Vec<EpochMetrics>> {
+        let path = run_dir.join(METRICS_FILE);
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        let malformed = |message: String| Error::RunDir {
+            path: path.clone(),
+            message,
+        };
+        let mut r = csv::Reader::from_path(&path).map_err(|e| malformed(e.to_string()))?;
+        r.deserialize()
+            .map(|row| row.map_err(|e| malformed(format!("malformed row: {e}"))))
+            .collect()
+    }
+
     /// Writes a sample grid, [`sample_grid_name`]: a `grid x grid` tiling of 28x28 images in
     /// [0, 1]. `extra` names a generation mode other than the config's own.
     pub fn write_samples(

@@ -1,7 +1,10 @@
 //! Sweeps: a base config and a grid over dotted keys become one ordinary run directory per
 //! point, under one sweep directory with an index. Points run as child processes (`gan-run
 //! run-point SWEEP INDEX`), so a failing point never stops the others, parallel points keep
-//! separate logs, and the same command serves a cluster scheduler's job array.
+//! separate logs, and the same command serves a cluster scheduler's job array. A sweep can stop
+//! its weaker points early ([`halving`]).
+
+pub mod halving;
 
 use std::path::{Path, PathBuf};
 
@@ -24,8 +27,15 @@ pub struct SweepFile {
     pub name: Option<String>,
     /// The base experiment, relative to the sweep file.
     pub base: PathBuf,
+    /// Dotted key -> one value, set in every point (e.g. `"evaluation.every" = 5`); not part
+    /// of the points' names.
+    #[serde(default)]
+    pub set: toml::Table,
     /// Dotted key -> the values it takes; several keys make a product.
     pub grid: toml::Table,
+    /// Successive halving: stop the weaker points at rungs, by a score.
+    #[serde(default)]
+    pub halving: Option<halving::Halving>,
 }
 
 /// One point of a sweep.
@@ -50,6 +60,8 @@ pub struct Sweep {
     pub base: PathBuf,
     /// Every point, in a stable order.
     pub points: Vec<Point>,
+    /// Successive halving, when the sweep file asks for it.
+    pub halving: Option<halving::Halving>,
 }
 
 impl Sweep {
@@ -85,12 +97,13 @@ impl Sweep {
                 message: "the grid names no keys".into(),
             });
         }
+        let fixed: Vec<String> = file.set.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let labels = short_labels(&axes.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>());
         let mut points = Vec::new();
         let total: usize = axes.iter().map(|(_, v)| v.len()).product();
         for index in 0..total {
             let mut rest = index;
-            let mut overrides = Vec::new();
+            let mut overrides = fixed.clone();
             let mut parts = Vec::new();
             // The last key varies fastest.
             let mut picks = vec![0; axes.len()];
@@ -118,12 +131,29 @@ impl Sweep {
             name,
             base,
             points,
+            halving: file.halving,
         };
         Ok(sweep)
     }
 
     /// The resolved config of a point, with further overrides (e.g. `training.epochs=2`) on top.
+    /// With halving, also checks that the point can be ranked at the rungs.
     pub fn config_of(&self, point: &Point, extra: &[Override]) -> Result<Experiment> {
+        let config = self.config_without_halving_check(point, extra)?;
+        if let Some(h) = &self.halving {
+            h.check(&config).map_err(|(key, message)| Error::Config {
+                location: config::location_of(&self.file, key),
+                message: format!("point `{}`: {message}", point.name),
+            })?;
+        }
+        Ok(config)
+    }
+
+    fn config_without_halving_check(
+        &self,
+        point: &Point,
+        extra: &[Override],
+    ) -> Result<Experiment> {
         let mut overrides = point
             .overrides
             .iter()
@@ -151,8 +181,14 @@ impl Sweep {
             .is_some_and(|s| s.epochs >= config.training.epochs)
     }
 
-    /// Writes `index.json` into the sweep directory: the points and their state.
-    pub fn write_index(&self, runs_root: &Path, status: &[(usize, PointState)]) -> Result<()> {
+    /// Writes `index.json` into the sweep directory: the points, their state and, with
+    /// halving, their scores at the rungs.
+    pub fn write_index(
+        &self,
+        runs_root: &Path,
+        status: &[(usize, PointState)],
+        rungs: &std::collections::BTreeMap<usize, Vec<halving::RungScore>>,
+    ) -> Result<()> {
         let dir = self.dir(runs_root);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
         let points = self
@@ -165,8 +201,10 @@ impl Sweep {
                 run_dir: PathBuf::from(&p.name),
                 state: status
                     .iter()
+                    .rev()
                     .find(|(i, _)| *i == p.index)
                     .map_or(PointState::Pending, |(_, s)| *s),
+                rungs: rungs.get(&p.index).cloned().unwrap_or_default(),
             })
             .collect();
         let index = SweepIndex {
@@ -177,6 +215,42 @@ impl Sweep {
         };
         let text = serde_json::to_string_pretty(&index).expect("index serialises");
         atomic_write(&dir.join(INDEX_FILE), text.as_bytes())
+    }
+
+    /// Where a point's child process writes its output.
+    pub fn log_of(&self, runs_root: &Path, point: &Point) -> PathBuf {
+        self.dir(runs_root)
+            .join("logs")
+            .join(format!("{}.log", point.name))
+    }
+
+    /// The child process that trains a point (`run-point`), up to epoch `until` if given.
+    pub fn point_job(
+        &self,
+        point: &Point,
+        runs_root: &Path,
+        extra: &[String],
+        until: Option<usize>,
+    ) -> ChildJob {
+        let mut args = vec![
+            "run-point".to_string(),
+            self.file.display().to_string(),
+            point.index.to_string(),
+            "--runs-dir".into(),
+            runs_root.display().to_string(),
+        ];
+        for o in extra {
+            args.extend(["--set".to_string(), o.clone()]);
+        }
+        if let Some(epoch) = until {
+            args.extend(["--until-epoch".to_string(), epoch.to_string()]);
+        }
+        ChildJob {
+            index: point.index,
+            name: point.name.clone(),
+            args,
+            log: self.log_of(runs_root, point),
+        }
     }
 
     /// An sbatch script that runs every point as one task of a job array.
@@ -280,6 +354,9 @@ pub struct IndexedPoint {
     pub run_dir: PathBuf,
     /// Where it stands.
     pub state: PointState,
+    /// With halving: its score at each rung it reached.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rungs: Vec<halving::RungScore>,
 }
 
 /// Where a sweep point (or a `train --jobs` child) stands.
@@ -294,6 +371,8 @@ pub enum PointState {
     Skipped,
     /// Its process failed (its log says why); running the sweep again retries it.
     Failed,
+    /// Halving stopped it at a rung: its score was not among the better ones there.
+    Stopped,
 }
 
 impl std::fmt::Display for PointState {
@@ -304,6 +383,7 @@ impl std::fmt::Display for PointState {
             PointState::Finished => "finished",
             PointState::Skipped => "skipped",
             PointState::Failed => "failed",
+            PointState::Stopped => "stopped",
         })
     }
 }
@@ -418,7 +498,9 @@ pub fn run_points(
     extra: &[String],
     exe: &Path,
 ) -> Result<Vec<PointOutcome>> {
-    let logs = sweep.dir(runs_root).join("logs");
+    if let Some(h) = &sweep.halving {
+        return halving::run(sweep, h, runs_root, jobs, extra, exe);
+    }
     let extra_overrides = extra
         .iter()
         .map(|o| o.parse::<Override>())
@@ -427,7 +509,7 @@ pub fn run_points(
     let mut skipped = Vec::new();
     let mut children = Vec::new();
     for p in &sweep.points {
-        let log = logs.join(format!("{}.log", p.name));
+        let log = sweep.log_of(runs_root, p);
         if sweep.is_finished(runs_root, p, &extra_overrides) {
             states.push((p.index, PointState::Skipped));
             skipped.push(PointOutcome {
@@ -436,28 +518,14 @@ pub fn run_points(
                 log,
             });
         } else {
-            let mut args = vec![
-                "run-point".to_string(),
-                sweep.file.display().to_string(),
-                p.index.to_string(),
-                "--runs-dir".into(),
-                runs_root.display().to_string(),
-            ];
-            for o in extra {
-                args.extend(["--set".to_string(), o.clone()]);
-            }
-            children.push(ChildJob {
-                index: p.index,
-                name: p.name.clone(),
-                args,
-                log,
-            });
+            children.push(sweep.point_job(p, runs_root, extra, None));
         }
     }
-    sweep.write_index(runs_root, &states)?;
+    let no_rungs = Default::default();
+    sweep.write_index(runs_root, &states, &no_rungs)?;
     let ran = run_children(children, jobs, exe, |job, state| {
         states.push((job.index, state));
-        sweep.write_index(runs_root, &states)
+        sweep.write_index(runs_root, &states, &no_rungs)
     })?;
     let mut all: Vec<PointOutcome> = skipped.into_iter().chain(ran).collect();
     all.sort_by_key(|o| sweep.points.iter().position(|p| p.name == o.name));
