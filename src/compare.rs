@@ -70,8 +70,8 @@ impl RunRecord {
     }
 }
 
-/// Expands arguments to run directories: a run directory stays, a sweep directory (or any folder
-/// of runs) becomes the runs inside it, sorted.
+/// Expands arguments to run directories: a run directory stays; any other folder (a sweep, a
+/// runs root holding sweeps) becomes the run directories found inside it, sorted.
 pub fn expand_runs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
@@ -79,12 +79,8 @@ pub fn expand_runs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             out.push(p.clone());
             continue;
         }
-        let mut inner: Vec<PathBuf> = std::fs::read_dir(p)
-            .map_err(|e| Error::io("cannot list", p, e))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|d| d.join(CONFIG_FILE).exists())
-            .collect();
+        let mut inner = Vec::new();
+        find_runs(p, 3, &mut inner)?;
         if inner.is_empty() {
             return Err(Error::RunDir {
                 path: p.clone(),
@@ -95,6 +91,25 @@ pub fn expand_runs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         out.extend(inner);
     }
     Ok(out)
+}
+
+/// Collects the run directories under `dir`, looking `depth` levels down; does not look inside
+/// run directories.
+fn find_runs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("cannot list", dir, e))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if hidden || !path.is_dir() {
+            continue;
+        }
+        if path.join(CONFIG_FILE).exists() {
+            out.push(path);
+        } else if depth > 1 {
+            find_runs(&path, depth - 1, out)?;
+        }
+    }
+    Ok(())
 }
 
 /// The metric columns shown for each run: where it stands, its last epoch's training metrics,
@@ -114,14 +129,72 @@ pub const METRIC_COLUMNS: [&str; 11] = [
     "scored_at",
 ];
 
-/// Where a run stands: `finished`, `stopped@EPOCH` (by a halving sweep) or `paused`.
+/// Where a run stands: `running` (a live process holds it), `finished`, `stopped@EPOCH` (by a
+/// halving sweep), `interrupted` (its process died during a start) or `paused`.
 pub fn run_state(r: &RunRecord) -> String {
+    match crate::run_dir::RunLock::holder(&r.dir) {
+        Some(Ok(_)) => return "running".into(),
+        Some(Err(_)) => return "interrupted".into(),
+        None => {}
+    }
     if let Some(s) = crate::sweep::halving::StoppedRecord::read(&r.dir) {
         return format!("stopped@{}", s.at.epoch);
     }
     match r.metrics.last() {
         Some(m) if m.epoch >= r.config.training.epochs => "finished".into(),
         _ => "paused".into(),
+    }
+}
+
+/// `gan-run ls`: one row per run under `root`, named by its path below it: state, epochs done
+/// of planned, last losses, best FID so far (and its epoch), time since it last wrote metrics.
+pub fn listing(root: &Path, runs: &[RunRecord]) -> Comparison {
+    let columns = [
+        "run", "state", "epoch", "d_loss", "g_loss", "best_fid", "age",
+    ]
+    .map(String::from)
+    .to_vec();
+    let rows = runs
+        .iter()
+        .map(|r| {
+            let name = r.dir.strip_prefix(root).unwrap_or(&r.dir);
+            let last = r.metrics.last();
+            let best = r
+                .metrics
+                .iter()
+                .filter_map(|m| Some((m.fid?, m.epoch)))
+                .filter(|(f, _)| f.is_finite())
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+            let age = std::fs::metadata(r.dir.join(crate::run_dir::METRICS_FILE))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .map_or("-".into(), |d| short_duration(d.as_secs()));
+            vec![
+                name.display().to_string(),
+                run_state(r),
+                format!(
+                    "{}/{}",
+                    last.map_or(0, |m| m.epoch),
+                    r.config.training.epochs
+                ),
+                last.map_or("-".into(), |m| format_small(m.d_loss)),
+                last.map_or("-".into(), |m| format_small(m.g_loss)),
+                best.map_or("-".into(), |(f, e)| format!("{f:.2}@{e}")),
+                age,
+            ]
+        })
+        .collect();
+    Comparison { columns, rows }
+}
+
+/// `42s`, `5m`, `3h`, `2d`.
+fn short_duration(seconds: u64) -> String {
+    match seconds {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
     }
 }
 
@@ -181,8 +254,9 @@ pub struct Comparison {
     pub rows: Vec<Vec<String>>,
 }
 
-/// Builds the comparison of several runs, sorted by `sort_by` (a column name) if given.
-pub fn compare(runs: &[RunRecord], sort_by: Option<&str>) -> Result<Comparison> {
+/// Builds the comparison of several runs, sorted by `sort_by` (a column name) if given,
+/// ascending or `descending`; rows without a value in that column come last either way.
+pub fn compare(runs: &[RunRecord], sort_by: Option<&str>, descending: bool) -> Result<Comparison> {
     let flats: Vec<BTreeMap<String, String>> = runs
         .iter()
         .map(|r| {
@@ -230,9 +304,16 @@ pub fn compare(runs: &[RunRecord], sort_by: Option<&str>) -> Result<Comparison> 
                 column: col.to_string(),
                 columns: columns.clone(),
             })?;
-        rows.sort_by(|a, b| match (a[i].parse::<f64>(), b[i].parse::<f64>()) {
-            (Ok(x), Ok(y)) => x.total_cmp(&y),
-            _ => a[i].cmp(&b[i]),
+        use std::cmp::Ordering;
+        let direction = |o: Ordering| if descending { o.reverse() } else { o };
+        rows.sort_by(|a, b| match (a[i].as_str(), b[i].as_str()) {
+            ("-", "-") => Ordering::Equal,
+            ("-", _) => Ordering::Greater,
+            (_, "-") => Ordering::Less,
+            (x, y) => direction(match (x.parse::<f64>(), y.parse::<f64>()) {
+                (Ok(x), Ok(y)) => x.total_cmp(&y),
+                _ => x.cmp(y),
+            }),
         });
     }
     Ok(Comparison { columns, rows })

@@ -1,6 +1,6 @@
 //! MNIST: reads the original IDX files (gzipped or raw), verifies them against the folder's
-//! `SHA256SUMS` when it has one (digests of the decompressed files; `data/mnist` ships one),
-//! scales pixels to [0, 1] and splits them as TensorFlow's `read_data_sets` does (the first
+//! `SHA256SUMS`, which must list each file read (digests of the decompressed files; `data/mnist`
+//! ships one), scales pixels to [0, 1] and splits them as TensorFlow's `read_data_sets` does (the first
 //! 5,000 training images are validation).
 
 use std::collections::BTreeMap;
@@ -214,8 +214,12 @@ fn pair(bytes: Vec<u8>, labels: Vec<u8>, path: &Path) -> Result<Images> {
     Ok(Images { bytes, labels })
 }
 
-/// The `SHA256SUMS` of a data folder: stem -> hex digest. A folder without one is accepted
-/// with a warning, since users may bring their own copy.
+/// How to make a `SHA256SUMS` for a folder of files that are known to be good.
+const MAKE_SUMS: &str = "if the files are the originals, write one with \
+    `cd DIR && for f in *-ubyte*; do printf '%s  %s\\n' \"$(gunzip -cf \"$f\" | sha256sum | cut -d' ' -f1)\" \"${f%.gz}\"; done > SHA256SUMS`";
+
+/// The `SHA256SUMS` of a data folder: stem -> hex digest. Required, and it must list every
+/// file read: a folder that cannot be verified could train on damaged data without a word.
 fn read_checksums(dir: &Path) -> Result<BTreeMap<String, String>> {
     let path = dir.join("SHA256SUMS");
     if !dir.is_dir() {
@@ -227,8 +231,10 @@ fn read_checksums(dir: &Path) -> Result<BTreeMap<String, String>> {
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            tracing::warn!(path = %path.display(), "no SHA256SUMS: MNIST files are not verified");
-            return Ok(BTreeMap::new());
+            return Err(Error::Data {
+                path,
+                message: format!("is missing, so the MNIST files cannot be verified; {MAKE_SUMS}"),
+            });
         }
         Err(e) => return Err(Error::io("cannot read", &path, e)),
     };
@@ -244,8 +250,8 @@ fn read_checksums(dir: &Path) -> Result<BTreeMap<String, String>> {
         .collect())
 }
 
-/// Reads `<stem>.gz` or `<stem>`, decompressing when gzipped, and checks the decompressed bytes
-/// against `sums` when they list the stem.
+/// Reads the MNIST file `<stem>.gz` or `<stem>` of `dir`, decompressing when gzipped, and checks
+/// the decompressed bytes against `sums`, which must list the stem.
 fn read_file(
     dir: &Path,
     stem: &str,
@@ -253,6 +259,30 @@ fn read_file(
 ) -> Result<(PathBuf, Vec<u8>)> {
     let gz = dir.join(format!("{stem}.gz"));
     let path = if gz.exists() { gz } else { dir.join(stem) };
+    let bytes = read_maybe_gzipped(&path)?;
+    let Some(expected) = sums.get(stem) else {
+        return Err(Error::Data {
+            path: dir.join("SHA256SUMS"),
+            message: format!(
+                "lists no checksum for `{stem}`, so it cannot be verified; {MAKE_SUMS}"
+            ),
+        });
+    };
+    let actual = sha256_hex(&bytes);
+    if &actual != expected {
+        return Err(Error::Data {
+            path,
+            message: format!(
+                "checksum mismatch: SHA256SUMS says {expected}, the file's content is {actual}"
+            ),
+        });
+    }
+    Ok((path, bytes))
+}
+
+/// Reads exactly `path`, decompressing it when it is gzipped (by its content, not its name).
+fn read_maybe_gzipped(path: &Path) -> Result<Vec<u8>> {
+    let path = path.to_path_buf();
     let raw = std::fs::read(&path).map_err(|e| Error::Data {
         path: path.clone(),
         message: format!("cannot read: {e}"),
@@ -274,18 +304,7 @@ fn read_file(
     } else {
         raw
     };
-    if let Some(expected) = sums.get(stem) {
-        let actual = sha256_hex(&bytes);
-        if &actual != expected {
-            return Err(Error::Data {
-                path,
-                message: format!(
-                    "checksum mismatch: SHA256SUMS says {expected}, the file's content is {actual}"
-                ),
-            });
-        }
-    }
-    Ok((path, bytes))
+    Ok(bytes)
 }
 
 /// Parses an IDX header, checking the magic number and that the body has exactly the bytes the
@@ -330,15 +349,11 @@ pub fn parse_idx<'a>(
 }
 
 /// Reads any IDX3 image file of 28 x 28 images (gzipped or raw), e.g. one that `gan-run sample`
-/// or another tool wrote, as pixels in [0, 1].
+/// or another tool wrote, as pixels in [0, 1]. Exactly the file named is read (never `X.gz`
+/// in place of `X`), and it has no checksum to check.
 pub fn read_idx_images(path: &Path) -> Result<Vec<f32>> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let stem = name.trim_end_matches(".gz");
-    Ok(read_images(dir, stem, &BTreeMap::new())?
+    let bytes = read_maybe_gzipped(path)?;
+    Ok(image_bytes(path.to_path_buf(), bytes)?
         .iter()
         .map(|&b| scale(b))
         .collect())
@@ -346,6 +361,11 @@ pub fn read_idx_images(path: &Path) -> Result<Vec<f32>> {
 
 fn read_images(dir: &Path, stem: &str, sums: &BTreeMap<String, String>) -> Result<Vec<u8>> {
     let (path, bytes) = read_file(dir, stem, sums)?;
+    image_bytes(path, bytes)
+}
+
+/// The pixels of an IDX3 file of 28 x 28 images, in the file's own buffer.
+fn image_bytes(path: PathBuf, bytes: Vec<u8>) -> Result<Vec<u8>> {
     let (dims, body) = parse_idx(&bytes, &path, 2051)?;
     if dims.len() != 3 || dims[1] != 28 || dims[2] != 28 {
         return Err(Error::Data {
@@ -376,6 +396,21 @@ mod tests {
         }
         v.extend(body);
         v
+    }
+
+    /// The file named is the file read: `X` is never replaced by a neighbouring `X.gz`.
+    #[test]
+    fn an_idx_path_is_read_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = idx(2051, &[1, 28, 28], &[7; 784]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &good).unwrap();
+        std::fs::write(dir.path().join("x.gz"), gz.finish().unwrap()).unwrap();
+        std::fs::write(dir.path().join("x"), b"not an idx file").unwrap();
+        let err = read_idx_images(&dir.path().join("x")).unwrap_err().to_string();
+        assert!(err.contains("/x:") || err.contains("/x "), "{err}");
+        let pixels = read_idx_images(&dir.path().join("x.gz")).unwrap();
+        assert_eq!(pixels, vec![scale(7); 784]);
     }
 
     /// Every test image, and images with no ink, all ink and alternating pixels, decode to

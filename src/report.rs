@@ -202,7 +202,7 @@ pub fn html(runs: &[RunRecord], logs: &[ImportedLog]) -> Result<String> {
         page += &svg_chart(&caption, &series, false);
     }
     page += "</div>\n<h2>Config keys that differ, and final metrics</h2>\n<table>\n";
-    let table = compare(runs, None)?;
+    let table = compare(runs, None, false)?;
     page += "<tr>";
     for c in &table.columns {
         let _ = write!(page, "<th>{}</th>", escape(c));

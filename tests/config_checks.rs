@@ -10,12 +10,59 @@ fn shipped_configs_pass_the_check() {
         .iter()
         .map(|n| config(n).display().to_string())
         .collect();
-    let mut args = vec!["check", "--data-dir", "x"];
+    let data = data_dir();
+    let mut args = vec!["check", "--data-dir", &data];
     args.extend(paths.iter().map(|s| s.as_str()));
     let out = s.ok(&args);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).matches("ok: ").count(),
         3
+    );
+}
+
+#[test]
+fn check_prints_the_resolved_config_and_verifies_the_data_folder() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    let out = s.ok(&[
+        "check",
+        &smoke,
+        "--data-dir",
+        &data,
+        "--print",
+        "--set",
+        "seed=42",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("seed = 42"), "{stdout}");
+    assert!(stdout.contains("[optimizer.discriminator]"), "{stdout}");
+
+    // A folder that is not there, and one whose checksum list is empty.
+    let err = s.fails(&["check", &smoke, "--data-dir", "nowhere"]);
+    assert!(
+        err.contains("nowhere") && err.contains("no such folder"),
+        "{err}"
+    );
+    let copy = s.path().join("mnist");
+    std::fs::create_dir(&copy).unwrap();
+    for f in std::fs::read_dir(repo().join("data/mnist")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, copy.join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(copy.join("SHA256SUMS"), "# nothing listed\n").unwrap();
+    let copy = copy.display().to_string();
+    let err = s.fails(&["check", &smoke, "--data-dir", &copy]);
+    assert!(
+        err.contains("SHA256SUMS")
+            && err.contains("lists no checksum for `train-images-idx3-ubyte`"),
+        "{err}"
+    );
+    std::fs::remove_file(s.path().join("mnist/SHA256SUMS")).unwrap();
+    let err = s.fails(&["check", &smoke, "--data-dir", &copy]);
+    assert!(
+        err.contains("SHA256SUMS") && err.contains("is missing"),
+        "{err}"
     );
 }
 

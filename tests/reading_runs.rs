@@ -1,4 +1,4 @@
-//! Runs read back: the HTML report.
+//! Runs read back: the HTML report, the run list, the comparison table.
 
 use crate::util::*;
 
@@ -95,4 +95,62 @@ fn report_is_one_self_contained_page_that_a_browser_renders() {
     // The first chart's lines are coloured: some pixel of the palette's blue is on screen.
     let blue = img.pixels().filter(|p| p.0 == [31, 119, 180]).count();
     assert!(blue > 50, "only {blue} line pixels in the screenshot");
+}
+
+#[test]
+fn ls_and_compare_list_runs_inside_sweep_folders_with_plain_output() {
+    let s = Scratch::new();
+    let data = data_dir();
+    let smoke = config("smoke.toml").display().to_string();
+    for (name, beta1, epochs) in [("a", "0.1", "1"), ("b", "0.9", "2")] {
+        let b = format!("optimizer.discriminator.beta1={beta1}");
+        let e = format!("training.epochs={epochs}");
+        let out = s.ok(&[
+            "train",
+            &smoke,
+            "--data-dir",
+            &data,
+            "--runs-dir",
+            "runs/sweep",
+            "--name",
+            name,
+            "--set",
+            &b,
+            "--set",
+            &e,
+        ]);
+        // Piped output carries no colour codes.
+        assert!(!out.stderr.contains(&0x1b), "ANSI codes in piped output");
+    }
+    let out = s.ok(&["ls"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].starts_with("run") && lines[0].contains("best_fid"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("sweep/a") && lines[1].contains("finished"),
+        "{text}"
+    );
+    assert!(lines[1].contains("1/1"), "{text}");
+    assert!(
+        lines[2].starts_with("sweep/b") && lines[2].contains("2/2"),
+        "{text}"
+    );
+
+    // compare recurses the same way and sorts either way, by a numeric column.
+    let order = |args: &[&str]| -> Vec<String> {
+        let out = s.ok(args);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect()
+    };
+    let up = order(&["compare", "runs", "--csv", "--sort", "epochs"]);
+    assert_eq!(up, ["a", "b"]);
+    let down = order(&["compare", "runs", "--csv", "--sort", "epochs", "--desc"]);
+    assert_eq!(down, ["b", "a"]);
 }

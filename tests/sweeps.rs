@@ -74,15 +74,21 @@ fn a_sweep_resumes_without_redoing_finished_points() {
     let header = table.lines().next().unwrap();
     assert_eq!(
         header,
-        "run,optimizer.discriminator.beta1,epochs,d_loss,g_loss,d_real,d_fake"
+        "run,optimizer.discriminator.beta1,state,epochs,d_loss,g_loss,d_real,d_fake,fid,score,\
+         modes,parzen,scored_at"
     );
     let g: Vec<f64> = table
         .lines()
         .skip(1)
-        .map(|l| l.split(',').nth(4).unwrap().parse().unwrap())
+        .map(|l| l.split(',').nth(5).unwrap().parse().unwrap())
         .collect();
     assert_eq!(g.len(), 3);
     assert!(g.windows(2).all(|w| w[0] <= w[1]), "{table}");
+
+    // By default the side-by-side grids go into run A, not the current folder.
+    s.ok(&["diff", "runs/sw/beta1=0.1", "runs/sw/beta1=0.9"]);
+    assert!(s.path().join("runs/sw/beta1=0.1/diff-beta1=0.9.png").exists());
+    assert!(!s.path().join("diff.png").exists());
 
     // diff names only what differs, and puts the grids side by side.
     let out = s.ok(&[

@@ -298,7 +298,7 @@ fn a_mistyped_subcommand_is_an_error_with_a_suggestion_and_trains_nothing() {
     let err = s.fails(&["chek", &smoke, "--runs-dir", "r"]);
     assert!(err.contains("chek") && err.contains("check"), "{err}");
     assert!(!s.path().join("r").exists(), "something was trained");
-    let err = s.fails(&["ls"]);
+    let err = s.fails(&["frobnicate"]);
     assert!(err.contains("unrecognized subcommand"), "{err}");
     // The shorthand is documented in the top-level help.
     let help = s.ok(&["--help"]);

@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Experiment, GenerationMode, Override};
 pub use images::{EvalArgs, SampleArgs};
-pub use runs::{CompareArgs, DiffArgs, ReportArgs};
+pub use runs::{CompareArgs, DiffArgs, LsArgs, ReportArgs};
 pub use sweep::{RunPointArgs, SweepArgs};
 pub use tools::{BenchArgs, TrainClassifierArgs};
 pub use train::{CheckArgs, TrainArgs};
@@ -63,6 +63,8 @@ pub enum Command {
     TrainClassifier(TrainClassifierArgs),
     /// Validate experiment files without training.
     Check(CheckArgs),
+    /// List runs and sweep points: state, epochs, last losses, best FID, age.
+    Ls(LsArgs),
 }
 
 /// The options every command that loads an experiment file takes.
@@ -96,6 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => train::train(args),
         Command::Check(args) => train::check(args),
+        Command::Ls(args) => runs::ls(args),
         Command::Sweep(args) => sweep::sweep(args),
         Command::RunPoint(args) => sweep::run_point(args),
         Command::Diff(args) => runs::diff(args),

@@ -11,9 +11,10 @@ pub struct DiffArgs {
     pub a: PathBuf,
     /// Run B.
     pub b: PathBuf,
-    /// Write the two runs' sample grids of the same epochs side by side into this PNG.
-    #[arg(long, value_name = "FILE", default_value = "diff.png")]
-    pub png: PathBuf,
+    /// Write the two runs' sample grids of the same epochs side by side into this PNG
+    /// (default: `diff-<B>.png` inside run A).
+    #[arg(long, value_name = "FILE")]
+    pub png: Option<PathBuf>,
     /// Print JSON.
     #[arg(long, conflicts_with = "md")]
     pub json: bool,
@@ -50,6 +51,7 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<()> {
         );
     }
     if !d.common_sample_epochs.is_empty() {
+        let png = png.unwrap_or_else(|| a.join(format!("diff-{}.png", rb.label())));
         let bytes = side_by_side_png(&ra, &rb, &d.common_sample_epochs)?;
         crate::run_dir::atomic_write(&png, &bytes)?;
         eprintln!(
@@ -70,6 +72,9 @@ pub struct CompareArgs {
     /// Sort rows by this column.
     #[arg(long)]
     pub sort: Option<String>,
+    /// Sort in descending order.
+    #[arg(long, requires = "sort")]
+    pub desc: bool,
     /// Print CSV.
     #[arg(long, conflicts_with_all = ["json", "md"])]
     pub csv: bool,
@@ -86,6 +91,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     let CompareArgs {
         runs,
         sort,
+        desc,
         csv,
         json,
         md,
@@ -95,7 +101,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
         .iter()
         .map(|d| RunRecord::read(d))
         .collect::<Result<Vec<_>, _>>()?;
-    let table = compare(&records, sort.as_deref())?;
+    let table = compare(&records, sort.as_deref(), desc)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&table)?);
     } else {
@@ -111,6 +117,30 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// List runs and sweep points: state, epochs, last losses, best FID, age.
+#[derive(Args, Debug, Clone)]
+pub struct LsArgs {
+    /// The folder of runs (and sweeps).
+    #[arg(default_value = "runs")]
+    pub runs_dir: PathBuf,
+}
+
+/// `gan-run ls`: one line per run and sweep point.
+pub fn ls(args: LsArgs) -> anyhow::Result<()> {
+    use crate::compare::{expand_runs, listing, render_table, RunRecord, TableFormat};
+    let LsArgs { runs_dir } = args;
+    let records = expand_runs(std::slice::from_ref(&runs_dir))?
+        .iter()
+        .map(|d| RunRecord::read(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let table = listing(&runs_dir, &records);
+    print!(
+        "{}",
+        render_table(&table.columns, &table.rows, TableFormat::Text)
+    );
+    Ok(())
+}
+
 /// Write one self-contained HTML page comparing runs (curves, config differences, sample
 /// grids), and a curves.png into each run.
 #[derive(Args, Debug, Clone)]
@@ -118,9 +148,10 @@ pub struct ReportArgs {
     /// Run directories or folders of runs.
     #[arg(required = true)]
     pub runs: Vec<PathBuf>,
-    /// The page to write.
-    #[arg(long, default_value = "report.html")]
-    pub out: PathBuf,
+    /// The page to write (default: `report.html` inside the run or folder of runs, when one
+    /// is given; else in the current folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// A loss log printed by another tool, `NAME=FILE` (CSV with columns epoch, d_loss,
     /// g_loss), drawn beside the runs' end-of-epoch losses (repeatable).
     #[arg(long = "log", value_name = "NAME=FILE")]
@@ -155,6 +186,10 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
             println!("{}", path.display());
         }
     }
+    let out = out.unwrap_or_else(|| match runs.as_slice() {
+        [one] => one.join("report.html"),
+        _ => PathBuf::from("report.html"),
+    });
     let page = crate::report::html(&records, &logs)?;
     crate::run_dir::atomic_write(&out, page.as_bytes())?;
     println!("{}", out.display());

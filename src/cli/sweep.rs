@@ -118,7 +118,7 @@ fn print_plan(
         {
             "to run"
         } else {
-            "waiting"
+            "reached" // its next rung, where it waits for the others
         };
         println!(
             "{:>3}  {:<30} {:<9} {}",

@@ -155,15 +155,32 @@ pub struct CheckArgs {
     /// `--set` overrides and the data folder.
     #[command(flatten)]
     pub common: ConfigArgs,
+    /// Print each resolved config, as it would be saved into its run directory.
+    #[arg(long)]
+    pub print: bool,
 }
 
-/// `gan-run check`: validate experiment files without training.
+/// `gan-run check`: validate experiment files and their data folders without training.
 pub fn check(args: CheckArgs) -> anyhow::Result<()> {
-    let CheckArgs { configs, common } = args;
+    let CheckArgs {
+        configs,
+        common,
+        print,
+    } = args;
     let mut failed = 0;
     for path in &configs {
-        match common.load(path) {
-            Ok(c) => println!("ok: {} (run `{}`)", path.display(), c.name),
+        let checked = common.load(path).and_then(|c| {
+            // The data folder too: present, verified against its checksums, big enough.
+            crate::data::load_train(&c.data)?;
+            Ok(c)
+        });
+        match checked {
+            Ok(c) => {
+                if print {
+                    println!("# {} (resolved)\n{}", path.display(), c.to_toml());
+                }
+                println!("ok: {} (run `{}`)", path.display(), c.name)
+            }
             Err(e) => {
                 print_error(&e);
                 failed += 1;

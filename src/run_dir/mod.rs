@@ -118,6 +118,19 @@ impl RunLock {
     }
 }
 
+impl RunLock {
+    /// The process that holds `dir`'s lock, if that process is alive; `Err` with its recorded
+    /// PID when a lock is left by a process that is gone.
+    pub fn holder(dir: &Path) -> Option<std::result::Result<u32, String>> {
+        let holder = std::fs::read_to_string(dir.join(LOCK_FILE)).ok()?;
+        let holder = holder.trim();
+        match holder.parse::<u32>() {
+            Ok(pid) if Path::new(&format!("/proc/{pid}")).exists() => Some(Ok(pid)),
+            _ => Some(Err(holder.to_string())),
+        }
+    }
+}
+
 impl Drop for RunLock {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);

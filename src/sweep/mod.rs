@@ -413,7 +413,8 @@ pub struct ChildJob {
 }
 
 /// Runs `jobs` as child processes of `exe`, `parallel` at a time, each with `RAYON_NUM_THREADS`
-/// set to its share of the cores. A failing child never stops the others. `on_done` sees each
+/// set to its share of the cores (of `min(parallel, jobs)` children, so that a lone job gets
+/// them all). A failing child never stops the others. `on_done` sees each
 /// outcome as it happens; the outcomes come back in the jobs' order.
 pub fn run_children(
     jobs: Vec<ChildJob>,
@@ -422,7 +423,7 @@ pub fn run_children(
     mut on_done: impl FnMut(&ChildJob, PointState) -> Result<()>,
 ) -> Result<Vec<PointOutcome>> {
     use std::process::{Child, Command, Stdio};
-    let parallel = parallel.max(1);
+    let parallel = parallel.clamp(1, jobs.len().max(1));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / parallel).max(1);
     let mut pending: std::collections::VecDeque<ChildJob> = jobs.into();
