@@ -407,7 +407,9 @@ mod tests {
         std::io::Write::write_all(&mut gz, &good).unwrap();
         std::fs::write(dir.path().join("x.gz"), gz.finish().unwrap()).unwrap();
         std::fs::write(dir.path().join("x"), b"not an idx file").unwrap();
-        let err = read_idx_images(&dir.path().join("x")).unwrap_err().to_string();
+        let err = read_idx_images(&dir.path().join("x"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/x:") || err.contains("/x "), "{err}");
         let pixels = read_idx_images(&dir.path().join("x.gz")).unwrap();
         assert_eq!(pixels, vec![scale(7); 784]);

@@ -123,6 +123,13 @@ pub enum Error {
         value: f32,
     },
 
+    /// A signal (Ctrl-C, SIGTERM) stopped the work.
+    #[error("interrupted{}", at.as_ref().map_or(String::new(), |(e, s)| format!(" at epoch {e}, step {s}")))]
+    Interrupted {
+        /// The epoch and 1-based step it stopped in, when training.
+        at: Option<(usize, usize)>,
+    },
+
     /// Any other I/O failure, with the path it concerned.
     #[error("{action} {}", path.display())]
     Io {
@@ -147,6 +154,11 @@ impl Error {
             Error::Diverged { .. } => Some(
                 "the last good checkpoint is kept; lower the learning rates or change beta1, \
                  then run again to resume"
+                    .into(),
+            ),
+            Error::Interrupted { .. } => Some(
+                "the last checkpoint is kept (the epoch in progress is not); run the same \
+                 command again to resume"
                     .into(),
             ),
             Error::Checkpoint { .. } => Some(

@@ -10,11 +10,16 @@ use gan_run::cli::{args_with_default_subcommand, print_error, run, Cli};
 fn main() -> ExitCode {
     let cli = Cli::parse_from(args_with_default_subcommand(std::env::args()));
     gan_run::logging::init();
+    gan_run::interrupt::install();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             print_error(&e);
-            ExitCode::FAILURE
+            if gan_run::interrupt::requested() {
+                ExitCode::from(gan_run::interrupt::EXIT_STATUS)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

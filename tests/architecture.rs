@@ -8,6 +8,7 @@ const ORDER: &[&str] = &[
     "error",
     "checksum",
     "logging",
+    "interrupt",
     "config",
     "data",
     "model",

@@ -87,7 +87,10 @@ fn a_sweep_resumes_without_redoing_finished_points() {
 
     // By default the side-by-side grids go into run A, not the current folder.
     s.ok(&["diff", "runs/sw/beta1=0.1", "runs/sw/beta1=0.9"]);
-    assert!(s.path().join("runs/sw/beta1=0.1/diff-beta1=0.9.png").exists());
+    assert!(s
+        .path()
+        .join("runs/sw/beta1=0.1/diff-beta1=0.9.png")
+        .exists());
     assert!(!s.path().join("diff.png").exists());
 
     // diff names only what differs, and puts the grids side by side.

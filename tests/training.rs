@@ -383,3 +383,94 @@ fn a_new_run_draws_its_first_grid_after_epoch_1() {
         "no grid at the end"
     );
 }
+
+/// Sends SIGTERM to a child `gan-run`, as a scheduler or `timeout` would.
+fn terminate(child: &std::process::Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+}
+
+/// Waits until `path` exists (a run has got that far).
+fn wait_for(path: &std::path::Path) {
+    let start = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_stops_a_run_and_a_sweep_cleanly_and_both_resume() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    let spawn = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gan-run"))
+            .args(args)
+            .current_dir(s.path())
+            .env("RUST_LOG", "warn")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let long = [
+        "--set",
+        "training.epochs=200",
+        "--set",
+        "data.train_size=20000",
+    ];
+
+    // A run: stops within a step, exit status 130, lock released, resumes.
+    let mut args = smoke_args(&[&smoke], &data);
+    args.extend(long);
+    let child = spawn(&args);
+    wait_for(
+        &s.path()
+            .join("runs/smoke/checkpoints/epoch-0001.safetensors"),
+    );
+    terminate(&child);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted at epoch"), "{stderr}");
+    assert!(stderr.contains("run the same command again"), "{stderr}");
+    assert!(!s.path().join("runs/smoke/.lock").exists());
+    let mut resume = smoke_args(&[&smoke, "--max-epochs", "1"], &data);
+    resume.extend(long);
+    s.ok(&resume);
+
+    // A sweep: the parent passes the signal on; no child is left training.
+    let text = format!(
+        "name = \"sw\"\nbase = \"{smoke}\"\n[set]\n\"training.epochs\" = 200\n\
+         \"data.train_size\" = 20000\n\"data.dir\" = \"{data}\"\n\
+         [grid]\n\"optimizer.discriminator.beta1\" = [0.1, 0.9]\n"
+    );
+    let sweep = s.write("sweep.toml", &text).display().to_string();
+    let child = spawn(&["sweep", &sweep, "--jobs", "2", "--runs-dir", "runs"]);
+    for p in ["beta1=0.1", "beta1=0.9"] {
+        wait_for(
+            &s.path()
+                .join(format!("runs/sw/{p}/checkpoints/epoch-0001.safetensors")),
+        );
+    }
+    terminate(&child);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    for p in ["beta1=0.1", "beta1=0.9"] {
+        let dir = s.path().join("runs/sw").join(p);
+        assert!(
+            !dir.join(".lock").exists(),
+            "{p} still locked: a child kept running"
+        );
+        let log = std::fs::read_to_string(s.path().join(format!("runs/sw/logs/{p}.log"))).unwrap();
+        assert!(log.contains("interrupted at epoch"), "{log}");
+    }
+}

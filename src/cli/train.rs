@@ -128,7 +128,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
             )
         });
         if let Err(e) = result {
-            if configs.len() == 1 {
+            if configs.len() == 1 || crate::interrupt::requested() {
                 return Err(e);
             }
             print_error(&e);

@@ -422,6 +422,7 @@ pub fn run_children(
     exe: &Path,
     mut on_done: impl FnMut(&ChildJob, PointState) -> Result<()>,
 ) -> Result<Vec<PointOutcome>> {
+    use std::os::unix::process::CommandExt;
     use std::process::{Child, Command, Stdio};
     let parallel = parallel.clamp(1, jobs.len().max(1));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -451,12 +452,19 @@ pub fn run_children(
                 .stdin(Stdio::null())
                 .stdout(file)
                 .stderr(err)
+                // Their own process group, so that a Ctrl-C at the terminal reaches only this
+                // process, which passes one SIGTERM on to each child below.
+                .process_group(0)
                 .spawn()
                 .map_err(|e| Error::io("cannot start", exe, e))?;
             tracing::info!(job = %job.name, log = %job.log.display(), "started");
             running.push((job, child));
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
+        if crate::interrupt::requested() {
+            stop_children(&mut running);
+            return Err(Error::Interrupted { at: None });
+        }
         let mut i = 0;
         while i < running.len() {
             let done = running[i]
@@ -487,6 +495,21 @@ pub fn run_children(
     }
     outcomes.sort_by_key(|(i, _)| *i);
     Ok(outcomes.into_iter().map(|(_, o)| o).collect())
+}
+
+/// Passes SIGTERM on to each running child and waits for them to stop (each finishes its
+/// current step, releases its run directory and keeps its last checkpoint).
+fn stop_children(running: &mut Vec<(ChildJob, std::process::Child)>) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    for (job, child) in running.iter() {
+        tracing::warn!(job = %job.name, "interrupt: stopping");
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    }
+    for (_, child) in running.iter_mut() {
+        let _ = child.wait();
+    }
+    running.clear();
 }
 
 /// Runs the unfinished points of a sweep, `jobs` at a time, each as `exe run-point SWEEP INDEX`.

@@ -70,6 +70,11 @@ pub fn train_epoch(
     let rng = &mut state.rng;
     let steps = || -> Result<()> {
         for step in 0..batches {
+            if crate::interrupt::requested() {
+                return Err(Error::Interrupted {
+                    at: Some((epoch, step + 1)),
+                });
+            }
             let phase = Instant::now();
             let mut pixels = Vec::with_capacity(batch * IMAGE_PIXELS);
             for &i in &order[step * batch..(step + 1) * batch] {

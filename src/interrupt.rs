@@ -1,0 +1,32 @@
+//! Stopping on request: SIGINT (Ctrl-C) and SIGTERM (a scheduler, `kill`, `timeout`) set a
+//! process-wide flag that long loops poll between steps, so that a run stops with its lock
+//! released and its last checkpoint whole, and a sweep stops its children first. A second
+//! signal exits at once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// The exit status of a process stopped by a signal, as shells report it (128 + SIGINT).
+pub const EXIT_STATUS: u8 = 130;
+
+/// Installs the handler (once per process; later calls do nothing).
+pub fn install() {
+    let _ = ctrlc::set_handler(|| {
+        if REQUESTED.swap(true, Ordering::SeqCst) {
+            eprintln!("second interrupt: exiting now");
+            std::process::exit(EXIT_STATUS as i32);
+        }
+        eprintln!("interrupt: stopping after the current step (again to exit now)");
+    });
+}
+
+/// Whether a stop was requested.
+pub fn requested() -> bool {
+    REQUESTED.load(Ordering::SeqCst)
+}
+
+/// Requests a stop, as a signal would (for tests and for callers that stop themselves).
+pub fn request() {
+    REQUESTED.store(true, Ordering::SeqCst);
+}
