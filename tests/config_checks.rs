@@ -193,3 +193,55 @@ fn a_bad_override_of_a_nested_value_is_blamed_on_the_override() {
         "{err}"
     );
 }
+
+#[test]
+fn configs_and_counts_too_big_for_memory_are_refused_with_the_estimate_before_anything_is_made() {
+    let s = Scratch::new();
+    let paper = config("paper.toml").display().to_string();
+    let data = data_dir();
+    let wide = "model.generator.layers[0].out=1000000000";
+    let err = s.fails(&["check", &paper, "--data-dir", &data, "--set", wide]);
+    assert!(
+        err.contains("needs about") && err.contains("parameters, gradients and Adam moments"),
+        "{err}"
+    );
+    assert!(err.contains("--memory-limit"), "{err}");
+    let err = s.fails(&[
+        "train",
+        &paper,
+        "--data-dir",
+        &data,
+        "--runs-dir",
+        "runs",
+        "--set",
+        "evaluation.every=1",
+        "--set",
+        "evaluation.samples=1000000000000",
+    ]);
+    assert!(err.contains("images generated for scoring"), "{err}");
+    assert!(!s.path().join("runs").exists(), "a run directory was made");
+    // A limit raised knowingly lets a moderate config through; a tiny one refuses the paper's.
+    s.ok(&[
+        "check",
+        &paper,
+        "--data-dir",
+        &data,
+        "--memory-limit",
+        "100",
+    ]);
+    let err = s.fails(&[
+        "check",
+        &paper,
+        "--data-dir",
+        &data,
+        "--memory-limit",
+        "0.01",
+    ]);
+    assert!(err.contains("above the limit of 0.0 GB"), "{err}");
+    let err = s.fails(&["sample", "runs/x", "--n", "1000000000000", "--out", "x.png"]);
+    assert!(
+        err.contains("--n 1000000000000") && err.contains("GB"),
+        "{err}"
+    );
+    assert!(!s.path().join("x.png").exists());
+}

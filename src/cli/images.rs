@@ -26,6 +26,9 @@ pub struct SampleArgs {
     /// How the generator draws them (default: the run's `generation.mode`).
     #[arg(long, value_enum)]
     pub generation: Option<GenerationMode>,
+    /// Refuse an `--n` needing more memory than this many GB (default: 80% of this machine's).
+    #[arg(long, value_name = "GB")]
+    pub memory_limit: Option<f64>,
 }
 
 /// `gan-run sample`: a run's generated images as an IDX3 file or a PNG grid.
@@ -37,12 +40,25 @@ pub fn sample(args: SampleArgs) -> anyhow::Result<()> {
         checkpoint,
         seed,
         generation,
+        memory_limit,
     } = args;
+    check_image_count(n, memory_limit)?;
     let (_, pixels, _, _) =
         crate::sample::generate_from_run(&run, checkpoint.as_deref(), n.max(1), seed, generation)?;
     crate::sample::write_images(&out, &pixels)?;
     println!("{}", out.display());
     Ok(())
+}
+
+/// Refuses an `--n` whose images would not fit in memory.
+fn check_image_count(n: usize, limit_gb: Option<f64>) -> anyhow::Result<()> {
+    let bytes = crate::config::memory::generated_images(n);
+    check_bytes(bytes, limit_gb, || {
+        format!(
+            "--n {n}: the images need about {}",
+            crate::config::memory::gigabytes(bytes)
+        )
+    })
 }
 
 /// Score generated images: classifier FID, classifier score, mode coverage, Parzen
@@ -76,6 +92,9 @@ pub struct EvalArgs {
     /// JSON to this file, e.g. classifier/reference.json.
     #[arg(long, value_name = "FILE")]
     pub write_reference: Option<PathBuf>,
+    /// Refuse an `--n` needing more memory than this many GB (default: 80% of this machine's).
+    #[arg(long, value_name = "GB")]
+    pub memory_limit: Option<f64>,
 }
 
 /// `gan-run eval`: score a run's samples, or an image file, with the five measures.
@@ -89,8 +108,12 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         data_dir,
         classifier,
         write_reference,
+        memory_limit,
     } = args;
     use crate::eval::{render_table, Evaluator};
+    if samples.is_none() {
+        check_image_count(n, memory_limit)?;
+    }
     let started = std::time::Instant::now();
     let classifier = match &classifier {
         Some(path) => crate::classifier::Classifier::load(path)?,

@@ -76,6 +76,10 @@ pub struct ConfigArgs {
     /// MNIST folder (overrides `data.dir`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Refuse configs estimated to need more memory than this many GB (default: 80% of this
+    /// machine's memory).
+    #[arg(long, value_name = "GB")]
+    pub memory_limit: Option<f64>,
 }
 
 impl ConfigArgs {
@@ -89,8 +93,46 @@ impl ConfigArgs {
                 value: toml::Value::String(dir.display().to_string()),
             });
         }
-        Ok(config::load(path, &overrides)?)
+        let experiment = config::load(path, &overrides)?;
+        check_memory(&experiment, path, self.memory_limit)?;
+        Ok(experiment)
     }
+}
+
+/// Refuses a config whose estimated memory is above `limit_gb` (default: 80% of this
+/// machine's), before anything is created.
+fn check_memory(experiment: &Experiment, path: &Path, limit_gb: Option<f64>) -> anyhow::Result<()> {
+    let estimate = config::memory::estimate(experiment);
+    check_bytes(estimate.total(), limit_gb, || {
+        format!(
+            "{}: the experiment needs about {}",
+            path.display(),
+            estimate.describe()
+        )
+    })
+}
+
+/// Refuses `bytes` above the limit, saying what needs them (`what`) and what to do.
+fn check_bytes(
+    bytes: f64,
+    limit_gb: Option<f64>,
+    what: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
+    let limit = limit_gb.map_or_else(config::memory::default_limit, |gb| gb * 1e9);
+    if bytes > limit {
+        anyhow::bail!(
+            "{}, above the limit of {}{}; make it smaller, or raise the limit knowingly with \
+             --memory-limit GB",
+            what(),
+            config::memory::gigabytes(limit),
+            if limit_gb.is_none() {
+                " (80% of this machine's memory)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
 }
 
 /// Runs a parsed command line.

@@ -41,7 +41,8 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
     let sweep = crate::sweep::Sweep::load(&sweep)?;
     let extra = parse_overrides(&set)?;
     for p in &sweep.points {
-        sweep.config_of(p, &extra)?;
+        let config = sweep.config_of(p, &extra)?;
+        check_memory(&config, &sweep.file, None)?;
     }
     if plan {
         print_plan(&sweep, &runs_dir, &extra)?;

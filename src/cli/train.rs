@@ -41,7 +41,12 @@ impl TrainArgs {
     fn child_command_line(&self, config: &Path) -> Vec<String> {
         let TrainArgs {
             configs: _,
-            common: ConfigArgs { set, data_dir },
+            common:
+                ConfigArgs {
+                    set,
+                    data_dir,
+                    memory_limit,
+                },
             name: _, // refused with several configs
             runs_dir,
             force,
@@ -55,6 +60,9 @@ impl TrainArgs {
         }
         if let Some(d) = data_dir {
             args.extend(["--data-dir".to_string(), d.display().to_string()]);
+        }
+        if let Some(gb) = memory_limit {
+            args.extend(["--memory-limit".to_string(), gb.to_string()]);
         }
         if *force {
             args.push("--force".into());
@@ -212,6 +220,8 @@ mod tests {
             "x.y=1",
             "--data-dir",
             "d",
+            "--memory-limit",
+            "2.5",
             "--runs-dir",
             "r",
             "--force",

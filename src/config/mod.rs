@@ -6,6 +6,7 @@
 //! file, line, column and key), fills in every default and validates the values and the network
 //! shapes, so that nothing is trained or written from a config that cannot work.
 
+pub mod memory;
 mod overrides;
 pub(crate) mod source;
 mod validate;
