@@ -36,6 +36,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod experiment;
+pub mod export;
 pub mod interrupt;
 pub mod logging;
 pub mod model;

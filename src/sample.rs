@@ -11,18 +11,10 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::{Experiment, GenerationMode, IMAGE_PIXELS};
 use crate::error::{Error, Result};
 use crate::run_dir::{atomic_write, checkpoint, grid_png, RunDir};
-use crate::train::{generate, GanState};
+use crate::train::{generate_recording_noise, GanState};
 
-/// Loads a run's generator from `checkpoint` (default: the newest) and draws `n` images in
-/// [0, 1], with noise from `seed`, generated as `mode` says (default: the run's
-/// `generation.mode`). Returns the run's config, the images, the checkpoint's epoch and the mode.
-pub fn generate_from_run(
-    run: &Path,
-    checkpoint_path: Option<&Path>,
-    n: usize,
-    seed: u64,
-    mode: Option<GenerationMode>,
-) -> Result<(Experiment, Vec<f32>, usize, GenerationMode)> {
+/// A run's config and its training state restored from `checkpoint` (default: the newest).
+pub fn load_run(run: &Path, checkpoint_path: Option<&Path>) -> Result<(Experiment, GanState)> {
     let dir = RunDir {
         path: run.to_path_buf(),
     };
@@ -34,14 +26,58 @@ pub fn generate_from_run(
             message: "has no checkpoint yet: train it first".into(),
         })?,
     };
-    let dev = Cpu::seed_from_u64(seed);
+    let dev = Cpu::default();
     let mut state = GanState::new(&config, &dev);
     let bytes = std::fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
     checkpoint::restore(&mut state, &bytes, &path, &config.training_fingerprint())?;
+    Ok((config, state))
+}
+
+/// Images a run's generator drew, with what made them.
+pub struct Generated {
+    /// The run's config.
+    pub config: Experiment,
+    /// `n` images in [0, 1], row-major.
+    pub pixels: Vec<f32>,
+    /// Every noise row drawn, `[rows, noise.dim]` (whole batches: at least `n` rows).
+    pub noise: Vec<f32>,
+    /// The checkpoint's epoch.
+    pub epoch: usize,
+    /// How they were generated.
+    pub mode: GenerationMode,
+}
+
+/// Loads a run's generator from `checkpoint` (default: the newest) and draws `n` images in
+/// [0, 1], with noise from `seed`, generated as `mode` says (default: the run's
+/// `generation.mode`).
+pub fn generate_from_run(
+    run: &Path,
+    checkpoint_path: Option<&Path>,
+    n: usize,
+    seed: u64,
+    mode: Option<GenerationMode>,
+) -> Result<Generated> {
+    let (config, mut state) = load_run(run, checkpoint_path)?;
+    let dev = Cpu::seed_from_u64(seed);
     let mode = mode.unwrap_or(config.generation.mode);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let pixels = generate(&config, &mut state.generator, n, &mut rng, mode, &dev);
-    Ok((config, pixels, state.epoch, mode))
+    let mut noise = Vec::new();
+    let pixels = generate_recording_noise(
+        &config,
+        &mut state.generator,
+        n,
+        &mut rng,
+        mode,
+        &dev,
+        Some(&mut noise),
+    );
+    Ok(Generated {
+        config,
+        pixels,
+        noise,
+        epoch: state.epoch,
+        mode,
+    })
 }
 
 /// The bytes of an IDX3 image file: magic 2051, count, 28, 28, one byte a pixel (0 background,

@@ -18,6 +18,7 @@ const ORDER: &[&str] = &[
     "eval",
     "experiment",
     "sample",
+    "export",
     "bench",
     "sweep",
     "compare",

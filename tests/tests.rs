@@ -4,6 +4,7 @@
 mod architecture;
 mod batch_norm;
 mod config_checks;
+mod exports;
 mod quality;
 mod reading_runs;
 mod scoring;

@@ -29,6 +29,10 @@ pub struct SampleArgs {
     /// Refuse an `--n` needing more memory than this many GB (default: 80% of this machine's).
     #[arg(long, value_name = "GB")]
     pub memory_limit: Option<f64>,
+    /// Also write the noise the images were drawn from (safetensors, tensor `noise`), e.g. for
+    /// examples/generate.py to reproduce them.
+    #[arg(long, value_name = "FILE")]
+    pub noise_out: Option<PathBuf>,
 }
 
 /// `gan-run sample`: a run's generated images as an IDX3 file or a PNG grid.
@@ -41,11 +45,60 @@ pub fn sample(args: SampleArgs) -> anyhow::Result<()> {
         seed,
         generation,
         memory_limit,
+        noise_out,
     } = args;
     check_image_count(n, memory_limit)?;
-    let (_, pixels, _, _) =
+    let generated =
         crate::sample::generate_from_run(&run, checkpoint.as_deref(), n.max(1), seed, generation)?;
-    crate::sample::write_images(&out, &pixels)?;
+    crate::sample::write_images(&out, &generated.pixels)?;
+    println!("{}", out.display());
+    if let Some(path) = noise_out {
+        crate::export::write_noise(&path, &generated)?;
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
+/// Write a run's generator (or both networks) as plain safetensors for other tools.
+#[derive(Args, Debug, Clone)]
+pub struct ExportArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// The file to write (default: `<RUN>/generator.safetensors`, or
+    /// `<RUN>/networks.safetensors` with `--both`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Checkpoint to export (default: the run's newest).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Export the discriminator too.
+    #[arg(long)]
+    pub both: bool,
+}
+
+/// `gan-run export`: a run's weights alone, with their architecture, for other tools.
+pub fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let ExportArgs {
+        run,
+        out,
+        checkpoint,
+        both,
+    } = args;
+    use crate::export::Networks;
+    let (networks, default_name) = match both {
+        true => (Networks::Both, "networks.safetensors"),
+        false => (Networks::Generator, "generator.safetensors"),
+    };
+    let out = out.unwrap_or_else(|| run.join(default_name));
+    let (config, mut state) = crate::sample::load_run(&run, checkpoint.as_deref())?;
+    crate::export::write_export(
+        &config,
+        &mut state.generator,
+        &mut state.discriminator,
+        state.epoch,
+        networks,
+        &out,
+    )?;
     println!("{}", out.display());
     Ok(())
 }
@@ -135,7 +188,13 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     }
     let (pixels, epoch, generated) = match (&run, &samples) {
         (Some(run), _) => {
-            let (run_config, p, e, mode) = crate::sample::generate_from_run(
+            let crate::sample::Generated {
+                config: run_config,
+                pixels: p,
+                epoch: e,
+                mode,
+                ..
+            } = crate::sample::generate_from_run(
                 run,
                 checkpoint.as_deref(),
                 n.max(2),

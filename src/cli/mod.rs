@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Experiment, GenerationMode, Override};
-pub use images::{EvalArgs, SampleArgs};
+pub use images::{EvalArgs, ExportArgs, SampleArgs};
 pub use runs::{CompareArgs, DiffArgs, LsArgs, ReportArgs};
 pub use sweep::{RunPointArgs, SweepArgs};
 pub use tools::{BenchArgs, TrainClassifierArgs};
@@ -65,6 +65,8 @@ pub enum Command {
     Check(CheckArgs),
     /// List runs and sweep points: state, epochs, last losses, best FID, age.
     Ls(LsArgs),
+    /// Write a run's generator (or both networks) as plain safetensors for other tools.
+    Export(ExportArgs),
 }
 
 /// The options every command that loads an experiment file takes.
@@ -141,6 +143,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::train(args),
         Command::Check(args) => train::check(args),
         Command::Ls(args) => runs::ls(args),
+        Command::Export(args) => images::export(args),
         Command::Sweep(args) => sweep::sweep(args),
         Command::RunPoint(args) => sweep::run_point(args),
         Command::Diff(args) => runs::diff(args),

@@ -12,4 +12,4 @@ pub use reference::{d_step, g_step};
 pub use state::{
     grid_noise, noise_values, sample_noise, DStep, EpochMetrics, GanState, PhaseTimes,
 };
-pub use trainer::{generate, train_epoch};
+pub use trainer::{generate, generate_recording_noise, train_epoch};

@@ -30,11 +30,28 @@ pub fn generate(
     mode: GenerationMode,
     dev: &Cpu,
 ) -> Vec<f32> {
+    generate_recording_noise(config, generator, n, rng, mode, dev, None)
+}
+
+/// [`generate`], also appending every noise row drawn (whole batches, `[rows, noise.dim]`
+/// row-major) to `noise`: what another implementation needs to reproduce the images.
+pub fn generate_recording_noise(
+    config: &Experiment,
+    generator: &mut Network,
+    n: usize,
+    rng: &mut ChaCha8Rng,
+    mode: GenerationMode,
+    dev: &Cpu,
+    mut noise: Option<&mut Vec<f32>>,
+) -> Vec<f32> {
     let batch = config.training.batch_size;
     let wanted = n * IMAGE_PIXELS;
     let mut pixels = Vec::with_capacity(wanted);
     while pixels.len() < wanted {
         let z = sample_noise(config, batch, rng, dev);
+        if let Some(noise) = noise.as_mut() {
+            noise.extend(z.as_vec());
+        }
         let images = match mode {
             GenerationMode::AsTrained => generator.forward(z, Mode::Eval),
             GenerationMode::TutorialBypass => generator.forward(z, Mode::BypassBatchNorm),

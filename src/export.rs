@@ -1,0 +1,142 @@
+//! Weights for other tools: `gan-run export` writes a run's generator (or both networks) as a
+//! plain safetensors file with its architecture in the metadata, without Adam's moments or
+//! anything else a checkpoint keeps for resuming. docs/checkpoint-format.md documents the
+//! names and layouts; examples/generate.py reads it with numpy alone.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use dfdx::prelude::*;
+use safetensors::tensor::{Dtype, TensorView};
+
+use crate::config::Experiment;
+use crate::error::{Error, Result};
+use crate::model::{Network, TensorVisitor};
+use crate::run_dir::{atomic_write, checkpoint::le_bytes};
+use crate::sample::Generated;
+
+/// The `format` metadata of an export.
+pub const FORMAT: &str = "gan-run-weights-1";
+
+/// Which networks an export holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Networks {
+    /// The generator alone: what drawing images needs.
+    Generator,
+    /// Both.
+    Both,
+}
+
+/// The tensors of a network as (`<prefix>.<name>`, shape, values), in visiting order.
+fn tensors_of(net: &mut Network, prefix: &str) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    struct Collect<'a>(&'a str, Vec<(String, Vec<usize>, Vec<f32>)>);
+    impl TensorVisitor for Collect<'_> {
+        fn visit<S: Shape>(&mut self, name: &str, t: &mut Tensor<S, f32, Cpu>, _: bool) {
+            let shape = t.shape().concrete().into_iter().collect();
+            self.1
+                .push((format!("{}.{name}", self.0), shape, t.as_vec()));
+        }
+    }
+    let mut c = Collect(prefix, Vec::new());
+    net.visit(&mut c);
+    c.1
+}
+
+/// Writes `networks` of a restored run to `out` (atomically): tensors `generator.layers.N.*`
+/// (and `discriminator.layers.N.*`), f32 little-endian, linear weights `[in, out]`; metadata
+/// `format`, `epoch`, `generator_layers` / `discriminator_layers` (the layer lists as JSON),
+/// `noise` (dim and distribution as JSON), `generation_mode`, `batch_size` and `config` (the
+/// resolved config as TOML).
+pub fn write_export(
+    config: &Experiment,
+    generator: &mut Network,
+    discriminator: &mut Network,
+    epoch: usize,
+    networks: Networks,
+    out: &Path,
+) -> Result<()> {
+    let mut tensors = tensors_of(generator, "generator");
+    if networks == Networks::Both {
+        tensors.extend(tensors_of(discriminator, "discriminator"));
+    }
+    let mut metadata = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("epoch".to_string(), epoch.to_string()),
+        (
+            "generator_layers".to_string(),
+            json(&config.model.generator.layers),
+        ),
+        ("noise".to_string(), json(&config.noise)),
+        (
+            "generation_mode".to_string(),
+            config.generation.mode.name().to_string(),
+        ),
+        (
+            "batch_size".to_string(),
+            config.training.batch_size.to_string(),
+        ),
+        ("config".to_string(), config.to_toml()),
+    ]);
+    if networks == Networks::Both {
+        metadata.insert(
+            "discriminator_layers".to_string(),
+            json(&config.model.discriminator.layers),
+        );
+    }
+    write_tensors(out, &tensors, metadata)
+}
+
+/// Writes the noise behind `generated` (tensor `noise`, `[rows, noise.dim]`, whole batches of
+/// `batch_size`; the images are the first `images` rows' outputs).
+pub fn write_noise(out: &Path, generated: &Generated) -> Result<()> {
+    let dim = generated.config.noise.dim;
+    let rows = generated.noise.len() / dim;
+    let metadata = HashMap::from([
+        (
+            "batch_size".to_string(),
+            generated.config.training.batch_size.to_string(),
+        ),
+        (
+            "images".to_string(),
+            (generated.pixels.len() / crate::config::IMAGE_PIXELS).to_string(),
+        ),
+        (
+            "generation_mode".to_string(),
+            generated.mode.name().to_string(),
+        ),
+    ]);
+    let tensors = [(
+        "noise".to_string(),
+        vec![rows, dim],
+        generated.noise.clone(),
+    )];
+    write_tensors(out, &tensors, metadata)
+}
+
+fn write_tensors(
+    out: &Path,
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    metadata: HashMap<String, String>,
+) -> Result<()> {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, v)| (n.clone(), s.clone(), le_bytes(v)))
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            let view = TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches data");
+            (n.clone(), view)
+        })
+        .collect::<Vec<_>>();
+    let data = safetensors::serialize(views, &Some(metadata)).map_err(|e| Error::RunDir {
+        path: out.to_path_buf(),
+        message: format!("cannot serialise: {e:?}"),
+    })?;
+    atomic_write(out, &data)
+}
+
+/// A config part as JSON, for the metadata.
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("config parts serialise")
+}

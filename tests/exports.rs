@@ -1,0 +1,104 @@
+//! Weights for other tools: an export carries the generator and its architecture, and
+//! examples/generate.py, with numpy alone, draws the same images as `gan-run sample`.
+
+use crate::util::*;
+
+/// Whether `python3` can import numpy and safetensors (CI installs them; elsewhere the Python
+/// half is skipped, visibly).
+fn python_ready() -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import numpy, safetensors"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install numpy and safetensors for this test"
+        );
+        eprintln!("python3 with numpy and safetensors not found: examples/generate.py not tested");
+    }
+    ok
+}
+
+#[test]
+fn an_export_holds_the_generator_and_python_draws_the_same_images_from_it() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    s.ok(&smoke_args(&[&smoke, "--set", "training.epochs=1"], &data));
+    s.ok(&["export", "runs/smoke"]);
+    let export = s.path().join("runs/smoke/generator.safetensors");
+    let generator = tensors(&export);
+    let names: Vec<&str> = generator.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(names.contains(&"generator.layers.0.weight"), "{names:?}");
+    assert!(names.contains(&"generator.layers.2.scale"), "{names:?}");
+    assert!(
+        names.iter().all(|n| n.starts_with("generator.")),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.contains("adam")), "{names:?}");
+    s.ok(&[
+        "export",
+        "runs/smoke",
+        "--both",
+        "--out",
+        "both.safetensors",
+    ]);
+    let both = tensors(&s.path().join("both.safetensors"));
+    assert!(both
+        .iter()
+        .any(|(n, _)| n == "discriminator.layers.0.weight"));
+
+    // 120 images in batches of 50: the last batch is drawn whole and cut, as gan-run does.
+    s.ok(&[
+        "sample",
+        "runs/smoke",
+        "--n",
+        "120",
+        "--out",
+        "s.idx",
+        "--noise-out",
+        "z.safetensors",
+    ]);
+    if !python_ready() {
+        return;
+    }
+    let script = repo().join("examples/generate.py").display().to_string();
+    let export = export.display().to_string();
+    let out = std::process::Command::new("python3")
+        .args([
+            &script,
+            &export,
+            "--noise",
+            "z.safetensors",
+            "--out",
+            "p.npy",
+        ])
+        .current_dir(s.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import numpy as np\n\
+             p = np.load('p.npy')\n\
+             b = np.frombuffer(open('s.idx', 'rb').read()[16:], dtype=np.uint8).reshape(-1, 784)\n\
+             assert p.shape == b.shape == (120, 784), (p.shape, b.shape)\n\
+             d = np.abs(p * 255 - b).max()\n\
+             assert d <= 0.5 + 1e-3, d\n\
+             print(d)",
+        ])
+        .current_dir(s.path())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
