@@ -14,7 +14,9 @@ use crate::config::Experiment;
 use crate::data::PackedImages;
 use crate::error::{Error, Result};
 use crate::run_dir::{checkpoint, RunDir, Start};
-use crate::train::{generate, grid_noise, train_epoch, EpochMetrics, GanState, PhaseTimes};
+use crate::train::{
+    generate, grid_noise, stuck_reason, train_epoch, EpochMetrics, GanState, PhaseTimes,
+};
 
 /// How and where to run, beyond the config itself.
 #[derive(Debug, Clone, Default)]
@@ -238,6 +240,33 @@ pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
             dir.save_checkpoint(epoch, config.output.keep_checkpoints, |path| {
                 checkpoint::write(&mut state, &fingerprint, path)
             })?;
+        }
+        // The best-scoring checkpoint is kept besides the newest ones, whatever their count.
+        if let Some((fid, earlier)) = state
+            .history
+            .split_last()
+            .and_then(|(m, earlier)| m.fid.filter(|f| f.is_finite()).map(|fid| (fid, earlier)))
+        {
+            let best_before = earlier
+                .iter()
+                .filter_map(|m| m.fid)
+                .filter(|f| f.is_finite())
+                .fold(f64::INFINITY, f64::min);
+            if fid < best_before {
+                dir.save_best_checkpoint(|path| checkpoint::write(&mut state, &fingerprint, path))?;
+                tracing::info!(
+                    epoch,
+                    fid = format!("{fid:.2}"),
+                    "best checkpoint so far kept"
+                );
+            }
+        }
+        let was_stuck = state.history.len() > 1
+            && stuck_reason(&state.history[..state.history.len() - 1]).is_some();
+        if let Some(reason) = stuck_reason(&state.history) {
+            if !was_stuck {
+                tracing::warn!("epoch {epoch}: the run looks stuck: {reason}");
+            }
         }
         dir.write_metrics(&state.history)?;
     }

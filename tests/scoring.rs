@@ -120,6 +120,37 @@ fn training_scores_samples_at_the_cadence_and_at_the_end() {
         fids[2]
     );
     assert_eq!(summary["evaluation"]["images"], 200);
+
+    // The best-scoring epoch's checkpoint is kept besides the newest ones, and loads.
+    let (f2, f3) = (
+        fids[1].parse::<f64>().unwrap(),
+        fids[2].parse::<f64>().unwrap(),
+    );
+    let best_epoch = if f3 < f2 { 3 } else { 2 };
+    let best = run.join("checkpoints/best.safetensors");
+    let out = s.ok(&[
+        "sample",
+        "runs/smoke",
+        "--checkpoint",
+        &best.display().to_string(),
+        "--n",
+        "4",
+        "--out",
+        "best.png",
+    ]);
+    assert!(out.status.success());
+    let tensors = tensors(&best);
+    let epoch_of = |path: &std::path::Path| {
+        let bytes = std::fs::read(path).unwrap();
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        header["__metadata__"]["epoch"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(!tensors.is_empty());
+    assert_eq!(epoch_of(&best), best_epoch.to_string());
 }
 
 #[test]

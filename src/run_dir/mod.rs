@@ -32,6 +32,8 @@ pub const OVERRIDES_FILE: &str = "overrides.txt";
 pub const LOG_FILE: &str = "train.log";
 /// Per-epoch metrics.
 pub const METRICS_FILE: &str = "metrics.csv";
+/// The best-scoring checkpoint, in the checkpoints folder.
+pub const BEST_CHECKPOINT: &str = "best.safetensors";
 /// The end-of-run summary.
 pub const SUMMARY_FILE: &str = "summary.json";
 /// Checkpoint folder.
@@ -293,6 +295,21 @@ impl RunDir {
     /// The newest checkpoint, if any.
     pub fn latest_checkpoint(&self) -> Result<Option<PathBuf>> {
         Ok(self.checkpoints()?.pop().map(|(_, p)| p))
+    }
+
+    /// The best-scoring checkpoint (lowest FID of the epochs scored during training).
+    pub fn best_checkpoint_path(&self) -> PathBuf {
+        self.path.join(CHECKPOINTS_DIR).join(BEST_CHECKPOINT)
+    }
+
+    /// Writes the best-scoring checkpoint, replacing the previous best.
+    pub fn save_best_checkpoint(
+        &self,
+        write: impl FnOnce(&Path) -> std::io::Result<()>,
+    ) -> Result<PathBuf> {
+        let path = self.best_checkpoint_path();
+        atomic_write_with(&path, write)?;
+        Ok(path)
     }
 
     /// Writes the checkpoint of `epoch` (`write` writes the file at the path it is given) and

@@ -60,6 +60,43 @@ pub struct EpochMetrics {
     pub g_loss_end: Option<f64>,
 }
 
+/// Epochs over which unmoving losses count as a stuck run.
+pub const STUCK_WINDOW: usize = 10;
+
+/// Why a run looks stuck after its last epoch, if it does: D's outputs saturated (the
+/// generator then gets almost no gradient), or both losses unmoved, within 1e-3, for
+/// [`STUCK_WINDOW`] epochs.
+pub fn stuck_reason(history: &[EpochMetrics]) -> Option<String> {
+    let last = history.last()?;
+    if last.d_fake < 1e-4 && last.d_real > 1.0 - 1e-4 {
+        return Some(format!(
+            "D's outputs saturate (D(x) {:.6}, D(G(z)) {:.2e}): D tells every image apart and \
+             G learns little; a lower D learning rate or beta1, or the other loss, may help",
+            last.d_real, last.d_fake
+        ));
+    }
+    if history.len() >= STUCK_WINDOW {
+        let recent = &history[history.len() - STUCK_WINDOW..];
+        let spread = |f: fn(&EpochMetrics) -> f64| {
+            let (lo, hi) = recent
+                .iter()
+                .map(f)
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                    (lo.min(v), hi.max(v))
+                });
+            hi - lo
+        };
+        if spread(|m| m.d_loss) < 1e-3 && spread(|m| m.g_loss) < 1e-3 {
+            return Some(format!(
+                "both losses have stayed within 1e-3 for {STUCK_WINDOW} epochs (D {:.4}, G \
+                 {:.4}): training has stalled",
+                last.d_loss, last.g_loss
+            ));
+        }
+    }
+    None
+}
+
 /// Everything that changes during training: what a checkpoint holds.
 #[derive(Debug, Clone)]
 pub struct GanState {
@@ -172,4 +209,46 @@ pub struct DStep {
     pub d_real: f32,
     /// Mean D(G(z)).
     pub d_fake: f32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch(epoch: usize, d_loss: f64, g_loss: f64, d_real: f64, d_fake: f64) -> EpochMetrics {
+        EpochMetrics {
+            epoch,
+            d_loss,
+            g_loss,
+            d_real,
+            d_fake,
+            seconds: 1.0,
+            samples_per_sec: 1.0,
+            fid: None,
+            classifier_score: None,
+            modes: None,
+            parzen_nats: None,
+            d_loss_end: None,
+            g_loss_end: None,
+        }
+    }
+
+    #[test]
+    fn stuck_runs_are_recognised_and_moving_ones_are_not() {
+        let moving: Vec<_> = (1..=12)
+            .map(|e| epoch(e, 1.0 + 0.01 * (e % 3) as f64, 0.7, 0.8, 0.2))
+            .collect();
+        assert_eq!(stuck_reason(&moving), None);
+        let flat: Vec<_> = (1..=12)
+            .map(|e| epoch(e, 1.3863, 0.6931, 0.5, 0.5))
+            .collect();
+        assert!(stuck_reason(&flat).unwrap().contains("stalled"));
+        assert_eq!(
+            stuck_reason(&flat[..9]),
+            None,
+            "fewer epochs than the window"
+        );
+        let saturated = [epoch(1, 0.001, 12.0, 0.99999, 3e-6)];
+        assert!(stuck_reason(&saturated).unwrap().contains("saturate"));
+    }
 }
