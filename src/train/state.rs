@@ -239,9 +239,7 @@ mod tests {
             .map(|e| epoch(e, 1.0 + 0.01 * (e % 3) as f64, 0.7, 0.8, 0.2))
             .collect();
         assert_eq!(stuck_reason(&moving), None);
-        let flat: Vec<_> = (1..=12)
-            .map(|e| epoch(e, 1.3863, 0.6931, 0.5, 0.5))
-            .collect();
+        let flat: Vec<_> = (1..=12).map(|e| epoch(e, 1.25, 0.75, 0.5, 0.5)).collect();
         assert!(stuck_reason(&flat).unwrap().contains("stalled"));
         assert_eq!(
             stuck_reason(&flat[..9]),
