@@ -6,17 +6,22 @@ use crate::util::*;
 #[test]
 fn shipped_configs_pass_the_check() {
     let s = Scratch::new();
-    let paths: Vec<String> = ["paper.toml", "paper-logits.toml", "smoke.toml"]
-        .iter()
-        .map(|n| config(n).display().to_string())
-        .collect();
+    let paths: Vec<String> = [
+        "paper.toml",
+        "paper-logits.toml",
+        "paper-best.toml",
+        "smoke.toml",
+    ]
+    .iter()
+    .map(|n| config(n).display().to_string())
+    .collect();
     let data = data_dir();
     let mut args = vec!["check", "--data-dir", &data];
     args.extend(paths.iter().map(|s| s.as_str()));
     let out = s.ok(&args);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).matches("ok: ").count(),
-        3
+        4
     );
 }
 

@@ -310,3 +310,18 @@ fn halving_needs_scores_at_its_rungs() {
     let err = s.fails(&["sweep", &sweep, "--plan"]);
     assert!(err.contains("ends at epoch 2"), "{err}");
 }
+
+#[test]
+fn the_shipped_beta1_study_plans_its_rungs() {
+    let s = Scratch::new();
+    let study = config("beta1-study.toml").display().to_string();
+    let out = s.ok(&["sweep", &study, "--plan", "--runs-dir", "runs"]);
+    let plan = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        plan.contains(
+            "epoch 5: best 3 of 8 go on; epoch 20: best 1 of 3 go on; 1 trains to epoch 71"
+        ),
+        "{plan}"
+    );
+    assert_eq!(plan.matches("to run").count(), 8, "{plan}");
+}

@@ -137,7 +137,13 @@ fn print_plan(
         let until = next
             .until
             .map_or("their last epoch".to_string(), |e| format!("epoch {e}"));
-        println!("next: {} points train to {until}", next.points.len());
+        let n = next.points.len();
+        let points = if n == 1 {
+            "point trains"
+        } else {
+            "points train"
+        };
+        println!("next: {n} {points} to {until}");
     }
     Ok(())
 }

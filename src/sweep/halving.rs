@@ -138,7 +138,8 @@ impl Halving {
             parts.push(format!("epoch {r}: best {kept} of {n} go on"));
             n = kept;
         }
-        parts.push(format!("{n} train to epoch {epochs}"));
+        let verb = if n == 1 { "trains" } else { "train" };
+        parts.push(format!("{n} {verb} to epoch {epochs}"));
         format!(
             "successive halving on {} ({} is better): {}",
             self.metric.name(),
@@ -495,7 +496,7 @@ mod tests {
         assert_eq!(
             h.describe(8, 71),
             "successive halving on fid (lower is better): epoch 5: best 3 of 8 go on; \
-             epoch 20: best 1 of 3 go on; 1 train to epoch 71"
+             epoch 20: best 1 of 3 go on; 1 trains to epoch 71"
         );
     }
 
