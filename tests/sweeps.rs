@@ -325,3 +325,50 @@ fn the_shipped_beta1_study_plans_its_rungs() {
     );
     assert_eq!(plan.matches("to run").count(), 8, "{plan}");
 }
+
+#[test]
+fn a_point_that_trained_another_config_is_left_alone_and_reported() {
+    let s = Scratch::new();
+    let sweep = smoke_sweep(&s);
+    let data = format!("data.dir={}", data_dir());
+    let first = [
+        "--set",
+        &data,
+        "--set",
+        "training.epochs=1",
+        "--set",
+        "data.train_size=500",
+        "--runs-dir",
+        "runs",
+    ];
+    s.ok(&[&["sweep", &sweep], &first[..]].concat());
+    let index = std::fs::read_to_string(s.path().join("runs/sw/index.json")).unwrap();
+    assert!(index.contains("data.train_size=500"), "{index}");
+
+    // The same sweep without that --set: nothing is reused or retrained.
+    let second = [
+        "--set",
+        &data,
+        "--set",
+        "training.epochs=1",
+        "--runs-dir",
+        "runs",
+    ];
+    let plan = s.ok(&[&["sweep", &sweep, "--plan"], &second[..]].concat());
+    let plan = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert_eq!(plan.matches(" other ").count(), 3, "{plan}");
+    assert!(plan.contains("data.train_size"), "{plan}");
+    let metrics = s.path().join("runs/sw/beta1=0.1/metrics.csv");
+    let before = std::fs::read(&metrics).unwrap();
+    let out = s.run(&[&["sweep", &sweep], &second[..]].concat());
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stdout.matches("other_config").count(), 3, "{stdout}");
+    assert!(stderr.contains("data.train_size"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&metrics).unwrap(),
+        before,
+        "a point was retrained"
+    );
+}

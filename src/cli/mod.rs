@@ -163,10 +163,20 @@ fn report_outcomes(outcomes: &[crate::sweep::PointOutcome], what: &str) -> anyho
     }
     let failed: Vec<_> = outcomes
         .iter()
-        .filter(|o| o.state == crate::sweep::PointState::Failed)
+        .filter(|o| {
+            use crate::sweep::PointState::{Failed, OtherConfig};
+            matches!(o.state, Failed | OtherConfig)
+        })
         .collect();
     for o in &failed {
-        eprintln!("failed: {} (log: {})", o.name, o.log.display());
+        match o.state {
+            crate::sweep::PointState::OtherConfig => eprintln!(
+                "other config: {}: its run directory trained another config (the keys are in \
+                 the log above); run with the --set values it was run with, or move it away",
+                o.name
+            ),
+            _ => eprintln!("failed: {} (log: {})", o.name, o.log.display()),
+        }
     }
     if !failed.is_empty() {
         anyhow::bail!(

@@ -67,18 +67,21 @@ fn print_plan(
 ) -> anyhow::Result<()> {
     let Some(halving) = &sweep.halving else {
         for p in &sweep.points {
-            let state = if sweep.is_finished(runs_dir, p, extra) {
-                "finished"
+            let differing = sweep.other_config(runs_dir, p, &sweep.config_of(p, extra)?);
+            let (state, detail) = if !differing.is_empty() {
+                (
+                    "other",
+                    format!(
+                        "its run directory trained another config: {}",
+                        differing.join(", ")
+                    ),
+                )
+            } else if sweep.is_finished(runs_dir, p, extra) {
+                ("finished", p.overrides.join(" "))
             } else {
-                "to run"
+                ("to run", p.overrides.join(" "))
             };
-            println!(
-                "{:>3}  {:<30} {:<9} {}",
-                p.index,
-                p.name,
-                state,
-                p.overrides.join(" ")
-            );
+            println!("{:>3}  {:<30} {:<9} {detail}", p.index, p.name, state);
         }
         return Ok(());
     };

@@ -353,7 +353,7 @@ pub fn run(
     let mut previous: Option<NextStep> = None;
     loop {
         let st = standing(sweep, halving, runs_root, &configs, &failed);
-        record(sweep, halving, runs_root, &st, &failed)?;
+        record(sweep, halving, runs_root, &st, &failed, extra)?;
         let Some(next) = st.next else {
             return Ok(outcomes(sweep, runs_root, &st, &failed));
         };
@@ -393,6 +393,7 @@ fn record(
     runs_root: &Path,
     st: &Standing,
     failed: &BTreeSet<usize>,
+    extra: &[String],
 ) -> Result<()> {
     for p in &sweep.points {
         let dir = sweep.dir(runs_root).join(&p.name);
@@ -420,7 +421,7 @@ fn record(
         .iter()
         .map(|p| (p.index, state_of(p.index, st, failed)))
         .collect();
-    sweep.write_index(runs_root, &states, &st.rungs)
+    sweep.write_index(runs_root, &states, &st.rungs, extra)
 }
 
 fn state_of(index: usize, st: &Standing, failed: &BTreeSet<usize>) -> PointState {

@@ -172,13 +172,33 @@ impl Sweep {
         runs_root.join(&self.name)
     }
 
-    /// Whether a point has done all its epochs (its `summary.json` says so).
+    /// Whether a point has done all its epochs (its `summary.json` says so) under its own
+    /// config: a run directory that trained another config is never counted as finished.
     pub fn is_finished(&self, runs_root: &Path, point: &Point, extra: &[Override]) -> bool {
         let Ok(config) = self.config_of(point, extra) else {
             return false;
         };
-        Summary::read(&self.dir(runs_root).join(&point.name))
-            .is_some_and(|s| s.epochs >= config.training.epochs)
+        self.other_config(runs_root, point, &config).is_empty()
+            && Summary::read(&self.dir(runs_root).join(&point.name))
+                .is_some_and(|s| s.epochs >= config.training.epochs)
+    }
+
+    /// The keys that shape the weights and differ between `config` (the point's, with this
+    /// call's overrides) and what its run directory trained; empty when they agree or it has
+    /// trained nothing yet.
+    pub fn other_config(
+        &self,
+        runs_root: &Path,
+        point: &Point,
+        config: &Experiment,
+    ) -> Vec<String> {
+        let dir = crate::run_dir::RunDir {
+            path: self.dir(runs_root).join(&point.name),
+        };
+        match dir.read_config() {
+            Ok(saved) => config.weight_keys_differing_from(&saved),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Writes `index.json` into the sweep directory: the points, their state and, with
@@ -188,6 +208,7 @@ impl Sweep {
         runs_root: &Path,
         status: &[(usize, PointState)],
         rungs: &std::collections::BTreeMap<usize, Vec<halving::RungScore>>,
+        extra: &[String],
     ) -> Result<()> {
         let dir = self.dir(runs_root);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
@@ -211,6 +232,7 @@ impl Sweep {
             sweep: self.name.clone(),
             sweep_file: self.file.clone(),
             base: self.base.clone(),
+            set: extra.to_vec(),
             points,
         };
         let text = serde_json::to_string_pretty(&index).expect("index serialises");
@@ -337,6 +359,9 @@ pub struct SweepIndex {
     pub sweep_file: PathBuf,
     /// The base experiment file.
     pub base: PathBuf,
+    /// The `--set` overrides the sweep was run with, on top of every point's own.
+    #[serde(default)]
+    pub set: Vec<String>,
     /// One entry per point, in grid order.
     pub points: Vec<IndexedPoint>,
 }
@@ -373,6 +398,9 @@ pub enum PointState {
     Failed,
     /// Halving stopped it at a rung: its score was not among the better ones there.
     Stopped,
+    /// Its run directory trained another config (e.g. the sweep ran with other `--set`
+    /// values): left alone.
+    OtherConfig,
 }
 
 impl std::fmt::Display for PointState {
@@ -384,6 +412,7 @@ impl std::fmt::Display for PointState {
             PointState::Skipped => "skipped",
             PointState::Failed => "failed",
             PointState::Stopped => "stopped",
+            PointState::OtherConfig => "other_config",
         })
     }
 }
@@ -534,7 +563,21 @@ pub fn run_points(
     let mut children = Vec::new();
     for p in &sweep.points {
         let log = sweep.log_of(runs_root, p);
-        if sweep.is_finished(runs_root, p, &extra_overrides) {
+        let differing = sweep.other_config(runs_root, p, &sweep.config_of(p, &extra_overrides)?);
+        if !differing.is_empty() {
+            tracing::error!(
+                point = %p.name,
+                "its run directory trained another config ({} differ): left alone; run the \
+                 sweep with the --set values it was run with, or move that directory away",
+                differing.join(", ")
+            );
+            states.push((p.index, PointState::OtherConfig));
+            skipped.push(PointOutcome {
+                name: p.name.clone(),
+                state: PointState::OtherConfig,
+                log,
+            });
+        } else if sweep.is_finished(runs_root, p, &extra_overrides) {
             states.push((p.index, PointState::Skipped));
             skipped.push(PointOutcome {
                 name: p.name.clone(),
@@ -546,10 +589,10 @@ pub fn run_points(
         }
     }
     let no_rungs = Default::default();
-    sweep.write_index(runs_root, &states, &no_rungs)?;
+    sweep.write_index(runs_root, &states, &no_rungs, extra)?;
     let ran = run_children(children, jobs, exe, |job, state| {
         states.push((job.index, state));
-        sweep.write_index(runs_root, &states, &no_rungs)
+        sweep.write_index(runs_root, &states, &no_rungs, extra)
     })?;
     let mut all: Vec<PointOutcome> = skipped.into_iter().chain(ran).collect();
     all.sort_by_key(|o| sweep.points.iter().position(|p| p.name == o.name));
