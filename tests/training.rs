@@ -474,3 +474,14 @@ fn sigterm_stops_a_run_and_a_sweep_cleanly_and_both_resume() {
         assert!(log.contains("interrupted at epoch"), "{log}");
     }
 }
+
+#[test]
+fn shell_completions_name_every_subcommand() {
+    let s = Scratch::new();
+    let out = s.ok(&["completions", "bash"]);
+    let script = String::from_utf8_lossy(&out.stdout);
+    for sub in ["train", "sweep", "compare", "export", "ls", "eval"] {
+        assert!(script.contains(sub), "{sub} missing");
+    }
+    assert!(s.fails(&["completions", "tcsh"]).contains("tcsh"));
+}

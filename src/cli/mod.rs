@@ -67,6 +67,15 @@ pub enum Command {
     Ls(LsArgs),
     /// Write a run's generator (or both networks) as plain safetensors for other tools.
     Export(ExportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+}
+
+/// Print a shell completion script.
+#[derive(Args, Debug, Clone)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    pub shell: clap_complete::Shell,
 }
 
 /// The options every command that loads an experiment file takes.
@@ -144,6 +153,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => train::check(args),
         Command::Ls(args) => runs::ls(args),
         Command::Export(args) => images::export(args),
+        Command::Completions(CompletionsArgs { shell }) => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "gan-run",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Command::Sweep(args) => sweep::sweep(args),
         Command::RunPoint(args) => sweep::run_point(args),
         Command::Diff(args) => runs::diff(args),

@@ -714,6 +714,10 @@ pub fn flatten(config: &ExperimentConfig) -> std::collections::BTreeMap<String, 
                     walk(&format!("{prefix}[{i}]"), v, out);
                 }
             }
+            // Strings bare (`bce_logits`, not `"bce_logits"`): these are for tables people read.
+            toml::Value::String(s) => {
+                out.insert(prefix.to_string(), s.clone());
+            }
             other => {
                 out.insert(prefix.to_string(), other.to_string());
             }
@@ -742,4 +746,19 @@ pub fn differing_keys(a: &ExperimentConfig, b: &ExperimentConfig) -> Vec<String>
     keys.sort();
     keys.dedup();
     keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flattened_strings_are_bare_and_numbers_as_written() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/paper.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let flat = flatten(&from_str(&text, &path, &[]).unwrap());
+        assert_eq!(flat["loss"], "tutorial_double_sigmoid");
+        assert_eq!(flat["optimizer.discriminator.beta1"], "0.1");
+        assert_eq!(flat["model.generator.layers[2].type"], "batch_norm");
+    }
 }
