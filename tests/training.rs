@@ -485,3 +485,27 @@ fn shell_completions_name_every_subcommand() {
     }
     assert!(s.fails(&["completions", "tcsh"]).contains("tcsh"));
 }
+
+#[test]
+fn temporaries_of_a_dead_writer_are_cleared_and_a_half_made_directory_starts() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    // A start killed while writing its first file (pid 4194304 is above Linux's maximum).
+    let dir = s.path().join("runs/smoke");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.toml.tmp-4194304"), "half").unwrap();
+    s.ok(&smoke_args(&[&smoke, "--max-epochs", "1"], &data));
+    assert!(!dir.join("config.toml.tmp-4194304").exists());
+    // A run killed while rewriting its metrics: the leftover goes at the next start.
+    std::fs::write(dir.join("metrics.csv.tmp-4194304"), "partial").unwrap();
+    s.ok(&smoke_args(&[&smoke, "--max-epochs", "1"], &data));
+    assert!(!dir.join("metrics.csv.tmp-4194304").exists());
+    // A folder that is not a run is not touched, temporaries or not.
+    let foreign = s.path().join("runs/mine");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt.tmp-4194304"), "mine").unwrap();
+    std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
+    s.fails(&smoke_args(&[&smoke, "--name", "mine"], &data));
+    assert!(foreign.join("notes.txt.tmp-4194304").exists());
+}

@@ -139,6 +139,52 @@ impl Drop for RunLock {
     }
 }
 
+/// The process id in a temporary's name (`NAME.tmp-PID`, as [`atomic_write_with`] names them).
+fn temporary_owner(name: &str) -> Option<u32> {
+    name.rsplit_once(".tmp-")?.1.parse().ok()
+}
+
+/// Deletes the temporaries in a run directory (and its checkpoints and samples folders) whose
+/// writing process is gone. Only in a gan-run run: one with its `config.toml`, or a half-made
+/// one that holds nothing but the temporary of that first file; any other folder is left as
+/// it is.
+fn remove_stale_temporaries(run: &Path) -> Result<()> {
+    let half_made = std::fs::read_dir(run)
+        .map_err(|e| Error::io("cannot list", run, e))?
+        .flatten()
+        .filter(|e| e.file_name() != LOCK_FILE)
+        .all(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            name.starts_with(&format!("{CONFIG_FILE}.tmp-")) && e.path().is_file()
+        });
+    if !run.join(CONFIG_FILE).exists() && !half_made {
+        return Ok(());
+    }
+    for dir in [
+        run.to_path_buf(),
+        run.join(CHECKPOINTS_DIR),
+        run.join(SAMPLES_DIR),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let Some(pid) = temporary_owner(&name) else {
+                continue;
+            };
+            let alive =
+                Path::new(&format!("/proc/{pid}")).exists() || !Path::new("/proc/self").exists();
+            if !alive && entry.path().is_file() {
+                let p = entry.path();
+                std::fs::remove_file(&p).map_err(|e| Error::io("cannot delete", &p, e))?;
+                tracing::warn!(path = %p.display(), "removed a temporary file of a process that is gone");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What [`RunDir::prepare`] found.
 #[derive(Debug)]
 pub enum Start {
@@ -162,6 +208,9 @@ impl RunDir {
         };
         std::fs::create_dir_all(path).map_err(|e| Error::io("cannot create", path, e))?;
         let lock = RunLock::acquire(path)?;
+        // Temporaries of writers that are gone (a run killed mid-write, a start that failed at
+        // its first file): ours, so removed, which also lets a half-made directory start.
+        remove_stale_temporaries(path)?;
         if force && path.join(CONFIG_FILE).exists() {
             // Only a gan-run run is ever deleted: a folder without its config.toml is refused
             // below, --force or not.
