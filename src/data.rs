@@ -352,8 +352,14 @@ pub fn parse_idx<'a>(
 /// or another tool wrote, as pixels in [0, 1]. Exactly the file named is read (never `X.gz`
 /// in place of `X`), and it has no checksum to check.
 pub fn read_idx_images(path: &Path) -> Result<Vec<f32>> {
-    let bytes = read_maybe_gzipped(path)?;
-    Ok(image_bytes(path.to_path_buf(), bytes)?
+    // Not MNIST's data folder: its errors must not point the user there.
+    let as_samples = |e: Error| match e {
+        Error::Data { path, message } => Error::Samples { path, message },
+        other => other,
+    };
+    let bytes = read_maybe_gzipped(path).map_err(as_samples)?;
+    Ok(image_bytes(path.to_path_buf(), bytes)
+        .map_err(as_samples)?
         .iter()
         .map(|&b| scale(b))
         .collect())

@@ -65,6 +65,15 @@ pub enum Error {
         message: String,
     },
 
+    /// An image file given to score (`eval --samples`) that cannot be read as IDX3 images.
+    #[error("samples file {}: {message}", path.display())]
+    Samples {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+
     /// A checkpoint that cannot be read or does not belong to this run.
     #[error("checkpoint {}: {message}", path.display())]
     Checkpoint {
@@ -170,6 +179,11 @@ impl Error {
             Error::ClassifierFile { .. } => Some(
                 "pass `--classifier` a file written by `gan-run train-classifier`, or leave it \
                  out to score with the built-in classifier"
+                    .into(),
+            ),
+            Error::Samples { .. } => Some(
+                "`--samples` takes an IDX3 file of 28 x 28 images (magic 2051), gzipped or raw, \
+                 such as `gan-run sample` writes"
                     .into(),
             ),
             Error::Data { .. } => Some(

@@ -291,7 +291,11 @@ fn svg_chart(caption: &str, series: &[Series], legend: bool) -> String {
             "<polyline fill=\"none\" stroke=\"rgb({cr},{cg},{cb})\" stroke-width=\"2\" points=\"{}\"/>",
             coords.join(" ")
         );
-        if let [(e, v)] = points.as_slice() {
+        // A lone point has no line to show it: a dot (never at NaN coordinates).
+        if let Some((e, v)) = points
+            .first()
+            .filter(|(_, v)| points.len() == 1 && v.is_finite())
+        {
             let _ = write!(
                 s,
                 "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"rgb({cr},{cg},{cb})\"/>",

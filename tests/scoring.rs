@@ -169,6 +169,12 @@ fn eval_refuses_a_samples_file_that_is_not_an_idx3_image_file() {
     std::fs::write(s.path().join("labels.idx"), [0u8, 0, 8, 1, 0, 0, 0, 1, 7]).unwrap();
     let err = s.fails(&["eval", "--samples", "labels.idx", "--data-dir", &data_dir()]);
     assert!(err.contains("labels.idx") && err.contains("magic"), "{err}");
+    // The hint is about the samples file, not MNIST's data folder.
+    assert!(
+        err.contains("samples file") && err.contains("gan-run sample"),
+        "{err}"
+    );
+    assert!(!err.contains("data/mnist"), "{err}");
 }
 
 #[test]
