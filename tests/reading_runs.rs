@@ -48,14 +48,14 @@ fn report_is_one_self_contained_page_that_a_browser_renders() {
     let browser = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists());
-    let Some(browser) = browser else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install chromium for this test"
-        );
-        eprintln!("chromium not installed: browser half of this test skipped");
+    if !tool_available(
+        browser.is_some(),
+        "chromium",
+        "the browser half of this test",
+    ) {
         return;
-    };
+    }
+    let browser = browser.unwrap();
     let url = format!("file://{}", s.path().join("report.html").display());
     let flags = [
         "--headless",
@@ -69,19 +69,13 @@ fn report_is_one_self_contained_page_that_a_browser_renders() {
     ];
     let user_dir = format!("--user-data-dir={}", s.path().join("chrome").display());
     let run = |extra: &[&str]| {
-        let out = std::process::Command::new(browser)
-            .args(flags)
-            .arg(&user_dir)
-            .args(extra)
-            .arg(&url)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        run_tool(
+            std::process::Command::new(browser)
+                .args(flags)
+                .arg(&user_dir)
+                .args(extra)
+                .arg(&url),
+        )
     };
     let dom = String::from_utf8_lossy(&run(&["--dump-dom"]).stdout).to_string();
     assert_eq!(dom.matches("<polyline").count(), 12, "{dom:.300}");

@@ -121,3 +121,27 @@ pub fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// Runs an external program, expecting success (its stderr in the failure message).
+pub fn run_tool(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Whether an optional tool a test needs is here: where it is not, the test skips that part
+/// with a message, except in CI, which must install it (`.ci/run`).
+pub fn tool_available(available: bool, what: &str, skipped: &str) -> bool {
+    if !available {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install {what} for this test"
+        );
+        eprintln!("{what} not found: {skipped} skipped");
+    }
+    available
+}
