@@ -67,19 +67,18 @@ fn print_plan(
 ) -> anyhow::Result<()> {
     let Some(halving) = &sweep.halving else {
         for p in &sweep.points {
-            let differing = sweep.other_config(runs_dir, p, &sweep.config_of(p, extra)?);
-            let (state, detail) = if !differing.is_empty() {
-                (
+            use crate::sweep::PointStanding;
+            let (state, detail) = match sweep.standing_of(runs_dir, p, &sweep.config_of(p, extra)?)
+            {
+                PointStanding::OtherConfig(differing) => (
                     "other",
                     format!(
                         "its run directory trained another config: {}",
                         differing.join(", ")
                     ),
-                )
-            } else if sweep.is_finished(runs_dir, p, extra) {
-                ("finished", p.overrides.join(" "))
-            } else {
-                ("to run", p.overrides.join(" "))
+                ),
+                PointStanding::Finished => ("finished", p.overrides.join(" ")),
+                PointStanding::ToRun => ("to run", p.overrides.join(" ")),
             };
             println!("{:>3}  {:<30} {:<9} {detail}", p.index, p.name, state);
         }

@@ -38,6 +38,17 @@ pub struct SweepFile {
     pub halving: Option<halving::Halving>,
 }
 
+/// Where a point's run directory stands, before a sweep runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PointStanding {
+    /// It trained another config: these keys differ. Left alone.
+    OtherConfig(Vec<String>),
+    /// All its epochs are done.
+    Finished,
+    /// Not started, or not finished.
+    ToRun,
+}
+
 /// One point of a sweep.
 #[derive(Debug, Clone, Serialize)]
 pub struct Point {
@@ -172,32 +183,25 @@ impl Sweep {
         runs_root.join(&self.name)
     }
 
-    /// Whether a point has done all its epochs (its `summary.json` says so) under its own
-    /// config: a run directory that trained another config is never counted as finished.
-    pub fn is_finished(&self, runs_root: &Path, point: &Point, extra: &[Override]) -> bool {
-        let Ok(config) = self.config_of(point, extra) else {
-            return false;
-        };
-        self.other_config(runs_root, point, &config).is_empty()
-            && Summary::read(&self.dir(runs_root).join(&point.name))
-                .is_some_and(|s| s.epochs >= config.training.epochs)
-    }
-
-    /// The keys that shape the weights and differ between `config` (the point's, with this
-    /// call's overrides) and what its run directory trained; empty when they agree or it has
-    /// trained nothing yet.
-    pub fn other_config(
+    /// Where a point's run directory stands against `config` (the point's, with this call's
+    /// overrides): trained under another config (the keys that shape the weights and differ),
+    /// finished (its `summary.json` has all the epochs), or to run.
+    pub fn standing_of(
         &self,
         runs_root: &Path,
         point: &Point,
         config: &Experiment,
-    ) -> Vec<String> {
-        let dir = crate::run_dir::RunDir {
-            path: self.dir(runs_root).join(&point.name),
-        };
-        match dir.read_config() {
-            Ok(saved) => config.weight_keys_differing_from(&saved),
-            Err(_) => Vec::new(),
+    ) -> PointStanding {
+        let path = self.dir(runs_root).join(&point.name);
+        if let Ok(saved) = (crate::run_dir::RunDir { path: path.clone() }).read_config() {
+            let differing = config.weight_keys_differing_from(&saved);
+            if !differing.is_empty() {
+                return PointStanding::OtherConfig(differing);
+            }
+        }
+        match Summary::read(&path) {
+            Some(s) if s.epochs >= config.training.epochs => PointStanding::Finished,
+            _ => PointStanding::ToRun,
         }
     }
 
@@ -563,8 +567,8 @@ pub fn run_points(
     let mut children = Vec::new();
     for p in &sweep.points {
         let log = sweep.log_of(runs_root, p);
-        let differing = sweep.other_config(runs_root, p, &sweep.config_of(p, &extra_overrides)?);
-        if !differing.is_empty() {
+        let standing = sweep.standing_of(runs_root, p, &sweep.config_of(p, &extra_overrides)?);
+        if let PointStanding::OtherConfig(differing) = &standing {
             tracing::error!(
                 point = %p.name,
                 "its run directory trained another config ({} differ): left alone; run the \
@@ -577,7 +581,7 @@ pub fn run_points(
                 state: PointState::OtherConfig,
                 log,
             });
-        } else if sweep.is_finished(runs_root, p, &extra_overrides) {
+        } else if standing == PointStanding::Finished {
             states.push((p.index, PointState::Skipped));
             skipped.push(PointOutcome {
                 name: p.name.clone(),
