@@ -135,7 +135,7 @@ pub enum Error {
     /// A signal (Ctrl-C, SIGTERM) stopped the work.
     #[error("interrupted{}", at.as_ref().map_or(String::new(), |(e, s)| format!(" at epoch {e}, step {s}")))]
     Interrupted {
-        /// The epoch and 1-based step it stopped in, when training.
+        /// The epoch it stopped in and the steps of it done, when training.
         at: Option<(usize, usize)>,
     },
 
@@ -165,11 +165,12 @@ impl Error {
                  then run again to resume"
                     .into(),
             ),
-            Error::Interrupted { .. } => Some(
-                "the last checkpoint is kept (the epoch in progress is not); run the same \
-                 command again to resume"
+            Error::Interrupted { at: Some(_) } => Some(
+                "the state at the interrupt is saved (checkpoints/interrupted.safetensors); \
+                 run the same command again to resume exactly where it stopped"
                     .into(),
             ),
+            Error::Interrupted { at: None } => Some("run the same command again to resume".into()),
             Error::Checkpoint { .. } => Some(
                 "a checkpoint can only be used by the config that wrote it: `gan-run train` \
                  starts afresh under another `--name` or with `--force`; `sample` and `eval` \

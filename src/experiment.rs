@@ -111,7 +111,15 @@ pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         }
         let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
         checkpoint::restore(&mut state, &bytes, path, &fingerprint)?;
-        tracing::info!(checkpoint = %path.display(), epoch = state.epoch, "resuming");
+        match &state.partial {
+            Some(p) => tracing::info!(
+                checkpoint = %path.display(),
+                epoch = p.epoch,
+                steps_done = p.steps_done,
+                "resuming an interrupted epoch"
+            ),
+            None => tracing::info!(checkpoint = %path.display(), epoch = state.epoch, "resuming"),
+        }
     }
     let mut evaluation: Option<crate::eval::Scores> = None;
     let summary = |state: &GanState, evaluation: &Option<crate::eval::Scores>| Summary {
@@ -137,6 +145,15 @@ pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         Some(train) => train,
         None => load_train_images()?,
     };
+    if let (Start::Resume(path), Some(partial)) = (&start, &state.partial) {
+        if let Some(reason) = partial.mismatch(state.epoch, train.len(), config.training.batch_size)
+        {
+            return Err(Error::Checkpoint {
+                path: path.clone(),
+                message: format!("cannot finish its interrupted epoch: {reason}"),
+            });
+        }
+    }
     let mut evaluator = match config.evaluation.every {
         0 => None,
         _ => Some(crate::eval::Evaluator::new(
@@ -166,10 +183,35 @@ pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         );
         let mut times = PhaseTimes::default();
         let m = train_epoch(&mut state, config, &train, &mut times, |s| {
-            bar.set_position(s as u64)
+            bar.set_position(s as u64);
+            std::ops::ControlFlow::Continue(())
         });
         tracing::debug!(?times, "where the epoch's time went");
         bar.finish_and_clear();
+        if let (Err(Error::Interrupted { .. }), Some(partial)) = (&m, &state.partial) {
+            let (epoch, steps_done) = (partial.epoch, partial.steps_done);
+            let images = (config.output.sample_every > 0).then(|| {
+                generate(
+                    config,
+                    &mut state.generator,
+                    grid * grid,
+                    &mut grid_noise(config),
+                    config.generation.mode,
+                    &dev,
+                )
+            });
+            let path = dir.save_interrupted(
+                epoch,
+                steps_done,
+                images.as_deref().map(|i| (i, grid)),
+                |path| checkpoint::write(&mut state, &fingerprint, path),
+            )?;
+            tracing::info!(
+                checkpoint = %path.display(),
+                "interrupted {steps_done} steps into epoch {epoch}: its state is saved, and the \
+                 same command resumes it where it stopped"
+            );
+        }
         let m = m?;
         tracing::info!(
             d_loss = format!("{:.4}", m.d_loss),

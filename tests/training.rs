@@ -441,6 +441,10 @@ fn sigterm_stops_a_run_and_a_sweep_cleanly_and_both_resume() {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted at epoch"), "{stderr}");
     assert!(stderr.contains("run the same command again"), "{stderr}");
+    assert!(s
+        .path()
+        .join("runs/smoke/checkpoints/interrupted.safetensors")
+        .exists());
     assert!(!s.path().join("runs/smoke/.lock").exists());
     let mut resume = smoke_args(&[&smoke, "--max-epochs", "1"], &data);
     resume.extend(long);
@@ -473,6 +477,112 @@ fn sigterm_stops_a_run_and_a_sweep_cleanly_and_both_resume() {
         let log = std::fs::read_to_string(s.path().join(format!("runs/sw/logs/{p}.log"))).unwrap();
         assert!(log.contains("interrupted at epoch"), "{log}");
     }
+    let states = |s: &Scratch| -> Vec<String> {
+        let index = std::fs::read_to_string(s.path().join("runs/sw/index.json")).unwrap();
+        let index: serde_json::Value = serde_json::from_str(&index).unwrap();
+        index["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["state"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(states(&s), ["interrupted", "interrupted"]);
+    // Run again (shortened to 3 epochs, which keeps the points' configs): each point resumes
+    // where it stopped and none fails.
+    let out = s.ok(&[
+        "sweep",
+        &sweep,
+        "--jobs",
+        "2",
+        "--runs-dir",
+        "runs",
+        "--set",
+        "training.epochs=3",
+    ]);
+    assert!(out.status.success());
+    for state in states(&s) {
+        assert!(state == "finished" || state == "skipped", "{state}");
+    }
+}
+
+/// SIGTERM at a random moment of a run's second epoch: the exact state is saved mid-epoch with
+/// a grid of where it got to, and the resumed run ends with the same metrics, tensors and grid
+/// as a run never stopped.
+#[test]
+fn sigterm_mid_epoch_saves_the_exact_state_and_the_resumed_run_is_bit_identical() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    let args = |name: &'static str| {
+        let mut a = smoke_args(&[&smoke, "--name", name], &data);
+        a.extend([
+            "--set",
+            "training.epochs=6",
+            "--set",
+            "data.train_size=20000",
+        ]);
+        a
+    };
+    s.ok(&args("whole"));
+
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_gan-run"))
+        .args(args("parts"))
+        .current_dir(s.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let parts = s.path().join("runs/parts");
+    wait_for(&parts.join("checkpoints/epoch-0001.safetensors"));
+    // An epoch takes about 0.6 s here: the signal lands somewhere in the next one or two.
+    let delay = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        % 700;
+    std::thread::sleep(std::time::Duration::from_millis(delay as u64));
+    terminate(&child);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "after {delay} ms: {stderr}");
+    assert!(stderr.contains("steps into epoch"), "{stderr}");
+    assert!(
+        parts.join("checkpoints/interrupted.safetensors").exists(),
+        "after {delay} ms: {stderr}"
+    );
+    let grids: Vec<String> = std::fs::read_dir(parts.join("samples"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("interrupted-epoch-"))
+        .collect();
+    assert_eq!(grids.len(), 1, "{grids:?}");
+
+    let resumed = std::process::Command::new(env!("CARGO_BIN_EXE_gan-run"))
+        .args(args("parts"))
+        .current_dir(s.path())
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{log}");
+    assert!(log.contains("resuming an interrupted epoch"), "{log}");
+    let whole = s.path().join("runs/whole");
+    assert_eq!(
+        loss_columns(&whole.join("metrics.csv")),
+        loss_columns(&parts.join("metrics.csv")),
+        "after {delay} ms"
+    );
+    let ckpt = "checkpoints/epoch-0006.safetensors";
+    assert!(
+        tensors(&whole.join(ckpt)) == tensors(&parts.join(ckpt)),
+        "tensors differ after {delay} ms"
+    );
+    let grid = "samples/epoch-0006.png";
+    assert!(std::fs::read(whole.join(grid)).unwrap() == std::fs::read(parts.join(grid)).unwrap());
+    assert!(
+        !parts.join("checkpoints/interrupted.safetensors").exists(),
+        "superseded by the epochs after it"
+    );
 }
 
 #[test]

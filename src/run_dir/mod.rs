@@ -10,7 +10,10 @@
 //!   metrics.csv     one row per epoch
 //!   summary.json    written when the run finishes
 //!   checkpoints/epoch-NNNN.safetensors
+//!   checkpoints/best.safetensors    the best-scoring epoch, with [evaluation]
+//!   checkpoints/interrupted.safetensors   mid-epoch, after a signal, until the epoch ends
 //!   samples/epoch-NNNN.png          (and epoch-NNNN-<mode>.png for generation.extra_grids)
+//!   samples/interrupted-epoch-NNNN-step-SSSS.png   where an interrupt stopped it
 //! ```
 
 pub mod checkpoint;
@@ -34,6 +37,9 @@ pub const LOG_FILE: &str = "train.log";
 pub const METRICS_FILE: &str = "metrics.csv";
 /// The best-scoring checkpoint, in the checkpoints folder.
 pub const BEST_CHECKPOINT: &str = "best.safetensors";
+/// The mid-epoch checkpoint written when a run is interrupted, in the checkpoints folder; it
+/// outranks the epoch checkpoints it is newer than, and goes when the next one is written.
+pub const INTERRUPTED_CHECKPOINT: &str = "interrupted.safetensors";
 /// The end-of-run summary.
 pub const SUMMARY_FILE: &str = "summary.json";
 /// Checkpoint folder.
@@ -48,6 +54,12 @@ pub fn eval_file_name(other_mode: Option<GenerationMode>) -> String {
         None => "eval.json".to_string(),
         Some(mode) => format!("eval-{}.json", mode.name()),
     }
+}
+
+/// The file name of the sample grid written where an interrupt stopped a run, `steps_done`
+/// steps into `epoch`.
+pub fn interrupted_grid_name(epoch: usize, steps_done: usize) -> String {
+    format!("interrupted-epoch-{epoch:04}-step-{steps_done:04}.png")
 }
 
 /// The file name of a sample grid in [`SAMPLES_DIR`]: `epoch-NNNN.png` in the config's
@@ -264,7 +276,7 @@ impl RunDir {
                      on are drawn the new way (the run's config.toml records the new setting)"
                 );
             }
-            match dir.latest_checkpoint()? {
+            match dir.resume_checkpoint()? {
                 Some(c) => Start::Resume(c),
                 None => Start::Fresh,
             }
@@ -346,6 +358,50 @@ impl RunDir {
         Ok(self.checkpoints()?.pop().map(|(_, p)| p))
     }
 
+    /// The checkpoint a start resumes from: the newest epoch checkpoint, or the mid-epoch one
+    /// of an interrupt when it is newer (it holds at least as many completed epochs).
+    pub fn resume_checkpoint(&self) -> Result<Option<PathBuf>> {
+        let latest = self.checkpoints()?.pop();
+        let interrupted = self.interrupted_checkpoint_path();
+        let interrupted_epoch = match checkpoint::peek(&interrupted) {
+            Some((epoch, _)) => Some(epoch),
+            // A file there that cannot be peeked is still offered, so that `restore` says
+            // what is wrong with it rather than it being silently passed over.
+            None if interrupted.exists() => Some(usize::MAX),
+            None => None,
+        };
+        Ok(match (latest, interrupted_epoch) {
+            (Some((epoch, _)), Some(i)) if i >= epoch => Some(interrupted),
+            (None, Some(_)) => Some(interrupted),
+            (latest, _) => latest.map(|(_, p)| p),
+        })
+    }
+
+    /// Path of the mid-epoch checkpoint of an interrupt.
+    pub fn interrupted_checkpoint_path(&self) -> PathBuf {
+        self.path.join(CHECKPOINTS_DIR).join(INTERRUPTED_CHECKPOINT)
+    }
+
+    /// Writes the mid-epoch checkpoint of an interrupt and the grid of where it stopped.
+    pub fn save_interrupted(
+        &self,
+        epoch: usize,
+        steps_done: usize,
+        grid: Option<(&[f32], usize)>,
+        write: impl FnOnce(&Path) -> std::io::Result<()>,
+    ) -> Result<PathBuf> {
+        let path = self.interrupted_checkpoint_path();
+        atomic_write_with(&path, write)?;
+        if let Some((pixels, grid)) = grid {
+            let png = self
+                .path
+                .join(SAMPLES_DIR)
+                .join(interrupted_grid_name(epoch, steps_done));
+            atomic_write(&png, &grid_png(pixels, grid))?;
+        }
+        Ok(path)
+    }
+
     /// The best-scoring checkpoint (lowest FID of the epochs scored during training).
     pub fn best_checkpoint_path(&self) -> PathBuf {
         self.path.join(CHECKPOINTS_DIR).join(BEST_CHECKPOINT)
@@ -371,6 +427,12 @@ impl RunDir {
     ) -> Result<PathBuf> {
         let path = self.checkpoint_path(epoch);
         atomic_write_with(&path, write)?;
+        // An interrupt's checkpoint is superseded once an epoch after it is saved.
+        let interrupted = self.interrupted_checkpoint_path();
+        if interrupted.exists() {
+            std::fs::remove_file(&interrupted)
+                .map_err(|e| Error::io("cannot delete", &interrupted, e))?;
+        }
         let all = self.checkpoints()?;
         for (_, old) in all.iter().take(all.len().saturating_sub(keep)) {
             std::fs::remove_file(old).map_err(|e| Error::io("cannot delete", old, e))?;

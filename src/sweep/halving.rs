@@ -353,7 +353,11 @@ pub fn run(
     let mut previous: Option<NextStep> = None;
     loop {
         let st = standing(sweep, halving, runs_root, &configs, &failed);
-        record(sweep, halving, runs_root, &st, &failed, extra)?;
+        let marks = Marks {
+            failed: &failed,
+            interrupted: &BTreeSet::new(),
+        };
+        record(sweep, halving, runs_root, &st, marks, extra)?;
         let Some(next) = st.next else {
             return Ok(outcomes(sweep, runs_root, &st, &failed));
         };
@@ -375,24 +379,46 @@ pub fn run(
             .iter()
             .map(|&i| sweep.point_job(&sweep.points[i], runs_root, extra, next.until))
             .collect();
-        run_children(children, jobs, exe, |job, state| {
-            if state == PointState::Failed {
-                failed.insert(job.index);
-            }
+        let mut interrupted = BTreeSet::new();
+        let ran = run_children(children, jobs, exe, |job, state| {
+            match state {
+                PointState::Failed => failed.insert(job.index),
+                PointState::Interrupted => interrupted.insert(job.index),
+                _ => false,
+            };
             Ok(())
-        })?;
+        });
+        if let Err(e) = ran {
+            if matches!(e, crate::error::Error::Interrupted { .. }) {
+                // `index.json` says which points the signal stopped.
+                let st = standing(sweep, halving, runs_root, &configs, &failed);
+                let marks = Marks {
+                    failed: &failed,
+                    interrupted: &interrupted,
+                };
+                record(sweep, halving, runs_root, &st, marks, extra)?;
+            }
+            return Err(e);
+        }
         previous = Some(next);
     }
 }
 
 /// Writes `stopped.json` into the stopped points (and removes it from the others), and
 /// `index.json` with every point's state and rungs.
+/// Points whose state this call's children decided: they failed, or a signal stopped them.
+#[derive(Clone, Copy)]
+struct Marks<'a> {
+    failed: &'a BTreeSet<usize>,
+    interrupted: &'a BTreeSet<usize>,
+}
+
 fn record(
     sweep: &Sweep,
     halving: &Halving,
     runs_root: &Path,
     st: &Standing,
-    failed: &BTreeSet<usize>,
+    marks: Marks<'_>,
     extra: &[String],
 ) -> Result<()> {
     for p in &sweep.points {
@@ -419,14 +445,16 @@ fn record(
     let states: Vec<(usize, PointState)> = sweep
         .points
         .iter()
-        .map(|p| (p.index, state_of(p.index, st, failed)))
+        .map(|p| (p.index, state_of(p.index, st, marks)))
         .collect();
     sweep.write_index(runs_root, &states, &st.rungs, extra)
 }
 
-fn state_of(index: usize, st: &Standing, failed: &BTreeSet<usize>) -> PointState {
-    if failed.contains(&index) {
+fn state_of(index: usize, st: &Standing, marks: Marks<'_>) -> PointState {
+    if marks.failed.contains(&index) {
         PointState::Failed
+    } else if marks.interrupted.contains(&index) {
+        PointState::Interrupted
     } else if st.stopped.contains(&index) {
         PointState::Stopped
     } else if st.finished.contains(&index) {
@@ -447,7 +475,14 @@ fn outcomes(
         .iter()
         .map(|p| PointOutcome {
             name: p.name.clone(),
-            state: state_of(p.index, st, failed),
+            state: state_of(
+                p.index,
+                st,
+                Marks {
+                    failed,
+                    interrupted: &BTreeSet::new(),
+                },
+            ),
             log: sweep.log_of(runs_root, p),
         })
         .collect()

@@ -405,6 +405,9 @@ pub enum PointState {
     /// Its run directory trained another config (e.g. the sweep ran with other `--set`
     /// values): left alone.
     OtherConfig,
+    /// A signal stopped the sweep while it trained; running the sweep again resumes it where
+    /// it stopped.
+    Interrupted,
 }
 
 impl std::fmt::Display for PointState {
@@ -417,6 +420,7 @@ impl std::fmt::Display for PointState {
             PointState::Failed => "failed",
             PointState::Stopped => "stopped",
             PointState::OtherConfig => "other_config",
+            PointState::Interrupted => "interrupted",
         })
     }
 }
@@ -495,7 +499,9 @@ pub fn run_children(
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
         if crate::interrupt::requested() {
-            stop_children(&mut running);
+            for job in stop_children(&mut running) {
+                on_done(&job, PointState::Interrupted)?;
+            }
             return Err(Error::Interrupted { at: None });
         }
         let mut i = 0;
@@ -532,17 +538,21 @@ pub fn run_children(
 
 /// Passes SIGTERM on to each running child and waits for them to stop (each finishes its
 /// current step, releases its run directory and keeps its last checkpoint).
-fn stop_children(running: &mut Vec<(ChildJob, std::process::Child)>) {
+/// Returns the jobs it stopped.
+fn stop_children(running: &mut Vec<(ChildJob, std::process::Child)>) -> Vec<ChildJob> {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     for (job, child) in running.iter() {
         tracing::warn!(job = %job.name, "interrupt: stopping");
         let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
     }
-    for (_, child) in running.iter_mut() {
-        let _ = child.wait();
-    }
-    running.clear();
+    running
+        .drain(..)
+        .map(|(job, mut child)| {
+            let _ = child.wait();
+            job
+        })
+        .collect()
 }
 
 /// Runs the unfinished points of a sweep, `jobs` at a time, each as `exe run-point SWEEP INDEX`.

@@ -10,6 +10,7 @@ pub mod trainer;
 
 pub use reference::{d_step, g_step};
 pub use state::{
-    grid_noise, noise_values, sample_noise, stuck_reason, DStep, EpochMetrics, GanState, PhaseTimes,
+    grid_noise, noise_values, sample_noise, stuck_reason, DStep, EpochMetrics, GanState,
+    PartialEpoch, PhaseTimes,
 };
 pub use trainer::{generate, generate_recording_noise, train_epoch};

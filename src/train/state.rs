@@ -114,6 +114,60 @@ pub struct GanState {
     pub epoch: usize,
     /// One row per completed epoch.
     pub history: Vec<EpochMetrics>,
+    /// The epoch in progress when a run was interrupted mid-epoch, so that a resumed run
+    /// finishes it exactly as an uninterrupted one would have.
+    pub partial: Option<PartialEpoch>,
+}
+
+/// Where an interrupted epoch stood: its data order, the steps done and the sums its metrics
+/// are made of. With the RNG's position (kept by [`GanState`]), enough to finish the epoch bit
+/// for bit as if it had never stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartialEpoch {
+    /// The 1-based epoch in progress (the state's completed epochs plus one).
+    pub epoch: usize,
+    /// Batches done (D steps, each followed by its G step when one was due).
+    pub steps_done: usize,
+    /// The epoch's order of training images.
+    pub order: Vec<u32>,
+    /// Sums of the D losses, G losses, D(x) and D(G(z)) over the steps done.
+    pub sums: [f64; 4],
+    /// G steps done.
+    pub g_steps: usize,
+    /// Wall time spent on the epoch so far.
+    pub seconds: f64,
+}
+
+impl PartialEpoch {
+    /// Why this cannot be the epoch in progress of `state` training on `images` in batches of
+    /// `batch`, if it cannot: a checkpoint is checksummed, so only a different data set or a
+    /// hand-made file gets here.
+    pub fn mismatch(&self, completed: usize, images: usize, batch: usize) -> Option<String> {
+        let mut seen = vec![false; images];
+        let permutation = self.order.len() == images
+            && self
+                .order
+                .iter()
+                .all(|&i| (i as usize) < images && !std::mem::replace(&mut seen[i as usize], true));
+        if self.epoch != completed + 1 {
+            Some(format!(
+                "its epoch in progress is {} but it completed {completed}",
+                self.epoch
+            ))
+        } else if !permutation {
+            Some(format!(
+                "its epoch's data order is not an order of the {images} training images"
+            ))
+        } else if batch == 0 || self.steps_done >= images / batch {
+            Some(format!(
+                "it is {} steps into an epoch of {}",
+                self.steps_done,
+                images / batch.max(1)
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
@@ -150,6 +204,7 @@ impl GanState {
             rng: stream(config.seed, TRAIN_STREAM),
             epoch: 0,
             history: Vec::new(),
+            partial: None,
         }
     }
 }

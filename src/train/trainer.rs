@@ -2,13 +2,16 @@
 //! path, and the generator drawing images outside training. It computes and returns metrics and
 //! writes nothing: the run directory is another module's job.
 
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 use dfdx::prelude::*;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::state::{loss_probe_noise, sample_noise, EpochMetrics, GanState, PhaseTimes};
+use super::state::{
+    loss_probe_noise, sample_noise, EpochMetrics, GanState, PartialEpoch, PhaseTimes,
+};
 use super::step::PlainGan;
 use crate::config::{Experiment, GenerationMode, IMAGE_PIXELS};
 use crate::data::PackedImages;
@@ -64,38 +67,61 @@ pub fn generate_recording_noise(
 }
 
 /// Trains one epoch: a reshuffle, then per batch one D step, and one G step after every
-/// `d_steps_per_g_step` D steps. `on_step` is called after each batch (for progress bars).
+/// `d_steps_per_g_step` D steps. `on_step` is called after each batch (for progress bars);
+/// when it breaks, the epoch stops there as at an interrupt.
+///
+/// An epoch that was interrupted (`state.partial`, from a checkpoint) is finished from where
+/// it stopped, on its own data order. When a stop is requested ([`crate::interrupt`], or by
+/// `on_step`), the
+/// epoch stops between two steps with `Error::Interrupted`, the state whole and its
+/// `partial` set, ready for a checkpoint.
 pub fn train_epoch(
     state: &mut GanState,
     config: &Experiment,
     train: &PackedImages,
     times: &mut PhaseTimes,
-    mut on_step: impl FnMut(usize) + Send,
+    mut on_step: impl FnMut(usize) -> ControlFlow<()> + Send,
 ) -> Result<EpochMetrics> {
     let start = Instant::now();
     let epoch = state.epoch + 1;
     let batch = config.training.batch_size;
     let batches = train.len() / batch;
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    order.shuffle(&mut state.rng);
-
-    let (mut d_sum, mut g_sum, mut real_sum, mut fake_sum) = (0f64, 0f64, 0f64, 0f64);
-    let mut g_steps = 0usize;
+    let resumed = state.partial.take();
+    if let Some(reason) = resumed
+        .as_ref()
+        .and_then(|p| p.mismatch(state.epoch, train.len(), batch))
+    {
+        return Err(Error::Checkpoint {
+            path: "the checkpoint resumed from".into(),
+            message: format!("cannot finish its interrupted epoch: {reason}"),
+        });
+    }
+    let (order, first_step, sums, mut g_steps, seconds_before) = match resumed {
+        Some(p) => (p.order, p.steps_done, p.sums, p.g_steps, p.seconds),
+        None => {
+            let mut order: Vec<u32> = (0..train.len() as u32).collect();
+            order.shuffle(&mut state.rng);
+            (order, 0, [0f64; 4], 0usize, 0.0)
+        }
+    };
+    let [mut d_sum, mut g_sum, mut real_sum, mut fake_sum] = sums;
+    let mut steps_done = first_step;
     // The hot loop runs on plain buffers; the networks and optimizers go back into `state`
     // at the end (or on divergence, so the state stays whole).
     let mut plain = PlainGan::check_out(state);
     let rng = &mut state.rng;
     let steps = || -> Result<()> {
-        for step in 0..batches {
-            if crate::interrupt::requested() {
+        let mut stop = false;
+        for step in first_step..batches {
+            if stop || crate::interrupt::requested() {
                 return Err(Error::Interrupted {
-                    at: Some((epoch, step + 1)),
+                    at: Some((epoch, step)),
                 });
             }
             let phase = Instant::now();
             let mut pixels = Vec::with_capacity(batch * IMAGE_PIXELS);
             for &i in &order[step * batch..(step + 1) * batch] {
-                train.push_pixels(i, &mut pixels);
+                train.push_pixels(i as usize, &mut pixels);
             }
             times.data += phase.elapsed();
 
@@ -111,7 +137,8 @@ pub fn train_epoch(
                 g_sum += g_loss as f64;
                 g_steps += 1;
             }
-            on_step(step + 1);
+            steps_done = step + 1;
+            stop = on_step(step + 1).is_break();
         }
         Ok(())
     };
@@ -122,16 +149,28 @@ pub fn train_epoch(
     if finished.is_ok() && batches > 0 {
         let mut pixels = Vec::with_capacity(batch * IMAGE_PIXELS);
         for &i in &order[(batches - 1) * batch..batches * batch] {
-            train.push_pixels(i, &mut pixels);
+            train.push_pixels(i as usize, &mut pixels);
         }
         let mut probe = loss_probe_noise(config.seed, epoch);
         let (d, g) = on_worker(|| plain.losses(&mut probe, config, pixels));
         end_losses = (Some(d as f64), Some(g as f64));
     }
     plain.check_in(state);
-    finished?;
+    let seconds = seconds_before + start.elapsed().as_secs_f64();
+    if let Err(e) = finished {
+        if matches!(e, Error::Interrupted { .. }) {
+            state.partial = Some(PartialEpoch {
+                epoch,
+                steps_done,
+                order,
+                sums: [d_sum, g_sum, real_sum, fake_sum],
+                g_steps,
+                seconds,
+            });
+        }
+        return Err(e);
+    }
 
-    let seconds = start.elapsed().as_secs_f64();
     let metrics = EpochMetrics {
         epoch,
         d_loss: d_sum / batches as f64,
@@ -300,7 +339,7 @@ mod tests {
             &config,
             &PackedImages::pack(&images),
             &mut times,
-            |_| {},
+            |_| ControlFlow::Continue(()),
         )
         .unwrap();
         assert_eq!((state.d_opt.steps, state.g_opt.steps), (2, 1));
@@ -318,7 +357,7 @@ mod tests {
                 &config,
                 &PackedImages::pack(&images),
                 &mut PhaseTimes::default(),
-                |_| {},
+                |_| ControlFlow::Continue(()),
             )
             .unwrap();
             (m.d_loss, m.g_loss, snapshot(&mut state.generator))
