@@ -44,6 +44,7 @@ pub mod report;
 pub mod run_dir;
 pub mod sample;
 pub mod sweep;
+pub mod tensorboard;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -9,6 +9,7 @@ const ORDER: &[&str] = &[
     "checksum",
     "logging",
     "interrupt",
+    "tensorboard",
     "config",
     "data",
     "model",

@@ -9,5 +9,6 @@ mod quality;
 mod reading_runs;
 mod scoring;
 mod sweeps;
+mod tensorboard;
 mod training;
 mod util;

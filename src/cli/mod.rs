@@ -230,6 +230,7 @@ fn train_one(
     force: bool,
     limits: EpochLimits,
     overrides: &[String],
+    hparams: Vec<(String, crate::tensorboard::HParamValue)>,
 ) -> anyhow::Result<()> {
     let options = crate::experiment::RunOptions {
         run_dir: dir.to_path_buf(),
@@ -238,6 +239,7 @@ fn train_one(
         progress: true,
         max_epochs_this_start: limits.this_start,
         until_epoch: limits.until,
+        hparams,
     };
     let summary = crate::experiment::run(experiment, &options)?;
     let status = if summary.finished {

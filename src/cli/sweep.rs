@@ -195,5 +195,10 @@ pub fn run_point(args: RunPointArgs) -> anyhow::Result<()> {
             until: until_epoch,
         },
         &[point.overrides.clone(), set].concat(),
+        point
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), crate::tensorboard::HParamValue::from_toml(v)))
+            .collect(),
     )
 }

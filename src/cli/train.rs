@@ -133,6 +133,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
                     until: None,
                 },
                 &common.set,
+                Vec::new(),
             )
         });
         if let Err(e) = result {

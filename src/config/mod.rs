@@ -442,6 +442,17 @@ pub struct OutputConfig {
     /// The grid is `sample_grid x sample_grid` images from one fixed noise batch.
     #[serde(default = "defaults::sample_grid")]
     pub sample_grid: usize,
+    /// Also log to a TensorBoard event file in the run directory: the epoch's metrics and
+    /// scores, the sample grids and, for sweep points, their hyperparameters.
+    ///
+    /// These two keys are left out of saved configs while they hold their defaults, because
+    /// a run's fingerprint hashes the saved form (output keys at their defaults): so runs made
+    /// before the keys existed still resume.
+    #[serde(default = "defaults::yes", skip_serializing_if = "defaults::is_true")]
+    pub tensorboard: bool,
+    /// Also log each step's losses to TensorBoard every N steps; 0 logs per epoch only.
+    #[serde(default, skip_serializing_if = "defaults::is_zero")]
+    pub tensorboard_every_steps: usize,
 }
 
 mod defaults {
@@ -493,6 +504,15 @@ mod defaults {
     }
     pub fn keep_checkpoints() -> usize {
         3
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn is_true(b: &bool) -> bool {
+        *b
+    }
+    pub fn is_zero(n: &usize) -> bool {
+        *n == 0
     }
     pub fn sample_every() -> usize {
         10
@@ -564,6 +584,8 @@ impl Default for OutputConfig {
             keep_checkpoints: defaults::keep_checkpoints(),
             sample_every: defaults::sample_every(),
             sample_grid: defaults::sample_grid(),
+            tensorboard: defaults::yes(),
+            tensorboard_every_steps: 0,
         }
     }
 }

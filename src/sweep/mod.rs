@@ -49,6 +49,10 @@ pub enum PointStanding {
     ToRun,
 }
 
+/// The event file of a sweep's HParams experiment, in the sweep directory; its fixed time
+/// stamp sorts it before any point's records.
+pub const HPARAMS_EVENT_FILE: &str = "events.out.tfevents.0000000000.gan-run.hparams";
+
 /// One point of a sweep.
 #[derive(Debug, Clone, Serialize)]
 pub struct Point {
@@ -58,6 +62,9 @@ pub struct Point {
     pub name: String,
     /// The overrides that make this point, as `KEY=VALUE`.
     pub overrides: Vec<String>,
+    /// Its value of each swept key (the grid's keys only).
+    #[serde(skip)]
+    pub values: Vec<(String, toml::Value)>,
 }
 
 /// A parsed sweep: where it lives, its base config and its points.
@@ -73,6 +80,8 @@ pub struct Sweep {
     pub points: Vec<Point>,
     /// Successive halving, when the sweep file asks for it.
     pub halving: Option<halving::Halving>,
+    /// The swept keys and the values each takes, in the file's order.
+    pub axes: Vec<(String, Vec<toml::Value>)>,
 }
 
 impl Sweep {
@@ -116,6 +125,7 @@ impl Sweep {
             let mut rest = index;
             let mut overrides = fixed.clone();
             let mut parts = Vec::new();
+            let mut point_values = Vec::new();
             // The last key varies fastest.
             let mut picks = vec![0; axes.len()];
             for (a, (_, values)) in axes.iter().enumerate().rev() {
@@ -130,11 +140,13 @@ impl Sweep {
                 };
                 overrides.push(format!("{key}={v}"));
                 parts.push(format!("{}={shown}", labels[a]));
+                point_values.push((key.clone(), v.clone()));
             }
             points.push(Point {
                 index,
                 name: sanitize(&parts.join(",")),
                 overrides,
+                values: point_values,
             });
         }
         let sweep = Sweep {
@@ -143,6 +155,7 @@ impl Sweep {
             base,
             points,
             halving: file.halving,
+            axes,
         };
         Ok(sweep)
     }
@@ -241,6 +254,31 @@ impl Sweep {
         };
         let text = serde_json::to_string_pretty(&index).expect("index serialises");
         atomic_write(&dir.join(INDEX_FILE), text.as_bytes())
+    }
+
+    /// Writes the sweep's TensorBoard HParams experiment into the sweep directory: the swept
+    /// keys with their values and the metrics to compare the points by. Each point's own
+    /// event file holds its values (`run-point` passes them to the run).
+    pub fn write_hparams_experiment(&self, runs_root: &Path) -> Result<()> {
+        use crate::tensorboard::HParamValue;
+        let dir = self.dir(runs_root);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+        let hparams: Vec<(String, Vec<HParamValue>)> = self
+            .axes
+            .iter()
+            .map(|(k, values)| {
+                (
+                    k.clone(),
+                    values.iter().map(HParamValue::from_toml).collect(),
+                )
+            })
+            .collect();
+        let bytes = crate::tensorboard::experiment_file(
+            &self.name,
+            &hparams,
+            &crate::experiment::events::METRIC_TAGS,
+        );
+        atomic_write(&dir.join(HPARAMS_EVENT_FILE), &bytes)
     }
 
     /// Where a point's child process writes its output.
@@ -565,6 +603,7 @@ pub fn run_points(
     extra: &[String],
     exe: &Path,
 ) -> Result<Vec<PointOutcome>> {
+    sweep.write_hparams_experiment(runs_root)?;
     if let Some(h) = &sweep.halving {
         return halving::run(sweep, h, runs_root, jobs, extra, exe);
     }

@@ -13,4 +13,4 @@ pub use state::{
     grid_noise, noise_values, sample_noise, stuck_reason, DStep, EpochMetrics, GanState,
     PartialEpoch, PhaseTimes,
 };
-pub use trainer::{generate, generate_recording_noise, train_epoch};
+pub use trainer::{generate, generate_recording_noise, train_epoch, StepReport};

@@ -10,7 +10,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::state::{
-    loss_probe_noise, sample_noise, EpochMetrics, GanState, PartialEpoch, PhaseTimes,
+    loss_probe_noise, sample_noise, DStep, EpochMetrics, GanState, PartialEpoch, PhaseTimes,
 };
 use super::step::PlainGan;
 use crate::config::{Experiment, GenerationMode, IMAGE_PIXELS};
@@ -66,9 +66,21 @@ pub fn generate_recording_noise(
     pixels
 }
 
+/// What one training step (a batch) measured.
+#[derive(Debug, Clone, Copy)]
+pub struct StepReport {
+    /// The 1-based step within the epoch.
+    pub step: usize,
+    /// The D step's loss and outputs.
+    pub d: DStep,
+    /// The G step's loss, when the step had one.
+    pub g_loss: Option<f32>,
+}
+
 /// Trains one epoch: a reshuffle, then per batch one D step, and one G step after every
-/// `d_steps_per_g_step` D steps. `on_step` is called after each batch (for progress bars);
-/// when it breaks, the epoch stops there as at an interrupt.
+/// `d_steps_per_g_step` D steps. `on_step` is called after each batch with what it measured
+/// (for progress bars and step-level logs); when it breaks, the epoch stops there as at an
+/// interrupt.
 ///
 /// An epoch that was interrupted (`state.partial`, from a checkpoint) is finished from where
 /// it stopped, on its own data order. When a stop is requested ([`crate::interrupt`], or by
@@ -80,7 +92,7 @@ pub fn train_epoch(
     config: &Experiment,
     train: &PackedImages,
     times: &mut PhaseTimes,
-    mut on_step: impl FnMut(usize) -> ControlFlow<()> + Send,
+    mut on_step: impl FnMut(StepReport) -> ControlFlow<()> + Send,
 ) -> Result<EpochMetrics> {
     let start = Instant::now();
     let epoch = state.epoch + 1;
@@ -131,14 +143,21 @@ pub fn train_epoch(
             real_sum += d.d_real as f64;
             fake_sum += d.d_fake as f64;
 
+            let mut g_loss = None;
             if (step + 1).is_multiple_of(config.training.d_steps_per_g_step) {
-                let g_loss = plain.g_step(rng, config, batch, times);
-                check_finite(g_loss, "the generator loss", epoch, step)?;
-                g_sum += g_loss as f64;
+                let loss = plain.g_step(rng, config, batch, times);
+                check_finite(loss, "the generator loss", epoch, step)?;
+                g_sum += loss as f64;
                 g_steps += 1;
+                g_loss = Some(loss);
             }
             steps_done = step + 1;
-            stop = on_step(step + 1).is_break();
+            stop = on_step(StepReport {
+                step: step + 1,
+                d,
+                g_loss,
+            })
+            .is_break();
         }
         Ok(())
     };

@@ -2,6 +2,8 @@
 //! trains epoch by epoch, and writes metrics, checkpoints, sample grids, scores and the summary.
 //! It sits above training, the run directory and evaluation, and is what `gan-run train` calls.
 
+pub mod events;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -35,6 +37,8 @@ pub struct RunOptions {
     /// Stop after this epoch (the run stays resumable): how a halving sweep trains a point to
     /// a rung.
     pub until_epoch: Option<usize>,
+    /// A sweep point's values of the swept keys, for TensorBoard's HParams tab.
+    pub hparams: Vec<(String, crate::tensorboard::HParamValue)>,
 }
 
 /// What `summary.json` holds, written when a run finishes.
@@ -163,6 +167,18 @@ pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
     };
     let grid = config.output.sample_grid;
     let steps = train.len() / config.training.batch_size;
+    let mut events = match config.output.tensorboard {
+        true => Some(events::RunEvents::open(
+            &dir.path,
+            &state.history,
+            steps,
+            config.output.tensorboard_every_steps,
+            (state.epoch * steps + state.partial.as_ref().map_or(0, |p| p.steps_done)) as i64,
+            &options.hparams,
+            &config.name,
+        )?),
+        false => None,
+    };
     let last_epoch = [
         Some(config.training.epochs),
         options.max_epochs_this_start.map(|n| state.epoch + n),
@@ -183,11 +199,17 @@ pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         );
         let mut times = PhaseTimes::default();
         let m = train_epoch(&mut state, config, &train, &mut times, |s| {
-            bar.set_position(s as u64);
+            bar.set_position(s.step as u64);
+            if let Some(events) = events.as_mut() {
+                events.step(epoch, &s);
+            }
             std::ops::ControlFlow::Continue(())
         });
         tracing::debug!(?times, "where the epoch's time went");
         bar.finish_and_clear();
+        if let (Err(Error::Interrupted { .. }), Some(events)) = (&m, events.as_mut()) {
+            events.write_steps()?;
+        }
         if let (Err(Error::Interrupted { .. }), Some(partial)) = (&m, &state.partial) {
             let (epoch, steps_done) = (partial.epoch, partial.steps_done);
             let images = (config.output.sample_every > 0).then(|| {
@@ -302,6 +324,10 @@ pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
                     "best checkpoint so far kept"
                 );
             }
+        }
+        if let Some(events) = events.as_mut() {
+            let m = state.history.last().expect("an epoch was just trained");
+            events.epoch(m, &events::grids_of(&dir.path, epoch))?;
         }
         let was_stuck = state.history.len() > 1
             && stuck_reason(&state.history[..state.history.len() - 1]).is_some();
