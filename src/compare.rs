@@ -319,15 +319,7 @@ pub fn compare(runs: &[RunRecord], sort_by: Option<&str>, descending: bool) -> R
     Ok(Comparison { columns, rows })
 }
 
-/// Four decimals, or scientific notation where that would round a non-zero value away (D's
-/// outputs reach 1e-6).
-pub fn format_small(v: f64) -> String {
-    if v != 0.0 && v.abs() < 1e-3 {
-        format!("{v:.3e}")
-    } else {
-        format!("{v:.4}")
-    }
-}
+use crate::logging::format_small;
 
 /// What differs between two runs.
 #[derive(Debug, Clone, Serialize)]

@@ -132,6 +132,15 @@ pub enum Error {
         value: f32,
     },
 
+    /// `training.stop_when_stuck` stopped a run that looks stuck.
+    #[error("stopped at epoch {epoch}: the run looks stuck: {reason}")]
+    Stuck {
+        /// The epoch it stopped after.
+        epoch: usize,
+        /// Why it looks stuck.
+        reason: String,
+    },
+
     /// A signal (Ctrl-C, SIGTERM) stopped the work.
     #[error("interrupted{}", at.as_ref().map_or(String::new(), |(e, s)| format!(" at epoch {e}, step {s}")))]
     Interrupted {
@@ -163,6 +172,11 @@ impl Error {
             Error::Diverged { .. } => Some(
                 "the last good checkpoint is kept; lower the learning rates or change beta1, \
                  then run again to resume"
+                    .into(),
+            ),
+            Error::Stuck { .. } => Some(
+                "its last checkpoint is kept; train a changed config under another `--name`, \
+                 or set training.stop_when_stuck = false to train it on"
                     .into(),
             ),
             Error::Interrupted { at: Some(_) } => Some(

@@ -11,6 +11,16 @@ use tracing_subscriber::prelude::*;
 
 use crate::error::{Error, Result};
 
+/// A number as gan-run shows it to people (log lines, tables): four decimals, or scientific
+/// notation where that would round a non-zero value away (D's outputs reach 1e-6).
+pub fn format_small(v: f64) -> String {
+    if v != 0.0 && v.abs() < 1e-3 {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
 static LOG_FILE: OnceLock<Mutex<Option<File>>> = OnceLock::new();
 
 fn slot() -> &'static Mutex<Option<File>> {

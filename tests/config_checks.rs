@@ -43,6 +43,15 @@ fn check_prints_the_resolved_config_and_verifies_the_data_folder() {
     assert!(stdout.contains("seed = 42"), "{stdout}");
     assert!(stdout.contains("[optimizer.discriminator]"), "{stdout}");
 
+    // Without --data-dir, from another folder: the config's `../data/mnist` is relative to
+    // the config's folder, and the resolved config records it absolute.
+    let out = s.ok(&["check", &smoke, "--print"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("dir = {:?}", data_dir())),
+        "{stdout}"
+    );
+
     // A folder that is not there, and one whose checksum list is empty.
     let err = s.fails(&["check", &smoke, "--data-dir", "nowhere"]);
     assert!(

@@ -619,3 +619,48 @@ fn temporaries_of_a_dead_writer_are_cleared_and_a_half_made_directory_starts() {
     s.fails(&smoke_args(&[&smoke, "--name", "mine"], &data));
     assert!(foreign.join("notes.txt.tmp-4194304").exists());
 }
+
+/// `training.stop_when_stuck`: a run whose D saturates stops with its checkpoint and says why;
+/// a rerun stops at once, training nothing; turned off, the same run trains on.
+#[test]
+fn a_stuck_run_stops_when_asked_and_trains_on_when_not() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    let args = |stop: &'static str| {
+        let mut a = smoke_args(&[&smoke], &data);
+        a.extend([
+            "--set",
+            "optimizer.discriminator.lr=0.01",
+            "--set",
+            "optimizer.generator.lr=1e-9",
+            "--set",
+            "training.epochs=20",
+            "--set",
+            stop,
+        ]);
+        a
+    };
+    let err = s.fails(&args("training.stop_when_stuck=true"));
+    assert!(
+        err.contains("looks stuck") && err.contains("saturate"),
+        "{err}"
+    );
+    assert!(err.contains("stop_when_stuck = false"), "{err}");
+    let run = s.path().join("runs/smoke");
+    let epochs = loss_columns(&run.join("metrics.csv")).len();
+    assert!(epochs < 20, "it did not stop");
+    assert!(run
+        .join(format!("checkpoints/epoch-{epochs:04}.safetensors"))
+        .exists());
+    assert!(!run.join("summary.json").exists());
+
+    let again = s.fails(&args("training.stop_when_stuck=true"));
+    assert!(again.contains("looks stuck"), "{again}");
+    assert_eq!(loss_columns(&run.join("metrics.csv")).len(), epochs);
+
+    let mut on = args("training.stop_when_stuck=false");
+    on.extend(["--max-epochs", "1"]);
+    s.ok(&on);
+    assert_eq!(loss_columns(&run.join("metrics.csv")).len(), epochs + 1);
+}

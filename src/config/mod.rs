@@ -423,6 +423,13 @@ pub struct TrainingConfig {
     /// Discriminator steps before each generator step.
     #[serde(default = "defaults::d_steps")]
     pub d_steps_per_g_step: usize,
+    /// Stop the run (its last checkpoint kept) once it looks stuck: D's outputs saturated, or
+    /// both losses unmoved for ten epochs. Off by default: a stuck run is only warned about.
+    /// Like `epochs`, it decides when training stops, not what it computes, so it is not part
+    /// of the fingerprint; and it is left out of saved configs while off, so that runs made
+    /// before it existed keep theirs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stop_when_stuck: bool,
 }
 
 /// What goes into the run directory, and how often.
@@ -574,6 +581,7 @@ impl Default for TrainingConfig {
             epochs: defaults::epochs(),
             batch_size: defaults::batch_size(),
             d_steps_per_g_step: defaults::d_steps(),
+            stop_when_stuck: false,
         }
     }
 }
@@ -613,6 +621,7 @@ impl ExperimentConfig {
         let mut c = self.clone();
         c.name = String::new();
         c.training.epochs = 0;
+        c.training.stop_when_stuck = false;
         c.output = OutputConfig::default();
         c.evaluation = EvaluationConfig::default();
         c.generation = GenerationConfig::default();
@@ -687,6 +696,9 @@ fn resolve(
         source::deserialize_overridden(table, path, overrides)?
     };
     validate::fill_in(&mut config);
+    if let Retired::Refuse = retired {
+        config.data.dir = resolve_data_dir(text, path, overrides, &config.data.dir);
+    }
     validate::validate(&config)
         .and_then(|()| match retired {
             Retired::Refuse => validate::refuse_retired(&config),
@@ -697,6 +709,38 @@ fn resolve(
             message,
         })?;
     Ok(Experiment { config })
+}
+
+/// The data folder as an absolute path, so that a run's saved config finds it from any
+/// folder: written in the config file, it is relative to the file's folder (as an `include`
+/// would be); from `--set`/`--data-dir` or the default, relative to the current folder.
+pub(crate) fn resolve_data_dir(
+    text: &str,
+    path: &Path,
+    overrides: &[Override],
+    dir: &Path,
+) -> PathBuf {
+    let in_file = toml::from_str::<toml::Table>(text)
+        .is_ok_and(|t| t.get("data").and_then(|d| d.get("dir")).is_some());
+    let overridden = overrides.iter().any(|o| o.key == "data.dir");
+    let joined = match (in_file && !overridden, path.parent()) {
+        (true, Some(folder)) => folder.join(dir),
+        _ => dir.to_path_buf(),
+    };
+    let absolute = std::path::absolute(&joined).unwrap_or(joined);
+    // `configs/../data/mnist` reads better as `data/mnist`: drop `.` and `..` textually (the
+    // folder need not exist yet; a symlinked config folder is rare enough to accept).
+    let mut clean = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            other => clean.push(other),
+        }
+    }
+    clean
 }
 
 impl ExperimentConfig {

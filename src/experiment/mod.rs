@@ -137,6 +137,16 @@ pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         run_dir: dir.path.clone(),
         evaluation: evaluation.clone(),
     };
+    if let (true, Some(reason)) = (
+        config.training.stop_when_stuck && state.epoch < config.training.epochs,
+        stuck_reason(&state.history),
+    ) {
+        // Training on would stop again after one more epoch.
+        return Err(Error::Stuck {
+            epoch: state.epoch,
+            reason,
+        });
+    }
     if state.epoch >= config.training.epochs {
         tracing::info!(
             epochs = state.epoch,
@@ -235,13 +245,14 @@ pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
             );
         }
         let m = m?;
+        use crate::logging::format_small;
         tracing::info!(
-            d_loss = format!("{:.4}", m.d_loss),
-            g_loss = format!("{:.4}", m.g_loss),
-            d_real = format!("{:.3}", m.d_real),
-            d_fake = format!("{:.3}", m.d_fake),
-            d_loss_end = m.d_loss_end.map(|v| format!("{v:.4}")),
-            g_loss_end = m.g_loss_end.map(|v| format!("{v:.4}")),
+            d_loss = format_small(m.d_loss),
+            g_loss = format_small(m.g_loss),
+            d_real = format_small(m.d_real),
+            d_fake = format_small(m.d_fake),
+            d_loss_end = m.d_loss_end.map(format_small),
+            g_loss_end = m.g_loss_end.map(format_small),
             seconds = format!("{:.1}", m.seconds),
             "epoch {epoch}/{} done",
             config.training.epochs
@@ -300,7 +311,9 @@ pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
                 evaluation = Some(scores);
             }
         }
-        if epoch.is_multiple_of(config.output.checkpoint_every) || start_ends {
+        let stuck = stuck_reason(&state.history);
+        let stop_stuck = config.training.stop_when_stuck && stuck.is_some();
+        if epoch.is_multiple_of(config.output.checkpoint_every) || start_ends || stop_stuck {
             dir.save_checkpoint(epoch, config.output.keep_checkpoints, |path| {
                 checkpoint::write(&mut state, &fingerprint, path)
             })?;
@@ -331,12 +344,15 @@ pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         }
         let was_stuck = state.history.len() > 1
             && stuck_reason(&state.history[..state.history.len() - 1]).is_some();
-        if let Some(reason) = stuck_reason(&state.history) {
+        dir.write_metrics(&state.history)?;
+        if let Some(reason) = stuck {
+            if stop_stuck {
+                return Err(Error::Stuck { epoch, reason });
+            }
             if !was_stuck {
                 tracing::warn!("epoch {epoch}: the run looks stuck: {reason}");
             }
         }
-        dir.write_metrics(&state.history)?;
     }
     let s = summary(&state, &evaluation);
     if s.finished {

@@ -13,13 +13,15 @@ pub fn data_dir() -> String {
     repo().join("data/mnist").display().to_string()
 }
 
-/// The paper config with one line replaced, written into the scratch dir as `exp.toml`.
+/// The paper config with one line replaced, written into the scratch dir as `exp.toml` (its
+/// data folder, relative to `configs/`, made absolute).
 pub fn paper_with(s: &Scratch, from: &str, to: &str) -> String {
     let text = std::fs::read_to_string(config("paper.toml")).unwrap();
     assert!(text.contains(from), "paper.toml has no `{from}`");
-    s.write("exp.toml", &text.replacen(from, to, 1))
-        .display()
-        .to_string()
+    let text =
+        text.replacen(from, to, 1)
+            .replacen("\"../data/mnist\"", &format!("{:?}", data_dir()), 1);
+    s.write("exp.toml", &text).display().to_string()
 }
 
 /// `exp.toml:LINE:` for the line of the file written by [`paper_with`] that holds `needle`, so
