@@ -7,12 +7,16 @@ use std::fmt::Write as _;
 use base64::Engine;
 
 use crate::compare::{compare, RunRecord};
+use crate::config::LossKind;
 use crate::error::{Error, Result};
 use crate::run_dir::{atomic_write, sample_grid_name, SAMPLES_DIR};
 use crate::train::EpochMetrics;
 
 /// File name of the per-run curves plot.
 pub const CURVES_FILE: &str = "curves.png";
+
+/// With more differing keys than this, the report's table is shown transposed.
+const WIDEST_KEYS: usize = 4;
 
 /// Line colours, one per run (RGB).
 const PALETTE: [[u8; 3]; 8] = [
@@ -89,68 +93,138 @@ impl ImportedLog {
     }
 }
 
-/// One line of a chart: a label and `(epoch, value)` points.
-type Series = (String, Vec<(usize, f64)>);
+/// One line of a chart: a label, its colour (its place in the page's legend) and
+/// `(epoch, value)` points.
+#[derive(Debug, Clone, PartialEq)]
+struct Series {
+    label: String,
+    colour: usize,
+    points: Vec<(usize, f64)>,
+}
 
-/// The charts of the page, as (name, caption, series): the four per-step curves of the runs,
-/// and, where any run measured them or a log is imported, the end-of-epoch losses.
-fn charts(runs: &[RunRecord], logs: &[ImportedLog]) -> Vec<(&'static str, String, Vec<Series>)> {
-    let of_runs = |get: fn(&EpochMetrics) -> Option<f64>| -> Vec<Series> {
+/// How a chart's values map to its height.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Scale {
+    Linear,
+    /// Powers of ten: for D's outputs, whose interesting values run from 0.5 down to 1e-6.
+    Log,
+}
+
+/// One chart of the page: its file name, caption, scale and lines.
+#[derive(Debug, Clone)]
+struct Chart {
+    name: String,
+    caption: String,
+    scale: Scale,
+    series: Vec<Series>,
+}
+
+/// The charts of the page: the runs' losses, one chart per loss kind among them (their values
+/// mean different things), D's outputs on log scales, and, where any run measured them or a log
+/// is imported, the end-of-epoch losses (imported logs join those of every loss kind, marked).
+fn charts(runs: &[RunRecord], logs: &[ImportedLog]) -> Vec<Chart> {
+    let series_of = |runs: &[(usize, &RunRecord)], get: &dyn Fn(&EpochMetrics) -> Option<f64>| {
         runs.iter()
-            .map(|r| {
-                let points = r
+            .map(|&(colour, r)| Series {
+                label: r.label(),
+                colour,
+                points: r
                     .metrics
                     .iter()
                     .filter_map(|m| Some((m.epoch, get(m)?)))
-                    .collect();
-                (r.label(), points)
+                    .collect(),
             })
-            .collect()
+            .collect::<Vec<_>>()
     };
-    let mut out: Vec<(&'static str, String, Vec<Series>)> = METRICS
-        .iter()
-        .map(|&(name, get)| {
-            let series = runs
-                .iter()
-                .map(|r| {
-                    (
-                        r.label(),
-                        r.metrics.iter().map(|m| (m.epoch, get(m))).collect(),
-                    )
-                })
-                .collect();
-            (
-                name,
-                format!("{name}, the mean over the epoch's steps"),
-                series,
-            )
-        })
-        .collect();
+    let all: Vec<(usize, &RunRecord)> = runs.iter().enumerate().collect();
+    let mut kinds: Vec<LossKind> = runs.iter().map(|r| r.config.loss).collect();
+    kinds.sort_by_key(|k| k.name());
+    kinds.dedup();
+    let split = kinds.len() > 1;
     let measured = runs
         .iter()
         .any(|r| r.metrics.iter().any(|m| m.d_loss_end.is_some()));
-    if measured || !logs.is_empty() {
-        for (name, get, pick) in [
-            (
-                "d_loss_end",
-                (|m: &EpochMetrics| m.d_loss_end) as fn(&EpochMetrics) -> Option<f64>,
-                (|r: &(usize, f64, f64)| r.1) as fn(&(usize, f64, f64)) -> f64,
-            ),
-            ("g_loss_end", |m| m.g_loss_end, |r| r.2),
-        ] {
-            let mut series = of_runs(get);
-            series.extend(logs.iter().map(|l| {
-                (
-                    l.name.clone(),
-                    l.rows.iter().map(|r| (r.0, pick(r))).collect(),
-                )
-            }));
-            out.push((
-                name,
-                format!("{name}, on the epoch's last batch after it (as the tutorial printed)"),
+    let end_charts = measured || !logs.is_empty();
+    type Get = fn(&EpochMetrics) -> Option<f64>;
+    let mut losses: Vec<(&str, &str, Get)> = vec![
+        ("d_loss", "the mean over the epoch's steps", |m| {
+            Some(m.d_loss)
+        }),
+        ("g_loss", "the mean over the epoch's steps", |m| {
+            Some(m.g_loss)
+        }),
+    ];
+    if end_charts {
+        losses.push((
+            "d_loss_end",
+            "on the epoch's last batch after it (as the tutorial printed)",
+            |m| m.d_loss_end,
+        ));
+        losses.push((
+            "g_loss_end",
+            "on the epoch's last batch after it (as the tutorial printed)",
+            |m| m.g_loss_end,
+        ));
+    }
+    let mut out = Vec::new();
+    for (name, how, get) in losses {
+        let imported = name.ends_with("_end");
+        // With no runs (imported logs alone) there is still one chart per loss.
+        let groups: Vec<Option<LossKind>> = match kinds.is_empty() {
+            true => vec![None],
+            false => kinds.iter().copied().map(Some).collect(),
+        };
+        for kind in groups {
+            let members: Vec<(usize, &RunRecord)> = all
+                .iter()
+                .copied()
+                .filter(|(_, r)| kind.is_none_or(|k| r.config.loss == k))
+                .collect();
+            let mut series = series_of(&members, &get);
+            if imported {
+                series.extend(logs.iter().enumerate().map(|(j, l)| {
+                    Series {
+                        label: format!("{} (imported)", l.name),
+                        colour: runs.len() + j,
+                        points: l
+                            .rows
+                            .iter()
+                            .map(|r| (r.0, if name == "d_loss_end" { r.1 } else { r.2 }))
+                            .collect(),
+                    }
+                }));
+            }
+            let kind_text = kind.map_or(String::new(), |k| format!(", loss {}", k.name()));
+            out.push(Chart {
+                name: match (split, kind) {
+                    (true, Some(k)) => format!("{name}-{}", k.name()),
+                    _ => name.to_string(),
+                },
+                caption: format!("{name}{kind_text}, {how}"),
+                scale: Scale::Linear,
                 series,
-            ));
+            });
         }
+    }
+    let d_outputs: [(&str, &str, Get); 2] = [
+        (
+            "d_real",
+            "1 - D(x) on real images, log scale (toward 0: D certain)",
+            |m| Some(1.0 - m.d_real),
+        ),
+        (
+            "d_fake",
+            "D(G(z)) on generated images, log scale (toward 0: D certain)",
+            |m| Some(m.d_fake),
+        ),
+    ];
+    for (name, caption, get) in d_outputs {
+        out.push(Chart {
+            name: name.to_string(),
+            caption: caption.to_string(),
+            scale: Scale::Log,
+            series: series_of(&all, &get),
+        });
     }
     out
 }
@@ -164,9 +238,9 @@ pub fn write_chart_files(
 ) -> Result<Vec<std::path::PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
     let mut paths = Vec::new();
-    for (name, caption, series) in charts(runs, logs) {
-        let path = dir.join(format!("{name}.svg"));
-        atomic_write(&path, svg_chart(&caption, &series, true).as_bytes())?;
+    for chart in charts(runs, logs) {
+        let path = dir.join(format!("{}.svg", chart.name));
+        atomic_write(&path, svg_chart(&chart, true).as_bytes())?;
         paths.push(path);
     }
     Ok(paths)
@@ -198,22 +272,38 @@ pub fn html(runs: &[RunRecord], logs: &[ImportedLog]) -> Result<String> {
         );
     }
     page += "</p>\n<h2>Curves</h2>\n<div class=\"charts\">\n";
-    for (_, caption, series) in charts(runs, logs) {
-        page += &svg_chart(&caption, &series, false);
+    for chart in charts(runs, logs) {
+        page += &svg_chart(&chart, false);
     }
     page += "</div>\n<h2>Config keys that differ, and final metrics</h2>\n<table>\n";
     let table = compare(runs, None, false)?;
-    page += "<tr>";
-    for c in &table.columns {
-        let _ = write!(page, "<th>{}</th>", escape(c));
-    }
-    page += "</tr>\n";
-    for row in &table.rows {
+    if table.columns.len() > 1 + crate::compare::METRIC_COLUMNS.len() + WIDEST_KEYS {
+        // Many differing keys (e.g. other architectures): one row per key, one column per run,
+        // so that the page stays as wide as the runs are many.
         page += "<tr>";
-        for c in row {
-            let _ = write!(page, "<td>{}</td>", escape(c));
+        for (i, c) in table.columns.iter().enumerate() {
+            let cells = std::iter::once(c).chain(table.rows.iter().map(|r| &r[i]));
+            let tag = if i == 0 { "th" } else { "td" };
+            for (j, cell) in cells.enumerate() {
+                let tag = if j == 0 { "th" } else { tag };
+                let _ = write!(page, "<{tag}>{}</{tag}>", escape(cell));
+            }
+            page += "</tr>\n<tr>";
+        }
+        page.truncate(page.len() - "<tr>".len());
+    } else {
+        page += "<tr>";
+        for c in &table.columns {
+            let _ = write!(page, "<th>{}</th>", escape(c));
         }
         page += "</tr>\n";
+        for row in &table.rows {
+            page += "<tr>";
+            for c in row {
+                let _ = write!(page, "<td>{}</td>", escape(c));
+            }
+            page += "</tr>\n";
+        }
     }
     page += "</table>\n<h2>Sample grids</h2>\n<table>\n<tr><th>epoch</th>";
     for r in runs {
@@ -245,24 +335,35 @@ pub fn html(runs: &[RunRecord], logs: &[ImportedLog]) -> Result<String> {
     Ok(page)
 }
 
-/// One line chart; series take the palette's colours in order. `legend` adds their labels (for
-/// a chart shown on its own).
-fn svg_chart(caption: &str, series: &[Series], legend: bool) -> String {
+/// One line chart, each series in its palette colour; non-finite values (and, on a log
+/// scale, values that are not positive) are left out. `legend` adds the series' labels (for a
+/// chart shown on its own).
+fn svg_chart(chart: &Chart, legend: bool) -> String {
     let (w, h, pad) = (460.0, 260.0, 40.0);
+    let to_axis = |v: f64| match chart.scale {
+        Scale::Linear => v,
+        Scale::Log if v > 0.0 => v.log10(),
+        Scale::Log => f64::NAN,
+    };
+    let from_axis = |a: f64| match chart.scale {
+        Scale::Linear => a,
+        Scale::Log => 10f64.powf(a),
+    };
+    let series = &chart.series;
     let values: Vec<f64> = series
         .iter()
-        .flat_map(|(_, p)| p.iter().map(|&(_, v)| v))
+        .flat_map(|s| s.points.iter().map(|&(_, v)| to_axis(v)))
         .collect();
     let max_epoch = series
         .iter()
-        .flat_map(|(_, p)| p.iter().map(|&(e, _)| e))
+        .flat_map(|s| s.points.iter().map(|&(e, _)| e))
         .max()
         .unwrap_or(1);
     let (lo, hi) = bounds(&values);
     let x =
         |e: usize| pad + (e as f64 - 1.0) / ((max_epoch as f64 - 1.0).max(1.0)) * (w - 2.0 * pad);
-    let y = |v: f64| h - pad - (v - lo) / (hi - lo) * (h - 2.0 * pad);
-    let name = escape(caption);
+    let y = |a: f64| h - pad - (a - lo) / (hi - lo) * (h - 2.0 * pad);
+    let name = escape(&chart.caption);
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"{name}\">\
          <rect width=\"100%\" height=\"100%\" fill=\"#fafafa\"/>\
@@ -276,15 +377,20 @@ fn svg_chart(caption: &str, series: &[Series], legend: bool) -> String {
         ylo = h - pad,
         yhi = pad + 4.0,
         xl = h - pad + 14.0,
-        lo = axis_value(lo),
-        hi = axis_value(hi),
+        lo = axis_value(from_axis(lo)),
+        hi = axis_value(from_axis(hi)),
     );
-    for (i, (label, points)) in series.iter().enumerate() {
-        let [cr, cg, cb] = PALETTE[i % PALETTE.len()];
-        let coords: Vec<String> = points
+    for (i, line) in series.iter().enumerate() {
+        let [cr, cg, cb] = PALETTE[line.colour % PALETTE.len()];
+        let drawn: Vec<(usize, f64)> = line
+            .points
             .iter()
-            .filter(|(_, v)| v.is_finite())
-            .map(|&(e, v)| format!("{:.1},{:.1}", x(e), y(v)))
+            .map(|&(e, v)| (e, to_axis(v)))
+            .filter(|(_, a)| a.is_finite())
+            .collect();
+        let coords: Vec<String> = drawn
+            .iter()
+            .map(|&(e, a)| format!("{:.1},{:.1}", x(e), y(a)))
             .collect();
         let _ = write!(
             s,
@@ -292,15 +398,12 @@ fn svg_chart(caption: &str, series: &[Series], legend: bool) -> String {
             coords.join(" ")
         );
         // A lone point has no line to show it: a dot (never at NaN coordinates).
-        if let Some((e, v)) = points
-            .first()
-            .filter(|(_, v)| points.len() == 1 && v.is_finite())
-        {
+        if let [(e, a)] = drawn[..] {
             let _ = write!(
                 s,
                 "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"rgb({cr},{cg},{cb})\"/>",
-                x(*e),
-                y(*v)
+                x(e),
+                y(a)
             );
         }
         if legend {
@@ -308,7 +411,7 @@ fn svg_chart(caption: &str, series: &[Series], legend: bool) -> String {
                 s,
                 "<text x=\"{lx}\" y=\"{ly}\" font-size=\"11\" font-family=\"sans-serif\" \
                  text-anchor=\"end\" fill=\"rgb({cr},{cg},{cb})\">&#9632; {}</text>",
-                escape(label),
+                escape(&line.label),
                 lx = w - pad,
                 ly = 20.0 + 13.0 * (i as f64 + 1.0),
             );
@@ -425,11 +528,122 @@ mod tests {
             rows: vec![(1, 1.0, 0.7), (2, 1.1, 0.000_001_4)],
         };
         let charts = charts(&[], std::slice::from_ref(&log));
-        let names: Vec<&str> = charts.iter().map(|c| c.0).collect();
+        let names: Vec<&str> = charts.iter().map(|c| c.name.as_str()).collect();
         assert!(names.contains(&"d_loss_end") && names.contains(&"g_loss_end"));
-        let (_, caption, series) = charts.iter().find(|c| c.0 == "g_loss_end").unwrap();
-        assert_eq!(series[0].1, vec![(1, 0.7), (2, 0.000_001_4)]);
-        let svg = svg_chart(caption, series, true);
-        assert!(svg.contains("tutorial") && svg.contains("1.40e-6"), "{svg}");
+        let chart = charts.iter().find(|c| c.name == "g_loss_end").unwrap();
+        assert_eq!(chart.series[0].points, vec![(1, 0.7), (2, 0.000_001_4)]);
+        let svg = svg_chart(chart, true);
+        assert!(
+            svg.contains("tutorial (imported)") && svg.contains("1.40e-6"),
+            "{svg}"
+        );
+    }
+
+    fn record(name: &str, overrides: &[&str], loss_d: f64) -> RunRecord {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke.toml");
+        let o: Vec<crate::config::Override> =
+            overrides.iter().map(|s| s.parse().unwrap()).collect();
+        let m = EpochMetrics {
+            epoch: 1,
+            d_loss: loss_d,
+            g_loss: 0.7,
+            d_real: 0.9,
+            d_fake: 1e-5,
+            seconds: 1.0,
+            samples_per_sec: 1.0,
+            fid: None,
+            classifier_score: None,
+            modes: None,
+            parzen_nats: None,
+            d_loss_end: None,
+            g_loss_end: None,
+        };
+        RunRecord {
+            dir: std::path::PathBuf::from("/nonexistent").join(name),
+            config: crate::config::load(&path, &o).unwrap(),
+            metrics: vec![m],
+        }
+    }
+
+    /// Runs of two loss kinds get a loss chart each, named by the kind; D's outputs share log
+    /// charts; a table with many differing keys turns to one row per key.
+    #[test]
+    fn loss_kinds_get_their_own_charts_and_wide_tables_turn() {
+        let runs = [
+            record("a", &[], 1.3),
+            record(
+                "b",
+                &[
+                    "loss=tutorial_double_sigmoid",
+                    "seed=3",
+                    "noise.dim=8",
+                    "training.batch_size=20",
+                    "optimizer.generator.beta1=0.9",
+                    "optimizer.generator.lr=1e-3",
+                ],
+                0.9,
+            ),
+        ];
+        let names: Vec<String> = charts(&runs, &[]).into_iter().map(|c| c.name).collect();
+        assert_eq!(
+            names,
+            [
+                "d_loss-bce_logits",
+                "d_loss-tutorial_double_sigmoid",
+                "g_loss-bce_logits",
+                "g_loss-tutorial_double_sigmoid",
+                "d_real",
+                "d_fake"
+            ]
+        );
+        let page = html(&runs, &[]).unwrap();
+        assert!(
+            page.contains("<tr><th>run</th><th>a</th><th>b</th></tr>"),
+            "transposed"
+        );
+        assert!(page.contains("<tr><th>noise.dim</th><td>16</td><td>8</td></tr>"));
+        let narrow = html(&[record("a", &[], 1.3), record("b", &["seed=3"], 0.9)], &[]).unwrap();
+        assert!(
+            narrow.contains("<tr><th>run</th><th>seed</th>"),
+            "not transposed"
+        );
+    }
+
+    /// On a log scale a value of 1e-6 sits two decades below 1e-4, where a linear axis would
+    /// draw both on zero; values that are not positive are left out, not drawn at NaN.
+    #[test]
+    fn log_scale_charts_spread_small_values_and_skip_non_positive_ones() {
+        let chart = Chart {
+            name: "d_fake".into(),
+            caption: "D(G(z))".into(),
+            scale: Scale::Log,
+            series: vec![Series {
+                label: "a".into(),
+                colour: 0,
+                points: vec![(1, 1e-2), (2, 1e-4), (3, 1e-6), (4, 0.0)],
+            }],
+        };
+        let svg = svg_chart(&chart, false);
+        assert!(!svg.contains("NaN"), "{svg}");
+        let points: Vec<(f64, f64)> = svg
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .split(' ')
+            .map(|p| {
+                let (x, y) = p.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(points.len(), 3, "the zero is left out");
+        let (y0, y1, y2) = (points[0].1, points[1].1, points[2].1);
+        assert!(
+            ((y1 - y0) - (y2 - y1)).abs() < 0.2,
+            "equal decades: {points:?}"
+        );
+        assert!(svg.contains("1.00e-6") && svg.contains("0.010"), "{svg}");
     }
 }

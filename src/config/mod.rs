@@ -141,6 +141,16 @@ pub enum LossKind {
     TutorialDoubleSigmoid,
 }
 
+impl LossKind {
+    /// The name a config uses for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LossKind::BceLogits => "bce_logits",
+            LossKind::TutorialDoubleSigmoid => "tutorial_double_sigmoid",
+        }
+    }
+}
+
 /// MNIST location and the train/validation split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
