@@ -81,7 +81,7 @@ fn one() -> f64 {
 impl ClassifierConfig {
     /// Reads and checks a classifier file; errors name the file, line and key.
     pub fn load(path: &Path) -> Result<ClassifierConfig> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
+        let text = crate::config::read_text(path)?;
         let mut config: ClassifierConfig = crate::config::source::deserialize_text(&text, path)?;
         config.data.dir = crate::config::resolve_data_dir(&text, path, &[], &config.data.dir);
         config.validate().map_err(|(key, message)| Error::Config {

@@ -280,26 +280,57 @@ fn read_file(
     Ok((path, bytes))
 }
 
-/// Reads exactly `path`, decompressing it when it is gzipped (by its content, not its name).
+/// The most bytes an IDX file may hold, on disk or decompressed: MNIST's largest is 47 MB, and
+/// a file (or a gzip stream) claiming more is refused before it is read into memory.
+pub const MAX_IDX_BYTES: u64 = 256 << 20;
+
+/// Reads exactly `path`, decompressing it when it is gzipped (by its content, not its name),
+/// never holding more than [`MAX_IDX_BYTES`] of it.
 fn read_maybe_gzipped(path: &Path) -> Result<Vec<u8>> {
     let path = path.to_path_buf();
-    let raw = std::fs::read(&path).map_err(|e| Error::Data {
+    let bad = |message: String| Error::Data {
         path: path.clone(),
-        message: format!("cannot read: {e}"),
-    })?;
+        message,
+    };
+    let too_big = |what: &str| {
+        bad(format!(
+            "{what} more than {} MB, larger than any MNIST file: not an MNIST IDX file",
+            MAX_IDX_BYTES >> 20
+        ))
+    };
+    let file = std::fs::File::open(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| bad(format!("cannot read: {e}")))?;
+    if !meta.is_file() {
+        return Err(bad("is not a regular file".into()));
+    }
+    if meta.len() > MAX_IDX_BYTES {
+        return Err(too_big("holds"));
+    }
+    let mut raw = Vec::with_capacity(meta.len() as usize);
+    (&file)
+        .take(MAX_IDX_BYTES + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| bad(format!("cannot read: {e}")))?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        // gzip's trailer holds the uncompressed size (mod 2^32): reserve it, so that the
-        // buffer does not grow by doubling past it.
+        // gzip's trailer holds the uncompressed size (mod 2^32): reserve it (within the
+        // bound), so that the buffer does not grow by doubling past it.
         let size = raw.len().checked_sub(4).map_or(0, |at| {
             u32::from_le_bytes(raw[at..].try_into().expect("4 bytes"))
         });
-        let mut out = Vec::with_capacity((size as usize).min(1 << 30));
+        let mut out = Vec::with_capacity((size as u64).min(MAX_IDX_BYTES) as usize);
         flate2::read::GzDecoder::new(&raw[..])
+            .take(MAX_IDX_BYTES + 1)
             .read_to_end(&mut out)
-            .map_err(|e| Error::Data {
-                path: path.clone(),
-                message: format!("corrupt gzip data ({e}): the file is damaged or truncated"),
+            .map_err(|e| {
+                bad(format!(
+                    "corrupt gzip data ({e}): the file is damaged or truncated"
+                ))
             })?;
+        if out.len() as u64 > MAX_IDX_BYTES {
+            return Err(too_big("decompresses to"));
+        }
         out
     } else {
         raw
@@ -337,8 +368,14 @@ pub fn parse_idx<'a>(
             u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
         })
         .collect();
-    let expected: usize = dims.iter().product();
     let body = &bytes[header..];
+    let Some(expected) = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) else {
+        return Err(bad(format!(
+            "header promises more data than can be addressed ({dims:?}), the file has {} bytes: \
+             not an IDX file of this kind",
+            body.len()
+        )));
+    };
     if body.len() != expected {
         return Err(bad(format!(
             "header promises {expected} bytes of data ({dims:?}), the file has {}: truncated or padded",

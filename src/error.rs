@@ -110,6 +110,15 @@ pub enum Error {
         message: String,
     },
 
+    /// An output path gan-run will not write to.
+    #[error("output {}: {message}", path.display())]
+    Output {
+        /// The path asked for.
+        path: PathBuf,
+        /// Why not.
+        message: String,
+    },
+
     /// A loss log given to `report --log NAME=FILE` that cannot be read.
     #[error("imported loss log {}: {message}", path.display())]
     ImportedLog {
@@ -172,6 +181,11 @@ impl Error {
             Error::Diverged { .. } => Some(
                 "the last good checkpoint is kept; lower the learning rates or change beta1, \
                  then run again to resume"
+                    .into(),
+            ),
+            Error::Output { .. } => Some(
+                "name a new file, or a regular file outside the run's own files (e.g. in the \
+                 current folder), with --out (--png for diff)"
                     .into(),
             ),
             Error::Stuck { .. } => Some(

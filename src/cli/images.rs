@@ -48,6 +48,9 @@ pub fn sample(args: SampleArgs) -> anyhow::Result<()> {
         noise_out,
     } = args;
     check_image_count(n, memory_limit)?;
+    for path in std::iter::once(&out).chain(noise_out.as_ref()) {
+        crate::run_dir::check_output(path)?;
+    }
     let generated =
         crate::sample::generate_from_run(&run, checkpoint.as_deref(), n.max(1), seed, generation)?;
     crate::sample::write_images(&out, &generated.pixels)?;
@@ -90,6 +93,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
         false => (Networks::Generator, "generator.safetensors"),
     };
     let out = out.unwrap_or_else(|| run.join(default_name));
+    crate::run_dir::check_output(&out)?;
     let (config, mut state) = crate::sample::load_run(&run, checkpoint.as_deref())?;
     crate::export::write_export(
         &config,
@@ -166,6 +170,9 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     use crate::eval::{render_table, Evaluator};
     if samples.is_none() {
         check_image_count(n, memory_limit)?;
+    }
+    if let Some(out) = &write_reference {
+        crate::run_dir::check_output(out)?;
     }
     let started = std::time::Instant::now();
     let classifier = match &classifier {

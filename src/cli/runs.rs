@@ -34,6 +34,8 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<()> {
     } = args;
     use crate::compare::{diff, render_diff, side_by_side_png, RunRecord, TableFormat};
     let (ra, rb) = (RunRecord::read(&a)?, RunRecord::read(&b)?);
+    let png = png.unwrap_or_else(|| a.join(format!("diff-{}.png", rb.label())));
+    crate::run_dir::check_output(&png)?;
     let d = diff(&ra, &rb);
     if json {
         println!("{}", serde_json::to_string_pretty(&d)?);
@@ -51,7 +53,6 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<()> {
         );
     }
     if !d.common_sample_epochs.is_empty() {
-        let png = png.unwrap_or_else(|| a.join(format!("diff-{}.png", rb.label())));
         let bytes = side_by_side_png(&ra, &rb, &d.common_sample_epochs)?;
         crate::run_dir::atomic_write(&png, &bytes)?;
         eprintln!(
@@ -170,6 +171,14 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
         charts,
     } = args;
     use crate::compare::{expand_runs, RunRecord};
+    let out = out.unwrap_or_else(|| match runs.as_slice() {
+        [one] => one.join("report.html"),
+        _ => PathBuf::from("report.html"),
+    });
+    crate::run_dir::check_output(&out)?;
+    if let Some(dir) = &charts {
+        crate::run_dir::check_output(&dir.join("d_loss.svg"))?;
+    }
     let records = expand_runs(&runs)?
         .iter()
         .map(|d| RunRecord::read(d))
@@ -186,10 +195,6 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
             println!("{}", path.display());
         }
     }
-    let out = out.unwrap_or_else(|| match runs.as_slice() {
-        [one] => one.join("report.html"),
-        _ => PathBuf::from("report.html"),
-    });
     let page = crate::report::html(&records, &logs)?;
     crate::run_dir::atomic_write(&out, page.as_bytes())?;
     println!("{}", out.display());

@@ -69,6 +69,7 @@ pub fn train_classifier(args: TrainClassifierArgs) -> anyhow::Result<()> {
     if out.exists() && !force {
         anyhow::bail!("{} exists; pass --force to replace it", out.display());
     }
+    crate::run_dir::check_output(&out)?;
     let cfg = classifier::ClassifierConfig::load(&config)?;
     let mut trained = classifier::train(&cfg, |e| {
         println!(

@@ -664,8 +664,32 @@ pub fn check_run_name(name: &str) -> std::result::Result<(), String> {
 
 /// Reads, overrides, fills in and validates an experiment file.
 pub fn load(path: &Path, overrides: &[Override]) -> Result<Experiment> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let text = read_text(path)?;
     from_str(&text, path, overrides)
+}
+
+/// The most bytes a config or sweep file may hold: a config is a few KB; a larger file is
+/// refused before it is read or parsed.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Reads a config or sweep file of at most [`MAX_CONFIG_BYTES`].
+pub fn read_text(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| Error::io("cannot read", path, e))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(Error::Config {
+            location: location_of(path, ""),
+            message: format!(
+                "the file holds more than {} KB; a config is a few KB: is this the right file?",
+                MAX_CONFIG_BYTES >> 10
+            ),
+        });
+    }
+    Ok(text)
 }
 
 /// Like [`load`], from text already in memory; `path` is only used in messages.
@@ -677,7 +701,7 @@ pub fn from_str(text: &str, path: &Path, overrides: &[Override]) -> Result<Exper
 /// gan-run has retired (such as batch-norm mode `batch_stats_only`), so that old runs can still
 /// be listed, compared, diffed, reported and sampled; training refuses them.
 pub fn load_saved(path: &Path) -> Result<Experiment> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let text = read_text(path)?;
     resolve(&text, path, &[], Retired::Accept)
 }
 

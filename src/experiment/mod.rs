@@ -4,7 +4,7 @@
 
 pub mod events;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use dfdx::prelude::*;
@@ -73,8 +73,72 @@ impl Summary {
 }
 
 /// Trains `config` into `options.run_dir`, resuming from its last checkpoint if it has one.
+///
+/// Everything that can be checked is checked before the run directory is created or touched:
+/// the data folder is read and the evaluation set loaded first. A start that created the
+/// directory and fails before its first checkpoint (a diverging first epoch, a full disk)
+/// removes it again, so that the corrected config is not refused as another run's.
 pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
+    // The outermost folder this start will create (the run directory, or `runs/` itself).
+    let created = options
+        .run_dir
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+        .last()
+        .map(Path::to_path_buf);
+    let result = run_in(config, options);
+    if let (Err(_), Some(created)) = (&result, created) {
+        let dir = RunDir {
+            path: options.run_dir.clone(),
+        };
+        // Not when another process has taken the directory meanwhile (its lock is alive).
+        let taken = matches!(crate::run_dir::RunLock::holder(&dir.path), Some(Ok(_)));
+        if !taken && dir.resume_checkpoint().ok().flatten().is_none() {
+            if let Err(e) = std::fs::remove_dir_all(&created) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(path = %created.display(), "could not remove what this start made: {e}");
+                }
+            }
+        }
+    }
+    result
+}
+
+fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
     let start_time = Instant::now();
+    let fingerprint = config.training_fingerprint();
+    // A run that will train reads its data (and evaluation set) before anything is created,
+    // and its training images before the checkpoint, so that the raw training file (dropped
+    // once packed) and the Adam moments a checkpoint restores are never held together
+    // (BENCHMARKS.md, Memory). A finished run loads none.
+    let existing = RunDir {
+        path: options.run_dir.clone(),
+    };
+    let finished = !options.force
+        && existing
+            .resume_checkpoint()
+            .ok()
+            .flatten()
+            .and_then(|path| checkpoint::peek(&path))
+            .is_some_and(|(epoch, fp)| fp == fingerprint && epoch >= config.training.epochs);
+    let (train, mut evaluator) = match finished {
+        true => (None, None),
+        false => {
+            let data = crate::data::load_train(&config.data)?;
+            // Only the training images are kept, packed.
+            let train = PackedImages::pack(&data.train);
+            let counts = (data.train.len(), data.validation.len());
+            drop(data);
+            let evaluator = match config.evaluation.every {
+                0 => None,
+                _ => Some(crate::eval::Evaluator::new(
+                    &config.data.dir,
+                    crate::classifier::Classifier::builtin()?,
+                )?),
+            };
+            (Some((train, counts)), evaluator)
+        }
+    };
     let (dir, start, _lock) = RunDir::prepare(&options.run_dir, config, options.force)?;
     crate::logging::attach_file(&dir.path.join(crate::run_dir::LOG_FILE))?;
     dir.record_overrides(&options.overrides)?;
@@ -83,36 +147,21 @@ pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
 
     let dev = Cpu::seed_from_u64(config.seed);
     let mut state = GanState::new(config, &dev);
-    let fingerprint = config.training_fingerprint();
     let (g_params, d_params) = (
         state.generator.num_params(),
         state.discriminator.num_params(),
     );
-    let load_train_images = || -> Result<PackedImages> {
-        let data = crate::data::load_train(&config.data)?;
-        // Only the training images are kept, packed.
-        let train = PackedImages::pack(&data.train);
+    if let Some((train, (n_train, n_validation))) = &train {
         tracing::info!(
-            train = data.train.len(),
-            validation = data.validation.len(),
+            train = n_train,
+            validation = n_validation,
             packed_mb = format!("{:.1}", train.packed_bytes() as f64 / 1e6),
             generator_params = g_params,
             discriminator_params = d_params,
             "data loaded"
         );
-        Ok(train)
-    };
-    let mut train = None;
+    }
     if let Start::Resume(path) = &start {
-        // A run that will train loads its images before the checkpoint, so that the raw
-        // training file (dropped once packed) and the Adam moments a checkpoint restores are
-        // never held together (BENCHMARKS.md, Memory, has the peaks). A finished run, or a file
-        // that `restore` will refuse, loads none first.
-        let will_train = checkpoint::peek(path)
-            .is_some_and(|(epoch, fp)| fp == fingerprint && epoch < config.training.epochs);
-        if will_train {
-            train = Some(load_train_images()?);
-        }
         let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
         checkpoint::restore(&mut state, &bytes, path, &fingerprint)?;
         match &state.partial {
@@ -156,8 +205,9 @@ pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
     }
     dir.write_metrics(&state.history)?;
     let train = match train {
-        Some(train) => train,
-        None => load_train_images()?,
+        Some((train, _)) => train,
+        // Another start finished the run between the check above and the lock.
+        None => return Ok(summary(&state, &evaluation)),
     };
     if let (Start::Resume(path), Some(partial)) = (&start, &state.partial) {
         if let Some(reason) = partial.mismatch(state.epoch, train.len(), config.training.batch_size)
@@ -168,13 +218,7 @@ pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
             });
         }
     }
-    let mut evaluator = match config.evaluation.every {
-        0 => None,
-        _ => Some(crate::eval::Evaluator::new(
-            &config.data.dir,
-            crate::classifier::Classifier::builtin()?,
-        )?),
-    };
+
     let grid = config.output.sample_grid;
     let steps = train.len() / config.training.batch_size;
     let mut events = match config.output.tensorboard {

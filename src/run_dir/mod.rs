@@ -78,6 +78,77 @@ pub struct RunDir {
     pub path: PathBuf,
 }
 
+/// Checks a path a command was asked to write its output to: it must be new or a regular
+/// file (never a folder, a link, a FIFO or a device, which a rename would replace), and not
+/// one of the files a run or a sweep keeps (its config, metrics, logs, checkpoints, grids,
+/// records), which a command's output must not replace.
+pub fn check_output(path: &Path) -> Result<()> {
+    let refuse = |message: &str| {
+        Err(Error::Output {
+            path: path.to_path_buf(),
+            message: message.to_string(),
+        })
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.file_type().is_symlink() {
+            return refuse("is a symbolic link; gan-run replaces files, not what links point to");
+        }
+        if !meta.is_file() {
+            return refuse("exists and is not a regular file (a folder, a FIFO or a device)");
+        }
+    }
+    let name = path
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().to_string());
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let parent = parent.unwrap_or(Path::new("."));
+    let is_run = |dir: &Path| dir.join(CONFIG_FILE).is_file();
+    let own_names = [
+        CONFIG_FILE,
+        OVERRIDES_FILE,
+        LOG_FILE,
+        METRICS_FILE,
+        SUMMARY_FILE,
+        LOCK_FILE,
+        "stopped.json",
+    ];
+    let in_run = is_run(parent)
+        && (own_names.contains(&name.as_str())
+            || name.starts_with("events.out.tfevents.")
+            || (name.starts_with("eval") && name.ends_with(".json")));
+    let in_run_folder = parent
+        .file_name()
+        .is_some_and(|n| n == CHECKPOINTS_DIR || n == SAMPLES_DIR)
+        && parent.parent().is_some_and(is_run);
+    let in_sweep = parent.join("index.json").is_file()
+        && (name == "index.json" || name.starts_with("events.out.tfevents."));
+    if in_run || in_run_folder {
+        return refuse("is one of a run's own files, which gan-run's commands never replace");
+    }
+    if in_sweep {
+        return refuse("is one of a sweep's own files, which gan-run's commands never replace");
+    }
+    Ok(())
+}
+
+/// Where `--force` moves the run at `path`: a sibling `<name>.replaced-<unix seconds>` (with a
+/// counter if that is taken).
+fn replaced_path(path: &Path) -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = path
+        .file_name()
+        .map_or("run".into(), |n| n.to_string_lossy().to_string());
+    (0..)
+        .map(|i| match i {
+            0 => path.with_file_name(format!("{name}.replaced-{secs}")),
+            i => path.with_file_name(format!("{name}.replaced-{secs}-{i}")),
+        })
+        .find(|p| !p.exists())
+        .expect("some name is free")
+}
+
 /// Marks a run directory as in use by one process, so that two trainings never interleave
 /// their files; removed when dropped. A lock whose process is gone is taken over.
 #[derive(Debug)]
@@ -103,6 +174,16 @@ impl RunLock {
                     return Ok(RunLock { path });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+                        return Err(Error::RunDir {
+                            path: dir.to_path_buf(),
+                            message: format!(
+                                "its lock {} is not a file (a folder, a link or a device), so \
+                                 gan-run did not make it; remove it if no run uses this directory",
+                                path.display()
+                            ),
+                        });
+                    }
                     let holder = std::fs::read_to_string(&path).unwrap_or_default();
                     let alive = holder
                         .trim()
@@ -215,31 +296,49 @@ impl RunDir {
         config: &Experiment,
         force: bool,
     ) -> Result<(RunDir, Start, RunLock)> {
+        // The outermost folder this call will create (the run directory, or `runs/` itself).
+        let created = path
+            .ancestors()
+            .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+            .last()
+            .map(Path::to_path_buf);
+        let prepared = Self::prepare_in(path, config, force);
+        if let (Err(_), Some(created)) = (&prepared, created) {
+            // A start that made the directory and failed in it (a full disk at its first file)
+            // leaves nothing behind.
+            let _ = std::fs::remove_dir_all(created);
+        }
+        prepared
+    }
+
+    fn prepare_in(
+        path: &Path,
+        config: &Experiment,
+        force: bool,
+    ) -> Result<(RunDir, Start, RunLock)> {
         let dir = RunDir {
             path: path.to_path_buf(),
         };
         std::fs::create_dir_all(path).map_err(|e| Error::io("cannot create", path, e))?;
-        let lock = RunLock::acquire(path)?;
+        let mut lock = RunLock::acquire(path)?;
         // Temporaries of writers that are gone (a run killed mid-write, a start that failed at
         // its first file): ours, so removed, which also lets a half-made directory start.
         remove_stale_temporaries(path)?;
         if force && path.join(CONFIG_FILE).exists() {
-            // Only a gan-run run is ever deleted: a folder without its config.toml is refused
-            // below, --force or not.
-            tracing::warn!(path = %path.display(), "--force: deleting the existing run directory");
-            for entry in std::fs::read_dir(path).map_err(|e| Error::io("cannot list", path, e))? {
-                let entry = entry.map_err(|e| Error::io("cannot list", path, e))?;
-                let p = entry.path();
-                if entry.file_name() == LOCK_FILE {
-                    continue;
-                }
-                let removed = if p.is_dir() {
-                    std::fs::remove_dir_all(&p)
-                } else {
-                    std::fs::remove_file(&p)
-                };
-                removed.map_err(|e| Error::io("cannot delete", &p, e))?;
-            }
+            // Only a gan-run run is replaced (a folder without its config.toml is refused below,
+            // --force or not), and it is moved aside in one rename, never deleted: nothing is
+            // lost, and a failure leaves either the old run or the new start whole.
+            let aside = replaced_path(path);
+            std::fs::rename(path, &aside).map_err(|e| Error::io("cannot move aside", path, e))?;
+            tracing::warn!(
+                moved_to = %aside.display(),
+                "--force: the existing run was moved aside (delete it when it is not needed)"
+            );
+            std::fs::create_dir_all(path).map_err(|e| Error::io("cannot create", path, e))?;
+            let new_lock = RunLock::acquire(path)?;
+            // The old lock moved with its directory: remove it there, not here.
+            let _ = std::fs::remove_file(aside.join(LOCK_FILE));
+            std::mem::forget(std::mem::replace(&mut lock, new_lock));
         }
         let start = if path.join(CONFIG_FILE).exists() {
             let previous = dir.read_config()?;

@@ -88,7 +88,7 @@ impl Sweep {
     /// Reads a sweep file and expands its grid. Each point's config is validated by
     /// [`Sweep::config_of`], which callers run for every point before starting any.
     pub fn load(path: &Path) -> Result<Sweep> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
+        let text = crate::config::read_text(path)?;
         let file: SweepFile = toml::from_str(&text).map_err(|e| Error::Config {
             location: config::location_of(path, ""),
             message: e.to_string(),
