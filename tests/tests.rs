@@ -2,6 +2,7 @@
 //! through the built `gan-run` binary or the library, with its fixtures inline.
 
 mod architecture;
+mod bad_inputs;
 mod batch_norm;
 mod config_checks;
 mod exports;

@@ -179,8 +179,12 @@ pub fn check(args: CheckArgs) -> anyhow::Result<()> {
     let mut failed = 0;
     for path in &configs {
         let checked = common.load(path).and_then(|c| {
-            // The data folder too: present, verified against its checksums, big enough.
+            // The data folder too: present, verified against its checksums, big enough, and
+            // with the test set when the config scores samples.
             crate::data::load_train(&c.data)?;
+            if c.evaluation.every > 0 {
+                crate::data::load_test(&c.data.dir)?;
+            }
             Ok(c)
         });
         match checked {

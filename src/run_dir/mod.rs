@@ -319,6 +319,9 @@ impl RunDir {
         let dir = RunDir {
             path: path.to_path_buf(),
         };
+        // Refusals first, reading only, so that a refused start touches nothing; checked again
+        // under the lock below, which decides.
+        dir.refusal(config, force)?;
         std::fs::create_dir_all(path).map_err(|e| Error::io("cannot create", path, e))?;
         let mut lock = RunLock::acquire(path)?;
         // Temporaries of writers that are gone (a run killed mid-write, a start that failed at
@@ -340,31 +343,9 @@ impl RunDir {
             let _ = std::fs::remove_file(aside.join(LOCK_FILE));
             std::mem::forget(std::mem::replace(&mut lock, new_lock));
         }
+        dir.refusal(config, force)?;
         let start = if path.join(CONFIG_FILE).exists() {
             let previous = dir.read_config()?;
-            if let Some((key, _)) = previous.retired_setting() {
-                return Err(Error::RunDir {
-                    path: path.to_path_buf(),
-                    message: format!(
-                        "holds a run made with a retired setting ({key} = \"batch_stats_only\"), \
-                         which cannot be resumed (its results can still be compared, diffed, \
-                         reported and sampled); choose another name with `--name`, or pass \
-                         `--force` to replace it"
-                    ),
-                });
-            }
-            if previous.training_fingerprint() != config.training_fingerprint() {
-                let keys = previous.weight_keys_differing_from(config);
-                return Err(Error::RunDir {
-                    path: path.to_path_buf(),
-                    message: format!(
-                        "holds a run of a different config ({} differ{}); \
-                         choose another name with `--name`, or pass `--force` to replace it",
-                        keys.join(", "),
-                        if keys.len() == 1 { "s" } else { "" }
-                    ),
-                });
-            }
             // Keys that do not shape the weights may change between starts; generation is the
             // one whose change alters what grids and scores of the same run mean, so say so.
             if previous.generation != config.generation {
@@ -379,18 +360,6 @@ impl RunDir {
                 Some(c) => Start::Resume(c),
                 None => Start::Fresh,
             }
-        } else if std::fs::read_dir(path)
-            .map_err(|e| Error::io("cannot list", path, e))?
-            .flatten()
-            .any(|e| e.file_name() != LOCK_FILE)
-        {
-            return Err(Error::RunDir {
-                path: path.to_path_buf(),
-                message: format!(
-                    "exists and is not a gan-run run (no {CONFIG_FILE}); gan-run never deletes it, \
-                     even with --force: choose another `--name` or `--runs-dir`"
-                ),
-            });
         } else {
             Start::Fresh
         };
@@ -400,6 +369,59 @@ impl RunDir {
         }
         atomic_write(&path.join(CONFIG_FILE), config.to_toml().as_bytes())?;
         Ok((dir, start, lock))
+    }
+
+    /// Why `config` may not start in this directory, if it may not: it holds a run of another
+    /// config or of a retired setting (unless `force`, which moves it aside), or it is a
+    /// folder that is not a gan-run run. Reads only.
+    fn refusal(&self, config: &Experiment, force: bool) -> Result<()> {
+        let path = &self.path;
+        let refuse = |message: String| {
+            Err(Error::RunDir {
+                path: path.to_path_buf(),
+                message,
+            })
+        };
+        if path.join(CONFIG_FILE).exists() {
+            if force {
+                return Ok(());
+            }
+            let previous = self.read_config()?;
+            if let Some((key, _)) = previous.retired_setting() {
+                return refuse(format!(
+                    "holds a run made with a retired setting ({key} = \"batch_stats_only\"), \
+                     which cannot be resumed (its results can still be compared, diffed, \
+                     reported and sampled); choose another name with `--name`, or pass \
+                     `--force` to move it aside and start afresh"
+                ));
+            }
+            if previous.training_fingerprint() != config.training_fingerprint() {
+                let keys = previous.weight_keys_differing_from(config);
+                return refuse(format!(
+                    "holds a run of a different config ({} differ{}); choose another name with \
+                     `--name`, or pass `--force` to move it aside and start afresh",
+                    keys.join(", "),
+                    if keys.len() == 1 { "s" } else { "" }
+                ));
+            }
+            return Ok(());
+        }
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return Ok(()); // not there yet
+        };
+        // A lock, and temporaries of gan-run's first file (a start killed while writing it),
+        // are all a half-made run holds.
+        let foreign = entries.flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            name != LOCK_FILE && !name.starts_with(&format!("{CONFIG_FILE}.tmp-"))
+        });
+        if foreign {
+            return refuse(format!(
+                "exists and is not a gan-run run (no {CONFIG_FILE}); gan-run never deletes it, \
+                 even with --force: choose another `--name` or `--runs-dir`"
+            ));
+        }
+        Ok(())
     }
 
     /// The resolved config saved in the directory.
