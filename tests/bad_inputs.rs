@@ -49,6 +49,9 @@ struct Case {
     #[serde(default)]
     edits: Vec<Edit>,
     expect: Vec<String>,
+    /// Words the message must not hold (e.g. a hint for another command).
+    #[serde(default)]
+    absent: Vec<String>,
 }
 
 /// A change to a file of the scratch directory.
@@ -341,6 +344,11 @@ fn every_bad_input_of_the_corpus_is_refused_and_writes_nothing() {
             for word in &case.expect {
                 if !stderr.contains(&expand(word)) {
                     wrong.push(format!("does not say `{word}`"));
+                }
+            }
+            for word in &case.absent {
+                if stderr.contains(&expand(word)) {
+                    wrong.push(format!("says `{word}`"));
                 }
             }
             let after = snapshot(s.path());
