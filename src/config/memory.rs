@@ -43,11 +43,8 @@ fn shape_cost(layers: &[LayerSpec], input: usize) -> (f64, f64) {
     let mut params = 0.0;
     for (layer, pair) in layers.iter().zip(widths.windows(2)) {
         let (i, o) = (pair[0] as f64, pair[1] as f64);
-        params += match layer {
-            LayerSpec::Linear { .. } => i * o + o,
-            LayerSpec::BatchNorm { .. } => 4.0 * o,
-            _ => 0.0,
-        };
+        let (trainable, state) = layer.sizes(i, o);
+        params += trainable + state;
     }
     (params, widths.iter().map(|&w| w as f64).sum())
 }

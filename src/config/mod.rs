@@ -289,6 +289,42 @@ pub enum LayerSpec {
     },
 }
 
+impl LayerSpec {
+    /// What is wrong with the layer's own settings, if anything: the key under the layer and
+    /// the message. (Widths between layers are [`plan_widths`]' job.)
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        match *self {
+            LayerSpec::Linear { out: 0, .. } => Err(("out", "must be at least 1".into())),
+            LayerSpec::LeakyRelu { slope } if !slope.is_finite() => {
+                Err(("slope", format!("must be finite, got {slope}")))
+            }
+            LayerSpec::Dropout { rate } if !(0.0..1.0).contains(&rate) => Err((
+                "rate",
+                format!("dropout rate must be in [0, 1) (the share of units dropped), got {rate}"),
+            )),
+            LayerSpec::BatchNorm { momentum, .. } if !(0.0..=1.0).contains(&momentum) => Err((
+                "momentum",
+                format!("must be in [0, 1], got {momentum}"),
+            )),
+            LayerSpec::BatchNorm { eps, .. } if !(1e-30..=1.0).contains(&eps) => {
+                Err(("eps", format!("must be between 1e-30 and 1, got {eps}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The numbers the layer keeps, from `input` to `output` wide: trainable parameters and
+    /// other state (running statistics). In floating point, so that absurd sizes cannot
+    /// overflow: for memory estimates.
+    pub fn sizes(&self, input: f64, output: f64) -> (f64, f64) {
+        match self {
+            LayerSpec::Linear { .. } => (input * output + output, 0.0),
+            LayerSpec::BatchNorm { .. } => (2.0 * output, 2.0 * output),
+            _ => (0.0, 0.0),
+        }
+    }
+}
+
 /// The widths along a layer list, starting with `input`; or the index of the first layer whose
 /// declared input width does not match what reaches it.
 pub fn plan_widths(layers: &[LayerSpec], input: usize) -> Result<Vec<usize>, (usize, String)> {

@@ -134,36 +134,8 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
         let base = format!("model.{net}.layers");
         for (i, layer) in spec.layers.iter().enumerate() {
             let key = |k: &str| format!("{base}[{i}].{k}");
-            match *layer {
-                LayerSpec::Linear { out: 0, .. } => {
-                    return p(&key("out"), "must be at least 1".into())
-                }
-                LayerSpec::LeakyRelu { slope } if !slope.is_finite() => {
-                    return p(&key("slope"), format!("must be finite, got {slope}"))
-                }
-                LayerSpec::Dropout { rate } if !(0.0..1.0).contains(&rate) => {
-                    return p(
-                        &key("rate"),
-                        format!(
-                        "dropout rate must be in [0, 1) (the share of units dropped), got {rate}"
-                    ),
-                    )
-                }
-                LayerSpec::BatchNorm { momentum, eps, .. } => {
-                    if !(0.0..=1.0).contains(&momentum) {
-                        return p(
-                            &key("momentum"),
-                            format!("must be in [0, 1], got {momentum}"),
-                        );
-                    }
-                    if !(1e-30..=1.0).contains(&eps) {
-                        return p(
-                            &key("eps"),
-                            format!("must be between 1e-30 and 1, got {eps}"),
-                        );
-                    }
-                }
-                _ => {}
+            if let Err((k, message)) = layer.check() {
+                return p(&key(k), message);
             }
         }
         match plan_widths(&spec.layers, input) {
