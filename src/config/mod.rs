@@ -282,6 +282,14 @@ pub enum LayerSpec {
         #[serde(default = "defaults::bn_eps")]
         eps: f64,
     },
+    /// Layer normalisation: each row (one sample) normalised over its own features, then a
+    /// learned scale and offset per feature. No batch statistics, so the same in training and
+    /// generation, and each image independent of its batch.
+    LayerNorm {
+        /// Added to the variance before the square root.
+        #[serde(default = "defaults::bn_eps")]
+        eps: f64,
+    },
     /// Inverted dropout, active only in the network's own update.
     Dropout {
         /// Share of units zeroed, in [0, 1).
@@ -302,11 +310,12 @@ impl LayerSpec {
                 "rate",
                 format!("dropout rate must be in [0, 1) (the share of units dropped), got {rate}"),
             )),
-            LayerSpec::BatchNorm { momentum, .. } if !(0.0..=1.0).contains(&momentum) => Err((
-                "momentum",
-                format!("must be in [0, 1], got {momentum}"),
-            )),
-            LayerSpec::BatchNorm { eps, .. } if !(1e-30..=1.0).contains(&eps) => {
+            LayerSpec::BatchNorm { momentum, .. } if !(0.0..=1.0).contains(&momentum) => {
+                Err(("momentum", format!("must be in [0, 1], got {momentum}")))
+            }
+            LayerSpec::BatchNorm { eps, .. } | LayerSpec::LayerNorm { eps }
+                if !(1e-30..=1.0).contains(&eps) =>
+            {
                 Err(("eps", format!("must be between 1e-30 and 1, got {eps}")))
             }
             _ => Ok(()),
@@ -320,6 +329,7 @@ impl LayerSpec {
         match self {
             LayerSpec::Linear { .. } => (input * output + output, 0.0),
             LayerSpec::BatchNorm { .. } => (2.0 * output, 2.0 * output),
+            LayerSpec::LayerNorm { .. } => (2.0 * output, 0.0),
             _ => (0.0, 0.0),
         }
     }

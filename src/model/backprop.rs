@@ -42,7 +42,24 @@ enum PlainLayer {
         momentum: f32,
         eps: f32,
     },
+    LayerNorm {
+        scale: Vec<f32>,
+        offset: Vec<f32>,
+        eps: f32,
+    },
     Dropout(f32),
+}
+
+impl PlainLayer {
+    /// How many trainable tensors it has (in [`Network::visit`] order).
+    fn trainable_tensors(&self) -> usize {
+        match self {
+            PlainLayer::Linear { .. }
+            | PlainLayer::BatchNorm { .. }
+            | PlainLayer::LayerNorm { .. } => 2,
+            _ => 0,
+        }
+    }
 }
 
 /// What a layer's backward pass needs from its forward pass.
@@ -58,6 +75,11 @@ enum Saved {
     },
     /// `scale / sqrt(running_var + eps)` per feature (running statistics).
     RunningScale(Vec<f32>),
+    /// Normalised input and `1 / sqrt(var + eps)` per row (layer norm).
+    RowStats {
+        normalised: Vec<f32>,
+        inv_std: Vec<f32>,
+    },
     /// The layer's output, which the next (linear) layer keeps as its input.
     OutputIsNextInput,
     /// Dropout's mask (0 or 1 / keep).
@@ -135,6 +157,11 @@ impl PlainNet {
                     momentum: *momentum,
                     eps: *eps,
                 },
+                Layer::LayerNorm { scale, offset, eps } => PlainLayer::LayerNorm {
+                    scale: scale.as_vec(),
+                    offset: offset.as_vec(),
+                    eps: *eps,
+                },
                 Layer::Dropout(r) => PlainLayer::Dropout(*r),
             })
             .collect();
@@ -178,6 +205,17 @@ impl PlainNet {
                     running_mean.copy_from(rm);
                     running_var.copy_from(rv);
                 }
+                (
+                    PlainLayer::LayerNorm {
+                        scale: s,
+                        offset: o,
+                        ..
+                    },
+                    Layer::LayerNorm { scale, offset, .. },
+                ) => {
+                    scale.copy_from(s);
+                    offset.copy_from(o);
+                }
                 _ => {}
             }
         }
@@ -192,7 +230,8 @@ impl PlainNet {
                     out.push(weight);
                     out.push(bias);
                 }
-                PlainLayer::BatchNorm { scale, offset, .. } => {
+                PlainLayer::BatchNorm { scale, offset, .. }
+                | PlainLayer::LayerNorm { scale, offset, .. } => {
                     out.push(scale);
                     out.push(offset);
                 }
@@ -369,6 +408,30 @@ impl PlainNet {
                         }
                     }
                 }
+                PlainLayer::LayerNorm { scale, offset, eps } => {
+                    let cols = scale.len();
+                    let mut inv_std = vec![0.0; rows];
+                    let mut normalised = if keep { vec![0.0; x.len()] } else { Vec::new() };
+                    // As dfdx's normalize: centre, mean square, then divide by the std.
+                    for (r, row) in x.chunks_mut(cols).enumerate() {
+                        let mean = row.iter().sum::<f32>() / cols as f32;
+                        row.iter_mut().for_each(|v| *v -= mean);
+                        let var = row.iter().map(|v| v * v).sum::<f32>() / cols as f32;
+                        let std = (var + *eps).sqrt();
+                        inv_std[r] = 1.0 / std;
+                        row.iter_mut().for_each(|v| *v /= std);
+                        if keep {
+                            normalised[r * cols..(r + 1) * cols].copy_from_slice(row);
+                        }
+                        for ((v, s), o) in row.iter_mut().zip(&*scale).zip(&*offset) {
+                            *v = *v * s + o;
+                        }
+                    }
+                    Saved::RowStats {
+                        normalised,
+                        inv_std,
+                    }
+                }
                 PlainLayer::Dropout(rate) => match &mut train {
                     Some(rng) if *rate > 0.0 => {
                         let mask = dropout_mask(x.len(), *rate, rng);
@@ -404,10 +467,7 @@ impl PlainNet {
             .iter()
             .map(|l| {
                 let i = next;
-                next += match l {
-                    PlainLayer::Linear { .. } | PlainLayer::BatchNorm { .. } => 2,
-                    _ => 0,
-                };
+                next += l.trainable_tensors();
                 i
             })
             .collect();
@@ -430,7 +490,7 @@ impl PlainNet {
         } else {
             self.layers
                 .iter()
-                .position(|l| matches!(l, PlainLayer::Linear { .. } | PlainLayer::BatchNorm { .. }))
+                .position(|l| l.trainable_tensors() > 0)
                 .map_or(self.layers.len(), |i| i + 1)
         };
         for (i, (layer, saved)) in self.layers.iter_mut().zip(trace.saved).enumerate().rev() {
@@ -576,6 +636,43 @@ impl PlainNet {
                     hand_over(p, scale, zeros.clone());
                     hand_over(p + 1, offset, zeros);
                 }
+                (
+                    PlainLayer::LayerNorm { scale, offset, .. },
+                    Saved::RowStats {
+                        normalised,
+                        inv_std,
+                    },
+                ) => {
+                    let cols = scale.len();
+                    // The parameter gradients from the incoming gradient, handed over only after
+                    // the input gradient is computed from the scale before its update.
+                    let param_grads = param_grads.then(|| {
+                        let mut d_offset = vec![0.0; cols];
+                        column_sums(&g, cols, &mut d_offset);
+                        let mut gx = g.clone();
+                        zip_map(&mut gx, &normalised, |d, x| *d *= x);
+                        let mut d_scale = vec![0.0; cols];
+                        column_sums(&gx, cols, &mut d_scale);
+                        (d_scale, d_offset)
+                    });
+                    if propagate {
+                        let n = cols as f32;
+                        for (r, row) in g.chunks_mut(cols).enumerate() {
+                            let xr = &normalised[r * cols..(r + 1) * cols];
+                            // d(normalised) = g * scale; then through the row's normalisation.
+                            row.iter_mut().zip(&*scale).for_each(|(d, s)| *d *= s);
+                            let mean_d = row.iter().sum::<f32>() / n;
+                            let mean_dx = row.iter().zip(xr).map(|(d, x)| d * x).sum::<f32>() / n;
+                            for (d, x) in row.iter_mut().zip(xr) {
+                                *d = inv_std[r] * (*d - mean_d - x * mean_dx);
+                            }
+                        }
+                    }
+                    if let Some((d_scale, d_offset)) = param_grads {
+                        hand_over(p, scale, d_scale);
+                        hand_over(p + 1, offset, d_offset);
+                    }
+                }
                 (PlainLayer::Dropout(_), Saved::Mask(mask)) if propagate => {
                     zip_map(&mut g, &mask, |d, m| *d *= m);
                 }
@@ -591,4 +688,76 @@ fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
     let mut y = x.to_vec();
     zip_map(&mut y, x, |v, x| *v = f(x));
     y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{InitConfig, InitKind, LayerSpec};
+    use crate::model::Mode;
+    // This module's `Trace` (a forward pass's record) hides dfdx's trait of that name.
+    use dfdx::tensor::Trace as _;
+    use rand::SeedableRng;
+
+    /// A layer norm between two linear layers: the plain backward pass gives the tape's
+    /// gradients for the input and every parameter, the scale and offset included.
+    #[test]
+    fn layer_norm_gradients_match_the_tape() {
+        let dev = Cpu::seed_from_u64(3);
+        let specs = [
+            LayerSpec::Linear {
+                input: None,
+                out: 6,
+            },
+            LayerSpec::LayerNorm { eps: 1e-5 },
+            LayerSpec::Linear {
+                input: None,
+                out: 3,
+            },
+        ];
+        let init = InitConfig {
+            weights: InitKind::Normal { std: 0.5 },
+            ..InitConfig::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut net = Network::build("n", &specs, 5, &init, &dev, &mut rng);
+        if let Layer::LayerNorm { scale, offset, .. } = &mut net.layers[1] {
+            *scale = dev.sample_uniform_like(&(6,));
+            *offset = dev.sample_uniform_like(&(6,));
+        }
+        let x: crate::model::Matrix = dev.sample_uniform_like(&(4, 5));
+        let w: crate::model::Matrix = dev.sample_uniform_like(&(4, 3));
+        let y = net.forward(x.clone().leaky_traced(), Mode::Eval);
+        let grads = (y * w.clone()).sum::<Rank0, _>().backward();
+        let mut plain = PlainNet::check_out(&net);
+        let (_, trace) = plain.forward(x.as_vec(), 4, None, true);
+        let mut collected = Vec::new();
+        let dx = plain
+            .backward(
+                trace,
+                w.as_vec(),
+                true,
+                ParamGradUse::Collect(&mut collected),
+            )
+            .unwrap();
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            assert_eq!(a.len(), b.len(), "{what}");
+            for (p, q) in a.iter().zip(b) {
+                assert!(
+                    (p - q).abs() < 1e-5 * (1.0 + q.abs()),
+                    "{what}: {a:?} vs {b:?}"
+                );
+            }
+        };
+        close(&dx, &grads.get(&x).as_vec(), "input");
+        let Layer::LayerNorm { scale, offset, .. } = &net.layers[1] else {
+            unreachable!()
+        };
+        close(&collected[2], &grads.get(scale).as_vec(), "scale");
+        close(&collected[3], &grads.get(offset).as_vec(), "offset");
+        let Layer::Linear { weight, .. } = &net.layers[0] else {
+            unreachable!()
+        };
+        close(&collected[0], &grads.get(weight).as_vec(), "first weight");
+    }
 }

@@ -77,6 +77,15 @@ pub enum Layer {
         /// Variance guard.
         eps: f32,
     },
+    /// Layer normalisation over each row's features.
+    LayerNorm {
+        /// `[width]`, starts at 1.
+        scale: Vector,
+        /// `[width]`, starts at 0.
+        offset: Vector,
+        /// Variance guard.
+        eps: f32,
+    },
     /// Inverted dropout.
     Dropout(f32),
 }
@@ -138,6 +147,11 @@ impl Network {
                     momentum: momentum as f32,
                     eps: eps as f32,
                 },
+                LayerSpec::LayerNorm { eps } => Layer::LayerNorm {
+                    scale: dev.ones_like(&(width,)),
+                    offset: dev.zeros_like(&(width,)),
+                    eps: eps as f32,
+                },
                 LayerSpec::Dropout { rate } => Layer::Dropout(rate as f32),
             })
             .collect();
@@ -197,6 +211,13 @@ impl Network {
                         batch_norm_running_stats(x, scale, offset, running_mean, running_var, *eps)
                     }
                 },
+                Layer::LayerNorm { scale, offset, eps } => {
+                    let shape = *x.shape();
+                    // dfdx's normalize: (x - mean) / sqrt(mean((x - mean)^2) + eps) per row.
+                    x.normalize::<Axis<1>>(*eps)
+                        * scale.clone().broadcast_like::<_, Axis<0>>(&shape)
+                        + offset.clone().broadcast_like::<_, Axis<0>>(&shape)
+                }
                 Layer::Dropout(rate) => match &mut mode {
                     Mode::Train { rng } if *rate > 0.0 => {
                         let shape = *x.shape();
@@ -245,6 +266,10 @@ impl Network {
                         v.visit(&format!("layers.{i}.running_mean"), running_mean, false);
                         v.visit(&format!("layers.{i}.running_var"), running_var, false);
                     }
+                }
+                Layer::LayerNorm { scale, offset, .. } => {
+                    v.visit(&format!("layers.{i}.scale"), scale, true);
+                    v.visit(&format!("layers.{i}.offset"), offset, true);
                 }
                 _ => {}
             }

@@ -346,16 +346,23 @@ mod tests {
         // Every layer kind, with batch-norm of both modes in G and running batch-norm in D.
         let every_kind_g = r#"model.generator.layers=[{type = "linear", out = 32},
             {type = "batch_norm", mode = "running"}, {type = "leaky_relu", slope = 0.2},
-            {type = "linear", out = 48}, {type = "batch_norm", mode = "batch"},
+            {type = "layer_norm"}, {type = "linear", out = 48}, {type = "batch_norm", mode = "batch"},
             {type = "dropout", rate = 0.5}, {type = "linear", out = 784}, {type = "sigmoid"}]"#;
         let every_kind_d = |batch_norm_mode: &str| {
             format!(
                 r#"model.discriminator.layers=[{{type = "linear", out = 32}},
                 {{type = "batch_norm", mode = "{batch_norm_mode}"}}, {{type = "tanh"}},
                 {{type = "dropout", rate = 0.3}}, {{type = "linear", out = 16}}, {{type = "relu"}},
-                {{type = "identity"}}, {{type = "linear", out = 1}}]"#
+                {{type = "layer_norm", eps = 1e-3}}, {{type = "identity"}},
+                {{type = "linear", out = 1}}]"#
             )
         };
+        let layer_norm_g = r#"model.generator.layers=[{type = "linear", out = 32},
+            {type = "layer_norm"}, {type = "leaky_relu", slope = 0.2},
+            {type = "linear", out = 784}, {type = "sigmoid"}]"#;
+        let layer_norm_d = r#"model.discriminator.layers=[{type = "linear", out = 32},
+            {type = "leaky_relu", slope = 0.2}, {type = "layer_norm", eps = 1e-3},
+            {type = "dropout", rate = 0.3}, {type = "linear", out = 1}]"#;
         // A D that combines its batches with a dropout layer, two that do not (the masks would
         // come in another order), ReLU straight into a linear layer, and slopes of 0 and below.
         let simple_g = r#"model.generator.layers=[{type = "linear", out = 32},
@@ -379,6 +386,8 @@ mod tests {
             // Batch statistics in D outside its own update too: the G step back-propagates
             // through them without updating D.
             load("smoke.toml", &[every_kind_g, &every_kind_d("batch")]),
+            // Layer norm in both networks, D's batches combined.
+            load("smoke.toml", &[layer_norm_g, layer_norm_d]),
         ];
         for config in cases {
             let dev = Cpu::seed_from_u64(0);
@@ -388,10 +397,10 @@ mod tests {
             let mut fast = tape.clone();
             let mut plain = PlainGan::check_out(&mut fast);
             let mut times = PhaseTimes::default();
-            for _ in 0..2 {
+            for it in 0..2 {
                 let a = d_step(&mut tape, &config, real.clone(), &dev, &mut times);
                 let b = plain.d_step(&mut fast.rng, &config, real.as_vec(), &mut times);
-                assert!((a.loss - b.loss).abs() < 1e-4, "{a:?} vs {b:?}");
+                assert!((a.loss - b.loss).abs() < 1e-4, "step {it}: {a:?} vs {b:?}");
                 assert!((a.d_real - b.d_real).abs() < 1e-5 && (a.d_fake - b.d_fake).abs() < 1e-5);
                 let a = g_step(&mut tape, &config, batch, &dev, &mut times);
                 let b = plain.g_step(&mut fast.rng, &config, batch, &mut times);
