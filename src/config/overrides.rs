@@ -85,6 +85,9 @@ fn parse_segments(key: &str) -> std::result::Result<Vec<Segment>, String> {
             });
         }
         while !rest.is_empty() {
+            if !rest.starts_with('[') {
+                return Err(format!("`{rest}` after an index: expected `[` or `.`"));
+            }
             let close = rest.find(']').ok_or("unclosed `[` in key")?;
             let index = rest[1..close]
                 .parse()
@@ -172,6 +175,17 @@ mod tests {
         let mut t: toml::Table = toml::from_str(text).unwrap();
         o.parse::<Override>()?.apply(&mut t)?;
         Ok(t)
+    }
+
+    /// Found by the property test: text after an index's `]` that is not another index.
+    #[test]
+    fn text_after_an_index_is_refused_not_a_panic() {
+        for key in ["a[0]]", "a[0]x", "a[0]]b[1]"] {
+            let o: Override = format!("{key}=1").parse().unwrap();
+            let mut table = toml::Table::new();
+            let e = o.apply(&mut table).unwrap_err();
+            assert!(e.to_string().contains("expected"), "{key}: {e}");
+        }
     }
 
     #[test]
