@@ -9,6 +9,7 @@ mod exports;
 mod quality;
 mod reading_runs;
 mod scoring;
+mod slurm;
 mod sweeps;
 mod tensorboard;
 mod training;

@@ -26,6 +26,36 @@ pub struct SweepArgs {
     /// Folder that holds the sweep directory.
     #[arg(long, default_value = "runs")]
     pub runs_dir: PathBuf,
+    /// With `--emit slurm`: each task's time limit (overrides `[slurm] time`).
+    #[arg(long, requires = "emit")]
+    pub time: Option<String>,
+    /// With `--emit slurm`: each task's memory (overrides `[slurm] mem`).
+    #[arg(long, requires = "emit")]
+    pub mem: Option<String>,
+    /// With `--emit slurm`: each task's cores (overrides `[slurm] cpus_per_task`).
+    #[arg(long, requires = "emit")]
+    pub cpus_per_task: Option<usize>,
+    /// With `--emit slurm`: the partition (overrides `[slurm] partition`).
+    #[arg(long, requires = "emit")]
+    pub partition: Option<String>,
+    /// With `--emit slurm`: submit the script with `sbatch` and print the job id.
+    #[arg(long, requires = "emit")]
+    pub submit: bool,
+}
+
+/// The instruction sets this binary was compiled to use beyond x86-64-v2, if any: a binary
+/// for other machines must not need them.
+fn wider_than_portable() -> Option<String> {
+    let features: Vec<&str> = [
+        (cfg!(target_feature = "avx512f"), "avx512f"),
+        (cfg!(target_feature = "avx2"), "avx2"),
+        (cfg!(target_feature = "fma"), "fma"),
+        (cfg!(target_feature = "avx"), "avx"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    (!features.is_empty()).then(|| features.join(", "))
 }
 
 /// `gan-run sweep`: run every point of a sweep file (a base config and a grid of dotted keys).
@@ -37,6 +67,11 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
         emit,
         set,
         runs_dir,
+        time,
+        mem,
+        cpus_per_task,
+        partition,
+        submit,
     } = args;
     let sweep = crate::sweep::Sweep::load(&sweep)?;
     let extra = parse_overrides(&set)?;
@@ -50,8 +85,55 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
     }
     if let Some(kind) = emit {
         anyhow::ensure!(kind == "slurm", "--emit knows `slurm` only, not `{kind}`");
-        let exe = std::env::current_exe()?.display().to_string();
-        print!("{}", sweep.slurm_script(&exe, &runs_dir, &set));
+        anyhow::ensure!(
+            sweep.halving.is_none(),
+            "{}: a sweep with [halving] decides at each rung which points go on, which a job \
+             array cannot; run it with `gan-run sweep` (several points at once with --jobs)",
+            sweep.file.display()
+        );
+        let exe = std::env::current_exe()?;
+        let mut resources = sweep.slurm.clone();
+        resources.time = time.or(resources.time);
+        resources.mem = mem.or(resources.mem);
+        resources.cpus_per_task = cpus_per_task.or(resources.cpus_per_task);
+        resources.partition = partition.or(resources.partition);
+        if let Some(features) = wider_than_portable() {
+            tracing::warn!(
+                "this gan-run was built for this machine's CPU ({features}): on cluster nodes \
+                 without those instructions every task dies with an illegal instruction; build \
+                 a portable binary for the cluster with \
+                 `RUSTFLAGS=\"-C target-cpu=x86-64-v2\" cargo build --release` (README: Slurm)"
+            );
+        }
+        let script = sweep.slurm_script(&exe, &runs_dir, &set, &resources)?;
+        sweep.prepare_slurm(&runs_dir)?;
+        sweep.write_hparams_experiment(&runs_dir)?;
+        if !submit {
+            print!("{script}");
+            return Ok(());
+        }
+        use std::io::Write;
+        let mut child = std::process::Command::new("sbatch")
+            .arg("--parsable")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                anyhow::anyhow!("cannot run sbatch ({e}): is Slurm's client installed?")
+            })?;
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(script.as_bytes())?;
+        let out = child.wait_with_output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "sbatch refused the script ({})",
+            out.status
+        );
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        println!("{id}");
         return Ok(());
     }
     let exe = std::env::current_exe()?;
@@ -186,7 +268,7 @@ pub fn run_point(args: RunPointArgs) -> anyhow::Result<()> {
     })?;
     let experiment = sweep.config_of(point, &parse_overrides(&set)?)?;
     let dir = sweep.dir(&runs_dir).join(&point.name);
-    train_one(
+    let trained = train_one(
         &experiment,
         &dir,
         false,
@@ -194,11 +276,19 @@ pub fn run_point(args: RunPointArgs) -> anyhow::Result<()> {
             this_start: None,
             until: until_epoch,
         },
-        &[point.overrides.clone(), set].concat(),
+        &[point.overrides.clone(), set.clone()].concat(),
         point
             .values
             .iter()
             .map(|(k, v)| (k.clone(), crate::tensorboard::HParamValue::from_toml(v)))
             .collect(),
-    )
+    );
+    // Under a scheduler no parent keeps the index: each point brings it up to date. Not in a
+    // halving sweep, whose parent records rungs the disk alone does not hold.
+    if sweep.halving.is_none() {
+        if let Err(e) = sweep.refresh_index(&runs_dir, &set) {
+            tracing::warn!("could not update the sweep's index.json: {e}");
+        }
+    }
+    trained
 }

@@ -36,6 +36,28 @@ pub struct SweepFile {
     /// Successive halving: stop the weaker points at rungs, by a score.
     #[serde(default)]
     pub halving: Option<halving::Halving>,
+    /// What `--emit slurm` asks the scheduler for.
+    #[serde(default)]
+    pub slurm: SlurmResources,
+}
+
+/// Resources of each array task of an emitted Slurm script (`[slurm]` in a sweep file; the
+/// command line's flags override them).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmResources {
+    /// `--time`, e.g. `"02:00:00"`.
+    #[serde(default)]
+    pub time: Option<String>,
+    /// `--mem`, e.g. `"4G"`.
+    #[serde(default)]
+    pub mem: Option<String>,
+    /// `--cpus-per-task` (default 2).
+    #[serde(default)]
+    pub cpus_per_task: Option<usize>,
+    /// `--partition`.
+    #[serde(default)]
+    pub partition: Option<String>,
 }
 
 /// Where a point's run directory stands, before a sweep runs it.
@@ -82,6 +104,8 @@ pub struct Sweep {
     pub halving: Option<halving::Halving>,
     /// The swept keys and the values each takes, in the file's order.
     pub axes: Vec<(String, Vec<toml::Value>)>,
+    /// What an emitted Slurm script asks for.
+    pub slurm: SlurmResources,
 }
 
 impl Sweep {
@@ -99,6 +123,12 @@ impl Sweep {
                 .map(|s| s.to_string_lossy().to_string())
                 .unwrap_or_else(|| "sweep".into())
         });
+        // The sweep directory's name: as plain as a run's (no `..`, no `/`, nothing a shell
+        // would read), so that it stays under the runs folder and quotes safely.
+        config::check_run_name(&name).map_err(|message| Error::Config {
+            location: config::location_of(path, "name"),
+            message,
+        })?;
         let mut axes: Vec<(String, Vec<toml::Value>)> = Vec::new();
         for (key, values) in &file.grid {
             match values {
@@ -149,6 +179,23 @@ impl Sweep {
                 values: point_values,
             });
         }
+        // Two values that make the same name would share one run directory: refuse.
+        let mut seen: std::collections::BTreeMap<&str, &Point> = Default::default();
+        for p in &points {
+            if let Some(first) = seen.insert(&p.name, p) {
+                return Err(Error::Config {
+                    location: config::location_of(path, "grid"),
+                    message: format!(
+                        "two points would share the run directory `{}`: {} and {}; make the \
+                         values differ in letters, digits and - _ . = , (other characters \
+                         become _)",
+                        p.name,
+                        first.overrides.join(" "),
+                        p.overrides.join(" ")
+                    ),
+                });
+            }
+        }
         let sweep = Sweep {
             file: path.to_path_buf(),
             name,
@@ -156,6 +203,7 @@ impl Sweep {
             points,
             halving: file.halving,
             axes,
+            slurm: file.slurm,
         };
         Ok(sweep)
     }
@@ -281,6 +329,28 @@ impl Sweep {
         atomic_write(&dir.join(HPARAMS_EVENT_FILE), &bytes)
     }
 
+    /// Rewrites `index.json` from the points' run directories alone (finished, another
+    /// config's, or pending): what each point of a job array does when it ends, so that the
+    /// index stays true with no parent process. Every writer computes the whole index from
+    /// disk and replaces it atomically, so concurrent writers cannot leave it half made.
+    pub fn refresh_index(&self, runs_root: &Path, extra: &[String]) -> Result<()> {
+        let overrides = extra
+            .iter()
+            .map(|o| o.parse::<Override>())
+            .collect::<Result<Vec<_>>>()?;
+        let mut states = Vec::new();
+        for p in &self.points {
+            let config = self.config_of(p, &overrides)?;
+            let state = match self.standing_of(runs_root, p, &config) {
+                PointStanding::Finished => PointState::Finished,
+                PointStanding::OtherConfig(_) => PointState::OtherConfig,
+                PointStanding::ToRun => PointState::Pending,
+            };
+            states.push((p.index, state));
+        }
+        self.write_index(runs_root, &states, &Default::default(), extra)
+    }
+
     /// Where a point's child process writes its output.
     pub fn log_of(&self, runs_root: &Path, point: &Point) -> PathBuf {
         self.dir(runs_root)
@@ -317,27 +387,92 @@ impl Sweep {
         }
     }
 
-    /// An sbatch script that runs every point as one task of a job array.
-    pub fn slurm_script(&self, exe: &str, runs_root: &Path, extra: &[String]) -> String {
-        let extra: String = extra.iter().map(|o| format!(" --set '{o}'")).collect();
-        format!(
+    /// An sbatch script that runs every point as one task of a job array. Paths are made
+    /// absolute (with `--chdir` the folder it was made in), so that it works as submitted
+    /// from any folder of a shared filesystem; every value is quoted for the shell; each
+    /// attempt's log is named by job and task (`%A_%a`), so a resubmission loses none. The
+    /// logs folder must exist before submission (Slurm opens it before the script runs):
+    /// [`Sweep::prepare_slurm`] makes it.
+    pub fn slurm_script(
+        &self,
+        exe: &Path,
+        runs_root: &Path,
+        extra: &[String],
+        resources: &SlurmResources,
+    ) -> Result<String> {
+        let here =
+            std::env::current_dir().map_err(|e| Error::io("cannot read", Path::new("."), e))?;
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| here.join(p));
+        let root = absolute(runs_root);
+        let logs = absolute(&self.dir(runs_root).join("logs"));
+        // #SBATCH lines are not read by a shell: refuse what they cannot hold.
+        for (what, p) in [("the runs folder", &logs), ("the current folder", &here)] {
+            let text = p.display().to_string();
+            if text.contains(['"', '\n', '%']) {
+                return Err(Error::Config {
+                    location: config::location_of(&self.file, ""),
+                    message: format!(
+                        "{what} ({text}) holds a character an #SBATCH line cannot carry (\" % or \
+                         a newline); use another --runs-dir or folder"
+                    ),
+                });
+            }
+        }
+        let q = |s: &str| shell_quote(s);
+        let extra: String = extra.iter().map(|o| format!(" --set {}", q(o))).collect();
+        let mut directives = vec![
+            format!("--job-name=gan-run-{}", self.name),
+            format!("--array=0-{}", self.points.len() - 1),
+            format!("--cpus-per-task={}", resources.cpus_per_task.unwrap_or(2)),
+            format!("--chdir=\"{}\"", here.display()),
+            format!("--output=\"{}/%A_%a.log\"", logs.display()),
+        ];
+        if let Some(t) = &resources.time {
+            directives.push(format!("--time={t}"));
+        }
+        if let Some(m) = &resources.mem {
+            directives.push(format!("--mem={m}"));
+        }
+        if let Some(p) = &resources.partition {
+            directives.push(format!("--partition={p}"));
+        }
+        for d in &directives {
+            if d.contains(char::is_whitespace) && !d.contains('"') {
+                return Err(Error::Config {
+                    location: config::location_of(&self.file, "slurm"),
+                    message: format!("`{d}` holds a space, which an #SBATCH line cannot carry"),
+                });
+            }
+        }
+        let directives: String = directives
+            .iter()
+            .map(|d| format!("#SBATCH {d}\n"))
+            .collect();
+        Ok(format!(
             "#!/bin/bash\n\
-             # Generated by `gan-run sweep --emit slurm`: one array task per point.\n\
-             # Submit from the directory the sweep paths are relative to, on a shared filesystem.\n\
-             #SBATCH --job-name=gan-run-{name}\n\
-             #SBATCH --array=0-{last}\n\
-             #SBATCH --cpus-per-task=2\n\
-             #SBATCH --output={root}/{name}/logs/%a.log\n\
+             # Generated by `gan-run sweep --emit slurm`: one array task per point. Paths are\n\
+             # absolute: submit it from any folder of the shared filesystem.\n\
+             {directives}\
              set -euo pipefail\n\
-             mkdir -p {root}/{name}/logs\n\
              export RAYON_NUM_THREADS=\"${{SLURM_CPUS_PER_TASK:-2}}\"\n\
-             {exe} run-point '{file}' \"$SLURM_ARRAY_TASK_ID\" --runs-dir '{root}'{extra}\n",
-            name = self.name,
-            last = self.points.len() - 1,
-            root = runs_root.display(),
-            file = self.file.display(),
-        )
+             export NO_COLOR=1\n\
+             exec {exe} run-point {file} \"$SLURM_ARRAY_TASK_ID\" --runs-dir {root}{extra}\n",
+            exe = q(&exe.display().to_string()),
+            file = q(&absolute(&self.file).display().to_string()),
+            root = q(&root.display().to_string()),
+        ))
     }
+
+    /// Makes what an emitted Slurm script needs before it is submitted: the logs folder.
+    pub fn prepare_slurm(&self, runs_root: &Path) -> Result<()> {
+        let logs = self.dir(runs_root).join("logs");
+        std::fs::create_dir_all(&logs).map_err(|e| Error::io("cannot create", &logs, e))
+    }
+}
+
+/// `s` as one word for a POSIX shell: in single quotes, each `'` written as `'\''`.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// Labels for grid keys: the last segment where that is unambiguous, else more of the key.

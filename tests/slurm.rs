@@ -1,0 +1,288 @@
+//! Sweeps on a cluster: the emitted Slurm script survives paths and values a shell would
+//! mangle, and the run-directory lock holds across hosts sharing a filesystem.
+
+use std::path::Path;
+
+use crate::util::*;
+
+/// A smoke sweep of two points in `dir` (a folder whose name needs quoting).
+fn quoted_sweep(dir: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let text = format!(
+        "name = \"sw\"\nbase = \"{}\"\n[set]\n\"training.epochs\" = 1\n\"data.train_size\" = 500\n\
+         [grid]\nseed = [1, 2]\n",
+        config("smoke.toml").display()
+    );
+    let path = dir.join("sweep.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The script quotes the executable, the sweep file, the runs folder and every `--set`, all
+/// made absolute; run as Slurm would run one array task, from another folder, it trains that
+/// point where it belongs. Resources come from the flags, the logs folder exists beforehand.
+#[test]
+fn the_slurm_script_survives_quotes_and_spaces_and_runs_from_any_folder() {
+    let s = Scratch::new();
+    let odd = s.path().join("it's a dir");
+    let sweep = quoted_sweep(&odd);
+    // The binary itself in a folder with a space and a quote.
+    let bin_dir = s.path().join("the bin's place");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let exe = bin_dir.join("gan-run");
+    std::fs::copy(env!("CARGO_BIN_EXE_gan-run"), &exe).unwrap();
+    let data = format!("data.dir={}", data_dir());
+    let out = run_tool(
+        std::process::Command::new(&exe)
+            .current_dir(s.path())
+            .env("RUST_LOG", "warn")
+            .args(["sweep"])
+            .arg(&sweep)
+            .args(["--emit", "slurm", "--runs-dir", "my runs", "--set", &data])
+            .args([
+                "--set",
+                r#"model.generator.layers[0]={type = "linear", out = 48}"#,
+            ])
+            .args(["--time", "00:10:00", "--mem", "2G"]),
+    );
+    let script = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(script.contains("#SBATCH --time=00:10:00"), "{script}");
+    assert!(script.contains("#SBATCH --mem=2G"), "{script}");
+    assert!(script.contains("%A_%a.log"), "per-attempt logs: {script}");
+    assert!(
+        s.path().join("my runs/sw/logs").is_dir(),
+        "the logs folder is made before submission"
+    );
+    assert!(!script.contains("\x1b["), "no colour codes");
+    // Run it as one array task, from elsewhere, with a shell.
+    let elsewhere = s.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let script_path = s.path().join("job.sh");
+    std::fs::write(&script_path, &script).unwrap();
+    run_tool(
+        std::process::Command::new("bash")
+            .arg(&script_path)
+            .current_dir(&elsewhere)
+            .env("SLURM_ARRAY_TASK_ID", "1")
+            .env("SLURM_CPUS_PER_TASK", "1"),
+    );
+    let point = s.path().join("my runs/sw/seed=2");
+    assert!(
+        point.join("checkpoints/epoch-0001.safetensors").exists(),
+        "the point trained where the sweep keeps it"
+    );
+    let saved = std::fs::read_to_string(point.join("config.toml")).unwrap();
+    assert!(
+        saved.contains("out = 48"),
+        "the quoted --set arrived whole: {saved}"
+    );
+    // The point brought the sweep's index up to date itself.
+    let index = std::fs::read_to_string(s.path().join("my runs/sw/index.json")).unwrap();
+    let index: serde_json::Value = serde_json::from_str(&index).unwrap();
+    let states: Vec<&str> = index["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["pending", "finished"]);
+}
+
+fn spawn_train(s: &Scratch, host: &str, epochs: &str) -> std::process::Child {
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    let mut args = smoke_args(&[&smoke], &data);
+    args.extend(["--set", epochs, "--set", "data.train_size=20000"]);
+    std::process::Command::new(env!("CARGO_BIN_EXE_gan-run"))
+        .args(&args)
+        .current_dir(s.path())
+        .env("RUST_LOG", "warn")
+        .env("GAN_RUN_HOST", host)
+        .env("GAN_RUN_LOCK_LEASE_SECS", "2")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_for(path: &Path) {
+    let start = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Two hosts on one shared run directory: the second is refused while the first holds it (and
+/// renews its lease), even after the first dies, until the lease runs out; then it takes over.
+/// On one host, a killed run's zombie does not hold the directory.
+#[test]
+fn the_lock_holds_across_hosts_by_lease_and_a_zombie_does_not_hold_it() {
+    let s = Scratch::new();
+    let lock = s.path().join("runs/smoke/.lock");
+    let mut first = spawn_train(&s, "node1", "training.epochs=200");
+    wait_for(
+        &s.path()
+            .join("runs/smoke/checkpoints/epoch-0001.safetensors"),
+    );
+    let text = std::fs::read_to_string(&lock).unwrap();
+    assert!(
+        text.contains("host=node1") && text.contains("pid="),
+        "{text}"
+    );
+    // Longer than the lease: the holder's renewals keep it.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let second = spawn_train(&s, "node2", "training.epochs=200")
+        .wait_with_output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{err}");
+    assert!(
+        err.contains("in use by process") && err.contains("node1"),
+        "{err}"
+    );
+    // Killed without a word: from node2 it counts as held until the lease runs out.
+    first.kill().unwrap();
+    let _ = first.wait();
+    assert!(lock.exists(), "a killed run leaves its lock");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let third = spawn_train(&s, "node2", "training.epochs=2")
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        third.status.success(),
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+
+    // Same host: a killed run not yet reaped by its parent (a zombie) does not hold the lock.
+    let mut zombie = spawn_train(&s, "node1", "training.epochs=200");
+    wait_for(&lock);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(zombie.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let after = spawn_train(&s, "node1", "training.epochs=3")
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        after.status.success(),
+        "{}",
+        String::from_utf8_lossy(&after.stderr)
+    );
+    let _ = zombie.wait();
+}
+
+/// Whether a local Slurm is up (`.ci/slurm-up` starts one where it can; CI must have it).
+fn slurm_ready() -> bool {
+    let up = std::process::Command::new(repo().join(".ci/slurm-up")).output();
+    let ok = up.as_ref().is_ok_and(|o| o.status.success());
+    if !ok {
+        if let Ok(o) = &up {
+            eprintln!("{}", String::from_utf8_lossy(&o.stdout));
+        }
+    }
+    tool_available(ok, "a local Slurm (.ci/slurm-up)", "the Slurm test")
+}
+
+/// Waits until Slurm has no task of `job` left.
+fn wait_for_job(job: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        let out = run_tool(std::process::Command::new("squeue").args(["-h", "-j", job]));
+        if out.stdout.iter().all(|b| b.is_ascii_whitespace()) {
+            return;
+        }
+        assert!(
+            start.elapsed().as_secs() < 300,
+            "job {job} still queued or running"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+/// A sweep submitted to a real Slurm (slurmctld and slurmd on localhost): every point trains
+/// into its run directory; a task cancelled mid-run resumes from its checkpoint when the same
+/// script is submitted again, and the finished point is not retrained.
+#[test]
+fn a_sweep_runs_on_a_real_slurm_and_a_cancelled_task_resumes() {
+    if !slurm_ready() {
+        return;
+    }
+    let s = Scratch::new();
+    let text = format!(
+        "name = \"sl\"\nbase = \"{}\"\n[set]\n\"data.train_size\" = 20000\n\"data.dir\" = \"{}\"\n\
+         [grid]\n\"training.epochs\" = [2, 40]\n[slurm]\ncpus_per_task = 1\n",
+        config("smoke.toml").display(),
+        data_dir()
+    );
+    let sweep = s.write("sweep.toml", &text).display().to_string();
+    let script = s.ok(&["sweep", &sweep, "--emit", "slurm", "--runs-dir", "runs"]);
+    let script_path = s.write("sl.sh", &String::from_utf8_lossy(&script.stdout));
+    let submit = || {
+        let out = run_tool(
+            std::process::Command::new("sbatch")
+                .arg("--parsable")
+                .arg(&script_path)
+                .current_dir("/"),
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let short = s.path().join("runs/sl/epochs=2");
+    let long = s.path().join("runs/sl/epochs=40");
+    let job = submit();
+    wait_for(&long.join("checkpoints/epoch-0002.safetensors"));
+    run_tool(std::process::Command::new("scancel").arg(format!("{job}_1")));
+    wait_for_job(&job);
+    assert!(
+        short.join("summary.json").exists(),
+        "the short point finished"
+    );
+    let done = std::fs::read_to_string(long.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1;
+    assert!(
+        (2..40).contains(&done),
+        "the long point stopped at epoch {done}"
+    );
+    let jobcomp = std::fs::read_to_string("/var/log/slurm/jobcomp.log").unwrap_or_default();
+    assert!(jobcomp.contains("CANCELLED"), "{jobcomp}");
+    let short_ckpt = short.join("checkpoints/epoch-0002.safetensors");
+    let finished_at = std::fs::metadata(&short_ckpt).unwrap().modified().unwrap();
+
+    let again = submit();
+    wait_for_job(&again);
+    let epochs = std::fs::read_to_string(long.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1;
+    assert_eq!(epochs, 40, "the cancelled point resumed and finished");
+    let log = std::fs::read_to_string(long.join("train.log")).unwrap();
+    assert!(log.contains("resuming"), "{log}");
+    assert_eq!(
+        std::fs::metadata(&short_ckpt).unwrap().modified().unwrap(),
+        finished_at,
+        "the finished point was not retrained"
+    );
+    // One log per attempt, none overwritten: two jobs' logs for each task.
+    let logs = std::fs::read_dir(s.path().join("runs/sl/logs"))
+        .unwrap()
+        .count();
+    assert_eq!(logs, 4, "logs of both submissions");
+    let table = s.ok(&["compare", "runs/sl"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("epochs=2") && table.contains("epochs=40"),
+        "{table}"
+    );
+    let index = std::fs::read_to_string(s.path().join("runs/sl/index.json")).unwrap();
+    assert_eq!(index.matches("\"finished\"").count(), 2, "{index}");
+}
