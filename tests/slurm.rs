@@ -54,6 +54,14 @@ fn the_slurm_script_survives_quotes_and_spaces_and_runs_from_any_folder() {
         "the logs folder is made before submission"
     );
     assert!(!script.contains("\x1b["), "no colour codes");
+    // A binary built for this machine's wider instruction sets is said to be one.
+    let warned = String::from_utf8_lossy(&out.stderr).contains("built for this machine's CPU");
+    assert_eq!(
+        warned,
+        cfg!(target_feature = "avx2"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Run it as one array task, from elsewhere, with a shell.
     let elsewhere = s.path().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
@@ -235,7 +243,20 @@ fn a_sweep_runs_on_a_real_slurm_and_a_cancelled_task_resumes() {
     };
     let short = s.path().join("runs/sl/epochs=2");
     let long = s.path().join("runs/sl/epochs=40");
-    let job = submit();
+    // The first time through `--submit`, which prints the job id.
+    let submitted = s.ok(&[
+        "sweep",
+        &sweep,
+        "--emit",
+        "slurm",
+        "--runs-dir",
+        "runs",
+        "--submit",
+    ]);
+    let job = String::from_utf8_lossy(&submitted.stdout)
+        .trim()
+        .to_string();
+    assert!(job.parse::<u64>().is_ok(), "job id {job:?}");
     wait_for(&long.join("checkpoints/epoch-0002.safetensors"));
     run_tool(std::process::Command::new("scancel").arg(format!("{job}_1")));
     wait_for_job(&job);
@@ -252,8 +273,26 @@ fn a_sweep_runs_on_a_real_slurm_and_a_cancelled_task_resumes() {
         (2..40).contains(&done),
         "the long point stopped at epoch {done}"
     );
+    // Slurm's own record of the tasks of this test (its working folder is the scratch one).
     let jobcomp = std::fs::read_to_string("/var/log/slurm/jobcomp.log").unwrap_or_default();
-    assert!(jobcomp.contains("CANCELLED"), "{jobcomp}");
+    let ours: Vec<&str> = jobcomp
+        .lines()
+        .filter(|l| l.contains(&format!("WorkDir={} ", s.path().display())))
+        .collect();
+    assert_eq!(
+        ours.iter()
+            .filter(|l| l.contains("JobState=CANCELLED"))
+            .count(),
+        1,
+        "{ours:?}"
+    );
+    assert_eq!(
+        ours.iter()
+            .filter(|l| l.contains("JobState=COMPLETED"))
+            .count(),
+        1,
+        "{ours:?}"
+    );
     let short_ckpt = short.join("checkpoints/epoch-0002.safetensors");
     let finished_at = std::fs::metadata(&short_ckpt).unwrap().modified().unwrap();
 
