@@ -21,7 +21,13 @@ import numpy as np
 import tensorflow as tf
 
 tf1 = tf.compat.v1
-NOISE_DIM, PIXELS, BATCH = 100, 784, 100
+NOISE_DIM, PIXELS = 100, 784
+# The batch size and the hidden widths' scale (1: the paper's 256/512/1024), set by main().
+BATCH, WIDTH = 100, 1.0
+
+
+def hidden(widths):
+    return [int(w * WIDTH) for w in widths]
 
 
 def dense_vars(name, n_in, n_out):
@@ -37,16 +43,15 @@ def leaky_relu(x):
 
 
 class Generator:
-    widths = [NOISE_DIM, 256, 512, 1024]
-
     def __init__(self):
+        self.widths = [NOISE_DIM] + hidden([256, 512, 1024])
         with tf1.variable_scope("generator"):
             self.hidden = [dense_vars(f"fc{i}", a, b)
                            for i, (a, b) in enumerate(zip(self.widths, self.widths[1:]))]
             self.bn = [(tf1.get_variable(f"bn{i}/scale", [w], initializer=tf1.ones_initializer()),
                         tf1.get_variable(f"bn{i}/offset", [w], initializer=tf1.zeros_initializer()))
                        for i, w in enumerate(self.widths[1:])]
-            self.out = dense_vars("out", 1024, PIXELS)
+            self.out = dense_vars("out", self.widths[-1], PIXELS)
 
     def __call__(self, z, train):
         """train: G's own update (batch-norm on batch statistics, dropout 0.5). Otherwise
@@ -64,9 +69,8 @@ class Generator:
 
 
 class Discriminator:
-    widths = [PIXELS, 1024, 512, 256, 1]
-
     def __init__(self):
+        self.widths = [PIXELS] + hidden([1024, 512, 256]) + [1]
         with tf1.variable_scope("discriminator"):
             self.layers = [dense_vars(f"fc{i}", a, b)
                            for i, (a, b) in enumerate(zip(self.widths, self.widths[1:]))]
@@ -94,7 +98,11 @@ def main():
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--width", type=float, default=1.0, help="hidden widths x this")
     args = ap.parse_args()
+    global BATCH, WIDTH
+    BATCH, WIDTH = args.batch, args.width
 
     tf1.disable_eager_execution()
     tf1.set_random_seed(args.seed)
@@ -150,6 +158,8 @@ def main():
         "steps_per_sec": args.steps / seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": args.threads,
+        "batch": BATCH,
+        "width": WIDTH,
     }))
 
 
