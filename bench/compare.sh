@@ -7,7 +7,8 @@
 #   STEPS=50 THREADS=1 NO_TF=1 bench/compare.sh
 #   GAN_RUN=path/to/gan-run bench/compare.sh
 #
-# Env knobs: STEPS (200), THREADS (2), WARMUP (10), NO_TF=1 (skip TensorFlow),
+# Env knobs: STEPS (200), THREADS (2), WARMUP (10), NO_TF=1 (skip TensorFlow), NO_TORCH=1
+# (skip PyTorch, e.g. where its CPU wheel index is unreachable),
 # GAN_RUN (the binary; default target/release/gan-run, which cargo builds first).
 # The environment passes through: on a machine whose cores are shared with other work,
 # OMP_WAIT_POLICY=PASSIVE stops PyTorch's OpenMP threads spinning at barriers (measured here
@@ -21,6 +22,7 @@ STEPS="${STEPS:-200}"
 THREADS="${THREADS:-2}"
 WARMUP="${WARMUP:-10}"
 NO_TF="${NO_TF:-0}"
+NO_TORCH="${NO_TORCH:-0}"
 VENV=bench/.venv
 PY="$VENV/bin/python"
 OUT="$(mktemp -d)"
@@ -33,7 +35,7 @@ if [[ ! -x "$PY" ]]; then
     say python3 -m venv "$VENV"
     python3 -m venv "$VENV"
 fi
-if ! "$PY" -c 'import torch' 2>/dev/null; then
+if [[ "$NO_TORCH" != 1 ]] && ! "$PY" -c 'import torch' 2>/dev/null; then
     # The CPU-only wheel avoids the multi-GB nvidia-* packages that PyPI's Linux torch pulls.
     say "$PY" -m pip install torch --index-url https://download.pytorch.org/whl/cpu
     if ! "$PY" -m pip install torch --index-url https://download.pytorch.org/whl/cpu; then
@@ -88,9 +90,11 @@ RAYON_NUM_THREADS="$THREADS" "$GAN_RUN" bench configs/paper.toml --json \
     --steps "$STEPS" --warmup "$WARMUP" > "$OUT/gan-run.json"
 GAN_RUN_VERSION="$("$GAN_RUN" --version 2>/dev/null | awk '{print $NF}' || true)"
 
-say "$PY" bench/pytorch_gan.py --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS"
-"$PY" bench/pytorch_gan.py --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS" \
-    | tail -n 1 > "$OUT/pytorch.json"
+if [[ "$NO_TORCH" != 1 ]]; then
+    say "$PY" bench/pytorch_gan.py --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS"
+    "$PY" bench/pytorch_gan.py --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS" \
+        | tail -n 1 > "$OUT/pytorch.json"
+fi
 
 if [[ "$HAVE_TF" == 1 ]]; then
     say "$PY" bench/tensorflow_gan.py --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS"
