@@ -79,25 +79,29 @@ impl Summary {
 /// directory and fails before its first checkpoint (a diverging first epoch, a full disk)
 /// removes it again, so that the corrected config is not refused as another run's.
 pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
-    // The outermost folder this start will create (the run directory, or `runs/` itself).
-    let created = options
+    // The folders this start will create: the run directory and any missing parents.
+    let created: Vec<PathBuf> = options
         .run_dir
         .ancestors()
         .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
-        .last()
-        .map(Path::to_path_buf);
+        .map(Path::to_path_buf)
+        .collect();
     let result = run_in(config, options);
-    if let (Err(_), Some(created)) = (&result, created) {
+    if result.is_err() && !created.is_empty() {
         let dir = RunDir {
             path: options.run_dir.clone(),
         };
         // Not when another process has taken the directory meanwhile (its lock is alive).
         let taken = matches!(crate::run_dir::RunLock::holder(&dir.path), Some(Ok(_)));
         if !taken && dir.resume_checkpoint().ok().flatten().is_none() {
-            if let Err(e) = std::fs::remove_dir_all(&created) {
+            if let Err(e) = std::fs::remove_dir_all(&dir.path) {
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(path = %created.display(), "could not remove what this start made: {e}");
+                    tracing::warn!(path = %dir.path.display(), "could not remove what this start made: {e}");
                 }
+            }
+            // Parents only while empty: another start may have put its run beside this one.
+            for parent in &created[1..] {
+                let _ = std::fs::remove_dir(parent);
             }
         }
     }
@@ -261,9 +265,6 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         });
         tracing::debug!(?times, "where the epoch's time went");
         bar.finish_and_clear();
-        if let (Err(Error::Interrupted { .. }), Some(events)) = (&m, events.as_mut()) {
-            events.write_steps()?;
-        }
         if let (Err(Error::Interrupted { .. }), Some(partial)) = (&m, &state.partial) {
             let (epoch, steps_done) = (partial.epoch, partial.steps_done);
             let images = (config.output.sample_every > 0).then(|| {
@@ -282,6 +283,10 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
                 images.as_deref().map(|i| (i, grid)),
                 |path| checkpoint::write(&mut state, &fingerprint, path),
             )?;
+            // After the checkpoint: a failing log write must not cost the saved state.
+            if let Some(Err(e)) = events.as_mut().map(|e| e.write_steps()) {
+                tracing::warn!("could not log the interrupted epoch's steps to TensorBoard: {e}");
+            }
             tracing::info!(
                 checkpoint = %path.display(),
                 "interrupted {steps_done} steps into epoch {epoch}: its state is saved, and the \

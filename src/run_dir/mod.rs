@@ -446,28 +446,10 @@ pub enum Start {
 impl RunDir {
     /// Opens `path` for `config`: creates it, or continues the run of the same config that is
     /// there. A directory holding a different config, or something that is not a run, is
-    /// refused, unless `force`, which deletes it and starts afresh.
+    /// refused, unless `force`, which moves it aside and starts afresh. (A start that fails
+    /// after creating the directory is cleaned up by `experiment::run`, which knows whether
+    /// anything worth keeping was written.)
     pub fn prepare(
-        path: &Path,
-        config: &Experiment,
-        force: bool,
-    ) -> Result<(RunDir, Start, RunLock)> {
-        // The outermost folder this call will create (the run directory, or `runs/` itself).
-        let created = path
-            .ancestors()
-            .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
-            .last()
-            .map(Path::to_path_buf);
-        let prepared = Self::prepare_in(path, config, force);
-        if let (Err(_), Some(created)) = (&prepared, created) {
-            // A start that made the directory and failed in it (a full disk at its first file)
-            // leaves nothing behind.
-            let _ = std::fs::remove_dir_all(created);
-        }
-        prepared
-    }
-
-    fn prepare_in(
         path: &Path,
         config: &Experiment,
         force: bool,
