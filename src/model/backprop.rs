@@ -597,12 +597,7 @@ impl PlainNet {
                 ) => {
                     let cols = scale.len();
                     let n = rows as f32;
-                    let mut d_offset = vec![0.0; cols];
-                    column_sums(&g, cols, &mut d_offset);
-                    let mut gx = g.clone();
-                    zip_map(&mut gx, &normalised, |d, x| *d *= x);
-                    let mut d_scale = vec![0.0; cols];
-                    column_sums(&gx, cols, &mut d_scale);
+                    let (d_scale, d_offset) = scale_offset_grads(&g, &normalised, cols);
                     if propagate {
                         let (ds, dof, s, is) = (&d_scale, &d_offset, &*scale, &inv_std);
                         let nz = &normalised;
@@ -646,27 +641,21 @@ impl PlainNet {
                     let cols = scale.len();
                     // The parameter gradients from the incoming gradient, handed over only after
                     // the input gradient is computed from the scale before its update.
-                    let param_grads = param_grads.then(|| {
-                        let mut d_offset = vec![0.0; cols];
-                        column_sums(&g, cols, &mut d_offset);
-                        let mut gx = g.clone();
-                        zip_map(&mut gx, &normalised, |d, x| *d *= x);
-                        let mut d_scale = vec![0.0; cols];
-                        column_sums(&gx, cols, &mut d_scale);
-                        (d_scale, d_offset)
-                    });
+                    let param_grads =
+                        param_grads.then(|| scale_offset_grads(&g, &normalised, cols));
                     if propagate {
                         let n = cols as f32;
-                        for (r, row) in g.chunks_mut(cols).enumerate() {
-                            let xr = &normalised[r * cols..(r + 1) * cols];
+                        let (nz, s, is) = (&normalised, &*scale, &inv_std);
+                        for_rows(&mut g, cols, |r, row| {
+                            let xr = &nz[r * cols..(r + 1) * cols];
                             // d(normalised) = g * scale; then through the row's normalisation.
-                            row.iter_mut().zip(&*scale).for_each(|(d, s)| *d *= s);
+                            row.iter_mut().zip(s).for_each(|(d, s)| *d *= s);
                             let mean_d = row.iter().sum::<f32>() / n;
                             let mean_dx = row.iter().zip(xr).map(|(d, x)| d * x).sum::<f32>() / n;
                             for (d, x) in row.iter_mut().zip(xr) {
-                                *d = inv_std[r] * (*d - mean_d - x * mean_dx);
+                                *d = is[r] * (*d - mean_d - x * mean_dx);
                             }
-                        }
+                        });
                     }
                     if let Some((d_scale, d_offset)) = param_grads {
                         hand_over(p, scale, d_scale);
@@ -682,6 +671,18 @@ impl PlainNet {
         }
         input_grad.then_some(g)
     }
+}
+
+/// The gradients of a normalisation's scale and offset: the column sums of `g * normalised`
+/// and of `g` (batch norm and layer norm alike).
+fn scale_offset_grads(g: &[f32], normalised: &[f32], cols: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut d_offset = vec![0.0; cols];
+    column_sums(g, cols, &mut d_offset);
+    let mut gx = g.to_vec();
+    zip_map(&mut gx, normalised, |d, x| *d *= x);
+    let mut d_scale = vec![0.0; cols];
+    column_sums(&gx, cols, &mut d_scale);
+    (d_scale, d_offset)
 }
 
 fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {

@@ -82,8 +82,8 @@ pub struct StepReport {
 /// (for progress bars and step-level logs); when it breaks, the epoch stops there as at an
 /// interrupt.
 ///
-/// An epoch that was interrupted (`state.partial`, from a checkpoint) is finished from where
-/// it stopped, on its own data order. When a stop is requested ([`crate::interrupt`], or by
+/// An epoch that was interrupted (`state.partial`, from a checkpoint, which must fit `train`:
+/// [`PartialEpoch::mismatch`]) is finished from where it stopped, on its own data order. When a stop is requested ([`crate::interrupt`], or by
 /// `on_step`), the
 /// epoch stops between two steps with `Error::Interrupted`, the state whole and its
 /// `partial` set, ready for a checkpoint.
@@ -99,15 +99,11 @@ pub fn train_epoch(
     let batch = config.training.batch_size;
     let batches = train.len() / batch;
     let resumed = state.partial.take();
-    if let Some(reason) = resumed
+    // A resumed epoch was checked against the data by the caller (`experiment::run`, which
+    // names the checkpoint in its error).
+    debug_assert!(resumed
         .as_ref()
-        .and_then(|p| p.mismatch(state.epoch, train.len(), batch))
-    {
-        return Err(Error::Checkpoint {
-            path: "the checkpoint resumed from".into(),
-            message: format!("cannot finish its interrupted epoch: {reason}"),
-        });
-    }
+        .is_none_or(|p| p.mismatch(state.epoch, train.len(), batch).is_none()));
     let (order, first_step, sums, mut g_steps, seconds_before) = match resumed {
         Some(p) => (p.order, p.steps_done, p.sums, p.g_steps, p.seconds),
         None => {
