@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// How every event file's name starts (TensorBoard reads the files whose names hold it).
+pub const EVENT_FILE_PREFIX: &str = "events.out.tfevents.";
+
 /// What a TensorBoard hyperparameter takes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HParamValue {
@@ -50,7 +53,7 @@ impl EventFile {
     pub fn create(dir: &Path) -> Result<EventFile> {
         let now = wall_time();
         let path = dir.join(format!(
-            "events.out.tfevents.{:010}.gan-run.{}",
+            "{EVENT_FILE_PREFIX}{:010}.gan-run.{}",
             now as u64,
             std::process::id()
         ));

@@ -38,7 +38,11 @@ impl RunEvents {
             .map(|entries| {
                 entries
                     .flatten()
-                    .any(|e| e.file_name().to_string_lossy().contains("tfevents"))
+                    .any(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(crate::tensorboard::EVENT_FILE_PREFIX)
+                    })
             })
             .unwrap_or(false);
         let mut events = RunEvents {
@@ -119,8 +123,8 @@ impl RunEvents {
     }
 }
 
-/// The grids of `epoch` in the run's `samples/` folder, as `(tag, png, side)`: `samples` for
-/// the config's generation mode, `samples/<mode>` for the others.
+/// The grids of `epoch` in the run's `samples/` folder, as [`grid_record`]s: for runs whose
+/// past epochs are logged late.
 pub fn grids_of(dir: &Path, epoch: usize) -> Vec<(String, Vec<u8>, usize)> {
     use crate::config::GenerationMode;
     let modes = [
@@ -133,14 +137,23 @@ pub fn grids_of(dir: &Path, epoch: usize) -> Vec<(String, Vec<u8>, usize)> {
         .filter_map(|extra| {
             let name = crate::run_dir::sample_grid_name(epoch, extra);
             let png = std::fs::read(dir.join(crate::run_dir::SAMPLES_DIR).join(name)).ok()?;
-            let side = png_side(&png)?;
-            let tag = match extra {
-                None => "samples".to_string(),
-                Some(mode) => format!("samples/{}", mode.name()),
-            };
-            Some((tag, png, side))
+            grid_record(extra, png)
         })
         .collect()
+}
+
+/// A grid as `(tag, png, side)`: tag `samples` for the config's generation mode,
+/// `samples/<mode>` for another.
+pub fn grid_record(
+    extra: Option<crate::config::GenerationMode>,
+    png: Vec<u8>,
+) -> Option<(String, Vec<u8>, usize)> {
+    let side = png_side(&png)?;
+    let tag = match extra {
+        None => "samples".to_string(),
+        Some(mode) => format!("samples/{}", mode.name()),
+    };
+    Some((tag, png, side))
 }
 
 /// The width of a PNG, from its header (gan-run's grids are square).

@@ -311,6 +311,7 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         // minutes), and at the last epoch of every start, so that a start stopped early
         // (--max-epochs) also leaves a picture of where it got to.
         let start_ends = epoch == last_epoch; // also the run's last epoch
+        let mut grids = Vec::new();
         if sample_every > 0 && (epoch.is_multiple_of(sample_every) || epoch == 1 || start_ends) {
             let modes = std::iter::once((config.generation.mode, None))
                 .chain(config.generation.extra_grids.iter().map(|&m| (m, Some(m))));
@@ -324,8 +325,13 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
                     mode,
                     &dev,
                 );
-                let path = dir.write_samples(epoch, extra, &images, grid)?;
+                let png = dir.write_samples(epoch, extra, &images, grid)?;
+                let path = dir
+                    .path
+                    .join(crate::run_dir::SAMPLES_DIR)
+                    .join(crate::run_dir::sample_grid_name(epoch, extra));
                 tracing::info!(path = %path.display(), mode = mode.name(), "sample grid written");
+                grids.extend(events::grid_record(extra, png));
             }
         }
         let every = config.evaluation.every;
@@ -389,7 +395,7 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         }
         if let Some(events) = events.as_mut() {
             let m = state.history.last().expect("an epoch was just trained");
-            events.epoch(m, &events::grids_of(&dir.path, epoch))?;
+            events.epoch(m, &grids)?;
         }
         let was_stuck = state.history.len() > 1
             && stuck_reason(&state.history[..state.history.len() - 1]).is_some();

@@ -25,6 +25,7 @@ use serde::Serialize;
 
 use crate::config::{Experiment, GenerationMode, IMAGE_PIXELS};
 use crate::error::{Error, Result};
+use crate::tensorboard::EVENT_FILE_PREFIX;
 use crate::train::EpochMetrics;
 
 /// The resolved config.
@@ -40,6 +41,10 @@ pub const BEST_CHECKPOINT: &str = "best.safetensors";
 /// The mid-epoch checkpoint written when a run is interrupted, in the checkpoints folder; it
 /// outranks the epoch checkpoints it is newer than, and goes when the next one is written.
 pub const INTERRUPTED_CHECKPOINT: &str = "interrupted.safetensors";
+/// A sweep's index of its points, in the sweep directory.
+pub const INDEX_FILE: &str = "index.json";
+/// Why a halving sweep stopped a point, in the point's run directory.
+pub const STOPPED_FILE: &str = "stopped.json";
 /// The end-of-run summary.
 pub const SUMMARY_FILE: &str = "summary.json";
 /// Checkpoint folder.
@@ -110,18 +115,18 @@ pub fn check_output(path: &Path) -> Result<()> {
         METRICS_FILE,
         SUMMARY_FILE,
         LOCK_FILE,
-        "stopped.json",
+        STOPPED_FILE,
     ];
     let in_run = is_run(parent)
         && (own_names.contains(&name.as_str())
-            || name.starts_with("events.out.tfevents.")
+            || name.starts_with(EVENT_FILE_PREFIX)
             || (name.starts_with("eval") && name.ends_with(".json")));
     let in_run_folder = parent
         .file_name()
         .is_some_and(|n| n == CHECKPOINTS_DIR || n == SAMPLES_DIR)
         && parent.parent().is_some_and(is_run);
-    let in_sweep = parent.join("index.json").is_file()
-        && (name == "index.json" || name.starts_with("events.out.tfevents."));
+    let in_sweep = parent.join(INDEX_FILE).is_file()
+        && (name == INDEX_FILE || name.starts_with(EVENT_FILE_PREFIX));
     if in_run || in_run_folder {
         return refuse("is one of a run's own files, which gan-run's commands never replace");
     }
@@ -654,11 +659,7 @@ impl RunDir {
         let path = self.interrupted_checkpoint_path();
         atomic_write_with(&path, write)?;
         if let Some((pixels, grid)) = grid {
-            let png = self
-                .path
-                .join(SAMPLES_DIR)
-                .join(interrupted_grid_name(epoch, steps_done));
-            atomic_write(&png, &grid_png(pixels, grid))?;
+            self.write_grid(&interrupted_grid_name(epoch, steps_done), pixels, grid)?;
         }
         Ok(path)
     }
@@ -728,20 +729,22 @@ impl RunDir {
     }
 
     /// Writes a sample grid, [`sample_grid_name`]: a `grid x grid` tiling of 28x28 images in
-    /// [0, 1]. `extra` names a generation mode other than the config's own.
+    /// [0, 1]. `extra` names a generation mode other than the config's own. Returns the PNG.
     pub fn write_samples(
         &self,
         epoch: usize,
         extra: Option<GenerationMode>,
         pixels: &[f32],
         grid: usize,
-    ) -> Result<PathBuf> {
-        let path = self
-            .path
-            .join(SAMPLES_DIR)
-            .join(sample_grid_name(epoch, extra));
-        atomic_write(&path, &grid_png(pixels, grid))?;
-        Ok(path)
+    ) -> Result<Vec<u8>> {
+        self.write_grid(&sample_grid_name(epoch, extra), pixels, grid)
+    }
+
+    /// Writes a grid PNG named `name` into [`SAMPLES_DIR`] and returns it.
+    fn write_grid(&self, name: &str, pixels: &[f32], grid: usize) -> Result<Vec<u8>> {
+        let png = grid_png(pixels, grid);
+        atomic_write(&self.path.join(SAMPLES_DIR).join(name), &png)?;
+        Ok(png)
     }
 
     /// Writes `summary.json`.

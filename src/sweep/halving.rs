@@ -16,7 +16,7 @@ use crate::run_dir::{atomic_write, RunDir};
 use crate::train::EpochMetrics;
 
 /// A stopped point's record, in its run directory.
-pub const STOPPED_FILE: &str = "stopped.json";
+pub use crate::run_dir::STOPPED_FILE;
 
 /// The `[halving]` table of a sweep file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

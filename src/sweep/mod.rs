@@ -16,7 +16,7 @@ use crate::experiment::Summary;
 use crate::run_dir::atomic_write;
 
 /// The sweep directory's list of its points and their states.
-pub const INDEX_FILE: &str = "index.json";
+pub use crate::run_dir::INDEX_FILE;
 
 /// The sweep file.
 #[derive(Debug, Clone, Deserialize)]
