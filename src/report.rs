@@ -238,8 +238,14 @@ pub fn write_chart_files(
 ) -> Result<Vec<std::path::PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
     let mut paths = Vec::new();
-    for chart in charts(runs, logs) {
-        let path = dir.join(format!("{}.svg", chart.name));
+    let charts = charts(runs, logs);
+    let path_of = |chart: &Chart| dir.join(format!("{}.svg", chart.name));
+    // Every path checked before any is written.
+    for chart in &charts {
+        crate::run_dir::check_output(&path_of(chart))?;
+    }
+    for chart in charts {
+        let path = path_of(&chart);
         atomic_write(&path, svg_chart(&chart, true).as_bytes())?;
         paths.push(path);
     }

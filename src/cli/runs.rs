@@ -176,16 +176,10 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
         _ => PathBuf::from("report.html"),
     });
     crate::run_dir::check_output(&out)?;
-    if let Some(dir) = &charts {
-        crate::run_dir::check_output(&dir.join("d_loss.svg"))?;
-    }
     let records = expand_runs(&runs)?
         .iter()
         .map(|d| RunRecord::read(d))
         .collect::<Result<Vec<_>, _>>()?;
-    for r in &records {
-        crate::report::write_curves_png(r)?;
-    }
     let logs = logs
         .iter()
         .map(|l| crate::report::ImportedLog::read(l))
@@ -194,6 +188,9 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
         for path in crate::report::write_chart_files(&records, &logs, &dir)? {
             println!("{}", path.display());
         }
+    }
+    for r in &records {
+        crate::report::write_curves_png(r)?;
     }
     let page = crate::report::html(&records, &logs)?;
     crate::run_dir::atomic_write(&out, page.as_bytes())?;

@@ -36,13 +36,11 @@ impl RunEvents {
     ) -> Result<RunEvents> {
         let had_events = std::fs::read_dir(dir)
             .map(|entries| {
-                entries
-                    .flatten()
-                    .any(|e| {
-                        e.file_name()
-                            .to_string_lossy()
-                            .starts_with(crate::tensorboard::EVENT_FILE_PREFIX)
-                    })
+                entries.flatten().any(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(crate::tensorboard::EVENT_FILE_PREFIX)
+                })
             })
             .unwrap_or(false);
         let mut events = RunEvents {

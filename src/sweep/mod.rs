@@ -436,11 +436,19 @@ impl Sweep {
         if let Some(p) = &resources.partition {
             directives.push(format!("--partition={p}"));
         }
-        for d in &directives {
-            if d.contains(char::is_whitespace) && !d.contains('"') {
+        // The values themselves, before they are formatted: an #SBATCH line ends at a space
+        // and a newline would start a line of the script.
+        let values = [&resources.time, &resources.mem, &resources.partition];
+        for value in values.into_iter().flatten() {
+            if value.is_empty()
+                || value.contains(|c: char| c.is_whitespace() || "\"'\\".contains(c))
+            {
                 return Err(Error::Config {
                     location: config::location_of(&self.file, "slurm"),
-                    message: format!("`{d}` holds a space, which an #SBATCH line cannot carry"),
+                    message: format!(
+                        "`{value}` is empty or holds a space, a quote or a backslash, which an \
+                         #SBATCH line cannot carry"
+                    ),
                 });
             }
         }
