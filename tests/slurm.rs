@@ -112,18 +112,6 @@ fn spawn_train(s: &Scratch, host: &str, epochs: &str) -> std::process::Child {
         .unwrap()
 }
 
-fn wait_for(path: &Path) {
-    let start = std::time::Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed().as_secs() < 120,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 /// Two hosts on one shared run directory: the second is refused while the first holds it (and
 /// renews its lease), even after the first dies, until the lease runs out; then it takes over.
 /// On one host, a killed run's zombie does not hold the directory.
@@ -168,7 +156,10 @@ fn the_lock_holds_across_hosts_by_lease_and_a_zombie_does_not_hold_it() {
 
     // Same host: a killed run not yet reaped by its parent (a zombie) does not hold the lock.
     let mut zombie = spawn_train(&s, "node1", "training.epochs=200");
-    wait_for(&lock);
+    let pid_line = format!("pid={}\n", zombie.id());
+    poll_until("the second run to take the lock", 120, || {
+        std::fs::read_to_string(&lock).is_ok_and(|t| t.contains(&pid_line))
+    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(zombie.id() as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -200,18 +191,10 @@ fn slurm_ready() -> bool {
 
 /// Waits until Slurm has no task of `job` left.
 fn wait_for_job(job: &str) {
-    let start = std::time::Instant::now();
-    loop {
+    poll_until(&format!("job {job} to leave the queue"), 300, || {
         let out = run_tool(std::process::Command::new("squeue").args(["-h", "-j", job]));
-        if out.stdout.iter().all(|b| b.is_ascii_whitespace()) {
-            return;
-        }
-        assert!(
-            start.elapsed().as_secs() < 300,
-            "job {job} still queued or running"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
+        out.stdout.iter().all(|b| b.is_ascii_whitespace())
+    });
 }
 
 /// A sweep submitted to a real Slurm (slurmctld and slurmd on localhost): every point trains

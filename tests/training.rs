@@ -393,19 +393,6 @@ fn terminate(child: &std::process::Child) {
     .unwrap();
 }
 
-/// Waits until `path` exists (a run has got that far).
-fn wait_for(path: &std::path::Path) {
-    let start = std::time::Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed().as_secs() < 120,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn sigterm_stops_a_run_and_a_sweep_cleanly_and_both_resume() {
     let s = Scratch::new();

@@ -147,3 +147,22 @@ pub fn tool_available(available: bool, what: &str, skipped: &str) -> bool {
     }
     available
 }
+
+/// Polls `done` every 50 ms until it holds, failing after `secs` seconds with `what`.
+pub fn poll_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed().as_secs() < secs,
+            "waited {secs} s for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Waits until `path` exists (a run has got that far).
+pub fn wait_for(path: &Path) {
+    poll_until(&format!("{} to appear", path.display()), 120, || {
+        path.exists()
+    });
+}
