@@ -738,7 +738,8 @@ pub fn read_text(path: &Path) -> Result<String> {
     Ok(text)
 }
 
-/// Like [`load`], from text already in memory; `path` is only used in messages.
+/// Like [`load`], from text already in memory; `path` names it in messages, and a relative
+/// `data.dir` written in it resolves against its folder.
 pub fn from_str(text: &str, path: &Path, overrides: &[Override]) -> Result<Experiment> {
     resolve(text, path, overrides, Retired::Refuse)
 }
