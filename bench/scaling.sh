@@ -23,7 +23,7 @@ widths() {
     done
 }
 
-echo "- CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1); $THREADS threads; code $(git rev-parse --short HEAD)"
+echo "- CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1) (family $(sed -n 's/^cpu family\t*: //p' /proc/cpuinfo | head -n 1), model $(sed -n 's/^model\t*: //p' /proc/cpuinfo | head -n 1)); $THREADS threads; code $(git rev-parse --short HEAD)"
 echo
 echo "| batch | width | gan-run steps/s | TF steps/s | gan-run samples/s | TF samples/s | gan-run / TF |"
 echo "|---:|---:|---:|---:|---:|---:|---:|"
