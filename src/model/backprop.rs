@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::kernels::{
     column_reduce, column_sums, for_rows, map_in_place, matmul, matmul_add, matmul_one_thread,
-    zip_map, Mat,
+    transpose, zip_map, Mat,
 };
 use super::{dropout_mask, Layer, Network};
 use crate::config::BatchNormMode;
@@ -506,7 +506,6 @@ impl PlainNet {
                     },
                     Saved::Input(x),
                 ) => {
-                    let x_mat = Mat::new(&x, rows, *input).t();
                     let w_mat = Mat::new(weight, *input, *out).t();
                     let dw_db = match (param_grads, propagate) {
                         // Both products are needed and independent: one thread each.
@@ -515,7 +514,10 @@ impl PlainNet {
                             let mut dx = vec![0.0; rows * *input];
                             let g_mat = Mat::new(&g, rows, *out);
                             rayon::join(
-                                || matmul_one_thread(x_mat, g_mat, &mut dw),
+                                || {
+                                    let x_t = transpose(&x, rows, *input);
+                                    matmul_one_thread(Mat::new(&x_t, *input, rows), g_mat, &mut dw)
+                                },
                                 || matmul_one_thread(g_mat, w_mat, &mut dx),
                             );
                             let mut db = vec![0.0; *out];
@@ -525,7 +527,12 @@ impl PlainNet {
                         }
                         (true, false) => {
                             let mut dw = vec![0.0; *input * *out];
-                            matmul(x_mat, Mat::new(&g, rows, *out), &mut dw);
+                            let x_t = transpose(&x, rows, *input);
+                            matmul(
+                                Mat::new(&x_t, *input, rows),
+                                Mat::new(&g, rows, *out),
+                                &mut dw,
+                            );
                             let mut db = vec![0.0; *out];
                             column_sums(&g, *out, &mut db);
                             Some((dw, db))

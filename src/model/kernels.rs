@@ -127,6 +127,31 @@ fn product(a: Mat<'_>, b: Mat<'_>, c: &mut [f32], accum: Accum) {
     }
 }
 
+/// `x` (`rows x cols`, row-major) transposed into a new `cols x rows` row-major buffer, a tile
+/// at a time so that both sides stay in cache.
+///
+/// Why: a weight gradient `x^T g` with `x` read in place is faer's slowest orientation (its
+/// kernels pack the left operand but read the right one where it lies, and here that one
+/// strides by whole rows); with `x` transposed first it runs like the forward product.
+/// BENCHMARKS.md has the figures.
+pub fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    assert_eq!(x.len(), rows * cols, "matrix buffer size");
+    const TILE: usize = 16;
+    let mut out = vec![0.0; x.len()];
+    for r0 in (0..rows).step_by(TILE) {
+        let r1 = (r0 + TILE).min(rows);
+        for c0 in (0..cols).step_by(TILE) {
+            for c in c0..(c0 + TILE).min(cols) {
+                let column = &mut out[c * rows + r0..c * rows + r1];
+                for (o, r) in column.iter_mut().zip(r0..r1) {
+                    *o = x[r * cols + c];
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Runs `f` on one of rayon's worker threads, the caller waiting: for loops of many small
 /// parallel regions, such as the training step's.
 ///
@@ -319,6 +344,19 @@ mod tests {
                 c
             };
             assert_eq!(run(1), run(2), "{m}x{k}x{n}");
+        }
+    }
+
+    #[test]
+    fn transpose_swaps_rows_and_columns() {
+        // Sizes that are not multiples of the tile.
+        let (rows, cols) = (37, 21);
+        let x: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+        let t = super::transpose(&x, rows, cols);
+        for r in 0..rows {
+            for c in 0..cols {
+                assert_eq!(t[c * rows + r], x[r * cols + c], "({r}, {c})");
+            }
         }
     }
 
