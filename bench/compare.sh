@@ -1,28 +1,54 @@
 #!/usr/bin/env bash
-# Side-by-side speed of configs/paper.toml: gan-run's own `bench` against the same model and
-# training step in PyTorch (bench/pytorch_gan.py) and TensorFlow 1-style graph mode
-# (bench/tensorflow_gan.py), same steps, warm-up and thread count. Prints a markdown table.
+# gan-run's training step beside the same model and step in TensorFlow 1-style graph mode
+# (bench/tensorflow_gan.py, the tutorial's framework) and PyTorch (bench/pytorch_gan.py), in one
+# sitting: ROUNDS rounds, each running every framework once in turn, and the medians. Prints a
+# markdown table, or with FORMAT=row one table row for bench/scaling.sh.
 #
-#   bench/compare.sh                      # STEPS=200 THREADS=2
-#   STEPS=50 THREADS=1 NO_TF=1 bench/compare.sh
-#   GAN_RUN=path/to/gan-run bench/compare.sh
+#   bench/compare.sh                                  # configs/paper.toml, batch 100, width 1
+#   bench/compare.sh configs/paper.toml --batch 1024 --width 2
+#   ROUNDS=5 STEPS=300 NO_TORCH=1 bench/compare.sh
 #
-# Env knobs: STEPS (200), THREADS (2), WARMUP (10), NO_TF=1 (skip TensorFlow), NO_TORCH=1
-# (skip PyTorch, e.g. where its CPU wheel index is unreachable),
-# GAN_RUN (the binary; default target/release/gan-run, which cargo builds first).
-# The environment passes through: on a machine whose cores are shared with other work,
-# OMP_WAIT_POLICY=PASSIVE stops PyTorch's OpenMP threads spinning at barriers (measured here
-# with a build running beside it: 0.6 steps/s at 2 threads by default, 14.8 with PASSIVE).
+# The Python scripts build the paper's networks (G 100-256-512-1024-784 with batch-statistics
+# batch-norm and dropout 0.5, D 784-1024-512-256-1, the tutorial's double-sigmoid loss, two
+# Adams); --width scales their hidden widths and, through --set, the config's (whose linear
+# layers must sit where the paper config's do). Another config times gan-run on that config
+# beside the paper networks in the other frameworks.
+#
+# Env: ROUNDS (3), STEPS (steps timed per run; default about 20,000 images' worth, at least 20),
+# WARMUP (10), THREADS (2), NO_TF=1, NO_TORCH=1 (skip one; e.g. where PyTorch's CPU wheel index
+# is unreachable), GAN_RUN (the binary; default target/release/gan-run, which cargo builds
+# first). bench/.venv is created with tensorflow-cpu and torch when missing (PyPI's Linux torch
+# wheel pulls the CUDA packages, several GB, when the CPU index is unreachable). On a machine
+# whose cores are shared, OMP_WAIT_POLICY=PASSIVE stops PyTorch's OpenMP threads spinning.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-STEPS="${STEPS:-200}"
+CONFIG=configs/paper.toml
+BATCH=100
+WIDTH=1
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --batch) BATCH="$2"; shift 2 ;;
+        --width) WIDTH="$2"; shift 2 ;;
+        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -*) echo "error: unknown option '$1' (try --help)" >&2; exit 2 ;;
+        *) CONFIG="$1"; shift ;;
+    esac
+done
+[[ -f "$CONFIG" ]] || { echo "error: no config file at '$CONFIG'" >&2; exit 2; }
+[[ "$BATCH" =~ ^[1-9][0-9]*$ ]] || { echo "error: --batch takes a positive whole number, not '$BATCH'" >&2; exit 2; }
+[[ "$WIDTH" =~ ^[0-9]*\.?[0-9]+$ ]] || { echo "error: --width takes a positive number, not '$WIDTH'" >&2; exit 2; }
+
+ROUNDS="${ROUNDS:-3}"
+DEFAULT_STEPS=$(( 20000 / BATCH )); (( DEFAULT_STEPS < 20 )) && DEFAULT_STEPS=20
+STEPS="${STEPS:-$DEFAULT_STEPS}"
 THREADS="${THREADS:-2}"
 WARMUP="${WARMUP:-10}"
 NO_TF="${NO_TF:-0}"
 NO_TORCH="${NO_TORCH:-0}"
+FORMAT="${FORMAT:-table}"
 VENV=bench/.venv
 PY="$VENV/bin/python"
 OUT="$(mktemp -d)"
@@ -31,7 +57,7 @@ trap 'rm -rf "$OUT"' EXIT
 say() { echo "+ $*" >&2; }
 
 # --- Python environment -------------------------------------------------------------------
-if [[ ! -x "$PY" ]]; then
+if [[ "$NO_TF" != 1 || "$NO_TORCH" != 1 ]] && [[ ! -x "$PY" ]]; then
     say python3 -m venv "$VENV"
     python3 -m venv "$VENV"
 fi
@@ -40,22 +66,12 @@ if [[ "$NO_TORCH" != 1 ]] && ! "$PY" -c 'import torch' 2>/dev/null; then
     say "$PY" -m pip install torch --index-url https://download.pytorch.org/whl/cpu
     if ! "$PY" -m pip install torch --index-url https://download.pytorch.org/whl/cpu; then
         echo "CPU wheel index unreachable; falling back to PyPI's torch (pulls CUDA packages)" >&2
-        say "$PY" -m pip install torch
         "$PY" -m pip install torch
     fi
 fi
-HAVE_TF=0
-if [[ "$NO_TF" != 1 ]]; then
-    if "$PY" -c 'import tensorflow' 2>/dev/null; then
-        HAVE_TF=1
-    else
-        say "$PY" -m pip install tensorflow
-        if "$PY" -m pip install tensorflow && "$PY" -c 'import tensorflow' 2>/dev/null; then
-            HAVE_TF=1
-        else
-            echo "warning: TensorFlow did not install; skipping it" >&2
-        fi
-    fi
+if [[ "$NO_TF" != 1 ]] && ! "$PY" -c 'import tensorflow' 2>/dev/null; then
+    say "$PY" -m pip install tensorflow-cpu
+    "$PY" -m pip install tensorflow-cpu
 fi
 
 # --- gan-run binary -----------------------------------------------------------------------
@@ -63,77 +79,76 @@ if [[ -z "${GAN_RUN:-}" ]]; then
     GAN_RUN=target/release/gan-run
     # Always: a stale binary would time old code (a no-op when it is up to date).
     say cargo build --release
-    cargo build --release
+    cargo build --release >&2
 fi
 
-# --- Machine ------------------------------------------------------------------------------
-echo "## Machine"
-echo
-echo "- CPU: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)"
-echo "- cores: $(nproc) available; benchmarks use $THREADS thread(s)"
-if grep -q avx512f /proc/cpuinfo 2>/dev/null; then
-    echo "- AVX-512: yes ($(grep -o 'avx512[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ' | sed 's/ $//'))"
-else
-    echo "- AVX-512: no"
-fi
-echo "- rustc: $(rustc --version 2>/dev/null || echo 'not found')"
-echo "- python: $("$PY" --version 2>&1)"
-echo "- steps timed: $STEPS after $WARMUP warm-up steps; batch 100"
-LOAD="$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')"
-echo "- load average before the runs: $LOAD (anything else busy on the cores skews the numbers;"
-echo "  OpenMP-threaded PyTorch suffers most when its threads must share cores)"
-echo
+# The paper's linear layers: G 0/3/6 (256/512/1024), D 0/2/4 (1024/512/256).
+SETS=(--set "training.batch_size=$BATCH")
+for spec in "generator 0 256" "generator 3 512" "generator 6 1024" \
+            "discriminator 0 1024" "discriminator 2 512" "discriminator 4 256"; do
+    read -r net layer paper <<<"$spec"
+    SETS+=(--set "model.$net.layers[$layer].out=$(python3 -c "print(int($paper * $WIDTH))")")
+done
 
-# --- Runs ---------------------------------------------------------------------------------
-say RAYON_NUM_THREADS="$THREADS" "$GAN_RUN" bench configs/paper.toml --json --steps "$STEPS" --warmup "$WARMUP"
-RAYON_NUM_THREADS="$THREADS" "$GAN_RUN" bench configs/paper.toml --json \
-    --steps "$STEPS" --warmup "$WARMUP" > "$OUT/gan-run.json"
-GAN_RUN_VERSION="$("$GAN_RUN" --version 2>/dev/null | awk '{print $NF}' || true)"
-
-if [[ "$NO_TORCH" != 1 ]]; then
-    say "$PY" bench/pytorch_gan.py --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS"
-    "$PY" bench/pytorch_gan.py --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS" \
-        | tail -n 1 > "$OUT/pytorch.json"
-fi
-
-if [[ "$HAVE_TF" == 1 ]]; then
-    say "$PY" bench/tensorflow_gan.py --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS"
-    if ! "$PY" bench/tensorflow_gan.py --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS" \
-        > "$OUT/tensorflow.out"; then
-        echo "warning: the TensorFlow run failed; leaving it out" >&2
-    else
-        tail -n 1 "$OUT/tensorflow.out" > "$OUT/tensorflow.json"
-    fi
-fi
+# --- Runs: every framework once per round, so that a slow spell of the VM hits all ------------
+for round in $(seq "$ROUNDS"); do
+    say "round $round/$ROUNDS: gan-run"
+    RAYON_NUM_THREADS="$THREADS" "$GAN_RUN" bench "$CONFIG" --json --no-baseline \
+        --steps "$STEPS" --warmup "$WARMUP" "${SETS[@]}" > "$OUT/gan-run.$round.json"
+    for fw in tensorflow pytorch; do
+        skip=NO_TF; [[ $fw == pytorch ]] && skip=NO_TORCH
+        [[ "${!skip}" == 1 ]] && continue
+        say "round $round/$ROUNDS: $fw"
+        "$PY" "bench/${fw}_gan.py" --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS" \
+            --batch "$BATCH" --width "$WIDTH" 2>"$OUT/$fw.$round.err" | tail -n 1 > "$OUT/$fw.$round.json" \
+            || { cat "$OUT/$fw.$round.err" >&2; echo "error: the $fw run failed" >&2; exit 1; }
+    done
+done
 
 # --- Table --------------------------------------------------------------------------------
-echo "## Speed: configs/paper.toml (one step = one D step + one G step)"
-echo
-python3 - "$OUT" "${GAN_RUN_VERSION:-?}" <<'EOF'
-import json, os, sys
+CPU="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1) (family $(sed -n 's/^cpu family\t*: //p' /proc/cpuinfo | head -n 1), model $(sed -n 's/^model\t*: //p' /proc/cpuinfo | head -n 1)$(grep -q avx512f /proc/cpuinfo && echo ', AVX-512' || echo ', no AVX-512'))"
+python3 - "$OUT" "$ROUNDS" "$FORMAT" "$CONFIG" "$BATCH" "$WIDTH" "$STEPS" "$THREADS" "$CPU" \
+    "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo '+changes')" \
+    "$("$GAN_RUN" --version | awk '{print $NF}')" <<'PYEOF'
+import json, os, statistics, sys
 
-out, gan_run_version = sys.argv[1], sys.argv[2]
-EPOCH_STEPS = 550  # 55,000 training images / batch 100
+out, rounds, fmt, config, batch, width, steps, threads, cpu, code, gan_run_version = sys.argv[1:]
+rounds, batch = int(rounds), int(batch)
 
-with open(os.path.join(out, "gan-run.json")) as f:
-    g = json.load(f)  # pretty-printed: the whole output is the JSON
-rows = [("gan-run (dfdx)", gan_run_version, g["steps_per_sec"], g.get("peak_rss_mb"))]
-for name in ("pytorch", "tensorflow"):
-    path = os.path.join(out, name + ".json")
-    if os.path.exists(path):
-        with open(path) as f:
-            r = json.load(f)
-        rows.append((r["framework"], r["version"], r["steps_per_sec"], r.get("peak_rss_mb")))
+def runs(name):
+    paths = [os.path.join(out, f"{name}.{r}.json") for r in range(1, rounds + 1)]
+    return [json.load(open(p)) for p in paths if os.path.exists(p)]
 
-ours = rows[0][2]
-print("| framework | version | steps/s | s per 550-step epoch | peak RSS MB | gan-run / framework |")
-print("|---|---|---:|---:|---:|---:|")
-for name, version, sps, rss in rows:
-    rss_s = f"{rss:.0f}" if rss is not None else "n/a"
-    print(f"| {name} | {version} | {sps:.2f} | {EPOCH_STEPS / sps:.1f} | {rss_s} | {ours / sps:.2f} |")
+frameworks = [(n, runs(n)) for n in ("gan-run", "tensorflow", "pytorch")]
+frameworks = [(n, r) for n, r in frameworks if r]
+median = {n: statistics.median(x["steps_per_sec"] for x in r) for n, r in frameworks}
+ours = median["gan-run"]
+
+if fmt == "row":
+    # batch | width | steps/s and samples/s per framework | gan-run / TF | gan-run / PyTorch
+    cells = [str(batch), width]
+    for n in ("gan-run", "tensorflow", "pytorch"):
+        cells.append(f"{median[n]:.2f} ({median[n] * batch:.0f})" if n in median else "n/a")
+    for n in ("tensorflow", "pytorch"):
+        cells.append(f"{ours / median[n]:.2f}" if n in median else "n/a")
+    print("| " + " | ".join(cells) + " |")
+    sys.exit()
+
+print(f"- {config}, batch {batch}, width x{width}; {steps} steps timed per run, {rounds} rounds, "
+      f"{threads} threads")
+print(f"- CPU: {cpu}; code {code}")
 print()
-print(f"gan-run: {g['gflops']:.1f} GFLOP/s of matrix products achieved, against a measured "
-      f"peak of {g['peak_gflops']:.1f} GFLOP/s (1024^3 f32 product); "
-      f"{g['gflop_per_step']:.3f} GFLOP per step.")
-print("A ratio above 1 means gan-run is faster than that framework.")
-EOF
+print("| framework | version | steps/s (median) | each round | samples/s | peak RSS MB | gan-run / it |")
+print("|---|---|---:|---|---:|---:|---:|")
+for n, r in frameworks:
+    version = r[0].get("version", gan_run_version)
+    each = ", ".join(f"{x['steps_per_sec']:.2f}" for x in r)
+    rss = max((x.get("peak_rss_mb") or 0) for x in r)
+    print(f"| {n} | {version} | {median[n]:.2f} | {each} | {median[n] * batch:.0f} | {rss:.0f} | "
+          f"{ours / median[n]:.2f} |")
+g = runs("gan-run")
+print()
+print("gan-run's matrix products: " + ", ".join(
+    f"{x['gflops']:.0f} of {x['peak_gflops']:.0f} GFLOP/s ({100 * x['gflops'] / x['peak_gflops']:.0f}%)"
+    for x in g) + " (peak: a 1024^3 product, same run).")
+PYEOF

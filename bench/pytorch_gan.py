@@ -3,7 +3,8 @@
 
 The same arithmetic as `gan-run bench configs/paper.toml`: one step is one discriminator
 step then one generator step, batch 100, on a random uniform "real" batch (the arithmetic
-does not depend on the pixel values). The last line printed is a JSON object.
+does not depend on the pixel values). The last line printed is a JSON object. `--batch` and
+`--width` (the hidden widths' scale) are for bench/scaling.sh.
 
     python bench/pytorch_gan.py --steps 200 --warmup 10 --threads 2
 """
@@ -17,22 +18,26 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-NOISE_DIM, PIXELS, BATCH = 100, 784, 100
+NOISE_DIM, PIXELS = 100, 784
+# The batch size and the hidden widths' scale (1: the paper's 256/512/1024), set by main().
+BATCH, WIDTH = 100, 1.0
 
 
-class BatchNormOnlyInTrain(nn.Module):
-    """The tutorial's batch-norm: batch statistics (no running ones) in G's own update,
-    bypassed (identity) otherwise. Learnable scale (ones) and offset (zeros); eps 1e-3."""
+def hidden(width):
+    return int(width * WIDTH)
 
-    def __init__(self, width, eps=1e-3):
+
+class BatchStatisticsNorm(nn.Module):
+    """The tutorial's batch-norm: the current batch's statistics in every pass (its training
+    graph never bypasses it), no running statistics. Scale ones, offset zeros; eps 1e-5."""
+
+    def __init__(self, width, eps=1e-5):
         super().__init__()
         self.scale = nn.Parameter(torch.ones(width))
         self.offset = nn.Parameter(torch.zeros(width))
         self.eps = eps
 
     def forward(self, x):
-        if not self.training:
-            return x
         return F.batch_norm(x, None, None, self.scale, self.offset, training=True, eps=self.eps)
 
 
@@ -44,23 +49,25 @@ def init_truncated_normal(module):
 
 
 def generator():
+    a, b, c = hidden(256), hidden(512), hidden(1024)
     return nn.Sequential(
-        nn.Linear(NOISE_DIM, 256), nn.LeakyReLU(0.2), BatchNormOnlyInTrain(256),
-        nn.Linear(256, 512), nn.LeakyReLU(0.2), BatchNormOnlyInTrain(512),
-        nn.Linear(512, 1024), nn.LeakyReLU(0.2), BatchNormOnlyInTrain(1024),
-        nn.Dropout(0.5),  # keep_prob 0.5, only in G's own update
-        nn.Linear(1024, PIXELS), nn.Sigmoid(),
+        nn.Linear(NOISE_DIM, a), nn.LeakyReLU(0.2), BatchStatisticsNorm(a),
+        nn.Linear(a, b), nn.LeakyReLU(0.2), BatchStatisticsNorm(b),
+        nn.Linear(b, c), nn.LeakyReLU(0.2), BatchStatisticsNorm(c),
+        nn.Dropout(0.5),  # keep_prob 0.5, only in G's own update (train mode)
+        nn.Linear(c, PIXELS), nn.Sigmoid(),
     )
 
 
 def discriminator():
     # Ends in a logit; the loss applies the sigmoid. No batch-norm or dropout, so its mode
     # does not matter.
+    a, b, c = hidden(1024), hidden(512), hidden(256)
     return nn.Sequential(
-        nn.Linear(PIXELS, 1024), nn.LeakyReLU(0.2),
-        nn.Linear(1024, 512), nn.LeakyReLU(0.2),
-        nn.Linear(512, 256), nn.LeakyReLU(0.2),
-        nn.Linear(256, 1),
+        nn.Linear(PIXELS, a), nn.LeakyReLU(0.2),
+        nn.Linear(a, b), nn.LeakyReLU(0.2),
+        nn.Linear(b, c), nn.LeakyReLU(0.2),
+        nn.Linear(c, 1),
     )
 
 
@@ -80,7 +87,11 @@ def main():
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--width", type=float, default=1.0, help="hidden widths x this")
     args = ap.parse_args()
+    global BATCH, WIDTH
+    BATCH, WIDTH = args.batch, args.width
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -92,7 +103,7 @@ def main():
     real = torch.rand(BATCH, PIXELS)
 
     def step():
-        # Discriminator step: G outside its own update (batch-norm bypassed, no dropout).
+        # Discriminator step: G without dropout (eval mode; batch-norm still on batch statistics).
         G.eval()
         with torch.no_grad():
             fake = G(noise())
@@ -102,7 +113,7 @@ def main():
         d_loss.backward()
         d_opt.step()
 
-        # Generator step: G in its own update (batch statistics, dropout). The backward pass
+        # Generator step: G in its own update (dropout on). The backward pass
         # also fills D's gradients; only G's optimizer moves, and D's are cleared next step.
         G.train()
         g_loss = tutorial_double_sigmoid_bce(D(G(noise())), 1.0)

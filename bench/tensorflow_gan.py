@@ -53,16 +53,15 @@ class Generator:
                        for i, w in enumerate(self.widths[1:])]
             self.out = dense_vars("out", self.widths[-1], PIXELS)
 
-    def __call__(self, z, train):
-        """train: G's own update (batch-norm on batch statistics, dropout 0.5). Otherwise
-        batch-norm is bypassed and there is no dropout (the tutorial keeps no running stats)."""
+    def __call__(self, z, dropout):
+        """Batch-norm on the current batch's statistics in every pass (eps 1e-5, no running
+        statistics), as the tutorial's training graph does; dropout 0.5 only in G's own update."""
         h = z
         for (w, b), (scale, offset) in zip(self.hidden, self.bn):
             h = leaky_relu(tf.matmul(h, w) + b)
-            if train:
-                mean, var = tf.nn.moments(h, axes=[0])
-                h = tf.nn.batch_normalization(h, mean, var, offset, scale, variance_epsilon=1e-3)
-        if train:
+            mean, var = tf.nn.moments(h, axes=[0])
+            h = tf.nn.batch_normalization(h, mean, var, offset, scale, variance_epsilon=1e-5)
+        if dropout:
             h = tf.nn.dropout(h, rate=0.5)
         w, b = self.out
         return tf.sigmoid(tf.matmul(h, w) + b)
@@ -114,16 +113,16 @@ def main():
     g_vars = tf1.trainable_variables("generator")
     d_vars = tf1.trainable_variables("discriminator")
 
-    # Discriminator step: G outside its own update (batch-norm bypassed, no dropout). Two
+    # Discriminator step: G without dropout (batch-norm on batch statistics all the same). Two
     # passes of D, not one batch of both, as the tutorial (and gan-run) does.
-    fake_eval = tf.stop_gradient(G(z, train=False))
+    fake_eval = tf.stop_gradient(G(z, dropout=False))
     d_loss = tutorial_double_sigmoid_bce(D(x), 1.0) + tutorial_double_sigmoid_bce(D(fake_eval), 0.0)
     d_train = tf1.train.AdamOptimizer(2e-4, beta1=0.1, beta2=0.999, epsilon=1e-8).minimize(
         d_loss, var_list=d_vars)
 
     # Generator step: G in its own update. TensorFlow differentiates only towards var_list,
     # so unlike gan-run and PyTorch it never computes D's weight gradients here.
-    g_loss = tutorial_double_sigmoid_bce(D(G(z, train=True)), 1.0)
+    g_loss = tutorial_double_sigmoid_bce(D(G(z, dropout=True)), 1.0)
     g_train = tf1.train.AdamOptimizer(2e-4, beta1=0.5, beta2=0.999, epsilon=1e-8).minimize(
         g_loss, var_list=g_vars)
 
