@@ -21,6 +21,8 @@ use crate::config::plan_widths;
 use crate::config::{AdamSettings, DataConfig, InitConfig, LayerSpec, IMAGE_PIXELS};
 use crate::data::{load_test, load_train, Images};
 use crate::error::{Error, Result};
+use crate::model::backprop::PlainNet;
+use crate::model::kernels::on_worker;
 use crate::model::optim::AdamState;
 use crate::model::{Layer, Matrix, Mode, Network, TensorVisitor};
 use crate::run_dir::checkpoint::{le_bytes, Loader};
@@ -307,12 +309,18 @@ impl Classifier {
     pub fn outputs(&mut self, images: &[f32], dev: &Cpu) -> Outputs {
         let mut features = Vec::with_capacity(images.len() / IMAGE_PIXELS * self.feature_dim());
         let mut probs = Vec::with_capacity(images.len() / IMAGE_PIXELS * CLASSES);
+        // The training step's kernels (faer, both cores) run the layers; scoring a run's 10,000
+        // images took several seconds on dfdx's single-threaded products.
+        let (mut body, mut head) = (
+            PlainNet::check_out(&self.body),
+            PlainNet::check_out(&self.head),
+        );
         for chunk in images.chunks(1000 * IMAGE_PIXELS) {
-            let x: Matrix =
-                dev.tensor_from_vec(chunk.to_vec(), (chunk.len() / IMAGE_PIXELS, IMAGE_PIXELS));
-            let f = self.body.forward(x, Mode::Eval);
-            features.extend(f.as_vec());
-            let logits = self.head.forward(f, Mode::Eval);
+            let rows = chunk.len() / IMAGE_PIXELS;
+            let (f, _) = on_worker(|| body.forward(chunk.to_vec(), rows, None, false));
+            let (logits, _) = on_worker(|| head.forward(f.clone(), rows, None, false));
+            features.extend(f);
+            let logits: Matrix = dev.tensor_from_vec(logits, (rows, CLASSES));
             probs.extend(logits.softmax::<Axis<1>>().as_vec());
         }
         Outputs {

@@ -306,6 +306,9 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
             "epoch {epoch}/{} done",
             config.training.epochs
         );
+        // What the epoch's outputs cost beside its training (issue 16 holds them to 5%).
+        let outputs_start = Instant::now();
+        let mut output_times = OutputTimes::default();
         let sample_every = config.output.sample_every;
         // Grids at the cadence, after the first epoch (so that a new run shows a picture within
         // minutes), and at the last epoch of every start, so that a start stopped early
@@ -334,6 +337,7 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
                 grids.extend(events::grid_record(extra, png));
             }
         }
+        output_times.grids = outputs_start.elapsed().as_secs_f64();
         let every = config.evaluation.every;
         if let Some(evaluator) = &mut evaluator {
             // Also at the end of every start, so that a start stopped early (a sweep's rung,
@@ -350,6 +354,7 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
                     &dev,
                 );
                 let scores = evaluator.score(&images);
+                output_times.evaluation = scores.seconds;
                 tracing::info!(
                     fid = format!("{:.2}", scores.fid),
                     classifier_score = format!("{:.2}", scores.classifier_score),
@@ -368,6 +373,7 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         }
         let stuck = stuck_reason(&state.history);
         let stop_stuck = config.training.stop_when_stuck && stuck.is_some();
+        let checkpoint_start = Instant::now();
         if epoch.is_multiple_of(config.output.checkpoint_every) || start_ends || stop_stuck {
             dir.save_checkpoint(epoch, config.output.keep_checkpoints, |path| {
                 checkpoint::write(&mut state, &fingerprint, path)
@@ -393,6 +399,7 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
                 );
             }
         }
+        output_times.checkpoints = checkpoint_start.elapsed().as_secs_f64();
         if let Some(events) = events.as_mut() {
             let m = state.history.last().expect("an epoch was just trained");
             events.epoch(m, &grids)?;
@@ -400,6 +407,16 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         let was_stuck = state.history.len() > 1
             && stuck_reason(&state.history[..state.history.len() - 1]).is_some();
         dir.write_metrics(&state.history)?;
+        let outputs = outputs_start.elapsed().as_secs_f64();
+        let trained = state.history.last().map_or(0.0, |m| m.seconds);
+        tracing::info!(
+            seconds = format!("{outputs:.2}"),
+            percent_of_training = format!("{:.1}", 100.0 * outputs / trained.max(1e-9)),
+            grids = format!("{:.2}", output_times.grids),
+            evaluation = format!("{:.2}", output_times.evaluation),
+            checkpoints = format!("{:.2}", output_times.checkpoints),
+            "epoch {epoch}'s outputs written"
+        );
         if let Some(reason) = stuck {
             if stop_stuck {
                 return Err(Error::Stuck { epoch, reason });
@@ -414,6 +431,14 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         dir.write_summary(&s)?;
     }
     Ok(s)
+}
+
+/// Seconds spent on each of an epoch's outputs; metrics and TensorBoard make up the rest.
+#[derive(Default)]
+struct OutputTimes {
+    grids: f64,
+    evaluation: f64,
+    checkpoints: f64,
 }
 
 fn progress_bar(enabled: bool, steps: u64, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
