@@ -331,6 +331,8 @@ mod tests {
             (200, 784, 1024),
             (1024, 100, 512),
             (100, 256, 100),
+            (1024, 1024, 784), // batch 1024's widest
+            (784, 2048, 1024), // a weight gradient at batch 1024, D's rows
         ] {
             let a: Vec<f32> = dev.sample_normal_like(&(m, k)).as_vec();
             let b: Vec<f32> = dev.sample_normal_like(&(k, n)).as_vec();
