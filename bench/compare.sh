@@ -32,7 +32,7 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --batch) BATCH="$2"; shift 2 ;;
         --width) WIDTH="$2"; shift 2 ;;
-        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "error: unknown option '$1' (try --help)" >&2; exit 2 ;;
         *) CONFIG="$1"; shift ;;
     esac
@@ -84,11 +84,14 @@ fi
 
 # The paper's linear layers: G 0/3/6 (256/512/1024), D 0/2/4 (1024/512/256).
 SETS=(--set "training.batch_size=$BATCH")
-for spec in "generator 0 256" "generator 3 512" "generator 6 1024" \
-            "discriminator 0 1024" "discriminator 2 512" "discriminator 4 256"; do
-    read -r net layer paper <<<"$spec"
-    SETS+=(--set "model.$net.layers[$layer].out=$(python3 -c "print(int($paper * $WIDTH))")")
-done
+# Only when scaled, so that any config runs at width 1.
+if [[ "$(python3 -c "print(float('$WIDTH') != 1.0)")" == True ]]; then
+    for spec in "generator 0 256" "generator 3 512" "generator 6 1024" \
+                "discriminator 0 1024" "discriminator 2 512" "discriminator 4 256"; do
+        read -r net layer paper <<<"$spec"
+        SETS+=(--set "model.$net.layers[$layer].out=$(python3 -c "print(int($paper * $WIDTH))")")
+    done
+fi
 
 # --- Runs: every framework once per round, so that a slow spell of the VM hits all ------------
 for round in $(seq "$ROUNDS"); do
