@@ -317,8 +317,11 @@ impl Classifier {
         );
         for chunk in images.chunks(1000 * IMAGE_PIXELS) {
             let rows = chunk.len() / IMAGE_PIXELS;
-            let (f, _) = on_worker(|| body.forward(chunk.to_vec(), rows, None, false));
-            let (logits, _) = on_worker(|| head.forward(f.clone(), rows, None, false));
+            let (f, logits) = on_worker(|| {
+                let (f, _) = body.forward(chunk.to_vec(), rows, None, false);
+                let (logits, _) = head.forward(f.clone(), rows, None, false);
+                (f, logits)
+            });
             features.extend(f);
             let logits: Matrix = dev.tensor_from_vec(logits, (rows, CLASSES));
             probs.extend(logits.softmax::<Axis<1>>().as_vec());

@@ -12,21 +12,29 @@ use crate::model::kernels::{for_rows, matmul, Mat};
 /// Squared Euclidean distances between every row of `a` and every row of `b` (both row-major
 /// with `dim` columns), as `a.len()/dim` rows of `b.len()/dim` values.
 ///
-/// The product runs on gan-run's training kernels (faer, both cores): scoring a run is
-/// about 250 GFLOP of these products, a few seconds there against tens on dfdx's.
+/// The product runs on gan-run's training kernels (faer, both cores): scoring 10,000 samples
+/// is about 250 GFLOP of these products, and took 5.2 s in all there against 12.5 s on
+/// dfdx's (BENCHMARKS.md, Evaluation speed).
 pub fn squared_distances(a: &[f32], b: &[f32], dim: usize) -> Vec<f32> {
+    distances_to(a, b, &squared_norms(b, dim), dim)
+}
+
+fn squared_norms(x: &[f32], dim: usize) -> Vec<f32> {
+    x.chunks_exact(dim)
+        .map(|r| r.iter().map(|v| v * v).sum())
+        .collect()
+}
+
+/// [`squared_distances`] with `b`'s squared norms given: the callers walk `a` in blocks
+/// against the same `b`.
+fn distances_to(a: &[f32], b: &[f32], b_norm: &[f32], dim: usize) -> Vec<f32> {
     let (na, nb) = (a.len() / dim, b.len() / dim);
-    let norms = |x: &[f32]| -> Vec<f32> {
-        x.chunks_exact(dim)
-            .map(|r| r.iter().map(|v| v * v).sum())
-            .collect()
-    };
-    let (a_norm, b_norm) = (norms(a), norms(b));
+    let a_norm = squared_norms(a, dim);
     // [na, dim] x [dim, nb] -> [na, nb]
     let mut out = vec![0.0; na * nb];
     matmul(Mat::new(a, na, dim), Mat::new(b, nb, dim).t(), &mut out);
     for_rows(&mut out, nb.max(1), |i, row| {
-        for (d, &bn) in row.iter_mut().zip(&b_norm) {
+        for (d, &bn) in row.iter_mut().zip(b_norm) {
             *d = (a_norm[i] + bn - 2.0 * *d).max(0.0);
         }
     });
@@ -68,8 +76,9 @@ fn parzen_many(samples: &[f32], queries: &[f32], sigmas: &[f64], dim: usize) -> 
     let ns = samples.len() / dim;
     let mut out = vec![Vec::new(); sigmas.len()];
     const BLOCK: usize = 500;
+    let sample_norms = squared_norms(samples, dim);
     for block in queries.chunks(BLOCK * dim) {
-        let d = squared_distances(block, samples, dim);
+        let d = distances_to(block, samples, &sample_norms, dim);
         for (k, &sigma) in sigmas.iter().enumerate() {
             let norm = (ns as f64).ln()
                 + 0.5 * dim as f64 * (2.0 * std::f64::consts::PI * sigma * sigma).ln();
@@ -146,8 +155,9 @@ pub struct Memorisation {
 pub fn nearest_distances(queries: &[f32], train: &[f32]) -> Vec<f64> {
     let nt = train.len() / IMAGE_PIXELS;
     let mut best = Vec::new();
+    let train_norms = squared_norms(train, IMAGE_PIXELS);
     for block in queries.chunks(100 * IMAGE_PIXELS) {
-        let d = squared_distances(block, train, IMAGE_PIXELS);
+        let d = distances_to(block, train, &train_norms, IMAGE_PIXELS);
         let nearest: Vec<f64> = d
             .par_chunks_exact(nt)
             .map(|r| (r.iter().cloned().fold(f32::INFINITY, f32::min) as f64).sqrt())
