@@ -145,14 +145,7 @@ fn the_lock_holds_across_hosts_by_lease_and_a_zombie_does_not_hold_it() {
     let _ = first.wait();
     assert!(lock.exists(), "a killed run leaves its lock");
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let third = spawn_train(&s, "node2", "training.epochs=2")
-        .wait_with_output()
-        .unwrap();
-    assert!(
-        third.status.success(),
-        "{}",
-        String::from_utf8_lossy(&third.stderr)
-    );
+    finished_ok(spawn_train(&s, "node2", "training.epochs=2"));
 
     // Same host: a killed run not yet reaped by its parent (a zombie) does not hold the lock.
     let mut zombie = spawn_train(&s, "node1", "training.epochs=200");
@@ -166,14 +159,7 @@ fn the_lock_holds_across_hosts_by_lease_and_a_zombie_does_not_hold_it() {
     )
     .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let after = spawn_train(&s, "node1", "training.epochs=3")
-        .wait_with_output()
-        .unwrap();
-    assert!(
-        after.status.success(),
-        "{}",
-        String::from_utf8_lossy(&after.stderr)
-    );
+    finished_ok(spawn_train(&s, "node1", "training.epochs=3"));
     let _ = zombie.wait();
 }
 

@@ -135,6 +135,17 @@ pub fn run_tool(cmd: &mut Command) -> Output {
     out
 }
 
+/// Waits for a child process, expecting success (its stderr in the failure message).
+pub fn finished_ok(child: std::process::Child) -> Output {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the child failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Whether an optional tool a test needs is here: where it is not, the test skips that part
 /// with a message, except in CI, which must install it (`.ci/run`).
 pub fn tool_available(available: bool, what: &str, skipped: &str) -> bool {
