@@ -2,7 +2,7 @@
 # gan-run's training step beside the same model and step in TensorFlow 1-style graph mode
 # (bench/tensorflow_gan.py, the tutorial's framework) and PyTorch (bench/pytorch_gan.py), in one
 # sitting: ROUNDS rounds, each running every framework once in turn, and the medians. Prints a
-# markdown table, or with FORMAT=row one table row for bench/scaling.sh.
+# markdown table, or with FORMAT=row one table row for bench/scaling.sh (FORMAT=cpu: the CPU line).
 #
 #   bench/compare.sh                                  # configs/paper.toml, batch 100, width 1
 #   bench/compare.sh configs/paper.toml --batch 1024 --width 2
@@ -40,6 +40,11 @@ done
 [[ -f "$CONFIG" ]] || { echo "error: no config file at '$CONFIG'" >&2; exit 2; }
 [[ "$BATCH" =~ ^[1-9][0-9]*$ ]] || { echo "error: --batch takes a positive whole number, not '$BATCH'" >&2; exit 2; }
 [[ "$WIDTH" =~ ^[0-9]*\.?[0-9]+$ ]] || { echo "error: --width takes a positive number, not '$WIDTH'" >&2; exit 2; }
+
+# What the VM reports of its CPU: the model name alone can hide different chips.
+CPU="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1) (family $(sed -n 's/^cpu family\t*: //p' /proc/cpuinfo | head -n 1), model $(sed -n 's/^model\t*: //p' /proc/cpuinfo | head -n 1)$(grep -q avx512f /proc/cpuinfo && echo ', AVX-512' || echo ', no AVX-512'))"
+# FORMAT=cpu: that line alone (bench/scaling.sh's header).
+[[ "${FORMAT:-}" == cpu ]] && { echo "$CPU"; exit 0; }
 
 ROUNDS="${ROUNDS:-3}"
 DEFAULT_STEPS=$(( 20000 / BATCH )); (( DEFAULT_STEPS < 20 )) && DEFAULT_STEPS=20
@@ -109,7 +114,6 @@ for round in $(seq "$ROUNDS"); do
 done
 
 # --- Table --------------------------------------------------------------------------------
-CPU="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1) (family $(sed -n 's/^cpu family\t*: //p' /proc/cpuinfo | head -n 1), model $(sed -n 's/^model\t*: //p' /proc/cpuinfo | head -n 1)$(grep -q avx512f /proc/cpuinfo && echo ', AVX-512' || echo ', no AVX-512'))"
 python3 - "$OUT" "$ROUNDS" "$FORMAT" "$CONFIG" "$BATCH" "$WIDTH" "$STEPS" "$THREADS" "$CPU" \
     "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo '+changes')" \
     "$("$GAN_RUN" --version | awk '{print $NF}')" <<'PYEOF'

@@ -11,7 +11,7 @@ if [[ -z "${GAN_RUN:-}" ]]; then
     export GAN_RUN=target/release/gan-run
 fi
 
-echo "- CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1) (family $(sed -n 's/^cpu family\t*: //p' /proc/cpuinfo | head -n 1), model $(sed -n 's/^model\t*: //p' /proc/cpuinfo | head -n 1)); ${THREADS:-2} threads; ${ROUNDS:-3} rounds per cell (medians); code $(git rev-parse --short HEAD)"
+echo "- CPU: $(FORMAT=cpu bench/compare.sh); ${THREADS:-2} threads; ${ROUNDS:-3} rounds per cell (medians); code $(git rev-parse --short HEAD)"
 echo
 echo "| batch | width | gan-run steps/s (samples/s) | TensorFlow | PyTorch | gan-run / TF | gan-run / PyTorch |"
 echo "|---:|---:|---:|---:|---:|---:|---:|"
