@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::kernels::{
     column_reduce, column_sums, for_rows, map_in_place, matmul, matmul_add, matmul_one_thread,
-    transpose, zip_map, Mat,
+    transpose_into, zip_map, BufferPool, Mat,
 };
 use super::{dropout_mask, Layer, Network};
 use crate::config::BatchNormMode;
@@ -99,6 +99,26 @@ pub struct Trace {
 pub struct PlainNet {
     layers: Vec<PlainLayer>,
     input_width: usize,
+    /// The step's activation and input-gradient buffers, reused from one step to the next.
+    pool: BufferPool,
+}
+
+/// Room for one weight gradient and one transposed layer input at a time, reused by every
+/// layer of every network that a caller's backward passes visit (the largest layer's size):
+/// a pool would hold every layer's at once, and one per network would hold one per network.
+#[derive(Debug, Clone, Default)]
+pub struct BackwardScratch {
+    weight_grad: Vec<f32>,
+    transposed_input: Vec<f32>,
+}
+
+impl BackwardScratch {
+    /// Fills the scratch space with NaN (see [`BufferPool::poison`]).
+    #[cfg(test)]
+    pub(crate) fn poison(&mut self) {
+        self.weight_grad.fill(f32::NAN);
+        self.transposed_input.fill(f32::NAN);
+    }
 }
 
 /// Gradients of a network's trainable tensors, in [`Network::visit`] order.
@@ -123,6 +143,23 @@ pub enum ParamGradUse<'a> {
 }
 
 impl PlainNet {
+    /// A buffer of `len` values from the network's pool, holding old values: for a caller that
+    /// overwrites it in full (e.g. a batch built from two others).
+    pub fn take_buffer(&mut self, len: usize) -> Vec<f32> {
+        self.pool.take(len)
+    }
+
+    /// Gives a buffer that came out of this network (e.g. its output) back to its pool.
+    pub fn give_buffer(&mut self, buffer: Vec<f32>) {
+        self.pool.give(buffer);
+    }
+
+    /// Fills the network's kept buffers with NaN (see [`BufferPool::poison`]).
+    #[cfg(test)]
+    pub(crate) fn poison_buffers(&mut self) {
+        self.pool.poison();
+    }
+
     /// Copies a network's tensors into plain buffers.
     pub fn check_out(net: &Network) -> PlainNet {
         let layers = net
@@ -168,6 +205,7 @@ impl PlainNet {
         PlainNet {
             layers,
             input_width: net.input_width,
+            pool: BufferPool::default(),
         }
     }
 
@@ -277,14 +315,15 @@ impl PlainNet {
         let next_is_linear: Vec<bool> = (0..self.layers.len())
             .map(|i| matches!(self.layers.get(i + 1), Some(PlainLayer::Linear { .. })))
             .collect();
-        for (i, layer) in self.layers.iter_mut().enumerate() {
+        let PlainNet { layers, pool, .. } = self;
+        for (i, layer) in layers.iter_mut().enumerate() {
             // What the backward pass needs; anything that would cost a copy is only made when
             // `keep` asks for it.
-            let kept_output = |y: &Vec<f32>| match (keep, next_is_linear[i]) {
+            let mut kept_output = |y: &Vec<f32>| match (keep, next_is_linear[i]) {
                 (false, _) => Saved::Nothing,
                 // The next (linear) layer keeps this same buffer as its input.
                 (true, true) => Saved::OutputIsNextInput,
-                (true, false) => Saved::Output(y.clone()),
+                (true, false) => Saved::Output(pool.copy_of(y)),
             };
             let save = match layer {
                 PlainLayer::Linear {
@@ -293,10 +332,9 @@ impl PlainNet {
                     input,
                     out,
                 } => {
-                    let mut y = Vec::with_capacity(rows * *out);
-                    for _ in 0..rows {
-                        y.extend_from_slice(bias);
-                    }
+                    let mut y = pool.take(rows * *out);
+                    let b = &*bias;
+                    for_rows(&mut y, *out, |_, r| r.copy_from_slice(b));
                     matmul_add(
                         Mat::new(&x, rows, *input),
                         Mat::new(weight, *input, *out),
@@ -324,11 +362,11 @@ impl PlainNet {
                     kept_output(&x)
                 }
                 PlainLayer::Tanh => {
-                    x = map(&x, f32::tanh);
+                    map_in_place(&mut x, |v| *v = v.tanh());
                     kept_output(&x)
                 }
                 PlainLayer::Sigmoid => {
-                    x = map(&x, |v| 1.0 / (1.0 + (-v).exp()));
+                    map_in_place(&mut x, |v| *v = 1.0 / (1.0 + (-*v).exp()));
                     kept_output(&x)
                 }
                 PlainLayer::Identity => Saved::Nothing,
@@ -370,7 +408,7 @@ impl PlainNet {
                             let factor: Vec<f32> =
                                 scale.iter().zip(&std).map(|(s, d)| s / d).collect();
                             let normalised = if keep {
-                                let mut normalised = x.clone();
+                                let mut normalised = pool.copy_of(&x);
                                 let is = &inv_std;
                                 for_rows(&mut normalised, cols, |_, r| {
                                     r.iter_mut().zip(is).for_each(|(v, k)| *v *= k)
@@ -441,8 +479,10 @@ impl PlainNet {
                     _ => Saved::Nothing,
                 },
             };
-            if keep {
-                saved.push(save);
+            match save {
+                _ if keep => saved.push(save),
+                Saved::Input(b) | Saved::Output(b) | Saved::Mask(b) => pool.give(b),
+                _ => {}
             }
         }
         (x, Trace { saved, rows })
@@ -450,13 +490,15 @@ impl PlainNet {
 
     /// Back-propagates `grad` (the loss gradient of the output) through a kept forward pass.
     /// Returns the gradient of the input when `input_grad`; `params` says what happens to the
-    /// parameter gradients. Nothing is computed that is not asked for.
+    /// parameter gradients, which are computed in `scratch`. Nothing is computed that is not
+    /// asked for.
     pub fn backward(
         &mut self,
         trace: Trace,
         grad: Vec<f32>,
         input_grad: bool,
         params: ParamGradUse<'_>,
+        scratch: &mut BackwardScratch,
     ) -> Option<Vec<f32>> {
         let mut params = params;
         let param_grads = !matches!(params, ParamGradUse::Skip);
@@ -475,10 +517,10 @@ impl PlainNet {
             grads.clear();
             grads.resize(next, Vec::new());
         }
-        let mut hand_over = |index: usize, param: &mut [f32], grad: Vec<f32>| match &mut params {
+        let mut hand_over = |index: usize, param: &mut [f32], grad: &[f32]| match &mut params {
             ParamGradUse::Skip => {}
-            ParamGradUse::Collect(grads) => grads[index] = grad,
-            ParamGradUse::Apply(update) => update.apply(index, param, &grad),
+            ParamGradUse::Collect(grads) => grads[index] = grad.to_vec(),
+            ParamGradUse::Apply(update) => update.apply(index, param, grad),
         };
         let rows = trace.rows;
         let mut g = grad;
@@ -493,7 +535,12 @@ impl PlainNet {
                 .position(|l| l.trainable_tensors() > 0)
                 .map_or(self.layers.len(), |i| i + 1)
         };
-        for (i, (layer, saved)) in self.layers.iter_mut().zip(trace.saved).enumerate().rev() {
+        let PlainNet { layers, pool, .. } = self;
+        let BackwardScratch {
+            weight_grad,
+            transposed_input,
+        } = scratch;
+        for (i, (layer, saved)) in layers.iter_mut().zip(trace.saved).enumerate().rev() {
             let propagate = i >= first_needed;
             let p = first_param[i];
             match (layer, saved) {
@@ -507,49 +554,50 @@ impl PlainNet {
                     Saved::Input(x),
                 ) => {
                     let w_mat = Mat::new(weight, *input, *out).t();
+                    // Every buffer taken here is overwritten in full.
                     let dw_db = match (param_grads, propagate) {
                         // Both products are needed and independent: one thread each.
                         (true, true) => {
-                            let mut dw = vec![0.0; *input * *out];
-                            let mut dx = vec![0.0; rows * *input];
+                            let dw = room(weight_grad, *input * *out);
+                            let x_t = room(transposed_input, rows * *input);
+                            let mut dx = pool.take(rows * *input);
                             let g_mat = Mat::new(&g, rows, *out);
                             rayon::join(
                                 || {
-                                    let x_t = transpose(&x, rows, *input);
-                                    matmul_one_thread(Mat::new(&x_t, *input, rows), g_mat, &mut dw)
+                                    transpose_into(&x, rows, *input, x_t);
+                                    matmul_one_thread(Mat::new(x_t, *input, rows), g_mat, dw)
                                 },
                                 || matmul_one_thread(g_mat, w_mat, &mut dx),
                             );
                             let mut db = vec![0.0; *out];
                             column_sums(&g, *out, &mut db);
-                            g = dx;
+                            pool.give(std::mem::replace(&mut g, dx));
                             Some((dw, db))
                         }
                         (true, false) => {
-                            let mut dw = vec![0.0; *input * *out];
-                            let x_t = transpose(&x, rows, *input);
-                            matmul(
-                                Mat::new(&x_t, *input, rows),
-                                Mat::new(&g, rows, *out),
-                                &mut dw,
-                            );
+                            let dw = room(weight_grad, *input * *out);
+                            let x_t = room(transposed_input, rows * *input);
+                            transpose_into(&x, rows, *input, x_t);
+                            matmul(Mat::new(x_t, *input, rows), Mat::new(&g, rows, *out), dw);
                             let mut db = vec![0.0; *out];
                             column_sums(&g, *out, &mut db);
                             Some((dw, db))
                         }
                         (false, true) => {
-                            let mut dx = vec![0.0; rows * *input];
+                            let mut dx = pool.take(rows * *input);
                             matmul(Mat::new(&g, rows, *out), w_mat, &mut dx);
-                            g = dx;
+                            pool.give(std::mem::replace(&mut g, dx));
                             None
                         }
                         (false, false) => None,
                     };
                     if let Some((dw, db)) = dw_db {
                         hand_over(p, weight, dw);
-                        hand_over(p + 1, bias, db);
+                        hand_over(p + 1, bias, &db);
                     }
-                    next_input = Some(x);
+                    if let Some(unused) = next_input.replace(x) {
+                        pool.give(unused);
+                    }
                     continue;
                 }
                 (
@@ -567,6 +615,7 @@ impl PlainNet {
                             *d *= slope
                         }
                     });
+                    pool.give(y);
                 }
                 (PlainLayer::Relu, kept @ (Saved::Output(_) | Saved::OutputIsNextInput))
                     if propagate =>
@@ -604,7 +653,7 @@ impl PlainNet {
                 ) => {
                     let cols = scale.len();
                     let n = rows as f32;
-                    let (d_scale, d_offset) = scale_offset_grads(&g, &normalised, cols);
+                    let (d_scale, d_offset) = scale_offset_grads(&g, &normalised, cols, pool);
                     if propagate {
                         let (ds, dof, s, is) = (&d_scale, &d_offset, &*scale, &inv_std);
                         let nz = &normalised;
@@ -616,9 +665,10 @@ impl PlainNet {
                         });
                     }
                     if param_grads {
-                        hand_over(p, scale, d_scale);
-                        hand_over(p + 1, offset, d_offset);
+                        hand_over(p, scale, &d_scale);
+                        hand_over(p + 1, offset, &d_offset);
                     }
+                    pool.give(normalised);
                 }
                 (PlainLayer::BatchNorm { .. }, Saved::RunningScale(f)) => {
                     assert!(
@@ -635,8 +685,8 @@ impl PlainNet {
                 (PlainLayer::BatchNorm { scale, offset, .. }, Saved::Nothing) if param_grads => {
                     // Bypassed: no gradient flows to its parameters (zeros, as the tape gives).
                     let zeros = vec![0.0; scale.len()];
-                    hand_over(p, scale, zeros.clone());
-                    hand_over(p + 1, offset, zeros);
+                    hand_over(p, scale, &zeros);
+                    hand_over(p + 1, offset, &zeros);
                 }
                 (
                     PlainLayer::LayerNorm { scale, offset, .. },
@@ -649,7 +699,7 @@ impl PlainNet {
                     // The parameter gradients from the incoming gradient, handed over only after
                     // the input gradient is computed from the scale before its update.
                     let param_grads =
-                        param_grads.then(|| scale_offset_grads(&g, &normalised, cols));
+                        param_grads.then(|| scale_offset_grads(&g, &normalised, cols, pool));
                     if propagate {
                         let n = cols as f32;
                         let (nz, s, is) = (&normalised, &*scale, &inv_std);
@@ -665,8 +715,8 @@ impl PlainNet {
                         });
                     }
                     if let Some((d_scale, d_offset)) = param_grads {
-                        hand_over(p, scale, d_scale);
-                        hand_over(p + 1, offset, d_offset);
+                        hand_over(p, scale, &d_scale);
+                        hand_over(p + 1, offset, &d_offset);
                     }
                 }
                 (PlainLayer::Dropout(_), Saved::Mask(mask)) if propagate => {
@@ -674,22 +724,47 @@ impl PlainNet {
                 }
                 _ => {}
             }
-            next_input = None;
+            if let Some(unused) = next_input.take() {
+                pool.give(unused);
+            }
         }
-        input_grad.then_some(g)
+        if let Some(unused) = next_input {
+            pool.give(unused);
+        }
+        if input_grad {
+            Some(g)
+        } else {
+            pool.give(g);
+            None
+        }
     }
 }
 
 /// The gradients of a normalisation's scale and offset: the column sums of `g * normalised`
 /// and of `g` (batch norm and layer norm alike).
-fn scale_offset_grads(g: &[f32], normalised: &[f32], cols: usize) -> (Vec<f32>, Vec<f32>) {
+fn scale_offset_grads(
+    g: &[f32],
+    normalised: &[f32],
+    cols: usize,
+    pool: &mut BufferPool,
+) -> (Vec<f32>, Vec<f32>) {
     let mut d_offset = vec![0.0; cols];
     column_sums(g, cols, &mut d_offset);
-    let mut gx = g.to_vec();
+    let mut gx = pool.copy_of(g);
     zip_map(&mut gx, normalised, |d, x| *d *= x);
     let mut d_scale = vec![0.0; cols];
     column_sums(&gx, cols, &mut d_scale);
+    pool.give(gx);
     (d_scale, d_offset)
+}
+
+/// The first `len` values of `buffer`, grown (with zeros) when shorter: scratch space whose
+/// old contents the caller overwrites.
+fn room(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    &mut buffer[..len]
 }
 
 fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
@@ -746,6 +821,7 @@ mod tests {
                 w.as_vec(),
                 true,
                 ParamGradUse::Collect(&mut collected),
+                &mut BackwardScratch::default(),
             )
             .unwrap();
         let close = |a: &[f32], b: &[f32], what: &str| {

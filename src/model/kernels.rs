@@ -127,6 +127,60 @@ fn product(a: Mat<'_>, b: Mat<'_>, c: &mut [f32], accum: Accum) {
     }
 }
 
+/// Buffers of the training step kept from one step to the next, so that a step neither asks
+/// the allocator for its large buffers nor zeroes them.
+///
+/// Why: `vec![0.0; n]` writes every value before a product overwrites it; for the paper
+/// config's weight gradients that is 12 MB of stores a step (3% of its time, `perf`). A buffer
+/// taken from here holds whatever its last user left, so it is only for outputs that are
+/// written in full (a product's `c`, a transpose). Buffers are matched by length: a step's
+/// shapes repeat, so each step finds the buffers the one before gave back.
+#[derive(Debug, Clone, Default)]
+pub struct BufferPool {
+    free: Vec<Vec<f32>>,
+}
+
+impl BufferPool {
+    /// At most this many buffers are kept, and at most `PER_LENGTH` of one length; more are
+    /// dropped. Buffers move between networks (G's output becomes D's input and comes back
+    /// to D's pool), so a pool could otherwise fill with buffers of a length it never takes.
+    /// A paper step holds at most three of one length at a time.
+    const CAPACITY: usize = 32;
+    const PER_LENGTH: usize = 3;
+
+    /// A buffer of `len` values: a kept one of that length (old contents), or a new one of
+    /// zeros.
+    pub fn take(&mut self, len: usize) -> Vec<f32> {
+        match self.free.iter().position(|b| b.len() == len) {
+            Some(i) => self.free.swap_remove(i),
+            None => vec![0.0; len],
+        }
+    }
+
+    /// A copy of `x` in a kept buffer.
+    pub fn copy_of(&mut self, x: &[f32]) -> Vec<f32> {
+        let mut copy = self.take(x.len());
+        copy.copy_from_slice(x);
+        copy
+    }
+
+    /// Fills every kept buffer with NaN: a test that a step's result does not depend on what
+    /// earlier steps left in its buffers.
+    #[cfg(test)]
+    pub(crate) fn poison(&mut self) {
+        self.free.iter_mut().for_each(|b| b.fill(f32::NAN));
+    }
+
+    /// Keeps `buffer` for a later [`BufferPool::take`] of its length.
+    pub fn give(&mut self, buffer: Vec<f32>) {
+        let same_length = self.free.iter().filter(|b| b.len() == buffer.len()).count();
+        if self.free.len() < Self::CAPACITY && same_length < Self::PER_LENGTH && !buffer.is_empty()
+        {
+            self.free.push(buffer);
+        }
+    }
+}
+
 /// `x` (`rows x cols`, row-major) transposed into a new `cols x rows` row-major buffer, a tile
 /// at a time so that both sides stay in cache.
 ///
@@ -135,9 +189,16 @@ fn product(a: Mat<'_>, b: Mat<'_>, c: &mut [f32], accum: Accum) {
 /// strides by whole rows); with `x` transposed first it runs like the forward product.
 /// BENCHMARKS.md has the figures.
 pub fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    assert_eq!(x.len(), rows * cols, "matrix buffer size");
-    const TILE: usize = 16;
     let mut out = vec![0.0; x.len()];
+    transpose_into(x, rows, cols, &mut out);
+    out
+}
+
+/// [`transpose`] into `out` (every value overwritten).
+pub fn transpose_into(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
+    assert_eq!(x.len(), rows * cols, "matrix buffer size");
+    assert_eq!(out.len(), x.len(), "output buffer size");
+    const TILE: usize = 16;
     for r0 in (0..rows).step_by(TILE) {
         let r1 = (r0 + TILE).min(rows);
         for c0 in (0..cols).step_by(TILE) {
@@ -149,7 +210,6 @@ pub fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
             }
         }
     }
-    out
 }
 
 /// Runs `f` on one of rayon's worker threads, the caller waiting: for loops of many small
@@ -347,6 +407,29 @@ mod tests {
             };
             assert_eq!(run(1), run(2), "{m}x{k}x{n}");
         }
+    }
+
+    #[test]
+    fn the_pool_hands_back_kept_buffers_by_length_and_keeps_few_of_each() {
+        let mut pool = super::BufferPool::default();
+        let kept = vec![7.0; 10];
+        let address = kept.as_ptr();
+        pool.give(kept);
+        assert_eq!(
+            pool.take(11),
+            vec![0.0; 11],
+            "no buffer of that length: zeros"
+        );
+        let again = pool.take(10);
+        assert_eq!(again.as_ptr(), address, "the kept buffer itself");
+        assert_eq!(again, vec![7.0; 10], "with its old contents");
+        for _ in 0..10 {
+            pool.give(vec![1.0; 5]);
+        }
+        let held = std::iter::from_fn(|| Some(pool.take(5)))
+            .take_while(|b| b[0] == 1.0)
+            .count();
+        assert_eq!(held, super::BufferPool::PER_LENGTH);
     }
 
     #[test]

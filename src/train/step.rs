@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::state::{noise_values, DStep, GanState, PhaseTimes};
 use crate::config::{Experiment, LossKind, IMAGE_PIXELS};
-use crate::model::backprop::{ParamGradUse, ParamGrads, ParamUpdate, PlainNet};
+use crate::model::backprop::{BackwardScratch, ParamGradUse, ParamGrads, ParamUpdate, PlainNet};
 use crate::model::kernels::adam;
 use crate::model::optim::AdamState;
 use crate::model::{Network, TensorVisitor};
@@ -119,6 +119,8 @@ pub struct PlainGan {
     discriminator: PlainNet,
     g_opt: PlainAdam,
     d_opt: PlainAdam,
+    /// Where both networks' backward passes compute their weight gradients.
+    scratch: BackwardScratch,
 }
 
 impl PlainGan {
@@ -130,6 +132,7 @@ impl PlainGan {
             discriminator: PlainNet::check_out(&state.discriminator),
             g_opt: PlainAdam::check_out(&mut state.g_opt, &mut state.generator),
             d_opt: PlainAdam::check_out(&mut state.d_opt, &mut state.discriminator),
+            scratch: BackwardScratch::default(),
         }
     }
 
@@ -167,12 +170,20 @@ impl PlainGan {
             let r = bce(&real_logits, 1.0, config.loss);
             let f = bce(&fake_logits, 0.0, config.loss);
             let (mut grads, mut fake_grads) = (Vec::new(), Vec::new());
-            d.backward(real_trace, r.grad, false, ParamGradUse::Collect(&mut grads));
+            let scratch = &mut self.scratch;
+            d.backward(
+                real_trace,
+                r.grad,
+                false,
+                ParamGradUse::Collect(&mut grads),
+                scratch,
+            );
             d.backward(
                 fake_trace,
                 f.grad,
                 false,
                 ParamGradUse::Collect(&mut fake_grads),
+                scratch,
             );
             for (g, h) in grads.iter_mut().zip(fake_grads) {
                 g.iter_mut().zip(h).for_each(|(a, b)| *a += b);
@@ -183,8 +194,11 @@ impl PlainGan {
             times.optimizer += phase.elapsed();
             (r.loss + f.loss, r.mean_prob, f.mean_prob)
         } else {
-            let mut both = real;
-            both.extend_from_slice(&fake);
+            let mut both = d.take_buffer(real.len() + fake.len());
+            let (real_rows, fake_rows) = both.split_at_mut(real.len());
+            real_rows.copy_from_slice(&real);
+            fake_rows.copy_from_slice(&fake);
+            self.generator.give_buffer(fake);
             let (logits, trace) = d.forward(both, 2 * batch, Some(rng), true);
             let r = bce(&logits[..batch], 1.0, config.loss);
             let f = bce(&logits[batch..], 0.0, config.loss);
@@ -192,7 +206,13 @@ impl PlainGan {
             grad.extend(f.grad);
             // The update runs inside the backward pass (its time counts as D's).
             let step = self.d_opt.begin_step();
-            d.backward(trace, grad, false, ParamGradUse::Apply(step));
+            d.backward(
+                trace,
+                grad,
+                false,
+                ParamGradUse::Apply(step),
+                &mut self.scratch,
+            );
             times.d_step += phase.elapsed();
             (r.loss + f.loss, r.mean_prob, f.mean_prob)
         };
@@ -219,12 +239,17 @@ impl PlainGan {
         let l = bce(&logits, 1.0, config.loss);
         let d_fake = self
             .discriminator
-            .backward(d_trace, l.grad, true, ParamGradUse::Skip)
+            .backward(d_trace, l.grad, true, ParamGradUse::Skip, &mut self.scratch)
             .expect("asked for the input gradient");
         // G's update runs inside its backward pass (its time counts as the G step's).
         let step = self.g_opt.begin_step();
-        self.generator
-            .backward(g_trace, d_fake, false, ParamGradUse::Apply(step));
+        self.generator.backward(
+            g_trace,
+            d_fake,
+            false,
+            ParamGradUse::Apply(step),
+            &mut self.scratch,
+        );
         times.g_step += phase.elapsed();
         l.loss
     }
@@ -316,16 +341,9 @@ mod tests {
         }
     }
 
-    /// Two D and G steps of the plain path against the dfdx tape path, from the same state
-    /// and RNG: the same parameters, running statistics and losses up to rounding. Run on the
-    /// paper config, on one with every layer kind (batch-norm in D included, so that D's real
-    /// and fake passes run apart), on two whose D has one or two dropout layers, and on one whose
-    /// D normalises with batch statistics in every step. Adam's eps and lr are set to 1 so that
-    /// each update is close to the gradient itself (with the default eps Adam moves every
-    /// parameter by about lr whatever its gradient, and rounding can flip the sign of a near-zero
-    /// one).
-    #[test]
-    fn plain_steps_match_the_dfdx_tape_steps() {
+    /// The configs the plain steps are tested on: the paper's, and small ones covering every
+    /// layer kind and each way D's real and generated batches can run.
+    fn step_test_configs() -> Vec<Experiment> {
         // Each case is a shipped config with `--set` overrides, so that it is validated as a
         // user's would be. Adam's lr and eps are 1 in all of them.
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -375,7 +393,7 @@ mod tests {
                 {{type = "linear", out = 1}}]"#
             )
         };
-        let cases = [
+        vec![
             load("paper.toml", &[]),
             load("smoke.toml", &[every_kind_g, &every_kind_d("running")]),
             load(
@@ -388,7 +406,20 @@ mod tests {
             load("smoke.toml", &[every_kind_g, &every_kind_d("batch")]),
             // Layer norm in both networks, D's batches combined.
             load("smoke.toml", &[layer_norm_g, layer_norm_d]),
-        ];
+        ]
+    }
+
+    /// Two D and G steps of the plain path against the dfdx tape path, from the same state
+    /// and RNG: the same parameters, running statistics and losses up to rounding. Run on the
+    /// paper config, on one with every layer kind (batch-norm in D included, so that D's real
+    /// and fake passes run apart), on two whose D has one or two dropout layers, and on one whose
+    /// D normalises with batch statistics in every step. Adam's eps and lr are set to 1 so that
+    /// each update is close to the gradient itself (with the default eps Adam moves every
+    /// parameter by about lr whatever its gradient, and rounding can flip the sign of a near-zero
+    /// one).
+    #[test]
+    fn plain_steps_match_the_dfdx_tape_steps() {
+        let cases = step_test_configs();
         for config in cases {
             let dev = Cpu::seed_from_u64(0);
             let batch = config.training.batch_size;
@@ -447,6 +478,44 @@ mod tests {
     }
 
     /// The same steps on one thread and on two give the same bits.
+    /// The step reuses its buffers without clearing them: a step whose kept buffers all hold
+    /// NaN gives the same bits as one whose buffers hold the last step's values.
+    #[test]
+    fn reused_buffers_do_not_change_a_step() {
+        for (case, config) in step_test_configs().into_iter().enumerate() {
+            let dev = Cpu::seed_from_u64(0);
+            let batch = config.training.batch_size;
+            let real: crate::model::Matrix = dev.sample_uniform_like(&(batch, IMAGE_PIXELS));
+            let mut state = GanState::new(&config, &dev);
+            let mut warm = PlainGan::check_out(&mut state);
+            let mut times = PhaseTimes::default();
+            warm.d_step(&mut state.rng, &config, real.as_vec(), &mut times);
+            warm.g_step(&mut state.rng, &config, batch, &mut times);
+            let mut poisoned = warm.clone();
+            poisoned.generator.poison_buffers();
+            poisoned.discriminator.poison_buffers();
+            poisoned.scratch.poison();
+            let mut outcomes = Vec::new();
+            for plain in [&mut warm, &mut poisoned] {
+                let mut rng = state.rng.clone();
+                let d = plain.d_step(&mut rng, &config, real.as_vec(), &mut times);
+                let g = plain.g_step(&mut rng, &config, batch, &mut times);
+                let mut after = GanState::new(&config, &dev);
+                plain.clone().check_in(&mut after);
+                outcomes.push((
+                    d.loss.to_bits(),
+                    g.to_bits(),
+                    params(&mut after.generator),
+                    params(&mut after.discriminator),
+                ));
+            }
+            assert!(
+                outcomes[0] == outcomes[1],
+                "case {case}: poisoned buffers changed the step"
+            );
+        }
+    }
+
     #[test]
     fn steps_do_not_depend_on_the_thread_count() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
