@@ -24,7 +24,10 @@ fn main() {
         .nth(1)
         .map_or(100, |s| s.parse().expect("the batch size, a number"));
     println!("GFLOP/s; 'both' splits the product over two threads, 'one' runs it on one");
-    println!("rows x in -> out: forward both | dW both, one, one with x transposed | dX both, one");
+    println!(
+        "rows x in -> out: forward both | dW both, one, one with x transposed, both with x \
+         transposed | dX both, one"
+    );
     on_worker(|| {
         let paper_layers = [
             (100, 256),
@@ -59,10 +62,17 @@ fn main() {
                     },
                     fl,
                 );
+                let dwt2 = gflops(
+                    &mut || {
+                        let xt = transpose(&x, rows, i);
+                        matmul(Mat::new(&xt, i, rows), gm, &mut dw)
+                    },
+                    fl,
+                );
                 let dx2 = gflops(&mut || matmul(gm, wm.t(), &mut dx), fl);
                 let dx1 = gflops(&mut || matmul_one_thread(gm, wm.t(), &mut dx), fl);
                 println!(
-                    "{rows:5} x {i:4} -> {o:4}: {fwd:6.1} | {dw2:6.1} {dw1:6.1} {dwt:6.1} | {dx2:6.1} {dx1:6.1}"
+                    "{rows:5} x {i:4} -> {o:4}: {fwd:6.1} | {dw2:6.1} {dw1:6.1} {dwt:6.1} {dwt2:6.1} | {dx2:6.1} {dx1:6.1}"
                 );
             }
         }

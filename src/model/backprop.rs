@@ -13,8 +13,8 @@ use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
 
 use super::kernels::{
-    column_reduce, column_sums, for_rows, map_in_place, matmul, matmul_add, matmul_one_thread,
-    transpose_into, zip_map, BufferPool, Mat,
+    column_reduce, column_sums, for_rows, map_in_place, matmul, matmul_add, transpose_into,
+    zip_map, BufferPool, Mat,
 };
 use super::{dropout_mask, Layer, Network};
 use crate::config::BatchNormMode;
@@ -554,43 +554,25 @@ impl PlainNet {
                     Saved::Input(x),
                 ) => {
                     let w_mat = Mat::new(weight, *input, *out).t();
-                    // Every buffer taken here is overwritten in full.
-                    let dw_db = match (param_grads, propagate) {
-                        // Both products are needed and independent: one thread each.
-                        (true, true) => {
-                            let dw = room(weight_grad, *input * *out);
-                            let x_t = room(transposed_input, rows * *input);
-                            let mut dx = pool.take(rows * *input);
-                            let g_mat = Mat::new(&g, rows, *out);
-                            rayon::join(
-                                || {
-                                    transpose_into(&x, rows, *input, x_t);
-                                    matmul_one_thread(Mat::new(x_t, *input, rows), g_mat, dw)
-                                },
-                                || matmul_one_thread(g_mat, w_mat, &mut dx),
-                            );
-                            let mut db = vec![0.0; *out];
-                            column_sums(&g, *out, &mut db);
-                            pool.give(std::mem::replace(&mut g, dx));
-                            Some((dw, db))
-                        }
-                        (true, false) => {
-                            let dw = room(weight_grad, *input * *out);
-                            let x_t = room(transposed_input, rows * *input);
-                            transpose_into(&x, rows, *input, x_t);
-                            matmul(Mat::new(x_t, *input, rows), Mat::new(&g, rows, *out), dw);
-                            let mut db = vec![0.0; *out];
-                            column_sums(&g, *out, &mut db);
-                            Some((dw, db))
-                        }
-                        (false, true) => {
-                            let mut dx = pool.take(rows * *input);
-                            matmul(Mat::new(&g, rows, *out), w_mat, &mut dx);
-                            pool.give(std::mem::replace(&mut g, dx));
-                            None
-                        }
-                        (false, false) => None,
+                    // Both products split over both threads, one after the other. Alone, at
+                    // batch 100, that ran 0-8% faster than one thread each side by side
+                    // (examples/product_shapes.rs); in the step the two measured the same, and
+                    // this way needs no transposed input up to 256 rows.
+                    let dw_db = if param_grads {
+                        let dw = room(weight_grad, *input * *out);
+                        weight_gradient(&x, rows, *input, &g, *out, dw, transposed_input);
+                        let mut db = vec![0.0; *out];
+                        column_sums(&g, *out, &mut db);
+                        Some((dw, db))
+                    } else {
+                        None
                     };
+                    // Computed from the weights before their update.
+                    if propagate {
+                        let mut dx = pool.take(rows * *input);
+                        matmul(Mat::new(&g, rows, *out), w_mat, &mut dx);
+                        pool.give(std::mem::replace(&mut g, dx));
+                    }
                     if let Some((dw, db)) = dw_db {
                         hand_over(p, weight, dw);
                         hand_over(p + 1, bias, &db);
@@ -756,6 +738,35 @@ fn scale_offset_grads(
     column_sums(&gx, cols, &mut d_scale);
     pool.give(gx);
     (d_scale, d_offset)
+}
+
+/// Layer inputs of more rows than this are transposed before their weight gradient.
+const TRANSPOSE_ABOVE_ROWS: usize = 256;
+
+/// `dw = x^T g` for a layer input `x` (`rows x input`) and output gradient `g` (`rows x out`),
+/// over both threads.
+///
+/// Why two ways: faer packs the left operand but reads the right one in place; with `x^T` read
+/// in place it strides by whole rows. Up to a few hundred rows that costs less than a transpose
+/// (`examples/product_shapes.rs` at batch 100: 105-128 GFLOP/s in place against 95-118 for
+/// transpose then multiply); at batch 1024 the transposed product is 93-113 against 72-97.
+fn weight_gradient(
+    x: &[f32],
+    rows: usize,
+    input: usize,
+    g: &[f32],
+    out: usize,
+    dw: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    let g = Mat::new(g, rows, out);
+    if rows <= TRANSPOSE_ABOVE_ROWS {
+        matmul(Mat::new(x, rows, input).t(), g, dw);
+    } else {
+        let x_t = room(scratch, rows * input);
+        transpose_into(x, rows, input, x_t);
+        matmul(Mat::new(x_t, input, rows), g, dw);
+    }
 }
 
 /// The first `len` values of `buffer`, grown (with zeros) when shorter: scratch space whose

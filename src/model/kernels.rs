@@ -95,7 +95,7 @@ pub fn matmul_add(a: Mat<'_>, b: Mat<'_>, c: &mut [f32]) {
     product(a, b, c, Accum::Add)
 }
 
-/// `c = a b` on the calling thread only: for running two independent products side by side.
+/// `c = a b` on the calling thread only (`examples/product_shapes.rs` times products both ways).
 pub fn matmul_one_thread(a: Mat<'_>, b: Mat<'_>, c: &mut [f32]) {
     let (a, b) = (a.view(), b.view());
     let (m, n) = (a.nrows(), b.ncols());
@@ -194,21 +194,29 @@ pub fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-/// [`transpose`] into `out` (every value overwritten).
+/// [`transpose`] into `out` (every value overwritten), split across threads when large.
 pub fn transpose_into(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
     assert_eq!(x.len(), rows * cols, "matrix buffer size");
     assert_eq!(out.len(), x.len(), "output buffer size");
     const TILE: usize = 16;
-    for r0 in (0..rows).step_by(TILE) {
-        let r1 = (r0 + TILE).min(rows);
-        for c0 in (0..cols).step_by(TILE) {
-            for c in c0..(c0 + TILE).min(cols) {
-                let column = &mut out[c * rows + r0..c * rows + r1];
-                for (o, r) in column.iter_mut().zip(r0..r1) {
+    // One task per TILE output rows (TILE columns of `x`), walked a tile of `x`'s rows at a time.
+    let block = |(b, out_rows): (usize, &mut [f32])| {
+        let c0 = b * TILE;
+        for r0 in (0..rows).step_by(TILE) {
+            let r1 = (r0 + TILE).min(rows);
+            for (dc, column) in out_rows.chunks_mut(rows).enumerate() {
+                let c = c0 + dc;
+                for (o, r) in column[r0..r1].iter_mut().zip(r0..r1) {
                     *o = x[r * cols + c];
                 }
             }
         }
+    };
+    if rows == 0 || cols == 0 {
+    } else if x.len() < SPLIT_ELEMENTS {
+        out.chunks_mut(TILE * rows).enumerate().for_each(block);
+    } else {
+        out.par_chunks_mut(TILE * rows).enumerate().for_each(block);
     }
 }
 
@@ -403,9 +411,12 @@ mod tests {
                     .unwrap();
                 let mut c = vec![0.0; m * n];
                 pool.install(|| matmul(Mat::new(&a, m, k), Mat::new(&b, k, n), &mut c));
-                c
+                // A weight gradient's orientation: the left operand read transposed in place.
+                let mut c_t = vec![0.0; k * n];
+                pool.install(|| matmul(Mat::new(&a, m, k).t(), Mat::new(&c, m, n), &mut c_t));
+                (c, c_t)
             };
-            assert_eq!(run(1), run(2), "{m}x{k}x{n}");
+            assert!(run(1) == run(2), "{m}x{k}x{n}");
         }
     }
 
@@ -434,13 +445,14 @@ mod tests {
 
     #[test]
     fn transpose_swaps_rows_and_columns() {
-        // Sizes that are not multiples of the tile.
-        let (rows, cols) = (37, 21);
-        let x: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
-        let t = super::transpose(&x, rows, cols);
-        for r in 0..rows {
-            for c in 0..cols {
-                assert_eq!(t[c * rows + r], x[r * cols + c], "({r}, {c})");
+        // Sizes that are not multiples of the tile; the second is split across threads.
+        for (rows, cols) in [(37, 21), (203, 785)] {
+            let x: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+            let t = super::transpose(&x, rows, cols);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(t[c * rows + r], x[r * cols + c], "({r}, {c})");
+                }
             }
         }
     }
