@@ -258,7 +258,7 @@ pub fn map_in_place(x: &mut [f32], f: impl Fn(&mut f32) + Sync + Send) {
 }
 
 /// Applies `f(a, b)` element by element, `a` mutable, split across threads when large.
-pub fn zip_map(a: &mut [f32], b: &[f32], f: impl Fn(&mut f32, f32) + Sync + Send) {
+pub fn zip_map<T: Copy + Sync>(a: &mut [f32], b: &[T], f: impl Fn(&mut f32, T) + Sync + Send) {
     assert_eq!(a.len(), b.len());
     if a.len() < SPLIT_ELEMENTS {
         a.iter_mut().zip(b).for_each(|(x, &y)| f(x, y));
