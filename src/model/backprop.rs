@@ -543,6 +543,13 @@ impl PlainNet {
         for (i, (layer, saved)) in layers.iter_mut().zip(trace.saved).enumerate().rev() {
             let propagate = i >= first_needed;
             let p = first_param[i];
+            // An activation whose output the next (linear) layer kept as its input.
+            let saved = match saved {
+                Saved::OutputIsNextInput => {
+                    Saved::Output(next_input.take().expect("the next layer kept it"))
+                }
+                saved => saved,
+            };
             match (layer, saved) {
                 (
                     PlainLayer::Linear {
@@ -582,14 +589,7 @@ impl PlainNet {
                     }
                     continue;
                 }
-                (
-                    PlainLayer::LeakyRelu(slope),
-                    kept @ (Saved::Output(_) | Saved::OutputIsNextInput),
-                ) if propagate => {
-                    let y = match kept {
-                        Saved::Output(y) => y,
-                        _ => next_input.take().expect("the next layer kept it"),
-                    };
+                (PlainLayer::LeakyRelu(slope), Saved::Output(y)) if propagate => {
                     let slope = *slope;
                     // dfdx's gradient at exactly 0 is 1.
                     zip_map(&mut g, &y, |d, v| {
@@ -599,18 +599,13 @@ impl PlainNet {
                     });
                     pool.give(y);
                 }
-                (PlainLayer::Relu, kept @ (Saved::Output(_) | Saved::OutputIsNextInput))
-                    if propagate =>
-                {
-                    let y = match kept {
-                        Saved::Output(y) => y,
-                        _ => next_input.take().expect("the next layer kept it"),
-                    };
+                (PlainLayer::Relu, Saved::Output(y)) if propagate => {
                     zip_map(&mut g, &y, |d, v| {
                         if v <= 0.0 {
                             *d = 0.0
                         }
                     });
+                    pool.give(y);
                 }
                 (PlainLayer::LeakyRelu(slope), Saved::Input(x)) if propagate => {
                     let slope = *slope;
@@ -619,12 +614,15 @@ impl PlainNet {
                             *d *= slope
                         }
                     });
+                    pool.give(x);
                 }
                 (PlainLayer::Tanh, Saved::Output(y)) if propagate => {
                     zip_map(&mut g, &y, |d, y| *d *= 1.0 - y * y);
+                    pool.give(y);
                 }
                 (PlainLayer::Sigmoid, Saved::Output(y)) if propagate => {
                     zip_map(&mut g, &y, |d, y| *d *= y * (1.0 - y));
+                    pool.give(y);
                 }
                 (
                     PlainLayer::BatchNorm { scale, offset, .. },
@@ -703,6 +701,7 @@ impl PlainNet {
                 }
                 (PlainLayer::Dropout(_), Saved::Mask(mask)) if propagate => {
                     zip_map(&mut g, &mask, |d, m| *d *= m);
+                    pool.give(mask);
                 }
                 _ => {}
             }

@@ -130,11 +130,12 @@ fn product(a: Mat<'_>, b: Mat<'_>, c: &mut [f32], accum: Accum) {
 /// Buffers of the training step kept from one step to the next, so that a step neither asks
 /// the allocator for its large buffers nor zeroes them.
 ///
-/// Why: `vec![0.0; n]` writes every value before a product overwrites it; for the paper
-/// config's weight gradients that is 12 MB of stores a step (3% of its time, `perf`). A buffer
-/// taken from here holds whatever its last user left, so it is only for outputs that are
-/// written in full (a product's `c`, a transpose). Buffers are matched by length: a step's
-/// shapes repeat, so each step finds the buffers the one before gave back.
+/// Why: `vec![0.0; n]` writes every value before a product or a copy overwrites it; with the
+/// weight gradients (now in `backprop::BackwardScratch`) that was 3% of a paper step's cycles
+/// (`perf`). The pool holds layer outputs, the copies a backward pass keeps, and input
+/// gradients. A buffer taken from here holds whatever its last user left, so it is only for
+/// outputs that are written in full (a product's `c`, a copy). Buffers are matched by length: a
+/// step's shapes repeat, so each step finds the buffers the one before gave back.
 #[derive(Debug, Clone, Default)]
 pub struct BufferPool {
     free: Vec<Vec<f32>>,
@@ -144,9 +145,10 @@ impl BufferPool {
     /// At most this many buffers are kept, and at most `PER_LENGTH` of one length; more are
     /// dropped. Buffers move between networks (G's output becomes D's input and comes back
     /// to D's pool), so a pool could otherwise fill with buffers of a length it never takes.
-    /// A paper step holds at most three of one length at a time.
+    /// A paper step holds at most four of one length at a time (G's widest layer in its
+    /// backward pass: three kept by the forward pass and the input gradient).
     const CAPACITY: usize = 32;
-    const PER_LENGTH: usize = 3;
+    const PER_LENGTH: usize = 4;
 
     /// A buffer of `len` values: a kept one of that length (old contents), or a new one of
     /// zeros.
@@ -184,10 +186,9 @@ impl BufferPool {
 /// `x` (`rows x cols`, row-major) transposed into a new `cols x rows` row-major buffer, a tile
 /// at a time so that both sides stay in cache.
 ///
-/// Why: a weight gradient `x^T g` with `x` read in place is faer's slowest orientation (its
-/// kernels pack the left operand but read the right one where it lies, and here that one
-/// strides by whole rows); with `x` transposed first it runs like the forward product.
-/// BENCHMARKS.md has the figures.
+/// Why: in a weight gradient `x^T g` with `x` read in place, faer's kernels stride through `x`
+/// by whole rows. Beyond a few hundred rows that costs more than a transpose first (see
+/// `backprop`'s `weight_gradient`; BENCHMARKS.md has the figures).
 pub fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; x.len()];
     transpose_into(x, rows, cols, &mut out);
@@ -213,7 +214,9 @@ pub fn transpose_into(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
         }
     };
     if rows == 0 || cols == 0 {
-    } else if x.len() < SPLIT_ELEMENTS {
+        return;
+    }
+    if x.len() < SPLIT_ELEMENTS {
         out.chunks_mut(TILE * rows).enumerate().for_each(block);
     } else {
         out.par_chunks_mut(TILE * rows).enumerate().for_each(block);

@@ -381,6 +381,10 @@ mod tests {
         let layer_norm_d = r#"model.discriminator.layers=[{type = "linear", out = 32},
             {type = "leaky_relu", slope = 0.2}, {type = "layer_norm", eps = 1e-3},
             {type = "dropout", rate = 0.3}, {type = "linear", out = 1}]"#;
+        let squashing_g = r#"model.generator.layers=[{type = "linear", out = 32},
+            {type = "sigmoid"}, {type = "linear", out = 784}, {type = "sigmoid"}]"#;
+        let squashing_d = r#"model.discriminator.layers=[{type = "linear", out = 32},
+            {type = "tanh"}, {type = "linear", out = 1}]"#;
         // A D that combines its batches with a dropout layer, two that do not (the masks would
         // come in another order), ReLU straight into a linear layer, and slopes of 0 and below.
         let simple_g = r#"model.generator.layers=[{type = "linear", out = 32},
@@ -406,6 +410,10 @@ mod tests {
             load("smoke.toml", &[every_kind_g, &every_kind_d("batch")]),
             // Layer norm in both networks, D's batches combined.
             load("smoke.toml", &[layer_norm_g, layer_norm_d]),
+            // Sigmoid and tanh straight into a linear layer (the linear layer keeps their output).
+            load("smoke.toml", &[squashing_g, squashing_d]),
+            // D's combined batch over 256 rows: weight gradients take the transposed input.
+            load("paper.toml", &["training.batch_size=150"]),
         ]
     }
 
@@ -477,7 +485,6 @@ mod tests {
         }
     }
 
-    /// The same steps on one thread and on two give the same bits.
     /// The step reuses its buffers without clearing them: a step whose kept buffers all hold
     /// NaN gives the same bits as one whose buffers hold the last step's values.
     #[test]
@@ -516,6 +523,7 @@ mod tests {
         }
     }
 
+    /// The same steps on one thread and on two give the same bits.
     #[test]
     fn steps_do_not_depend_on_the_thread_count() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
