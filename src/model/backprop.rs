@@ -561,10 +561,9 @@ impl PlainNet {
                     Saved::Input(x),
                 ) => {
                     let w_mat = Mat::new(weight, *input, *out).t();
-                    // Both products split over both threads, one after the other. Alone, at
-                    // batch 100, that ran 0-8% faster than one thread each side by side
-                    // (examples/product_shapes.rs); in the step the two measured the same, and
-                    // this way needs no transposed input up to 256 rows.
+                    // Both products split over both threads, one after the other. In the step
+                    // that measured the same as one thread each side by side, with one way
+                    // instead of four.
                     let dw_db = if param_grads {
                         let dw = room(weight_grad, *input * *out);
                         weight_gradient(&x, rows, *input, &g, *out, dw, transposed_input);
@@ -739,16 +738,15 @@ fn scale_offset_grads(
     (d_scale, d_offset)
 }
 
-/// Layer inputs of more rows than this are transposed before their weight gradient.
-const TRANSPOSE_ABOVE_ROWS: usize = 256;
-
 /// `dw = x^T g` for a layer input `x` (`rows x input`) and output gradient `g` (`rows x out`),
-/// over both threads.
+/// over both threads, with `x` transposed first.
 ///
-/// Why two ways: faer packs the left operand but reads the right one in place; with `x^T` read
-/// in place it strides by whole rows. Up to a few hundred rows that costs less than a transpose
-/// (`examples/product_shapes.rs` at batch 100: 105-128 GFLOP/s in place against 95-118 for
-/// transpose then multiply); at batch 1024 the transposed product is 93-113 against 72-97.
+/// Why transposed: faer packs the left operand but reads the right one in place, and `x^T` read
+/// in place strides by whole rows: at batch 1024 the transposed product runs at 93-113 GFLOP/s
+/// against 72-97 in place (`examples/product_shapes.rs`). At batch 100 reading `x^T` in place
+/// was faster alone (105-128 against 95-118) but no faster in the step, and it sums in another
+/// order: the paper config's results would change in their last bits from earlier versions',
+/// so the transposed product is kept for every batch.
 fn weight_gradient(
     x: &[f32],
     rows: usize,
@@ -758,14 +756,9 @@ fn weight_gradient(
     dw: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
-    let g = Mat::new(g, rows, out);
-    if rows <= TRANSPOSE_ABOVE_ROWS {
-        matmul(Mat::new(x, rows, input).t(), g, dw);
-    } else {
-        let x_t = room(scratch, rows * input);
-        transpose_into(x, rows, input, x_t);
-        matmul(Mat::new(x_t, input, rows), g, dw);
-    }
+    let x_t = room(scratch, rows * input);
+    transpose_into(x, rows, input, x_t);
+    matmul(Mat::new(x_t, input, rows), Mat::new(g, rows, out), dw);
 }
 
 /// The first `len` values of `buffer`, grown (with zeros) when shorter: scratch space whose

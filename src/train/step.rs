@@ -412,8 +412,6 @@ mod tests {
             load("smoke.toml", &[layer_norm_g, layer_norm_d]),
             // Sigmoid and tanh straight into a linear layer (the linear layer keeps their output).
             load("smoke.toml", &[squashing_g, squashing_d]),
-            // D's combined batch over 256 rows: weight gradients take the transposed input.
-            load("paper.toml", &["training.batch_size=150"]),
         ]
     }
 
