@@ -21,7 +21,7 @@ use crate::config::plan_widths;
 use crate::config::{AdamSettings, DataConfig, InitConfig, LayerSpec, IMAGE_PIXELS};
 use crate::data::{load_test, load_train, Images};
 use crate::error::{Error, Result};
-use crate::model::backprop::PlainNet;
+use crate::model::backprop::{PlainNet, Workspace};
 use crate::model::kernels::on_worker;
 use crate::model::optim::AdamState;
 use crate::model::{Layer, Matrix, Mode, Network, TensorVisitor};
@@ -315,11 +315,12 @@ impl Classifier {
             PlainNet::check_out(&self.body),
             PlainNet::check_out(&self.head),
         );
+        let mut workspace = Workspace::default();
         for chunk in images.chunks(1000 * IMAGE_PIXELS) {
             let rows = chunk.len() / IMAGE_PIXELS;
             let (f, logits) = on_worker(|| {
-                let (f, _) = body.forward(chunk.to_vec(), rows, None, false);
-                let (logits, _) = head.forward(f.clone(), rows, None, false);
+                let (f, _) = body.forward(chunk.to_vec(), rows, None, false, &mut workspace);
+                let (logits, _) = head.forward(f.clone(), rows, None, false, &mut workspace);
                 (f, logits)
             });
             features.extend(f);

@@ -99,23 +99,38 @@ pub struct Trace {
 pub struct PlainNet {
     layers: Vec<PlainLayer>,
     input_width: usize,
-    /// The step's activation and input-gradient buffers, reused from one step to the next.
-    pool: BufferPool,
 }
 
-/// Room for one weight gradient and one transposed layer input at a time, reused by every
-/// layer of every network that a caller's backward passes visit (the largest layer's size):
-/// a pool would hold every layer's at once, and one per network would hold one per network.
+/// The buffers forward and backward passes work in, kept from one call to the next. One
+/// workspace serves every network a caller runs (a GAN's two), so that buffers that pass from
+/// one network to the other (G's output is D's input; D's input gradient is G's) come back to
+/// the same pool.
 #[derive(Debug, Clone, Default)]
-pub struct BackwardScratch {
+pub struct Workspace {
+    /// Layer outputs, the copies a backward pass keeps, and input gradients.
+    pool: BufferPool,
+    /// Room for one weight gradient and one transposed layer input at a time (the largest
+    /// layer's): a pool would hold every layer's at once.
     weight_grad: Vec<f32>,
     transposed_input: Vec<f32>,
 }
 
-impl BackwardScratch {
-    /// Fills the scratch space with NaN (see [`BufferPool::poison`]).
+impl Workspace {
+    /// A buffer of `len` values holding old values: for a caller that overwrites it in full
+    /// (e.g. a batch built from two others).
+    pub fn take(&mut self, len: usize) -> Vec<f32> {
+        self.pool.take(len)
+    }
+
+    /// Keeps a buffer (e.g. a network's output, once used) for a later pass.
+    pub fn give(&mut self, buffer: Vec<f32>) {
+        self.pool.give(buffer);
+    }
+
+    /// Fills every kept buffer with NaN (see [`BufferPool::poison`]).
     #[cfg(test)]
     pub(crate) fn poison(&mut self) {
+        self.pool.poison();
         self.weight_grad.fill(f32::NAN);
         self.transposed_input.fill(f32::NAN);
     }
@@ -143,23 +158,6 @@ pub enum ParamGradUse<'a> {
 }
 
 impl PlainNet {
-    /// A buffer of `len` values from the network's pool, holding old values: for a caller that
-    /// overwrites it in full (e.g. a batch built from two others).
-    pub fn take_buffer(&mut self, len: usize) -> Vec<f32> {
-        self.pool.take(len)
-    }
-
-    /// Gives a buffer that came out of this network (e.g. its output) back to its pool.
-    pub fn give_buffer(&mut self, buffer: Vec<f32>) {
-        self.pool.give(buffer);
-    }
-
-    /// Fills the network's kept buffers with NaN (see [`BufferPool::poison`]).
-    #[cfg(test)]
-    pub(crate) fn poison_buffers(&mut self) {
-        self.pool.poison();
-    }
-
     /// Copies a network's tensors into plain buffers.
     pub fn check_out(net: &Network) -> PlainNet {
         let layers = net
@@ -205,7 +203,6 @@ impl PlainNet {
         PlainNet {
             layers,
             input_width: net.input_width,
-            pool: BufferPool::default(),
         }
     }
 
@@ -300,13 +297,14 @@ impl PlainNet {
     /// (batch statistics, running averages updated, dropout masks drawn in row-major order) and
     /// `None` outside it ([`super::Mode::Eval`]: batch statistics in mode `batch`, running ones in
     /// mode `running`), as [`Network::forward`] does; `keep` says whether to keep what a
-    /// backward pass needs.
+    /// backward pass needs. Buffers come from, and go back to, `workspace`.
     pub fn forward(
         &mut self,
         x: Vec<f32>,
         rows: usize,
         mut train: Option<&mut ChaCha8Rng>,
         keep: bool,
+        workspace: &mut Workspace,
     ) -> (Vec<f32>, Trace) {
         assert_eq!(x.len(), rows * self.input_width, "input size");
         let mut x = x;
@@ -315,8 +313,8 @@ impl PlainNet {
         let next_is_linear: Vec<bool> = (0..self.layers.len())
             .map(|i| matches!(self.layers.get(i + 1), Some(PlainLayer::Linear { .. })))
             .collect();
-        let PlainNet { layers, pool, .. } = self;
-        for (i, layer) in layers.iter_mut().enumerate() {
+        let pool = &mut workspace.pool;
+        for (i, layer) in self.layers.iter_mut().enumerate() {
             // What the backward pass needs; anything that would cost a copy is only made when
             // `keep` asks for it.
             let mut kept_output = |y: &Vec<f32>| match (keep, next_is_linear[i]) {
@@ -354,7 +352,8 @@ impl PlainNet {
                 }
                 PlainLayer::LeakyRelu(slope) => {
                     let slope = *slope;
-                    let y = map(&x, |v| if v > 0.0 { v } else { v * slope });
+                    let mut y = pool.take(x.len());
+                    zip_map(&mut y, &x, |y, v| *y = if v > 0.0 { v } else { v * slope });
                     Saved::Input(std::mem::replace(&mut x, y))
                 }
                 PlainLayer::Relu => {
@@ -408,10 +407,13 @@ impl PlainNet {
                             let factor: Vec<f32> =
                                 scale.iter().zip(&std).map(|(s, d)| s / d).collect();
                             let normalised = if keep {
-                                let mut normalised = pool.copy_of(&x);
-                                let is = &inv_std;
-                                for_rows(&mut normalised, cols, |_, r| {
-                                    r.iter_mut().zip(is).for_each(|(v, k)| *v *= k)
+                                let mut normalised = pool.take(x.len());
+                                let (centred, is) = (&x, &inv_std);
+                                for_rows(&mut normalised, cols, |i, r| {
+                                    let c = &centred[i * cols..(i + 1) * cols];
+                                    for ((v, &x), k) in r.iter_mut().zip(c).zip(is) {
+                                        *v = x * k;
+                                    }
                                 });
                                 normalised
                             } else {
@@ -490,15 +492,14 @@ impl PlainNet {
 
     /// Back-propagates `grad` (the loss gradient of the output) through a kept forward pass.
     /// Returns the gradient of the input when `input_grad`; `params` says what happens to the
-    /// parameter gradients, which are computed in `scratch`. Nothing is computed that is not
-    /// asked for.
+    /// parameter gradients. Nothing is computed that is not asked for.
     pub fn backward(
         &mut self,
         trace: Trace,
         grad: Vec<f32>,
         input_grad: bool,
         params: ParamGradUse<'_>,
-        scratch: &mut BackwardScratch,
+        workspace: &mut Workspace,
     ) -> Option<Vec<f32>> {
         let mut params = params;
         let param_grads = !matches!(params, ParamGradUse::Skip);
@@ -535,12 +536,12 @@ impl PlainNet {
                 .position(|l| l.trainable_tensors() > 0)
                 .map_or(self.layers.len(), |i| i + 1)
         };
-        let PlainNet { layers, pool, .. } = self;
-        let BackwardScratch {
+        let Workspace {
+            pool,
             weight_grad,
             transposed_input,
-        } = scratch;
-        for (i, (layer, saved)) in layers.iter_mut().zip(trace.saved).enumerate().rev() {
+        } = workspace;
+        for (i, (layer, saved)) in self.layers.iter_mut().zip(trace.saved).enumerate().rev() {
             let propagate = i >= first_needed;
             let p = first_param[i];
             // An activation whose output the next (linear) layer kept as its input.
@@ -730,8 +731,16 @@ fn scale_offset_grads(
 ) -> (Vec<f32>, Vec<f32>) {
     let mut d_offset = vec![0.0; cols];
     column_sums(g, cols, &mut d_offset);
-    let mut gx = pool.copy_of(g);
-    zip_map(&mut gx, normalised, |d, x| *d *= x);
+    let mut gx = pool.take(g.len());
+    for_rows(&mut gx, cols, |i, r| {
+        let (gr, xr) = (
+            &g[i * cols..(i + 1) * cols],
+            &normalised[i * cols..(i + 1) * cols],
+        );
+        for ((v, &d), &x) in r.iter_mut().zip(gr).zip(xr) {
+            *v = d * x;
+        }
+    });
     let mut d_scale = vec![0.0; cols];
     column_sums(&gx, cols, &mut d_scale);
     pool.give(gx);
@@ -768,12 +777,6 @@ fn room(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
         buffer.resize(len, 0.0);
     }
     &mut buffer[..len]
-}
-
-fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
-    let mut y = x.to_vec();
-    zip_map(&mut y, x, |v, x| *v = f(x));
-    y
 }
 
 #[cfg(test)]
@@ -816,7 +819,8 @@ mod tests {
         let y = net.forward(x.clone().leaky_traced(), Mode::Eval);
         let grads = (y * w.clone()).sum::<Rank0, _>().backward();
         let mut plain = PlainNet::check_out(&net);
-        let (_, trace) = plain.forward(x.as_vec(), 4, None, true);
+        let mut workspace = Workspace::default();
+        let (_, trace) = plain.forward(x.as_vec(), 4, None, true, &mut workspace);
         let mut collected = Vec::new();
         let dx = plain
             .backward(
@@ -824,7 +828,7 @@ mod tests {
                 w.as_vec(),
                 true,
                 ParamGradUse::Collect(&mut collected),
-                &mut BackwardScratch::default(),
+                &mut workspace,
             )
             .unwrap();
         let close = |a: &[f32], b: &[f32], what: &str| {

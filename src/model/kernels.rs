@@ -131,7 +131,7 @@ fn product(a: Mat<'_>, b: Mat<'_>, c: &mut [f32], accum: Accum) {
 /// the allocator for its large buffers nor zeroes them.
 ///
 /// Why: `vec![0.0; n]` writes every value before a product or a copy overwrites it; with the
-/// weight gradients (now in `backprop::BackwardScratch`) that was 3% of a paper step's cycles
+/// weight gradients (now in `backprop::Workspace`) that was 3% of a paper step's cycles
 /// (`perf`). The pool holds layer outputs, the copies a backward pass keeps, and input
 /// gradients. A buffer taken from here holds whatever its last user left, so it is only for
 /// outputs that are written in full (a product's `c`, a copy). Buffers are matched by length: a
@@ -143,10 +143,10 @@ pub struct BufferPool {
 
 impl BufferPool {
     /// At most this many buffers are kept, and at most `PER_LENGTH` of one length; more are
-    /// dropped. Buffers move between networks (G's output becomes D's input and comes back
-    /// to D's pool), so a pool could otherwise fill with buffers of a length it never takes.
-    /// A paper step holds at most four of one length at a time (G's widest layer in its
-    /// backward pass: three kept by the forward pass and the input gradient).
+    /// dropped. Callers give buffers they did not take (a batch of images from the data), so a
+    /// pool could otherwise fill with buffers of a length it never hands out. A paper step
+    /// holds at most four of one length at a time (G's widest layer in its backward pass:
+    /// three kept by the forward pass and the input gradient).
     const CAPACITY: usize = 32;
     const PER_LENGTH: usize = 4;
 
@@ -261,7 +261,7 @@ pub fn map_in_place(x: &mut [f32], f: impl Fn(&mut f32) + Sync + Send) {
 }
 
 /// Applies `f(a, b)` element by element, `a` mutable, split across threads when large.
-pub fn zip_map<T: Copy + Sync>(a: &mut [f32], b: &[T], f: impl Fn(&mut f32, T) + Sync + Send) {
+pub fn zip_map(a: &mut [f32], b: &[f32], f: impl Fn(&mut f32, f32) + Sync + Send) {
     assert_eq!(a.len(), b.len());
     if a.len() < SPLIT_ELEMENTS {
         a.iter_mut().zip(b).for_each(|(x, &y)| f(x, y));

@@ -296,23 +296,23 @@ impl Network {
 /// draw their masks here, so that they take the same numbers from the RNG.
 ///
 /// Each value is `rng.gen::<f32>() < keep`, as rand 0.8 draws it (one `u32` per value, its top
-/// 24 bits scaled to [0, 1)); the words are drawn in one `fill` (the same words in the same
-/// order as one `next_u32` each) and turned into the mask across threads (the per-value loop
-/// was 1% of a paper step).
+/// 24 bits scaled to [0, 1)); the words are drawn in one `fill`, the same words in the same
+/// order as one `next_u32` each (drawing them one at a time was 1% of a paper step).
 pub(crate) fn dropout_mask(n: usize, rate: f32, rng: &mut ChaCha8Rng) -> Vec<f32> {
     let keep = 1.0 - rate;
     let mut words = vec![0u32; n];
     rng.fill(&mut words[..]);
     let scale = 1.0 / (1u32 << 24) as f32;
-    let mut mask = vec![0.0; n];
-    kernels::zip_map(&mut mask, &words, |m, w| {
-        *m = if scale * ((w >> 8) as f32) < keep {
-            1.0 / keep
-        } else {
-            0.0
-        }
-    });
-    mask
+    words
+        .iter()
+        .map(|&w| {
+            if scale * ((w >> 8) as f32) < keep {
+                1.0 / keep
+            } else {
+                0.0
+            }
+        })
+        .collect()
 }
 
 /// Batch-norm with the batch's statistics (biased variance), on the tape; updates running

@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::state::{noise_values, DStep, GanState, PhaseTimes};
 use crate::config::{Experiment, LossKind, IMAGE_PIXELS};
-use crate::model::backprop::{BackwardScratch, ParamGradUse, ParamGrads, ParamUpdate, PlainNet};
+use crate::model::backprop::{ParamGradUse, ParamGrads, ParamUpdate, PlainNet, Workspace};
 use crate::model::kernels::adam;
 use crate::model::optim::AdamState;
 use crate::model::{Network, TensorVisitor};
@@ -119,8 +119,8 @@ pub struct PlainGan {
     discriminator: PlainNet,
     g_opt: PlainAdam,
     d_opt: PlainAdam,
-    /// Where both networks' backward passes compute their weight gradients.
-    scratch: BackwardScratch,
+    /// The buffers both networks' passes work in.
+    workspace: Workspace,
 }
 
 impl PlainGan {
@@ -132,7 +132,7 @@ impl PlainGan {
             discriminator: PlainNet::check_out(&state.discriminator),
             g_opt: PlainAdam::check_out(&mut state.g_opt, &mut state.generator),
             d_opt: PlainAdam::check_out(&mut state.d_opt, &mut state.discriminator),
-            scratch: BackwardScratch::default(),
+            workspace: Workspace::default(),
         }
     }
 
@@ -157,7 +157,9 @@ impl PlainGan {
         let batch = real.len() / IMAGE_PIXELS;
         let phase = Instant::now();
         let z = noise_values(config, batch, rng);
-        let (fake, _) = self.generator.forward(z, batch, None, false);
+        let (fake, _) = self
+            .generator
+            .forward(z, batch, None, false, &mut self.workspace);
         times.g_forward += phase.elapsed();
 
         let phase = Instant::now();
@@ -165,25 +167,27 @@ impl PlainGan {
         let (loss, d_real, d_fake) = if !d.batches_combine() {
             // Batch-norm must see each batch alone, and dropout masks come in the tape path's
             // order: two passes.
-            let (real_logits, real_trace) = d.forward(real, batch, Some(rng), true);
-            let (fake_logits, fake_trace) = d.forward(fake, batch, Some(rng), true);
+            let (real_logits, real_trace) =
+                d.forward(real, batch, Some(rng), true, &mut self.workspace);
+            let (fake_logits, fake_trace) =
+                d.forward(fake, batch, Some(rng), true, &mut self.workspace);
             let r = bce(&real_logits, 1.0, config.loss);
             let f = bce(&fake_logits, 0.0, config.loss);
             let (mut grads, mut fake_grads) = (Vec::new(), Vec::new());
-            let scratch = &mut self.scratch;
+            let workspace = &mut self.workspace;
             d.backward(
                 real_trace,
                 r.grad,
                 false,
                 ParamGradUse::Collect(&mut grads),
-                scratch,
+                workspace,
             );
             d.backward(
                 fake_trace,
                 f.grad,
                 false,
                 ParamGradUse::Collect(&mut fake_grads),
-                scratch,
+                workspace,
             );
             for (g, h) in grads.iter_mut().zip(fake_grads) {
                 g.iter_mut().zip(h).for_each(|(a, b)| *a += b);
@@ -194,12 +198,12 @@ impl PlainGan {
             times.optimizer += phase.elapsed();
             (r.loss + f.loss, r.mean_prob, f.mean_prob)
         } else {
-            let mut both = d.take_buffer(real.len() + fake.len());
+            let mut both = self.workspace.take(real.len() + fake.len());
             let (real_rows, fake_rows) = both.split_at_mut(real.len());
             real_rows.copy_from_slice(&real);
             fake_rows.copy_from_slice(&fake);
-            self.generator.give_buffer(fake);
-            let (logits, trace) = d.forward(both, 2 * batch, Some(rng), true);
+            self.workspace.give(fake);
+            let (logits, trace) = d.forward(both, 2 * batch, Some(rng), true, &mut self.workspace);
             let r = bce(&logits[..batch], 1.0, config.loss);
             let f = bce(&logits[batch..], 0.0, config.loss);
             let mut grad = r.grad;
@@ -211,7 +215,7 @@ impl PlainGan {
                 grad,
                 false,
                 ParamGradUse::Apply(step),
-                &mut self.scratch,
+                &mut self.workspace,
             );
             times.d_step += phase.elapsed();
             (r.loss + f.loss, r.mean_prob, f.mean_prob)
@@ -234,12 +238,22 @@ impl PlainGan {
     ) -> f32 {
         let phase = Instant::now();
         let z = noise_values(config, batch, rng);
-        let (fake, g_trace) = self.generator.forward(z, batch, Some(rng), true);
-        let (logits, d_trace) = self.discriminator.forward(fake, batch, None, true);
+        let (fake, g_trace) =
+            self.generator
+                .forward(z, batch, Some(rng), true, &mut self.workspace);
+        let (logits, d_trace) =
+            self.discriminator
+                .forward(fake, batch, None, true, &mut self.workspace);
         let l = bce(&logits, 1.0, config.loss);
         let d_fake = self
             .discriminator
-            .backward(d_trace, l.grad, true, ParamGradUse::Skip, &mut self.scratch)
+            .backward(
+                d_trace,
+                l.grad,
+                true,
+                ParamGradUse::Skip,
+                &mut self.workspace,
+            )
             .expect("asked for the input gradient");
         // G's update runs inside its backward pass (its time counts as the G step's).
         let step = self.g_opt.begin_step();
@@ -248,7 +262,7 @@ impl PlainGan {
             d_fake,
             false,
             ParamGradUse::Apply(step),
-            &mut self.scratch,
+            &mut self.workspace,
         );
         times.g_step += phase.elapsed();
         l.loss
@@ -266,9 +280,15 @@ impl PlainGan {
     ) -> (f32, f32) {
         let batch = real.len() / IMAGE_PIXELS;
         let z = noise_values(config, batch, rng);
-        let (fake, _) = self.generator.forward(z, batch, None, false);
-        let (real_logits, _) = self.discriminator.forward(real, batch, None, false);
-        let (fake_logits, _) = self.discriminator.forward(fake, batch, None, false);
+        let (fake, _) = self
+            .generator
+            .forward(z, batch, None, false, &mut self.workspace);
+        let (real_logits, _) =
+            self.discriminator
+                .forward(real, batch, None, false, &mut self.workspace);
+        let (fake_logits, _) =
+            self.discriminator
+                .forward(fake, batch, None, false, &mut self.workspace);
         let d = bce(&real_logits, 1.0, config.loss).loss + bce(&fake_logits, 0.0, config.loss).loss;
         (d, bce(&fake_logits, 1.0, config.loss).loss)
     }
@@ -497,9 +517,7 @@ mod tests {
             warm.d_step(&mut state.rng, &config, real.as_vec(), &mut times);
             warm.g_step(&mut state.rng, &config, batch, &mut times);
             let mut poisoned = warm.clone();
-            poisoned.generator.poison_buffers();
-            poisoned.discriminator.poison_buffers();
-            poisoned.scratch.poison();
+            poisoned.workspace.poison();
             let mut outcomes = Vec::new();
             for plain in [&mut warm, &mut poisoned] {
                 let mut rng = state.rng.clone();
