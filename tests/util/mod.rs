@@ -126,21 +126,18 @@ pub fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
 
 /// Runs an external program, expecting success (its stderr in the failure message).
 pub fn run_tool(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    succeeded(cmd.output().unwrap(), &format!("{cmd:?}"))
 }
 
 /// Waits for a child process, expecting success (its stderr in the failure message).
 pub fn finished_ok(child: std::process::Child) -> Output {
-    let out = child.wait_with_output().unwrap();
+    succeeded(child.wait_with_output().unwrap(), "the child")
+}
+
+fn succeeded(out: Output, what: &str) -> Output {
     assert!(
         out.status.success(),
-        "the child failed:\n{}",
+        "{what} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     out
