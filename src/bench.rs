@@ -145,25 +145,14 @@ fn measure(
     })
 }
 
-/// Sum of `in * out` over a network's linear layers: multiply-adds per row.
-fn macs_per_row(net: &Network) -> f64 {
-    net.layers
-        .iter()
-        .map(|l| match l {
-            Layer::Linear { weight, .. } => (weight.shape().0 * weight.shape().1) as f64,
-            _ => 0.0,
-        })
-        .sum()
-}
-
 /// Matrix-product FLOP of one step: (gan-run's step, the tape path). Per row, a forward pass
 /// costs one product per linear layer, a weight gradient one, an input gradient one. gan-run's
 /// step skips the first layer's input gradient and, in the G step, D's weight gradients; the
 /// tape path computes both.
 fn flop_per_step(state: &GanState, batch: usize, every: usize) -> (f64, f64) {
     let (g, d) = (
-        macs_per_row(&state.generator),
-        macs_per_row(&state.discriminator),
+        state.generator.macs_per_row(),
+        state.discriminator.macs_per_row(),
     );
     let (g_first, d_first) = (
         first_linear_macs(&state.generator),
@@ -182,13 +171,12 @@ fn flop_per_step(state: &GanState, batch: usize, every: usize) -> (f64, f64) {
     )
 }
 
+/// Multiply-adds per row of a network's first product (whose input gradient gan-run skips).
 fn first_linear_macs(net: &Network) -> f64 {
     net.layers
         .iter()
-        .find_map(|l| match l {
-            Layer::Linear { weight, .. } => Some((weight.shape().0 * weight.shape().1) as f64),
-            _ => None,
-        })
+        .map(Layer::macs_per_row)
+        .find(|&macs| macs > 0.0)
         .unwrap_or(0.0)
 }
 

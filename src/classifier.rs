@@ -105,7 +105,7 @@ impl ClassifierConfig {
         let linears = self
             .layers
             .iter()
-            .filter(|l| matches!(l, LayerSpec::Linear { .. }))
+            .filter(|l| matches!(l, LayerSpec::Linear(_)))
             .count();
         if linears < 2 {
             return Err((
@@ -190,7 +190,7 @@ impl Classifier {
         let split = network
             .layers
             .iter()
-            .rposition(|l| matches!(l, Layer::Linear { .. }))
+            .rposition(|l| matches!(l, Layer::Linear(_)))
             .expect("validated: at least two linear layers");
         let part = |layers: &[Layer], input_width: usize| Network {
             name: network.name.clone(),

@@ -39,6 +39,7 @@ pub mod experiment;
 pub mod export;
 pub mod interrupt;
 pub mod logging;
+pub mod loss;
 pub mod model;
 pub mod report;
 pub mod run_dir;

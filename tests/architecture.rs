@@ -10,9 +10,10 @@ const ORDER: &[&str] = &[
     "logging",
     "interrupt",
     "tensorboard",
+    "model",
+    "loss",
     "config",
     "data",
-    "model",
     "train",
     "run_dir",
     "classifier",
@@ -28,7 +29,7 @@ const ORDER: &[&str] = &[
 ];
 
 /// The files of `train`, in dependency order.
-const TRAIN_ORDER: &[&str] = &["loss", "state", "reference", "step", "trainer"];
+const TRAIN_ORDER: &[&str] = &["state", "reference", "step", "trainer"];
 
 /// The source of every `.rs` file under `dir`, without its test module, by path.
 fn sources(dir: &Path, out: &mut Vec<(String, String)>) {

@@ -107,10 +107,10 @@ mod tests {
         let paper = estimate(&c).total();
         // 2.95 M parameters x 20 bytes + activations + MNIST: well under 1 GB.
         assert!(paper > 59e6 && paper < 1e9, "{paper}");
-        c.model.generator.layers[0] = LayerSpec::Linear {
+        c.model.generator.layers[0] = LayerSpec::Linear(crate::model::layers::LinearSpec {
             input: None,
             out: 1_000_000_000,
-        };
+        });
         assert!(estimate(&c).total() > 1e12);
         c.evaluation.every = 1;
         c.evaluation.samples = 1_000_000_000_000;

@@ -16,6 +16,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ConfigLocation, Error, Result};
+pub use crate::loss::LossKind;
+pub use crate::model::init::{InitConfig, InitKind};
+pub use crate::model::optim::AdamSettings;
+pub use crate::model::{plan_widths, BatchNormMode, LayerSpec};
 pub use overrides::Override;
 
 /// An experiment that passed validation: every default filled in, every value and shape
@@ -129,28 +133,6 @@ pub enum DeviceKind {
     Cuda,
 }
 
-/// The GAN loss.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LossKind {
-    /// Binary cross-entropy computed from D's logits (numerically stable). The correct loss.
-    #[default]
-    BceLogits,
-    /// The TensorFlow tutorial's bug: D's sigmoid output fed to a with-logits loss, so the
-    /// sigmoid is applied twice. Kept to reproduce the tutorial's results.
-    TutorialDoubleSigmoid,
-}
-
-impl LossKind {
-    /// The name a config uses for it.
-    pub fn name(self) -> &'static str {
-        match self {
-            LossKind::BceLogits => "bce_logits",
-            LossKind::TutorialDoubleSigmoid => "tutorial_double_sigmoid",
-        }
-    }
-}
-
 /// MNIST location and the train/validation split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -198,36 +180,6 @@ pub enum NoiseDistribution {
     },
 }
 
-/// How weights and biases of linear layers start. Batch-norm always starts at scale 1, offset 0.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InitConfig {
-    /// Linear weights.
-    #[serde(default = "defaults::init")]
-    pub weights: InitKind,
-    /// Linear biases.
-    #[serde(default = "defaults::init")]
-    pub biases: InitKind,
-}
-
-/// An initialisation distribution.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum InitKind {
-    /// TensorFlow's `truncated_normal`: normal, redrawn beyond two standard deviations.
-    TruncatedNormal {
-        /// Standard deviation before truncation.
-        std: f64,
-    },
-    /// Plain normal.
-    Normal {
-        /// Standard deviation.
-        std: f64,
-    },
-    /// All zeros.
-    Zeros,
-}
-
 /// The two networks, each an ordered list of layers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -244,141 +196,6 @@ pub struct ModelConfig {
 pub struct NetworkConfig {
     /// Layers in the order they apply.
     pub layers: Vec<LayerSpec>,
-}
-
-/// One layer, written in TOML as an inline table tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum LayerSpec {
-    /// Fully connected `y = x W + b`.
-    Linear {
-        /// Expected input width: optional, checked against the previous layer when given.
-        #[serde(rename = "in", default, skip_serializing_if = "Option::is_none")]
-        input: Option<usize>,
-        /// Output width.
-        out: usize,
-    },
-    /// `x` for `x >= 0`, `slope * x` below.
-    LeakyRelu {
-        /// Slope for negative inputs (the paper config uses 0.2).
-        slope: f64,
-    },
-    /// `max(x, 0)`.
-    Relu,
-    /// Hyperbolic tangent.
-    Tanh,
-    /// Logistic sigmoid.
-    Sigmoid,
-    /// No activation; lets a layer list say so explicitly.
-    Identity,
-    /// Batch normalisation over the batch axis.
-    BatchNorm {
-        /// Which statistics it uses, see [`BatchNormMode`].
-        mode: BatchNormMode,
-        /// Running-average update rate (PyTorch convention: new = (1-m) old + m batch).
-        #[serde(default = "defaults::bn_momentum")]
-        momentum: f64,
-        /// Added to the variance before the square root.
-        #[serde(default = "defaults::bn_eps")]
-        eps: f64,
-    },
-    /// Layer normalisation: each row (one sample) normalised over its own features, then a
-    /// learned scale and offset per feature. No batch statistics, so the same in training and
-    /// generation, and each image independent of its batch.
-    LayerNorm {
-        /// Added to the variance before the square root.
-        #[serde(default = "defaults::bn_eps")]
-        eps: f64,
-    },
-    /// Inverted dropout, active only in the network's own update.
-    Dropout {
-        /// Share of units zeroed, in [0, 1).
-        rate: f64,
-    },
-}
-
-impl LayerSpec {
-    /// What is wrong with the layer's own settings, if anything: the key under the layer and
-    /// the message. (Widths between layers are [`plan_widths`]' job.)
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
-        match *self {
-            LayerSpec::Linear { out: 0, .. } => Err(("out", "must be at least 1".into())),
-            LayerSpec::LeakyRelu { slope } if !slope.is_finite() => {
-                Err(("slope", format!("must be finite, got {slope}")))
-            }
-            LayerSpec::Dropout { rate } if !(0.0..1.0).contains(&rate) => Err((
-                "rate",
-                format!("dropout rate must be in [0, 1) (the share of units dropped), got {rate}"),
-            )),
-            LayerSpec::BatchNorm { momentum, .. } if !(0.0..=1.0).contains(&momentum) => {
-                Err(("momentum", format!("must be in [0, 1], got {momentum}")))
-            }
-            LayerSpec::BatchNorm { eps, .. } | LayerSpec::LayerNorm { eps }
-                if !(1e-30..=1.0).contains(&eps) =>
-            {
-                Err(("eps", format!("must be between 1e-30 and 1, got {eps}")))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// The numbers the layer keeps, from `input` to `output` wide: trainable parameters and
-    /// other state (running statistics). In floating point, so that absurd sizes cannot
-    /// overflow: for memory estimates.
-    pub fn sizes(&self, input: f64, output: f64) -> (f64, f64) {
-        match self {
-            LayerSpec::Linear { .. } => (input * output + output, 0.0),
-            LayerSpec::BatchNorm { .. } => (2.0 * output, 2.0 * output),
-            LayerSpec::LayerNorm { .. } => (2.0 * output, 0.0),
-            _ => (0.0, 0.0),
-        }
-    }
-}
-
-/// The widths along a layer list, starting with `input`; or the index of the first layer whose
-/// declared input width does not match what reaches it.
-pub fn plan_widths(layers: &[LayerSpec], input: usize) -> Result<Vec<usize>, (usize, String)> {
-    let mut widths = vec![input];
-    let mut width = input;
-    for (i, layer) in layers.iter().enumerate() {
-        if let LayerSpec::Linear {
-            input: declared,
-            out,
-        } = *layer
-        {
-            if let Some(declared) = declared {
-                if declared != width {
-                    return Err((
-                        i,
-                        format!(
-                            "this linear layer declares in = {declared}, but {width} features reach it"
-                        ),
-                    ));
-                }
-            }
-            width = out;
-        }
-        widths.push(width);
-    }
-    Ok(widths)
-}
-
-/// Which statistics a batch-norm layer normalises with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BatchNormMode {
-    /// Ordinary batch-norm: batch statistics in the network's own update (which also update
-    /// running averages), running statistics otherwise.
-    Running,
-    /// The current batch's statistics whenever the network runs, in its own update or not (the
-    /// D step, the G step and the end-of-epoch losses alike), with no running statistics. This is
-    /// what the TensorFlow tutorial's graph computes: its helper skips normalisation only for the
-    /// Python literal `False`, and the graph hands it a placeholder.
-    Batch,
-    /// Retired: batch statistics in the network's own update, bypassed otherwise. It described
-    /// nothing the tutorial did. Saved configs of old runs still read (so they can be listed,
-    /// compared, diffed, reported and sampled); new configs and resumes are refused.
-    BatchStatsOnly,
 }
 
 /// How the generator draws images outside training: grids, `gan-run eval`, `gan-run sample`
@@ -448,24 +265,6 @@ pub struct OptimizersConfig {
     pub discriminator: AdamSettings,
 }
 
-/// Adam's hyper-parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdamSettings {
-    /// Learning rate.
-    #[serde(default = "defaults::lr")]
-    pub lr: f64,
-    /// First-moment decay.
-    #[serde(default = "defaults::beta1")]
-    pub beta1: f64,
-    /// Second-moment decay.
-    #[serde(default = "defaults::beta2")]
-    pub beta2: f64,
-    /// Denominator guard (TensorFlow's and PyTorch's default 1e-8).
-    #[serde(default = "defaults::adam_eps")]
-    pub eps: f64,
-}
-
 /// The training schedule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -532,27 +331,6 @@ mod defaults {
     pub fn noise_dim() -> usize {
         100
     }
-    pub fn init() -> InitKind {
-        InitKind::TruncatedNormal { std: 0.02 }
-    }
-    pub fn bn_momentum() -> f64 {
-        0.1
-    }
-    pub fn bn_eps() -> f64 {
-        1e-5
-    }
-    pub fn lr() -> f64 {
-        2e-4
-    }
-    pub fn beta1() -> f64 {
-        0.5
-    }
-    pub fn beta2() -> f64 {
-        0.999
-    }
-    pub fn adam_eps() -> f64 {
-        1e-8
-    }
     pub fn epochs() -> usize {
         71
     }
@@ -610,24 +388,6 @@ impl Default for NoiseDistribution {
         NoiseDistribution::Uniform {
             low: -1.0,
             high: 1.0,
-        }
-    }
-}
-impl Default for InitConfig {
-    fn default() -> Self {
-        Self {
-            weights: defaults::init(),
-            biases: defaults::init(),
-        }
-    }
-}
-impl Default for AdamSettings {
-    fn default() -> Self {
-        Self {
-            lr: defaults::lr(),
-            beta1: defaults::beta1(),
-            beta2: defaults::beta2(),
-            eps: defaults::adam_eps(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! defaults that depend on other keys. Network shapes are checked by the model builder's planner.
 
 use super::*;
+use crate::model::layers::BatchNormSpec;
 
 /// A failed check: the key path and the message.
 pub(super) type Problem = (String, String);
@@ -21,10 +22,10 @@ pub(super) fn refuse_retired(c: &ExperimentConfig) -> std::result::Result<(), Pr
         ("discriminator", &c.model.discriminator),
     ] {
         for (i, layer) in spec.layers.iter().enumerate() {
-            if let LayerSpec::BatchNorm {
+            if let LayerSpec::BatchNorm(BatchNormSpec {
                 mode: BatchNormMode::BatchStatsOnly,
                 ..
-            } = layer
+            }) = layer
             {
                 return Err((
                     format!("model.{net}.layers[{i}].mode"),
@@ -156,17 +157,23 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
             }
         }
     }
-    if c.loss == LossKind::BceLogits
+    if c.loss.takes_raw_scores()
         && matches!(
             c.model.discriminator.layers.last(),
-            Some(LayerSpec::Sigmoid)
+            Some(LayerSpec::Sigmoid(_))
         )
     {
         return p(
-            &format!("model.discriminator.layers[{}]", c.model.discriminator.layers.len() - 1),
-            "the discriminator must end in a logit: loss \"bce_logits\" applies the sigmoid itself. \
-             Remove this layer, or set loss = \"tutorial_double_sigmoid\" to reproduce the tutorial's bug"
-                .into(),
+            &format!(
+                "model.discriminator.layers[{}]",
+                c.model.discriminator.layers.len() - 1
+            ),
+            format!(
+                "the discriminator must end in a raw score: loss \"{}\" takes D's output before \
+                 any sigmoid. Remove this layer, or set loss = \"tutorial_double_sigmoid\" to \
+                 reproduce the tutorial's bug",
+                c.loss.name()
+            ),
         );
     }
 

@@ -4,8 +4,54 @@
 
 use dfdx::prelude::*;
 
-use crate::config::AdamSettings;
+use serde::{Deserialize, Serialize};
+
 use crate::model::{Network, TensorVisitor};
+
+/// Adam's hyper-parameters: one `[optimizer.generator]` or `[optimizer.discriminator]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdamSettings {
+    /// Learning rate.
+    #[serde(default = "defaults::lr")]
+    pub lr: f64,
+    /// First-moment decay.
+    #[serde(default = "defaults::beta1")]
+    pub beta1: f64,
+    /// Second-moment decay.
+    #[serde(default = "defaults::beta2")]
+    pub beta2: f64,
+    /// Denominator guard (TensorFlow's and PyTorch's default 1e-8).
+    #[serde(default = "defaults::eps")]
+    pub eps: f64,
+}
+
+/// The tutorial's Adam (the paper config sets D's beta1 itself).
+mod defaults {
+    pub fn lr() -> f64 {
+        2e-4
+    }
+    pub fn beta1() -> f64 {
+        0.5
+    }
+    pub fn beta2() -> f64 {
+        0.999
+    }
+    pub fn eps() -> f64 {
+        1e-8
+    }
+}
+
+impl Default for AdamSettings {
+    fn default() -> Self {
+        Self {
+            lr: defaults::lr(),
+            beta1: defaults::beta1(),
+            beta2: defaults::beta2(),
+            eps: defaults::eps(),
+        }
+    }
+}
 
 /// One network's optimizer: hyper-parameters, step count and first and second moments.
 #[derive(Debug, Clone)]

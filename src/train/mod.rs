@@ -1,8 +1,7 @@
 //! Training: the state a run keeps ([`state`]), the fast training steps ([`step`]) and the
-//! reference steps on dfdx's tape they are tested against ([`reference`]), the losses, and the
+//! reference steps on dfdx's tape they are tested against ([`reference`]), and the
 //! epoch loop ([`trainer`]). Nothing here touches files.
 
-pub mod loss;
 pub mod reference;
 pub mod state;
 pub mod step;

@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use dfdx::prelude::*;
 
-use super::loss::gan_bce;
 use super::state::{sample_noise, DStep, GanState, PhaseTimes};
 use crate::config::Experiment;
+use crate::loss::Term;
 use crate::model::{Matrix, Mode};
 
 /// One discriminator step on a real batch: G runs outside its own update (no tape, no
@@ -48,7 +48,8 @@ pub fn d_step(
             .array()
     };
     let (d_real, d_fake) = (mean_prob(&real_logits), mean_prob(&fake_logits));
-    let loss = gan_bce(real_logits, 1.0, config.loss) + gan_bce(fake_logits, 0.0, config.loss);
+    let loss = config.loss.reference(real_logits, Term::Real)
+        + config.loss.reference(fake_logits, Term::Fake);
     let value = loss.array();
     let mut grads = loss.backward();
     times.d_step += phase.elapsed();
@@ -81,7 +82,7 @@ pub fn g_step(
         },
     );
     let logits = state.discriminator.forward(fake, Mode::Eval);
-    let loss = gan_bce(logits, 1.0, config.loss);
+    let loss = config.loss.reference(logits, Term::Generator);
     let value = loss.array();
     let mut grads = loss.backward();
     times.g_step += phase.elapsed();

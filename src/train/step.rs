@@ -15,7 +15,8 @@ use std::time::Instant;
 use rand_chacha::ChaCha8Rng;
 
 use super::state::{noise_values, DStep, GanState, PhaseTimes};
-use crate::config::{Experiment, LossKind, IMAGE_PIXELS};
+use crate::config::{Experiment, IMAGE_PIXELS};
+use crate::loss::{mean_probability, Term};
 use crate::model::backprop::{ParamGradUse, ParamGrads, ParamUpdate, PlainNet, Workspace};
 use crate::model::kernels::adam;
 use crate::model::optim::AdamState;
@@ -171,8 +172,12 @@ impl PlainGan {
                 d.forward(real, batch, Some(rng), true, &mut self.workspace);
             let (fake_logits, fake_trace) =
                 d.forward(fake, batch, Some(rng), true, &mut self.workspace);
-            let r = bce(&real_logits, 1.0, config.loss);
-            let f = bce(&fake_logits, 0.0, config.loss);
+            let r = config.loss.fast(&real_logits, Term::Real);
+            let f = config.loss.fast(&fake_logits, Term::Fake);
+            let probabilities = (
+                mean_probability(&real_logits),
+                mean_probability(&fake_logits),
+            );
             let (mut grads, mut fake_grads) = (Vec::new(), Vec::new());
             let workspace = &mut self.workspace;
             d.backward(
@@ -196,7 +201,7 @@ impl PlainGan {
             let phase = Instant::now();
             self.d_opt.update(d, &grads);
             times.optimizer += phase.elapsed();
-            (r.loss + f.loss, r.mean_prob, f.mean_prob)
+            (r.loss + f.loss, probabilities.0, probabilities.1)
         } else {
             let mut both = self.workspace.take(real.len() + fake.len());
             let (real_rows, fake_rows) = both.split_at_mut(real.len());
@@ -204,8 +209,12 @@ impl PlainGan {
             fake_rows.copy_from_slice(&fake);
             self.workspace.give(fake);
             let (logits, trace) = d.forward(both, 2 * batch, Some(rng), true, &mut self.workspace);
-            let r = bce(&logits[..batch], 1.0, config.loss);
-            let f = bce(&logits[batch..], 0.0, config.loss);
+            let r = config.loss.fast(&logits[..batch], Term::Real);
+            let f = config.loss.fast(&logits[batch..], Term::Fake);
+            let probabilities = (
+                mean_probability(&logits[..batch]),
+                mean_probability(&logits[batch..]),
+            );
             let mut grad = r.grad;
             grad.extend(f.grad);
             // The update runs inside the backward pass (its time counts as D's).
@@ -218,7 +227,7 @@ impl PlainGan {
                 &mut self.workspace,
             );
             times.d_step += phase.elapsed();
-            (r.loss + f.loss, r.mean_prob, f.mean_prob)
+            (r.loss + f.loss, probabilities.0, probabilities.1)
         };
         DStep {
             loss,
@@ -244,7 +253,7 @@ impl PlainGan {
         let (logits, d_trace) =
             self.discriminator
                 .forward(fake, batch, None, true, &mut self.workspace);
-        let l = bce(&logits, 1.0, config.loss);
+        let l = config.loss.fast(&logits, Term::Generator);
         let d_fake = self
             .discriminator
             .backward(
@@ -289,48 +298,9 @@ impl PlainGan {
         let (fake_logits, _) =
             self.discriminator
                 .forward(fake, batch, None, false, &mut self.workspace);
-        let d = bce(&real_logits, 1.0, config.loss).loss + bce(&fake_logits, 0.0, config.loss).loss;
-        (d, bce(&fake_logits, 1.0, config.loss).loss)
-    }
-}
-
-/// A loss over one batch of logits: its value, its gradient per logit, and mean D(x).
-struct Bce {
-    loss: f32,
-    grad: Vec<f32>,
-    mean_prob: f32,
-}
-
-/// The mean binary cross-entropy of `[rows, 1]` logits against a constant label, as
-/// [`super::loss::gan_bce`] computes it (dfdx's stable with-logits formula; for the tutorial's
-/// loss, applied to `sigmoid(logit)`), and its gradient.
-fn bce(logits: &[f32], label: f32, kind: LossKind) -> Bce {
-    let n = logits.len() as f32;
-    let sigmoid = |x: f32| 1.0 / (1.0 + (-x).exp());
-    let with_logits = |x: f32| x.max(0.0) - x * label + (1.0 + (-x.abs()).exp()).ln();
-    let mut loss = 0.0;
-    let mut prob = 0.0;
-    let grad = logits
-        .iter()
-        .map(|&x| {
-            prob += sigmoid(x);
-            match kind {
-                LossKind::BceLogits => {
-                    loss += with_logits(x);
-                    (sigmoid(x) - label) / n
-                }
-                LossKind::TutorialDoubleSigmoid => {
-                    let p = sigmoid(x);
-                    loss += with_logits(p);
-                    (sigmoid(p) - label) * p * (1.0 - p) / n
-                }
-            }
-        })
-        .collect();
-    Bce {
-        loss: loss / n,
-        grad,
-        mean_prob: prob / n,
+        let loss = |outputs: &[f32], term| config.loss.fast(outputs, term).loss;
+        let d = loss(&real_logits, Term::Real) + loss(&fake_logits, Term::Fake);
+        (d, loss(&fake_logits, Term::Generator))
     }
 }
 
@@ -338,7 +308,6 @@ fn bce(logits: &[f32], label: f32, kind: LossKind) -> Bce {
 mod tests {
     use super::*;
     use crate::model::Mode;
-    use crate::train::loss::gan_bce;
     use crate::train::{d_step, g_step};
     use rand::SeedableRng;
 
@@ -417,6 +386,10 @@ mod tests {
                 {{type = "linear", out = 1}}]"#
             )
         };
+        let elu_g = r#"model.generator.layers=[{type = "linear", out = 32},
+            {type = "elu"}, {type = "linear", out = 784}, {type = "sigmoid"}]"#;
+        let elu_d = r#"model.discriminator.layers=[{type = "linear", out = 32},
+            {type = "elu", alpha = 0.5}, {type = "dropout", rate = 0.3}, {type = "linear", out = 1}]"#;
         vec![
             load("paper.toml", &[]),
             load("smoke.toml", &[every_kind_g, &every_kind_d("running")]),
@@ -432,6 +405,9 @@ mod tests {
             load("smoke.toml", &[layer_norm_g, layer_norm_d]),
             // Sigmoid and tanh straight into a linear layer (the linear layer keeps their output).
             load("smoke.toml", &[squashing_g, squashing_d]),
+            // The hinge loss, with ELU in both networks (into a linear layer and not).
+            load("smoke.toml", &["loss=\"hinge\"", elu_g, elu_d]),
+            load("paper.toml", &["loss=\"hinge\""]),
         ]
     }
 
@@ -470,9 +446,12 @@ mod tests {
             let fake = tape.generator.forward(z, Mode::Eval);
             let real_logits = tape.discriminator.forward(real.clone(), Mode::Eval);
             let fake_logits = tape.discriminator.forward(fake, Mode::Eval);
-            let d_tape = gan_bce(real_logits, 1.0, config.loss).array()
-                + gan_bce(fake_logits.clone(), 0.0, config.loss).array();
-            let g_tape = gan_bce(fake_logits, 1.0, config.loss).array();
+            let d_tape = config.loss.reference(real_logits, Term::Real).array()
+                + config
+                    .loss
+                    .reference(fake_logits.clone(), Term::Fake)
+                    .array();
+            let g_tape = config.loss.reference(fake_logits, Term::Generator).array();
             assert!(
                 (d_end - d_tape).abs() < 1e-4,
                 "end D loss {d_end} vs {d_tape}"

@@ -1,0 +1,412 @@
+//! Batch normalisation over the batch axis, in the three modes a config can name.
+
+use dfdx::prelude::*;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::{BackwardPass, FastLayer, ForwardPass, LayerKind, ReferenceLayer, RowCoupling, Saved};
+use crate::model::init::InitConfig;
+use crate::model::kernels::{column_reduce, column_sums, for_rows, BufferPool};
+use crate::model::{Matrix, Mode, TensorVisitor, Vector};
+
+/// `{type = "batch_norm", mode = "batch"}`, with optional `momentum` and `eps`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchNormSpec {
+    /// Which statistics it uses, see [`BatchNormMode`].
+    pub mode: BatchNormMode,
+    /// Running-average update rate (PyTorch convention: new = (1-m) old + m batch).
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    /// Added to the variance before the square root.
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+}
+
+/// Batch-norm's running-average rate unless a config says otherwise (PyTorch's).
+pub fn default_momentum() -> f64 {
+    0.1
+}
+
+/// The variance guard of batch-norm and layer-norm unless a config says otherwise.
+pub fn default_eps() -> f64 {
+    1e-5
+}
+
+/// Which statistics a batch-norm layer normalises with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchNormMode {
+    /// Ordinary batch-norm: batch statistics in the network's own update (which also update
+    /// running averages), running statistics otherwise.
+    Running,
+    /// The current batch's statistics whenever the network runs, in its own update or not (the
+    /// D step, the G step and the end-of-epoch losses alike), with no running statistics. This is
+    /// what the TensorFlow tutorial's graph computes: its helper skips normalisation only for the
+    /// Python literal `False`, and the graph hands it a placeholder.
+    Batch,
+    /// Retired: batch statistics in the network's own update, bypassed otherwise. It described
+    /// nothing the tutorial did. Saved configs of old runs still read (so they can be listed,
+    /// compared, diffed, reported and sampled); new configs and resumes are refused.
+    BatchStatsOnly,
+}
+
+/// The variance guard's check, shared with layer-norm.
+pub(super) fn check_eps(eps: f64) -> Result<(), (&'static str, String)> {
+    match (1e-30..=1.0).contains(&eps) {
+        true => Ok(()),
+        false => Err(("eps", format!("must be between 1e-30 and 1, got {eps}"))),
+    }
+}
+
+impl LayerKind for BatchNormSpec {
+    type Layer = BatchNorm;
+
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        if !(0.0..=1.0).contains(&self.momentum) {
+            return Err((
+                "momentum",
+                format!("must be in [0, 1], got {}", self.momentum),
+            ));
+        }
+        check_eps(self.eps)
+    }
+
+    fn output_width(&self, input: usize) -> Result<usize, String> {
+        Ok(input)
+    }
+
+    fn sizes(&self, _: f64, output: f64) -> (f64, f64) {
+        (2.0 * output, 2.0 * output)
+    }
+
+    fn build(&self, width: usize, _: &InitConfig, dev: &Cpu, _: &mut ChaCha8Rng) -> BatchNorm {
+        BatchNorm {
+            mode: self.mode,
+            scale: dev.ones_like(&(width,)),
+            offset: dev.zeros_like(&(width,)),
+            running_mean: dev.zeros_like(&(width,)),
+            running_var: dev.ones_like(&(width,)),
+            momentum: self.momentum as f32,
+            eps: self.eps as f32,
+        }
+    }
+}
+
+/// A batch-norm layer's tensors and settings.
+#[derive(Debug, Clone)]
+pub struct BatchNorm {
+    /// See [`BatchNormMode`].
+    pub mode: BatchNormMode,
+    /// `[width]`, starts at 1.
+    pub scale: Vector,
+    /// `[width]`, starts at 0.
+    pub offset: Vector,
+    /// `[width]`, only used (and checkpointed) in [`BatchNormMode::Running`].
+    pub running_mean: Vector,
+    /// `[width]`, only used in [`BatchNormMode::Running`].
+    pub running_var: Vector,
+    /// Running-average rate.
+    pub momentum: f32,
+    /// Variance guard.
+    pub eps: f32,
+}
+
+impl ReferenceLayer for BatchNorm {
+    type Fast = FastBatchNorm;
+
+    fn forward<T: Tape<f32, Cpu> + Merge<NoneTape>>(
+        &mut self,
+        x: Matrix<T>,
+        mode: &mut Mode<'_>,
+    ) -> Matrix<T> {
+        let (scale, offset, eps) = (&self.scale, &self.offset, self.eps);
+        match (&*mode, self.mode) {
+            (Mode::BypassBatchNorm, _) | (Mode::Eval, BatchNormMode::BatchStatsOnly) => x,
+            (Mode::Train { .. }, BatchNormMode::Running) => batch_statistics(
+                x,
+                scale,
+                offset,
+                eps,
+                Some((&mut self.running_mean, &mut self.running_var, self.momentum)),
+            ),
+            (Mode::Train { .. }, _) | (Mode::Eval, BatchNormMode::Batch) => {
+                batch_statistics(x, scale, offset, eps, None)
+            }
+            (Mode::Eval, BatchNormMode::Running) => {
+                let shape = *x.shape();
+                let std = (self.running_var.clone() + eps).sqrt();
+                let scale = (scale.clone() / std).broadcast_like::<_, Axis<0>>(&shape);
+                let x = x - self
+                    .running_mean
+                    .clone()
+                    .broadcast_like::<_, Axis<0>>(&shape);
+                x * scale + offset.clone().broadcast_like::<_, Axis<0>>(&shape)
+            }
+        }
+    }
+
+    fn visit<V: TensorVisitor>(&mut self, v: &mut V) {
+        v.visit("scale", &mut self.scale, true);
+        v.visit("offset", &mut self.offset, true);
+        if self.mode == BatchNormMode::Running {
+            v.visit("running_mean", &mut self.running_mean, false);
+            v.visit("running_var", &mut self.running_var, false);
+        }
+    }
+
+    fn output_width(&self, input: usize) -> usize {
+        input
+    }
+
+    fn macs_per_row(&self) -> f64 {
+        0.0
+    }
+
+    fn fast(&self) -> FastBatchNorm {
+        FastBatchNorm {
+            mode: self.mode,
+            momentum: self.momentum,
+            eps: self.eps,
+        }
+    }
+}
+
+/// Batch-norm with the batch's statistics (biased variance), on the tape; updates running
+/// statistics when given. The arithmetic follows dfdx's own `BatchNorm1D` training forward, with
+/// runtime widths.
+fn batch_statistics<T: Tape<f32, Cpu> + Merge<NoneTape>>(
+    x: Matrix<T>,
+    scale: &Vector,
+    offset: &Vector,
+    eps: f32,
+    running: Option<(&mut Vector, &mut Vector, f32)>,
+) -> Matrix<T> {
+    let shape = *x.shape();
+    let n = shape.0 as f32;
+    let mut running = running;
+    let mean = x.retaped::<T>().mean::<(usize,), Axis<0>>(); // [width]
+    if let Some((running_mean, _, momentum)) = &mut running {
+        running_mean.axpy(1.0 - *momentum, &mean, *momentum);
+    }
+    let centered = x - mean.broadcast_like::<_, Axis<0>>(&shape);
+    let var = centered.retaped::<T>().square().mean::<(usize,), Axis<0>>(); // [width]
+    if let Some((_, running_var, momentum)) = &mut running {
+        // The running estimate uses the unbiased variance, as dfdx and PyTorch do.
+        let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
+        running_var.axpy(1.0 - *momentum, &var, *momentum * unbiased);
+    }
+    let std = (var + eps).sqrt();
+    let scale = (scale.retaped::<T>() / std).broadcast_like::<_, Axis<0>>(&shape);
+    let offset = offset.retaped::<T>().broadcast_like::<_, Axis<0>>(&shape);
+    centered * scale + offset
+}
+
+/// Batch-norm's settings on the fast path; its tensors are `[scale, offset]`, and
+/// `[running_mean, running_var]` after them in mode `running`.
+#[derive(Debug, Clone)]
+pub struct FastBatchNorm {
+    mode: BatchNormMode,
+    momentum: f32,
+    eps: f32,
+}
+
+impl FastBatchNorm {
+    /// Normalises `x` with its own statistics (updating the running ones when asked), keeping
+    /// the normalised input when `keep`.
+    fn batch_statistics(
+        &self,
+        tensors: &mut [Vec<f32>],
+        x: &mut [f32],
+        pass: &mut ForwardPass<'_>,
+    ) -> Saved {
+        let (params, running) = tensors.split_at_mut(2);
+        let (scale, offset) = (&params[0], &params[1]);
+        let cols = scale.len();
+        let n = pass.rows as f32;
+        let mut mean = vec![0.0; cols];
+        column_sums(x, cols, &mut mean);
+        mean.iter_mut().for_each(|m| *m /= n);
+        let mean_ref = &mean;
+        for_rows(x, cols, |_, r| {
+            r.iter_mut().zip(mean_ref).for_each(|(v, m)| *v -= m)
+        });
+        let mut var = vec![0.0; cols];
+        column_reduce(x, cols, &mut var, |acc, v| acc + v * v);
+        var.iter_mut().for_each(|v| *v /= n);
+        if let (Some(_), [running_mean, running_var]) = (&pass.train, running) {
+            let m = self.momentum;
+            let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
+            for j in 0..cols {
+                running_mean[j] = running_mean[j] * (1.0 - m) + mean[j] * m;
+                running_var[j] = running_var[j] * (1.0 - m) + var[j] * (m * unbiased);
+            }
+        }
+        let std: Vec<f32> = var.iter().map(|v| (v + self.eps).sqrt()).collect();
+        let inv_std: Vec<f32> = std.iter().map(|s| 1.0 / s).collect();
+        // The tape path computes centered * (scale / std) + offset.
+        let factor: Vec<f32> = scale.iter().zip(&std).map(|(s, d)| s / d).collect();
+        let normalised = if pass.keep {
+            let mut normalised = pass.pool.take(x.len());
+            let (centred, is) = (&*x, &inv_std);
+            for_rows(&mut normalised, cols, |i, r| {
+                let c = &centred[i * cols..(i + 1) * cols];
+                for ((v, &x), k) in r.iter_mut().zip(c).zip(is) {
+                    *v = x * k;
+                }
+            });
+            normalised
+        } else {
+            Vec::new()
+        };
+        let (f, o) = (&factor, offset);
+        for_rows(x, cols, |_, r| {
+            r.iter_mut()
+                .zip(f)
+                .zip(o)
+                .for_each(|((v, f), o)| *v = *v * f + o)
+        });
+        Saved::Normalised {
+            normalised,
+            inv_std,
+        }
+    }
+}
+
+impl FastLayer for FastBatchNorm {
+    fn forward(
+        &mut self,
+        tensors: &mut [Vec<f32>],
+        x: &mut Vec<f32>,
+        pass: &mut ForwardPass<'_>,
+    ) -> Saved {
+        match (pass.train.is_some(), self.mode) {
+            (true, _) | (false, BatchNormMode::Batch) => self.batch_statistics(tensors, x, pass),
+            (false, BatchNormMode::BatchStatsOnly) => Saved::Nothing,
+            (false, BatchNormMode::Running) => {
+                let [scale, offset, running_mean, running_var] = tensors else {
+                    unreachable!("running batch-norm visits four tensors")
+                };
+                let cols = scale.len();
+                let factor: Vec<f32> = scale
+                    .iter()
+                    .zip(&*running_var)
+                    .map(|(s, v)| s / (v + self.eps).sqrt())
+                    .collect();
+                let (f, o, rm) = (&factor, &*offset, &*running_mean);
+                for_rows(x, cols, |_, r| {
+                    for (((v, f), o), m) in r.iter_mut().zip(f).zip(o).zip(rm) {
+                        *v = (*v - m) * f + o;
+                    }
+                });
+                Saved::Factor(factor)
+            }
+        }
+    }
+
+    fn backward(
+        &mut self,
+        tensors: &mut [Vec<f32>],
+        saved: Saved,
+        g: &mut Vec<f32>,
+        pass: &mut BackwardPass<'_, '_>,
+    ) -> Option<Vec<f32>> {
+        let (params, _) = tensors.split_at_mut(2);
+        let [scale, offset] = params else {
+            unreachable!("batch-norm visits scale and offset first")
+        };
+        match saved {
+            Saved::Normalised {
+                normalised,
+                inv_std,
+            } => {
+                let cols = scale.len();
+                let n = pass.rows as f32;
+                let (d_scale, d_offset) = scale_offset_grads(g, &normalised, cols, pass.pool);
+                if pass.propagate {
+                    let (ds, dof, s, is) = (&d_scale, &d_offset, &*scale, &inv_std);
+                    let nz = &normalised;
+                    for_rows(g, cols, |i, r| {
+                        let xr = &nz[i * cols..(i + 1) * cols];
+                        for j in 0..cols {
+                            r[j] = s[j] * is[j] * (r[j] - dof[j] / n - xr[j] * ds[j] / n);
+                        }
+                    });
+                }
+                if pass.param_grads {
+                    pass.hand_over(0, scale, &d_scale);
+                    pass.hand_over(1, offset, &d_offset);
+                }
+                pass.pool.give(normalised);
+            }
+            Saved::Factor(f) => {
+                assert!(
+                    !pass.param_grads,
+                    "running statistics only outside the own update"
+                );
+                if pass.propagate {
+                    let cols = f.len();
+                    for_rows(g, cols, |_, r| {
+                        r.iter_mut().zip(&f).for_each(|(d, f)| *d *= f)
+                    });
+                }
+            }
+            // Bypassed: no gradient flows to its parameters (zeros, as the tape gives).
+            Saved::Nothing if pass.param_grads => {
+                let zeros = vec![0.0; scale.len()];
+                pass.hand_over(0, scale, &zeros);
+                pass.hand_over(1, offset, &zeros);
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn row_coupling(&self) -> RowCoupling {
+        RowCoupling::BatchStatistics
+    }
+
+    fn keeps_its_input(&self) -> bool {
+        false
+    }
+}
+
+/// The gradients of a normalisation's scale and offset: the column sums of `g * normalised`
+/// and of `g` (batch norm and layer norm alike).
+pub(super) fn scale_offset_grads(
+    g: &[f32],
+    normalised: &[f32],
+    cols: usize,
+    pool: &mut BufferPool,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut d_offset = vec![0.0; cols];
+    column_sums(g, cols, &mut d_offset);
+    let mut gx = pool.take(g.len());
+    for_rows(&mut gx, cols, |i, r| {
+        let (gr, xr) = (
+            &g[i * cols..(i + 1) * cols],
+            &normalised[i * cols..(i + 1) * cols],
+        );
+        for ((v, &d), &x) in r.iter_mut().zip(gr).zip(xr) {
+            *v = d * x;
+        }
+    });
+    let mut d_scale = vec![0.0; cols];
+    column_sums(&gx, cols, &mut d_scale);
+    pool.give(gx);
+    (d_scale, d_offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::fast_matches_tape;
+
+    #[test]
+    fn gradients_match_the_tape_in_every_mode() {
+        for mode in ["batch", "running"] {
+            let layer = format!(r#"{{type = "batch_norm", mode = "{mode}"}}"#);
+            fast_matches_tape(&layer, true);
+            fast_matches_tape(&layer, false);
+        }
+    }
+}
