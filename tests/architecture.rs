@@ -102,7 +102,7 @@ fn strip_literals(code: &str) -> String {
             || starts("r#")
                 && rest
                     .get(1..)
-                    .is_some_and(|r| r.iter().skip_while(|&&c| c == '#').next() == Some(&'"'))
+                    .is_some_and(|r| r.iter().find(|&&c| c != '#') == Some(&'"'))
         {
             let hashes = rest[1..].iter().take_while(|&&c| c == '#').count();
             let close: Vec<char> = std::iter::once('"')

@@ -42,10 +42,13 @@ pub(super) fn refuse_retired(c: &ExperimentConfig) -> std::result::Result<(), Pr
     Ok(())
 }
 
+/// A failed check of `key`.
+fn p(key: &str, message: String) -> std::result::Result<(), Problem> {
+    Err((key.to_string(), message))
+}
+
 /// Checks every value a run depends on; the first problem found is returned.
 pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
-    let p = |key: &str, message: String| Err((key.to_string(), message));
-
     if let Err(message) = check_run_name(&c.name) {
         return p("name", message);
     }
@@ -56,7 +59,22 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
         );
     }
 
-    // Data.
+    check_data(c)?;
+    check_noise_and_init(c)?;
+    check_networks(c)?;
+    check_generation(&c.generation)?;
+    check_optimizers(&c.optimizer)?;
+    check_schedule(c)
+}
+
+/// The training images a config trains on.
+fn train_size(c: &ExperimentConfig) -> usize {
+    let available = MNIST_TRAIN_IMAGES.saturating_sub(c.data.validation_size);
+    c.data.train_size.unwrap_or(available)
+}
+
+/// The data split and what scoring needs of it.
+fn check_data(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
     if c.data.validation_size >= MNIST_TRAIN_IMAGES {
         return p(
             "data.validation_size",
@@ -64,7 +82,7 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
         );
     }
     let available = MNIST_TRAIN_IMAGES - c.data.validation_size;
-    let train_size = c.data.train_size.unwrap_or(available);
+    let train_size = train_size(c);
     if train_size == 0 || train_size > available {
         return p(
             "data.train_size",
@@ -89,8 +107,11 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
             "must be at least 2 (a covariance needs two images)".into(),
         );
     }
+    Ok(())
+}
 
-    // Noise.
+/// The noise and the initial values' distributions.
+fn check_noise_and_init(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
     if c.noise.dim == 0 {
         return p("noise.dim", "must be at least 1".into());
     }
@@ -126,8 +147,11 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
             }
         }
     }
+    Ok(())
+}
 
-    // Networks: each layer's values, then the widths.
+/// Each layer's values, then the widths along each network, then what the loss needs of D.
+fn check_networks(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
     for (net, spec, input, output) in [
         ("generator", &c.model.generator, c.noise.dim, IMAGE_PIXELS),
         ("discriminator", &c.model.discriminator, IMAGE_PIXELS, 1),
@@ -176,9 +200,11 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
             ),
         );
     }
+    Ok(())
+}
 
-    // Generation.
-    let g = &c.generation;
+/// The further grid modes, each drawn once.
+fn check_generation(g: &GenerationConfig) -> std::result::Result<(), Problem> {
     for (i, mode) in g.extra_grids.iter().enumerate() {
         if *mode == g.mode || g.extra_grids[..i].contains(mode) {
             return p(
@@ -191,11 +217,14 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
             );
         }
     }
+    Ok(())
+}
 
-    // Optimizers.
+/// Both Adams' settings.
+fn check_optimizers(o: &OptimizersConfig) -> std::result::Result<(), Problem> {
     for (net, a) in [
-        ("generator", &c.optimizer.generator),
-        ("discriminator", &c.optimizer.discriminator),
+        ("generator", &o.generator),
+        ("discriminator", &o.discriminator),
     ] {
         let key = |k: &str| format!("optimizer.{net}.{k}");
         if !(a.lr > 0.0 && (a.lr as f32).is_finite()) {
@@ -214,8 +243,12 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
             );
         }
     }
+    Ok(())
+}
 
-    // Schedule and outputs.
+/// The schedule and the outputs' cadence.
+fn check_schedule(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
+    let train_size = train_size(c);
     let t = &c.training;
     if t.epochs == 0 {
         return p("training.epochs", "must be at least 1".into());
