@@ -110,6 +110,7 @@ mod tests {
         c.model.generator.layers[0] = LayerSpec::Linear(crate::model::layers::LinearSpec {
             input: None,
             out: 1_000_000_000,
+            spectral_norm: false,
         });
         assert!(estimate(&c).total() > 1e12);
         c.evaluation.every = 1;

@@ -128,6 +128,13 @@ impl PlainNet {
             .collect()
     }
 
+    /// Starts one of the network's own updates, as [`Network::start_step`] does.
+    pub fn start_step(&mut self) {
+        for (layer, range) in self.layers.iter_mut().zip(&self.ranges) {
+            layer.start_step(&mut self.tensors[range.clone()]);
+        }
+    }
+
     /// Whether two batches can run through the network's own update as one and give what two
     /// passes give: not with batch statistics (each batch's would mix), nor with more than one
     /// layer drawing random masks (they would be drawn in another order: all rows layer by

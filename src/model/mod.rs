@@ -142,6 +142,11 @@ impl Network {
         c.0
     }
 
+    /// Starts one of the network's own updates: see [`layers::ReferenceLayer::start_step`].
+    pub fn start_step(&mut self) {
+        self.layers.iter_mut().for_each(Layer::start_step);
+    }
+
     /// Multiply-adds of its matrix products per input row.
     pub fn macs_per_row(&self) -> f64 {
         self.layers.iter().map(Layer::macs_per_row).sum()

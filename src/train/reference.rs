@@ -27,6 +27,7 @@ pub fn d_step(
     times.g_forward += phase.elapsed();
 
     let phase = Instant::now();
+    state.discriminator.start_step();
     // Two passes (not one batch of both) so that batch-norm in D sees each batch alone.
     let real_logits = state.discriminator.forward(
         real.leaky_traced(),
@@ -74,6 +75,7 @@ pub fn g_step(
     times: &mut PhaseTimes,
 ) -> f32 {
     let phase = Instant::now();
+    state.generator.start_step();
     let z = sample_noise(config, batch, &mut state.rng, dev);
     let fake = state.generator.forward(
         z.leaky_traced(),

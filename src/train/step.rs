@@ -165,6 +165,7 @@ impl PlainGan {
 
         let phase = Instant::now();
         let d = &mut self.discriminator;
+        d.start_step();
         let (loss, d_real, d_fake) = if !d.batches_combine() {
             // Batch-norm must see each batch alone, and dropout masks come in the tape path's
             // order: two passes.
@@ -246,6 +247,7 @@ impl PlainGan {
         times: &mut PhaseTimes,
     ) -> f32 {
         let phase = Instant::now();
+        self.generator.start_step();
         let z = noise_values(config, batch, rng);
         let (fake, g_trace) =
             self.generator
@@ -390,6 +392,12 @@ mod tests {
             {type = "elu"}, {type = "linear", out = 784}, {type = "sigmoid"}]"#;
         let elu_d = r#"model.discriminator.layers=[{type = "linear", out = 32},
             {type = "elu", alpha = 0.5}, {type = "dropout", rate = 0.3}, {type = "linear", out = 1}]"#;
+        let spectral_g = r#"model.generator.layers=[{type = "linear", out = 32, spectral_norm = true},
+            {type = "leaky_relu", slope = 0.2}, {type = "linear", out = 784}, {type = "sigmoid"}]"#;
+        let spectral_d = r#"model.discriminator.layers=[
+            {type = "linear", out = 32, spectral_norm = true}, {type = "leaky_relu", slope = 0.2},
+            {type = "linear", out = 16, spectral_norm = true}, {type = "elu"},
+            {type = "linear", out = 1, spectral_norm = true}]"#;
         vec![
             load("paper.toml", &[]),
             load("smoke.toml", &[every_kind_g, &every_kind_d("running")]),
@@ -408,6 +416,8 @@ mod tests {
             // The hinge loss, with ELU in both networks (into a linear layer and not).
             load("smoke.toml", &["loss=\"hinge\"", elu_g, elu_d]),
             load("paper.toml", &["loss=\"hinge\""]),
+            // Spectral norm on every linear layer of D (and one of G's), D's batches combined.
+            load("smoke.toml", &[spectral_g, spectral_d]),
         ]
     }
 

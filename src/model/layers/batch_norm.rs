@@ -170,6 +170,8 @@ impl ReferenceLayer for BatchNorm {
             eps: self.eps,
         }
     }
+
+    fn start_step(&mut self) {}
 }
 
 /// Batch-norm with the batch's statistics (biased variance), on the tape; updates running
@@ -369,6 +371,8 @@ impl FastLayer for FastBatchNorm {
     fn keeps_its_input(&self) -> bool {
         false
     }
+
+    fn start_step(&mut self, _: &mut [Vec<f32>]) {}
 }
 
 /// The gradients of a normalisation's scale and offset: the column sums of `g * normalised`

@@ -89,6 +89,8 @@ impl ReferenceLayer for Dropout {
     fn fast(&self) -> Dropout {
         self.clone()
     }
+
+    fn start_step(&mut self) {}
 }
 
 impl FastLayer for Dropout {
@@ -132,6 +134,8 @@ impl FastLayer for Dropout {
     fn keeps_its_input(&self) -> bool {
         false
     }
+
+    fn start_step(&mut self, _: &mut [Vec<f32>]) {}
 }
 
 /// Inverted dropout's mask for `n` values, row-major: `1 / keep` or 0. Both training paths

@@ -86,6 +86,8 @@ impl ReferenceLayer for LayerNorm {
     fn fast(&self) -> FastLayerNorm {
         FastLayerNorm { eps: self.eps }
     }
+
+    fn start_step(&mut self) {}
 }
 
 /// Layer-norm's variance guard on the fast path; its tensors are `[scale, offset]`.
@@ -180,6 +182,8 @@ impl FastLayer for FastLayerNorm {
     fn keeps_its_input(&self) -> bool {
         false
     }
+
+    fn start_step(&mut self, _: &mut [Vec<f32>]) {}
 }
 
 #[cfg(test)]

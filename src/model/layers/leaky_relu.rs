@@ -73,6 +73,8 @@ impl ReferenceLayer for LeakyRelu {
     fn fast(&self) -> LeakyRelu {
         self.clone()
     }
+
+    fn start_step(&mut self) {}
 }
 
 impl FastLayer for LeakyRelu {
@@ -126,6 +128,8 @@ impl FastLayer for LeakyRelu {
     fn keeps_its_input(&self) -> bool {
         false
     }
+
+    fn start_step(&mut self, _: &mut [Vec<f32>]) {}
 }
 
 #[cfg(test)]

@@ -1,6 +1,11 @@
-//! The fully connected layer `y = x W + b`, `W` stored `[in, out]`.
+//! The fully connected layer `y = x W + b`, `W` stored `[in, out]`, optionally spectrally
+//! normalised (Miyato et al. 2018): `W` divided by an estimate of its largest singular value,
+//! `sigma = v^T W u`, with `u` and `v` moved by one power iteration at the start of each of the
+//! network's own updates and held fixed within it. Gradients flow through `sigma` as in
+//! PyTorch's `spectral_norm`; `u` and `v` are checkpointed, so a resumed run continues exactly.
 
 use dfdx::prelude::*;
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +23,10 @@ pub struct LinearSpec {
     pub input: Option<usize>,
     /// Output width.
     pub out: usize,
+    /// Divide the weights by their spectral norm (one power iteration per step). Left out of
+    /// saved configs while off, so that configs from before it existed keep their fingerprint.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spectral_norm: bool,
 }
 
 impl LayerKind for LinearSpec {
@@ -40,14 +49,35 @@ impl LayerKind for LinearSpec {
     }
 
     fn sizes(&self, input: f64, output: f64) -> (f64, f64) {
-        (input * output + output, 0.0)
+        let singular_vectors = if self.spectral_norm {
+            input + output
+        } else {
+            0.0
+        };
+        (input * output + output, singular_vectors)
     }
 
     fn build(&self, input: usize, init: &InitConfig, dev: &Cpu, rng: &mut ChaCha8Rng) -> Linear {
         let out = self.out;
+        let weight = init.weights.sample(input * out, rng);
+        // u starts as a random unit vector (drawn after the weights and biases, so that a
+        // config without spectral norm draws what it always drew); v follows from it.
+        let spectral = self.spectral_norm.then(|| {
+            let normal = rand_distr::Normal::new(0.0f32, 1.0).expect("unit normal");
+            let mut u: Vec<f32> = (0..out).map(|_| rng.sample(normal)).collect();
+            normalise(&mut u);
+            let mut v = vec![0.0; input];
+            weight_times(&weight, out, &u, &mut v);
+            normalise(&mut v);
+            Spectral {
+                u: dev.tensor_from_vec(u, (out,)),
+                v: dev.tensor_from_vec(v, (input,)),
+            }
+        });
         Linear {
-            weight: dev.tensor_from_vec(init.weights.sample(input * out, rng), (input, out)),
+            weight: dev.tensor_from_vec(weight, (input, out)),
             bias: dev.tensor_from_vec(init.biases.sample(out, rng), (out,)),
+            spectral,
         }
     }
 }
@@ -59,6 +89,17 @@ pub struct Linear {
     pub weight: Matrix,
     /// `[out]`
     pub bias: Vector,
+    /// Spectral norm's singular vectors, when the layer has it.
+    pub spectral: Option<Spectral>,
+}
+
+/// The power iteration's estimates of `W`'s top singular vectors: `sigma = v^T W u`.
+#[derive(Debug, Clone)]
+pub struct Spectral {
+    /// `[out]`, unit length.
+    pub u: Vector,
+    /// `[in]`, unit length.
+    pub v: Vector,
 }
 
 impl ReferenceLayer for Linear {
@@ -70,17 +111,34 @@ impl ReferenceLayer for Linear {
         _: &mut Mode<'_>,
     ) -> Matrix<T> {
         let (batch, out) = (x.shape().0, self.weight.shape().1);
-        // [batch, in] x [in, out] + [out] -> [batch, out]
-        x.matmul(self.weight.clone())
-            + self
-                .bias
-                .clone()
-                .broadcast_like::<_, Axis<0>>(&(batch, out))
+        let bias = self
+            .bias
+            .clone()
+            .broadcast_like::<_, Axis<0>>(&(batch, out));
+        let Some(spectral) = &self.spectral else {
+            // [batch, in] x [in, out] + [out] -> [batch, out]
+            return x.matmul(self.weight.clone()) + bias;
+        };
+        // sigma = sum(W * v u^T), on the tape (u and v are constants), then W / sigma.
+        let shape = *self.weight.shape();
+        let (u, v) = (spectral.u.as_vec(), spectral.v.as_vec());
+        let outer: Vec<f32> = v
+            .iter()
+            .flat_map(|&vi| u.iter().map(move |&uj| vi * uj))
+            .collect();
+        let outer: Matrix = self.weight.device().tensor_from_vec(outer, shape);
+        let sigma = (self.weight.retaped::<T>() * outer).sum::<Rank0, _>();
+        let weight = self.weight.retaped::<T>() / sigma.broadcast_like::<_, Axes2<0, 1>>(&shape);
+        x.matmul(weight) + bias
     }
 
     fn visit<V: TensorVisitor>(&mut self, v: &mut V) {
         v.visit("weight", &mut self.weight, true);
         v.visit("bias", &mut self.bias, true);
+        if let Some(spectral) = &mut self.spectral {
+            v.visit("spectral_u", &mut spectral.u, false);
+            v.visit("spectral_v", &mut spectral.v, false);
+        }
     }
 
     fn output_width(&self, _: usize) -> usize {
@@ -93,15 +151,75 @@ impl ReferenceLayer for Linear {
 
     fn fast(&self) -> FastLinear {
         let (input, out) = *self.weight.shape();
-        FastLinear { input, out }
+        FastLinear {
+            input,
+            out,
+            spectral: self.spectral.is_some(),
+        }
+    }
+
+    fn start_step(&mut self) {
+        if let Some(spectral) = &mut self.spectral {
+            let (mut u, mut v) = (spectral.u.as_vec(), spectral.v.as_vec());
+            power_iteration(&self.weight.as_vec(), self.weight.shape().1, &mut u, &mut v);
+            spectral.u.copy_from(&u);
+            spectral.v.copy_from(&v);
+        }
     }
 }
 
-/// A linear layer's widths on the fast path; its tensors are `[weight, bias]`.
+/// One power iteration from `u`: `v = W u / |W u|`, then `u = W^T v / |W^T v|` (`W` row-major
+/// `[in, out]`). Both paths run this same sequential arithmetic, so that `u` and `v` are the
+/// same bits on either and on any number of threads.
+fn power_iteration(weight: &[f32], out: usize, u: &mut [f32], v: &mut [f32]) {
+    weight_times(weight, out, u, v);
+    normalise(v);
+    u.fill(0.0);
+    for (row, &vi) in weight.chunks(out).zip(&*v) {
+        u.iter_mut().zip(row).for_each(|(uj, w)| *uj += w * vi);
+    }
+    normalise(u);
+}
+
+/// `v = W u`.
+fn weight_times(weight: &[f32], out: usize, u: &[f32], v: &mut [f32]) {
+    for (vi, row) in v.iter_mut().zip(weight.chunks(out)) {
+        *vi = row.iter().zip(u).map(|(w, u)| w * u).sum();
+    }
+}
+
+/// Scales `x` to unit length (PyTorch's guard of 1e-12 against a zero vector).
+fn normalise(x: &mut [f32]) {
+    let norm = x.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+    x.iter_mut().for_each(|v| *v /= norm);
+}
+
+/// `sigma = v^T W u`, accumulated in f64.
+fn sigma(weight: &[f32], out: usize, u: &[f32], v: &[f32]) -> f32 {
+    weight
+        .chunks(out)
+        .zip(v)
+        .map(|(row, &vi)| vi as f64 * row.iter().zip(u).map(|(w, u)| (w * u) as f64).sum::<f64>())
+        .sum::<f64>() as f32
+}
+
+/// A linear layer's widths on the fast path; its tensors are `[weight, bias]`, then
+/// `[u, v]` with spectral norm.
 #[derive(Debug, Clone)]
 pub struct FastLinear {
     input: usize,
     out: usize,
+    spectral: bool,
+}
+
+impl FastLinear {
+    /// `1 / sigma` with spectral norm, else 1.
+    fn inverse_sigma(&self, tensors: &[Vec<f32>]) -> f32 {
+        match (self.spectral, tensors) {
+            (true, [weight, _, u, v]) => 1.0 / sigma(weight, self.out, u, v),
+            _ => 1.0,
+        }
+    }
 }
 
 impl FastLayer for FastLinear {
@@ -111,18 +229,24 @@ impl FastLayer for FastLinear {
         x: &mut Vec<f32>,
         pass: &mut ForwardPass<'_>,
     ) -> Saved {
-        let [weight, bias] = tensors else {
-            unreachable!("a linear layer visits two tensors")
-        };
         let rows = pass.rows;
         let mut y = pass.pool.take(rows * self.out);
-        let b = &*bias;
-        for_rows(&mut y, self.out, |_, r| r.copy_from_slice(b));
-        matmul_add(
+        let (weight, b) = (&tensors[0], &tensors[1]);
+        let (x_mat, w_mat) = (
             Mat::new(x, rows, self.input),
             Mat::new(weight, self.input, self.out),
-            &mut y,
         );
+        if self.spectral {
+            // (x W) / sigma + b: the product scaled, rather than a scaled copy of W.
+            let scale = self.inverse_sigma(tensors);
+            matmul(x_mat, w_mat, &mut y);
+            for_rows(&mut y, self.out, |_, r| {
+                r.iter_mut().zip(b).for_each(|(y, b)| *y = *y * scale + b)
+            });
+        } else {
+            for_rows(&mut y, self.out, |_, r| r.copy_from_slice(b));
+            matmul_add(x_mat, w_mat, &mut y);
+        }
         Saved::Input(std::mem::replace(x, y))
     }
 
@@ -136,8 +260,10 @@ impl FastLayer for FastLinear {
         let Saved::Input(x) = saved else {
             unreachable!("a linear layer keeps its input")
         };
-        let [weight, bias] = tensors else {
-            unreachable!("a linear layer visits two tensors")
+        let scale = self.inverse_sigma(tensors);
+        let (params, spectral) = tensors.split_at_mut(2);
+        let [weight, bias] = params else {
+            unreachable!("a linear layer visits its weight and bias first")
         };
         let (rows, input, out) = (pass.rows, self.input, self.out);
         // Both products split over both threads, one after the other. In the step that measured
@@ -155,6 +281,9 @@ impl FastLayer for FastLinear {
             );
             let mut db = vec![0.0; out];
             column_sums(g, out, &mut db);
+            if let [u, v] = spectral {
+                through_sigma(&mut dw[..input * out], weight, scale, u, v);
+            }
             db
         });
         // Computed from the weights before their update.
@@ -165,6 +294,11 @@ impl FastLayer for FastLinear {
                 Mat::new(weight, input, out).t(),
                 &mut dx,
             );
+            if self.spectral {
+                for_rows(&mut dx, input, |_, r| {
+                    r.iter_mut().for_each(|d| *d *= scale)
+                });
+            }
             pass.pool.give(std::mem::replace(g, dx));
         }
         if let Some(db) = db {
@@ -182,6 +316,26 @@ impl FastLayer for FastLinear {
     fn keeps_its_input(&self) -> bool {
         true
     }
+
+    fn start_step(&mut self, tensors: &mut [Vec<f32>]) {
+        if let [weight, _, u, v] = tensors {
+            power_iteration(weight, self.out, u, v);
+        }
+    }
+}
+
+/// Turns `dw`, the gradient of `W / sigma` (as computed for an unnormalised layer), into the
+/// gradient of `W`: `(dw - <dw, W / sigma> v u^T) / sigma`, since `d sigma / dW = v u^T`.
+fn through_sigma(dw: &mut [f32], weight: &[f32], scale: f32, u: &[f32], v: &[f32]) {
+    let out = u.len();
+    let along: f64 = dw.iter().zip(weight).map(|(d, w)| (d * w) as f64).sum();
+    let c = (along as f32) * scale * scale;
+    for_rows(dw, out, |i, r| {
+        let cv = c * v[i];
+        r.iter_mut()
+            .zip(u)
+            .for_each(|(d, uj)| *d = *d * scale - cv * uj);
+    });
 }
 
 /// `dw = x^T g` for a layer input `x` (`rows x input`) and output gradient `g` (`rows x out`),
@@ -226,6 +380,7 @@ mod tests {
         let spec = LinearSpec {
             input: Some(4),
             out: 1,
+            spectral_norm: false,
         };
         assert_eq!(spec.output_width(4), Ok(1));
         let message = spec.output_width(3).unwrap_err();
@@ -238,5 +393,22 @@ mod tests {
     #[test]
     fn gradients_match_the_tape() {
         fast_matches_tape(r#"{type = "linear", out = 4}"#, true);
+        fast_matches_tape(r#"{type = "linear", out = 4, spectral_norm = true}"#, true);
+        fast_matches_tape(r#"{type = "linear", out = 4, spectral_norm = true}"#, false);
+    }
+
+    /// Power iterations converge to the top singular value: for a matrix with singular values
+    /// 3 and 1, sigma reaches 3, and the normalised layer's product has norm 1.
+    #[test]
+    fn sigma_converges_to_the_largest_singular_value() {
+        // W = R diag(3, 1) with R a rotation by 30 degrees: singular values 3 and 1.
+        let (c, s) = (30f32.to_radians().cos(), 30f32.to_radians().sin());
+        let weight = [3.0 * c, -s, 3.0 * s, c];
+        let (mut u, mut v) = (vec![0.6, 0.8], vec![0.0, 0.0]);
+        for _ in 0..30 {
+            power_iteration(&weight, 2, &mut u, &mut v);
+        }
+        let sigma = sigma(&weight, 2, &u, &v);
+        assert!((sigma - 3.0).abs() < 1e-5, "{sigma}");
     }
 }

@@ -84,6 +84,10 @@ pub trait ReferenceLayer {
     fn macs_per_row(&self) -> f64;
     /// Its settings on the fast path (its tensors are copied by [`ReferenceLayer::visit`]).
     fn fast(&self) -> Self::Fast;
+    /// Called once at the start of each of its network's own updates, before any forward
+    /// pass of the step: where state that moves once per step moves (spectral norm's power
+    /// iteration). The fast path's [`FastLayer::start_step`] must do the same arithmetic.
+    fn start_step(&mut self);
 }
 
 /// How a layer ties a batch's rows together, which decides whether two batches may run through
@@ -126,6 +130,8 @@ pub trait FastLayer {
     /// Whether it keeps its input for its backward pass and hands it down (so that the layer
     /// below need not copy its output).
     fn keeps_its_input(&self) -> bool;
+    /// See [`ReferenceLayer::start_step`]; `tensors` are the layer's.
+    fn start_step(&mut self, tensors: &mut [Vec<f32>]);
 }
 
 /// An element-wise activation without tensors: its config entry, reference layer and fast
@@ -177,6 +183,7 @@ impl<A: Activation> ReferenceLayer for A {
     fn fast(&self) -> A {
         self.clone()
     }
+    fn start_step(&mut self) {}
 }
 
 impl<A: Activation> FastLayer for A {
@@ -208,6 +215,7 @@ impl<A: Activation> FastLayer for A {
     fn keeps_its_input(&self) -> bool {
         false
     }
+    fn start_step(&mut self, _: &mut [Vec<f32>]) {}
 }
 
 /// What a layer's backward pass needs from its forward pass.
@@ -387,6 +395,10 @@ macro_rules! layer_kinds {
             pub fn fast(&self) -> FastLayerKind {
                 match self { $(Layer::$kind(l) => FastLayerKind::$kind(ReferenceLayer::fast(l)),)* }
             }
+            /// See [`ReferenceLayer::start_step`].
+            pub fn start_step(&mut self) {
+                match self { $(Layer::$kind(l) => ReferenceLayer::start_step(l),)* }
+            }
         }
 
         impl FastLayerKind {
@@ -416,6 +428,10 @@ macro_rules! layer_kinds {
             /// See [`FastLayer::keeps_its_input`].
             pub fn keeps_its_input(&self) -> bool {
                 match self { $(FastLayerKind::$kind(l) => FastLayer::keeps_its_input(l),)* }
+            }
+            /// See [`FastLayer::start_step`].
+            pub fn start_step(&mut self, tensors: &mut [Vec<f32>]) {
+                match self { $(FastLayerKind::$kind(l) => FastLayer::start_step(l, tensors),)* }
             }
         }
     };
