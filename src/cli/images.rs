@@ -89,8 +89,8 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
     } = args;
     use crate::export::Networks;
     let (networks, default_name) = match both {
-        true => (Networks::Both, "networks.safetensors"),
-        false => (Networks::Generator, "generator.safetensors"),
+        true => (Networks::Both, crate::run_dir::EXPORT_NETWORKS_FILE),
+        false => (Networks::Generator, crate::run_dir::EXPORT_GENERATOR_FILE),
     };
     let out = out.unwrap_or_else(|| run.join(default_name));
     crate::run_dir::check_output(&out)?;

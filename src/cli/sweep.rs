@@ -242,7 +242,10 @@ pub fn run_point(args: RunPointArgs) -> anyhow::Result<()> {
     // halving sweep, whose parent records rungs the disk alone does not hold.
     if sweep.halving.is_none() {
         if let Err(e) = sweep.refresh_index(&runs_dir, &set) {
-            tracing::warn!("could not update the sweep's index.json: {e}");
+            tracing::warn!(
+                "could not update the sweep's {}: {e}",
+                crate::run_dir::INDEX_FILE
+            );
         }
     }
     trained

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::LOCK_FILE;
 use crate::error::{Error, Result};
 
 /// Marks a run directory as in use by one process, so that two trainings never interleave
@@ -22,9 +23,6 @@ pub struct RunLock {
     renewing: std::sync::Arc<std::sync::atomic::AtomicBool>,
     renewer: Option<std::thread::JoinHandle<()>>,
 }
-
-/// The lock file inside a run directory.
-pub const LOCK_FILE: &str = ".lock";
 
 /// How long a lock from another host counts as held without being renewed.
 pub const LEASE: std::time::Duration = std::time::Duration::from_secs(120);

@@ -18,8 +18,10 @@
 
 pub mod checkpoint;
 pub mod lock;
+pub mod names;
 
-pub use lock::{RunLock, LEASE, LOCK_FILE};
+pub use lock::{RunLock, LEASE};
+pub use names::*;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,54 +32,6 @@ use crate::config::{Experiment, GenerationMode, IMAGE_PIXELS};
 use crate::error::{Error, Result};
 use crate::tensorboard::EVENT_FILE_PREFIX;
 use crate::train::EpochMetrics;
-
-/// The resolved config.
-pub const CONFIG_FILE: &str = "config.toml";
-/// The overrides used, one start per line.
-pub const OVERRIDES_FILE: &str = "overrides.txt";
-/// The log.
-pub const LOG_FILE: &str = "train.log";
-/// Per-epoch metrics.
-pub const METRICS_FILE: &str = "metrics.csv";
-/// The best-scoring checkpoint, in the checkpoints folder.
-pub const BEST_CHECKPOINT: &str = "best.safetensors";
-/// The mid-epoch checkpoint written when a run is interrupted, in the checkpoints folder; it
-/// outranks the epoch checkpoints it is newer than, and goes when the next one is written.
-pub const INTERRUPTED_CHECKPOINT: &str = "interrupted.safetensors";
-/// A sweep's index of its points, in the sweep directory.
-pub const INDEX_FILE: &str = "index.json";
-/// Why a halving sweep stopped a point, in the point's run directory.
-pub const STOPPED_FILE: &str = "stopped.json";
-/// The end-of-run summary.
-pub const SUMMARY_FILE: &str = "summary.json";
-/// Checkpoint folder.
-pub const CHECKPOINTS_DIR: &str = "checkpoints";
-/// Sample grid folder.
-pub const SAMPLES_DIR: &str = "samples";
-
-/// The file name of a run's scores from `gan-run eval`: `eval.json` in the config's generation
-/// mode, `eval-<mode>.json` in another.
-pub fn eval_file_name(other_mode: Option<GenerationMode>) -> String {
-    match other_mode {
-        None => "eval.json".to_string(),
-        Some(mode) => format!("eval-{}.json", mode.name()),
-    }
-}
-
-/// The file name of the sample grid written where an interrupt stopped a run, `steps_done`
-/// steps into `epoch`.
-pub fn interrupted_grid_name(epoch: usize, steps_done: usize) -> String {
-    format!("interrupted-epoch-{epoch:04}-step-{steps_done:04}.png")
-}
-
-/// The file name of a sample grid in [`SAMPLES_DIR`]: `epoch-NNNN.png` in the config's
-/// generation mode, `epoch-NNNN-<mode>.png` in a further one (`generation.extra_grids`).
-pub fn sample_grid_name(epoch: usize, extra: Option<GenerationMode>) -> String {
-    match extra {
-        None => format!("epoch-{epoch:04}.png"),
-        Some(mode) => format!("epoch-{epoch:04}-{}.png", mode.name()),
-    }
-}
 
 /// An open run directory.
 #[derive(Debug, Clone)]
@@ -123,7 +77,7 @@ pub fn check_output(path: &Path) -> Result<()> {
     let in_run = is_run(parent)
         && (own_names.contains(&name.as_str())
             || name.starts_with(EVENT_FILE_PREFIX)
-            || (name.starts_with("eval") && name.ends_with(".json")));
+            || is_eval_file_name(&name));
     let in_run_folder = parent
         .file_name()
         .is_some_and(|n| n == CHECKPOINTS_DIR || n == SAMPLES_DIR)
@@ -358,9 +312,7 @@ impl RunDir {
 
     /// Path of the checkpoint of `epoch`.
     pub fn checkpoint_path(&self, epoch: usize) -> PathBuf {
-        self.path
-            .join(CHECKPOINTS_DIR)
-            .join(format!("epoch-{epoch:04}.safetensors"))
+        self.path.join(CHECKPOINTS_DIR).join(checkpoint_name(epoch))
     }
 
     /// The checkpoints present, oldest first.
@@ -373,11 +325,7 @@ impl RunDir {
         for entry in std::fs::read_dir(&dir).map_err(|e| Error::io("cannot list", &dir, e))? {
             let entry = entry.map_err(|e| Error::io("cannot list", &dir, e))?;
             let name = entry.file_name().to_string_lossy().to_string();
-            if let Some(epoch) = name
-                .strip_prefix("epoch-")
-                .and_then(|s| s.strip_suffix(".safetensors"))
-                .and_then(|s| s.parse::<usize>().ok())
-            {
+            if let Some(epoch) = checkpoint_epoch(&name) {
                 found.push((epoch, entry.path()));
             }
         }

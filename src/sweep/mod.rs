@@ -54,9 +54,8 @@ pub enum PointStanding {
     ToRun,
 }
 
-/// The event file of a sweep's HParams experiment, in the sweep directory; its fixed time
-/// stamp sorts it before any point's records.
-pub const HPARAMS_EVENT_FILE: &str = "events.out.tfevents.0000000000.gan-run.hparams";
+/// The event file of a sweep's HParams experiment, in the sweep directory.
+pub use crate::run_dir::HPARAMS_EVENT_FILE;
 
 /// One point of a sweep.
 #[derive(Debug, Clone, Serialize)]
@@ -337,8 +336,8 @@ impl Sweep {
     /// Where a point's child process writes its output.
     pub fn log_of(&self, runs_root: &Path, point: &Point) -> PathBuf {
         self.dir(runs_root)
-            .join("logs")
-            .join(format!("{}.log", point.name))
+            .join(crate::run_dir::LOGS_DIR)
+            .join(crate::run_dir::child_log_name(&point.name))
     }
 
     /// The child process that trains a point (`run-point`), up to epoch `until` if given.

@@ -85,7 +85,7 @@ impl Sweep {
             std::env::current_dir().map_err(|e| Error::io("cannot read", Path::new("."), e))?;
         let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| here.join(p));
         let root = absolute(runs_root);
-        let logs = absolute(&self.dir(runs_root).join("logs"));
+        let logs = absolute(&self.dir(runs_root).join(crate::run_dir::LOGS_DIR));
         // #SBATCH lines are not read by a shell: refuse what they cannot hold.
         for (what, p) in [("the runs folder", &logs), ("the current folder", &here)] {
             let text = p.display().to_string();
@@ -106,7 +106,11 @@ impl Sweep {
             format!("--array=0-{}", self.points.len() - 1),
             format!("--cpus-per-task={}", resources.cpus_per_task.unwrap_or(2)),
             format!("--chdir=\"{}\"", here.display()),
-            format!("--output=\"{}/%A_%a.log\"", logs.display()),
+            format!(
+                "--output=\"{}/{}\"",
+                logs.display(),
+                crate::run_dir::SLURM_TASK_LOG
+            ),
         ];
         if let Some(t) = &resources.time {
             directives.push(format!("--time={t}"));
@@ -154,7 +158,7 @@ impl Sweep {
 
     /// Makes what an emitted Slurm script needs before it is submitted: the logs folder.
     pub fn prepare_slurm(&self, runs_root: &Path) -> Result<()> {
-        let logs = self.dir(runs_root).join("logs");
+        let logs = self.dir(runs_root).join(crate::run_dir::LOGS_DIR);
         std::fs::create_dir_all(&logs).map_err(|e| Error::io("cannot create", &logs, e))
     }
 }
