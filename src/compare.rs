@@ -62,7 +62,7 @@ impl RunRecord {
             .flatten()
             .filter_map(|e| {
                 let n = e.file_name().to_string_lossy().to_string();
-                n.strip_prefix("epoch-")?.strip_suffix(".png")?.parse().ok()
+                crate::run_dir::sample_grid_epoch(&n)
             })
             .collect();
         v.sort();
@@ -382,9 +382,16 @@ pub fn diff(a: &RunRecord, b: &RunRecord) -> RunDiff {
     }
     if let (Some(x), Some(y)) = (a.eval(), b.eval()) {
         let (ex, ey) = (x.epoch.unwrap_or(0), y.epoch.unwrap_or(0));
-        best_metrics.push(("fid (eval.json)".into(), x.scores.fid, ex, y.scores.fid, ey));
+        let eval_file = crate::run_dir::eval_file_name(None);
         best_metrics.push((
-            "parzen_nats (eval.json)".into(),
+            format!("fid ({eval_file})"),
+            x.scores.fid,
+            ex,
+            y.scores.fid,
+            ey,
+        ));
+        best_metrics.push((
+            format!("parzen_nats ({eval_file})"),
             x.scores.parzen.test.mean,
             ex,
             y.scores.parzen.test.mean,
@@ -612,7 +619,10 @@ pub fn render_diff(d: &RunDiff, format: TableFormat) -> String {
         .collect();
     out += &render_table(&[s("metric"), s("A"), s("B"), s("B - A")], &rows, format);
     if !d.best_metrics.is_empty() {
-        out += &heading("Best over the epochs (lowest loss and FID), and eval.json");
+        out += &heading(&format!(
+            "Best over the epochs (lowest loss and FID), and {}",
+            crate::run_dir::eval_file_name(None)
+        ));
         let rows: Vec<Vec<String>> = d
             .best_metrics
             .iter()

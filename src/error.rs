@@ -172,6 +172,10 @@ pub enum Error {
     /// A device the config asks for that this build cannot use.
     #[error("{0}")]
     Device(String),
+
+    /// The cluster scheduler could not be run, or refused a job (`sweep --emit slurm --submit`).
+    #[error("{0}")]
+    Scheduler(String),
 }
 
 impl Error {

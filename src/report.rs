@@ -13,7 +13,7 @@ use crate::run_dir::{atomic_write, sample_grid_name, SAMPLES_DIR};
 use crate::train::EpochMetrics;
 
 /// File name of the per-run curves plot.
-pub const CURVES_FILE: &str = "curves.png";
+pub use crate::run_dir::CURVES_FILE;
 
 /// With more differing keys than this, the report's table is shown transposed.
 const WIDEST_KEYS: usize = 4;

@@ -89,8 +89,8 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
     } = args;
     use crate::export::Networks;
     let (networks, default_name) = match both {
-        true => (Networks::Both, "networks.safetensors"),
-        false => (Networks::Generator, "generator.safetensors"),
+        true => (Networks::Both, crate::run_dir::EXPORT_NETWORKS_FILE),
+        false => (Networks::Generator, crate::run_dir::EXPORT_GENERATOR_FILE),
     };
     let out = out.unwrap_or_else(|| run.join(default_name));
     crate::run_dir::check_output(&out)?;
@@ -182,7 +182,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let mut evaluator = Evaluator::new(&data_dir, classifier)?;
     if let Some(out) = write_reference {
         let reference = evaluator.compute_reference();
-        crate::run_dir::atomic_write(&out, serde_json::to_string_pretty(&reference)?.as_bytes())?;
+        reference.write(&out)?;
         print!(
             "{}",
             render_table(&[
@@ -241,24 +241,16 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         ])
     );
     println!("{}", crate::eval::TABLE_LEGEND);
-    let c = evaluator.classifier();
-    let record = crate::eval::EvalRecord {
+    let source = crate::eval::EvalSource {
         epoch,
         generation: generated.map(|(mode, _)| mode),
         checkpoint,
         samples_file: samples,
-        classifier: crate::eval::ClassifierIdentity {
-            sha256: c.sha256.clone(),
-            test_accuracy: c.test_accuracy,
-        },
-        scores,
-        reference,
-        seconds: started.elapsed().as_secs_f64(),
     };
-    if let (Some(run), Some((mode, own_mode))) = (&run, generated) {
-        let path = run.join(crate::run_dir::eval_file_name((!own_mode).then_some(mode)));
-        crate::run_dir::atomic_write(&path, serde_json::to_string_pretty(&record)?.as_bytes())?;
-        println!("{}", path.display());
+    let seconds = started.elapsed().as_secs_f64();
+    let record = crate::eval::EvalRecord::new(&evaluator, source, scores, reference, seconds);
+    if let (Some(run), Some((_, own_mode))) = (&run, generated) {
+        println!("{}", record.write_into_run(run, own_mode)?.display());
     }
     Ok(())
 }

@@ -34,7 +34,7 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<()> {
     } = args;
     use crate::compare::{diff, render_diff, side_by_side_png, RunRecord, TableFormat};
     let (ra, rb) = (RunRecord::read(&a)?, RunRecord::read(&b)?);
-    let png = png.unwrap_or_else(|| a.join(format!("diff-{}.png", rb.label())));
+    let png = png.unwrap_or_else(|| a.join(crate::run_dir::diff_grid_name(&rb.label())));
     crate::run_dir::check_output(&png)?;
     let d = diff(&ra, &rb);
     if json {
@@ -172,8 +172,8 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     } = args;
     use crate::compare::{expand_runs, RunRecord};
     let out = out.unwrap_or_else(|| match runs.as_slice() {
-        [one] => one.join("report.html"),
-        _ => PathBuf::from("report.html"),
+        [one] => one.join(crate::run_dir::REPORT_FILE),
+        _ => PathBuf::from(crate::run_dir::REPORT_FILE),
     });
     crate::run_dir::check_output(&out)?;
     let records = expand_runs(&runs)?

@@ -43,21 +43,6 @@ pub struct SweepArgs {
     pub submit: bool,
 }
 
-/// The instruction sets this binary was compiled to use beyond x86-64-v2, if any: a binary
-/// for other machines must not need them.
-fn wider_than_portable() -> Option<String> {
-    let features: Vec<&str> = [
-        (cfg!(target_feature = "avx512f"), "avx512f"),
-        (cfg!(target_feature = "avx2"), "avx2"),
-        (cfg!(target_feature = "fma"), "fma"),
-        (cfg!(target_feature = "avx"), "avx"),
-    ]
-    .into_iter()
-    .filter_map(|(on, name)| on.then_some(name))
-    .collect();
-    (!features.is_empty()).then(|| features.join(", "))
-}
-
 /// `gan-run sweep`: run every point of a sweep file (a base config and a grid of dotted keys).
 pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
     let SweepArgs {
@@ -92,48 +77,18 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
             sweep.file.display()
         );
         let exe = std::env::current_exe()?;
-        let mut resources = sweep.slurm.clone();
-        resources.time = time.or(resources.time);
-        resources.mem = mem.or(resources.mem);
-        resources.cpus_per_task = cpus_per_task.or(resources.cpus_per_task);
-        resources.partition = partition.or(resources.partition);
-        if let Some(features) = wider_than_portable() {
-            tracing::warn!(
-                "this gan-run was built for this machine's CPU ({features}): on cluster nodes \
-                 without those instructions every task dies with an illegal instruction; build \
-                 a portable binary for the cluster with \
-                 `RUSTFLAGS=\"-C target-cpu=x86-64-v2\" cargo build --release` (README: Slurm)"
-            );
-        }
-        let script = sweep.slurm_script(&exe, &runs_dir, &set, &resources)?;
-        sweep.prepare_slurm(&runs_dir)?;
-        sweep.write_hparams_experiment(&runs_dir)?;
+        let resources = sweep.slurm.overridden_by(crate::sweep::SlurmResources {
+            time,
+            mem,
+            cpus_per_task,
+            partition,
+        });
+        let script = sweep.emit_slurm(&exe, &runs_dir, &set, &resources)?;
         if !submit {
             print!("{script}");
             return Ok(());
         }
-        use std::io::Write;
-        let mut child = std::process::Command::new("sbatch")
-            .arg("--parsable")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                anyhow::anyhow!("cannot run sbatch ({e}): is Slurm's client installed?")
-            })?;
-        child
-            .stdin
-            .take()
-            .expect("piped")
-            .write_all(script.as_bytes())?;
-        let out = child.wait_with_output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "sbatch refused the script ({})",
-            out.status
-        );
-        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        println!("{id}");
+        println!("{}", crate::sweep::slurm::submit(&script)?);
         return Ok(());
     }
     let exe = std::env::current_exe()?;
@@ -287,7 +242,10 @@ pub fn run_point(args: RunPointArgs) -> anyhow::Result<()> {
     // halving sweep, whose parent records rungs the disk alone does not hold.
     if sweep.halving.is_none() {
         if let Err(e) = sweep.refresh_index(&runs_dir, &set) {
-            tracing::warn!("could not update the sweep's index.json: {e}");
+            tracing::warn!(
+                "could not update the sweep's {}: {e}",
+                crate::run_dir::INDEX_FILE
+            );
         }
     }
     trained

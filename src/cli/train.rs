@@ -107,7 +107,9 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
                     index,
                     name: path.display().to_string(),
                     args: args.child_command_line(path),
-                    log: runs_dir.join("logs").join(format!("{stem}.log")),
+                    log: runs_dir
+                        .join(crate::run_dir::LOGS_DIR)
+                        .join(crate::run_dir::child_log_name(&stem)),
                 }
             })
             .collect();

@@ -193,10 +193,60 @@ pub struct ClassifierIdentity {
     pub test_accuracy: f64,
 }
 
+/// What a scoring scored, as [`EvalRecord`] keeps it: a run's samples (the checkpoint's epoch,
+/// how the generator drew them) or an image file, and the `--checkpoint` given, if any.
+#[derive(Debug, Clone, Default)]
+pub struct EvalSource {
+    /// The checkpoint's epoch, for a run's samples.
+    pub epoch: Option<usize>,
+    /// How the run's generator drew them.
+    pub generation: Option<GenerationMode>,
+    /// The checkpoint given with `--checkpoint`, if any.
+    pub checkpoint: Option<PathBuf>,
+    /// The image file scored with `--samples`, if any.
+    pub samples_file: Option<PathBuf>,
+}
+
 impl EvalRecord {
+    /// The record of `scores`, made by `evaluator`'s classifier, of the images `source`
+    /// names, beside the `reference` rows; `seconds` is what the whole scoring took.
+    pub fn new(
+        evaluator: &Evaluator,
+        source: EvalSource,
+        scores: Scores,
+        reference: Reference,
+        seconds: f64,
+    ) -> EvalRecord {
+        let c = evaluator.classifier();
+        EvalRecord {
+            epoch: source.epoch,
+            generation: source.generation,
+            checkpoint: source.checkpoint,
+            samples_file: source.samples_file,
+            classifier: ClassifierIdentity {
+                sha256: c.sha256.clone(),
+                test_accuracy: c.test_accuracy,
+            },
+            scores,
+            reference,
+            seconds,
+        }
+    }
+
     /// Reads an `eval.json`; `None` when there is none or it does not parse.
     pub fn read(path: &Path) -> Option<EvalRecord> {
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    }
+
+    /// Writes the record into the run directory `run`, atomically, as
+    /// [`crate::run_dir::eval_file_name`] names it: `eval.json` for samples drawn in the run's
+    /// own generation mode (`own_mode`), `eval-<mode>.json` for another. Returns its path.
+    pub fn write_into_run(&self, run: &Path, own_mode: bool) -> Result<PathBuf> {
+        let other_mode = self.generation.filter(|_| !own_mode);
+        let path = run.join(crate::run_dir::eval_file_name(other_mode));
+        let text = serde_json::to_string_pretty(self).expect("the record serialises");
+        crate::run_dir::atomic_write(&path, text.as_bytes())?;
+        Ok(path)
     }
 }
 
@@ -216,6 +266,12 @@ impl Reference {
     /// The rows stored beside the built-in classifier, if they parse.
     pub fn builtin() -> Option<Reference> {
         serde_json::from_str(include_str!("../../classifier/reference.json")).ok()
+    }
+
+    /// Writes the rows as JSON to `path` (e.g. `classifier/reference.json`), atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("the reference serialises");
+        crate::run_dir::atomic_write(path, text.as_bytes())
     }
 }
 

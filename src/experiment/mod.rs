@@ -1,15 +1,15 @@
 //! One training run: ties a config to its run directory. Prepares or resumes the directory,
 //! trains epoch by epoch, and writes metrics, checkpoints, sample grids, scores and the summary.
+//! What is written after each epoch is a list of [`outputs::EpochOutput`]s, one type each.
 //! It sits above training, the run directory and evaluation, and is what `gan-run train` calls.
 
 pub mod events;
+pub mod outputs;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use dfdx::prelude::*;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Experiment;
@@ -19,6 +19,7 @@ use crate::run_dir::{checkpoint, RunDir, Start};
 use crate::train::{
     generate, grid_noise, stuck_reason, train_epoch, EpochMetrics, GanState, PhaseTimes,
 };
+use outputs::{EpochContext, EpochOutput, EpochProducts};
 
 /// How and where to run, beyond the config itself.
 #[derive(Debug, Clone, Default)]
@@ -111,38 +112,7 @@ pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
 fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
     let start_time = Instant::now();
     let fingerprint = config.training_fingerprint();
-    // A run that will train reads its data (and evaluation set) before anything is created,
-    // and its training images before the checkpoint, so that the raw training file (dropped
-    // once packed) and the Adam moments a checkpoint restores are never held together
-    // (BENCHMARKS.md, Memory). A finished run loads none.
-    let existing = RunDir {
-        path: options.run_dir.clone(),
-    };
-    let finished = !options.force
-        && existing
-            .resume_checkpoint()
-            .ok()
-            .flatten()
-            .and_then(|path| checkpoint::peek(&path))
-            .is_some_and(|(epoch, fp)| fp == fingerprint && epoch >= config.training.epochs);
-    let (train, mut evaluator) = match finished {
-        true => (None, None),
-        false => {
-            let data = crate::data::load_train(&config.data)?;
-            // Only the training images are kept, packed.
-            let train = PackedImages::pack(&data.train);
-            let counts = (data.train.len(), data.validation.len());
-            drop(data);
-            let evaluator = match config.evaluation.every {
-                0 => None,
-                _ => Some(crate::eval::Evaluator::new(
-                    &config.data.dir,
-                    crate::classifier::Classifier::builtin()?,
-                )?),
-            };
-            (Some((train, counts)), evaluator)
-        }
-    };
+    let inputs = read_inputs(config, options, &fingerprint)?;
     let (dir, start, _lock) = RunDir::prepare(&options.run_dir, config, options.force)?;
     crate::logging::attach_file(&dir.path.join(crate::run_dir::LOG_FILE))?;
     dir.record_overrides(&options.overrides)?;
@@ -155,31 +125,18 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         state.generator.num_params(),
         state.discriminator.num_params(),
     );
-    if let Some((train, (n_train, n_validation))) = &train {
+    if let Some(Inputs { train, counts, .. }) = &inputs {
         tracing::info!(
-            train = n_train,
-            validation = n_validation,
+            train = counts.0,
+            validation = counts.1,
             packed_mb = format!("{:.1}", train.packed_bytes() as f64 / 1e6),
             generator_params = g_params,
             discriminator_params = d_params,
             "data loaded"
         );
     }
-    if let Start::Resume(path) = &start {
-        let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
-        checkpoint::restore(&mut state, &bytes, path, &fingerprint)?;
-        match &state.partial {
-            Some(p) => tracing::info!(
-                checkpoint = %path.display(),
-                epoch = p.epoch,
-                steps_done = p.steps_done,
-                "resuming an interrupted epoch"
-            ),
-            None => tracing::info!(checkpoint = %path.display(), epoch = state.epoch, "resuming"),
-        }
-    }
-    let mut evaluation: Option<crate::eval::Scores> = None;
-    let summary = |state: &GanState, evaluation: &Option<crate::eval::Scores>| Summary {
+    resume(&mut state, &start, &fingerprint)?;
+    let summary = |state: &GanState, evaluation: Option<crate::eval::Scores>| Summary {
         name: config.name.clone(),
         epochs: state.epoch,
         finished: state.epoch >= config.training.epochs,
@@ -188,8 +145,135 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         discriminator_params: d_params,
         seconds_this_start: start_time.elapsed().as_secs_f64(),
         run_dir: dir.path.clone(),
-        evaluation: evaluation.clone(),
+        evaluation,
     };
+    let Some(Inputs {
+        train, evaluator, ..
+    }) = ready_to_train(config, &dir, &start, &state, inputs)?
+    else {
+        return Ok(summary(&state, None));
+    };
+
+    let steps = train.len() / config.training.batch_size;
+    let events = match config.output.tensorboard {
+        true => Some(events::RunEvents::open(
+            &dir.path,
+            &state.history,
+            steps,
+            config.output.tensorboard_every_steps,
+            (state.epoch * steps + state.partial.as_ref().map_or(0, |p| p.steps_done)) as i64,
+            &options.hparams,
+            &config.name,
+        )?),
+        false => None,
+    };
+    let mut outputs = outputs::epoch_outputs(evaluator, events);
+    let last_epoch = [
+        Some(config.training.epochs),
+        options.max_epochs_this_start.map(|n| state.epoch + n),
+        options.until_epoch,
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .expect("the list holds the configured epochs");
+    let epochs = Epochs {
+        config,
+        dir: &dir,
+        fingerprint: &fingerprint,
+        dev: &dev,
+        progress: options.progress,
+        steps,
+        last_epoch,
+    };
+    let evaluation = epochs.run(&mut state, &train, &mut outputs)?;
+    let s = summary(&state, evaluation);
+    if s.finished {
+        dir.write_summary(&s)?;
+    }
+    Ok(s)
+}
+
+/// What a start that will train reads before its run directory is created or touched.
+struct Inputs {
+    /// The training images, packed (the raw ones are dropped once packed).
+    train: PackedImages,
+    /// How many images the training and validation sets hold.
+    counts: (usize, usize),
+    /// What scores samples, when the config asks for evaluation.
+    evaluator: Option<crate::eval::Evaluator>,
+}
+
+/// Reads the data (and the evaluation set) of a run that will train; `None` for a run whose
+/// checkpoint says it is finished (unless `--force`), which loads none. The training images
+/// are read before the checkpoint, so that the raw training file (dropped once packed) and
+/// the Adam moments a checkpoint restores are never held together (BENCHMARKS.md, Memory).
+fn read_inputs(
+    config: &Experiment,
+    options: &RunOptions,
+    fingerprint: &str,
+) -> Result<Option<Inputs>> {
+    let existing = RunDir {
+        path: options.run_dir.clone(),
+    };
+    let finished = !options.force
+        && existing
+            .resume_checkpoint()
+            .ok()
+            .flatten()
+            .and_then(|path| checkpoint::peek(&path))
+            .is_some_and(|(epoch, fp)| fp == fingerprint && epoch >= config.training.epochs);
+    if finished {
+        return Ok(None);
+    }
+    let data = crate::data::load_train(&config.data)?;
+    // Only the training images are kept, packed.
+    let train = PackedImages::pack(&data.train);
+    let counts = (data.train.len(), data.validation.len());
+    drop(data);
+    let evaluator = match config.evaluation.every {
+        0 => None,
+        _ => Some(crate::eval::Evaluator::new(
+            &config.data.dir,
+            crate::classifier::Classifier::builtin()?,
+        )?),
+    };
+    Ok(Some(Inputs {
+        train,
+        counts,
+        evaluator,
+    }))
+}
+
+/// Restores the checkpoint a resumed start continues from.
+fn resume(state: &mut GanState, start: &Start, fingerprint: &str) -> Result<()> {
+    let Start::Resume(path) = start else {
+        return Ok(());
+    };
+    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+    checkpoint::restore(state, &bytes, path, fingerprint)?;
+    match &state.partial {
+        Some(p) => tracing::info!(
+            checkpoint = %path.display(),
+            epoch = p.epoch,
+            steps_done = p.steps_done,
+            "resuming an interrupted epoch"
+        ),
+        None => tracing::info!(checkpoint = %path.display(), epoch = state.epoch, "resuming"),
+    }
+    Ok(())
+}
+
+/// Whether a prepared run trains on: its `inputs` when it does (after rewriting `metrics.csv`
+/// from the restored history), `None` when it has nothing left to do, and an error when it
+/// would stop stuck again after one more epoch or cannot finish its interrupted epoch.
+fn ready_to_train(
+    config: &Experiment,
+    dir: &RunDir,
+    start: &Start,
+    state: &GanState,
+    inputs: Option<Inputs>,
+) -> Result<Option<Inputs>> {
     if let (true, Some(reason)) = (
         config.training.stop_when_stuck && state.epoch < config.training.epochs,
         stuck_reason(&state.history),
@@ -205,16 +289,16 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
             epochs = state.epoch,
             "run already finished; nothing to do (use --force to retrain)"
         );
-        return Ok(summary(&state, &evaluation));
+        return Ok(None);
     }
     dir.write_metrics(&state.history)?;
-    let train = match train {
-        Some((train, _)) => train,
-        // Another start finished the run between the check above and the lock.
-        None => return Ok(summary(&state, &evaluation)),
+    // None: another start finished the run between the check before the lock and the lock.
+    let Some(inputs) = inputs else {
+        return Ok(None);
     };
-    if let (Start::Resume(path), Some(partial)) = (&start, &state.partial) {
-        if let Some(reason) = partial.mismatch(state.epoch, train.len(), config.training.batch_size)
+    if let (Start::Resume(path), Some(partial)) = (start, &state.partial) {
+        if let Some(reason) =
+            partial.mismatch(state.epoch, inputs.train.len(), config.training.batch_size)
         {
             return Err(Error::Checkpoint {
                 path: path.clone(),
@@ -222,44 +306,71 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
             });
         }
     }
+    Ok(Some(inputs))
+}
 
-    let grid = config.output.sample_grid;
-    let steps = train.len() / config.training.batch_size;
-    let mut events = match config.output.tensorboard {
-        true => Some(events::RunEvents::open(
-            &dir.path,
-            &state.history,
-            steps,
-            config.output.tensorboard_every_steps,
-            (state.epoch * steps + state.partial.as_ref().map_or(0, |p| p.steps_done)) as i64,
-            &options.hparams,
-            &config.name,
-        )?),
-        false => None,
-    };
-    let last_epoch = [
-        Some(config.training.epochs),
-        options.max_epochs_this_start.map(|n| state.epoch + n),
-        options.until_epoch,
-    ]
-    .into_iter()
-    .flatten()
-    .min()
-    .expect("the list holds the configured epochs");
-    while state.epoch < last_epoch {
-        let epoch = state.epoch + 1;
-        let _span = tracing::info_span!("epoch").entered();
+/// The epoch loop of one start: trains each epoch up to `last_epoch`, then writes its outputs.
+struct Epochs<'a> {
+    config: &'a Experiment,
+    dir: &'a RunDir,
+    fingerprint: &'a str,
+    dev: &'a Cpu,
+    progress: bool,
+    /// Training steps per epoch.
+    steps: usize,
+    /// The last epoch of this start.
+    last_epoch: usize,
+}
+
+impl Epochs<'_> {
+    /// Trains the start's epochs, writing `outputs` after each; returns the latest scores.
+    fn run(
+        &self,
+        state: &mut GanState,
+        train: &PackedImages,
+        outputs: &mut [Box<dyn EpochOutput>],
+    ) -> Result<Option<crate::eval::Scores>> {
+        let mut evaluation = None;
+        while state.epoch < self.last_epoch {
+            let epoch = state.epoch + 1;
+            let _span = tracing::info_span!("epoch").entered();
+            self.train(state, train, outputs, epoch)?;
+            let ctx = EpochContext {
+                config: self.config,
+                dir: self.dir,
+                fingerprint: self.fingerprint,
+                dev: self.dev,
+                epoch,
+                start_ends: epoch == self.last_epoch, // also the run's last epoch
+            };
+            let products = self.write_outputs(state, outputs, &ctx)?;
+            evaluation = products.scores.or(evaluation);
+            self.check_stuck(&state.history, epoch)?;
+        }
+        Ok(evaluation)
+    }
+
+    /// Trains `epoch`, showing the steps to the progress bar and the outputs; an interrupt
+    /// saves the epoch's state and ends the start with an error.
+    fn train(
+        &self,
+        state: &mut GanState,
+        train: &PackedImages,
+        outputs: &mut [Box<dyn EpochOutput>],
+        epoch: usize,
+    ) -> Result<()> {
+        let config = self.config;
         let bar = progress_bar(
-            options.progress,
-            steps as u64,
+            self.progress,
+            self.steps as u64,
             epoch,
             config.training.epochs,
         );
         let mut times = PhaseTimes::default();
-        let m = train_epoch(&mut state, config, &train, &mut times, |s| {
+        let m = train_epoch(state, config, train, &mut times, |s| {
             bar.set_position(s.step as u64);
-            if let Some(events) = events.as_mut() {
-                events.step(epoch, &s);
+            for output in outputs.iter_mut() {
+                output.step(epoch, &s);
             }
             std::ops::ControlFlow::Continue(())
         });
@@ -267,31 +378,7 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         bar.finish_and_clear();
         if let (Err(Error::Interrupted { .. }), Some(partial)) = (&m, &state.partial) {
             let (epoch, steps_done) = (partial.epoch, partial.steps_done);
-            let images = (config.output.sample_every > 0).then(|| {
-                generate(
-                    config,
-                    &mut state.generator,
-                    grid * grid,
-                    &mut grid_noise(config),
-                    config.generation.mode,
-                    &dev,
-                )
-            });
-            let path = dir.save_interrupted(
-                epoch,
-                steps_done,
-                images.as_deref().map(|i| (i, grid)),
-                |path| checkpoint::write(&mut state, &fingerprint, path),
-            )?;
-            // After the checkpoint: a failing log write must not cost the saved state.
-            if let Some(Err(e)) = events.as_mut().map(|e| e.write_steps()) {
-                tracing::warn!("could not log the interrupted epoch's steps to TensorBoard: {e}");
-            }
-            tracing::info!(
-                checkpoint = %path.display(),
-                "interrupted {steps_done} steps into epoch {epoch}: its state is saved, and the \
-                 same command resumes it where it stopped"
-            );
+            self.save_interrupted(state, outputs, epoch, steps_done)?;
         }
         let m = m?;
         use crate::logging::format_small;
@@ -306,139 +393,99 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
             "epoch {epoch}/{} done",
             config.training.epochs
         );
-        // What the epoch's outputs cost beside its training (issue 16 holds them to 5%).
-        let outputs_start = Instant::now();
-        let mut output_times = OutputTimes::default();
-        let sample_every = config.output.sample_every;
-        // Grids at the cadence, after the first epoch (so that a new run shows a picture within
-        // minutes), and at the last epoch of every start, so that a start stopped early
-        // (--max-epochs) also leaves a picture of where it got to.
-        let start_ends = epoch == last_epoch; // also the run's last epoch
-        let mut grids = Vec::new();
-        if sample_every > 0 && (epoch.is_multiple_of(sample_every) || epoch == 1 || start_ends) {
-            let modes = std::iter::once((config.generation.mode, None))
-                .chain(config.generation.extra_grids.iter().map(|&m| (m, Some(m))));
-            for (mode, extra) in modes {
-                let n = grid * grid;
-                let images = generate(
-                    config,
-                    &mut state.generator,
-                    n,
-                    &mut grid_noise(config),
-                    mode,
-                    &dev,
-                );
-                let png = dir.write_samples(epoch, extra, &images, grid)?;
-                let path = dir
-                    .path
-                    .join(crate::run_dir::SAMPLES_DIR)
-                    .join(crate::run_dir::sample_grid_name(epoch, extra));
-                tracing::info!(path = %path.display(), mode = mode.name(), "sample grid written");
-                grids.extend(events::grid_record(extra, png));
-            }
+        Ok(())
+    }
+
+    /// Saves an interrupted epoch: its mid-epoch checkpoint and the grid of where it stopped,
+    /// then tells the outputs.
+    fn save_interrupted(
+        &self,
+        state: &mut GanState,
+        outputs: &mut [Box<dyn EpochOutput>],
+        epoch: usize,
+        steps_done: usize,
+    ) -> Result<()> {
+        let config = self.config;
+        let grid = config.output.sample_grid;
+        let images = (config.output.sample_every > 0).then(|| {
+            generate(
+                config,
+                &mut state.generator,
+                grid * grid,
+                &mut grid_noise(config),
+                config.generation.mode,
+                self.dev,
+            )
+        });
+        let path = self.dir.save_interrupted(
+            epoch,
+            steps_done,
+            images.as_deref().map(|i| (i, grid)),
+            |path| checkpoint::write(state, self.fingerprint, path),
+        )?;
+        for output in outputs.iter_mut() {
+            output.interrupted();
         }
-        output_times.grids = outputs_start.elapsed().as_secs_f64();
-        let every = config.evaluation.every;
-        if let Some(evaluator) = &mut evaluator {
-            // Also at the end of every start, so that a start stopped early (a sweep's rung,
-            // --max-epochs) is scored where it stopped.
-            if epoch.is_multiple_of(every) || start_ends {
-                // Noise seed 0, as `gan-run eval` uses: the same figures either way.
-                let n = config.evaluation.samples;
-                let images = generate(
-                    config,
-                    &mut state.generator,
-                    n,
-                    &mut ChaCha8Rng::seed_from_u64(0),
-                    config.generation.mode,
-                    &dev,
-                );
-                let scores = evaluator.score(&images);
-                output_times.evaluation = scores.seconds;
-                tracing::info!(
-                    fid = format!("{:.2}", scores.fid),
-                    classifier_score = format!("{:.2}", scores.classifier_score),
-                    modes = scores.coverage.modes,
-                    parzen = format!("{:.1}", scores.parzen.test.mean),
-                    seconds = format!("{:.1}", scores.seconds),
-                    "epoch {epoch} scored"
-                );
-                let m = state.history.last_mut().expect("an epoch was just trained");
-                m.fid = Some(scores.fid);
-                m.classifier_score = Some(scores.classifier_score);
-                m.modes = Some(scores.coverage.modes);
-                m.parzen_nats = Some(scores.parzen.test.mean);
-                evaluation = Some(scores);
-            }
+        tracing::info!(
+            checkpoint = %path.display(),
+            "interrupted {steps_done} steps into epoch {epoch}: its state is saved, and the \
+             same command resumes it where it stopped"
+        );
+        Ok(())
+    }
+
+    /// Writes the epoch's outputs in order and logs what they cost beside its training
+    /// (issue 16 holds them to 5%).
+    fn write_outputs(
+        &self,
+        state: &mut GanState,
+        outputs: &mut [Box<dyn EpochOutput>],
+        ctx: &EpochContext,
+    ) -> Result<EpochProducts> {
+        let started = Instant::now();
+        let mut products = EpochProducts::default();
+        let mut seconds = Vec::new();
+        for output in outputs.iter_mut() {
+            let output_started = Instant::now();
+            output.write(state, ctx, &mut products)?;
+            seconds.push((output.name(), output_started.elapsed().as_secs_f64()));
         }
-        let stuck = stuck_reason(&state.history);
-        let stop_stuck = config.training.stop_when_stuck && stuck.is_some();
-        let checkpoint_start = Instant::now();
-        if epoch.is_multiple_of(config.output.checkpoint_every) || start_ends || stop_stuck {
-            dir.save_checkpoint(epoch, config.output.keep_checkpoints, |path| {
-                checkpoint::write(&mut state, &fingerprint, path)
-            })?;
-        }
-        // The best-scoring checkpoint is kept besides the newest ones, whatever their count.
-        if let Some((fid, earlier)) = state
-            .history
-            .split_last()
-            .and_then(|(m, earlier)| m.fid.filter(|f| f.is_finite()).map(|fid| (fid, earlier)))
-        {
-            let best_before = earlier
+        let of = |names: &[&str]| -> f64 {
+            seconds
                 .iter()
-                .filter_map(|m| m.fid)
-                .filter(|f| f.is_finite())
-                .fold(f64::INFINITY, f64::min);
-            if fid < best_before {
-                dir.save_best_checkpoint(|path| checkpoint::write(&mut state, &fingerprint, path))?;
-                tracing::info!(
-                    epoch,
-                    fid = format!("{fid:.2}"),
-                    "best checkpoint so far kept"
-                );
-            }
-        }
-        output_times.checkpoints = checkpoint_start.elapsed().as_secs_f64();
-        if let Some(events) = events.as_mut() {
-            let m = state.history.last().expect("an epoch was just trained");
-            events.epoch(m, &grids)?;
-        }
-        let was_stuck = state.history.len() > 1
-            && stuck_reason(&state.history[..state.history.len() - 1]).is_some();
-        dir.write_metrics(&state.history)?;
-        let outputs = outputs_start.elapsed().as_secs_f64();
+                .filter(|(name, _)| names.contains(name))
+                .map(|(_, s)| s)
+                .sum()
+        };
+        let all = started.elapsed().as_secs_f64();
         let trained = state.history.last().map_or(0.0, |m| m.seconds);
         tracing::info!(
-            seconds = format!("{outputs:.2}"),
-            percent_of_training = format!("{:.1}", 100.0 * outputs / trained.max(1e-9)),
-            grids = format!("{:.2}", output_times.grids),
-            evaluation = format!("{:.2}", output_times.evaluation),
-            checkpoints = format!("{:.2}", output_times.checkpoints),
-            "epoch {epoch}'s outputs written"
+            seconds = format!("{all:.2}"),
+            percent_of_training = format!("{:.1}", 100.0 * all / trained.max(1e-9)),
+            grids = format!("{:.2}", of(&["grids"])),
+            evaluation = format!("{:.2}", products.scores.as_ref().map_or(0.0, |s| s.seconds)),
+            checkpoints = format!("{:.2}", of(&["checkpoint", "best checkpoint"])),
+            "epoch {}'s outputs written",
+            ctx.epoch
         );
-        if let Some(reason) = stuck {
-            if stop_stuck {
-                return Err(Error::Stuck { epoch, reason });
-            }
-            if !was_stuck {
-                tracing::warn!("epoch {epoch}: the run looks stuck: {reason}");
-            }
-        }
+        Ok(products)
     }
-    let s = summary(&state, &evaluation);
-    if s.finished {
-        dir.write_summary(&s)?;
-    }
-    Ok(s)
-}
 
-/// Seconds spent on each of an epoch's outputs; metrics and TensorBoard make up the rest.
-#[derive(Default)]
-struct OutputTimes {
-    grids: f64,
-    evaluation: f64,
-    checkpoints: f64,
+    /// Ends the start when the run looks stuck and the config says to stop; otherwise warns
+    /// the first epoch it looks so.
+    fn check_stuck(&self, history: &[EpochMetrics], epoch: usize) -> Result<()> {
+        let Some(reason) = stuck_reason(history) else {
+            return Ok(());
+        };
+        if self.config.training.stop_when_stuck {
+            return Err(Error::Stuck { epoch, reason });
+        }
+        let was_stuck = history.len() > 1 && stuck_reason(&history[..history.len() - 1]).is_some();
+        if !was_stuck {
+            tracing::warn!("epoch {epoch}: the run looks stuck: {reason}");
+        }
+        Ok(())
+    }
 }
 
 fn progress_bar(enabled: bool, steps: u64, epoch: usize, epochs: usize) -> indicatif::ProgressBar {

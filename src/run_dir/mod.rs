@@ -17,6 +17,11 @@
 //! ```
 
 pub mod checkpoint;
+pub mod lock;
+pub mod names;
+
+pub use lock::{RunLock, LEASE};
+pub use names::*;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,54 +32,6 @@ use crate::config::{Experiment, GenerationMode, IMAGE_PIXELS};
 use crate::error::{Error, Result};
 use crate::tensorboard::EVENT_FILE_PREFIX;
 use crate::train::EpochMetrics;
-
-/// The resolved config.
-pub const CONFIG_FILE: &str = "config.toml";
-/// The overrides used, one start per line.
-pub const OVERRIDES_FILE: &str = "overrides.txt";
-/// The log.
-pub const LOG_FILE: &str = "train.log";
-/// Per-epoch metrics.
-pub const METRICS_FILE: &str = "metrics.csv";
-/// The best-scoring checkpoint, in the checkpoints folder.
-pub const BEST_CHECKPOINT: &str = "best.safetensors";
-/// The mid-epoch checkpoint written when a run is interrupted, in the checkpoints folder; it
-/// outranks the epoch checkpoints it is newer than, and goes when the next one is written.
-pub const INTERRUPTED_CHECKPOINT: &str = "interrupted.safetensors";
-/// A sweep's index of its points, in the sweep directory.
-pub const INDEX_FILE: &str = "index.json";
-/// Why a halving sweep stopped a point, in the point's run directory.
-pub const STOPPED_FILE: &str = "stopped.json";
-/// The end-of-run summary.
-pub const SUMMARY_FILE: &str = "summary.json";
-/// Checkpoint folder.
-pub const CHECKPOINTS_DIR: &str = "checkpoints";
-/// Sample grid folder.
-pub const SAMPLES_DIR: &str = "samples";
-
-/// The file name of a run's scores from `gan-run eval`: `eval.json` in the config's generation
-/// mode, `eval-<mode>.json` in another.
-pub fn eval_file_name(other_mode: Option<GenerationMode>) -> String {
-    match other_mode {
-        None => "eval.json".to_string(),
-        Some(mode) => format!("eval-{}.json", mode.name()),
-    }
-}
-
-/// The file name of the sample grid written where an interrupt stopped a run, `steps_done`
-/// steps into `epoch`.
-pub fn interrupted_grid_name(epoch: usize, steps_done: usize) -> String {
-    format!("interrupted-epoch-{epoch:04}-step-{steps_done:04}.png")
-}
-
-/// The file name of a sample grid in [`SAMPLES_DIR`]: `epoch-NNNN.png` in the config's
-/// generation mode, `epoch-NNNN-<mode>.png` in a further one (`generation.extra_grids`).
-pub fn sample_grid_name(epoch: usize, extra: Option<GenerationMode>) -> String {
-    match extra {
-        None => format!("epoch-{epoch:04}.png"),
-        Some(mode) => format!("epoch-{epoch:04}-{}.png", mode.name()),
-    }
-}
 
 /// An open run directory.
 #[derive(Debug, Clone)]
@@ -120,7 +77,7 @@ pub fn check_output(path: &Path) -> Result<()> {
     let in_run = is_run(parent)
         && (own_names.contains(&name.as_str())
             || name.starts_with(EVENT_FILE_PREFIX)
-            || (name.starts_with("eval") && name.ends_with(".json")));
+            || is_eval_file_name(&name));
     let in_run_folder = parent
         .file_name()
         .is_some_and(|n| n == CHECKPOINTS_DIR || n == SAMPLES_DIR)
@@ -152,243 +109,6 @@ fn replaced_path(path: &Path) -> PathBuf {
         })
         .find(|p| !p.exists())
         .expect("some name is free")
-}
-
-/// Marks a run directory as in use by one process, so that two trainings never interleave
-/// their files, on one machine or on several sharing a filesystem; removed when dropped.
-///
-/// The lock file is created whole, atomically (written aside, then hard-linked into place,
-/// which fails if a lock is there), and names its owner: host, PID and the process's start
-/// time. Whether the owner lives is judged only where it can be: on the same host by its
-/// process (a PID reused by another process, or a zombie, does not count); from another host
-/// by a lease, the lock file's modification time, which the owner renews every
-/// [`LEASE`] / 4 while it runs. A lock whose owner is gone is taken over.
-#[derive(Debug)]
-pub struct RunLock {
-    path: PathBuf,
-    renewing: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    renewer: Option<std::thread::JoinHandle<()>>,
-}
-
-/// The lock file inside a run directory.
-pub const LOCK_FILE: &str = ".lock";
-
-/// How long a lock from another host counts as held without being renewed.
-pub const LEASE: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// This process's name for its host: `GAN_RUN_HOST` if set (to simulate several hosts on
-/// one), else the kernel's host name.
-fn host_name() -> String {
-    std::env::var("GAN_RUN_HOST").unwrap_or_else(|_| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "localhost".into())
-    })
-}
-
-/// The start time of a process (clock ticks since boot, field 22 of `/proc/PID/stat`) and
-/// whether it is a zombie; `None` when there is no such process.
-fn process_start(pid: u32) -> Option<(u64, bool)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces: count after it.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let zombie = fields.first() == Some(&"Z");
-    Some((fields.get(19)?.parse().ok()?, zombie))
-}
-
-/// The lease for tests: `GAN_RUN_LOCK_LEASE_SECS` shortens it.
-fn lease() -> std::time::Duration {
-    std::env::var("GAN_RUN_LOCK_LEASE_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .map_or(LEASE, std::time::Duration::from_secs)
-}
-
-/// Who holds a lock, as its file says.
-struct LockOwner {
-    host: String,
-    pid: u32,
-    start: Option<u64>,
-}
-
-impl LockOwner {
-    fn this_process() -> LockOwner {
-        let pid = std::process::id();
-        LockOwner {
-            host: host_name(),
-            pid,
-            start: process_start(pid).map(|(s, _)| s),
-        }
-    }
-
-    fn to_text(&self) -> String {
-        let start = self.start.map_or(String::new(), |s| s.to_string());
-        format!("pid={}\nhost={}\nstart={start}\n", self.pid, self.host)
-    }
-
-    /// Reads a lock file's text: this format, or the bare PID older versions wrote.
-    fn parse(text: &str) -> Option<LockOwner> {
-        if let Ok(pid) = text.trim().parse() {
-            return Some(LockOwner {
-                host: host_name(),
-                pid,
-                start: None,
-            });
-        }
-        let field = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")))
-                .map(str::to_string)
-        };
-        Some(LockOwner {
-            pid: field("pid")?.parse().ok()?,
-            host: field("host")?,
-            start: field("start").and_then(|s| s.parse().ok()),
-        })
-    }
-
-    /// Whether the owner still holds the lock whose file was last renewed at `renewed`.
-    fn alive(&self, renewed: Option<std::time::SystemTime>) -> bool {
-        if self.host != host_name() || !Path::new("/proc/self").exists() {
-            let age = renewed.and_then(|t| t.elapsed().ok());
-            return age.is_none_or(|age| age < lease());
-        }
-        match process_start(self.pid) {
-            None => false,
-            Some((_, true)) => false, // a zombie: it has exited
-            Some((start, false)) => self.start.is_none_or(|s| s == start),
-        }
-    }
-
-    fn describe(&self) -> String {
-        format!("process {} on {}", self.pid, self.host)
-    }
-}
-
-impl RunLock {
-    /// Takes the lock of the run directory `dir` (which must exist).
-    pub fn acquire(dir: &Path) -> Result<RunLock> {
-        let path = dir.join(LOCK_FILE);
-        // Whether a lock there is held (or is not a lock at all): an error that says so, or
-        // `Ok(true)` when there is one left by a process that is gone.
-        let held = || -> Result<bool> {
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                return Ok(false);
-            };
-            if !meta.is_file() {
-                return Err(Error::RunDir {
-                    path: dir.to_path_buf(),
-                    message: format!(
-                        "its lock {} is not a file (a folder, a link or a device), so gan-run \
-                         did not make it; remove it if no run uses this directory",
-                        path.display()
-                    ),
-                });
-            }
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            match LockOwner::parse(&text) {
-                Some(holder) if holder.alive(meta.modified().ok()) => Err(Error::RunDir {
-                    path: dir.to_path_buf(),
-                    message: format!(
-                        "is in use by {} (lock file {}); wait for it, or delete the lock file \
-                         if that process is gone",
-                        holder.describe(),
-                        path.display()
-                    ),
-                }),
-                _ => Ok(true),
-            }
-        };
-        // Refused before anything is written.
-        held()?;
-        let owner = LockOwner::this_process();
-        // Written aside, then linked into place: the lock is never seen without its owner.
-        let aside = dir.join(format!("{LOCK_FILE}.tmp-{}", owner.pid));
-        std::fs::write(&aside, owner.to_text())
-            .map_err(|e| Error::io("cannot write", &aside, e))?;
-        let taken = (|| {
-            for _ in 0..2 {
-                match std::fs::hard_link(&aside, &path) {
-                    Ok(()) => return Ok(()),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        if held()? {
-                            tracing::warn!(lock = %path.display(), "taking over the lock of a process that is gone");
-                            let _ = std::fs::remove_file(&path);
-                        }
-                    }
-                    Err(e) => return Err(Error::io("cannot create", &path, e)),
-                }
-            }
-            Err(Error::RunDir {
-                path: dir.to_path_buf(),
-                message: "another process keeps taking its lock".into(),
-            })
-        })();
-        let _ = std::fs::remove_file(&aside);
-        taken?;
-        // The lease: renewed while this process holds the lock.
-        let renewing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let renewer = {
-            let (renewing, path) = (renewing.clone(), path.clone());
-            std::thread::spawn(move || {
-                let every = lease() / 4;
-                let mut last = std::time::Instant::now();
-                while renewing.load(std::sync::atomic::Ordering::SeqCst) {
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                    if last.elapsed() >= every {
-                        last = std::time::Instant::now();
-                        if let Ok(f) = std::fs::File::options().append(true).open(&path) {
-                            let _ = f.set_modified(std::time::SystemTime::now());
-                        }
-                    }
-                }
-            })
-        };
-        Ok(RunLock {
-            path,
-            renewing,
-            renewer: Some(renewer),
-        })
-    }
-
-    /// Lets go of a lock without removing its file (which has moved with its directory).
-    fn forget(mut self) {
-        self.stop_renewing();
-        self.path = PathBuf::new();
-    }
-
-    fn stop_renewing(&mut self) {
-        self.renewing
-            .store(false, std::sync::atomic::Ordering::SeqCst);
-        if let Some(t) = self.renewer.take() {
-            let _ = t.join();
-        }
-    }
-
-    /// The process that holds `dir`'s lock, if that process is alive; `Err` with what the lock
-    /// records when it is left by a process that is gone.
-    pub fn holder(dir: &Path) -> Option<std::result::Result<u32, String>> {
-        let path = dir.join(LOCK_FILE);
-        let text = std::fs::read_to_string(&path).ok()?;
-        let renewed = std::fs::metadata(&path)
-            .ok()
-            .and_then(|m| m.modified().ok());
-        match LockOwner::parse(&text) {
-            Some(owner) if owner.alive(renewed) => Some(Ok(owner.pid)),
-            Some(owner) => Some(Err(owner.describe())),
-            None => Some(Err(text.trim().to_string())),
-        }
-    }
-}
-
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        self.stop_renewing();
-        if !self.path.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }
 
 /// The process id in a temporary's name (`NAME.tmp-PID`, as [`atomic_write_with`] names them).
@@ -592,9 +312,7 @@ impl RunDir {
 
     /// Path of the checkpoint of `epoch`.
     pub fn checkpoint_path(&self, epoch: usize) -> PathBuf {
-        self.path
-            .join(CHECKPOINTS_DIR)
-            .join(format!("epoch-{epoch:04}.safetensors"))
+        self.path.join(CHECKPOINTS_DIR).join(checkpoint_name(epoch))
     }
 
     /// The checkpoints present, oldest first.
@@ -607,11 +325,7 @@ impl RunDir {
         for entry in std::fs::read_dir(&dir).map_err(|e| Error::io("cannot list", &dir, e))? {
             let entry = entry.map_err(|e| Error::io("cannot list", &dir, e))?;
             let name = entry.file_name().to_string_lossy().to_string();
-            if let Some(epoch) = name
-                .strip_prefix("epoch-")
-                .and_then(|s| s.strip_suffix(".safetensors"))
-                .and_then(|s| s.parse::<usize>().ok())
-            {
+            if let Some(epoch) = checkpoint_epoch(&name) {
                 found.push((epoch, entry.path()));
             }
         }

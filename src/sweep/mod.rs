@@ -5,6 +5,7 @@
 //! its weaker points early ([`halving`]).
 
 pub mod halving;
+pub mod slurm;
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,7 @@ use crate::run_dir::atomic_write;
 
 /// The sweep directory's list of its points and their states.
 pub use crate::run_dir::INDEX_FILE;
+pub use slurm::{shell_quote, SlurmResources};
 
 /// The sweep file.
 #[derive(Debug, Clone, Deserialize)]
@@ -41,25 +43,6 @@ pub struct SweepFile {
     pub slurm: SlurmResources,
 }
 
-/// Resources of each array task of an emitted Slurm script (`[slurm]` in a sweep file; the
-/// command line's flags override them).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlurmResources {
-    /// `--time`, e.g. `"02:00:00"`.
-    #[serde(default)]
-    pub time: Option<String>,
-    /// `--mem`, e.g. `"4G"`.
-    #[serde(default)]
-    pub mem: Option<String>,
-    /// `--cpus-per-task` (default 2).
-    #[serde(default)]
-    pub cpus_per_task: Option<usize>,
-    /// `--partition`.
-    #[serde(default)]
-    pub partition: Option<String>,
-}
-
 /// Where a point's run directory stands, before a sweep runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PointStanding {
@@ -71,9 +54,8 @@ pub enum PointStanding {
     ToRun,
 }
 
-/// The event file of a sweep's HParams experiment, in the sweep directory; its fixed time
-/// stamp sorts it before any point's records.
-pub const HPARAMS_EVENT_FILE: &str = "events.out.tfevents.0000000000.gan-run.hparams";
+/// The event file of a sweep's HParams experiment, in the sweep directory.
+pub use crate::run_dir::HPARAMS_EVENT_FILE;
 
 /// One point of a sweep.
 #[derive(Debug, Clone, Serialize)]
@@ -354,8 +336,8 @@ impl Sweep {
     /// Where a point's child process writes its output.
     pub fn log_of(&self, runs_root: &Path, point: &Point) -> PathBuf {
         self.dir(runs_root)
-            .join("logs")
-            .join(format!("{}.log", point.name))
+            .join(crate::run_dir::LOGS_DIR)
+            .join(crate::run_dir::child_log_name(&point.name))
     }
 
     /// The child process that trains a point (`run-point`), up to epoch `until` if given.
@@ -386,101 +368,6 @@ impl Sweep {
             log: self.log_of(runs_root, point),
         }
     }
-
-    /// An sbatch script that runs every point as one task of a job array. Paths are made
-    /// absolute (with `--chdir` the folder it was made in), so that it works as submitted
-    /// from any folder of a shared filesystem; every value is quoted for the shell; each
-    /// attempt's log is named by job and task (`%A_%a`), so a resubmission loses none. The
-    /// logs folder must exist before submission (Slurm opens it before the script runs):
-    /// [`Sweep::prepare_slurm`] makes it.
-    pub fn slurm_script(
-        &self,
-        exe: &Path,
-        runs_root: &Path,
-        extra: &[String],
-        resources: &SlurmResources,
-    ) -> Result<String> {
-        let here =
-            std::env::current_dir().map_err(|e| Error::io("cannot read", Path::new("."), e))?;
-        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| here.join(p));
-        let root = absolute(runs_root);
-        let logs = absolute(&self.dir(runs_root).join("logs"));
-        // #SBATCH lines are not read by a shell: refuse what they cannot hold.
-        for (what, p) in [("the runs folder", &logs), ("the current folder", &here)] {
-            let text = p.display().to_string();
-            if text.contains(['"', '\n', '%']) {
-                return Err(Error::Config {
-                    location: config::location_of(&self.file, ""),
-                    message: format!(
-                        "{what} ({text}) holds a character an #SBATCH line cannot carry (\" % or \
-                         a newline); use another --runs-dir or folder"
-                    ),
-                });
-            }
-        }
-        let q = |s: &str| shell_quote(s);
-        let extra: String = extra.iter().map(|o| format!(" --set {}", q(o))).collect();
-        let mut directives = vec![
-            format!("--job-name=gan-run-{}", self.name),
-            format!("--array=0-{}", self.points.len() - 1),
-            format!("--cpus-per-task={}", resources.cpus_per_task.unwrap_or(2)),
-            format!("--chdir=\"{}\"", here.display()),
-            format!("--output=\"{}/%A_%a.log\"", logs.display()),
-        ];
-        if let Some(t) = &resources.time {
-            directives.push(format!("--time={t}"));
-        }
-        if let Some(m) = &resources.mem {
-            directives.push(format!("--mem={m}"));
-        }
-        if let Some(p) = &resources.partition {
-            directives.push(format!("--partition={p}"));
-        }
-        // The values themselves, before they are formatted: an #SBATCH line ends at a space
-        // and a newline would start a line of the script.
-        let values = [&resources.time, &resources.mem, &resources.partition];
-        for value in values.into_iter().flatten() {
-            if value.is_empty()
-                || value.contains(|c: char| c.is_whitespace() || "\"'\\".contains(c))
-            {
-                return Err(Error::Config {
-                    location: config::location_of(&self.file, "slurm"),
-                    message: format!(
-                        "`{value}` is empty or holds a space, a quote or a backslash, which an \
-                         #SBATCH line cannot carry"
-                    ),
-                });
-            }
-        }
-        let directives: String = directives
-            .iter()
-            .map(|d| format!("#SBATCH {d}\n"))
-            .collect();
-        Ok(format!(
-            "#!/bin/bash\n\
-             # Generated by `gan-run sweep --emit slurm`: one array task per point. Paths are\n\
-             # absolute: submit it from any folder of the shared filesystem.\n\
-             {directives}\
-             set -euo pipefail\n\
-             export RAYON_NUM_THREADS=\"${{SLURM_CPUS_PER_TASK:-2}}\"\n\
-             export NO_COLOR=1\n\
-             exec {exe} run-point {file} \"$SLURM_ARRAY_TASK_ID\" --runs-dir {root}{extra}\n",
-            exe = q(&exe.display().to_string()),
-            file = q(&absolute(&self.file).display().to_string()),
-            root = q(&root.display().to_string()),
-        ))
-    }
-
-    /// Makes what an emitted Slurm script needs before it is submitted: the logs folder.
-    pub fn prepare_slurm(&self, runs_root: &Path) -> Result<()> {
-        let logs = self.dir(runs_root).join("logs");
-        std::fs::create_dir_all(&logs).map_err(|e| Error::io("cannot create", &logs, e))
-    }
-}
-
-/// `s` as one word for a POSIX shell: in single quotes, each `'` written as `'\''`.
-pub fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// Labels for grid keys: the last segment where that is unambiguous, else more of the key.

@@ -1,0 +1,386 @@
+//! What a run writes after each epoch, one small type per output: the sample grids, the
+//! scores, the epoch checkpoint, the best checkpoint, the TensorBoard records and the metrics
+//! row. It exists so that the epoch loop in `experiment` is a loop over a list, and so that
+//! each output can be read, tested and added alone (ARCHITECTURE.md, "Adding a per-epoch
+//! output").
+//!
+//! Outputs run in the list's order after every epoch ([`epoch_outputs`]); what one hands to
+//! those after it (the grids' PNGs, the epoch's scores) goes through [`EpochProducts`].
+
+use dfdx::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::Experiment;
+use crate::error::Result;
+use crate::run_dir::{checkpoint, RunDir};
+use crate::train::{generate, grid_noise, stuck_reason, EpochMetrics, GanState, StepReport};
+
+use super::events::{self, RunEvents};
+
+/// A sample grid as TensorBoard takes it: `(tag, png bytes, side in pixels)`.
+pub type GridRecord = (String, Vec<u8>, usize);
+
+/// What every output of one epoch is given: the run and which epoch it is.
+pub struct EpochContext<'a> {
+    /// The run's config.
+    pub config: &'a Experiment,
+    /// The run directory.
+    pub dir: &'a RunDir,
+    /// The config's training fingerprint, recorded in checkpoints.
+    pub fingerprint: &'a str,
+    /// The device the generator runs on.
+    pub dev: &'a Cpu,
+    /// The epoch just trained (1-based).
+    pub epoch: usize,
+    /// Whether it is the last epoch of this start (and so perhaps of the run).
+    pub start_ends: bool,
+}
+
+/// What an epoch's outputs hand on to the outputs after them.
+#[derive(Default)]
+pub struct EpochProducts {
+    /// The grids written, for TensorBoard.
+    pub grids: Vec<GridRecord>,
+    /// The epoch's scores, when it was scored.
+    pub scores: Option<crate::eval::Scores>,
+}
+
+/// One thing written after every epoch.
+pub trait EpochOutput: Send {
+    /// Its name in the log line that times the epoch's outputs.
+    fn name(&self) -> &'static str;
+
+    /// Sees each training step as it happens (nothing by default).
+    fn step(&mut self, _epoch: usize, _report: &StepReport) {}
+
+    /// Told that an interrupt stopped the epoch and its state is saved (nothing by default).
+    fn interrupted(&mut self) {}
+
+    /// Writes the output of the epoch in `ctx`, if it is due. `state.history` ends with the
+    /// epoch's metrics.
+    fn write(
+        &mut self,
+        state: &mut GanState,
+        ctx: &EpochContext,
+        products: &mut EpochProducts,
+    ) -> Result<()>;
+}
+
+/// The outputs of a run, in the order they are written: grids, scores (with an evaluator),
+/// the epoch checkpoint, the best checkpoint, TensorBoard (with `events`), the metrics row.
+pub fn epoch_outputs(
+    evaluator: Option<crate::eval::Evaluator>,
+    events: Option<RunEvents>,
+) -> Vec<Box<dyn EpochOutput>> {
+    let mut outputs: Vec<Box<dyn EpochOutput>> = vec![Box::new(Grids)];
+    if let Some(evaluator) = evaluator {
+        outputs.push(Box::new(Scores { evaluator }));
+    }
+    outputs.push(Box::new(Checkpoint));
+    outputs.push(Box::new(BestCheckpoint));
+    if let Some(events) = events {
+        outputs.push(Box::new(TensorBoard { events }));
+    }
+    outputs.push(Box::new(MetricsRow));
+    outputs
+}
+
+/// The sample grids: one per generation mode (the config's, then `generation.extra_grids`).
+pub struct Grids;
+
+impl Grids {
+    /// Whether grids are due: at the cadence, after the first epoch (so that a new run shows a
+    /// picture within minutes), and at the last epoch of every start, so that a start stopped
+    /// early (--max-epochs) also leaves a picture of where it got to.
+    pub fn due(every: usize, epoch: usize, start_ends: bool) -> bool {
+        every > 0 && (epoch.is_multiple_of(every) || epoch == 1 || start_ends)
+    }
+}
+
+impl EpochOutput for Grids {
+    fn name(&self) -> &'static str {
+        "grids"
+    }
+
+    fn write(
+        &mut self,
+        state: &mut GanState,
+        ctx: &EpochContext,
+        products: &mut EpochProducts,
+    ) -> Result<()> {
+        let (config, epoch) = (ctx.config, ctx.epoch);
+        if !Grids::due(config.output.sample_every, epoch, ctx.start_ends) {
+            return Ok(());
+        }
+        let grid = config.output.sample_grid;
+        let modes = std::iter::once((config.generation.mode, None))
+            .chain(config.generation.extra_grids.iter().map(|&m| (m, Some(m))));
+        for (mode, extra) in modes {
+            let images = generate(
+                config,
+                &mut state.generator,
+                grid * grid,
+                &mut grid_noise(config),
+                mode,
+                ctx.dev,
+            );
+            let png = ctx.dir.write_samples(epoch, extra, &images, grid)?;
+            let path = (ctx.dir.path)
+                .join(crate::run_dir::SAMPLES_DIR)
+                .join(crate::run_dir::sample_grid_name(epoch, extra));
+            tracing::info!(path = %path.display(), mode = mode.name(), "sample grid written");
+            products.grids.extend(events::grid_record(extra, png));
+        }
+        Ok(())
+    }
+}
+
+/// The sample-quality scores, every `evaluation.every` epochs and at the end of every start
+/// (so that a start stopped early, a sweep's rung or --max-epochs, is scored where it
+/// stopped); they go into the epoch's metrics row.
+pub struct Scores {
+    /// What scores the samples.
+    pub evaluator: crate::eval::Evaluator,
+}
+
+impl EpochOutput for Scores {
+    fn name(&self) -> &'static str {
+        "scores"
+    }
+
+    fn write(
+        &mut self,
+        state: &mut GanState,
+        ctx: &EpochContext,
+        products: &mut EpochProducts,
+    ) -> Result<()> {
+        let (config, epoch) = (ctx.config, ctx.epoch);
+        if !(epoch.is_multiple_of(config.evaluation.every) || ctx.start_ends) {
+            return Ok(());
+        }
+        // Noise seed 0, as `gan-run eval` uses: the same figures either way.
+        let images = generate(
+            config,
+            &mut state.generator,
+            config.evaluation.samples,
+            &mut ChaCha8Rng::seed_from_u64(0),
+            config.generation.mode,
+            ctx.dev,
+        );
+        let scores = self.evaluator.score(&images);
+        tracing::info!(
+            fid = format!("{:.2}", scores.fid),
+            classifier_score = format!("{:.2}", scores.classifier_score),
+            modes = scores.coverage.modes,
+            parzen = format!("{:.1}", scores.parzen.test.mean),
+            seconds = format!("{:.1}", scores.seconds),
+            "epoch {epoch} scored"
+        );
+        let m = state.history.last_mut().expect("an epoch was just trained");
+        m.fid = Some(scores.fid);
+        m.classifier_score = Some(scores.classifier_score);
+        m.modes = Some(scores.coverage.modes);
+        m.parzen_nats = Some(scores.parzen.test.mean);
+        products.scores = Some(scores);
+        Ok(())
+    }
+}
+
+/// The epoch checkpoint, every `output.checkpoint_every` epochs, at the end of every start,
+/// and when a stuck run is about to stop; only the newest `output.keep_checkpoints` stay.
+pub struct Checkpoint;
+
+impl Checkpoint {
+    /// Whether the checkpoint of `epoch` is due.
+    pub fn due(config: &Experiment, history: &[EpochMetrics], epoch: usize, ends: bool) -> bool {
+        let stop_stuck = config.training.stop_when_stuck && stuck_reason(history).is_some();
+        epoch.is_multiple_of(config.output.checkpoint_every) || ends || stop_stuck
+    }
+}
+
+impl EpochOutput for Checkpoint {
+    fn name(&self) -> &'static str {
+        "checkpoint"
+    }
+
+    fn write(
+        &mut self,
+        state: &mut GanState,
+        ctx: &EpochContext,
+        _products: &mut EpochProducts,
+    ) -> Result<()> {
+        if Checkpoint::due(ctx.config, &state.history, ctx.epoch, ctx.start_ends) {
+            let keep = ctx.config.output.keep_checkpoints;
+            ctx.dir.save_checkpoint(ctx.epoch, keep, |path| {
+                checkpoint::write(state, ctx.fingerprint, path)
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The best-scoring checkpoint (lowest finite FID so far), kept besides the newest ones,
+/// whatever their count.
+pub struct BestCheckpoint;
+
+impl BestCheckpoint {
+    /// The last epoch's FID, when it is finite and lower than every earlier finite one.
+    pub fn new_best(history: &[EpochMetrics]) -> Option<f64> {
+        let (last, earlier) = history.split_last()?;
+        let fid = last.fid.filter(|f| f.is_finite())?;
+        let best_before = earlier
+            .iter()
+            .filter_map(|m| m.fid)
+            .filter(|f| f.is_finite())
+            .fold(f64::INFINITY, f64::min);
+        (fid < best_before).then_some(fid)
+    }
+}
+
+impl EpochOutput for BestCheckpoint {
+    fn name(&self) -> &'static str {
+        "best checkpoint"
+    }
+
+    fn write(
+        &mut self,
+        state: &mut GanState,
+        ctx: &EpochContext,
+        _products: &mut EpochProducts,
+    ) -> Result<()> {
+        if let Some(fid) = BestCheckpoint::new_best(&state.history) {
+            ctx.dir
+                .save_best_checkpoint(|path| checkpoint::write(state, ctx.fingerprint, path))?;
+            tracing::info!(
+                epoch = ctx.epoch,
+                fid = format!("{fid:.2}"),
+                "best checkpoint so far kept"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The TensorBoard records: the steps' losses as they come, the epoch's metrics and grids.
+pub struct TensorBoard {
+    /// This start's event file.
+    pub events: RunEvents,
+}
+
+impl EpochOutput for TensorBoard {
+    fn name(&self) -> &'static str {
+        "tensorboard"
+    }
+
+    fn step(&mut self, epoch: usize, report: &StepReport) {
+        self.events.step(epoch, report);
+    }
+
+    fn interrupted(&mut self) {
+        // After the checkpoint: a failing log write must not cost the saved state.
+        if let Err(e) = self.events.write_steps() {
+            tracing::warn!("could not log the interrupted epoch's steps to TensorBoard: {e}");
+        }
+    }
+
+    fn write(
+        &mut self,
+        state: &mut GanState,
+        _ctx: &EpochContext,
+        products: &mut EpochProducts,
+    ) -> Result<()> {
+        let m = state.history.last().expect("an epoch was just trained");
+        self.events.epoch(m, &products.grids)
+    }
+}
+
+/// `metrics.csv`, rewritten from the whole history (with the epoch's scores).
+pub struct MetricsRow;
+
+impl EpochOutput for MetricsRow {
+    fn name(&self) -> &'static str {
+        "metrics"
+    }
+
+    fn write(
+        &mut self,
+        state: &mut GanState,
+        ctx: &EpochContext,
+        _products: &mut EpochProducts,
+    ) -> Result<()> {
+        ctx.dir.write_metrics(&state.history)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch(fid: Option<f64>) -> EpochMetrics {
+        EpochMetrics {
+            epoch: 1,
+            d_loss: 0.5,
+            g_loss: 0.7,
+            d_real: 0.6,
+            d_fake: 0.4,
+            seconds: 1.0,
+            samples_per_sec: 100.0,
+            fid,
+            classifier_score: None,
+            modes: None,
+            parzen_nats: None,
+            d_loss_end: None,
+            g_loss_end: None,
+        }
+    }
+
+    #[test]
+    fn a_best_checkpoint_needs_a_finite_fid_below_every_earlier_one() {
+        assert_eq!(BestCheckpoint::new_best(&[]), None);
+        assert_eq!(BestCheckpoint::new_best(&[epoch(Some(9.0))]), Some(9.0));
+        let h = [epoch(Some(9.0)), epoch(None), epoch(Some(f64::NAN))];
+        assert_eq!(BestCheckpoint::new_best(&h), None);
+        let h = [epoch(Some(f64::NAN)), epoch(Some(9.0)), epoch(Some(8.5))];
+        assert_eq!(BestCheckpoint::new_best(&h), Some(8.5));
+        let h = [epoch(Some(8.5)), epoch(None), epoch(Some(8.5))];
+        assert_eq!(BestCheckpoint::new_best(&h), None);
+    }
+
+    #[test]
+    fn grids_come_at_the_cadence_the_first_epoch_and_a_start_s_end() {
+        let due: Vec<usize> = (1..=12).filter(|&e| Grids::due(5, e, e == 12)).collect();
+        assert_eq!(due, [1, 5, 10, 12]);
+        assert!(!Grids::due(0, 1, true), "sample_every = 0 writes no grids");
+    }
+
+    /// The metrics row alone, in a bare directory: it writes `metrics.csv` with every epoch
+    /// of the history, the scores included.
+    #[test]
+    fn the_metrics_row_writes_the_whole_history() {
+        let root = tempfile::tempdir().unwrap();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke.toml");
+        let config = crate::config::load(&path, &[]).unwrap();
+        let dev = Cpu::seed_from_u64(0);
+        let mut state = GanState::new(&config, &dev);
+        state.history = vec![epoch(None), epoch(Some(7.25))];
+        state.history[1].epoch = 2;
+        let dir = RunDir {
+            path: root.path().to_path_buf(),
+        };
+        let ctx = EpochContext {
+            config: &config,
+            dir: &dir,
+            fingerprint: "",
+            dev: &dev,
+            epoch: 2,
+            start_ends: false,
+        };
+        MetricsRow
+            .write(&mut state, &ctx, &mut EpochProducts::default())
+            .unwrap();
+        let rows = RunDir::read_metrics(root.path()).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[1].epoch, rows[1].fid), (2, Some(7.25)));
+    }
+}

@@ -1,0 +1,133 @@
+//! The names of everything gan-run writes into a run directory, a sweep directory or beside
+//! them: each defined here once, as a constant or a function that makes it (and, where a name
+//! is read back, the function that parses it). It exists so that no other module spells a
+//! file name; they all go through `run_dir`, which re-exports these.
+
+use crate::config::GenerationMode;
+
+/// The resolved config.
+pub const CONFIG_FILE: &str = "config.toml";
+/// The overrides used, one start per line.
+pub const OVERRIDES_FILE: &str = "overrides.txt";
+/// The log.
+pub const LOG_FILE: &str = "train.log";
+/// Per-epoch metrics.
+pub const METRICS_FILE: &str = "metrics.csv";
+/// The best-scoring checkpoint, in the checkpoints folder.
+pub const BEST_CHECKPOINT: &str = "best.safetensors";
+/// The mid-epoch checkpoint written when a run is interrupted, in the checkpoints folder; it
+/// outranks the epoch checkpoints it is newer than, and goes when the next one is written.
+pub const INTERRUPTED_CHECKPOINT: &str = "interrupted.safetensors";
+/// A sweep's index of its points, in the sweep directory.
+pub const INDEX_FILE: &str = "index.json";
+/// Why a halving sweep stopped a point, in the point's run directory.
+pub const STOPPED_FILE: &str = "stopped.json";
+/// The end-of-run summary.
+pub const SUMMARY_FILE: &str = "summary.json";
+/// Checkpoint folder.
+pub const CHECKPOINTS_DIR: &str = "checkpoints";
+/// Sample grid folder.
+pub const SAMPLES_DIR: &str = "samples";
+
+/// The file name of a run's scores from `gan-run eval`: `eval.json` in the config's generation
+/// mode, `eval-<mode>.json` in another.
+pub fn eval_file_name(other_mode: Option<GenerationMode>) -> String {
+    match other_mode {
+        None => "eval.json".to_string(),
+        Some(mode) => format!("eval-{}.json", mode.name()),
+    }
+}
+
+/// The file name of the sample grid written where an interrupt stopped a run, `steps_done`
+/// steps into `epoch`.
+pub fn interrupted_grid_name(epoch: usize, steps_done: usize) -> String {
+    format!("interrupted-epoch-{epoch:04}-step-{steps_done:04}.png")
+}
+
+/// The file name of a sample grid in [`SAMPLES_DIR`]: `epoch-NNNN.png` in the config's
+/// generation mode, `epoch-NNNN-<mode>.png` in a further one (`generation.extra_grids`).
+pub fn sample_grid_name(epoch: usize, extra: Option<GenerationMode>) -> String {
+    match extra {
+        None => format!("epoch-{epoch:04}.png"),
+        Some(mode) => format!("epoch-{epoch:04}-{}.png", mode.name()),
+    }
+}
+
+/// The lock file inside a run directory.
+pub const LOCK_FILE: &str = ".lock";
+/// The loss curves `gan-run report` draws into a run directory.
+pub const CURVES_FILE: &str = "curves.png";
+/// The page `gan-run report` writes (into the run directory when it reports on one run).
+pub const REPORT_FILE: &str = "report.html";
+/// What `gan-run export` writes into a run directory by default: the generator alone...
+pub const EXPORT_GENERATOR_FILE: &str = "generator.safetensors";
+/// ... or, with `--both`, both networks.
+pub const EXPORT_NETWORKS_FILE: &str = "networks.safetensors";
+/// The event file of a sweep's HParams experiment, in the sweep directory; its fixed time
+/// stamp sorts it before any point's records.
+pub const HPARAMS_EVENT_FILE: &str = "events.out.tfevents.0000000000.gan-run.hparams";
+/// The folder of the child processes' logs: in a sweep directory (one per point, and Slurm's
+/// per task), and in the runs folder for `train --jobs`.
+pub const LOGS_DIR: &str = "logs";
+
+/// Slurm's log of each array task, in a sweep's [`LOGS_DIR`]: by job and task (`%A_%a`), so
+/// that a resubmission loses none.
+pub const SLURM_TASK_LOG: &str = "%A_%a.log";
+
+/// The log file, in [`LOGS_DIR`], of the child process named `name`.
+pub fn child_log_name(name: &str) -> String {
+    format!("{name}.log")
+}
+
+/// The file name `gan-run diff` gives its side-by-side grid of a run and the run labelled
+/// `other` by default, in the first run's directory.
+pub fn diff_grid_name(other: &str) -> String {
+    format!("diff-{other}.png")
+}
+
+/// The epoch of a sample grid in the config's own generation mode, from its file name
+/// ([`sample_grid_name`] with no extra mode); `None` for any other name.
+pub fn sample_grid_epoch(name: &str) -> Option<usize> {
+    name.strip_prefix("epoch-")?
+        .strip_suffix(".png")?
+        .parse()
+        .ok()
+}
+
+/// The file name of the checkpoint of `epoch` in [`CHECKPOINTS_DIR`].
+pub fn checkpoint_name(epoch: usize) -> String {
+    format!("epoch-{epoch:04}.safetensors")
+}
+
+/// The epoch of an epoch checkpoint, from its file name ([`checkpoint_name`]); `None` for any
+/// other name (the best and interrupted checkpoints, temporaries).
+pub fn checkpoint_epoch(name: &str) -> Option<usize> {
+    name.strip_prefix("epoch-")?
+        .strip_suffix(".safetensors")?
+        .parse()
+        .ok()
+}
+
+/// Whether `name` is a run's scores from `gan-run eval` ([`eval_file_name`]).
+pub fn is_eval_file_name(name: &str) -> bool {
+    name.starts_with("eval") && name.ends_with(".json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_read_back_as_they_were_written() {
+        assert_eq!(sample_grid_epoch(&sample_grid_name(12, None)), Some(12));
+        let extra = sample_grid_name(12, Some(GenerationMode::AsTrained));
+        assert_eq!(sample_grid_epoch(&extra), None);
+        assert_eq!(checkpoint_epoch(&checkpoint_name(7)), Some(7));
+        assert_eq!(checkpoint_epoch(BEST_CHECKPOINT), None);
+        assert_eq!(checkpoint_epoch(INTERRUPTED_CHECKPOINT), None);
+        assert!(is_eval_file_name(&eval_file_name(None)));
+        assert!(is_eval_file_name(&eval_file_name(Some(
+            GenerationMode::AsTrained
+        ))));
+    }
+}
