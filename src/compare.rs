@@ -43,7 +43,7 @@ impl RunRecord {
 
     /// The run's `eval.json`, if it has one that parses.
     pub fn eval(&self) -> Option<crate::eval::EvalRecord> {
-        crate::eval::EvalRecord::read(&self.dir.join(crate::run_dir::eval_file_name(None)))
+        crate::eval::EvalRecord::read(&self.dir.join(crate::run_dir::eval_file_name(None, false)))
     }
 
     /// A short label: the directory's name.
@@ -382,7 +382,7 @@ pub fn diff(a: &RunRecord, b: &RunRecord) -> RunDiff {
     }
     if let (Some(x), Some(y)) = (a.eval(), b.eval()) {
         let (ex, ey) = (x.epoch.unwrap_or(0), y.epoch.unwrap_or(0));
-        let eval_file = crate::run_dir::eval_file_name(None);
+        let eval_file = crate::run_dir::eval_file_name(None, false);
         best_metrics.push((
             format!("fid ({eval_file})"),
             x.scores.fid,
@@ -621,7 +621,7 @@ pub fn render_diff(d: &RunDiff, format: TableFormat) -> String {
     if !d.best_metrics.is_empty() {
         out += &heading(&format!(
             "Best over the epochs (lowest loss and FID), and {}",
-            crate::run_dir::eval_file_name(None)
+            crate::run_dir::eval_file_name(None, false)
         ));
         let rows: Vec<Vec<String>> = d
             .best_metrics

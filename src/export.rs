@@ -45,8 +45,8 @@ fn tensors_of(net: &mut Network, prefix: &str) -> Vec<(String, Vec<usize>, Vec<f
 /// Writes `networks` of a restored run to `out` (atomically): tensors `generator.layers.N.*`
 /// (and `discriminator.layers.N.*`), f32 little-endian, linear weights `[in, out]`; metadata
 /// `format`, `epoch`, `generator_layers` / `discriminator_layers` (the layer lists as JSON),
-/// `noise` (dim and distribution as JSON), `generation_mode`, `batch_size` and `config` (the
-/// resolved config as TOML).
+/// `noise` (dim and distribution as JSON), `generation_mode`, `batch_size`, `config` (the
+/// resolved config as TOML) and `generator_weights` (`moving_average` or `trained`).
 pub fn write_export(
     config: &Experiment,
     generator: &mut Network,
@@ -77,6 +77,12 @@ pub fn write_export(
         ),
         ("config".to_string(), config.to_toml()),
     ]);
+    // Which generator the `generator.*` tensors are: the moving average or G itself.
+    let weights = match generator.name == crate::train::EMA_NAME {
+        true => "moving_average",
+        false => "trained",
+    };
+    metadata.insert("generator_weights".to_string(), weights.to_string());
     if networks == Networks::Both {
         metadata.insert(
             "discriminator_layers".to_string(),

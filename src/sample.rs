@@ -45,17 +45,21 @@ pub struct Generated {
     pub epoch: usize,
     /// How they were generated.
     pub mode: GenerationMode,
+    /// Whether the generator's moving average drew them (rather than the generator itself).
+    pub moving_average: bool,
 }
 
 /// Loads a run's generator from `checkpoint` (default: the newest) and draws `n` images in
 /// [0, 1], with noise from `seed`, generated as `mode` says (default: the run's
-/// `generation.mode`).
+/// `generation.mode`), by the generator's moving average when the run keeps one and
+/// `raw_generator` is false.
 pub fn generate_from_run(
     run: &Path,
     checkpoint_path: Option<&Path>,
     n: usize,
     seed: u64,
     mode: Option<GenerationMode>,
+    raw_generator: bool,
 ) -> Result<Generated> {
     let (config, mut state) = load_run(run, checkpoint_path)?;
     let dev = Cpu::seed_from_u64(seed);
@@ -64,7 +68,7 @@ pub fn generate_from_run(
     let mut noise = Vec::new();
     let pixels = generate_recording_noise(
         &config,
-        &mut state.generator,
+        state.sampler(raw_generator),
         n,
         &mut rng,
         mode,
@@ -72,6 +76,7 @@ pub fn generate_from_run(
         Some(&mut noise),
     );
     Ok(Generated {
+        moving_average: state.ema.is_some() && !raw_generator,
         config,
         pixels,
         noise,

@@ -26,6 +26,9 @@ pub struct SampleArgs {
     /// How the generator draws them (default: the run's `generation.mode`).
     #[arg(long, value_enum)]
     pub generation: Option<GenerationMode>,
+    /// Draw with the generator itself, not its moving average (for runs that keep one).
+    #[arg(long)]
+    pub raw_generator: bool,
     /// Refuse an `--n` needing more memory than this many GB (default: 80% of this machine's).
     #[arg(long, value_name = "GB")]
     pub memory_limit: Option<f64>,
@@ -46,13 +49,20 @@ pub fn sample(args: SampleArgs) -> anyhow::Result<()> {
         generation,
         memory_limit,
         noise_out,
+        raw_generator,
     } = args;
     check_image_count(n, memory_limit)?;
     for path in std::iter::once(&out).chain(noise_out.as_ref()) {
         crate::run_dir::check_output(path)?;
     }
-    let generated =
-        crate::sample::generate_from_run(&run, checkpoint.as_deref(), n.max(1), seed, generation)?;
+    let generated = crate::sample::generate_from_run(
+        &run,
+        checkpoint.as_deref(),
+        n.max(1),
+        seed,
+        generation,
+        raw_generator,
+    )?;
     crate::sample::write_images(&out, &generated.pixels)?;
     println!("{}", out.display());
     if let Some(path) = noise_out {
@@ -77,6 +87,9 @@ pub struct ExportArgs {
     /// Export the discriminator too.
     #[arg(long)]
     pub both: bool,
+    /// Export the generator itself, not its moving average (for runs that keep one).
+    #[arg(long)]
+    pub raw_generator: bool,
 }
 
 /// `gan-run export`: a run's weights alone, with their architecture, for other tools.
@@ -86,6 +99,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
         out,
         checkpoint,
         both,
+        raw_generator,
     } = args;
     use crate::export::Networks;
     let (networks, default_name) = match both {
@@ -95,9 +109,13 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
     let out = out.unwrap_or_else(|| run.join(default_name));
     crate::run_dir::check_output(&out)?;
     let (config, mut state) = crate::sample::load_run(&run, checkpoint.as_deref())?;
+    let generator = match (state.ema.as_mut(), raw_generator) {
+        (Some(ema), false) => ema,
+        _ => &mut state.generator,
+    };
     crate::export::write_export(
         &config,
-        &mut state.generator,
+        generator,
         &mut state.discriminator,
         state.epoch,
         networks,
@@ -139,6 +157,10 @@ pub struct EvalArgs {
     /// How the run's generator draws them (default: the run's `generation.mode`).
     #[arg(long, value_enum, conflicts_with = "samples")]
     pub generation: Option<GenerationMode>,
+    /// Score the generator itself, not its moving average (for runs that keep one); the
+    /// scores go to `eval-raw.json`.
+    #[arg(long, conflicts_with = "samples")]
+    pub raw_generator: bool,
     /// MNIST folder.
     #[arg(long, default_value = "data/mnist")]
     pub data_dir: PathBuf,
@@ -166,6 +188,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         classifier,
         write_reference,
         memory_limit,
+        raw_generator,
     } = args;
     use crate::eval::{render_table, Evaluator};
     if samples.is_none() {
@@ -200,6 +223,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
                 pixels: p,
                 epoch: e,
                 mode,
+                moving_average,
                 ..
             } = crate::sample::generate_from_run(
                 run,
@@ -207,6 +231,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
                 n.max(2),
                 0,
                 generation,
+                raw_generator,
             )?;
             if run_config.data.validation_size < 2000 {
                 eprintln!(
@@ -218,7 +243,9 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
                 );
             }
             let own_mode = mode == run_config.generation.mode;
-            (p, Some(e), Some((mode, own_mode)))
+            // A run without a moving average has one generator: its scores are not "raw".
+            let raw = run_config.model.generator.ema.is_some() && !moving_average;
+            (p, Some(e), Some((mode, own_mode, raw)))
         }
         (None, Some(file)) => (crate::data::read_idx_images(file)?, None, None),
         (None, None) => anyhow::bail!("name a run directory or pass --samples FILE"),
@@ -229,7 +256,11 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let scores = evaluator.score(&pixels);
     let reference = evaluator.reference();
     let label = match (epoch, generated) {
-        (Some(e), Some((mode, _))) => format!("samples (epoch {e}, {})", mode.name()),
+        (Some(e), Some((mode, _, raw))) => format!(
+            "samples (epoch {e}, {}{})",
+            mode.name(),
+            if raw { ", raw generator" } else { "" }
+        ),
         _ => "samples".to_string(),
     };
     print!(
@@ -243,13 +274,14 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     println!("{}", crate::eval::TABLE_LEGEND);
     let source = crate::eval::EvalSource {
         epoch,
-        generation: generated.map(|(mode, _)| mode),
+        generation: generated.map(|(mode, _, _)| mode),
+        raw_generator: generated.is_some_and(|(_, _, raw)| raw),
         checkpoint,
         samples_file: samples,
     };
     let seconds = started.elapsed().as_secs_f64();
     let record = crate::eval::EvalRecord::new(&evaluator, source, scores, reference, seconds);
-    if let (Some(run), Some((_, own_mode))) = (&run, generated) {
+    if let (Some(run), Some((_, own_mode, _))) = (&run, generated) {
         println!("{}", record.write_into_run(run, own_mode)?.display());
     }
     Ok(())

@@ -196,6 +196,24 @@ pub struct ModelConfig {
 pub struct NetworkConfig {
     /// Layers in the order they apply.
     pub layers: Vec<LayerSpec>,
+    /// An exponential moving average of the generator's weights (`[model.generator.ema]`),
+    /// which grids, scoring, `eval`, `sample` and `export` then draw from. Generator only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema: Option<EmaConfig>,
+}
+
+/// `[model.generator.ema]`: after each G step, `ema = decay * ema + (1 - decay) * G` (Yazici et
+/// al. 2019; StyleGAN's and BigGAN's G_ema). Running statistics and spectral norm's vectors are
+/// copied from G rather than averaged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmaConfig {
+    /// Weight of the average's past, in [0, 1): 0.999 averages over about 1,000 steps.
+    pub decay: f64,
+    /// The first epoch that averages; before it the average is a copy of G, so that it does
+    /// not carry the first epochs' noise.
+    #[serde(default = "defaults::one")]
+    pub start_epoch: usize,
 }
 
 /// How the generator draws images outside training: grids, `gan-run eval`, `gan-run sample`

@@ -62,6 +62,7 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
     check_data(c)?;
     check_noise_and_init(c)?;
     check_networks(c)?;
+    check_ema(c)?;
     check_generation(&c.generation)?;
     check_optimizers(&c.optimizer)?;
     check_schedule(c)
@@ -199,6 +200,33 @@ fn check_networks(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
                 c.loss.name()
             ),
         );
+    }
+    Ok(())
+}
+
+/// The generator's moving average: a decay below 1, starting within the run.
+fn check_ema(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
+    if c.model.discriminator.ema.is_some() {
+        return p(
+            "model.discriminator.ema",
+            "a moving average is kept of the generator only: move this table to \
+             [model.generator.ema]"
+                .into(),
+        );
+    }
+    if let Some(ema) = &c.model.generator.ema {
+        if !(0.0..1.0).contains(&ema.decay) {
+            return p(
+                "model.generator.ema.decay",
+                format!("must be in [0, 1) (e.g. 0.999), got {}", ema.decay),
+            );
+        }
+        if ema.start_epoch == 0 {
+            return p(
+                "model.generator.ema.start_epoch",
+                "epochs count from 1".into(),
+            );
+        }
     }
     Ok(())
 }

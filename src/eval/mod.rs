@@ -174,6 +174,10 @@ pub struct EvalRecord {
     pub checkpoint: Option<PathBuf>,
     /// The image file scored with `--samples`, if any.
     pub samples_file: Option<PathBuf>,
+    /// Whether a run that keeps a moving average of its generator was scored on the generator
+    /// itself (`--raw-generator`).
+    #[serde(default)]
+    pub raw_generator: bool,
     /// The classifier the measures used.
     pub classifier: ClassifierIdentity,
     /// The samples' scores.
@@ -205,6 +209,9 @@ pub struct EvalSource {
     pub checkpoint: Option<PathBuf>,
     /// The image file scored with `--samples`, if any.
     pub samples_file: Option<PathBuf>,
+    /// Whether a run that keeps a moving average of its generator was scored on the generator
+    /// itself.
+    pub raw_generator: bool,
 }
 
 impl EvalRecord {
@@ -223,6 +230,7 @@ impl EvalRecord {
             generation: source.generation,
             checkpoint: source.checkpoint,
             samples_file: source.samples_file,
+            raw_generator: source.raw_generator,
             classifier: ClassifierIdentity {
                 sha256: c.sha256.clone(),
                 test_accuracy: c.test_accuracy,
@@ -243,7 +251,10 @@ impl EvalRecord {
     /// own generation mode (`own_mode`), `eval-<mode>.json` for another. Returns its path.
     pub fn write_into_run(&self, run: &Path, own_mode: bool) -> Result<PathBuf> {
         let other_mode = self.generation.filter(|_| !own_mode);
-        let path = run.join(crate::run_dir::eval_file_name(other_mode));
+        let path = run.join(crate::run_dir::eval_file_name(
+            other_mode,
+            self.raw_generator,
+        ));
         let text = serde_json::to_string_pretty(self).expect("the record serialises");
         crate::run_dir::atomic_write(&path, text.as_bytes())?;
         Ok(path)

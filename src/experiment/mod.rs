@@ -410,7 +410,7 @@ impl Epochs<'_> {
         let images = (config.output.sample_every > 0).then(|| {
             generate(
                 config,
-                &mut state.generator,
+                state.sampler(false),
                 grid * grid,
                 &mut grid_noise(config),
                 config.generation.mode,

@@ -119,7 +119,7 @@ impl EpochOutput for Grids {
         for (mode, extra) in modes {
             let images = generate(
                 config,
-                &mut state.generator,
+                state.sampler(false),
                 grid * grid,
                 &mut grid_noise(config),
                 mode,
@@ -162,7 +162,7 @@ impl EpochOutput for Scores {
         // Noise seed 0, as `gan-run eval` uses: the same figures either way.
         let images = generate(
             config,
-            &mut state.generator,
+            state.sampler(false),
             config.evaluation.samples,
             &mut ChaCha8Rng::seed_from_u64(0),
             config.generation.mode,

@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::kernels::BufferPool;
+use super::kernels::{zip_map, BufferPool};
 use super::layers::{
     BackwardPass, CollectTensors, FastLayerKind, ForwardPass, RestoreTensors, RowCoupling, Saved,
 };
@@ -126,6 +126,25 @@ impl PlainNet {
             .zip(&self.trainable)
             .filter_map(|(t, &trainable)| trainable.then_some(t))
             .collect()
+    }
+
+    /// Moves this network (a moving average) towards `other`, a network of the same layers:
+    /// each trained tensor to `decay * self + (1 - decay) * other`, the others (running
+    /// statistics, spectral norm's vectors) copied. Element by element, so the same bits on any
+    /// number of threads; a decay of 0 copies.
+    pub fn move_average_towards(&mut self, other: &PlainNet, decay: f32) {
+        for ((mine, theirs), &trainable) in self
+            .tensors
+            .iter_mut()
+            .zip(&other.tensors)
+            .zip(&self.trainable)
+        {
+            if trainable && decay > 0.0 {
+                zip_map(mine, theirs, |a, b| *a = decay * *a + (1.0 - decay) * b);
+            } else {
+                mine.copy_from_slice(theirs);
+            }
+        }
     }
 
     /// Starts one of the network's own updates, as [`Network::start_step`] does.

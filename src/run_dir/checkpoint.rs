@@ -146,7 +146,7 @@ type TensorSink<'f> = dyn FnMut(&str, &[usize], &dyn Fn() -> Vec<f32>) + 'f;
 fn for_each_tensor(state: &mut GanState, f: &mut TensorSink<'_>) {
     struct Each<'a, 'f> {
         prefix: String,
-        opt: &'a mut AdamState,
+        opt: Option<&'a mut AdamState>,
         f: &'a mut TensorSink<'f>,
     }
     impl TensorVisitor for Each<'_, '_> {
@@ -154,8 +154,8 @@ fn for_each_tensor(state: &mut GanState, f: &mut TensorSink<'_>) {
             let shape: Vec<usize> = t.shape().concrete().into_iter().collect();
             let p = &self.prefix;
             (self.f)(&format!("{p}.{name}"), &shape, &|| t.as_vec());
-            if trainable {
-                let (m, v) = self.opt.moments_of(t);
+            if let (true, Some(opt)) = (trainable, &mut self.opt) {
+                let (m, v) = opt.moments_of(t);
                 (self.f)(&format!("{p}.adam_m.{name}"), &shape, &|| m.clone());
                 (self.f)(&format!("{p}.adam_v.{name}"), &shape, &|| v.clone());
             }
@@ -166,7 +166,17 @@ fn for_each_tensor(state: &mut GanState, f: &mut TensorSink<'_>) {
         (&mut state.discriminator, &mut state.d_opt),
     ] {
         let prefix = net.name.clone();
+        let opt = Some(opt);
         net.visit(&mut Each { prefix, opt, f });
+    }
+    // The generator's moving average: its tensors alone (it has no optimizer).
+    if let Some(ema) = &mut state.ema {
+        let prefix = ema.name.clone();
+        ema.visit(&mut Each {
+            prefix,
+            opt: None,
+            f,
+        });
     }
 }
 
@@ -243,6 +253,10 @@ pub fn restore(state: &mut GanState, bytes: &[u8], path: &Path, fingerprint: &st
     };
     load_network(&mut state.generator, &mut state.g_opt, &mut loader);
     load_network(&mut state.discriminator, &mut state.d_opt, &mut loader);
+    if let Some(ema) = &mut state.ema {
+        loader.prefix = ema.name.clone();
+        loader.fill_prefixed(ema);
+    }
     if let Some(message) = loader.error {
         return Err(bad(message));
     }
@@ -315,6 +329,21 @@ impl<'a> Loader<'a> {
             fn visit<S: Shape>(&mut self, name: &str, t: &mut Tensor<S, f32, Cpu>, _: bool) {
                 let shape: Vec<usize> = t.shape().concrete().into_iter().collect();
                 if let Some(values) = self.0.read(name, &shape) {
+                    t.copy_from(&values);
+                }
+            }
+        }
+        net.visit(&mut Fill(self));
+    }
+
+    /// Copies every tensor of `net` from the file, under the loader's prefix.
+    fn fill_prefixed(&mut self, net: &mut Network) {
+        struct Fill<'a, 'b>(&'a mut Loader<'b>);
+        impl TensorVisitor for Fill<'_, '_> {
+            fn visit<S: Shape>(&mut self, name: &str, t: &mut Tensor<S, f32, Cpu>, _: bool) {
+                let shape: Vec<usize> = t.shape().concrete().into_iter().collect();
+                let name = format!("{}.{name}", self.0.prefix);
+                if let Some(values) = self.0.read(&name, &shape) {
                     t.copy_from(&values);
                 }
             }
@@ -500,12 +529,28 @@ mod tests {
     /// the same RNG position and the same metrics as a run never stopped.
     #[test]
     fn a_run_interrupted_at_a_random_step_resumes_bit_for_bit() {
+        resumes_bit_for_bit(&[]);
+    }
+
+    /// The same with spectral norm in D (its singular vectors checkpointed) and a moving
+    /// average of G that starts averaging in the second epoch.
+    #[test]
+    fn spectral_norm_and_the_moving_average_resume_bit_for_bit() {
+        resumes_bit_for_bit(&[
+            r#"model.discriminator.layers=[{type = "linear", out = 64, spectral_norm = true},
+               {type = "leaky_relu", slope = 0.2}, {type = "linear", out = 1, spectral_norm = true}]"#,
+            "model.generator.ema={decay = 0.9, start_epoch = 2}",
+        ]);
+    }
+
+    fn resumes_bit_for_bit(extra: &[&str]) {
         use crate::train::{train_epoch, PhaseTimes};
         use rand::Rng;
         use std::ops::ControlFlow;
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke.toml");
         let o: Vec<Override> = ["training.batch_size=10", "training.d_steps_per_g_step=2"]
             .iter()
+            .chain(extra)
             .map(|s| s.parse().unwrap())
             .collect();
         let config = crate::config::load(&path, &o).unwrap();

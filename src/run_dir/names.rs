@@ -31,10 +31,11 @@ pub const SAMPLES_DIR: &str = "samples";
 
 /// The file name of a run's scores from `gan-run eval`: `eval.json` in the config's generation
 /// mode, `eval-<mode>.json` in another.
-pub fn eval_file_name(other_mode: Option<GenerationMode>) -> String {
+pub fn eval_file_name(other_mode: Option<GenerationMode>, raw_generator: bool) -> String {
+    let raw = if raw_generator { "-raw" } else { "" };
     match other_mode {
-        None => "eval.json".to_string(),
-        Some(mode) => format!("eval-{}.json", mode.name()),
+        None => format!("eval{raw}.json"),
+        Some(mode) => format!("eval-{}{raw}.json", mode.name()),
     }
 }
 
@@ -125,9 +126,11 @@ mod tests {
         assert_eq!(checkpoint_epoch(&checkpoint_name(7)), Some(7));
         assert_eq!(checkpoint_epoch(BEST_CHECKPOINT), None);
         assert_eq!(checkpoint_epoch(INTERRUPTED_CHECKPOINT), None);
-        assert!(is_eval_file_name(&eval_file_name(None)));
-        assert!(is_eval_file_name(&eval_file_name(Some(
-            GenerationMode::AsTrained
-        ))));
+        assert!(is_eval_file_name(&eval_file_name(None, false)));
+        assert!(is_eval_file_name(&eval_file_name(
+            Some(GenerationMode::AsTrained),
+            true
+        )));
+        assert_eq!(eval_file_name(None, true), "eval-raw.json");
     }
 }

@@ -10,6 +10,6 @@ pub mod trainer;
 pub use reference::{d_step, g_step};
 pub use state::{
     grid_noise, noise_values, sample_noise, stuck_reason, DStep, EpochMetrics, GanState,
-    PartialEpoch, PhaseTimes,
+    PartialEpoch, PhaseTimes, EMA_NAME,
 };
 pub use trainer::{generate, generate_recording_noise, train_epoch, StepReport};

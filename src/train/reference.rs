@@ -9,6 +9,7 @@ use dfdx::prelude::*;
 use super::state::{sample_noise, DStep, GanState, PhaseTimes};
 use crate::config::Experiment;
 use crate::loss::Term;
+use crate::model::backprop::PlainNet;
 use crate::model::{Matrix, Mode};
 
 /// One discriminator step on a real batch: G runs outside its own update (no tape, no
@@ -91,6 +92,13 @@ pub fn g_step(
 
     let phase = Instant::now();
     state.g_opt.update(&mut state.generator, &mut grads);
+    if let (Some(ema), Some(decay)) = (&mut state.ema, GanState::ema_decay(config, state.epoch + 1))
+    {
+        // The fast path's arithmetic, on copies of the tensors.
+        let mut average = PlainNet::check_out(ema);
+        average.move_average_towards(&PlainNet::check_out(&state.generator), decay);
+        average.check_in(ema);
+    }
     times.optimizer += phase.elapsed();
     value
 }

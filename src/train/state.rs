@@ -108,6 +108,8 @@ pub struct GanState {
     pub g_opt: AdamState,
     /// The discriminator's Adam.
     pub d_opt: AdamState,
+    /// The moving average of the generator's weights, when the config keeps one.
+    pub ema: Option<Network>,
     /// Data order, noise and dropout masks all come from here, in a fixed order.
     pub rng: ChaCha8Rng,
     /// Epochs completed.
@@ -176,7 +178,29 @@ fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
     rng
 }
 
+/// The moving average's name: prefixes its tensors in checkpoints.
+pub const EMA_NAME: &str = "generator_ema";
+
 impl GanState {
+    /// The network that draws images outside training: the moving average when there is one
+    /// and `raw` is false, else the generator itself.
+    pub fn sampler(&mut self, raw: bool) -> &mut Network {
+        match (&mut self.ema, raw) {
+            (Some(ema), false) => ema,
+            _ => &mut self.generator,
+        }
+    }
+
+    /// The moving average's decay in the 1-based `epoch`: 0 (a copy) before its start epoch.
+    pub fn ema_decay(config: &Experiment, epoch: usize) -> Option<f32> {
+        let ema = config.model.generator.ema.as_ref()?;
+        Some(if epoch >= ema.start_epoch {
+            ema.decay as f32
+        } else {
+            0.0
+        })
+    }
+
     /// Builds both networks and fresh optimizers from a validated config.
     pub fn new(config: &Experiment, dev: &Cpu) -> Self {
         let mut init = stream(config.seed, INIT_STREAM);
@@ -196,7 +220,13 @@ impl GanState {
             dev,
             &mut init,
         );
+        let ema = config.model.generator.ema.as_ref().map(|_| {
+            let mut ema = generator.clone();
+            ema.name = EMA_NAME.to_string();
+            ema
+        });
         GanState {
+            ema,
             generator,
             discriminator,
             g_opt: AdamState::new(&config.optimizer.generator),

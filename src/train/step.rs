@@ -122,6 +122,8 @@ pub struct PlainGan {
     d_opt: PlainAdam,
     /// The buffers both networks' passes work in.
     workspace: Workspace,
+    /// The generator's moving average, and its decay in the epoch being trained.
+    ema: Option<(PlainNet, f32)>,
 }
 
 impl PlainGan {
@@ -134,6 +136,17 @@ impl PlainGan {
             g_opt: PlainAdam::check_out(&mut state.g_opt, &mut state.generator),
             d_opt: PlainAdam::check_out(&mut state.d_opt, &mut state.discriminator),
             workspace: Workspace::default(),
+            ema: state
+                .ema
+                .as_ref()
+                .map(|ema| (PlainNet::check_out(ema), 0.0)),
+        }
+    }
+
+    /// Sets the moving average's decay for the coming steps ([`GanState::ema_decay`]).
+    pub fn set_ema_decay(&mut self, decay: Option<f32>) {
+        if let (Some((_, d)), Some(decay)) = (&mut self.ema, decay) {
+            *d = decay;
         }
     }
 
@@ -144,6 +157,9 @@ impl PlainGan {
         self.g_opt.check_in(&mut state.g_opt, &mut state.generator);
         self.d_opt
             .check_in(&mut state.d_opt, &mut state.discriminator);
+        if let (Some((plain, _)), Some(ema)) = (&self.ema, &mut state.ema) {
+            plain.check_in(ema);
+        }
     }
 
     /// One discriminator step on `batch` real images: G outside its own update, D in its own;
@@ -275,6 +291,9 @@ impl PlainGan {
             ParamGradUse::Apply(step),
             &mut self.workspace,
         );
+        if let Some((ema, decay)) = &mut self.ema {
+            ema.move_average_towards(&self.generator, *decay);
+        }
         times.g_step += phase.elapsed();
         l.loss
     }
@@ -418,6 +437,11 @@ mod tests {
             load("paper.toml", &["loss=\"hinge\""]),
             // Spectral norm on every linear layer of D (and one of G's), D's batches combined.
             load("smoke.toml", &[spectral_g, spectral_d]),
+            // A moving average of a G with running batch-norm (its statistics copied).
+            load(
+                "smoke.toml",
+                &[every_kind_g, "model.generator.ema={decay = 0.9}"],
+            ),
         ]
     }
 
@@ -439,6 +463,7 @@ mod tests {
             let mut tape = GanState::new(&config, &dev);
             let mut fast = tape.clone();
             let mut plain = PlainGan::check_out(&mut fast);
+            plain.set_ema_decay(GanState::ema_decay(&config, 1));
             let mut times = PhaseTimes::default();
             for it in 0..2 {
                 let a = d_step(&mut tape, &config, real.clone(), &dev, &mut times);
@@ -489,6 +514,10 @@ mod tests {
                 tol,
                 "generator",
             );
+            if let (Some(a), Some(b)) = (&mut tape.ema, &mut fast.ema) {
+                assert_close(&params(a), &params(b), tol, "moving average");
+                assert_ne!(params(a), params(&mut tape.generator), "the average is G");
+            }
         }
     }
 
