@@ -8,11 +8,17 @@
 
 mod bce_logits;
 mod hinge;
+mod least_squares;
+mod minimax;
 mod tutorial_double_sigmoid;
+mod wasserstein;
 
 pub use bce_logits::BceLogits;
 pub use hinge::Hinge;
+pub use least_squares::LeastSquares;
+pub use minimax::Minimax;
 pub use tutorial_double_sigmoid::TutorialDoubleSigmoid;
+pub use wasserstein::Wasserstein;
 
 use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -97,15 +103,23 @@ macro_rules! losses {
 
 losses! {
     /// Binary cross-entropy computed from D's logits (numerically stable), with G maximising
-    /// log D(G(z)) (the paper's non-saturating loss). The correct loss.
+    /// log D(G(z)): the paper's non-saturating loss, which configs may also call
+    /// `non_saturating` (saved as `bce_logits`, the name runs have always recorded).
     #[default]
+    #[serde(alias = "non_saturating")]
     BceLogits(BceLogits),
+    /// The paper's original minimax objective: G minimises log(1 - D(G(z))).
+    Minimax(Minimax),
+    /// Least squares on D's raw output (Mao et al. 2017).
+    LeastSquares(LeastSquares),
     /// The TensorFlow tutorial's bug: D's sigmoid output fed to a with-logits loss, so the
     /// sigmoid is applied twice. Kept to reproduce the tutorial's results.
     TutorialDoubleSigmoid(TutorialDoubleSigmoid),
     /// The hinge loss (Lim & Ye 2017; Miyato et al. 2018): D minimises
     /// mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))), G minimises -mean(D(G(z))).
     Hinge(Hinge),
+    /// The Wasserstein critic's loss (Arjovsky et al. 2017); needs a Lipschitz D.
+    Wasserstein(Wasserstein),
 }
 
 /// Mean of `sigmoid(output)`: D's mean belief that a batch is real, logged whatever the loss.
@@ -158,6 +172,16 @@ mod tests {
             }
             assert_eq!(toml::from_str::<C>(&text).unwrap().loss, kind);
         }
+    }
+
+    #[test]
+    fn non_saturating_is_read_as_bce_logits() {
+        #[derive(Deserialize)]
+        struct C {
+            loss: LossKind,
+        }
+        let c: C = toml::from_str("loss = \"non_saturating\"").unwrap();
+        assert_eq!(c.loss, LossKind::BceLogits);
     }
 
     #[test]

@@ -437,6 +437,10 @@ mod tests {
             load("paper.toml", &["loss=\"hinge\""]),
             // Spectral norm on every linear layer of D (and one of G's), D's batches combined.
             load("smoke.toml", &[spectral_g, spectral_d]),
+            // The other losses on the shipped smoke networks, Wasserstein's with a Lipschitz D.
+            load("smoke.toml", &["loss=\"minimax\""]),
+            load("smoke.toml", &["loss=\"least_squares\""]),
+            load("smoke.toml", &["loss=\"wasserstein\"", spectral_d]),
             // A moving average of a G with running batch-norm (its statistics copied).
             load(
                 "smoke.toml",
@@ -456,6 +460,8 @@ mod tests {
     #[test]
     fn plain_steps_match_the_dfdx_tape_steps() {
         let cases = step_test_configs();
+        // Relative beyond 1: the unbounded losses grow large under Adam at lr 1.
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-4 * (1.0 + a.abs());
         for config in cases {
             let dev = Cpu::seed_from_u64(0);
             let batch = config.training.batch_size;
@@ -468,11 +474,11 @@ mod tests {
             for it in 0..2 {
                 let a = d_step(&mut tape, &config, real.clone(), &dev, &mut times);
                 let b = plain.d_step(&mut fast.rng, &config, real.as_vec(), &mut times);
-                assert!((a.loss - b.loss).abs() < 1e-4, "step {it}: {a:?} vs {b:?}");
+                assert!(close(a.loss, b.loss), "step {it}: {a:?} vs {b:?}");
                 assert!((a.d_real - b.d_real).abs() < 1e-5 && (a.d_fake - b.d_fake).abs() < 1e-5);
                 let a = g_step(&mut tape, &config, batch, &dev, &mut times);
                 let b = plain.g_step(&mut fast.rng, &config, batch, &mut times);
-                assert!((a - b).abs() < 1e-4, "g loss {a} vs {b}");
+                assert!(close(a, b), "g loss {a} vs {b}");
             }
             // The end-of-epoch losses, against the tape path's networks outside their updates.
             let mut probe = ChaCha8Rng::seed_from_u64(7);
@@ -487,14 +493,8 @@ mod tests {
                     .reference(fake_logits.clone(), Term::Fake)
                     .array();
             let g_tape = config.loss.reference(fake_logits, Term::Generator).array();
-            assert!(
-                (d_end - d_tape).abs() < 1e-4,
-                "end D loss {d_end} vs {d_tape}"
-            );
-            assert!(
-                (g_end - g_tape).abs() < 1e-4,
-                "end G loss {g_end} vs {g_tape}"
-            );
+            assert!(close(d_end, d_tape), "end D loss {d_end} vs {d_tape}");
+            assert!(close(g_end, g_tape), "end G loss {g_end} vs {g_tape}");
             plain.check_in(&mut fast);
             assert_eq!(tape.rng.get_word_pos(), fast.rng.get_word_pos(), "RNG use");
             assert_eq!(
