@@ -6,7 +6,9 @@
 //! - [`likelihood`]: Parzen-window log-likelihood (Goodfellow et al. 2014) and memorisation.
 
 pub mod classifier_measures;
+pub mod kid;
 pub mod likelihood;
+pub mod precision_recall;
 
 use std::path::{Path, PathBuf};
 
