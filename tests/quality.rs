@@ -57,6 +57,22 @@ fn real_digits_score_near_ten_and_close_to_the_test_set_noise_far() {
         noise_scores.fid
     );
     assert!(real_scores.parzen.test.mean > noise_scores.parzen.test.mean + 500.0);
+    // The test images against themselves (all 10,000, the real set precision and recall
+    // use): every point is inside its own ball.
+    let pr = test_scores.precision_recall.unwrap();
+    assert_eq!((pr.precision, pr.recall), (1.0, 1.0), "{pr:?}");
+    let (real_pr, noise_pr) = (
+        real_scores.precision_recall.unwrap(),
+        noise_scores.precision_recall.unwrap(),
+    );
+    assert!(
+        real_pr.precision > 0.8 && real_pr.recall > 0.8,
+        "{real_pr:?}"
+    );
+    assert_eq!((noise_pr.precision, noise_pr.recall), (0.0, 0.0));
+    let (real_kid, noise_kid) = (real_scores.kid.unwrap(), noise_scores.kid.unwrap());
+    assert!(real_kid.mean.abs() < 3.0 * real_kid.se, "{real_kid:?}");
+    assert!(noise_kid.mean > 1000.0 * real_kid.se, "{noise_kid:?}");
 }
 
 /// A "generator" that always draws the same digit (with a little pixel noise, so the feature
@@ -102,5 +118,11 @@ fn stored_reference_rows_match_a_fresh_computation() {
     assert_eq!(
         fresh.coverage.histogram,
         stored.real_train.coverage.histogram
+    );
+    assert_eq!(fresh.precision_recall, stored.real_train.precision_recall);
+    let (k, stored_k) = (fresh.kid.unwrap(), stored.real_train.kid.unwrap());
+    assert!(
+        close(k.mean, stored_k.mean) && close(k.se, stored_k.se),
+        "{k:?}"
     );
 }

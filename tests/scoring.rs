@@ -85,6 +85,25 @@ fn eval_scores_a_run_with_all_five_measures_and_the_reference_rows() {
     assert_eq!(memo["samples"], 200);
     // One epoch of the smoke GAN copies nothing.
     assert_eq!(memo["near_copy_share"], 0.0);
+    // Precision and recall against 200 test images, KID over subsets of 100.
+    let pr = &e["scores"]["precision_recall"];
+    assert_eq!(
+        (pr["images"].as_u64(), pr["k"].as_u64()),
+        (Some(200), Some(3))
+    );
+    for share in [&pr["precision"], &pr["recall"]] {
+        assert!((0.0..=1.0).contains(&share.as_f64().unwrap()), "{e}");
+    }
+    assert_eq!(e["scores"]["kid"]["subset_size"], 100);
+    assert!(
+        e["scores"]["kid"]["mean"].as_f64().unwrap().is_finite(),
+        "{e}"
+    );
+    let real_kid = e["reference"]["real_train"]["kid"]["mean"]
+        .as_f64()
+        .unwrap();
+    let noise_kid = e["reference"]["uniform_noise"]["kid"]["mean"].as_f64();
+    assert!(noise_kid.unwrap() > 100.0 * real_kid.abs(), "{e}");
 }
 
 #[test]
@@ -120,6 +139,8 @@ fn training_scores_samples_at_the_cadence_and_at_the_end() {
         fids[2]
     );
     assert_eq!(summary["evaluation"]["images"], 200);
+    assert_eq!(summary["evaluation"]["precision_recall"]["images"], 200);
+    assert!(summary["evaluation"]["kid"]["mean"].is_f64(), "{summary}");
 
     // The best-scoring epoch's checkpoint is kept besides the newest ones, and loads.
     let (f2, f3) = (

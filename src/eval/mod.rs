@@ -1,12 +1,22 @@
-//! Sample quality: the five measures of a set of generated images, against the same real images
+//! Sample quality: the measures of a set of generated images, against the same real images
 //! every time, beside reference rows (real training images, uniform noise) that give the
 //! numbers meaning. GAN losses say little about samples; these are what sweeps and diffs compare.
 //!
 //! - [`classifier_measures`]: classifier FID, classifier score, mode coverage.
 //! - [`likelihood`]: Parzen-window log-likelihood (Goodfellow et al. 2014) and memorisation.
+//! - [`precision_recall`]: improved precision and recall (Kynkäänniemi et al. 2019, k = 3),
+//!   which tell sample quality (precision) from coverage (recall).
+//! - [`kid`]: kernel inception distance (Bińkowski et al. 2018), FID's unbiased cousin.
+//!
+//! The last two compare the classifier's features (those FID uses) of the first
+//! `min(n, 10,000)` images scored with as many of the 10,000 test images, taken in a fixed
+//! shuffled order (seed 0): the same real set every time for a given `n`, and equal-sized sets,
+//! since both measures depend on the sizes.
 
 pub mod classifier_measures;
+pub mod kid;
 pub mod likelihood;
+pub mod precision_recall;
 
 use std::path::{Path, PathBuf};
 
@@ -19,7 +29,9 @@ use crate::error::Result;
 use classifier_measures::{
     classifier_score, frechet_distance, mode_coverage, Gaussian, ModeCoverage,
 };
+use kid::Kid;
 use likelihood::{memorisation, parzen, Memorisation, ParzenReport};
+use precision_recall::{knn_radii, precision_recall_with, PrecisionRecall};
 
 pub use likelihood::{parzen_log_likelihoods, squared_distances, MeanSe};
 
@@ -53,7 +65,10 @@ impl EvalData {
     }
 }
 
-/// All five measures of one set of images.
+/// The most images of each set that precision, recall and KID compare (all the test images).
+pub const FEATURE_SET_CAP: usize = 10_000;
+
+/// All the measures of one set of images.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Scores {
     /// Images scored.
@@ -68,6 +83,13 @@ pub struct Scores {
     pub parzen: ParzenReport,
     /// Memorisation of (up to) the first 1,000 images.
     pub memorisation: Memorisation,
+    /// Improved precision and recall (k = 3) against as many test images (up to 10,000);
+    /// absent in files written before it existed, and for fewer than four images.
+    #[serde(default)]
+    pub precision_recall: Option<PrecisionRecall>,
+    /// KID against the same test images; absent as `precision_recall` is.
+    #[serde(default)]
+    pub kid: Option<Kid>,
     /// Seconds the scoring took.
     pub seconds: f64,
 }
@@ -77,6 +99,13 @@ pub struct Evaluator {
     data: EvalData,
     classifier: Classifier,
     test_features: Gaussian,
+    /// The test images' features in a fixed shuffled order: precision, recall and KID take
+    /// the first `n` (see the module documentation).
+    real_features: Vec<f32>,
+    feature_dim: usize,
+    /// The k-NN radii of the first `n` of `real_features`, for the last `n` scored (training
+    /// scores the same number every time).
+    real_radii: Option<(usize, Vec<f32>)>,
     /// The held-out images' distances to their nearest training images: memorisation's
     /// reference, the same for every set scored, so computed once (86 GFLOP).
     held_out_nearest: Vec<f64>,
@@ -91,11 +120,15 @@ impl Evaluator {
         let mut classifier = classifier;
         let out = classifier.outputs(&data.test, &dev);
         let test_features = Gaussian::fit(&out.features, out.feature_dim);
+        let real_features = shuffled_rows(&out.features, out.feature_dim, 0);
         let held_out_nearest = likelihood::nearest_distances(&data.held_out, &data.train);
         Ok(Evaluator {
             data,
             classifier,
             test_features,
+            real_features,
+            feature_dim: out.feature_dim,
+            real_radii: None,
             held_out_nearest,
             dev,
         })
@@ -126,6 +159,7 @@ impl Evaluator {
             &self.held_out_nearest,
             &self.data.train,
         );
+        let (precision_recall, kid) = self.feature_set_measures(&out.features);
         Scores {
             images: images.len() / IMAGE_PIXELS,
             fid,
@@ -133,16 +167,41 @@ impl Evaluator {
             coverage: mode_coverage(&out.probs),
             parzen,
             memorisation,
+            precision_recall,
+            kid,
             seconds: started.elapsed().as_secs_f64(),
         }
     }
 
+    /// Precision, recall and KID of the first `min(n, 10,000)` of `features` against as many
+    /// real ones; `None` for fewer than four images (a point needs three neighbours).
+    fn feature_set_measures(&mut self, features: &[f32]) -> (Option<PrecisionRecall>, Option<Kid>) {
+        let dim = self.feature_dim;
+        let n = (features.len() / dim)
+            .min(FEATURE_SET_CAP)
+            .min(self.real_features.len() / dim);
+        if n <= precision_recall::K {
+            return (None, None);
+        }
+        let generated = &features[..n * dim];
+        let real = &self.real_features[..n * dim];
+        if self.real_radii.as_ref().map(|(cached, _)| *cached) != Some(n) {
+            self.real_radii = Some((n, knn_radii(real, dim, precision_recall::K)));
+        }
+        let (_, radii) = self.real_radii.as_ref().expect("just computed");
+        let pr = precision_recall_with(generated, real, radii, dim, precision_recall::K);
+        (Some(pr), Some(kid::kid(generated, real, dim, 0)))
+    }
+
     /// The reference rows: 10,000 real training images and 10,000 images of uniform noise.
     /// Taken from `classifier/reference.json` when that was computed with this classifier,
-    /// computed afresh otherwise.
+    /// computed afresh otherwise (also when that file predates a measure).
     pub fn reference(&mut self) -> Reference {
         if let Some(stored) = Reference::builtin() {
-            if stored.classifier_sha256 == self.classifier.sha256 {
+            let complete = [&stored.real_train, &stored.uniform_noise]
+                .iter()
+                .all(|s| s.precision_recall.is_some() && s.kid.is_some());
+            if stored.classifier_sha256 == self.classifier.sha256 && complete {
                 return stored;
             }
         }
@@ -286,6 +345,18 @@ impl Reference {
     }
 }
 
+/// The rows of `x` (`dim` columns) in an order shuffled with `seed`.
+fn shuffled_rows(x: &[f32], dim: usize, seed: u64) -> Vec<f32> {
+    use rand::{seq::SliceRandom, SeedableRng};
+    let mut order: Vec<usize> = (0..x.len() / dim).collect();
+    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+    order
+        .iter()
+        .flat_map(|&i| &x[i * dim..(i + 1) * dim])
+        .copied()
+        .collect()
+}
+
 /// `n` images of uniform noise, the reference row for "no model at all".
 pub fn uniform_noise(n: usize, seed: u64) -> Vec<f32> {
     use rand::{Rng, SeedableRng};
@@ -299,7 +370,10 @@ with like; the reference rows use 10,000). FID: classifier FID vs the 10,000 tes
 (1-10). modes: digits with at least 1% of the images. KL(u): KL of the digit histogram from uniform. \
 confident: p(top digit) > 0.9. Parzen: log-likelihood of the test set (GAN paper protocol). \
 nearest: median distance to the nearest training image (first 1,000). copies: share closer than \
-99% of real held-out digits.";
+99% of real held-out digits. prec, recall: improved precision (samples inside the real \
+digits' 3-NN balls) and recall (real digits inside the samples' balls) in classifier \
+features, against as many test images (up to 10,000). KID: kernel inception distance on \
+the same features (x 1000; 0 is the same distribution), +/- its standard error.";
 
 /// A table of scored image sets, one row each, with a header.
 pub fn render_table(rows: &[(&str, &Scores)]) -> String {
@@ -311,7 +385,7 @@ pub fn render_table(rows: &[(&str, &Scores)]) -> String {
         .unwrap_or(0)
         .max(24);
     let mut out = format!(
-        "{:<w$} {:>6} {:>8} {:>6} {:>5} {:>7} {:>9} {:>17} {:>8} {:>7} {:>6}\n",
+        "{:<w$} {:>6} {:>8} {:>6} {:>5} {:>7} {:>9} {:>17} {:>8} {:>7} {:>6} {:>6} {:>16} {:>6}\n",
         "images",
         "n",
         "FID",
@@ -322,12 +396,15 @@ pub fn render_table(rows: &[(&str, &Scores)]) -> String {
         "Parzen (nats)",
         "nearest",
         "copies",
+        "prec",
+        "recall",
+        "KID x 1000",
         "secs"
     );
     for (name, s) in rows {
         let (p, m, c) = (&s.parzen, &s.memorisation, &s.coverage);
         out += &format!(
-            "{:<w$} {:>6} {:>8.2} {:>6.2} {:>5} {:>7.3} {:>8.1}% {:>9.1} +/- {:<4.1} {:>8.2} {:>6.1}% {:>6.1}\n",
+            "{:<w$} {:>6} {:>8.2} {:>6.2} {:>5} {:>7.3} {:>8.1}% {:>9.1} +/- {:<4.1} {:>8.2} {:>6.1}% {} {:>6.1}\n",
             name,
             s.images,
             s.fid,
@@ -339,8 +416,40 @@ pub fn render_table(rows: &[(&str, &Scores)]) -> String {
             p.test.se,
             m.median_distance,
             100.0 * m.near_copy_share,
+            feature_set_cells(s),
             s.seconds
         );
     }
     out
+}
+
+/// The precision, recall and KID cells of a table row ("-" where not computed).
+fn feature_set_cells(s: &Scores) -> String {
+    let (p, r) = match &s.precision_recall {
+        Some(pr) => (format!("{:.3}", pr.precision), format!("{:.3}", pr.recall)),
+        None => ("-".into(), "-".into()),
+    };
+    let kid = match &s.kid {
+        Some(k) => format!("{:.2} +/- {:<4.2}", 1000.0 * k.mean, 1000.0 * k.se),
+        None => "-".into(),
+    };
+    format!("{p:>6} {r:>6} {kid:>16}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Files written before precision, recall and KID existed still read, without them.
+    #[test]
+    fn scores_without_the_newer_measures_still_read() {
+        let stored = Reference::builtin().expect("classifier/reference.json parses");
+        let mut old = serde_json::to_value(&stored.real_train).unwrap();
+        let fields = old.as_object_mut().unwrap();
+        assert!(fields.remove("precision_recall").is_some() && fields.remove("kid").is_some());
+        let read: Scores = serde_json::from_value(old).unwrap();
+        assert!(read.precision_recall.is_none() && read.kid.is_none());
+        assert_eq!(read.fid, stored.real_train.fid);
+        assert!(render_table(&[("old", &read)]).contains(" - "));
+    }
 }
