@@ -6,6 +6,7 @@
 //! file, line, column and key), fills in every default and validates the values and the network
 //! shapes, so that nothing is trained or written from a config that cannot work.
 
+mod fingerprint;
 pub mod memory;
 mod overrides;
 pub(crate) mod source;
@@ -80,13 +81,11 @@ pub struct ExperimentConfig {
     /// What is written to the run directory, and how often.
     #[serde(default)]
     pub output: OutputConfig,
-    /// Sample-quality scoring during training. Left out of the saved config when it is the
-    /// default, so that configs (and checkpoint fingerprints) from before it existed still match.
-    #[serde(default, skip_serializing_if = "EvaluationConfig::is_default")]
+    /// Sample-quality scoring during training.
+    #[serde(default)]
     pub evaluation: EvaluationConfig,
-    /// How images are generated outside training. Left out of the saved config when it is the
-    /// default, for the same reason.
-    #[serde(default, skip_serializing_if = "GenerationConfig::is_default")]
+    /// How images are generated outside training.
+    #[serde(default)]
     pub generation: GenerationConfig,
 }
 
@@ -101,12 +100,6 @@ pub struct EvaluationConfig {
     /// Images generated for each scoring.
     #[serde(default = "defaults::eval_samples")]
     pub samples: usize,
-}
-
-impl EvaluationConfig {
-    fn is_default(&self) -> bool {
-        *self == EvaluationConfig::default()
-    }
 }
 
 impl Default for EvaluationConfig {
@@ -421,12 +414,6 @@ pub struct GenerationConfig {
     pub extra_grids: Vec<GenerationMode>,
 }
 
-impl GenerationConfig {
-    fn is_default(&self) -> bool {
-        *self == GenerationConfig::default()
-    }
-}
-
 impl Default for GenerationConfig {
     fn default() -> Self {
         GenerationConfig {
@@ -482,9 +469,8 @@ pub struct TrainingConfig {
     /// Stop the run (its last checkpoint kept) once it looks stuck: D's outputs saturated, or
     /// both losses unmoved for ten epochs. Off by default: a stuck run is only warned about.
     /// Like `epochs`, it decides when training stops, not what it computes, so it is not part
-    /// of the fingerprint; and it is left out of saved configs while off, so that runs made
-    /// before it existed keep theirs.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// of the fingerprint.
+    #[serde(default)]
     pub stop_when_stuck: bool,
 }
 
@@ -507,14 +493,10 @@ pub struct OutputConfig {
     pub sample_grid: usize,
     /// Also log to a TensorBoard event file in the run directory: the epoch's metrics and
     /// scores, the sample grids and, for sweep points, their hyperparameters.
-    ///
-    /// These two keys are left out of saved configs while they hold their defaults, because
-    /// a run's fingerprint hashes the saved form (output keys at their defaults): so runs made
-    /// before the keys existed still resume.
-    #[serde(default = "defaults::yes", skip_serializing_if = "defaults::is_true")]
+    #[serde(default = "defaults::yes")]
     pub tensorboard: bool,
     /// Also log each step's losses to TensorBoard every N steps; 0 logs per epoch only.
-    #[serde(default, skip_serializing_if = "defaults::is_zero")]
+    #[serde(default)]
     pub tensorboard_every_steps: usize,
 }
 
@@ -570,12 +552,6 @@ mod defaults {
     }
     pub fn yes() -> bool {
         true
-    }
-    pub fn is_true(b: &bool) -> bool {
-        *b
-    }
-    pub fn is_zero(n: &usize) -> bool {
-        *n == 0
     }
     pub fn sample_every() -> usize {
         10
@@ -663,32 +639,6 @@ impl ExperimentConfig {
     /// The TOML text of the resolved config, as saved into `runs/<name>/config.toml`.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("a resolved config always serialises")
-    }
-
-    /// A fingerprint of everything that shapes the trained weights. Two configs with the same
-    /// fingerprint can share checkpoints: only the epoch count, the output and evaluation
-    /// cadence, the name and the data location may differ.
-    pub fn training_fingerprint(&self) -> String {
-        crate::checksum::sha256_hex(self.weights_view().to_toml().as_bytes())
-    }
-
-    /// The config with the keys that do not shape the weights blanked out.
-    fn weights_view(&self) -> ExperimentConfig {
-        let mut c = self.clone();
-        c.name = String::new();
-        c.training.epochs = 0;
-        c.training.stop_when_stuck = false;
-        c.output = OutputConfig::default();
-        c.evaluation = EvaluationConfig::default();
-        c.generation = GenerationConfig::default();
-        c.data.dir = PathBuf::new();
-        c
-    }
-
-    /// The keys that shape the weights and differ between two configs: why a run directory
-    /// refuses to resume under another config.
-    pub fn weight_keys_differing_from(&self, other: &ExperimentConfig) -> Vec<String> {
-        differing_keys(&self.weights_view(), &other.weights_view())
     }
 }
 
