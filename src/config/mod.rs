@@ -89,16 +89,15 @@ pub struct ExperimentConfig {
     pub generation: GenerationConfig,
 }
 
-/// Scoring samples during training with the five measures of `gan-run eval`.
+/// Scoring samples during training with the five measures of `gan-run eval`. A key left out
+/// takes its value from the `Default` impl.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct EvaluationConfig {
     /// Score the generator every N epochs (and at the run's last epoch); 0 turns it off. The
     /// figures join `metrics.csv`, the last ones `summary.json`.
-    #[serde(default)]
     pub every: usize,
     /// Images generated for each scoring.
-    #[serde(default = "defaults::eval_samples")]
     pub samples: usize,
 }
 
@@ -106,7 +105,7 @@ impl Default for EvaluationConfig {
     fn default() -> Self {
         EvaluationConfig {
             every: 0,
-            samples: defaults::eval_samples(),
+            samples: 10_000,
         }
     }
 }
@@ -144,30 +143,26 @@ impl LossKind {
     }
 }
 
-/// MNIST location and the train/validation split.
+/// MNIST location and the train/validation split. A key left out takes its value from the
+/// `Default` impl.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
     /// Folder with the four IDX files (gzipped or raw) and their `SHA256SUMS`.
-    #[serde(default = "defaults::data_dir")]
     pub dir: PathBuf,
     /// The first N training images are held out as validation (TensorFlow's `read_data_sets`: 5000).
-    #[serde(default = "defaults::validation_size")]
     pub validation_size: usize,
     /// How many of the remaining training images to train on (all of them when omitted).
-    #[serde(default)]
     pub train_size: Option<usize>,
 }
 
-/// The generator's input noise.
+/// The generator's input noise. A key left out takes its value from the `Default` impl.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct NoiseConfig {
     /// Length of each noise vector.
-    #[serde(default = "defaults::noise_dim")]
     pub dim: usize,
     /// Its distribution.
-    #[serde(default)]
     pub distribution: NoiseDistribution,
 }
 
@@ -400,27 +395,17 @@ impl GenerationMode {
     }
 }
 
-/// How images are generated outside training, and which sample grids a run writes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// How images are generated outside training, and which sample grids a run writes. A key left
+/// out takes its value from the derived `Default` (the mode's default variant, no extra grids).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct GenerationConfig {
     /// The mode of grids named `epoch-NNNN.png`, of scoring during training, and the default of
     /// `gan-run eval` and `gan-run sample`.
-    #[serde(default)]
     pub mode: GenerationMode,
     /// Further modes to draw each sample grid in, as `epoch-NNNN-<mode>.png`, e.g.
     /// `["tutorial_bypass"]` to see the tutorial's figure beside what the model learned.
-    #[serde(default)]
     pub extra_grids: Vec<GenerationMode>,
-}
-
-impl Default for GenerationConfig {
-    fn default() -> Self {
-        GenerationConfig {
-            mode: GenerationMode::AsTrained,
-            extra_grids: Vec::new(),
-        }
-    }
 }
 
 /// One Adam per network.
@@ -453,66 +438,51 @@ pub struct AdamSettings {
     pub eps: f64,
 }
 
-/// The training schedule.
+/// The training schedule. A key left out takes its value from the `Default` impl.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainingConfig {
     /// Number of passes over the training images.
-    #[serde(default = "defaults::epochs")]
     pub epochs: usize,
     /// Images (and noise vectors) per step.
-    #[serde(default = "defaults::batch_size")]
     pub batch_size: usize,
     /// Discriminator steps before each generator step.
-    #[serde(default = "defaults::d_steps")]
     pub d_steps_per_g_step: usize,
     /// Stop the run (its last checkpoint kept) once it looks stuck: D's outputs saturated, or
     /// both losses unmoved for ten epochs. Off by default: a stuck run is only warned about.
     /// Like `epochs`, it decides when training stops, not what it computes, so it is not part
     /// of the fingerprint.
-    #[serde(default)]
     pub stop_when_stuck: bool,
 }
 
-/// What goes into the run directory, and how often.
+/// What goes into the run directory, and how often. A key left out takes its value from the
+/// `Default` impl.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct OutputConfig {
     /// Write a checkpoint every N epochs (the last epoch always gets one).
-    #[serde(default = "defaults::one")]
     pub checkpoint_every: usize,
     /// Keep the newest K checkpoints, delete older ones.
-    #[serde(default = "defaults::keep_checkpoints")]
     pub keep_checkpoints: usize,
     /// Write a sample grid every N epochs (and after epoch 1 and at the last epoch of every
     /// start); 0 turns grids off.
-    #[serde(default = "defaults::sample_every")]
     pub sample_every: usize,
     /// The grid is `sample_grid x sample_grid` images from one fixed noise batch.
-    #[serde(default = "defaults::sample_grid")]
     pub sample_grid: usize,
     /// Also log to a TensorBoard event file in the run directory: the epoch's metrics and
     /// scores, the sample grids and, for sweep points, their hyperparameters.
-    #[serde(default = "defaults::yes")]
     pub tensorboard: bool,
     /// Also log each step's losses to TensorBoard every N steps; 0 logs per epoch only.
-    #[serde(default)]
     pub tensorboard_every_steps: usize,
 }
 
+/// Defaults of the keys whose types have no `Default` impl of their own to hold them (the
+/// top-level seed, layer options) or whose `Default` impl calls these; every other default is
+/// written once, in its type's `Default` impl, which `#[serde(default)]` on the type reads.
 mod defaults {
     use super::*;
     pub fn seed() -> u64 {
         0
-    }
-    pub fn data_dir() -> PathBuf {
-        PathBuf::from("data/mnist")
-    }
-    pub fn validation_size() -> usize {
-        5000
-    }
-    pub fn noise_dim() -> usize {
-        100
     }
     pub fn init() -> InitKind {
         InitKind::TruncatedNormal { std: 0.02 }
@@ -535,40 +505,13 @@ mod defaults {
     pub fn adam_eps() -> f64 {
         1e-8
     }
-    pub fn epochs() -> usize {
-        71
-    }
-    pub fn batch_size() -> usize {
-        100
-    }
-    pub fn d_steps() -> usize {
-        1
-    }
-    pub fn one() -> usize {
-        1
-    }
-    pub fn keep_checkpoints() -> usize {
-        3
-    }
-    pub fn yes() -> bool {
-        true
-    }
-    pub fn sample_every() -> usize {
-        10
-    }
-    pub fn eval_samples() -> usize {
-        10_000
-    }
-    pub fn sample_grid() -> usize {
-        10
-    }
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
         Self {
-            dir: defaults::data_dir(),
-            validation_size: defaults::validation_size(),
+            dir: PathBuf::from("data/mnist"),
+            validation_size: 5000,
             train_size: None,
         }
     }
@@ -576,7 +519,7 @@ impl Default for DataConfig {
 impl Default for NoiseConfig {
     fn default() -> Self {
         Self {
-            dim: defaults::noise_dim(),
+            dim: 100,
             distribution: NoiseDistribution::default(),
         }
     }
@@ -610,9 +553,9 @@ impl Default for AdamSettings {
 impl Default for TrainingConfig {
     fn default() -> Self {
         Self {
-            epochs: defaults::epochs(),
-            batch_size: defaults::batch_size(),
-            d_steps_per_g_step: defaults::d_steps(),
+            epochs: 71,
+            batch_size: 100,
+            d_steps_per_g_step: 1,
             stop_when_stuck: false,
         }
     }
@@ -620,11 +563,11 @@ impl Default for TrainingConfig {
 impl Default for OutputConfig {
     fn default() -> Self {
         Self {
-            checkpoint_every: defaults::one(),
-            keep_checkpoints: defaults::keep_checkpoints(),
-            sample_every: defaults::sample_every(),
-            sample_grid: defaults::sample_grid(),
-            tensorboard: defaults::yes(),
+            checkpoint_every: 1,
+            keep_checkpoints: 3,
+            sample_every: 10,
+            sample_grid: 10,
+            tensorboard: true,
             tensorboard_every_steps: 0,
         }
     }
@@ -857,5 +800,24 @@ mod tests {
         assert_eq!(flat["loss"], "tutorial_double_sigmoid");
         assert_eq!(flat["optimizer.discriminator.beta1"], "0.1");
         assert_eq!(flat["model.generator.layers[2].type"], "batch_norm");
+    }
+
+    #[test]
+    fn keys_left_out_of_a_table_take_its_default_impl() {
+        let text = "name = \"x\"\nmodel.generator.layers = []\nmodel.discriminator.layers = []\n\
+                    [output]\nsample_every = 1\n[training]\nepochs = 2\n";
+        let c: ExperimentConfig = toml::from_str(text).unwrap();
+        let output = OutputConfig {
+            sample_every: 1,
+            ..OutputConfig::default()
+        };
+        let training = TrainingConfig {
+            epochs: 2,
+            ..TrainingConfig::default()
+        };
+        assert_eq!((c.output, c.training), (output, training));
+        assert_eq!(c.data, DataConfig::default());
+        assert_eq!(c.evaluation, EvaluationConfig::default());
+        assert_eq!(c.generation, GenerationConfig::default());
     }
 }
