@@ -22,10 +22,15 @@ pub use overrides::Override;
 /// An experiment that passed validation: every default filled in, every value and shape
 /// checked. The only ways to get one are [`load`], [`from_str`] and [`load_saved`], so whatever
 /// takes an `Experiment` can rely on what validation checks. It reads as the
-/// [`ExperimentConfig`] it wraps.
+/// [`ExperimentConfig`] it wraps, and holds what validation worked out from it: the widths
+/// along each network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Experiment {
     config: ExperimentConfig,
+    /// [`plan_widths`] of the generator's layers, from `noise.dim`.
+    generator_widths: Vec<usize>,
+    /// [`plan_widths`] of the discriminator's layers, from [`IMAGE_PIXELS`].
+    discriminator_widths: Vec<usize>,
 }
 
 impl std::ops::Deref for Experiment {
@@ -39,9 +44,35 @@ impl Experiment {
     /// The same experiment under another run name, which is checked like any run name.
     pub fn renamed(&self, name: &str) -> std::result::Result<Experiment, String> {
         check_run_name(name)?;
-        let mut config = self.config.clone();
-        config.name = name.to_string();
-        Ok(Experiment { config })
+        let mut renamed = self.clone();
+        renamed.config.name = name.to_string();
+        Ok(renamed)
+    }
+
+    /// The widths along the generator's layers: `noise.dim`, then the width after each layer
+    /// (ending at [`IMAGE_PIXELS`]), as [`plan_widths`] gives them, planned once when the config
+    /// was validated. (`Network::build` in src/model still plans them again from the layer list;
+    /// it is meant to take these instead once that module's rewrite lands.)
+    pub fn generator_widths(&self) -> &[usize] {
+        &self.generator_widths
+    }
+
+    /// The widths along the discriminator's layers: [`IMAGE_PIXELS`], then the width after
+    /// each layer (ending at 1), planned once when the config was validated.
+    pub fn discriminator_widths(&self) -> &[usize] {
+        &self.discriminator_widths
+    }
+
+    /// Wraps a config that passed validation, planning its networks' widths.
+    fn validated(config: ExperimentConfig) -> Experiment {
+        let plan = |layers: &[LayerSpec], input| {
+            plan_widths(layers, input).expect("validation checks the layer widths")
+        };
+        Experiment {
+            generator_widths: plan(&config.model.generator.layers, config.noise.dim),
+            discriminator_widths: plan(&config.model.discriminator.layers, IMAGE_PIXELS),
+            config,
+        }
     }
 }
 
@@ -682,7 +713,7 @@ fn resolve(
             location: source::locate(text, path, &key, overrides),
             message,
         })?;
-    Ok(Experiment { config })
+    Ok(Experiment::validated(config))
 }
 
 /// The data folder as an absolute path, so that a run's saved config finds it from any
@@ -819,5 +850,18 @@ mod tests {
         assert_eq!(c.data, DataConfig::default());
         assert_eq!(c.evaluation, EvaluationConfig::default());
         assert_eq!(c.generation, GenerationConfig::default());
+    }
+
+    #[test]
+    fn an_experiment_holds_the_widths_along_its_networks() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let e = from_str(&text, &path, &[]).unwrap();
+        assert_eq!(e.generator_widths(), [16, 64, 64, 64, 64, 784, 784]);
+        assert_eq!(e.discriminator_widths(), [784, 64, 64, 1]);
+        assert_eq!(
+            e.renamed("other").unwrap().generator_widths(),
+            e.generator_widths()
+        );
     }
 }
