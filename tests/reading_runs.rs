@@ -148,3 +148,70 @@ fn ls_and_compare_list_runs_inside_sweep_folders_with_plain_output() {
     let down = order(&["compare", "runs", "--csv", "--sort", "epochs", "--desc"]);
     assert_eq!(down, ["b", "a"]);
 }
+
+/// `diff`'s config rows, as (key, A, B).
+fn diff_config_rows(s: &Scratch, a: &str, b: &str) -> Vec<(String, String, String)> {
+    let out = s.ok(&["diff", a, b, "--json"]);
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_value(d["config"].clone()).unwrap()
+}
+
+/// Saved configs hold every key, so `diff` shows a key only where the runs' values differ:
+/// none for runs differing only in their name, only `extra_grids` where that alone differs (no
+/// `generation.mode as_trained | -`), and at most the data folder between a run written before
+/// saved configs held every key (tests/fixtures/run-1f55346) and a run of its config now.
+#[test]
+fn diff_shows_no_config_difference_for_runs_differing_only_in_their_name() {
+    let s = Scratch::new();
+    let data = data_dir();
+    let smoke = config("smoke.toml").display().to_string();
+    for (name, set) in [
+        ("a", "training.epochs=1"),
+        ("b", "training.epochs=1"),
+        ("c", "generation.extra_grids=[\"tutorial_bypass\"]"),
+    ] {
+        s.ok(&[
+            "train",
+            &smoke,
+            "--data-dir",
+            &data,
+            "--runs-dir",
+            "runs",
+            "--name",
+            name,
+            "--set",
+            "training.epochs=1",
+            "--set",
+            set,
+        ]);
+    }
+    assert_eq!(diff_config_rows(&s, "runs/a", "runs/b"), []);
+    let out = s.ok(&["diff", "runs/a", "runs/b"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Config keys that differ\n(none)"), "{text}");
+    assert_eq!(
+        diff_config_rows(&s, "runs/a", "runs/c"),
+        [(
+            "generation.extra_grids[0]".to_string(),
+            "-".to_string(),
+            "tutorial_bypass".to_string()
+        )]
+    );
+
+    let fixture = repo().join("tests/fixtures/run-1f55346");
+    let source = fixture.join("tiny.toml").display().to_string();
+    s.ok(&[
+        "train",
+        &source,
+        "--data-dir",
+        &data,
+        "--runs-dir",
+        "runs",
+        "--name",
+        "tiny-now",
+    ]);
+    let old = fixture.join("tiny").display().to_string();
+    // The fixture as B: `diff` writes its side-by-side PNG into A.
+    let rows = diff_config_rows(&s, "runs/tiny-now", &old);
+    assert!(rows.iter().all(|(key, _, _)| key == "data.dir"), "{rows:?}");
+}

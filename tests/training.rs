@@ -651,3 +651,61 @@ fn a_stuck_run_stops_when_asked_and_trains_on_when_not() {
     s.ok(&on);
     assert_eq!(loss_columns(&run.join("metrics.csv")).len(), epochs + 1);
 }
+
+/// The fingerprint a checkpoint's header records.
+fn recorded_fingerprint(path: &std::path::Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    meta.metadata().as_ref().unwrap()["fingerprint"].clone()
+}
+
+/// A run directory written by gan-run 1f55346 (tests/fixtures/run-1f55346), whose saved config
+/// leaves out the keys added since at their defaults, resumes under this code: the fingerprint
+/// computed from its saved config is the one its checkpoint records, the run continues from that
+/// checkpoint, and the config saved back holds every key.
+#[test]
+fn a_run_made_before_saved_configs_held_every_key_resumes_with_its_fingerprint() {
+    let fixture = repo().join("tests/fixtures/run-1f55346");
+    let old = fixture.join("tiny");
+    let recorded = recorded_fingerprint(&old.join("checkpoints/epoch-0001.safetensors"));
+    let saved = gan_run::config::load_saved(&old.join("config.toml")).unwrap();
+    assert_eq!(saved.training_fingerprint(), recorded);
+
+    let s = Scratch::new();
+    let run = s.path().join("runs/tiny");
+    std::fs::create_dir_all(run.join("checkpoints")).unwrap();
+    for file in [
+        "config.toml",
+        "metrics.csv",
+        "checkpoints/epoch-0001.safetensors",
+    ] {
+        std::fs::copy(old.join(file), run.join(file)).unwrap();
+    }
+    let source = fixture.join("tiny.toml").display().to_string();
+    let data = data_dir();
+    s.ok(&smoke_args(&[&source, "--set", "training.epochs=2"], &data));
+
+    // Resumed, not started afresh: epoch 1's row is the fixture's, timings and all.
+    let rows = |dir: &std::path::Path| -> Vec<String> {
+        let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+        text.lines().map(String::from).collect()
+    };
+    let (before, after) = (rows(&old), rows(&run));
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert_eq!(after[..2], before[..2]);
+    assert_eq!(
+        recorded_fingerprint(&run.join("checkpoints/epoch-0002.safetensors")),
+        recorded
+    );
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    for key in [
+        "stop_when_stuck = false",
+        "tensorboard = true",
+        "tensorboard_every_steps = 0",
+        "[evaluation]",
+        "[generation]",
+        "mode = \"as_trained\"",
+    ] {
+        assert!(config.contains(key), "`{key}` missing from\n{config}");
+    }
+}

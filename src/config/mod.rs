@@ -6,6 +6,7 @@
 //! file, line, column and key), fills in every default and validates the values and the network
 //! shapes, so that nothing is trained or written from a config that cannot work.
 
+mod fingerprint;
 pub mod memory;
 mod overrides;
 pub(crate) mod source;
@@ -25,10 +26,15 @@ pub use overrides::Override;
 /// An experiment that passed validation: every default filled in, every value and shape
 /// checked. The only ways to get one are [`load`], [`from_str`] and [`load_saved`], so whatever
 /// takes an `Experiment` can rely on what validation checks. It reads as the
-/// [`ExperimentConfig`] it wraps.
+/// [`ExperimentConfig`] it wraps, and holds what validation worked out from it: the widths
+/// along each network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Experiment {
     config: ExperimentConfig,
+    /// [`plan_widths`] of the generator's layers, from `noise.dim`.
+    generator_widths: Vec<usize>,
+    /// [`plan_widths`] of the discriminator's layers, from [`IMAGE_PIXELS`].
+    discriminator_widths: Vec<usize>,
 }
 
 impl std::ops::Deref for Experiment {
@@ -42,9 +48,35 @@ impl Experiment {
     /// The same experiment under another run name, which is checked like any run name.
     pub fn renamed(&self, name: &str) -> std::result::Result<Experiment, String> {
         check_run_name(name)?;
-        let mut config = self.config.clone();
-        config.name = name.to_string();
-        Ok(Experiment { config })
+        let mut renamed = self.clone();
+        renamed.config.name = name.to_string();
+        Ok(renamed)
+    }
+
+    /// The widths along the generator's layers: `noise.dim`, then the width after each layer
+    /// (ending at [`IMAGE_PIXELS`]), as [`plan_widths`] gives them, planned once when the config
+    /// was validated. (`Network::build` in src/model still plans them again from the layer list;
+    /// it is meant to take these instead once that module's rewrite lands.)
+    pub fn generator_widths(&self) -> &[usize] {
+        &self.generator_widths
+    }
+
+    /// The widths along the discriminator's layers: [`IMAGE_PIXELS`], then the width after
+    /// each layer (ending at 1), planned once when the config was validated.
+    pub fn discriminator_widths(&self) -> &[usize] {
+        &self.discriminator_widths
+    }
+
+    /// Wraps a config that passed validation, planning its networks' widths.
+    fn validated(config: ExperimentConfig) -> Experiment {
+        let plan = |layers: &[LayerSpec], input| {
+            plan_widths(layers, input).expect("validation checks the layer widths")
+        };
+        Experiment {
+            generator_widths: plan(&config.model.generator.layers, config.noise.dim),
+            discriminator_widths: plan(&config.model.discriminator.layers, IMAGE_PIXELS),
+            config,
+        }
     }
 }
 
@@ -84,40 +116,31 @@ pub struct ExperimentConfig {
     /// What is written to the run directory, and how often.
     #[serde(default)]
     pub output: OutputConfig,
-    /// Sample-quality scoring during training. Left out of the saved config when it is the
-    /// default, so that configs (and checkpoint fingerprints) from before it existed still match.
-    #[serde(default, skip_serializing_if = "EvaluationConfig::is_default")]
+    /// Sample-quality scoring during training.
+    #[serde(default)]
     pub evaluation: EvaluationConfig,
-    /// How images are generated outside training. Left out of the saved config when it is the
-    /// default, for the same reason.
-    #[serde(default, skip_serializing_if = "GenerationConfig::is_default")]
+    /// How images are generated outside training.
+    #[serde(default)]
     pub generation: GenerationConfig,
 }
 
-/// Scoring samples during training with the five measures of `gan-run eval`.
+/// Scoring samples during training with the five measures of `gan-run eval`. A key left out
+/// takes its value from the `Default` impl.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct EvaluationConfig {
     /// Score the generator every N epochs (and at the run's last epoch); 0 turns it off. The
     /// figures join `metrics.csv`, the last ones `summary.json`.
-    #[serde(default)]
     pub every: usize,
     /// Images generated for each scoring.
-    #[serde(default = "defaults::eval_samples")]
     pub samples: usize,
-}
-
-impl EvaluationConfig {
-    fn is_default(&self) -> bool {
-        *self == EvaluationConfig::default()
-    }
 }
 
 impl Default for EvaluationConfig {
     fn default() -> Self {
         EvaluationConfig {
             every: 0,
-            samples: defaults::eval_samples(),
+            samples: 10_000,
         }
     }
 }
@@ -133,30 +156,26 @@ pub enum DeviceKind {
     Cuda,
 }
 
-/// MNIST location and the train/validation split.
+/// MNIST location and the train/validation split. A key left out takes its value from the
+/// `Default` impl.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
     /// Folder with the four IDX files (gzipped or raw) and their `SHA256SUMS`.
-    #[serde(default = "defaults::data_dir")]
     pub dir: PathBuf,
     /// The first N training images are held out as validation (TensorFlow's `read_data_sets`: 5000).
-    #[serde(default = "defaults::validation_size")]
     pub validation_size: usize,
     /// How many of the remaining training images to train on (all of them when omitted).
-    #[serde(default)]
     pub train_size: Option<usize>,
 }
 
-/// The generator's input noise.
+/// The generator's input noise. A key left out takes its value from the `Default` impl.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct NoiseConfig {
     /// Length of each noise vector.
-    #[serde(default = "defaults::noise_dim")]
     pub dim: usize,
     /// Its distribution.
-    #[serde(default)]
     pub distribution: NoiseDistribution,
 }
 
@@ -242,33 +261,17 @@ impl GenerationMode {
     }
 }
 
-/// How images are generated outside training, and which sample grids a run writes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// How images are generated outside training, and which sample grids a run writes. A key left
+/// out takes its value from the derived `Default` (the mode's default variant, no extra grids).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct GenerationConfig {
     /// The mode of grids named `epoch-NNNN.png`, of scoring during training, and the default of
     /// `gan-run eval` and `gan-run sample`.
-    #[serde(default)]
     pub mode: GenerationMode,
     /// Further modes to draw each sample grid in, as `epoch-NNNN-<mode>.png`, e.g.
     /// `["tutorial_bypass"]` to see the tutorial's figure beside what the model learned.
-    #[serde(default)]
     pub extra_grids: Vec<GenerationMode>,
-}
-
-impl GenerationConfig {
-    fn is_default(&self) -> bool {
-        *self == GenerationConfig::default()
-    }
-}
-
-impl Default for GenerationConfig {
-    fn default() -> Self {
-        GenerationConfig {
-            mode: GenerationMode::AsTrained,
-            extra_grids: Vec::new(),
-        }
-    }
 }
 
 /// One Adam per network.
@@ -283,112 +286,61 @@ pub struct OptimizersConfig {
     pub discriminator: AdamSettings,
 }
 
-/// The training schedule.
+/// The training schedule. A key left out takes its value from the `Default` impl.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainingConfig {
     /// Number of passes over the training images.
-    #[serde(default = "defaults::epochs")]
     pub epochs: usize,
     /// Images (and noise vectors) per step.
-    #[serde(default = "defaults::batch_size")]
     pub batch_size: usize,
     /// Discriminator steps before each generator step.
-    #[serde(default = "defaults::d_steps")]
     pub d_steps_per_g_step: usize,
     /// Stop the run (its last checkpoint kept) once it looks stuck: D's outputs saturated, or
     /// both losses unmoved for ten epochs. Off by default: a stuck run is only warned about.
     /// Like `epochs`, it decides when training stops, not what it computes, so it is not part
-    /// of the fingerprint; and it is left out of saved configs while off, so that runs made
-    /// before it existed keep theirs.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// of the fingerprint.
     pub stop_when_stuck: bool,
 }
 
-/// What goes into the run directory, and how often.
+/// What goes into the run directory, and how often. A key left out takes its value from the
+/// `Default` impl.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct OutputConfig {
     /// Write a checkpoint every N epochs (the last epoch always gets one).
-    #[serde(default = "defaults::one")]
     pub checkpoint_every: usize,
     /// Keep the newest K checkpoints, delete older ones.
-    #[serde(default = "defaults::keep_checkpoints")]
     pub keep_checkpoints: usize,
     /// Write a sample grid every N epochs (and after epoch 1 and at the last epoch of every
     /// start); 0 turns grids off.
-    #[serde(default = "defaults::sample_every")]
     pub sample_every: usize,
     /// The grid is `sample_grid x sample_grid` images from one fixed noise batch.
-    #[serde(default = "defaults::sample_grid")]
     pub sample_grid: usize,
     /// Also log to a TensorBoard event file in the run directory: the epoch's metrics and
     /// scores, the sample grids and, for sweep points, their hyperparameters.
-    ///
-    /// These two keys are left out of saved configs while they hold their defaults, because
-    /// a run's fingerprint hashes the saved form (output keys at their defaults): so runs made
-    /// before the keys existed still resume.
-    #[serde(default = "defaults::yes", skip_serializing_if = "defaults::is_true")]
     pub tensorboard: bool,
     /// Also log each step's losses to TensorBoard every N steps; 0 logs per epoch only.
-    #[serde(default, skip_serializing_if = "defaults::is_zero")]
     pub tensorboard_every_steps: usize,
 }
 
+/// Defaults of the keys whose types have no `Default` impl of their own to hold them (the
+/// top-level seed, layer options) or whose `Default` impl calls these; every other default is
+/// written once, in its type's `Default` impl, which `#[serde(default)]` on the type reads.
 mod defaults {
-    use super::*;
     pub fn seed() -> u64 {
         0
     }
-    pub fn data_dir() -> PathBuf {
-        PathBuf::from("data/mnist")
-    }
-    pub fn validation_size() -> usize {
-        5000
-    }
-    pub fn noise_dim() -> usize {
-        100
-    }
-    pub fn epochs() -> usize {
-        71
-    }
-    pub fn batch_size() -> usize {
-        100
-    }
-    pub fn d_steps() -> usize {
-        1
-    }
     pub fn one() -> usize {
         1
-    }
-    pub fn keep_checkpoints() -> usize {
-        3
-    }
-    pub fn yes() -> bool {
-        true
-    }
-    pub fn is_true(b: &bool) -> bool {
-        *b
-    }
-    pub fn is_zero(n: &usize) -> bool {
-        *n == 0
-    }
-    pub fn sample_every() -> usize {
-        10
-    }
-    pub fn eval_samples() -> usize {
-        10_000
-    }
-    pub fn sample_grid() -> usize {
-        10
     }
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
         Self {
-            dir: defaults::data_dir(),
-            validation_size: defaults::validation_size(),
+            dir: PathBuf::from("data/mnist"),
+            validation_size: 5000,
             train_size: None,
         }
     }
@@ -396,7 +348,7 @@ impl Default for DataConfig {
 impl Default for NoiseConfig {
     fn default() -> Self {
         Self {
-            dim: defaults::noise_dim(),
+            dim: 100,
             distribution: NoiseDistribution::default(),
         }
     }
@@ -412,9 +364,9 @@ impl Default for NoiseDistribution {
 impl Default for TrainingConfig {
     fn default() -> Self {
         Self {
-            epochs: defaults::epochs(),
-            batch_size: defaults::batch_size(),
-            d_steps_per_g_step: defaults::d_steps(),
+            epochs: 71,
+            batch_size: 100,
+            d_steps_per_g_step: 1,
             stop_when_stuck: false,
         }
     }
@@ -422,11 +374,11 @@ impl Default for TrainingConfig {
 impl Default for OutputConfig {
     fn default() -> Self {
         Self {
-            checkpoint_every: defaults::one(),
-            keep_checkpoints: defaults::keep_checkpoints(),
-            sample_every: defaults::sample_every(),
-            sample_grid: defaults::sample_grid(),
-            tensorboard: defaults::yes(),
+            checkpoint_every: 1,
+            keep_checkpoints: 3,
+            sample_every: 10,
+            sample_grid: 10,
+            tensorboard: true,
             tensorboard_every_steps: 0,
         }
     }
@@ -441,32 +393,6 @@ impl ExperimentConfig {
     /// The TOML text of the resolved config, as saved into `runs/<name>/config.toml`.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("a resolved config always serialises")
-    }
-
-    /// A fingerprint of everything that shapes the trained weights. Two configs with the same
-    /// fingerprint can share checkpoints: only the epoch count, the output and evaluation
-    /// cadence, the name and the data location may differ.
-    pub fn training_fingerprint(&self) -> String {
-        crate::checksum::sha256_hex(self.weights_view().to_toml().as_bytes())
-    }
-
-    /// The config with the keys that do not shape the weights blanked out.
-    fn weights_view(&self) -> ExperimentConfig {
-        let mut c = self.clone();
-        c.name = String::new();
-        c.training.epochs = 0;
-        c.training.stop_when_stuck = false;
-        c.output = OutputConfig::default();
-        c.evaluation = EvaluationConfig::default();
-        c.generation = GenerationConfig::default();
-        c.data.dir = PathBuf::new();
-        c
-    }
-
-    /// The keys that shape the weights and differ between two configs: why a run directory
-    /// refuses to resume under another config.
-    pub fn weight_keys_differing_from(&self, other: &ExperimentConfig) -> Vec<String> {
-        differing_keys(&self.weights_view(), &other.weights_view())
     }
 }
 
@@ -567,7 +493,7 @@ fn resolve(
             location: source::locate(text, path, &key, overrides),
             message,
         })?;
-    Ok(Experiment { config })
+    Ok(Experiment::validated(config))
 }
 
 /// The data folder as an absolute path, so that a run's saved config finds it from any
@@ -685,5 +611,37 @@ mod tests {
         assert_eq!(flat["loss"], "tutorial_double_sigmoid");
         assert_eq!(flat["optimizer.discriminator.beta1"], "0.1");
         assert_eq!(flat["model.generator.layers[2].type"], "batch_norm");
+    }
+
+    #[test]
+    fn keys_left_out_of_a_table_take_its_default_impl() {
+        let text = "name = \"x\"\nmodel.generator.layers = []\nmodel.discriminator.layers = []\n\
+                    [output]\nsample_every = 1\n[training]\nepochs = 2\n";
+        let c: ExperimentConfig = toml::from_str(text).unwrap();
+        let output = OutputConfig {
+            sample_every: 1,
+            ..OutputConfig::default()
+        };
+        let training = TrainingConfig {
+            epochs: 2,
+            ..TrainingConfig::default()
+        };
+        assert_eq!((c.output, c.training), (output, training));
+        assert_eq!(c.data, DataConfig::default());
+        assert_eq!(c.evaluation, EvaluationConfig::default());
+        assert_eq!(c.generation, GenerationConfig::default());
+    }
+
+    #[test]
+    fn an_experiment_holds_the_widths_along_its_networks() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let e = from_str(&text, &path, &[]).unwrap();
+        assert_eq!(e.generator_widths(), [16, 64, 64, 64, 64, 784, 784]);
+        assert_eq!(e.discriminator_widths(), [784, 64, 64, 1]);
+        assert_eq!(
+            e.renamed("other").unwrap().generator_widths(),
+            e.generator_widths()
+        );
     }
 }

@@ -23,9 +23,10 @@ pub struct LinearSpec {
     pub input: Option<usize>,
     /// Output width.
     pub out: usize,
-    /// Divide the weights by their spectral norm (one power iteration per step). Left out of
-    /// saved configs while off, so that configs from before it existed keep their fingerprint.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// Divide the weights by their spectral norm (one power iteration per step). Off, it is
+    /// left out of the text the fingerprint hashes (`config::fingerprint`), so that runs from
+    /// before it existed resume.
+    #[serde(default)]
     pub spectral_norm: bool,
 }
 
