@@ -55,8 +55,7 @@ impl Experiment {
 
     /// The widths along the generator's layers: `noise.dim`, then the width after each layer
     /// (ending at [`IMAGE_PIXELS`]), as [`plan_widths`] gives them, planned once when the config
-    /// was validated. (`Network::build` in src/model still plans them again from the layer list;
-    /// it is meant to take these instead once that module's rewrite lands.)
+    /// was validated; `train::GanState::new` builds from them (`Network::build_planned`).
     pub fn generator_widths(&self) -> &[usize] {
         &self.generator_widths
     }

@@ -72,7 +72,8 @@ impl<V: TensorVisitor> TensorVisitor for LayerNames<'_, V> {
 }
 
 impl Network {
-    /// Builds a network; the layer list must have passed [`plan_widths`] (config validation does).
+    /// Builds a network, planning its widths; the layer list must have passed [`plan_widths`]
+    /// (validation does).
     pub fn build(
         name: &str,
         layers: &[LayerSpec],
@@ -82,9 +83,28 @@ impl Network {
         rng: &mut ChaCha8Rng,
     ) -> Self {
         let widths = plan_widths(layers, input_width).expect("layer widths checked by validation");
+        Self::build_planned(name, layers, &widths, init, dev, rng)
+    }
+
+    /// Builds a network from widths already planned: `widths[0]` is the input's, then one per
+    /// layer, as [`plan_widths`] gives them (an `Experiment` keeps its networks').
+    pub fn build_planned(
+        name: &str,
+        layers: &[LayerSpec],
+        widths: &[usize],
+        init: &InitConfig,
+        dev: &Cpu,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        assert_eq!(
+            widths.len(),
+            layers.len() + 1,
+            "one width per layer and the input's"
+        );
+        let input_width = widths[0];
         let layers = layers
             .iter()
-            .zip(&widths)
+            .zip(widths)
             .map(|(spec, &width)| spec.build(width, init, dev, rng))
             .collect();
         Network {

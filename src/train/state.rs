@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Experiment, NoiseDistribution, IMAGE_PIXELS};
+use crate::config::{Experiment, NoiseDistribution};
 use crate::model::optim::AdamState;
 use crate::model::{Matrix, Network};
 
@@ -204,18 +204,18 @@ impl GanState {
     /// Builds both networks and fresh optimizers from a validated config.
     pub fn new(config: &Experiment, dev: &Cpu) -> Self {
         let mut init = stream(config.seed, INIT_STREAM);
-        let generator = Network::build(
+        let generator = Network::build_planned(
             "generator",
             &config.model.generator.layers,
-            config.noise.dim,
+            config.generator_widths(),
             &config.init,
             dev,
             &mut init,
         );
-        let discriminator = Network::build(
+        let discriminator = Network::build_planned(
             "discriminator",
             &config.model.discriminator.layers,
-            IMAGE_PIXELS,
+            config.discriminator_widths(),
             &config.init,
             dev,
             &mut init,
