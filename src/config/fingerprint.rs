@@ -10,6 +10,8 @@ use super::*;
 /// still resume. A key added from now on goes here too. (Keys inside the layer lists are
 /// [`ADDED_LAYER_KEYS`].)
 const ADDED_KEYS: &[&str] = &[
+    "label_smoothing",
+    "instance_noise",
     "training.stop_when_stuck",
     "output.tensorboard",
     "output.tensorboard_every_steps",
@@ -171,6 +173,8 @@ mod tests {
             hashed,
             saved
                 .replace("spectral_norm = false\n", "")
+                .replace("label_smoothing = 0.0\n", "")
+                .replace("\n[instance_noise]\nstd = 0.0\nepochs = 10\n", "")
                 .replace("stop_when_stuck = false\n", "")
                 .replace("tensorboard = true\ntensorboard_every_steps = 0\n", "")
                 .replace(

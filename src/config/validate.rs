@@ -63,6 +63,8 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
     check_noise_and_init(c)?;
     check_networks(c)?;
     check_ema(c)?;
+    check_label_smoothing(c)?;
+    check_instance_noise(&c.instance_noise)?;
     check_generation(&c.generation)?;
     check_optimizers(&c.optimizer)?;
     check_schedule(c)
@@ -199,6 +201,48 @@ fn check_networks(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
                  reproduce the tutorial's bug",
                 c.loss.name()
             ),
+        );
+    }
+    Ok(())
+}
+
+/// One-sided label smoothing: below one half, and only for a loss with targets.
+fn check_label_smoothing(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
+    let s = c.label_smoothing;
+    if !(0.0..0.5).contains(&s) {
+        return p(
+            "label_smoothing",
+            format!("must be in [0, 0.5) (D's target on real images is 1 minus it), got {s}"),
+        );
+    }
+    if s > 0.0 && !c.loss.has_targets() {
+        return p(
+            "label_smoothing",
+            format!(
+                "loss \"{}\" has no targets to smooth: set label_smoothing = 0, or use a loss \
+                 with targets (bce_logits, minimax, least_squares)",
+                c.loss.name()
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Instance noise: a finite, non-negative standard deviation, annealed over at least one epoch.
+fn check_instance_noise(n: &InstanceNoiseConfig) -> std::result::Result<(), Problem> {
+    if !(n.std >= 0.0 && n.std <= 10.0) {
+        return p(
+            "instance_noise.std",
+            format!(
+                "must be between 0 and 10 (pixels are in [0, 1]), got {}",
+                n.std
+            ),
+        );
+    }
+    if n.std > 0.0 && n.epochs == 0 {
+        return p(
+            "instance_noise.epochs",
+            "must be at least 1: the noise falls to zero over this many epochs".into(),
         );
     }
     Ok(())

@@ -10,10 +10,12 @@ use crate::model::Matrix;
 #[derive(Debug, Clone, Copy)]
 pub struct BceLogits;
 
-/// The target a term asks D's output to match: 1 for real, 0 for generated.
+/// The target a term asks D's output to match: 1 (or the smoothed target) for real, 0 for
+/// generated, 1 for G's term.
 pub(super) fn label(term: Term) -> f32 {
     match term {
-        Term::Real | Term::Generator => 1.0,
+        Term::Real { target } => target,
+        Term::Generator => 1.0,
         Term::Fake => 0.0,
     }
 }
@@ -31,6 +33,10 @@ impl Objective for BceLogits {
     const NAME: &'static str = "bce_logits";
 
     fn takes_raw_scores(&self) -> bool {
+        true
+    }
+
+    fn has_targets(&self) -> bool {
         true
     }
 
@@ -69,7 +75,7 @@ mod tests {
     fn matches_direct_formula_and_is_stable() {
         let dev = Cpu::default();
         let logits: Matrix = dev.tensor_from_vec(vec![2.0, -1.0, 0.0], (3, 1));
-        let l1 = BceLogits.reference(logits, Term::Real).array();
+        let l1 = BceLogits.reference(logits, Term::REAL).array();
         let direct = [2.0f32, -1.0, 0.0]
             .iter()
             .map(|&x| -(1.0 / (1.0 + (-x).exp())).ln())
@@ -78,9 +84,9 @@ mod tests {
         assert!((l1 - direct).abs() < 1e-6, "{l1} vs {direct}");
         // Large logits stay finite.
         let big: Matrix = dev.tensor_from_vec(vec![-200.0], (1, 1));
-        let l = BceLogits.reference(big, Term::Real).array();
+        let l = BceLogits.reference(big, Term::REAL).array();
         assert!((l - 200.0).abs() < 1e-3, "{l}");
-        assert!((BceLogits.fast(&[-200.0], Term::Real).loss - 200.0).abs() < 1e-3);
+        assert!((BceLogits.fast(&[-200.0], Term::REAL).loss - 200.0).abs() < 1e-3);
     }
 
     #[test]

@@ -18,6 +18,10 @@ impl Objective for Hinge {
         true
     }
 
+    fn has_targets(&self) -> bool {
+        false
+    }
+
     /// D: mean(relu(1 - D(x))) on real, mean(relu(1 + D(G(z)))) on generated; G:
     /// -mean(D(G(z))).
     fn reference<T: Tape<f32, Cpu> + Merge<NoneTape>>(
@@ -26,7 +30,7 @@ impl Objective for Hinge {
         term: Term,
     ) -> Tensor<Rank0, f32, Cpu, T> {
         match term {
-            Term::Real => (outputs.negate() + 1.0).relu().mean::<Rank0, _>(),
+            Term::Real { .. } => (outputs.negate() + 1.0).relu().mean::<Rank0, _>(),
             Term::Fake => (outputs + 1.0).relu().mean::<Rank0, _>(),
             Term::Generator => outputs.mean::<Rank0, _>().negate(),
         }
@@ -36,7 +40,14 @@ impl Objective for Hinge {
         let n = outputs.len() as f32;
         // The margin each output must clear, signed so that the term is relu(margin): 1 - x
         // for real, 1 + x for generated. The derivative of relu at 0 is 0, as on the tape.
-        let (sign, mut loss) = (if term == Term::Real { -1.0 } else { 1.0 }, 0.0);
+        let (sign, mut loss) = (
+            if matches!(term, Term::Real { .. }) {
+                -1.0
+            } else {
+                1.0
+            },
+            0.0,
+        );
         let grad = outputs
             .iter()
             .map(|&x| match term {
@@ -44,7 +55,7 @@ impl Objective for Hinge {
                     loss -= x;
                     -1.0 / n
                 }
-                Term::Real | Term::Fake => {
+                Term::Real { .. } | Term::Fake => {
                     let margin = 1.0 + sign * x;
                     loss += margin.max(0.0);
                     if margin > 0.0 {
@@ -71,7 +82,7 @@ mod tests {
     fn terms_are_the_formulas() {
         let x = [2.0, 0.5, -3.0];
         // relu(1 - x): 0, 0.5, 4
-        assert!((Hinge.fast(&x, Term::Real).loss - 4.5 / 3.0).abs() < 1e-6);
+        assert!((Hinge.fast(&x, Term::REAL).loss - 4.5 / 3.0).abs() < 1e-6);
         // relu(1 + x): 3, 1.5, 0
         assert!((Hinge.fast(&x, Term::Fake).loss - 4.5 / 3.0).abs() < 1e-6);
         assert!((Hinge.fast(&x, Term::Generator).loss - 0.5 / 3.0).abs() < 1e-6);

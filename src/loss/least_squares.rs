@@ -19,6 +19,10 @@ impl Objective for LeastSquares {
         true
     }
 
+    fn has_targets(&self) -> bool {
+        true
+    }
+
     /// `0.5 * mean((x - target)^2)`, target 1 for D on real and G, 0 for D on generated.
     fn reference<T: Tape<f32, Cpu> + Merge<NoneTape>>(
         &self,
@@ -54,7 +58,7 @@ mod tests {
     #[test]
     fn terms_are_half_mean_squares() {
         let x = [1.0, 3.0];
-        assert!((LeastSquares.fast(&x, Term::Real).loss - 1.0).abs() < 1e-6); // (0 + 4) / 4
+        assert!((LeastSquares.fast(&x, Term::REAL).loss - 1.0).abs() < 1e-6); // (0 + 4) / 4
         assert!((LeastSquares.fast(&x, Term::Fake).loss - 2.5).abs() < 1e-6); // (1 + 9) / 4
     }
 

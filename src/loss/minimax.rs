@@ -19,6 +19,10 @@ impl Objective for Minimax {
         true
     }
 
+    fn has_targets(&self) -> bool {
+        true
+    }
+
     /// G's term is log(1 - sigmoid(x)) = -BCE(x, 0).
     fn reference<T: Tape<f32, Cpu> + Merge<NoneTape>>(
         &self,
@@ -27,7 +31,7 @@ impl Objective for Minimax {
     ) -> Tensor<Rank0, f32, Cpu, T> {
         let zeros = outputs.device().zeros_like(outputs.shape());
         match term {
-            Term::Real | Term::Fake => {
+            Term::Real { .. } | Term::Fake => {
                 let targets = outputs.device().ones_like(outputs.shape()) * label(term);
                 binary_cross_entropy_with_logits_loss(outputs, targets)
             }
@@ -40,7 +44,7 @@ impl Objective for Minimax {
         // G's term flips the sign of D's loss on generated images.
         let (label, sign) = match term {
             Term::Generator => (0.0, -1.0),
-            Term::Real | Term::Fake => (label(term), 1.0),
+            Term::Real { .. } | Term::Fake => (label(term), 1.0),
         };
         let mut loss = 0.0;
         let grad = outputs

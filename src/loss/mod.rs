@@ -26,14 +26,30 @@ use serde::{Deserialize, Serialize};
 use crate::model::Matrix;
 
 /// One term of a GAN loss: whose loss it is and on which batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Term {
-    /// D's loss on a real batch.
-    Real,
+    /// D's loss on a real batch, whose target (for the losses that have targets) is 1, or less
+    /// with one-sided label smoothing (Salimans et al. 2016).
+    Real {
+        /// D's target on real images: `1 - label_smoothing`.
+        target: f32,
+    },
     /// D's loss on a generated batch.
     Fake,
     /// G's loss on a generated batch.
     Generator,
+}
+
+impl Term {
+    /// D's term on real images with target 1.
+    pub const REAL: Term = Term::Real { target: 1.0 };
+
+    /// D's term on real images with one-sided label smoothing `smoothing`.
+    pub fn real(smoothing: f64) -> Term {
+        Term::Real {
+            target: 1.0 - smoothing as f32,
+        }
+    }
 }
 
 /// A term's value over a batch and its gradient with respect to each of D's outputs.
@@ -52,6 +68,8 @@ pub trait Objective {
     /// Whether D's last layer must output a raw score (no sigmoid): validation refuses a
     /// discriminator ending in a sigmoid otherwise.
     fn takes_raw_scores(&self) -> bool;
+    /// Whether its terms regress D's output to targets, which label smoothing can soften.
+    fn has_targets(&self) -> bool;
     /// The term on dfdx's tape, from `[batch, 1]` outputs of D.
     fn reference<T: Tape<f32, Cpu> + Merge<NoneTape>>(
         &self,
@@ -84,6 +102,10 @@ macro_rules! losses {
             /// See [`Objective::takes_raw_scores`].
             pub fn takes_raw_scores(self) -> bool {
                 match self { $(LossKind::$kind => $ty.takes_raw_scores(),)* }
+            }
+            /// See [`Objective::has_targets`].
+            pub fn has_targets(self) -> bool {
+                match self { $(LossKind::$kind => $ty.has_targets(),)* }
             }
             /// See [`Objective::reference`].
             pub fn reference<T: Tape<f32, Cpu> + Merge<NoneTape>>(
@@ -139,7 +161,8 @@ pub(crate) mod testing {
         let dev = Cpu::default();
         let values = vec![-7.0, -1.0, -0.3, 0.0, 0.4, 0.99, 1.7, 12.0];
         let n = values.len();
-        for term in [Term::Real, Term::Fake, Term::Generator] {
+        let smoothed = Term::Real { target: 0.9 };
+        for term in [Term::REAL, smoothed, Term::Fake, Term::Generator] {
             let outputs: Matrix = dev.tensor_from_vec(values.clone(), (n, 1));
             let loss = kind.reference(outputs.clone().leaky_traced(), term);
             let value = loss.array();

@@ -19,6 +19,10 @@ impl Objective for TutorialDoubleSigmoid {
         false
     }
 
+    fn has_targets(&self) -> bool {
+        true
+    }
+
     fn reference<T: Tape<f32, Cpu> + Merge<NoneTape>>(
         &self,
         outputs: Matrix<T>,
@@ -56,7 +60,7 @@ mod tests {
     fn applies_the_sigmoid_twice() {
         let dev = Cpu::default();
         let zero: Matrix = dev.tensor_from_vec(vec![0.0], (1, 1));
-        let d = TutorialDoubleSigmoid.reference(zero, Term::Real).array();
+        let d = TutorialDoubleSigmoid.reference(zero, Term::REAL).array();
         let expect = -(1.0f32 / (1.0 + (-0.5f32).exp())).ln();
         assert!((d - expect).abs() < 1e-6, "{d} vs {expect}");
     }

@@ -16,7 +16,7 @@ pub struct Wasserstein;
 /// minimises -mean(D(G(z))).
 fn sign(term: Term) -> f32 {
     match term {
-        Term::Real | Term::Generator => -1.0,
+        Term::Real { .. } | Term::Generator => -1.0,
         Term::Fake => 1.0,
     }
 }
@@ -26,6 +26,10 @@ impl Objective for Wasserstein {
 
     fn takes_raw_scores(&self) -> bool {
         true
+    }
+
+    fn has_targets(&self) -> bool {
+        false
     }
 
     fn reference<T: Tape<f32, Cpu> + Merge<NoneTape>>(
@@ -53,7 +57,7 @@ mod tests {
     #[test]
     fn the_critic_separates_means() {
         let (real, fake) = ([2.0, 4.0], [-1.0, 1.0]);
-        let d = Wasserstein.fast(&real, Term::Real).loss + Wasserstein.fast(&fake, Term::Fake).loss;
+        let d = Wasserstein.fast(&real, Term::REAL).loss + Wasserstein.fast(&fake, Term::Fake).loss;
         assert!((d - (0.0 - 3.0)).abs() < 1e-6, "{d}");
     }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use dfdx::prelude::*;
 
-use super::state::{sample_noise, DStep, GanState, PhaseTimes};
+use super::state::{add_instance_noise, sample_noise, DStep, GanState, PhaseTimes};
 use crate::config::Experiment;
 use crate::loss::Term;
 use crate::model::backprop::PlainNet;
@@ -25,6 +25,12 @@ pub fn d_step(
     let phase = Instant::now();
     let z = sample_noise(config, real.shape().0, &mut state.rng, dev);
     let fake = state.generator.forward(z, Mode::Eval);
+    let std = config.instance_noise.std_in(state.epoch + 1);
+    let (mut real_values, mut fake_values) = (real.as_vec(), fake.as_vec());
+    add_instance_noise(&mut real_values, std, &mut state.rng);
+    add_instance_noise(&mut fake_values, std, &mut state.rng);
+    let real = dev.tensor_from_vec(real_values, *real.shape());
+    let fake = dev.tensor_from_vec(fake_values, *fake.shape());
     times.g_forward += phase.elapsed();
 
     let phase = Instant::now();
@@ -50,7 +56,9 @@ pub fn d_step(
             .array()
     };
     let (d_real, d_fake) = (mean_prob(&real_logits), mean_prob(&fake_logits));
-    let loss = config.loss.reference(real_logits, Term::Real)
+    let loss = config
+        .loss
+        .reference(real_logits, Term::real(config.label_smoothing))
         + config.loss.reference(fake_logits, Term::Fake);
     let value = loss.array();
     let mut grads = loss.backward();
@@ -84,6 +92,17 @@ pub fn g_step(
             rng: &mut state.rng,
         },
     );
+    // Instance noise is a constant on the tape: the gradient passes through unchanged.
+    let std = config.instance_noise.std_in(state.epoch + 1);
+    let fake = match std > 0.0 {
+        true => {
+            let shape = *fake.shape();
+            let mut noise = vec![0.0; shape.0 * shape.1];
+            add_instance_noise(&mut noise, std, &mut state.rng);
+            fake + dev.tensor_from_vec(noise, shape)
+        }
+        false => fake,
+    };
     let logits = state.discriminator.forward(fake, Mode::Eval);
     let loss = config.loss.reference(logits, Term::Generator);
     let value = loss.array();

@@ -239,6 +239,15 @@ impl GanState {
     }
 }
 
+/// Adds instance noise of standard deviation `std` to every value of `x` (nothing, and no
+/// draws, when `std` is 0), from `rng`: both training paths draw it here, in the same order.
+pub fn add_instance_noise(x: &mut [f32], std: f32, rng: &mut ChaCha8Rng) {
+    if std > 0.0 {
+        let d = Normal::new(0.0f32, std).expect("std validated finite");
+        x.iter_mut().for_each(|v| *v += d.sample(rng));
+    }
+}
+
 /// A `[rows, dim]` batch of noise.
 pub fn sample_noise(config: &Experiment, rows: usize, rng: &mut ChaCha8Rng, dev: &Cpu) -> Matrix {
     dev.tensor_from_vec(noise_values(config, rows, rng), (rows, config.noise.dim))

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::state::{noise_values, DStep, GanState, PhaseTimes};
+use super::state::{add_instance_noise, noise_values, DStep, GanState, PhaseTimes};
 use crate::config::{Experiment, IMAGE_PIXELS};
 use crate::loss::{mean_probability, Term};
 use crate::model::backprop::{ParamGradUse, ParamGrads, ParamUpdate, PlainNet, Workspace};
@@ -124,6 +124,8 @@ pub struct PlainGan {
     workspace: Workspace,
     /// The generator's moving average, and its decay in the epoch being trained.
     ema: Option<(PlainNet, f32)>,
+    /// The standard deviation of the instance noise in the epoch being trained.
+    instance_noise: f32,
 }
 
 impl PlainGan {
@@ -140,14 +142,17 @@ impl PlainGan {
                 .ema
                 .as_ref()
                 .map(|ema| (PlainNet::check_out(ema), 0.0)),
+            instance_noise: 0.0,
         }
     }
 
-    /// Sets the moving average's decay for the coming steps ([`GanState::ema_decay`]).
-    pub fn set_ema_decay(&mut self, decay: Option<f32>) {
-        if let (Some((_, d)), Some(decay)) = (&mut self.ema, decay) {
+    /// Sets what changes from epoch to epoch for the steps of the 1-based `epoch`: the moving
+    /// average's decay ([`GanState::ema_decay`]) and the instance noise's standard deviation.
+    pub fn begin_epoch(&mut self, config: &Experiment, epoch: usize) {
+        if let (Some((_, d)), Some(decay)) = (&mut self.ema, GanState::ema_decay(config, epoch)) {
             *d = decay;
         }
+        self.instance_noise = config.instance_noise.std_in(epoch);
     }
 
     /// Writes everything back into `state`.
@@ -174,9 +179,12 @@ impl PlainGan {
         let batch = real.len() / IMAGE_PIXELS;
         let phase = Instant::now();
         let z = noise_values(config, batch, rng);
-        let (fake, _) = self
+        let (mut fake, _) = self
             .generator
             .forward(z, batch, None, false, &mut self.workspace);
+        let mut real = real;
+        add_instance_noise(&mut real, self.instance_noise, rng);
+        add_instance_noise(&mut fake, self.instance_noise, rng);
         times.g_forward += phase.elapsed();
 
         let phase = Instant::now();
@@ -189,7 +197,9 @@ impl PlainGan {
                 d.forward(real, batch, Some(rng), true, &mut self.workspace);
             let (fake_logits, fake_trace) =
                 d.forward(fake, batch, Some(rng), true, &mut self.workspace);
-            let r = config.loss.fast(&real_logits, Term::Real);
+            let r = config
+                .loss
+                .fast(&real_logits, Term::real(config.label_smoothing));
             let f = config.loss.fast(&fake_logits, Term::Fake);
             let probabilities = (
                 mean_probability(&real_logits),
@@ -226,7 +236,9 @@ impl PlainGan {
             fake_rows.copy_from_slice(&fake);
             self.workspace.give(fake);
             let (logits, trace) = d.forward(both, 2 * batch, Some(rng), true, &mut self.workspace);
-            let r = config.loss.fast(&logits[..batch], Term::Real);
+            let r = config
+                .loss
+                .fast(&logits[..batch], Term::real(config.label_smoothing));
             let f = config.loss.fast(&logits[batch..], Term::Fake);
             let probabilities = (
                 mean_probability(&logits[..batch]),
@@ -265,9 +277,10 @@ impl PlainGan {
         let phase = Instant::now();
         self.generator.start_step();
         let z = noise_values(config, batch, rng);
-        let (fake, g_trace) =
+        let (mut fake, g_trace) =
             self.generator
                 .forward(z, batch, Some(rng), true, &mut self.workspace);
+        add_instance_noise(&mut fake, self.instance_noise, rng);
         let (logits, d_trace) =
             self.discriminator
                 .forward(fake, batch, None, true, &mut self.workspace);
@@ -320,7 +333,8 @@ impl PlainGan {
             self.discriminator
                 .forward(fake, batch, None, false, &mut self.workspace);
         let loss = |outputs: &[f32], term| config.loss.fast(outputs, term).loss;
-        let d = loss(&real_logits, Term::Real) + loss(&fake_logits, Term::Fake);
+        let d =
+            loss(&real_logits, Term::real(config.label_smoothing)) + loss(&fake_logits, Term::Fake);
         (d, loss(&fake_logits, Term::Generator))
     }
 }
@@ -438,8 +452,11 @@ mod tests {
             // Spectral norm on every linear layer of D (and one of G's), D's batches combined.
             load("smoke.toml", &[spectral_g, spectral_d]),
             // The other losses on the shipped smoke networks, Wasserstein's with a Lipschitz D.
-            load("smoke.toml", &["loss=\"minimax\""]),
-            load("smoke.toml", &["loss=\"least_squares\""]),
+            load("smoke.toml", &["loss=\"minimax\"", "label_smoothing=0.1"]),
+            load(
+                "smoke.toml",
+                &["loss=\"least_squares\"", "instance_noise.std=0.1"],
+            ),
             load("smoke.toml", &["loss=\"wasserstein\"", spectral_d]),
             // A moving average of a G with running batch-norm (its statistics copied).
             load(
@@ -469,7 +486,7 @@ mod tests {
             let mut tape = GanState::new(&config, &dev);
             let mut fast = tape.clone();
             let mut plain = PlainGan::check_out(&mut fast);
-            plain.set_ema_decay(GanState::ema_decay(&config, 1));
+            plain.begin_epoch(&config, 1);
             let mut times = PhaseTimes::default();
             for it in 0..2 {
                 let a = d_step(&mut tape, &config, real.clone(), &dev, &mut times);
@@ -487,7 +504,10 @@ mod tests {
             let fake = tape.generator.forward(z, Mode::Eval);
             let real_logits = tape.discriminator.forward(real.clone(), Mode::Eval);
             let fake_logits = tape.discriminator.forward(fake, Mode::Eval);
-            let d_tape = config.loss.reference(real_logits, Term::Real).array()
+            let d_tape = config
+                .loss
+                .reference(real_logits, Term::real(config.label_smoothing))
+                .array()
                 + config
                     .loss
                     .reference(fake_logits.clone(), Term::Fake)

@@ -117,7 +117,7 @@ pub fn train_epoch(
     // The hot loop runs on plain buffers; the networks and optimizers go back into `state`
     // at the end (or on divergence, so the state stays whole).
     let mut plain = PlainGan::check_out(state);
-    plain.set_ema_decay(GanState::ema_decay(config, epoch));
+    plain.begin_epoch(config, epoch);
     let rng = &mut state.rng;
     let steps = || -> Result<()> {
         let mut stop = false;
