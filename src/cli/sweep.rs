@@ -65,6 +65,9 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
         check_memory(&config, &sweep.file, None)?;
     }
     if plan {
+        if let Some(line) = sweep.seeds_line() {
+            println!("{line}");
+        }
         print_plan(&sweep, &runs_dir, &extra)?;
         return Ok(());
     }
