@@ -131,7 +131,7 @@ fn print_plan(
         .collect::<Result<Vec<_>, _>>()?;
     println!(
         "{}",
-        halving.describe(sweep.points.len(), configs[0].training.epochs)
+        halving.describe_sweep(sweep, configs[0].training.epochs)
     );
     let st =
         crate::sweep::halving::standing(sweep, halving, runs_dir, &configs, &Default::default());
