@@ -321,6 +321,9 @@ pub fn compare(runs: &[RunRecord], sort_by: Option<&str>, descending: bool) -> R
 
 use crate::logging::format_small;
 
+mod seeds;
+pub use seeds::by_setting;
+
 /// What differs between two runs.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunDiff {

@@ -397,3 +397,162 @@ fn a_point_that_trained_another_config_is_left_alone_and_reported() {
         "a point was retrained"
     );
 }
+
+/// A smoke sweep over D's beta1 with every setting over seeds 1 and 2 (`more`: further lines
+/// of the sweep file).
+fn seeded_sweep(s: &Scratch, more: &str) -> String {
+    let text = format!(
+        "name = \"seeded\"\nbase = \"{}\"\nseeds = [1, 2]\n\
+         [grid]\n\"optimizer.discriminator.beta1\" = [0.1, 0.9]\n{more}",
+        config("smoke.toml").display()
+    );
+    s.write("seeded.toml", &text).display().to_string()
+}
+
+#[test]
+fn seeds_make_runs_of_their_own_that_compare_groups_by_setting() {
+    let s = Scratch::new();
+    let sweep = seeded_sweep(&s, "");
+    let data = format!("data.dir={}", data_dir());
+    let common = [
+        "--set",
+        &data,
+        "--set",
+        "training.epochs=1",
+        "--set",
+        "data.train_size=500",
+        "--runs-dir",
+        "runs",
+    ];
+    let plan = s.ok(&[&["sweep", &sweep, "--plan"], &common[..]].concat());
+    let plan = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert!(
+        plan.contains("2 settings x seeds [1, 2] = 4 points"),
+        "{plan}"
+    );
+    assert_eq!(plan.matches("to run").count(), 4, "{plan}");
+    assert!(plan.contains("beta1=0.9,seed=2"), "{plan}");
+    let out = s.ok(&[&["sweep", &sweep, "--emit", "slurm"], &common[..]].concat());
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(script.contains("#SBATCH --array=0-3"), "{script}");
+    assert!(script.contains("seeds [1, 2]"), "{script}");
+
+    s.ok(&[&["sweep", &sweep, "--jobs", "2"], &common[..]].concat());
+    for (point, seed) in [("beta1=0.1,seed=1", 1), ("beta1=0.9,seed=2", 2)] {
+        let saved =
+            std::fs::read_to_string(s.path().join("runs/seeded").join(point).join("config.toml"));
+        assert!(
+            saved.unwrap().contains(&format!("seed = {seed}\n")),
+            "{point}"
+        );
+    }
+    let index = std::fs::read_to_string(s.path().join("runs/seeded/index.json")).unwrap();
+    let index: serde_json::Value = serde_json::from_str(&index).unwrap();
+    assert_eq!(index["points"][1]["setting"], "beta1=0.1");
+    assert_eq!(index["points"][1]["seed"], 2);
+    assert_eq!(index["points"][1]["state"], "finished");
+
+    // One row per setting, with its seed count and each metric's mean and spread.
+    let out = s.ok(&["compare", "runs/seeded", "--csv", "--sort", "d_loss"]);
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("setting,seeds,optimizer.discriminator.beta1,state,epochs,d_loss"),
+        "{table}"
+    );
+    assert_eq!(lines.len(), 3, "{table}");
+    for line in &lines[1..] {
+        assert!(
+            line.starts_with("beta1=0.1,2,0.1,finished,1 ± 0,")
+                || line.starts_with("beta1=0.9,2,0.9,finished,1 ± 0,"),
+            "{table}"
+        );
+        assert!(line.split(',').nth(5).unwrap().contains(" ± "), "{table}");
+    }
+    // --per-seed: each run, and the seeds trained differently.
+    let out = s.ok(&["compare", "runs/seeded", "--json", "--per-seed"]);
+    let table: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let columns = table["columns"].as_array().unwrap();
+    assert_eq!(
+        columns[..3],
+        ["run", "optimizer.discriminator.beta1", "seed"],
+        "{table}"
+    );
+    let rows = table["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{table}");
+    assert_eq!(rows[1][0], "beta1=0.1,seed=2", "{table}");
+    let d_loss = columns.iter().position(|c| c == "d_loss").unwrap();
+    assert_ne!(rows[0][d_loss], rows[1][d_loss], "{table}");
+}
+
+#[test]
+fn a_halving_sweep_with_seeds_keeps_or_stops_a_setting_s_seeds_together() {
+    let s = Scratch::new();
+    let sweep = seeded_sweep(
+        &s,
+        "[set]\n\"evaluation.every\" = 1\n\"evaluation.samples\" = 300\n\"training.epochs\" = 2\n\
+         \"data.train_size\" = 500\n[halving]\nmetric = \"fid\"\nrungs = [1]\nkeep = 0.5\n",
+    );
+    let data = format!("data.dir={}", data_dir());
+    let common = ["--set", &data, "--runs-dir", "runs"];
+    let plan = s.ok(&[&["sweep", &sweep, "--plan"], &common[..]].concat());
+    let plan = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert!(
+        plan.contains("epoch 1: best 1 of 2 go on; 1 trains to epoch 2"),
+        "{plan}"
+    );
+    assert!(plan.contains("mean over their 2 seeds"), "{plan}");
+    s.ok(&[&["sweep", &sweep, "--jobs", "2"], &common[..]].concat());
+    let index = std::fs::read_to_string(s.path().join("runs/seeded/index.json")).unwrap();
+    let index: serde_json::Value = serde_json::from_str(&index).unwrap();
+    let states: Vec<&str> = (0..4)
+        .map(|i| index["points"][i]["state"].as_str().unwrap())
+        .collect();
+    assert!(
+        states == ["finished", "finished", "stopped", "stopped"]
+            || states == ["stopped", "stopped", "finished", "finished"],
+        "{index}"
+    );
+    // Each seed records the setting's mean, by which it was ranked, beside its own score.
+    for setting in [0, 2] {
+        let (a, b) = (
+            &index["points"][setting]["rungs"][0],
+            &index["points"][setting + 1]["rungs"][0],
+        );
+        let (own_a, own_b) = (
+            a["seed_score"].as_f64().unwrap(),
+            b["seed_score"].as_f64().unwrap(),
+        );
+        let mean = a["score"].as_f64().unwrap();
+        assert!((mean - (own_a + own_b) / 2.0).abs() < 1e-9, "{index}");
+        assert_eq!(a["score"], b["score"]);
+        assert_eq!(a["of"], 2);
+    }
+    let stopped = if states[0] == "stopped" {
+        "beta1=0.1,seed=2"
+    } else {
+        "beta1=0.9,seed=2"
+    };
+    let record = std::fs::read_to_string(
+        s.path()
+            .join("runs/seeded")
+            .join(stopped)
+            .join("stopped.json"),
+    );
+    assert!(record.unwrap().contains("seed_score"));
+    let out = s.ok(&["ls", "runs"]);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(listing.matches("stopped@1").count(), 2, "{listing}");
+}
+
+#[test]
+fn seeds_beside_a_swept_seed_are_refused() {
+    let s = Scratch::new();
+    let sweep = seeded_sweep(&s, "seed = [3, 4]\n");
+    let err = s.fails(&["sweep", &sweep, "--plan"]);
+    assert!(
+        err.contains("seeded.toml") && err.contains("grid.seed"),
+        "{err}"
+    );
+    assert!(err.contains("seeds = [1, 2]"), "{err}");
+}

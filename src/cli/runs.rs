@@ -85,6 +85,10 @@ pub struct CompareArgs {
     /// Print Markdown.
     #[arg(long)]
     pub md: bool,
+    /// One row per run even where runs differ only in their seed (by default those are one
+    /// row per setting, with the seed count and each metric's mean ± standard deviation).
+    #[arg(long)]
+    pub per_seed: bool,
 }
 
 /// `gan-run compare`: one table of runs, the keys that vary and the final metrics.
@@ -96,13 +100,21 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
         csv,
         json,
         md,
+        per_seed,
     } = args;
-    use crate::compare::{compare, expand_runs, render_table, RunRecord, TableFormat};
+    use crate::compare::{by_setting, compare, expand_runs, render_table, RunRecord, TableFormat};
     let records = expand_runs(&runs)?
         .iter()
         .map(|d| RunRecord::read(d))
         .collect::<Result<Vec<_>, _>>()?;
-    let table = compare(&records, sort.as_deref(), desc)?;
+    let grouped = match per_seed {
+        true => None,
+        false => by_setting(&records, sort.as_deref(), desc)?,
+    };
+    let table = match grouped {
+        Some(table) => table,
+        None => compare(&records, sort.as_deref(), desc)?,
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&table)?);
     } else {

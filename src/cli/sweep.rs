@@ -65,6 +65,9 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
         check_memory(&config, &sweep.file, None)?;
     }
     if plan {
+        if let Some(line) = sweep.seeds_line() {
+            println!("{line}");
+        }
         print_plan(&sweep, &runs_dir, &extra)?;
         return Ok(());
     }
@@ -128,7 +131,7 @@ fn print_plan(
         .collect::<Result<Vec<_>, _>>()?;
     println!(
         "{}",
-        halving.describe(sweep.points.len(), configs[0].training.epochs)
+        halving.describe_sweep(sweep, configs[0].training.epochs)
     );
     let st =
         crate::sweep::halving::standing(sweep, halving, runs_dir, &configs, &Default::default());

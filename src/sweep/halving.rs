@@ -1,5 +1,7 @@
 //! Successive halving: every point of a sweep trains to a first rung and is scored there; only
-//! the better share goes on to the next rung, and so on up to the full epochs. Every decision is
+//! the better share goes on to the next rung, and so on up to the full epochs. With `seeds`,
+//! what is ranked is a setting: by the mean of its seeds' scores, all of its seeds going on or
+//! stopping together, so that one lucky seed does not carry a setting. Every decision is
 //! read from the points' own `metrics.csv`, so a killed sweep, run again, reaches the same
 //! decisions and trains no epoch twice. Stopped points keep their run directories, with a
 //! `stopped.json` that says where and why they stopped.
@@ -129,6 +131,19 @@ impl Halving {
         ((n as f64 * self.keep).round() as usize).clamp(1.min(n), n)
     }
 
+    /// [`Halving::describe`] for a sweep: its settings, and the seeds each is ranked over.
+    pub fn describe_sweep(&self, sweep: &Sweep, epochs: usize) -> String {
+        let line = self.describe(sweep.settings().len(), epochs);
+        match sweep.seeds.len() {
+            0 => line,
+            n => format!(
+                "{line} (settings ranked by the mean over their {n} seeds {:?}, which go on or \
+                 stop together)",
+                sweep.seeds
+            ),
+        }
+    }
+
     /// A line that shows the rungs, e.g. for `sweep --plan`.
     pub fn describe(&self, points: usize, epochs: usize) -> String {
         let mut n = points;
@@ -158,14 +173,18 @@ impl Halving {
 pub struct RungScore {
     /// The rung's epoch.
     pub epoch: usize,
-    /// The point's score there; empty when that epoch has none (its training failed).
+    /// The score its setting was ranked by: the point's own, or with `seeds` the mean over
+    /// the setting's seeds; empty when that epoch has none (a training failed).
     pub score: Option<f64>,
-    /// Its rank among the points ranked there (1 = best).
+    /// Its setting's rank among the settings ranked there (1 = best).
     pub rank: usize,
-    /// How many points were ranked there.
+    /// How many settings were ranked there.
     pub of: usize,
     /// Whether it went on.
     pub kept: bool,
+    /// With `seeds`: this seed's own score there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_score: Option<f64>,
 }
 
 /// What `stopped.json` holds: why halving stopped this run.
@@ -188,14 +207,22 @@ impl StoppedRecord {
 
     /// E.g. `stopped at epoch 5 (fid 23.10, 6th of 8)`.
     pub fn describe(&self) -> String {
-        let score = self
-            .at
-            .score
-            .map_or("no score".to_string(), |s| format!("{s:.2}"));
+        let shown = |s: Option<f64>| s.map_or("no score".to_string(), |s| format!("{s:.2}"));
+        let score = shown(self.at.score);
+        let (what, of) = match self.at.seed_score {
+            Some(own) => (
+                format!(
+                    "mean {} over the seeds {score}, this seed {}",
+                    self.metric.name(),
+                    shown(Some(own))
+                ),
+                " settings",
+            ),
+            None => (format!("{} {score}", self.metric.name()), ""),
+        };
         format!(
-            "stopped at epoch {} ({} {score}, {} of {})",
+            "stopped at epoch {} ({what}, {} of {}{of})",
             self.at.epoch,
-            self.metric.name(),
             ordinal(self.at.rank),
             self.at.of
         )
@@ -228,6 +255,35 @@ pub fn rank(metric: RankMetric, scores: &[(usize, Option<f64>)]) -> Vec<(usize, 
         (None, None) => ia.cmp(ib),
     });
     ranked
+}
+
+/// One rung's decision over the `alive` settings (indices into `settings`, each a list of its
+/// points): each setting's score, the mean of its points' scores (`score_of`; none unless
+/// every point has one), ranked best first by [`rank`], and the settings that go on (the
+/// better share among those with a finite score).
+pub fn decide_rung(
+    halving: &Halving,
+    settings: &[Vec<usize>],
+    alive: &[usize],
+    score_of: impl Fn(usize) -> Option<f64>,
+) -> (Vec<(usize, Option<f64>)>, BTreeSet<usize>) {
+    let scores: Vec<(usize, Option<f64>)> = alive
+        .iter()
+        .map(|&s| {
+            let own: Option<Vec<f64>> = settings[s].iter().map(|&i| score_of(i)).collect();
+            let mean = own.map(|v| v.iter().sum::<f64>() / v.len() as f64);
+            (s, mean)
+        })
+        .collect();
+    let ranked = rank(halving.metric, &scores);
+    let kept = halving.survivors(ranked.len());
+    let going_on = ranked
+        .iter()
+        .filter(|(_, s)| s.is_some_and(f64::is_finite))
+        .take(kept)
+        .map(|(s, _)| *s)
+        .collect();
+    (ranked, going_on)
 }
 
 /// Training still to do: the points to train and the epoch to stop at (`None`: their last).
@@ -274,12 +330,20 @@ pub fn standing(
             .collect(),
         ..Standing::default()
     };
-    let mut alive: Vec<usize> = (0..sweep.points.len()).collect();
+    let settings = sweep.settings();
+    let seeded = !sweep.seeds.is_empty();
+    let points_of = |alive: &[usize]| -> Vec<usize> {
+        alive
+            .iter()
+            .flat_map(|&s| settings[s].iter().copied())
+            .collect()
+    };
+    // The settings still training, by index into `settings`.
+    let mut alive: Vec<usize> = (0..settings.len()).collect();
     for &rung in &halving.rungs {
         let at_rung = |i: usize| metrics[i].iter().find(|m| m.epoch == rung);
-        let need: Vec<usize> = alive
-            .iter()
-            .copied()
+        let need: Vec<usize> = points_of(&alive)
+            .into_iter()
             .filter(|&i| at_rung(i).is_none() && !given_up.contains(&i))
             .collect();
         if !need.is_empty() {
@@ -289,34 +353,27 @@ pub fn standing(
             });
             return st;
         }
-        let scores: Vec<(usize, Option<f64>)> = alive
-            .iter()
-            .map(|&i| (i, at_rung(i).and_then(|m| halving.metric.of(m))))
-            .collect();
-        let ranked = rank(halving.metric, &scores);
-        let kept = halving.survivors(ranked.len());
-        let going_on: BTreeSet<usize> = ranked
-            .iter()
-            .filter(|(_, s)| s.is_some_and(f64::is_finite))
-            .take(kept)
-            .map(|(i, _)| *i)
-            .collect();
-        for (position, (i, score)) in ranked.iter().enumerate() {
-            let kept = going_on.contains(i);
-            st.rungs.entry(*i).or_default().push(RungScore {
-                epoch: rung,
-                score: *score,
-                rank: position + 1,
-                of: ranked.len(),
-                kept,
-            });
-            if !kept {
-                st.stopped.insert(*i);
+        let own = |i: usize| at_rung(i).and_then(|m| halving.metric.of(m));
+        let (ranked, going_on) = decide_rung(halving, &settings, &alive, own);
+        for (position, (s, score)) in ranked.iter().enumerate() {
+            let kept = going_on.contains(s);
+            for &i in &settings[*s] {
+                st.rungs.entry(i).or_default().push(RungScore {
+                    epoch: rung,
+                    score: *score,
+                    rank: position + 1,
+                    of: ranked.len(),
+                    kept,
+                    seed_score: if seeded { own(i) } else { None },
+                });
+                if !kept {
+                    st.stopped.insert(i);
+                }
             }
         }
         alive = going_on.into_iter().collect();
     }
-    let need: Vec<usize> = alive
+    let need: Vec<usize> = points_of(&alive)
         .into_iter()
         .filter(|i| !st.finished.contains(i) && !given_up.contains(i))
         .collect();
@@ -534,6 +591,44 @@ mod tests {
             "successive halving on fid (lower is better): epoch 5: best 3 of 8 go on; \
              epoch 20: best 1 of 3 go on; 1 trains to epoch 71"
         );
+    }
+
+    #[test]
+    fn a_lucky_seed_does_not_carry_a_setting_with_a_worse_mean() {
+        // Setting 0: one lucky seed (FID 10, the best of all) but a mean of 30; setting 1:
+        // three middling seeds, mean 20.
+        let settings = vec![vec![0, 1, 2], vec![3, 4, 5]];
+        let fid = [10.0, 40.0, 40.0, 20.0, 21.0, 19.0];
+        let (ranked, going_on) = decide_rung(&halving(0.5), &settings, &[0, 1], |i| Some(fid[i]));
+        assert_eq!(ranked, [(1, Some(20.0)), (0, Some(30.0))]);
+        assert_eq!(going_on, BTreeSet::from([1]));
+        // Higher is better: the same scores as classifier scores keep setting 0.
+        let mut h = halving(0.5);
+        h.metric = RankMetric::ClassifierScore;
+        let (_, going_on) = decide_rung(&h, &settings, &[0, 1], |i| Some(fid[i]));
+        assert_eq!(going_on, BTreeSet::from([0]));
+    }
+
+    #[test]
+    fn a_setting_with_an_unscored_seed_ranks_last_and_stops() {
+        let settings = vec![vec![0, 1], vec![2, 3], vec![4, 5]];
+        let fid = [
+            Some(5.0),
+            None,
+            Some(30.0),
+            Some(30.0),
+            Some(50.0),
+            Some(f64::NAN),
+        ];
+        let (ranked, going_on) = decide_rung(&halving(0.5), &settings, &[0, 1, 2], |i| fid[i]);
+        let order: Vec<usize> = ranked.iter().map(|(s, _)| *s).collect();
+        assert_eq!(order, [1, 0, 2]);
+        assert_eq!(ranked[1].1, None);
+        // keep 0.5 of three lets two go on, but only setting 1 has a finite mean.
+        assert_eq!(going_on, BTreeSet::from([1]));
+        // Only settings still alive are ranked.
+        let (ranked, _) = decide_rung(&halving(0.5), &settings, &[2], |i| fid[i]);
+        assert_eq!(ranked.len(), 1);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! separate logs, and the same command serves a cluster scheduler's job array. A sweep can stop
 //! its weaker points early ([`halving`]).
 
+mod children;
+mod grid;
 pub mod halving;
 pub mod slurm;
 
@@ -18,6 +20,7 @@ use crate::run_dir::atomic_write;
 
 /// The sweep directory's list of its points and their states.
 pub use crate::run_dir::INDEX_FILE;
+pub use children::{run_children, ChildJob, PointOutcome};
 pub use slurm::{shell_quote, SlurmResources};
 
 /// The sweep file.
@@ -35,6 +38,9 @@ pub struct SweepFile {
     pub set: toml::Table,
     /// Dotted key -> the values it takes; several keys make a product.
     pub grid: toml::Table,
+    /// Seeds to repeat every setting (grid point) over: each (setting, seed) is its own run.
+    #[serde(default)]
+    pub seeds: Option<Vec<u64>>,
     /// Successive halving: stop the weaker points at rungs, by a score.
     #[serde(default)]
     pub halving: Option<halving::Halving>,
@@ -66,9 +72,16 @@ pub struct Point {
     pub name: String,
     /// The overrides that make this point, as `KEY=VALUE`.
     pub overrides: Vec<String>,
-    /// Its value of each swept key (the grid's keys only).
+    /// Its value of each swept key (the grid's keys, and `seed` with `seeds`).
     #[serde(skip)]
     pub values: Vec<(String, toml::Value)>,
+    /// The setting (grid point) it belongs to: its position among the settings.
+    pub setting: usize,
+    /// The setting's name: the point's name without its seed.
+    pub setting_name: String,
+    /// Its seed, when the sweep file lists `seeds`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 /// A parsed sweep: where it lives, its base config and its points.
@@ -84,8 +97,12 @@ pub struct Sweep {
     pub points: Vec<Point>,
     /// Successive halving, when the sweep file asks for it.
     pub halving: Option<halving::Halving>,
-    /// The swept keys and the values each takes, in the file's order.
+    /// The swept keys and the values each takes, in the file's order (then `seed`, with
+    /// `seeds`).
     pub axes: Vec<(String, Vec<toml::Value>)>,
+    /// The seeds every setting is repeated over (empty: each setting runs once, with the
+    /// base config's seed).
+    pub seeds: Vec<u64>,
     /// What an emitted Slurm script asks for.
     pub slurm: SlurmResources,
 }
@@ -129,37 +146,15 @@ impl Sweep {
                 message: "the grid names no keys".into(),
             });
         }
+        let seeds = grid::check_seeds(path, &file)?;
         let fixed: Vec<String> = file.set.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let labels = short_labels(&axes.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>());
-        let mut points = Vec::new();
-        let total: usize = axes.iter().map(|(_, v)| v.len()).product();
-        for index in 0..total {
-            let mut rest = index;
-            let mut overrides = fixed.clone();
-            let mut parts = Vec::new();
-            let mut point_values = Vec::new();
-            // The last key varies fastest.
-            let mut picks = vec![0; axes.len()];
-            for (a, (_, values)) in axes.iter().enumerate().rev() {
-                picks[a] = rest % values.len();
-                rest /= values.len();
-            }
-            for (a, (key, values)) in axes.iter().enumerate() {
-                let v = &values[picks[a]];
-                let shown = match v {
-                    toml::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                overrides.push(format!("{key}={v}"));
-                parts.push(format!("{}={shown}", labels[a]));
-                point_values.push((key.clone(), v.clone()));
-            }
-            points.push(Point {
-                index,
-                name: sanitize(&parts.join(",")),
-                overrides,
-                values: point_values,
-            });
+        let points = grid::expand(&axes, &seeds, &fixed);
+        if !seeds.is_empty() {
+            let values = seeds
+                .iter()
+                .map(|&s| toml::Value::Integer(s as i64))
+                .collect();
+            axes.push(("seed".into(), values));
         }
         // Two values that make the same name would share one run directory: refuse.
         let mut seen: std::collections::BTreeMap<&str, &Point> = Default::default();
@@ -185,6 +180,7 @@ impl Sweep {
             points,
             halving: file.halving,
             axes,
+            seeds,
             slurm: file.slurm,
         };
         Ok(sweep)
@@ -218,6 +214,33 @@ impl Sweep {
         c.renamed(&point.name).map_err(|message| Error::Override {
             text: point.overrides.join(" "),
             message,
+        })
+    }
+
+    /// The settings (grid points), each as the indices of its points (one per seed), in order.
+    pub fn settings(&self) -> Vec<Vec<usize>> {
+        let mut out: Vec<Vec<usize>> = Vec::new();
+        for p in &self.points {
+            if out.len() <= p.setting {
+                out.push(Vec::new());
+            }
+            out[p.setting].push(p.index);
+        }
+        out
+    }
+
+    /// With `seeds`, a line that says how settings and seeds make the points, e.g.
+    /// `4 settings x seeds [1, 2, 3] = 12 points (point = setting x 3 + seed's position)`.
+    pub fn seeds_line(&self) -> Option<String> {
+        let n = self.seeds.len();
+        (n > 0).then(|| {
+            format!(
+                "{} settings x seeds {:?} = {} points (point index = setting x {n} + the seed's \
+                 position)",
+                self.settings().len(),
+                self.seeds,
+                self.points.len()
+            )
         })
     }
 
@@ -273,6 +296,8 @@ impl Sweep {
                     .find(|(i, _)| *i == p.index)
                     .map_or(PointState::Pending, |(_, s)| *s),
                 rungs: rungs.get(&p.index).cloned().unwrap_or_default(),
+                setting: (!self.seeds.is_empty()).then(|| p.setting_name.clone()),
+                seed: p.seed,
             })
             .collect();
         let index = SweepIndex {
@@ -370,58 +395,6 @@ impl Sweep {
     }
 }
 
-/// Labels for grid keys: the last segment where that is unambiguous, else more of the key.
-fn short_labels(keys: &[&str]) -> Vec<String> {
-    keys.iter()
-        .map(|key| {
-            let segs: Vec<&str> = key.split('.').collect();
-            for n in 1..=segs.len() {
-                let label = segs[segs.len() - n..].join(".");
-                let clashes = keys
-                    .iter()
-                    .filter(|other| {
-                        let o: Vec<&str> = other.split('.').collect();
-                        o.len() >= n && o[o.len() - n..].join(".") == label
-                    })
-                    .count();
-                if clashes == 1 {
-                    return label;
-                }
-            }
-            key.to_string()
-        })
-        .collect()
-}
-
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.=,".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn labels_are_short_but_unambiguous() {
-        assert_eq!(
-            short_labels(&[
-                "optimizer.discriminator.beta1",
-                "optimizer.generator.beta1",
-                "training.epochs"
-            ]),
-            vec!["discriminator.beta1", "generator.beta1", "epochs"]
-        );
-    }
-}
-
 /// What `index.json` holds: the sweep's points and where each stands.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SweepIndex {
@@ -436,6 +409,14 @@ pub struct SweepIndex {
     pub set: Vec<String>,
     /// One entry per point, in grid order.
     pub points: Vec<IndexedPoint>,
+}
+
+impl SweepIndex {
+    /// The `index.json` of a sweep directory, if it has one that parses.
+    pub fn read(sweep_dir: &Path) -> Option<SweepIndex> {
+        let text = std::fs::read_to_string(sweep_dir.join(INDEX_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
 }
 
 /// One point in `index.json`.
@@ -454,6 +435,13 @@ pub struct IndexedPoint {
     /// With halving: its score at each rung it reached.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rungs: Vec<halving::RungScore>,
+    /// With `seeds`: the setting it is one seed of (the name its seeds share), so that a
+    /// setting's seeds are read back together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setting: Option<String>,
+    /// With `seeds`: its seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 /// Where a sweep point (or a `train --jobs` child) stands.
@@ -491,136 +479,6 @@ impl std::fmt::Display for PointState {
             PointState::Interrupted => "interrupted",
         })
     }
-}
-
-/// How one point of a sweep ended.
-#[derive(Debug, Clone)]
-pub struct PointOutcome {
-    /// The point's name.
-    pub name: String,
-    /// Finished (this call), skipped (finished before), or failed.
-    pub state: PointState,
-    /// Where its output went.
-    pub log: PathBuf,
-}
-
-/// A child `gan-run` process to run: its arguments and where its output goes.
-#[derive(Debug, Clone)]
-pub struct ChildJob {
-    /// Position in the caller's list.
-    pub index: usize,
-    /// A name for messages.
-    pub name: String,
-    /// Arguments after the executable.
-    pub args: Vec<String>,
-    /// Its stdout and stderr, appended.
-    pub log: PathBuf,
-}
-
-/// Runs `jobs` as child processes of `exe`, `parallel` at a time, each with `RAYON_NUM_THREADS`
-/// set to its share of the cores (of `min(parallel, jobs)` children, so that a lone job gets
-/// them all). A failing child never stops the others. `on_done` sees each
-/// outcome as it happens; the outcomes come back in the jobs' order.
-pub fn run_children(
-    jobs: Vec<ChildJob>,
-    parallel: usize,
-    exe: &Path,
-    mut on_done: impl FnMut(&ChildJob, PointState) -> Result<()>,
-) -> Result<Vec<PointOutcome>> {
-    use std::os::unix::process::CommandExt;
-    use std::process::{Child, Command, Stdio};
-    let parallel = parallel.clamp(1, jobs.len().max(1));
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = (cores / parallel).max(1);
-    let mut pending: std::collections::VecDeque<ChildJob> = jobs.into();
-    let mut running: Vec<(ChildJob, Child)> = Vec::new();
-    let mut outcomes: Vec<(usize, PointOutcome)> = Vec::new();
-    while !pending.is_empty() || !running.is_empty() {
-        while running.len() < parallel {
-            let Some(job) = pending.pop_front() else {
-                break;
-            };
-            if let Some(dir) = job.log.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
-            }
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&job.log)
-                .map_err(|e| Error::io("cannot open", &job.log, e))?;
-            let err = file
-                .try_clone()
-                .map_err(|e| Error::io("cannot open", &job.log, e))?;
-            let child = Command::new(exe)
-                .args(&job.args)
-                .env("RAYON_NUM_THREADS", threads.to_string())
-                .stdin(Stdio::null())
-                .stdout(file)
-                .stderr(err)
-                // Their own process group, so that a Ctrl-C at the terminal reaches only this
-                // process, which passes one SIGTERM on to each child below.
-                .process_group(0)
-                .spawn()
-                .map_err(|e| Error::io("cannot start", exe, e))?;
-            tracing::info!(job = %job.name, log = %job.log.display(), "started");
-            running.push((job, child));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        if crate::interrupt::requested() {
-            for job in stop_children(&mut running) {
-                on_done(&job, PointState::Interrupted)?;
-            }
-            return Err(Error::Interrupted { at: None });
-        }
-        let mut i = 0;
-        while i < running.len() {
-            let done = running[i]
-                .1
-                .try_wait()
-                .map_err(|e| Error::io("cannot wait for", exe, e))?;
-            match done {
-                None => i += 1,
-                Some(code) => {
-                    let (job, _) = running.swap_remove(i);
-                    let state = match code.success() {
-                        true => PointState::Finished,
-                        false => PointState::Failed,
-                    };
-                    tracing::info!(job = %job.name, %state, "ended");
-                    on_done(&job, state)?;
-                    outcomes.push((
-                        job.index,
-                        PointOutcome {
-                            name: job.name,
-                            state,
-                            log: job.log,
-                        },
-                    ));
-                }
-            }
-        }
-    }
-    outcomes.sort_by_key(|(i, _)| *i);
-    Ok(outcomes.into_iter().map(|(_, o)| o).collect())
-}
-
-/// Passes SIGTERM on to each running child and waits for them to stop (each finishes its
-/// current step, releases its run directory and keeps its last checkpoint).
-/// Returns the jobs it stopped.
-fn stop_children(running: &mut Vec<(ChildJob, std::process::Child)>) -> Vec<ChildJob> {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
-    for (job, child) in running.iter() {
-        tracing::warn!(job = %job.name, "interrupt: stopping");
-        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-    }
-    running
-        .drain(..)
-        .map(|(job, mut child)| {
-            let _ = child.wait();
-            job
-        })
-        .collect()
 }
 
 /// Runs the unfinished points of a sweep, `jobs` at a time, each as `exe run-point SWEEP INDEX`.
