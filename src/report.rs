@@ -563,6 +563,10 @@ mod tests {
             parzen_nats: None,
             d_loss_end: None,
             g_loss_end: None,
+            precision: None,
+            recall: None,
+            kid: None,
+            kid_se: None,
         };
         RunRecord {
             dir: std::path::PathBuf::from("/nonexistent").join(name),

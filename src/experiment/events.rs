@@ -111,6 +111,10 @@ impl RunEvents {
             (METRIC_TAGS[3], m.classifier_score),
             ("eval/modes", m.modes.map(|n| n as f64)),
             ("eval/parzen_nats", m.parzen_nats),
+            ("eval/precision", m.precision),
+            ("eval/recall", m.recall),
+            ("eval/kid", m.kid),
+            ("eval/kid_se", m.kid_se),
         ];
         values.extend(optional.iter().filter_map(|(t, v)| v.map(|v| (*t, v))));
         self.file.scalars(step, &values)?;
