@@ -567,6 +567,8 @@ mod tests {
             recall: None,
             kid: None,
             kid_se: None,
+            g_sigma_max: None,
+            d_sigma_max: None,
         };
         RunRecord {
             dir: std::path::PathBuf::from("/nonexistent").join(name),

@@ -310,7 +310,10 @@ impl EpochOutput for TensorBoard {
         products: &mut EpochProducts,
     ) -> Result<()> {
         let m = state.history.last().expect("an epoch was just trained");
-        self.events.epoch(m, &products.grids)
+        // From the weights and vectors the epoch's checkpoint holds.
+        let mut sigmas = state.generator.spectral_sigmas();
+        sigmas.extend(state.discriminator.spectral_sigmas());
+        self.events.epoch(m, &products.grids, &sigmas)
     }
 }
 
@@ -355,6 +358,8 @@ mod tests {
             recall: None,
             kid: None,
             kid_se: None,
+            g_sigma_max: None,
+            d_sigma_max: None,
         }
     }
 

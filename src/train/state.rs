@@ -72,6 +72,14 @@ pub struct EpochMetrics {
     /// KID's standard error, likewise.
     #[serde(default)]
     pub kid_se: Option<f64>,
+    /// The largest sigma (spectral norm's estimate of a weight's largest singular value) among
+    /// G's spectrally normalised layers after the epoch; empty without any, and in runs made
+    /// before it was recorded. TensorBoard has each layer's.
+    #[serde(default)]
+    pub g_sigma_max: Option<f64>,
+    /// The same for D's layers.
+    #[serde(default)]
+    pub d_sigma_max: Option<f64>,
 }
 
 /// Epochs over which unmoving losses count as a stuck run.
@@ -333,6 +341,8 @@ mod tests {
             recall: None,
             kid: None,
             kid_se: None,
+            g_sigma_max: None,
+            d_sigma_max: None,
         }
     }
 

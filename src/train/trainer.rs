@@ -197,6 +197,8 @@ pub fn train_epoch(
         samples_per_sec: (batches * batch) as f64 / seconds,
         d_loss_end: end_losses.0,
         g_loss_end: end_losses.1,
+        g_sigma_max: state.generator.largest_sigma(),
+        d_sigma_max: state.discriminator.largest_sigma(),
         // The scores come from the run's `Scores` output, in the epochs it scores.
         ..EpochMetrics::default()
     };
