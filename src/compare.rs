@@ -114,8 +114,9 @@ fn find_runs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
 
 /// The metric columns shown for each run: where it stands, its last epoch's training metrics,
 /// then its latest sample-quality scores (from `metrics.csv` or `eval.json`, whichever scored
-/// a later epoch) and the epoch they are from.
-pub const METRIC_COLUMNS: [&str; 11] = [
+/// a later epoch: FID, classifier score, modes, Parzen nats, improved precision and recall,
+/// KID and its standard error) and the epoch they are from.
+pub const METRIC_COLUMNS: [&str; 15] = [
     "state",
     "epochs",
     "d_loss",
@@ -126,6 +127,10 @@ pub const METRIC_COLUMNS: [&str; 11] = [
     "score",
     "modes",
     "parzen",
+    "precision",
+    "recall",
+    "kid",
+    "kid_se",
     "scored_at",
 ];
 
@@ -147,10 +152,11 @@ pub fn run_state(r: &RunRecord) -> String {
 }
 
 /// `gan-run ls`: one row per run under `root`, named by its path below it: state, epochs done
-/// of planned, last losses, best FID so far (and its epoch), time since it last wrote metrics.
+/// of planned, last losses, best FID so far (and its epoch), the latest scores' precision,
+/// recall and KID (as `compare` takes them), time since it last wrote metrics.
 pub fn listing(root: &Path, runs: &[RunRecord]) -> Comparison {
     let columns = [
-        "run", "state", "epoch", "d_loss", "g_loss", "best_fid", "age",
+        "run", "state", "epoch", "d_loss", "g_loss", "best_fid", "prec", "recall", "kid", "age",
     ]
     .map(String::from)
     .to_vec();
@@ -170,6 +176,10 @@ pub fn listing(root: &Path, runs: &[RunRecord]) -> Comparison {
                 .ok()
                 .and_then(|t| t.elapsed().ok())
                 .map_or("-".into(), |d| short_duration(d.as_secs()));
+            let latest = latest_scores(r);
+            let cell = |get: fn(&LatestScores) -> Option<f64>, format: fn(f64) -> String| {
+                latest.as_ref().and_then(get).map_or("-".into(), format)
+            };
             vec![
                 name.display().to_string(),
                 run_state(r),
@@ -181,6 +191,9 @@ pub fn listing(root: &Path, runs: &[RunRecord]) -> Comparison {
                 last.map_or("-".into(), |m| format_small(m.d_loss)),
                 last.map_or("-".into(), |m| format_small(m.g_loss)),
                 best.map_or("-".into(), |(f, e)| format!("{f:.2}@{e}")),
+                cell(|s| s.precision, |v| format!("{v:.3}")),
+                cell(|s| s.recall, |v| format!("{v:.3}")),
+                cell(|s| s.kid, format_small),
                 age,
             ]
         })
@@ -198,29 +211,52 @@ fn short_duration(seconds: u64) -> String {
     }
 }
 
-/// The run's latest scores: (epoch, fid, classifier score, modes, Parzen nats).
-fn latest_scores(r: &RunRecord) -> Option<(usize, f64, f64, f64, f64)> {
+/// A run's latest scores, from `metrics.csv` or `eval.json`.
+struct LatestScores {
+    epoch: usize,
+    fid: f64,
+    score: f64,
+    modes: f64,
+    parzen: f64,
+    /// Absent in rows and files written before they were measured.
+    precision: Option<f64>,
+    recall: Option<f64>,
+    kid: Option<f64>,
+    kid_se: Option<f64>,
+}
+
+/// The run's latest scores: those of its last scored epoch, or of its `eval.json` when that
+/// scored the same epoch or a later one.
+fn latest_scores(r: &RunRecord) -> Option<LatestScores> {
     let trained = r.metrics.iter().rev().find_map(|m| {
-        Some((
-            m.epoch,
-            m.fid?,
-            m.classifier_score?,
-            m.modes? as f64,
-            m.parzen_nats?,
-        ))
+        Some(LatestScores {
+            epoch: m.epoch,
+            fid: m.fid?,
+            score: m.classifier_score?,
+            modes: m.modes? as f64,
+            parzen: m.parzen_nats?,
+            precision: m.precision,
+            recall: m.recall,
+            kid: m.kid,
+            kid_se: m.kid_se,
+        })
     });
     let evaluated = r.eval().and_then(|e| {
         let s = &e.scores;
-        Some((
-            e.epoch?,
-            s.fid,
-            s.classifier_score,
-            s.coverage.modes as f64,
-            s.parzen.test.mean,
-        ))
+        Some(LatestScores {
+            epoch: e.epoch?,
+            fid: s.fid,
+            score: s.classifier_score,
+            modes: s.coverage.modes as f64,
+            parzen: s.parzen.test.mean,
+            precision: s.precision_recall.map(|p| p.precision),
+            recall: s.precision_recall.map(|p| p.recall),
+            kid: s.kid.map(|k| k.mean),
+            kid_se: s.kid.map(|k| k.se),
+        })
     });
     match (trained, evaluated) {
-        (Some(t), Some(e)) if e.0 >= t.0 => Some(e),
+        (Some(t), Some(e)) if e.epoch >= t.epoch => Some(e),
         (Some(t), _) => Some(t),
         (None, e) => e,
     }
@@ -235,12 +271,19 @@ fn final_metrics(r: &RunRecord) -> BTreeMap<&'static str, f64> {
         m.insert("d_real", last.d_real);
         m.insert("d_fake", last.d_fake);
     }
-    if let Some((epoch, fid, score, modes, parzen)) = latest_scores(r) {
-        m.insert("scored_at", epoch as f64);
-        m.insert("fid", fid);
-        m.insert("score", score);
-        m.insert("modes", modes);
-        m.insert("parzen", parzen);
+    if let Some(s) = latest_scores(r) {
+        m.insert("scored_at", s.epoch as f64);
+        m.insert("fid", s.fid);
+        m.insert("score", s.score);
+        m.insert("modes", s.modes);
+        m.insert("parzen", s.parzen);
+        let optional = [
+            ("precision", s.precision),
+            ("recall", s.recall),
+            ("kid", s.kid),
+            ("kid_se", s.kid_se),
+        ];
+        m.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?))));
     }
     m
 }
@@ -290,6 +333,7 @@ pub fn compare(runs: &[RunRecord], sort_by: Option<&str>, descending: bool) -> R
                 ("state", _) => run_state(r),
                 ("epochs" | "modes" | "scored_at", Some(v)) => format!("{v}"),
                 ("fid" | "score" | "parzen", Some(v)) => format!("{v:.2}"),
+                ("precision" | "recall", Some(v)) => format!("{v:.3}"),
                 (_, Some(v)) => format_small(*v),
                 (_, None) => "-".into(),
             }));

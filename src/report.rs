@@ -563,6 +563,12 @@ mod tests {
             parzen_nats: None,
             d_loss_end: None,
             g_loss_end: None,
+            precision: None,
+            recall: None,
+            kid: None,
+            kid_se: None,
+            g_sigma_max: None,
+            d_sigma_max: None,
         };
         RunRecord {
             dir: std::path::PathBuf::from("/nonexistent").join(name),

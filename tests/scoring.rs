@@ -141,6 +141,7 @@ fn training_scores_samples_at_the_cadence_and_at_the_end() {
     assert_eq!(summary["evaluation"]["images"], 200);
     assert_eq!(summary["evaluation"]["precision_recall"]["images"], 200);
     assert!(summary["evaluation"]["kid"]["mean"].is_f64(), "{summary}");
+    newer_measures_reach_metrics_compare_ls_and_tensorboard(&s, &run, &summary);
 
     // The best-scoring epoch's checkpoint is kept besides the newest ones, and loads.
     let (f2, f3) = (
@@ -172,6 +173,88 @@ fn training_scores_samples_at_the_cadence_and_at_the_end() {
     };
     assert!(!tensors.is_empty());
     assert_eq!(epoch_of(&best), best_epoch.to_string());
+}
+
+/// The scored smoke run's precision, recall and KID: in metrics.csv (empty in the unscored
+/// epoch 1; the last row's equal to summary.json's), in `compare --json` and `--csv`, in `ls`
+/// and among the TensorBoard scalars.
+fn newer_measures_reach_metrics_compare_ls_and_tensorboard(
+    s: &Scratch,
+    run: &std::path::Path,
+    summary: &serde_json::Value,
+) {
+    let mut csv = csv::Reader::from_path(run.join("metrics.csv")).unwrap();
+    let header: Vec<String> = csv.headers().unwrap().iter().map(String::from).collect();
+    let rows: Vec<csv::StringRecord> = csv.records().map(|r| r.unwrap()).collect();
+    let column = |name: &str| -> Vec<String> {
+        let i = header.iter().position(|h| h == name).expect(name);
+        rows.iter().map(|r| r[i].to_string()).collect()
+    };
+    let value = |cell: &String| -> f64 { cell.parse().unwrap() };
+    for name in ["precision", "recall"] {
+        let cells = column(name);
+        assert!(cells[0].is_empty(), "{name}: {cells:?}");
+        for cell in &cells[1..] {
+            assert!((0.0..=1.0).contains(&value(cell)), "{name}: {cells:?}");
+        }
+        let last = summary["evaluation"]["precision_recall"][name].as_f64();
+        assert_eq!(Some(value(&cells[2])), last, "{name}");
+    }
+    let (kid, kid_se) = (column("kid"), column("kid_se"));
+    assert!(kid[0].is_empty() && kid_se[0].is_empty(), "{kid:?}");
+    assert_eq!(
+        Some(value(&kid[2])),
+        summary["evaluation"]["kid"]["mean"].as_f64()
+    );
+    assert!(
+        value(&kid[1]).is_finite() && value(&kid_se[2]) > 0.0,
+        "{kid_se:?}"
+    );
+
+    let out = s.ok(&["compare", "runs/smoke", "--json"]);
+    let table: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let columns: Vec<&str> = table["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let cell = |name: &str| {
+        let i = columns.iter().position(|c| *c == name).expect(name);
+        table["rows"][0][i].as_str().unwrap().to_string()
+    };
+    for name in ["precision", "recall"] {
+        let expected = format!("{:.3}", value(&column(name)[2]));
+        assert_eq!(cell(name), expected, "{table}");
+    }
+    assert!(
+        value(&cell("kid")).is_finite() && cell("kid_se") != "-",
+        "{table}"
+    );
+    let out = s.ok(&["compare", "runs/smoke", "--csv"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains(",parzen,precision,recall,kid,kid_se,"),
+        "{text}"
+    );
+
+    let out = s.ok(&["ls"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let header = text.lines().next().unwrap();
+    assert!(header.contains("prec") && header.contains("kid"), "{text}");
+    let precision = format!("{:.3}", value(&column("precision")[2]));
+    assert!(text.lines().nth(1).unwrap().contains(&precision), "{text}");
+
+    let events = std::fs::read_dir(run)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("events.out"))
+        .expect("an event file");
+    let bytes = std::fs::read(events.path()).unwrap();
+    for tag in ["eval/precision", "eval/recall", "eval/kid", "eval/kid_se"] {
+        let found = bytes.windows(tag.len()).any(|w| w == tag.as_bytes());
+        assert!(found, "{tag} not in the event file");
+    }
 }
 
 #[test]

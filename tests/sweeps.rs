@@ -75,7 +75,7 @@ fn a_sweep_resumes_without_redoing_finished_points() {
     assert_eq!(
         header,
         "run,optimizer.discriminator.beta1,state,epochs,d_loss,g_loss,d_real,d_fake,fid,score,\
-         modes,parzen,scored_at"
+         modes,parzen,precision,recall,kid,kid_se,scored_at"
     );
     let g: Vec<f64> = table
         .lines()

@@ -56,6 +56,78 @@ fn smoke_config_trains_on_mnist_and_fills_the_run_directory() {
     );
 }
 
+/// With spectral norm on D's linear layers, metrics.csv's d_sigma_max is the largest `v^T W u`
+/// of the epoch's checkpoint (g_sigma_max stays empty: G has none), and TensorBoard has each
+/// normalised layer's sigma.
+#[test]
+fn spectrally_normalised_layers_report_their_sigma_each_epoch() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let args = [
+        smoke.as_str(),
+        "--set",
+        "training.epochs=2",
+        "--set",
+        "model.discriminator.layers[0].spectral_norm=true",
+        "--set",
+        "model.discriminator.layers[2].spectral_norm=true",
+    ];
+    let data = data_dir();
+    s.ok(&smoke_args(&args, &data));
+    let run = s.path().join("runs/smoke");
+    let mut csv = csv::Reader::from_path(run.join("metrics.csv")).unwrap();
+    let header: Vec<String> = csv.headers().unwrap().iter().map(String::from).collect();
+    let rows: Vec<csv::StringRecord> = csv.records().map(|r| r.unwrap()).collect();
+    let column = |name: &str| -> Vec<String> {
+        let i = header.iter().position(|h| h == name).expect(name);
+        rows.iter().map(|r| r[i].to_string()).collect()
+    };
+    assert_eq!(column("g_sigma_max"), ["", ""]);
+    let d_sigma: Vec<f64> = column("d_sigma_max")
+        .iter()
+        .map(|c| c.parse().unwrap())
+        .collect();
+
+    for (epoch, logged) in [(1, d_sigma[0]), (2, d_sigma[1])] {
+        let path = run.join(format!("checkpoints/epoch-{epoch:04}.safetensors"));
+        let tensors = tensors(&path);
+        let floats = |name: &str| -> Vec<f32> {
+            let (_, bytes) = tensors.iter().find(|(n, _)| n == name).expect(name);
+            let words = bytes.chunks_exact(4);
+            words
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect()
+        };
+        let sigma = |layer: usize| -> f64 {
+            let prefix = format!("discriminator.layers.{layer}");
+            let w = floats(&format!("{prefix}.weight"));
+            let u = floats(&format!("{prefix}.spectral_u"));
+            let v = floats(&format!("{prefix}.spectral_v"));
+            let rows = w.chunks(u.len()).zip(&v);
+            rows.map(|(row, &vi)| {
+                let wu: f64 = row.iter().zip(&u).map(|(w, u)| (w * u) as f64).sum();
+                vi as f64 * wu
+            })
+            .sum()
+        };
+        let expected = sigma(0).max(sigma(2));
+        assert!(
+            (logged - expected).abs() <= 1e-5 * expected.abs(),
+            "epoch {epoch}: {logged} vs {expected}"
+        );
+    }
+
+    let events = std::fs::read_dir(&run)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("events.out"))
+        .expect("an event file");
+    let bytes = std::fs::read(events.path()).unwrap();
+    let has = |tag: &str| bytes.windows(tag.len()).any(|w| w == tag.as_bytes());
+    assert!(has("sigma/discriminator.layers.0") && has("sigma/discriminator.layers.2"));
+    assert!(!has("sigma/discriminator.layers.1") && !has("sigma/generator"));
+}
+
 #[test]
 fn interrupted_and_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
     let s = Scratch::new();
@@ -692,7 +764,10 @@ fn a_run_made_before_saved_configs_held_every_key_resumes_with_its_fingerprint()
     };
     let (before, after) = (rows(&old), rows(&run));
     assert_eq!(after.len(), 3, "{after:?}");
-    assert_eq!(after[..2], before[..2]);
+    // The columns added since (precision, recall, KID) follow the fixture's, empty in its row.
+    let added = ",precision,recall,kid,kid_se,g_sigma_max,d_sigma_max";
+    assert_eq!(after[0], format!("{}{added}", before[0]));
+    assert_eq!(after[1], format!("{},,,,,,", before[1]));
     assert_eq!(
         recorded_fingerprint(&run.join("checkpoints/epoch-0002.safetensors")),
         recorded

@@ -137,7 +137,8 @@ fn check_image_count(n: usize, limit_gb: Option<f64>) -> anyhow::Result<()> {
 }
 
 /// Score generated images: classifier FID, classifier score, mode coverage, Parzen
-/// log-likelihood (Goodfellow et al. 2014) and memorisation, beside the reference rows.
+/// log-likelihood (Goodfellow et al. 2014), memorisation, improved precision and recall
+/// (Kynkäänniemi et al. 2019) and KID (Bińkowski et al. 2018), beside the reference rows.
 /// Writes eval.json into the run (eval-<mode>.json for a --generation other than the
 /// run's own).
 #[derive(Args, Debug, Clone)]
@@ -176,7 +177,7 @@ pub struct EvalArgs {
     pub memory_limit: Option<f64>,
 }
 
-/// `gan-run eval`: score a run's samples, or an image file, with the five measures.
+/// `gan-run eval`: score a run's samples, or an image file, with every measure.
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let EvalArgs {
         run,

@@ -53,7 +53,8 @@ pub enum Command {
     /// Write generated images of a run as an MNIST-format IDX3 file (.gz if named so) or a PNG grid.
     Sample(SampleArgs),
     /// Score generated images: classifier FID, classifier score, mode coverage, Parzen
-    /// log-likelihood (Goodfellow et al. 2014) and memorisation, beside the reference rows.
+    /// log-likelihood (Goodfellow et al. 2014), memorisation, improved precision and recall
+    /// (Kynkäänniemi et al. 2019) and KID (Bińkowski et al. 2018), beside the reference rows.
     /// Writes eval.json into the run (eval-<mode>.json for a --generation other than the
     /// run's own).
     Eval(EvalArgs),

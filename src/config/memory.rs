@@ -70,9 +70,20 @@ pub fn estimate(c: &ExperimentConfig) -> MemoryEstimate {
         // The generated images, as pixels and as the classifier's inputs.
         let images = c.evaluation.samples as f64 * IMAGE_PIXELS as f64 * F32 * 2.0;
         parts.push(("images generated for scoring", images));
+        parts.push((
+            "precision/recall and KID distances",
+            feature_set_blocks(c.evaluation.samples),
+        ));
     }
     parts.sort_by(|a, b| b.1.total_cmp(&a.1));
     MemoryEstimate { parts }
+}
+
+/// Bytes of the distance blocks precision and recall work through when `n` images are scored:
+/// 1,000 rows of f32 distances against as many real images (up to 10,000, so 40 MB at most);
+/// KID's 1,000 x 1,000 kernel blocks are smaller.
+pub fn feature_set_blocks(n: usize) -> f64 {
+    1000.0 * n.min(10_000) as f64 * F32
 }
 
 /// Bytes of `n` generated images as `sample` and `eval` hold them.
@@ -117,6 +128,9 @@ mod tests {
         c.evaluation.samples = 1_000_000_000_000;
         let e = estimate(&c);
         assert_eq!(e.parts[0].0, "images generated for scoring");
+        let blocks = e.parts.iter().find(|p| p.0.starts_with("precision/recall"));
+        assert_eq!(blocks.unwrap().1, 40e6, "capped at 10,000 real images");
+        assert_eq!(feature_set_blocks(200), 800e3);
         assert!(e.describe().contains("images generated for scoring"));
     }
 }

@@ -52,7 +52,7 @@ impl RunEvents {
         if !had_events {
             for m in history {
                 let grids = grids_of(dir, m.epoch);
-                events.epoch(m, &grids)?;
+                events.epoch(m, &grids, &[])?;
             }
         }
         events.file.start_session(completed_steps + 1)?;
@@ -91,9 +91,15 @@ impl RunEvents {
         self.file.flush()
     }
 
-    /// Writes an epoch's metrics and scores and its grids (`(tag, png bytes, side in pixels)`),
-    /// after any step records kept, and flushes.
-    pub fn epoch(&mut self, m: &EpochMetrics, grids: &[(String, Vec<u8>, usize)]) -> Result<()> {
+    /// Writes an epoch's metrics and scores, its spectrally normalised layers' sigmas
+    /// (`sigma/<network>.layers.<i>`, from `(name, sigma)`) and its grids (`(tag, png bytes,
+    /// side in pixels)`), after any step records kept, and flushes.
+    pub fn epoch(
+        &mut self,
+        m: &EpochMetrics,
+        grids: &[(String, Vec<u8>, usize)],
+        sigmas: &[(String, f64)],
+    ) -> Result<()> {
         self.write_steps()?;
         let step = (m.epoch * self.steps_per_epoch) as i64;
         let mut values = vec![
@@ -111,8 +117,19 @@ impl RunEvents {
             (METRIC_TAGS[3], m.classifier_score),
             ("eval/modes", m.modes.map(|n| n as f64)),
             ("eval/parzen_nats", m.parzen_nats),
+            ("eval/precision", m.precision),
+            ("eval/recall", m.recall),
+            ("eval/kid", m.kid),
+            ("eval/kid_se", m.kid_se),
         ];
         values.extend(optional.iter().filter_map(|(t, v)| v.map(|v| (*t, v))));
+        let sigma_tags: Vec<String> = sigmas.iter().map(|(n, _)| format!("sigma/{n}")).collect();
+        values.extend(
+            sigma_tags
+                .iter()
+                .zip(sigmas)
+                .map(|(t, (_, s))| (t.as_str(), *s)),
+        );
         self.file.scalars(step, &values)?;
         for (tag, png, side) in grids {
             self.file.image(step, tag, png, *side, *side)?;

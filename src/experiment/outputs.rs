@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::Experiment;
 use crate::error::Result;
+use crate::logging::format_small;
 use crate::run_dir::{checkpoint, RunDir};
 use crate::train::{generate, grid_noise, stuck_reason, EpochMetrics, GanState, StepReport};
 
@@ -169,22 +170,40 @@ impl EpochOutput for Scores {
             ctx.dev,
         );
         let scores = self.evaluator.score(&images);
+        let pr = scores.precision_recall.as_ref();
+        let missing = || "-".to_string();
         tracing::info!(
             fid = format!("{:.2}", scores.fid),
             classifier_score = format!("{:.2}", scores.classifier_score),
             modes = scores.coverage.modes,
             parzen = format!("{:.1}", scores.parzen.test.mean),
+            precision = pr.map_or_else(missing, |p| format!("{:.3}", p.precision)),
+            recall = pr.map_or_else(missing, |p| format!("{:.3}", p.recall)),
+            kid = scores.kid.map_or_else(missing, |k| {
+                format!("{} +/- {}", format_small(k.mean), format_small(k.se))
+            }),
             seconds = format!("{:.1}", scores.seconds),
             "epoch {epoch} scored"
         );
-        let m = state.history.last_mut().expect("an epoch was just trained");
-        m.fid = Some(scores.fid);
-        m.classifier_score = Some(scores.classifier_score);
-        m.modes = Some(scores.coverage.modes);
-        m.parzen_nats = Some(scores.parzen.test.mean);
+        record_scores(
+            state.history.last_mut().expect("an epoch was just trained"),
+            &scores,
+        );
         products.scores = Some(scores);
         Ok(())
     }
+}
+
+/// Puts an epoch's scores into its metrics row.
+pub fn record_scores(m: &mut EpochMetrics, scores: &crate::eval::Scores) {
+    m.fid = Some(scores.fid);
+    m.classifier_score = Some(scores.classifier_score);
+    m.modes = Some(scores.coverage.modes);
+    m.parzen_nats = Some(scores.parzen.test.mean);
+    m.precision = scores.precision_recall.map(|p| p.precision);
+    m.recall = scores.precision_recall.map(|p| p.recall);
+    m.kid = scores.kid.map(|k| k.mean);
+    m.kid_se = scores.kid.map(|k| k.se);
 }
 
 /// The epoch checkpoint, every `output.checkpoint_every` epochs, at the end of every start,
@@ -291,7 +310,10 @@ impl EpochOutput for TensorBoard {
         products: &mut EpochProducts,
     ) -> Result<()> {
         let m = state.history.last().expect("an epoch was just trained");
-        self.events.epoch(m, &products.grids)
+        // From the weights and vectors the epoch's checkpoint holds.
+        let mut sigmas = state.generator.spectral_sigmas();
+        sigmas.extend(state.discriminator.spectral_sigmas());
+        self.events.epoch(m, &products.grids, &sigmas)
     }
 }
 
@@ -332,6 +354,12 @@ mod tests {
             parzen_nats: None,
             d_loss_end: None,
             g_loss_end: None,
+            precision: None,
+            recall: None,
+            kid: None,
+            kid_se: None,
+            g_sigma_max: None,
+            d_sigma_max: None,
         }
     }
 
@@ -345,6 +373,35 @@ mod tests {
         assert_eq!(BestCheckpoint::new_best(&h), Some(8.5));
         let h = [epoch(Some(8.5)), epoch(None), epoch(Some(8.5))];
         assert_eq!(BestCheckpoint::new_best(&h), None);
+    }
+
+    /// A scored epoch's row gets every measure, precision, recall and KID included.
+    #[test]
+    fn scores_fill_the_epoch_s_row() {
+        let reference = crate::eval::Reference::builtin().expect("the stored reference rows");
+        for scores in [&reference.real_train, &reference.uniform_noise] {
+            let mut m = epoch(None);
+            record_scores(&mut m, scores);
+            let (pr, kid) = (scores.precision_recall.unwrap(), scores.kid.unwrap());
+            assert_eq!(m.fid, Some(scores.fid));
+            assert_eq!(m.modes, Some(scores.coverage.modes));
+            assert_eq!(
+                (m.precision, m.recall),
+                (Some(pr.precision), Some(pr.recall))
+            );
+            assert_eq!((m.kid, m.kid_se), (Some(kid.mean), Some(kid.se)));
+            assert!((0.0..=1.0).contains(&pr.precision) && (0.0..=1.0).contains(&pr.recall));
+        }
+        // Scores without them (fewer than four images) leave the cells empty.
+        let mut old = reference.real_train.clone();
+        (old.precision_recall, old.kid) = (None, None);
+        let mut m = epoch(None);
+        m.precision = Some(0.5);
+        record_scores(&mut m, &old);
+        assert_eq!(
+            (m.precision, m.recall, m.kid, m.kid_se),
+            (None, None, None, None)
+        );
     }
 
     #[test]
@@ -365,6 +422,8 @@ mod tests {
         let mut state = GanState::new(&config, &dev);
         state.history = vec![epoch(None), epoch(Some(7.25))];
         state.history[1].epoch = 2;
+        (state.history[1].precision, state.history[1].recall) = (Some(0.75), Some(0.5));
+        (state.history[1].kid, state.history[1].kid_se) = (Some(1.5e-4), Some(2e-5));
         let dir = RunDir {
             path: root.path().to_path_buf(),
         };
@@ -382,5 +441,6 @@ mod tests {
         let rows = RunDir::read_metrics(root.path()).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!((rows[1].epoch, rows[1].fid), (2, Some(7.25)));
+        assert_eq!(rows, state.history);
     }
 }

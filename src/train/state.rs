@@ -22,7 +22,7 @@ const SAMPLE_STREAM: u64 = 3;
 const LOSS_PROBE_STREAM: u64 = 4;
 
 /// One row of `metrics.csv`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     /// 1-based epoch.
     pub epoch: usize,
@@ -58,6 +58,28 @@ pub struct EpochMetrics {
     /// G's loss measured the same way, on the same noise.
     #[serde(default)]
     pub g_loss_end: Option<f64>,
+    /// Improved precision (k = 3, in the classifier's features, 0 to 1) in epochs that were
+    /// scored; empty in runs made before it was measured, and when fewer than four images
+    /// were scored.
+    #[serde(default)]
+    pub precision: Option<f64>,
+    /// Improved recall, likewise.
+    #[serde(default)]
+    pub recall: Option<f64>,
+    /// KID (the mean of its subsets' unbiased MMD^2, not scaled), likewise.
+    #[serde(default)]
+    pub kid: Option<f64>,
+    /// KID's standard error, likewise.
+    #[serde(default)]
+    pub kid_se: Option<f64>,
+    /// The largest sigma (spectral norm's estimate of a weight's largest singular value) among
+    /// G's spectrally normalised layers after the epoch; empty without any, and in runs made
+    /// before it was recorded. TensorBoard has each layer's.
+    #[serde(default)]
+    pub g_sigma_max: Option<f64>,
+    /// The same for D's layers.
+    #[serde(default)]
+    pub d_sigma_max: Option<f64>,
 }
 
 /// Epochs over which unmoving losses count as a stuck run.
@@ -324,6 +346,12 @@ mod tests {
             parzen_nats: None,
             d_loss_end: None,
             g_loss_end: None,
+            precision: None,
+            recall: None,
+            kid: None,
+            kid_se: None,
+            g_sigma_max: None,
+            d_sigma_max: None,
         }
     }
 
@@ -342,5 +370,32 @@ mod tests {
         );
         let saturated = [epoch(1, 0.001, 12.0, 0.99999, 3e-6)];
         assert!(stuck_reason(&saturated).unwrap().contains("saturate"));
+    }
+
+    /// Rows written before precision, recall and KID were recorded (metrics.csv, and the
+    /// history a checkpoint keeps as JSON) still read, without them.
+    #[test]
+    fn rows_without_the_newer_measures_still_read() {
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/run-1f55346/tiny/metrics.csv");
+        let mut csv = csv::Reader::from_path(&fixture).unwrap();
+        assert!(!csv.headers().unwrap().iter().any(|h| h == "precision"));
+        let rows: Vec<EpochMetrics> = csv.deserialize().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].epoch, rows[0].fid), (1, None));
+        let old = (
+            rows[0].precision,
+            rows[0].recall,
+            rows[0].kid,
+            rows[0].kid_se,
+        );
+        assert_eq!(old, (None, None, None, None));
+
+        let mut json = serde_json::to_value(&rows).unwrap();
+        for field in ["precision", "recall", "kid", "kid_se"] {
+            json[0].as_object_mut().unwrap().remove(field).unwrap();
+        }
+        let read: Vec<EpochMetrics> = serde_json::from_value(json).unwrap();
+        assert_eq!(read, rows);
     }
 }

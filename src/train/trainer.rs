@@ -195,12 +195,12 @@ pub fn train_epoch(
         d_fake: fake_sum / batches as f64,
         seconds,
         samples_per_sec: (batches * batch) as f64 / seconds,
-        fid: None,
-        classifier_score: None,
-        modes: None,
-        parzen_nats: None,
         d_loss_end: end_losses.0,
         g_loss_end: end_losses.1,
+        g_sigma_max: state.generator.largest_sigma(),
+        d_sigma_max: state.discriminator.largest_sigma(),
+        // The scores come from the run's `Scores` output, in the epochs it scores.
+        ..EpochMetrics::default()
     };
     state.epoch = epoch;
     state.history.push(metrics.clone());

@@ -103,6 +103,17 @@ pub struct Spectral {
     pub v: Vector,
 }
 
+impl Linear {
+    /// Spectral norm's estimate of `W`'s largest singular value, `sigma = v^T W u` from the
+    /// kept `u` and `v` (what the next forward pass divides by, before its power iteration);
+    /// `None` without spectral norm.
+    pub fn sigma(&self) -> Option<f64> {
+        let s = self.spectral.as_ref()?;
+        let u = s.u.as_vec();
+        Some(sigma(&self.weight.as_vec(), u.len(), &u, &s.v.as_vec()) as f64)
+    }
+}
+
 impl ReferenceLayer for Linear {
     type Fast = FastLinear;
 
