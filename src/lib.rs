@@ -41,6 +41,7 @@ pub mod interrupt;
 pub mod logging;
 pub mod loss;
 pub mod model;
+pub mod regularizer;
 pub mod report;
 pub mod run_dir;
 pub mod sample;

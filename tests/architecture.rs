@@ -13,6 +13,7 @@ const ORDER: &[&str] = &[
     "tensorboard",
     "model",
     "loss",
+    "regularizer",
     "config",
     "data",
     "train",

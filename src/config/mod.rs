@@ -21,6 +21,7 @@ pub use crate::loss::LossKind;
 pub use crate::model::init::{InitConfig, InitKind};
 pub use crate::model::optim::AdamSettings;
 pub use crate::model::{plan_widths, BatchNormMode, LayerSpec};
+pub use crate::regularizer::{GradientPenaltyConfig, PenaltyKind};
 pub use overrides::Override;
 
 /// An experiment that passed validation: every default filled in, every value and shape
@@ -95,6 +96,9 @@ pub struct ExperimentConfig {
     /// The loss both networks minimise.
     #[serde(default)]
     pub loss: LossKind,
+    /// A penalty on D's input gradient (`[gradient_penalty]`), when the config has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gradient_penalty: Option<GradientPenaltyConfig>,
     /// Gaussian noise added to D's inputs, annealed to zero (Sønderby et al. 2016).
     #[serde(default)]
     pub instance_noise: InstanceNoiseConfig,

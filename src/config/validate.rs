@@ -65,6 +65,7 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
     check_ema(c)?;
     check_label_smoothing(c)?;
     check_instance_noise(&c.instance_noise)?;
+    check_gradient_penalty(c)?;
     check_generation(&c.generation)?;
     check_optimizers(&c.optimizer)?;
     check_schedule(c)
@@ -223,6 +224,32 @@ fn check_label_smoothing(c: &ExperimentConfig) -> std::result::Result<(), Proble
                  with targets (bce_logits, minimax, least_squares)",
                 c.loss.name()
             ),
+        );
+    }
+    Ok(())
+}
+
+/// A gradient penalty: a positive weight, a step cadence, and a D whose layers it can
+/// differentiate twice.
+fn check_gradient_penalty(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
+    let Some(gp) = &c.gradient_penalty else {
+        return Ok(());
+    };
+    if !(gp.weight > 0.0 && gp.weight <= 1e6) {
+        return p(
+            "gradient_penalty.weight",
+            format!("must be positive and at most 1e6, got {}", gp.weight),
+        );
+    }
+    if gp.every == 0 {
+        return p("gradient_penalty.every", "must be at least 1".into());
+    }
+    if let Some(i) = crate::model::first_curved_layer(&c.model.discriminator.layers) {
+        return p(
+            &format!("model.discriminator.layers[{i}]"),
+            "a gradient penalty needs D's second derivatives to vanish: linear (with or without \
+             spectral norm), leaky_relu, relu, identity and dropout layers only"
+                .into(),
         );
     }
     Ok(())

@@ -20,6 +20,24 @@ use rand_chacha::ChaCha8Rng;
 use init::InitConfig;
 pub use layers::{plan_widths, BatchNormMode, Layer, LayerSpec};
 
+/// The index of the first layer whose second derivatives do not vanish (so that a gradient
+/// penalty cannot be differentiated through it), if any, found by building a one-row network
+/// from `layers` (already validated) and running a penalty through it.
+pub fn first_curved_layer(layers: &[LayerSpec]) -> Option<usize> {
+    let (dev, mut rng) = (Cpu::default(), rand::SeedableRng::seed_from_u64(0));
+    let input = match layers.first()? {
+        LayerSpec::Linear(l) => l.input.unwrap_or(1),
+        _ => 1,
+    };
+    let init = InitConfig::default();
+    (1..=layers.len()).find_map(|n| {
+        let widths = plan_widths(&layers[..n], input).ok()?;
+        let net = Network::build_planned("d", &layers[..n], &widths, &init, &dev, &mut rng);
+        let mut plain = backprop::PlainNet::check_out(&net);
+        (!plain.supports_penalties()).then_some(n - 1)
+    })
+}
+
 /// A batch of row vectors: `[batch, width]`.
 pub type Matrix<T = NoneTape> = Tensor<(usize, usize), f32, Cpu, T>;
 /// A per-feature vector: `[width]`.

@@ -6,11 +6,14 @@ use std::time::Instant;
 
 use dfdx::prelude::*;
 
-use super::state::{add_instance_noise, sample_noise, DStep, GanState, PhaseTimes};
+use super::state::{
+    add_instance_noise, penalty_batch, penalty_due, sample_noise, DStep, GanState, PhaseTimes,
+};
 use crate::config::Experiment;
 use crate::loss::Term;
-use crate::model::backprop::PlainNet;
+use crate::model::backprop::{PlainNet, Workspace};
 use crate::model::{Matrix, Mode};
+use crate::model::{Network, TensorVisitor};
 
 /// One discriminator step on a real batch: G runs outside its own update (no tape, no
 /// dropout; batch-norm on the batch's statistics in mode `batch`, on running ones in mode
@@ -29,6 +32,8 @@ pub fn d_step(
     let (mut real_values, mut fake_values) = (real.as_vec(), fake.as_vec());
     add_instance_noise(&mut real_values, std, &mut state.rng);
     add_instance_noise(&mut fake_values, std, &mut state.rng);
+    let penalty = penalty_due(config, state.d_opt.steps);
+    let penalty_inputs = penalty.map(|_| (real_values.clone(), fake_values.clone()));
     let real = dev.tensor_from_vec(real_values, *real.shape());
     let fake = dev.tensor_from_vec(fake_values, *fake.shape());
     times.g_forward += phase.elapsed();
@@ -62,6 +67,19 @@ pub fn d_step(
         + config.loss.reference(fake_logits, Term::Fake);
     let value = loss.array();
     let mut grads = loss.backward();
+    if let (Some((kind, weight)), Some((real, fake))) = (penalty, penalty_inputs) {
+        // dfdx has no second-order gradients: the penalty's come from the fast path (tested
+        // against finite differences), added to the tape's.
+        let x = penalty_batch(kind, &real, &fake, &mut state.rng);
+        let rows = real.len() / crate::config::IMAGE_PIXELS;
+        let mut plain = PlainNet::check_out(&state.discriminator);
+        let (_, penalty_grads) = plain
+            .penalty_gradients(x, rows, &mut Workspace::default(), |g| {
+                kind.of_input_gradient(g, rows, weight)
+            })
+            .expect("validation refuses penalties through curved layers");
+        add_to_gradients(&mut state.discriminator, &mut grads, &penalty_grads);
+    }
     times.d_step += phase.elapsed();
 
     let phase = Instant::now();
@@ -72,6 +90,22 @@ pub fn d_step(
         d_real,
         d_fake,
     }
+}
+
+/// Adds `extra` (one buffer per trainable tensor of `net`, in visit order) to the tape's
+/// gradients of those tensors.
+fn add_to_gradients(net: &mut Network, grads: &mut Gradients<f32, Cpu>, extra: &[Vec<f32>]) {
+    struct Add<'a>(&'a mut Gradients<f32, Cpu>, std::slice::Iter<'a, Vec<f32>>);
+    impl TensorVisitor for Add<'_> {
+        fn visit<S: Shape>(&mut self, _: &str, t: &mut Tensor<S, f32, Cpu>, trainable: bool) {
+            if trainable {
+                let extra = self.1.next().expect("one buffer per trainable tensor");
+                let grad = self.0.get_or_alloc_mut(t).expect("cpu allocation");
+                grad.iter_mut().zip(extra).for_each(|(g, e)| *g += e);
+            }
+        }
+    }
+    net.visit(&mut Add(grads, extra.iter()));
 }
 
 /// One generator step: G in its own update, D outside its own. The backward pass also

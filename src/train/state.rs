@@ -9,9 +9,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Experiment, NoiseDistribution};
+use crate::config::{Experiment, NoiseDistribution, IMAGE_PIXELS};
 use crate::model::optim::AdamState;
 use crate::model::{Matrix, Network};
+use crate::regularizer::{PenaltyInput, PenaltyKind};
 
 /// RNG streams derived from the one config seed, so that each use is independent of the others.
 const INIT_STREAM: u64 = 1;
@@ -267,6 +268,44 @@ pub fn add_instance_noise(x: &mut [f32], std: f32, rng: &mut ChaCha8Rng) {
     if std > 0.0 {
         let d = Normal::new(0.0f32, std).expect("std validated finite");
         x.iter_mut().for_each(|v| *v += d.sample(rng));
+    }
+}
+
+/// The gradient penalty due in a D step, with its weight (scaled by its cadence, for lazy
+/// regularisation), when one is: every `every`-th D step, counting from the first.
+pub fn penalty_due(config: &Experiment, d_steps_before: i32) -> Option<(PenaltyKind, f32)> {
+    let gp = config.gradient_penalty.as_ref()?;
+    (d_steps_before as usize)
+        .is_multiple_of(gp.every)
+        .then_some((gp.kind, (gp.weight * gp.every as f64) as f32))
+}
+
+/// The images a penalty of `kind` looks at: the real batch, the generated one, or per row
+/// `e * real + (1 - e) * generated` with `e` drawn from `rng` (both training paths draw here).
+pub fn penalty_batch(
+    kind: PenaltyKind,
+    real: &[f32],
+    fake: &[f32],
+    rng: &mut ChaCha8Rng,
+) -> Vec<f32> {
+    match kind.input() {
+        PenaltyInput::Real => real.to_vec(),
+        PenaltyInput::Generated => fake.to_vec(),
+        PenaltyInput::Interpolates => {
+            let rows = real.len() / IMAGE_PIXELS;
+            let mut mixed = Vec::with_capacity(real.len());
+            for r in 0..rows {
+                let e: f32 = rng.gen();
+                let row = r * IMAGE_PIXELS..(r + 1) * IMAGE_PIXELS;
+                mixed.extend(
+                    real[row.clone()]
+                        .iter()
+                        .zip(&fake[row])
+                        .map(|(a, b)| e * a + (1.0 - e) * b),
+                );
+            }
+            mixed
+        }
     }
 }
 

@@ -14,7 +14,9 @@ use std::time::Instant;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::state::{add_instance_noise, noise_values, DStep, GanState, PhaseTimes};
+use super::state::{
+    add_instance_noise, noise_values, penalty_batch, penalty_due, DStep, GanState, PhaseTimes,
+};
 use crate::config::{Experiment, IMAGE_PIXELS};
 use crate::loss::{mean_probability, Term};
 use crate::model::backprop::{ParamGradUse, ParamGrads, ParamUpdate, PlainNet, Workspace};
@@ -190,9 +192,11 @@ impl PlainGan {
         let phase = Instant::now();
         let d = &mut self.discriminator;
         d.start_step();
-        let (loss, d_real, d_fake) = if !d.batches_combine() {
+        let penalty = penalty_due(config, self.d_opt.steps);
+        let penalty_inputs = penalty.map(|_| (real.clone(), fake.clone()));
+        let (loss, d_real, d_fake) = if !d.batches_combine() || penalty.is_some() {
             // Batch-norm must see each batch alone, and dropout masks come in the tape path's
-            // order: two passes.
+            // order: two passes (and a penalty's gradients join the loss's before the update).
             let (real_logits, real_trace) =
                 d.forward(real, batch, Some(rng), true, &mut self.workspace);
             let (fake_logits, fake_trace) =
@@ -223,6 +227,17 @@ impl PlainGan {
             );
             for (g, h) in grads.iter_mut().zip(fake_grads) {
                 g.iter_mut().zip(h).for_each(|(a, b)| *a += b);
+            }
+            if let (Some((kind, weight)), Some((real, fake))) = (penalty, penalty_inputs) {
+                let x = penalty_batch(kind, &real, &fake, rng);
+                let (_, penalty_grads) = d
+                    .penalty_gradients(x, batch, workspace, |g| {
+                        kind.of_input_gradient(g, batch, weight)
+                    })
+                    .expect("validation refuses penalties through curved layers");
+                for (g, h) in grads.iter_mut().zip(penalty_grads) {
+                    g.iter_mut().zip(h).for_each(|(a, b)| *a += b);
+                }
             }
             times.d_step += phase.elapsed();
             let phase = Instant::now();
@@ -458,6 +473,25 @@ mod tests {
                 &["loss=\"least_squares\"", "instance_noise.std=0.1"],
             ),
             load("smoke.toml", &["loss=\"wasserstein\"", spectral_d]),
+            // Each gradient penalty, R1 every step and the others lazily on the second.
+            load(
+                "smoke.toml",
+                &[
+                    "gradient_penalty={kind = \"r1\", weight = 10.0}",
+                    "model.discriminator.layers[0].spectral_norm=true",
+                ],
+            ),
+            load(
+                "smoke.toml",
+                &["gradient_penalty={kind = \"r2\", weight = 1.0, every = 2}"],
+            ),
+            load(
+                "smoke.toml",
+                &[
+                    "loss=\"wasserstein\"",
+                    "gradient_penalty={kind = \"wgan_gp\", weight = 10.0}",
+                ],
+            ),
             // A moving average of a G with running batch-norm (its statistics copied).
             load(
                 "smoke.toml",

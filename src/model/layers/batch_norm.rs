@@ -373,6 +373,18 @@ impl FastLayer for FastBatchNorm {
     }
 
     fn start_step(&mut self, _: &mut [Vec<f32>]) {}
+
+    fn penalty_pass(
+        &self,
+        _: &[Vec<f32>],
+        _: &[f32],
+        _: usize,
+        _: &[f32],
+        _: &mut Vec<f32>,
+        _: &mut [Vec<f32>],
+    ) -> bool {
+        false
+    }
 }
 
 /// The gradients of a normalisation's scale and offset: the column sums of `g * normalised`

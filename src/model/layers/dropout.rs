@@ -136,6 +136,19 @@ impl FastLayer for Dropout {
     }
 
     fn start_step(&mut self, _: &mut [Vec<f32>]) {}
+
+    /// Outside its own update dropout is the identity.
+    fn penalty_pass(
+        &self,
+        _: &[Vec<f32>],
+        _: &[f32],
+        _: usize,
+        _: &[f32],
+        _: &mut Vec<f32>,
+        _: &mut [Vec<f32>],
+    ) -> bool {
+        true
+    }
 }
 
 /// Inverted dropout's mask for `n` values, row-major: `1 / keep` or 0. Both training paths

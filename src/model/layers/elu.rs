@@ -62,6 +62,9 @@ impl Activation for Elu {
             }
         });
     }
+    fn chain_at_input(&self, _: &mut [f32], _: &[f32]) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

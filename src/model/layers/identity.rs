@@ -20,6 +20,9 @@ impl Activation for Identity {
     }
     fn apply(&self, _: &mut [f32]) {}
     fn chain(&self, _: &mut [f32], _: &[f32]) {}
+    fn chain_at_input(&self, _: &mut [f32], _: &[f32]) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

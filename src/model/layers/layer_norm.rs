@@ -184,6 +184,18 @@ impl FastLayer for FastLayerNorm {
     }
 
     fn start_step(&mut self, _: &mut [Vec<f32>]) {}
+
+    fn penalty_pass(
+        &self,
+        _: &[Vec<f32>],
+        _: &[f32],
+        _: usize,
+        _: &[f32],
+        _: &mut Vec<f32>,
+        _: &mut [Vec<f32>],
+    ) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -130,6 +130,25 @@ impl FastLayer for LeakyRelu {
     }
 
     fn start_step(&mut self, _: &mut [Vec<f32>]) {}
+
+    /// Piecewise linear: the derivative at the input, as the backward pass takes it (1 at 0).
+    fn penalty_pass(
+        &self,
+        _: &[Vec<f32>],
+        input: &[f32],
+        _: usize,
+        _: &[f32],
+        adjoint: &mut Vec<f32>,
+        _: &mut [Vec<f32>],
+    ) -> bool {
+        let slope = self.slope;
+        zip_map(adjoint, input, |d, v| {
+            if v < 0.0 {
+                *d *= slope
+            }
+        });
+        true
+    }
 }
 
 #[cfg(test)]

@@ -334,6 +334,44 @@ impl FastLayer for FastLinear {
             power_iteration(weight, self.out, u, v);
         }
     }
+
+    /// The first backward pass made `g_in = g_out W^T / sigma`: the penalty's gradient with
+    /// respect to `W / sigma` is `adjoint^T g_out` (then through sigma as for any weight
+    /// gradient), none reaches the bias, and the adjoint moves on as `adjoint W / sigma`.
+    fn penalty_pass(
+        &self,
+        tensors: &[Vec<f32>],
+        _: &[f32],
+        rows: usize,
+        out_grad: &[f32],
+        adjoint: &mut Vec<f32>,
+        grads: &mut [Vec<f32>],
+    ) -> bool {
+        let (input, out) = (self.input, self.out);
+        let scale = self.inverse_sigma(tensors);
+        let weight = &tensors[0];
+        let mut dw = vec![0.0; input * out];
+        matmul(
+            Mat::new(adjoint, rows, input).t(),
+            Mat::new(out_grad, rows, out),
+            &mut dw,
+        );
+        if let [_, _, u, v] = tensors {
+            through_sigma(&mut dw, weight, scale, u, v);
+        }
+        grads[0].iter_mut().zip(&dw).for_each(|(g, d)| *g += d);
+        let mut next = vec![0.0; rows * out];
+        matmul(
+            Mat::new(adjoint, rows, input),
+            Mat::new(weight, input, out),
+            &mut next,
+        );
+        if self.spectral {
+            next.iter_mut().for_each(|d| *d *= scale);
+        }
+        *adjoint = next;
+        true
+    }
 }
 
 /// Turns `dw`, the gradient of `W / sigma` (as computed for an unnormalised layer), into the

@@ -132,6 +132,25 @@ pub trait FastLayer {
     fn keeps_its_input(&self) -> bool;
     /// See [`ReferenceLayer::start_step`]; `tensors` are the layer's.
     fn start_step(&mut self, tensors: &mut [Vec<f32>]);
+    /// One layer of a gradient penalty's second backward pass (double backpropagation), run
+    /// outside the network's own update: `input` is the layer's input (`rows` rows),
+    /// `out_grad` the gradient its output got in the first backward pass (from D's output
+    /// down to its input), and `adjoint` the penalty's gradient with respect to the gradient
+    /// its input got there. Adds to `grads` (one per tensor of the layer, trainable first) the
+    /// penalty's gradient with respect to its tensors, and turns `adjoint` into the penalty's
+    /// gradient with respect to the gradient its output got: the layer's Jacobian times
+    /// `adjoint`. Returns false for a kind whose second derivatives do not vanish (its
+    /// penalty would need terms this pass does not compute): validation refuses penalties
+    /// on networks holding one.
+    fn penalty_pass(
+        &self,
+        tensors: &[Vec<f32>],
+        input: &[f32],
+        rows: usize,
+        out_grad: &[f32],
+        adjoint: &mut Vec<f32>,
+        grads: &mut [Vec<f32>],
+    ) -> bool;
 }
 
 /// An element-wise activation without tensors: its config entry, reference layer and fast
@@ -146,6 +165,9 @@ pub trait Activation: Clone + std::fmt::Debug {
     /// Multiplies `g` by its derivative, given its output `y` (every activation here can tell
     /// its derivative from its output).
     fn chain(&self, g: &mut [f32], y: &[f32]);
+    /// For a piecewise-linear activation (whose second derivative vanishes almost everywhere),
+    /// multiplies `d` by its derivative at its input `x` and returns true; false otherwise.
+    fn chain_at_input(&self, d: &mut [f32], x: &[f32]) -> bool;
 }
 
 impl<A: Activation + ReferenceLayer<Fast = A>> LayerKind for A {
@@ -216,6 +238,17 @@ impl<A: Activation> FastLayer for A {
         false
     }
     fn start_step(&mut self, _: &mut [Vec<f32>]) {}
+    fn penalty_pass(
+        &self,
+        _: &[Vec<f32>],
+        input: &[f32],
+        _: usize,
+        _: &[f32],
+        adjoint: &mut Vec<f32>,
+        _: &mut [Vec<f32>],
+    ) -> bool {
+        self.chain_at_input(adjoint, input)
+    }
 }
 
 /// What a layer's backward pass needs from its forward pass.
@@ -432,6 +465,21 @@ macro_rules! layer_kinds {
             /// See [`FastLayer::start_step`].
             pub fn start_step(&mut self, tensors: &mut [Vec<f32>]) {
                 match self { $(FastLayerKind::$kind(l) => FastLayer::start_step(l, tensors),)* }
+            }
+            /// See [`FastLayer::penalty_pass`].
+            pub fn penalty_pass(
+                &self,
+                tensors: &[Vec<f32>],
+                input: &[f32],
+                rows: usize,
+                out_grad: &[f32],
+                adjoint: &mut Vec<f32>,
+                grads: &mut [Vec<f32>],
+            ) -> bool {
+                match self {
+                    $(FastLayerKind::$kind(l) =>
+                        FastLayer::penalty_pass(l, tensors, input, rows, out_grad, adjoint, grads),)*
+                }
             }
         }
     };

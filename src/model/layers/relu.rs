@@ -29,6 +29,14 @@ impl Activation for Relu {
             }
         });
     }
+    fn chain_at_input(&self, d: &mut [f32], x: &[f32]) -> bool {
+        zip_map(d, x, |d, v| {
+            if v <= 0.0 {
+                *d = 0.0
+            }
+        });
+        true
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,9 @@ impl Activation for Tanh {
     fn chain(&self, g: &mut [f32], y: &[f32]) {
         zip_map(g, y, |d, y| *d *= 1.0 - y * y);
     }
+    fn chain_at_input(&self, _: &mut [f32], _: &[f32]) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]
