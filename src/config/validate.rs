@@ -244,7 +244,7 @@ fn check_gradient_penalty(c: &ExperimentConfig) -> std::result::Result<(), Probl
     if gp.every == 0 {
         return p("gradient_penalty.every", "must be at least 1".into());
     }
-    if let Some(i) = crate::model::first_curved_layer(&c.model.discriminator.layers) {
+    if let Some(i) = crate::model::first_curved_layer(&c.model.discriminator.layers, IMAGE_PIXELS) {
         return p(
             &format!("model.discriminator.layers[{i}]"),
             "a gradient penalty needs D's second derivatives to vanish: linear (with or without \

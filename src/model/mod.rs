@@ -21,14 +21,10 @@ use init::InitConfig;
 pub use layers::{plan_widths, BatchNormMode, Layer, LayerSpec};
 
 /// The index of the first layer whose second derivatives do not vanish (so that a gradient
-/// penalty cannot be differentiated through it), if any, found by building a one-row network
-/// from `layers` (already validated) and running a penalty through it.
-pub fn first_curved_layer(layers: &[LayerSpec]) -> Option<usize> {
+/// penalty cannot be differentiated through it), if any, found by building the network from
+/// `layers` (whose widths fit `input`) and running a one-row penalty through it.
+pub fn first_curved_layer(layers: &[LayerSpec], input: usize) -> Option<usize> {
     let (dev, mut rng) = (Cpu::default(), rand::SeedableRng::seed_from_u64(0));
-    let input = match layers.first()? {
-        LayerSpec::Linear(l) => l.input.unwrap_or(1),
-        _ => 1,
-    };
     let init = InitConfig::default();
     (1..=layers.len()).find_map(|n| {
         let widths = plan_widths(&layers[..n], input).ok()?;
@@ -188,14 +184,9 @@ impl Network {
     /// Each spectrally normalised layer's sigma ([`layers::Linear::sigma`]), named as its
     /// tensors are in checkpoints without the tensor's name (`discriminator.layers.0`).
     pub fn spectral_sigmas(&self) -> Vec<(String, f64)> {
-        let sigmas = self
-            .layers
-            .iter()
-            .enumerate()
-            .filter_map(|(i, layer)| match layer {
-                Layer::Linear(l) => Some((format!("{}.layers.{i}", self.name), l.sigma()?)),
-                _ => None,
-            });
+        let sigmas = self.layers.iter().enumerate().filter_map(|(i, layer)| {
+            Some((format!("{}.layers.{i}", self.name), layer.spectral_sigma()?))
+        });
         sigmas.collect()
     }
 

@@ -172,6 +172,10 @@ impl ReferenceLayer for BatchNorm {
     }
 
     fn start_step(&mut self) {}
+
+    fn spectral_sigma(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Batch-norm with the batch's statistics (biased variance), on the tape; updates running

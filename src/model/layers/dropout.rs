@@ -91,6 +91,10 @@ impl ReferenceLayer for Dropout {
     }
 
     fn start_step(&mut self) {}
+
+    fn spectral_sigma(&self) -> Option<f64> {
+        None
+    }
 }
 
 impl FastLayer for Dropout {

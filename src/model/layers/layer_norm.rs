@@ -88,6 +88,10 @@ impl ReferenceLayer for LayerNorm {
     }
 
     fn start_step(&mut self) {}
+
+    fn spectral_sigma(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Layer-norm's variance guard on the fast path; its tensors are `[scale, offset]`.

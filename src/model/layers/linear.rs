@@ -170,6 +170,10 @@ impl ReferenceLayer for Linear {
         }
     }
 
+    fn spectral_sigma(&self) -> Option<f64> {
+        self.sigma()
+    }
+
     fn start_step(&mut self) {
         if let Some(spectral) = &mut self.spectral {
             let (mut u, mut v) = (spectral.u.as_vec(), spectral.v.as_vec());

@@ -88,6 +88,9 @@ pub trait ReferenceLayer {
     /// pass of the step: where state that moves once per step moves (spectral norm's power
     /// iteration). The fast path's [`FastLayer::start_step`] must do the same arithmetic.
     fn start_step(&mut self);
+    /// Spectral norm's current estimate of its weights' largest singular value, for a layer
+    /// that has one (logged per epoch); `None` otherwise.
+    fn spectral_sigma(&self) -> Option<f64>;
 }
 
 /// How a layer ties a batch's rows together, which decides whether two batches may run through
@@ -206,6 +209,9 @@ impl<A: Activation> ReferenceLayer for A {
         self.clone()
     }
     fn start_step(&mut self) {}
+    fn spectral_sigma(&self) -> Option<f64> {
+        None
+    }
 }
 
 impl<A: Activation> FastLayer for A {
@@ -431,6 +437,10 @@ macro_rules! layer_kinds {
             /// See [`ReferenceLayer::start_step`].
             pub fn start_step(&mut self) {
                 match self { $(Layer::$kind(l) => ReferenceLayer::start_step(l),)* }
+            }
+            /// See [`ReferenceLayer::spectral_sigma`].
+            pub fn spectral_sigma(&self) -> Option<f64> {
+                match self { $(Layer::$kind(l) => ReferenceLayer::spectral_sigma(l),)* }
             }
         }
 
