@@ -121,6 +121,9 @@ impl RunEvents {
             ("eval/recall", m.recall),
             ("eval/kid", m.kid),
             ("eval/kid_se", m.kid_se),
+            ("d_input_gradient/real", m.d_grad_norm_real),
+            ("d_input_gradient/fake", m.d_grad_norm_fake),
+            ("loss/gradient_penalty", m.penalty),
         ];
         values.extend(optional.iter().filter_map(|(t, v)| v.map(|v| (*t, v))));
         let sigma_tags: Vec<String> = sigmas.iter().map(|(n, _)| format!("sigma/{n}")).collect();

@@ -360,6 +360,9 @@ mod tests {
             kid_se: None,
             g_sigma_max: None,
             d_sigma_max: None,
+            penalty: None,
+            d_grad_norm_real: None,
+            d_grad_norm_fake: None,
         }
     }
 

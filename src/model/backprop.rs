@@ -214,6 +214,29 @@ impl PlainNet {
         Some((value, trainable))
     }
 
+    /// The mean over `rows` rows of the norm of the gradient of the summed outputs with
+    /// respect to each row of `x`, outside the network's own update: how steep D is there.
+    pub fn mean_input_gradient_norm(
+        &mut self,
+        x: Vec<f32>,
+        rows: usize,
+        workspace: &mut Workspace,
+    ) -> f32 {
+        let (out, trace) = self.forward(x, rows, None, true, workspace);
+        let ones = vec![1.0; out.len()];
+        workspace.give(out);
+        let g = self
+            .backward(trace, ones, true, ParamGradUse::Skip, workspace)
+            .expect("asked for the input gradient");
+        let width = g.len() / rows;
+        let norms: f32 = g
+            .chunks(width)
+            .map(|row| row.iter().map(|v| v * v).sum::<f32>().sqrt())
+            .sum();
+        workspace.give(g);
+        norms / rows as f32
+    }
+
     /// Whether [`PlainNet::penalty_gradients`] can run on this network: every layer's second
     /// derivatives vanish.
     pub fn supports_penalties(&mut self) -> bool {

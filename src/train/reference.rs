@@ -67,18 +67,21 @@ pub fn d_step(
         + config.loss.reference(fake_logits, Term::Fake);
     let value = loss.array();
     let mut grads = loss.backward();
+    let mut penalty_value = None;
     if let (Some((kind, weight)), Some((real, fake))) = (penalty, penalty_inputs) {
         // dfdx has no second-order gradients: the penalty's come from the fast path (tested
         // against finite differences), added to the tape's.
         let x = penalty_batch(kind, &real, &fake, &mut state.rng);
         let rows = real.len() / crate::config::IMAGE_PIXELS;
         let mut plain = PlainNet::check_out(&state.discriminator);
-        let (_, penalty_grads) = plain
+        let (value_p, penalty_grads) = plain
             .penalty_gradients(x, rows, &mut Workspace::default(), |g| {
                 kind.of_input_gradient(g, rows, weight)
             })
             .expect("validation refuses penalties through curved layers");
         add_to_gradients(&mut state.discriminator, &mut grads, &penalty_grads);
+        let every = config.gradient_penalty.as_ref().map_or(1, |gp| gp.every);
+        penalty_value = Some(value_p / every as f32);
     }
     times.d_step += phase.elapsed();
 
@@ -89,6 +92,7 @@ pub fn d_step(
         loss: value,
         d_real,
         d_fake,
+        penalty: penalty_value,
     }
 }
 

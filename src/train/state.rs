@@ -81,6 +81,17 @@ pub struct EpochMetrics {
     /// The same for D's layers.
     #[serde(default)]
     pub d_sigma_max: Option<f64>,
+    /// The gradient penalty's mean over the epoch's D steps that computed it (its weight
+    /// included, its lazy cadence not); empty without a penalty.
+    #[serde(default)]
+    pub penalty: Option<f64>,
+    /// The mean norm of D's input gradient on the epoch's last real batch after the epoch,
+    /// outside D's own update (what R1 penalises); empty in runs made before it was recorded.
+    #[serde(default)]
+    pub d_grad_norm_real: Option<f64>,
+    /// The same on the generated batch of the end-of-epoch losses (what R2 penalises).
+    #[serde(default)]
+    pub d_grad_norm_fake: Option<f64>,
 }
 
 /// Epochs over which unmoving losses count as a stuck run.
@@ -161,9 +172,26 @@ pub struct PartialEpoch {
     pub g_steps: usize,
     /// Wall time spent on the epoch so far.
     pub seconds: f64,
+    /// The gradient penalty's sum and count over the steps done; absent in checkpoints from
+    /// before it was recorded.
+    #[serde(default)]
+    pub penalty: (f64, usize),
 }
 
 impl PartialEpoch {
+    /// The 1-based `epoch` before its first step, on its data `order`.
+    pub fn starting(epoch: usize, order: Vec<u32>) -> PartialEpoch {
+        PartialEpoch {
+            epoch,
+            steps_done: 0,
+            order,
+            sums: [0.0; 4],
+            g_steps: 0,
+            seconds: 0.0,
+            penalty: (0.0, 0),
+        }
+    }
+
     /// Why this cannot be the epoch in progress of `state` training on `images` in batches of
     /// `batch`, if it cannot: a checkpoint is checksummed, so only a different data set or a
     /// hand-made file gets here.
@@ -364,6 +392,9 @@ pub struct DStep {
     pub d_real: f32,
     /// Mean D(G(z)).
     pub d_fake: f32,
+    /// The gradient penalty, in the D steps that computed one (its weight included, its lazy
+    /// cadence not).
+    pub penalty: Option<f32>,
 }
 
 #[cfg(test)]
@@ -391,6 +422,9 @@ mod tests {
             kid_se: None,
             g_sigma_max: None,
             d_sigma_max: None,
+            penalty: None,
+            d_grad_norm_real: None,
+            d_grad_norm_fake: None,
         }
     }
 

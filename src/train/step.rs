@@ -194,6 +194,7 @@ impl PlainGan {
         d.start_step();
         let penalty = penalty_due(config, self.d_opt.steps);
         let penalty_inputs = penalty.map(|_| (real.clone(), fake.clone()));
+        let mut penalty_value = None;
         let (loss, d_real, d_fake) = if !d.batches_combine() || penalty.is_some() {
             // Batch-norm must see each batch alone, and dropout masks come in the tape path's
             // order: two passes (and a penalty's gradients join the loss's before the update).
@@ -230,7 +231,7 @@ impl PlainGan {
             }
             if let (Some((kind, weight)), Some((real, fake))) = (penalty, penalty_inputs) {
                 let x = penalty_batch(kind, &real, &fake, rng);
-                let (_, penalty_grads) = d
+                let (value, penalty_grads) = d
                     .penalty_gradients(x, batch, workspace, |g| {
                         kind.of_input_gradient(g, batch, weight)
                     })
@@ -238,6 +239,8 @@ impl PlainGan {
                 for (g, h) in grads.iter_mut().zip(penalty_grads) {
                     g.iter_mut().zip(h).for_each(|(a, b)| *a += b);
                 }
+                let every = config.gradient_penalty.as_ref().map_or(1, |gp| gp.every);
+                penalty_value = Some(value / every as f32);
             }
             times.d_step += phase.elapsed();
             let phase = Instant::now();
@@ -277,6 +280,7 @@ impl PlainGan {
             loss,
             d_real,
             d_fake,
+            penalty: penalty_value,
         }
     }
 
@@ -329,18 +333,22 @@ impl PlainGan {
 
 impl PlainGan {
     /// D's and G's losses on `real` and one batch of noise from `rng`, neither network in its
-    /// own update (nothing moves, no dropout): the losses the tutorial printed after each epoch.
+    /// own update (nothing moves, no dropout): the losses the tutorial printed after each epoch;
+    /// and D's mean input-gradient norm on both batches.
     pub fn losses(
         &mut self,
         rng: &mut ChaCha8Rng,
         config: &Experiment,
         real: Vec<f32>,
-    ) -> (f32, f32) {
+    ) -> EndOfEpoch {
         let batch = real.len() / IMAGE_PIXELS;
         let z = noise_values(config, batch, rng);
         let (fake, _) = self
             .generator
             .forward(z, batch, None, false, &mut self.workspace);
+        let d = &mut self.discriminator;
+        let grad_norms = [&real, &fake]
+            .map(|x| d.mean_input_gradient_norm(x.clone(), batch, &mut self.workspace));
         let (real_logits, _) =
             self.discriminator
                 .forward(real, batch, None, false, &mut self.workspace);
@@ -350,8 +358,26 @@ impl PlainGan {
         let loss = |outputs: &[f32], term| config.loss.fast(outputs, term).loss;
         let d =
             loss(&real_logits, Term::real(config.label_smoothing)) + loss(&fake_logits, Term::Fake);
-        (d, loss(&fake_logits, Term::Generator))
+        EndOfEpoch {
+            d_loss: d,
+            g_loss: loss(&fake_logits, Term::Generator),
+            d_grad_norm_real: grad_norms[0],
+            d_grad_norm_fake: grad_norms[1],
+        }
     }
+}
+
+/// What [`PlainGan::losses`] measures after an epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct EndOfEpoch {
+    /// D's loss.
+    pub d_loss: f32,
+    /// G's loss.
+    pub g_loss: f32,
+    /// D's mean input-gradient norm on the real batch.
+    pub d_grad_norm_real: f32,
+    /// The same on the generated batch.
+    pub d_grad_norm_fake: f32,
 }
 
 #[cfg(test)]
@@ -527,13 +553,23 @@ mod tests {
                 let b = plain.d_step(&mut fast.rng, &config, real.as_vec(), &mut times);
                 assert!(close(a.loss, b.loss), "step {it}: {a:?} vs {b:?}");
                 assert!((a.d_real - b.d_real).abs() < 1e-5 && (a.d_fake - b.d_fake).abs() < 1e-5);
+                // A penalty is reported in the steps that compute it, on both paths.
+                let due = penalty_due(&config, it);
+                assert_eq!(
+                    (a.penalty.is_some(), b.penalty.is_some()),
+                    (due.is_some(), due.is_some())
+                );
+                if let (Some(x), Some(y)) = (a.penalty, b.penalty) {
+                    assert!(close(x, y) && y > 0.0, "penalty {x} vs {y}");
+                }
                 let a = g_step(&mut tape, &config, batch, &dev, &mut times);
                 let b = plain.g_step(&mut fast.rng, &config, batch, &mut times);
                 assert!(close(a, b), "g loss {a} vs {b}");
             }
             // The end-of-epoch losses, against the tape path's networks outside their updates.
             let mut probe = ChaCha8Rng::seed_from_u64(7);
-            let (d_end, g_end) = plain.losses(&mut probe.clone(), &config, real.as_vec());
+            let end = plain.losses(&mut probe.clone(), &config, real.as_vec());
+            let (d_end, g_end) = (end.d_loss, end.g_loss);
             let z = crate::train::sample_noise(&config, batch, &mut probe, &dev);
             let fake = tape.generator.forward(z, Mode::Eval);
             let real_logits = tape.discriminator.forward(real.clone(), Mode::Eval);

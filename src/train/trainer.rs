@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use super::state::{
     loss_probe_noise, sample_noise, DStep, EpochMetrics, GanState, PartialEpoch, PhaseTimes,
 };
-use super::step::PlainGan;
+use super::step::{EndOfEpoch, PlainGan};
 use crate::config::{Experiment, GenerationMode, IMAGE_PIXELS};
 use crate::data::PackedImages;
 use crate::error::{Error, Result};
@@ -98,20 +98,15 @@ pub fn train_epoch(
     let epoch = state.epoch + 1;
     let batch = config.training.batch_size;
     let batches = train.len() / batch;
-    let resumed = state.partial.take();
-    // A resumed epoch was checked against the data by the caller (`experiment::run`, which
-    // names the checkpoint in its error).
-    debug_assert!(resumed
-        .as_ref()
-        .is_none_or(|p| p.mismatch(state.epoch, train.len(), batch).is_none()));
-    let (order, first_step, sums, mut g_steps, seconds_before) = match resumed {
-        Some(p) => (p.order, p.steps_done, p.sums, p.g_steps, p.seconds),
-        None => {
-            let mut order: Vec<u32> = (0..train.len() as u32).collect();
-            order.shuffle(&mut state.rng);
-            (order, 0, [0f64; 4], 0usize, 0.0)
-        }
-    };
+    let PartialEpoch {
+        order,
+        steps_done: first_step,
+        sums,
+        mut g_steps,
+        seconds: seconds_before,
+        penalty: (mut penalty_sum, mut penalties),
+        ..
+    } = progress_so_far(state, train.len(), batch);
     let [mut d_sum, mut g_sum, mut real_sum, mut fake_sum] = sums;
     let mut steps_done = first_step;
     // The hot loop runs on plain buffers; the networks and optimizers go back into `state`
@@ -139,6 +134,9 @@ pub fn train_epoch(
             d_sum += d.loss as f64;
             real_sum += d.d_real as f64;
             fake_sum += d.d_fake as f64;
+            if let Some(p) = d.penalty {
+                (penalty_sum, penalties) = (penalty_sum + p as f64, penalties + 1);
+            }
 
             let mut g_loss = None;
             if (step + 1).is_multiple_of(config.training.d_steps_per_g_step) {
@@ -159,18 +157,16 @@ pub fn train_epoch(
         Ok(())
     };
     let finished = on_worker(steps);
-    // The losses as the tutorial printed them: the epoch's last real batch, fresh noise. A
-    // measurement: recorded as it comes out (NaN included), it never stops the run.
-    let mut end_losses = (None, None);
-    if finished.is_ok() && batches > 0 {
-        let mut pixels = Vec::with_capacity(batch * IMAGE_PIXELS);
-        for &i in &order[(batches - 1) * batch..batches * batch] {
-            train.push_pixels(i as usize, &mut pixels);
-        }
-        let mut probe = loss_probe_noise(config.seed, epoch);
-        let (d, g) = on_worker(|| plain.losses(&mut probe, config, pixels));
-        end_losses = (Some(d as f64), Some(g as f64));
-    }
+    let end = match finished.is_ok() && batches > 0 {
+        true => Some(end_of_epoch(
+            &mut plain,
+            config,
+            train,
+            &order[(batches - 1) * batch..batches * batch],
+            epoch,
+        )),
+        false => None,
+    };
     plain.check_in(state);
     let seconds = seconds_before + start.elapsed().as_secs_f64();
     if let Err(e) = finished {
@@ -182,6 +178,7 @@ pub fn train_epoch(
                 sums: [d_sum, g_sum, real_sum, fake_sum],
                 g_steps,
                 seconds,
+                penalty: (penalty_sum, penalties),
             });
         }
         return Err(e);
@@ -195,8 +192,11 @@ pub fn train_epoch(
         d_fake: fake_sum / batches as f64,
         seconds,
         samples_per_sec: (batches * batch) as f64 / seconds,
-        d_loss_end: end_losses.0,
-        g_loss_end: end_losses.1,
+        d_loss_end: end.map(|e| e.d_loss as f64),
+        g_loss_end: end.map(|e| e.g_loss as f64),
+        d_grad_norm_real: end.map(|e| e.d_grad_norm_real as f64),
+        d_grad_norm_fake: end.map(|e| e.d_grad_norm_fake as f64),
+        penalty: (penalties > 0).then(|| penalty_sum / penalties as f64),
         g_sigma_max: state.generator.largest_sigma(),
         d_sigma_max: state.discriminator.largest_sigma(),
         // The scores come from the run's `Scores` output, in the epochs it scores.
@@ -205,6 +205,40 @@ pub fn train_epoch(
     state.epoch = epoch;
     state.history.push(metrics.clone());
     Ok(metrics)
+}
+
+/// Where the coming epoch stands: the one an interrupt left in `state` (a checkpoint's, which
+/// must fit: [`PartialEpoch::mismatch`]), or a fresh one on a new order of the `images`.
+fn progress_so_far(state: &mut GanState, images: usize, batch: usize) -> PartialEpoch {
+    let resumed = state.partial.take();
+    // A resumed epoch was checked against the data by the caller (`experiment::run`, which
+    // names the checkpoint in its error).
+    debug_assert!(resumed
+        .as_ref()
+        .is_none_or(|p| p.mismatch(state.epoch, images, batch).is_none()));
+    resumed.unwrap_or_else(|| {
+        let mut order: Vec<u32> = (0..images as u32).collect();
+        order.shuffle(&mut state.rng);
+        PartialEpoch::starting(state.epoch + 1, order)
+    })
+}
+
+/// The losses as the tutorial printed them, on the epoch's last real batch (`last_batch`, its
+/// images' indices) and fresh noise, and D's input-gradient norms there. A measurement:
+/// recorded as it comes out (NaN included), it never stops the run.
+fn end_of_epoch(
+    plain: &mut PlainGan,
+    config: &Experiment,
+    train: &PackedImages,
+    last_batch: &[u32],
+    epoch: usize,
+) -> EndOfEpoch {
+    let mut pixels = Vec::with_capacity(last_batch.len() * IMAGE_PIXELS);
+    for &i in last_batch {
+        train.push_pixels(i as usize, &mut pixels);
+    }
+    let mut probe = loss_probe_noise(config.seed, epoch);
+    on_worker(|| plain.losses(&mut probe, config, pixels))
 }
 
 fn check_finite(value: f32, what: &'static str, epoch: usize, step: usize) -> Result<()> {
