@@ -150,15 +150,16 @@ impl PlainNet {
     /// A gradient penalty on the network's input gradient and its gradient with respect to
     /// every trainable tensor (double backpropagation), outside the network's own update.
     /// `penalty` takes the gradient of the summed outputs with respect to `x` (`rows` rows) and
-    /// gives the penalty and its gradient with respect to that input gradient. `None` when a
-    /// layer's second derivatives do not vanish ([`super::layers::FastLayer::penalty_pass`]).
+    /// gives the penalty and its gradient with respect to that input gradient. Fails with the
+    /// index of the first layer whose second derivatives do not vanish
+    /// ([`super::layers::FastLayer::penalty_pass`]).
     pub fn penalty_gradients(
         &mut self,
         x: Vec<f32>,
         rows: usize,
         workspace: &mut Workspace,
         penalty: impl FnOnce(&[f32]) -> (f32, Vec<f32>),
-    ) -> Option<(f32, ParamGrads)> {
+    ) -> Result<(f32, ParamGrads), usize> {
         // The first backward pass, from ones at the outputs, keeping every layer's output
         // gradient.
         let (out, trace) = self.forward(x.clone(), rows, None, true, workspace);
@@ -191,7 +192,7 @@ impl PlainNet {
                 &mut adjoint,
                 &mut grads[range],
             ) {
-                return None;
+                return Err(i);
             }
             let mut pass = ForwardPass {
                 rows,
@@ -211,7 +212,7 @@ impl PlainNet {
             .zip(&self.trainable)
             .filter_map(|(g, &t)| t.then_some(g))
             .collect();
-        Some((value, trainable))
+        Ok((value, trainable))
     }
 
     /// The mean over `rows` rows of the norm of the gradient of the summed outputs with
@@ -237,14 +238,14 @@ impl PlainNet {
         norms / rows as f32
     }
 
-    /// Whether [`PlainNet::penalty_gradients`] can run on this network: every layer's second
-    /// derivatives vanish.
-    pub fn supports_penalties(&mut self) -> bool {
+    /// The first layer [`PlainNet::penalty_gradients`] cannot differentiate through (its
+    /// second derivatives do not vanish), if any: one penalty pass on a row of zeros.
+    pub fn first_curved_layer(&mut self) -> Option<usize> {
         let mut workspace = Workspace::default();
         self.penalty_gradients(vec![0.0; self.input_width], 1, &mut workspace, |g| {
             (0.0, vec![0.0; g.len()])
         })
-        .is_some()
+        .err()
     }
 
     /// Starts one of the network's own updates, as [`Network::start_step`] does.
@@ -601,8 +602,8 @@ mod tests {
         // Tanh's second derivative does not vanish: no penalty.
         let mut curved =
             PlainNet::check_out(&build(r#"{type = "linear", out = 2}, {type = "tanh"}"#));
-        assert!(!curved.supports_penalties());
-        assert!(plain.supports_penalties());
+        assert_eq!(curved.first_curved_layer(), Some(1));
+        assert_eq!(plain.first_curved_layer(), None);
     }
 
     #[test]

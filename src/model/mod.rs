@@ -22,16 +22,13 @@ pub use layers::{plan_widths, BatchNormMode, Layer, LayerSpec};
 
 /// The index of the first layer whose second derivatives do not vanish (so that a gradient
 /// penalty cannot be differentiated through it), if any, found by building the network from
-/// `layers` (whose widths fit `input`) and running a one-row penalty through it.
+/// `layers` (whose widths fit `input`) once and running a one-row penalty through it.
 pub fn first_curved_layer(layers: &[LayerSpec], input: usize) -> Option<usize> {
     let (dev, mut rng) = (Cpu::default(), rand::SeedableRng::seed_from_u64(0));
+    let widths = plan_widths(layers, input).ok()?;
     let init = InitConfig::default();
-    (1..=layers.len()).find_map(|n| {
-        let widths = plan_widths(&layers[..n], input).ok()?;
-        let net = Network::build_planned("d", &layers[..n], &widths, &init, &dev, &mut rng);
-        let mut plain = backprop::PlainNet::check_out(&net);
-        (!plain.supports_penalties()).then_some(n - 1)
-    })
+    let net = Network::build_planned("d", layers, &widths, &init, &dev, &mut rng);
+    backprop::PlainNet::check_out(&net).first_curved_layer()
 }
 
 /// A batch of row vectors: `[batch, width]`.
