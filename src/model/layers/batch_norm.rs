@@ -172,10 +172,6 @@ impl ReferenceLayer for BatchNorm {
     }
 
     fn start_step(&mut self) {}
-
-    fn spectral_sigma(&self) -> Option<f64> {
-        None
-    }
 }
 
 /// Batch-norm with the batch's statistics (biased variance), on the tape; updates running
@@ -377,18 +373,6 @@ impl FastLayer for FastBatchNorm {
     }
 
     fn start_step(&mut self, _: &mut [Vec<f32>]) {}
-
-    fn penalty_pass(
-        &self,
-        _: &[Vec<f32>],
-        _: &[f32],
-        _: usize,
-        _: &[f32],
-        _: &mut Vec<f32>,
-        _: &mut [Vec<f32>],
-    ) -> bool {
-        false
-    }
 }
 
 /// The gradients of a normalisation's scale and offset: the column sums of `g * normalised`

@@ -91,10 +91,6 @@ impl ReferenceLayer for Dropout {
     }
 
     fn start_step(&mut self) {}
-
-    fn spectral_sigma(&self) -> Option<f64> {
-        None
-    }
 }
 
 impl FastLayer for Dropout {

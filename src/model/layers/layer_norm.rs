@@ -88,10 +88,6 @@ impl ReferenceLayer for LayerNorm {
     }
 
     fn start_step(&mut self) {}
-
-    fn spectral_sigma(&self) -> Option<f64> {
-        None
-    }
 }
 
 /// Layer-norm's variance guard on the fast path; its tensors are `[scale, offset]`.
@@ -188,18 +184,6 @@ impl FastLayer for FastLayerNorm {
     }
 
     fn start_step(&mut self, _: &mut [Vec<f32>]) {}
-
-    fn penalty_pass(
-        &self,
-        _: &[Vec<f32>],
-        _: &[f32],
-        _: usize,
-        _: &[f32],
-        _: &mut Vec<f32>,
-        _: &mut [Vec<f32>],
-    ) -> bool {
-        false
-    }
 }
 
 #[cfg(test)]

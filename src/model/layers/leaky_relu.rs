@@ -75,10 +75,6 @@ impl ReferenceLayer for LeakyRelu {
     }
 
     fn start_step(&mut self) {}
-
-    fn spectral_sigma(&self) -> Option<f64> {
-        None
-    }
 }
 
 impl FastLayer for LeakyRelu {

@@ -89,8 +89,10 @@ pub trait ReferenceLayer {
     /// iteration). The fast path's [`FastLayer::start_step`] must do the same arithmetic.
     fn start_step(&mut self);
     /// Spectral norm's current estimate of its weights' largest singular value, for a layer
-    /// that has one (logged per epoch); `None` otherwise.
-    fn spectral_sigma(&self) -> Option<f64>;
+    /// that has one (logged per epoch); `None` otherwise, the default.
+    fn spectral_sigma(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// How a layer ties a batch's rows together, which decides whether two batches may run through
@@ -144,16 +146,19 @@ pub trait FastLayer {
     /// gradient with respect to the gradient its output got: the layer's Jacobian times
     /// `adjoint`. Returns false for a kind whose second derivatives do not vanish (its
     /// penalty would need terms this pass does not compute): validation refuses penalties
-    /// on networks holding one.
+    /// on networks holding one. The default answers false: a kind that forgets it is refused,
+    /// never differentiated wrongly.
     fn penalty_pass(
         &self,
-        tensors: &[Vec<f32>],
-        input: &[f32],
-        rows: usize,
-        out_grad: &[f32],
-        adjoint: &mut Vec<f32>,
-        grads: &mut [Vec<f32>],
-    ) -> bool;
+        _tensors: &[Vec<f32>],
+        _input: &[f32],
+        _rows: usize,
+        _out_grad: &[f32],
+        _adjoint: &mut Vec<f32>,
+        _grads: &mut [Vec<f32>],
+    ) -> bool {
+        false
+    }
 }
 
 /// An element-wise activation without tensors: its config entry, reference layer and fast
@@ -209,9 +214,6 @@ impl<A: Activation> ReferenceLayer for A {
         self.clone()
     }
     fn start_step(&mut self) {}
-    fn spectral_sigma(&self) -> Option<f64> {
-        None
-    }
 }
 
 impl<A: Activation> FastLayer for A {
