@@ -80,9 +80,13 @@ pub(super) fn expand(
             rest /= v.len();
         }
         for (a, (key, v)) in axes.iter().enumerate() {
-            let v = &v[picks[a]];
+            let pick = picks[a];
+            let v = &v[pick];
             let shown = match v {
                 toml::Value::String(s) => s.clone(),
+                // A list or table (a whole layer list, say) would make a name hundreds of
+                // bytes long, past a file name's limit: it is named by its place on the axis.
+                toml::Value::Array(_) | toml::Value::Table(_) => format!("v{}", pick + 1),
                 other => other.to_string(),
             };
             overrides.push(format!("{key}={v}"));
@@ -245,6 +249,18 @@ mod tests {
         // A swept seed alone is an ordinary grid key.
         let (_dir, path) = sweep_file("[grid]\nseed = [3, 4]\n");
         assert_eq!(Sweep::load(&path).unwrap().points.len(), 2);
+    }
+
+    #[test]
+    fn lists_and_tables_on_an_axis_are_named_by_their_place() {
+        let (_dir, path) = sweep_file(
+            "[grid]\n\"model.discriminator.layers\" = [[{ type = \"linear\", in = 784, out = 1 }], \
+             [{ type = \"linear\", in = 784, out = 1, spectral_norm = true }]]\nloss = [\"hinge\"]\n",
+        );
+        let sweep = Sweep::load(&path).unwrap();
+        let names: Vec<&str> = sweep.points.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["loss=hinge,layers=v1", "loss=hinge,layers=v2"]);
+        assert!(sweep.points[1].overrides[1].contains("spectral_norm = true"));
     }
 
     #[test]
