@@ -163,16 +163,71 @@ fn the_lock_holds_across_hosts_by_lease_and_a_zombie_does_not_hold_it() {
     let _ = zombie.wait();
 }
 
-/// Whether a local Slurm is up (`.ci/slurm-up` starts one where it can; CI must have it).
-fn slurm_ready() -> bool {
-    let up = std::process::Command::new(repo().join(".ci/slurm-up")).output();
-    let ok = up.as_ref().is_ok_and(|o| o.status.success());
-    if !ok {
-        if let Ok(o) = &up {
-            eprintln!("{}", String::from_utf8_lossy(&o.stdout));
+/// A one-node Slurm of the test's own (`.ci/slurm-up`): its configuration, munge key, state
+/// and logs live in a temporary folder that clients find through `SLURM_CONF`, and dropping
+/// it stops every daemon it started (`.ci/slurm-down`). System configuration is never read or
+/// written, so a cluster's login node keeps its own.
+struct PrivateSlurm {
+    dir: tempfile::TempDir,
+}
+
+impl PrivateSlurm {
+    /// Starts one where asked (`GAN_RUN_SLURM_TEST=1`, which CI sets; it needs root and the
+    /// Slurm and munge packages, which `.ci/run` installs); elsewhere says loudly that the test
+    /// is skipped. In CI, a Slurm that does not come up fails the test.
+    fn start() -> Option<PrivateSlurm> {
+        if std::env::var_os("GAN_RUN_SLURM_TEST").is_none_or(|v| v != "1") {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must set GAN_RUN_SLURM_TEST=1 for the Slurm test"
+            );
+            eprintln!(
+                "SKIPPED the Slurm test: set GAN_RUN_SLURM_TEST=1 to run it (as root, with \
+                 Debian's slurmctld, slurmd, slurm-client and munge installed); it starts a \
+                 private one-node Slurm and stops it after"
+            );
+            return None;
         }
+        // Under /tmp: the munge user must reach the folder, which a scratch folder under the
+        // build tree may not allow.
+        let dir = tempfile::Builder::new()
+            .prefix("gan-run-slurm.")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let slurm = PrivateSlurm { dir };
+        let up = std::process::Command::new(repo().join(".ci/slurm-up"))
+            .arg(slurm.dir.path())
+            .output();
+        let ok = up.as_ref().is_ok_and(|o| o.status.success());
+        if let Ok(o) = &up {
+            if !ok {
+                eprintln!("{}", String::from_utf8_lossy(&o.stdout));
+            }
+        }
+        if !tool_available(ok, "a local Slurm (.ci/slurm-up)", "the Slurm test") {
+            return None;
+        }
+        // Every Slurm client this test runs, gan-run's `--submit` included, inherits it.
+        std::env::set_var("SLURM_CONF", slurm.dir.path().join("slurm.conf"));
+        Some(slurm)
     }
-    tool_available(ok, "a local Slurm (.ci/slurm-up)", "the Slurm test")
+
+    /// The pids of the daemons it started, from their pid files.
+    fn daemons(&self) -> Vec<String> {
+        ["slurmd.pid", "slurmctld.pid", "munge-socket/munged.pid"]
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(self.dir.path().join(f)).ok())
+            .map(|pid| pid.trim().to_string())
+            .collect()
+    }
+}
+
+impl Drop for PrivateSlurm {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(repo().join(".ci/slurm-down"))
+            .arg(self.dir.path())
+            .status();
+    }
 }
 
 /// Waits until Slurm has no task of `job` left.
@@ -188,9 +243,10 @@ fn wait_for_job(job: &str) {
 /// script is submitted again, and the finished point is not retrained.
 #[test]
 fn a_sweep_runs_on_a_real_slurm_and_a_cancelled_task_resumes() {
-    if !slurm_ready() {
+    let system_conf = std::fs::metadata("/etc/slurm/slurm.conf").and_then(|m| m.modified());
+    let Some(slurm) = PrivateSlurm::start() else {
         return;
-    }
+    };
     let s = Scratch::new();
     let text = format!(
         "name = \"sl\"\nbase = \"{}\"\n[set]\n\"data.train_size\" = 20000\n\"data.dir\" = \"{}\"\n\
@@ -243,7 +299,8 @@ fn a_sweep_runs_on_a_real_slurm_and_a_cancelled_task_resumes() {
         "the long point stopped at epoch {done}"
     );
     // Slurm's own record of the tasks of this test (its working folder is the scratch one).
-    let jobcomp = std::fs::read_to_string("/var/log/slurm/jobcomp.log").unwrap_or_default();
+    let jobcomp = std::fs::read_to_string(slurm.dir.path().join("log/jobcomp.log"))
+        .unwrap_or_default();
     let ours: Vec<&str> = jobcomp
         .lines()
         .filter(|l| l.contains(&format!("WorkDir={} ", s.path().display())))
@@ -293,4 +350,23 @@ fn a_sweep_runs_on_a_real_slurm_and_a_cancelled_task_resumes() {
     );
     let index = std::fs::read_to_string(s.path().join("runs/sl/index.json")).unwrap();
     assert_eq!(index.matches("\"finished\"").count(), 2, "{index}");
+
+    // The machine is left as it was found: no daemon of the test's still runs, and the
+    // system's Slurm configuration (if any) was not touched.
+    let daemons = slurm.daemons();
+    assert_eq!(daemons.len(), 3, "every daemon wrote its pid file");
+    drop(slurm);
+    for pid in daemons {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "daemon {pid} still runs after the test"
+        );
+    }
+    assert_eq!(
+        std::fs::metadata("/etc/slurm/slurm.conf")
+            .and_then(|m| m.modified())
+            .ok(),
+        system_conf.ok(),
+        "/etc/slurm/slurm.conf was changed"
+    );
 }
