@@ -299,8 +299,8 @@ fn a_sweep_runs_on_a_real_slurm_and_a_cancelled_task_resumes() {
         "the long point stopped at epoch {done}"
     );
     // Slurm's own record of the tasks of this test (its working folder is the scratch one).
-    let jobcomp = std::fs::read_to_string(slurm.dir.path().join("log/jobcomp.log"))
-        .unwrap_or_default();
+    let jobcomp =
+        std::fs::read_to_string(slurm.dir.path().join("log/jobcomp.log")).unwrap_or_default();
     let ours: Vec<&str> = jobcomp
         .lines()
         .filter(|l| l.contains(&format!("WorkDir={} ", s.path().display())))

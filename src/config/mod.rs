@@ -437,8 +437,18 @@ impl ExperimentConfig {
     }
 }
 
-/// Checks that a run name is a plain directory name (no separators, not `.` or `..`).
+/// The longest name a run directory may have: a file name's limit on Linux and macOS.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Checks that a run name is a plain directory name (no separators, not `.` or `..`), short
+/// enough for the file system.
 pub fn check_run_name(name: &str) -> std::result::Result<(), String> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "is {} bytes long; a run directory's name holds at most {MAX_NAME_BYTES}",
+            name.len()
+        ));
+    }
     if name.is_empty()
         || name.starts_with('.')
         || !name

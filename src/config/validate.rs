@@ -114,26 +114,40 @@ fn check_data(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
     Ok(())
 }
 
+/// The largest noise bound, mean or spread a config may give.
+const MAX_NOISE_MAGNITUDE: f64 = 1e6;
+
+/// The largest learning rate a config may give: past it Adam's steps are larger than any
+/// weight, so a run can only diverge.
+const MAX_LR: f64 = 10.0;
+
 /// The noise and the initial values' distributions.
 fn check_noise_and_init(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
     if c.noise.dim == 0 {
         return p("noise.dim", "must be at least 1".into());
     }
+    // The sampler draws in f32: bounds must stay apart and finite there, which a range within
+    // +-1e6 guarantees (noise that large only saturates G's first layer anyway).
+    let sane = |x: f64| x.is_finite() && x.abs() <= MAX_NOISE_MAGNITUDE;
     match c.noise.distribution {
         NoiseDistribution::Uniform { low, high }
-            if !(low < high && low.is_finite() && high.is_finite()) =>
+            if !(sane(low) && sane(high) && (low as f32) < (high as f32)) =>
         {
             return p(
                 "noise.distribution",
-                format!("uniform needs finite low < high, got low = {low}, high = {high}"),
+                format!(
+                    "uniform needs low < high, both within +-{MAX_NOISE_MAGNITUDE:e} (and apart \
+                     in f32), got low = {low:?}, high = {high:?}"
+                ),
             )
         }
-        NoiseDistribution::Normal { mean, std }
-            if !(std > 0.0 && std.is_finite() && mean.is_finite()) =>
-        {
+        NoiseDistribution::Normal { mean, std } if !(std > 0.0 && sane(std) && sane(mean)) => {
             return p(
-                "noise.distribution.std",
-                format!("must be positive and finite, got {std}"),
+                "noise.distribution",
+                format!(
+                    "normal needs std > 0, mean and std within +-{MAX_NOISE_MAGNITUDE:e}, got \
+                     mean = {mean:?}, std = {std:?}"
+                ),
             )
         }
         _ => {}
@@ -326,8 +340,15 @@ fn check_optimizers(o: &OptimizersConfig) -> std::result::Result<(), Problem> {
         ("discriminator", &o.discriminator),
     ] {
         let key = |k: &str| format!("optimizer.{net}.{k}");
-        if !(a.lr > 0.0 && (a.lr as f32).is_finite()) {
-            return p(&key("lr"), format!("must be positive, got {}", a.lr));
+        if !(a.lr > 0.0 && a.lr <= MAX_LR) {
+            return p(
+                &key("lr"),
+                format!(
+                    "must be above 0 and at most {MAX_LR} (Adam's steps are about lr in size; \
+                     GANs train with about 1e-4 to 1e-3), got {}",
+                    a.lr
+                ),
+            );
         }
         if !(0.0..1.0).contains(&a.beta1) {
             return p(&key("beta1"), format!("must be in [0, 1), got {}", a.beta1));

@@ -54,6 +54,60 @@ pub(super) fn check_seeds(path: &Path, file: &SweepFile) -> Result<Vec<u64>> {
     Ok(seeds.clone())
 }
 
+/// The most points a sweep may have: far past any sweep that could finish, and small enough
+/// that listing them (`--plan`, the index) stays cheap.
+pub(super) const MAX_POINTS: u128 = 100_000;
+
+/// Refuses a grid whose product of axes (times the seeds) passes [`MAX_POINTS`], computed
+/// before anything is expanded: a dozen lines of sweep file can name a billion points.
+pub(super) fn check_size(
+    path: &Path,
+    axes: &[(String, Vec<toml::Value>)],
+    seeds: usize,
+) -> Result<()> {
+    let points = axes
+        .iter()
+        .map(|(_, v)| v.len() as u128)
+        .chain([seeds.max(1) as u128])
+        .try_fold(1u128, |n, k| n.checked_mul(k).filter(|&n| n <= MAX_POINTS));
+    if points.is_some() {
+        return Ok(());
+    }
+    let sizes: Vec<String> = axes
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", v.len()))
+        .chain((seeds > 0).then(|| format!("seeds: {seeds}")))
+        .collect();
+    Err(Error::Config {
+        location: config::location_of(path, "grid"),
+        message: format!(
+            "makes more than {MAX_POINTS} points ({}); split the sweep, or sweep fewer values \
+             per key (successive halving over a coarse grid, then a finer one near its winner)",
+            sizes.join(" x ")
+        ),
+    })
+}
+
+/// Refuses a point whose name (its run directory's) is past a file name's 255 bytes.
+pub(super) fn check_name_lengths(path: &Path, points: &[Point]) -> Result<()> {
+    match points
+        .iter()
+        .find(|p| p.name.len() > config::MAX_NAME_BYTES)
+    {
+        None => Ok(()),
+        Some(p) => Err(Error::Config {
+            location: config::location_of(path, "grid"),
+            message: format!(
+                "the point `{}` has a {}-byte name, past a file name's {} bytes; sweep fewer \
+                 keys at once, or give long values (lists, tables) as shorter ones",
+                p.name,
+                p.name.len(),
+                config::MAX_NAME_BYTES
+            ),
+        }),
+    }
+}
+
 /// The points of a grid: one per setting (the product of the axes, the last key varying
 /// fastest) and seed (fastest of all), each with the `fixed` overrides first.
 pub(super) fn expand(
@@ -261,6 +315,41 @@ mod tests {
         let names: Vec<&str> = sweep.points.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["loss=hinge,layers=v1", "loss=hinge,layers=v2"]);
         assert!(sweep.points[1].overrides[1].contains("spectral_norm = true"));
+    }
+
+    /// Nine keys of ten values are a billion points: refused from their sizes, at once.
+    #[test]
+    fn a_grid_too_large_to_expand_is_refused_before_expansion() {
+        let axes: String = (0..9)
+            .map(|k| format!("\"k{k}\" = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n"))
+            .collect();
+        let (_dir, path) = sweep_file(&format!("seeds = [1, 2]\n[grid]\n{axes}"));
+        let started = std::time::Instant::now();
+        let err = Sweep::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("more than 100000 points") && err.contains("seeds: 2"),
+            "{err}"
+        );
+        assert!(err.contains("seeded.toml"), "{err}");
+        assert!(started.elapsed().as_secs() < 5, "refused without expanding");
+        // At the limit itself it is still a sweep.
+        let axes: String = (0..5)
+            .map(|k| format!("\"k{k}\" = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n"))
+            .collect();
+        let (_dir, path) = sweep_file(&format!("[grid]\n{axes}"));
+        let err = Sweep::load(&path).err().map(|e| e.to_string());
+        assert!(
+            !err.as_deref().unwrap_or("").contains("points ("),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_point_name_past_255_bytes_is_refused() {
+        let long = "x".repeat(300);
+        let (_dir, path) = sweep_file(&format!("[grid]\nname = [\"{long}\"]\n"));
+        let err = Sweep::load(&path).unwrap_err().to_string();
+        assert!(err.contains("305-byte name"), "{err}");
     }
 
     #[test]

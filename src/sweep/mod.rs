@@ -148,7 +148,9 @@ impl Sweep {
         }
         let seeds = grid::check_seeds(path, &file)?;
         let fixed: Vec<String> = file.set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        grid::check_size(path, &axes, seeds.len())?;
         let points = grid::expand(&axes, &seeds, &fixed);
+        grid::check_name_lengths(path, &points)?;
         if !seeds.is_empty() {
             let values = seeds
                 .iter()
