@@ -41,6 +41,15 @@ fn eval_scores_a_run_with_all_five_measures_and_the_reference_rows() {
     let smoke = config("smoke.toml").display().to_string();
     let data = data_dir();
     s.ok(&smoke_args(&[&smoke, "--set", "training.epochs=1"], &data));
+    // Too few samples to score are refused, and the run is left as it was.
+    for n in ["0", "1", "99"] {
+        let err = s.fails(&["eval", "runs/smoke", "--n", n, "--data-dir", &data]);
+        assert!(
+            err.contains(&format!("--n {n}")) && err.contains("100"),
+            "{err}"
+        );
+        assert!(!s.path().join("runs/smoke/eval.json").exists());
+    }
     let out = s.ok(&["eval", "runs/smoke", "--n", "200", "--data-dir", &data]);
     let out = String::from_utf8_lossy(&out.stdout);
     for row in [

@@ -51,6 +51,9 @@ pub fn sample(args: SampleArgs) -> anyhow::Result<()> {
         noise_out,
         raw_generator,
     } = args;
+    if n == 0 {
+        anyhow::bail!("--n 0: no images to write; ask for at least one");
+    }
     check_image_count(n, memory_limit)?;
     for path in std::iter::once(&out).chain(noise_out.as_ref()) {
         crate::run_dir::check_output(path)?;
@@ -191,8 +194,15 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         memory_limit,
         raw_generator,
     } = args;
-    use crate::eval::{render_table, Evaluator};
+    use crate::eval::{render_table, Evaluator, MIN_SCORED_IMAGES};
     if samples.is_none() {
+        if n < MIN_SCORED_IMAGES {
+            anyhow::bail!(
+                "--n {n}: scoring needs at least {MIN_SCORED_IMAGES} samples (FID's covariance \
+                 and precision/recall's neighbours are meaningless on fewer); the default, \
+                 10000, is what the reference rows use"
+            );
+        }
         check_image_count(n, memory_limit)?;
     }
     if let Some(out) = &write_reference {
@@ -229,7 +239,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
             } = crate::sample::generate_from_run(
                 run,
                 checkpoint.as_deref(),
-                n.max(2),
+                n,
                 0,
                 generation,
                 raw_generator,
@@ -251,8 +261,15 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         (None, Some(file)) => (crate::data::read_idx_images(file)?, None, None),
         (None, None) => anyhow::bail!("name a run directory or pass --samples FILE"),
     };
-    if pixels.len() < 2 * crate::config::IMAGE_PIXELS {
-        anyhow::bail!("need at least two images to score");
+    let images = pixels.len() / crate::config::IMAGE_PIXELS;
+    if images < MIN_SCORED_IMAGES {
+        anyhow::bail!(
+            "{}: {images} images; scoring needs at least {MIN_SCORED_IMAGES}",
+            samples
+                .as_deref()
+                .unwrap_or(std::path::Path::new("samples"))
+                .display()
+        );
     }
     let scores = evaluator.score(&pixels);
     let reference = evaluator.reference();

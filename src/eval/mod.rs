@@ -68,6 +68,10 @@ impl EvalData {
 /// The most images of each set that precision, recall and KID compare (all the test images).
 pub const FEATURE_SET_CAP: usize = 10_000;
 
+/// The fewest images `eval` scores: below it FID's covariance and the k-nearest-neighbour
+/// measures say nothing (`--n 0` once scored two images and overwrote eval.json).
+pub const MIN_SCORED_IMAGES: usize = 100;
+
 /// All the measures of one set of images.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Scores {
