@@ -397,6 +397,33 @@ fn several_configs_train_in_parallel_and_a_bad_one_does_not_stop_the_other() {
     assert!(s.path().join("runs/a/summary.json").exists());
     assert!(s.path().join("runs/b/summary.json").exists());
     assert!(s.path().join("runs/logs/a.log").exists());
+    assert!(s.path().join("runs/logs/b.log").exists());
+
+    // Two files of one stem in different folders, naming one run, would share a directory and
+    // a log (both logs went to runs/logs/smoke.log): refused before either starts.
+    for dir in ["x", "y"] {
+        std::fs::create_dir_all(s.path().join(dir)).unwrap();
+    }
+    let twin_a = s.write("x/smoke.toml", &smoke);
+    let twin_b = s.write("y/smoke.toml", &smoke.replace("beta1 = 0.1", "beta1 = 0.2"));
+    let err = s.fails(
+        &[
+            &[
+                twin_a.to_str().unwrap(),
+                twin_b.to_str().unwrap(),
+                "--jobs",
+                "2",
+            ],
+            &args[..],
+        ]
+        .concat(),
+    );
+    assert!(
+        err.contains("both name the run `smoke`") && err.contains("y/smoke.toml"),
+        "{err}"
+    );
+    assert!(!s.path().join("runs/smoke").exists());
+    assert!(!s.path().join("runs/logs/smoke.log").exists());
 
     // A config that diverges fails alone; the other still trains.
     let c = s.write(

@@ -29,7 +29,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     pub max_epochs: Option<usize>,
     /// With several configs: how many to train at once (each in its own process, with its
-    /// share of the cores; output in RUNS_DIR/logs/<config>.log).
+    /// share of the cores; output in RUNS_DIR/logs/<run>.log).
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
 }
@@ -92,25 +92,33 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         config::check_run_name(n).map_err(|m| anyhow::anyhow!("--name: {m}"))?;
     }
     if *jobs > 1 && configs.len() > 1 {
-        // Check every config first, so that a typo fails before anything starts.
-        for path in configs {
-            common.load(path)?;
+        // Check every config first, so that a typo fails before anything starts; two
+        // configs naming one run would share its directory and its log.
+        let run_names = configs
+            .iter()
+            .map(|path| common.load(path).map(|e| e.name.clone()))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for (i, name) in run_names.iter().enumerate() {
+            if let Some(j) = run_names[..i].iter().position(|n| n == name) {
+                anyhow::bail!(
+                    "{} and {} both name the run `{name}`, which would train both into one \
+                     directory; rename one (`name = ...` in it), or train them one at a time",
+                    configs[j].display(),
+                    configs[i].display()
+                );
+            }
         }
         let children = configs
             .iter()
+            .zip(&run_names)
             .enumerate()
-            .map(|(index, path)| {
-                let stem = path
-                    .file_stem()
-                    .map_or("config".into(), |s| s.to_string_lossy().to_string());
-                crate::sweep::ChildJob {
-                    index,
-                    name: path.display().to_string(),
-                    args: args.child_command_line(path),
-                    log: runs_dir
-                        .join(crate::run_dir::LOGS_DIR)
-                        .join(crate::run_dir::child_log_name(&stem)),
-                }
+            .map(|(index, (path, run))| crate::sweep::ChildJob {
+                index,
+                name: path.display().to_string(),
+                args: args.child_command_line(path),
+                log: runs_dir
+                    .join(crate::run_dir::LOGS_DIR)
+                    .join(crate::run_dir::child_log_name(run)),
             })
             .collect();
         let exe = std::env::current_exe()?;
