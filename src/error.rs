@@ -182,9 +182,19 @@ impl Error {
     /// A hint for the user, printed on its own line after the error.
     pub fn hint(&self) -> Option<String> {
         match self {
+            // Lower rates make another config, which this run directory refuses to resume:
+            // the way on is a new name or --force, never "resume".
+            Error::Diverged { epoch: 1, .. } => Some(
+                "it diverged in its first epoch, so no checkpoint was written; lower the \
+                 learning rates (or change beta1) and train again with --force, or under \
+                 another --name"
+                    .into(),
+            ),
             Error::Diverged { .. } => Some(
-                "the last good checkpoint is kept; lower the learning rates or change beta1, \
-                 then run again to resume"
+                "its newest checkpoint is kept, and the same config would diverge the same way \
+                 again (training is deterministic); lower learning rates or another beta1 make \
+                 a different run: train it under another --name, or with --force to replace \
+                 this one"
                     .into(),
             ),
             Error::Output { .. } => Some(
@@ -234,6 +244,33 @@ impl Error {
             action,
             path: path.to_path_buf(),
             source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A diverged run's hint never promises a resume that the changed config would be refused,
+    /// nor a checkpoint that the first epoch never wrote.
+    #[test]
+    fn the_divergence_hint_tells_the_truth() {
+        let diverged = |epoch| Error::Diverged {
+            epoch,
+            step: 3,
+            what: "d_loss",
+            value: f32::NAN,
+        };
+        let first = diverged(1).hint().unwrap();
+        assert!(first.contains("no checkpoint was written"), "{first}");
+        let later = diverged(7).hint().unwrap();
+        assert!(later.contains("newest checkpoint is kept"), "{later}");
+        for hint in [first, later] {
+            assert!(
+                hint.contains("--name") && hint.contains("--force") && !hint.contains("resume"),
+                "{hint}"
+            );
         }
     }
 }

@@ -294,6 +294,12 @@ fn a_diverging_run_stops_naming_epoch_and_step_and_keeps_its_last_checkpoint() {
         &data,
     ));
     assert!(err.contains("diverged at epoch 1, step"), "{err}");
+    // The hint tells the truth: no checkpoint exists yet, and a lower rate is a new run.
+    assert!(
+        err.contains("no checkpoint was written") && err.contains("--force"),
+        "{err}"
+    );
+    assert!(!err.contains("resume"), "{err}");
     assert!(!s
         .path()
         .join("runs/boom/checkpoints/epoch-0001.safetensors")
