@@ -136,16 +136,9 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         );
     }
     resume(&mut state, &start, &fingerprint)?;
-    let summary = |state: &GanState, evaluation: Option<crate::eval::Scores>| Summary {
-        name: config.name.clone(),
-        epochs: state.epoch,
-        finished: state.epoch >= config.training.epochs,
-        last: state.history.last().cloned(),
-        generator_params: g_params,
-        discriminator_params: d_params,
-        seconds_this_start: start_time.elapsed().as_secs_f64(),
-        run_dir: dir.path.clone(),
-        evaluation,
+    let params = (g_params, d_params);
+    let summary = |state: &GanState, evaluation| {
+        summarize(config, state, (start_time, params), &dir, evaluation)
     };
     let Some(Inputs {
         train, evaluator, ..
@@ -167,7 +160,7 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         )?),
         false => None,
     };
-    let mut outputs = outputs::epoch_outputs(evaluator, events);
+    let mut outputs = outputs::epoch_outputs(evaluator, events, (start_time, params));
     let last_epoch = [
         Some(config.training.epochs),
         options.max_epochs_this_start.map(|n| state.epoch + n),
@@ -186,12 +179,30 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         steps,
         last_epoch,
     };
+    // A finished run's summary.json was written before its last checkpoint (FinalSummary).
     let evaluation = epochs.run(&mut state, &train, &mut outputs)?;
-    let s = summary(&state, evaluation);
-    if s.finished {
-        dir.write_summary(&s)?;
+    Ok(summary(&state, evaluation))
+}
+
+/// What a start reports of its run: `summary.json` at the run's end, `train`'s last words.
+fn summarize(
+    config: &Experiment,
+    state: &GanState,
+    (started, (generator_params, discriminator_params)): (Instant, (usize, usize)),
+    dir: &RunDir,
+    evaluation: Option<crate::eval::Scores>,
+) -> Summary {
+    Summary {
+        name: config.name.clone(),
+        epochs: state.epoch,
+        finished: state.epoch >= config.training.epochs,
+        last: state.history.last().cloned(),
+        generator_params,
+        discriminator_params,
+        seconds_this_start: started.elapsed().as_secs_f64(),
+        run_dir: dir.path.clone(),
+        evaluation,
     }
-    Ok(s)
 }
 
 /// What a start that will train reads before its run directory is created or touched.

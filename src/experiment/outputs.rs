@@ -6,6 +6,12 @@
 //!
 //! Outputs run in the list's order after every epoch ([`epoch_outputs`]); what one hands to
 //! those after it (the grids' PNGs, the epoch's scores) goes through [`EpochProducts`].
+//!
+//! The epoch checkpoint comes last: it is the epoch's commit. A crash before it resumes
+//! from the checkpoint before and trains the epoch again, rewriting every output the same
+//! way; a crash after it finds every output of the epoch (and, at the run's end, its summary)
+//! already written. (Written before it, a crash between the checkpoint and the metrics row
+//! left a run that called itself finished without its last row or summary.)
 
 use dfdx::prelude::*;
 use rand::SeedableRng;
@@ -69,21 +75,27 @@ pub trait EpochOutput: Send {
 }
 
 /// The outputs of a run, in the order they are written: grids, scores (with an evaluator),
-/// the epoch checkpoint, the best checkpoint, TensorBoard (with `events`), the metrics row.
+/// the best checkpoint, TensorBoard (with `events`), the metrics row, the summary (at the
+/// run's last epoch), and last the epoch checkpoint, which commits them.
 pub fn epoch_outputs(
     evaluator: Option<crate::eval::Evaluator>,
     events: Option<RunEvents>,
+    start: (std::time::Instant, (usize, usize)),
 ) -> Vec<Box<dyn EpochOutput>> {
     let mut outputs: Vec<Box<dyn EpochOutput>> = vec![Box::new(Grids)];
     if let Some(evaluator) = evaluator {
         outputs.push(Box::new(Scores { evaluator }));
     }
-    outputs.push(Box::new(Checkpoint));
     outputs.push(Box::new(BestCheckpoint));
     if let Some(events) = events {
         outputs.push(Box::new(TensorBoard { events }));
     }
     outputs.push(Box::new(MetricsRow));
+    outputs.push(Box::new(FinalSummary {
+        start,
+        latest_scores: None,
+    }));
+    outputs.push(Box::new(Checkpoint));
     outputs
 }
 
@@ -332,6 +344,44 @@ impl EpochOutput for MetricsRow {
         _products: &mut EpochProducts,
     ) -> Result<()> {
         ctx.dir.write_metrics(&state.history)
+    }
+}
+
+/// `summary.json`, written at the run's last epoch, before the checkpoint that finishes it:
+/// with the start's latest scores, as `gan-run train` reports them.
+pub struct FinalSummary {
+    /// When this start began, and the networks' trainable parameters (generator,
+    /// discriminator).
+    pub start: (std::time::Instant, (usize, usize)),
+    /// The newest scores of this start.
+    pub latest_scores: Option<crate::eval::Scores>,
+}
+
+impl EpochOutput for FinalSummary {
+    fn name(&self) -> &'static str {
+        "summary"
+    }
+
+    fn write(
+        &mut self,
+        state: &mut GanState,
+        ctx: &EpochContext,
+        products: &mut EpochProducts,
+    ) -> Result<()> {
+        if let Some(scores) = &products.scores {
+            self.latest_scores = Some(scores.clone());
+        }
+        if ctx.epoch < ctx.config.training.epochs {
+            return Ok(());
+        }
+        let summary = super::summarize(
+            ctx.config,
+            state,
+            self.start,
+            ctx.dir,
+            self.latest_scores.clone(),
+        );
+        ctx.dir.write_summary(&summary)
     }
 }
 

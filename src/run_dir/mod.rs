@@ -226,11 +226,13 @@ impl RunDir {
         } else {
             Start::Fresh
         };
+        // config.toml first: a start killed before it commits leaves only what a half-made
+        // run may hold (the lock and the config's temporary), which the next start takes on.
+        atomic_write(&path.join(CONFIG_FILE), config.to_toml().as_bytes())?;
         for sub in [CHECKPOINTS_DIR, SAMPLES_DIR] {
             let p = path.join(sub);
             std::fs::create_dir_all(&p).map_err(|e| Error::io("cannot create", &p, e))?;
         }
-        atomic_write(&path.join(CONFIG_FILE), config.to_toml().as_bytes())?;
         Ok((dir, start, lock))
     }
 

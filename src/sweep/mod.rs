@@ -15,8 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{self, Experiment, Override};
 use crate::error::{Error, Result};
-use crate::experiment::Summary;
-use crate::run_dir::atomic_write;
+use crate::run_dir::{atomic_write, checkpoint};
 
 /// The sweep directory's list of its points and their states.
 pub use crate::run_dir::INDEX_FILE;
@@ -267,8 +266,12 @@ impl Sweep {
                 return PointStanding::OtherConfig(differing);
             }
         }
-        match Summary::read(&path) {
-            Some(s) if s.epochs >= config.training.epochs => PointStanding::Finished,
+        // Finished when its newest checkpoint is of the last epoch: the checkpoint commits an
+        // epoch (its summary.json is written just before it, so a kill between the two leaves
+        // a summary of a run that trains that epoch again).
+        let newest = (crate::run_dir::RunDir { path }).resume_checkpoint();
+        match newest.ok().flatten().and_then(|c| checkpoint::peek(&c)) {
+            Some((epoch, _)) if epoch >= config.training.epochs => PointStanding::Finished,
             _ => PointStanding::ToRun,
         }
     }
