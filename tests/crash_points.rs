@@ -67,16 +67,17 @@ fn traced(dir: &Path, args: &[String], inject: Option<usize>) -> (usize, bool) {
     (renames, killed)
 }
 
-/// What must match between a run and its uninterrupted twin: the metrics rows without their
-/// timings, the summary without its timings, each checkpoint's tensors, the file names.
-fn outcome(
-    run: &Path,
-) -> (
+/// Metrics rows, summary, file names and checkpoint tensors of a run.
+type Outcome = (
     Vec<Vec<String>>,
     serde_json::Value,
     Vec<String>,
     Vec<Vec<(String, Vec<u8>)>>,
-) {
+);
+
+/// What must match between a run and its uninterrupted twin: the metrics rows without their
+/// timings, the summary without its timings, each checkpoint's tensors, the file names.
+fn outcome(run: &Path) -> Outcome {
     let mut reader = csv::Reader::from_path(run.join("metrics.csv")).unwrap();
     let header = reader.headers().unwrap().clone();
     let timing = |name: &str| name.contains("seconds") || name.contains("per_sec");
