@@ -163,6 +163,54 @@ fn the_lock_holds_across_hosts_by_lease_and_a_zombie_does_not_hold_it() {
     let _ = zombie.wait();
 }
 
+/// A process stopped past its lease loses the run to another host. Continued, it notices
+/// before its next write and stops without writing (both once wrote, and `train.log` showed
+/// epochs done twice); the run goes on in the new holder, each epoch's row once.
+#[test]
+fn a_process_stopped_past_its_lease_stops_without_writing_when_continued() {
+    let s = Scratch::new();
+    let run = s.path().join("runs/smoke");
+    let signal = |child: &std::process::Child, sig| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap()
+    };
+    use nix::sys::signal::Signal;
+    let first = spawn_train(&s, "node1", "training.epochs=200");
+    wait_for(&run.join("checkpoints/epoch-0001.safetensors"));
+    signal(&first, Signal::SIGSTOP);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let second = spawn_train(&s, "node2", "training.epochs=200");
+    poll_until("node2 to take the lock over", 60, || {
+        std::fs::read_to_string(run.join(".lock")).is_ok_and(|t| t.contains("host=node2"))
+    });
+    let rows_before = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    signal(&first, Signal::SIGCONT);
+    let out = first.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("lost its lock") && err.contains("node2"),
+        "{err}"
+    );
+    // The new holder's lock is still there, and it trains on.
+    let lock = std::fs::read_to_string(run.join(".lock")).unwrap();
+    assert!(lock.contains("host=node2"), "{lock}");
+    let grown = run.join("metrics.csv");
+    poll_until("the new holder to write an epoch", 120, || {
+        std::fs::read_to_string(&grown)
+            .is_ok_and(|t| t.lines().count() > rows_before.lines().count())
+    });
+    signal(&second, Signal::SIGINT);
+    let _ = second.wait_with_output();
+    let epochs: Vec<String> = std::fs::read_to_string(&grown)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = (1..=epochs.len()).map(|e| e.to_string()).collect();
+    assert_eq!(epochs, expected, "each epoch's row once, in order");
+}
+
 /// A one-node Slurm of the test's own (`.ci/slurm-up`): its configuration, munge key, state
 /// and logs live in a temporary folder that clients find through `SLURM_CONF`, and dropping
 /// it stops every daemon it started (`.ci/slurm-down`). System configuration is never read or

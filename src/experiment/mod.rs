@@ -113,7 +113,7 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
     let start_time = Instant::now();
     let fingerprint = config.training_fingerprint();
     let inputs = read_inputs(config, options, &fingerprint)?;
-    let (dir, start, _lock) = RunDir::prepare(&options.run_dir, config, options.force)?;
+    let (dir, start, lock) = RunDir::prepare(&options.run_dir, config, options.force)?;
     crate::logging::attach_file(&dir.path.join(crate::run_dir::LOG_FILE))?;
     dir.record_overrides(&options.overrides)?;
     let _span = tracing::info_span!("run").entered();
@@ -173,6 +173,7 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
     let epochs = Epochs {
         config,
         dir: &dir,
+        lock: &lock,
         fingerprint: &fingerprint,
         dev: &dev,
         progress: options.progress,
@@ -324,6 +325,8 @@ fn ready_to_train(
 struct Epochs<'a> {
     config: &'a Experiment,
     dir: &'a RunDir,
+    /// Checked before every output: a process that lost the run writes nothing more.
+    lock: &'a crate::run_dir::RunLock,
     fingerprint: &'a str,
     dev: &'a Cpu,
     progress: bool,
@@ -428,6 +431,7 @@ impl Epochs<'_> {
                 self.dev,
             )
         });
+        self.lock.check_held()?;
         let path = self.dir.save_interrupted(
             epoch,
             steps_done,
@@ -458,6 +462,7 @@ impl Epochs<'_> {
         let mut seconds = Vec::new();
         for output in outputs.iter_mut() {
             let output_started = Instant::now();
+            self.lock.check_held()?;
             output.write(state, ctx, &mut products)?;
             seconds.push((output.name(), output_started.elapsed().as_secs_f64()));
         }

@@ -20,6 +20,8 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub struct RunLock {
     path: PathBuf,
+    /// The lock file's text as this process wrote it: its claim.
+    claim: String,
     renewing: std::sync::Arc<std::sync::atomic::AtomicBool>,
     renewer: Option<std::thread::JoinHandle<()>>,
 }
@@ -180,8 +182,9 @@ impl RunLock {
         taken?;
         // The lease: renewed while this process holds the lock.
         let renewing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let claim = owner.to_text();
         let renewer = {
-            let (renewing, path) = (renewing.clone(), path.clone());
+            let (renewing, path, claim) = (renewing.clone(), path.clone(), claim.clone());
             std::thread::spawn(move || {
                 let every = lease() / 4;
                 let mut last = std::time::Instant::now();
@@ -189,17 +192,43 @@ impl RunLock {
                     std::thread::sleep(std::time::Duration::from_millis(100));
                     if last.elapsed() >= every {
                         last = std::time::Instant::now();
-                        if let Ok(f) = std::fs::File::options().append(true).open(&path) {
-                            let _ = f.set_modified(std::time::SystemTime::now());
-                        }
+                        // Never renews a lock another process has taken over meanwhile.
+                        let _ = renew_if_ours(&path, &claim);
                     }
                 }
             })
         };
         Ok(RunLock {
             path,
+            claim,
             renewing,
             renewer: Some(renewer),
+        })
+    }
+
+    /// Whether this process still holds the lock, checked before every write that matters (the
+    /// epoch's outputs, its checkpoint, the summary): a process stopped (`kill -STOP`, a
+    /// suspended laptop) past the lease may have lost the run to another host, and `--force`
+    /// hands the directory to a new process; the old one must then stop without writing.
+    /// Renews the lease when the lock is still its own.
+    pub fn check_held(&self) -> Result<()> {
+        if self.path.as_os_str().is_empty() || renew_if_ours(&self.path, &self.claim) {
+            return Ok(());
+        }
+        let now = std::fs::read_to_string(&self.path)
+            .ok()
+            .and_then(|t| LockOwner::parse(&t))
+            .map_or("no process (the lock is gone)".to_string(), |o| {
+                o.describe()
+            });
+        Err(Error::RunDir {
+            path: self.path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            message: format!(
+                "this process lost its lock: it is now held by {now} (this one was stopped past \
+                 its {}-second lease, or the run was restarted with --force); it stops here \
+                 without writing, and the run goes on in the process that holds it",
+                lease().as_secs()
+            ),
         })
     }
 
@@ -233,10 +262,25 @@ impl RunLock {
     }
 }
 
+/// Renews the lease of the lock at `path` (its modification time) if it still holds `claim`;
+/// whether it does.
+fn renew_if_ours(path: &Path, claim: &str) -> bool {
+    if std::fs::read_to_string(path).ok().as_deref() != Some(claim) {
+        return false;
+    }
+    if let Ok(f) = std::fs::File::options().append(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+    true
+}
+
 impl Drop for RunLock {
     fn drop(&mut self) {
         self.stop_renewing();
-        if !self.path.as_os_str().is_empty() {
+        // Only its own: a lock another process took over stays with that process.
+        if !self.path.as_os_str().is_empty()
+            && std::fs::read_to_string(&self.path).ok().as_deref() == Some(self.claim.as_str())
+        {
             let _ = std::fs::remove_file(&self.path);
         }
     }
