@@ -10,9 +10,17 @@ static REQUESTED: AtomicBool = AtomicBool::new(false);
 /// The exit status of a process stopped by a signal, as shells report it (128 + SIGINT).
 pub const EXIT_STATUS: u8 = 130;
 
-/// Installs the handler (once per process; later calls do nothing).
-pub fn install() {
-    let _ = ctrlc::set_handler(|| {
+/// Installs the handler (once per process; later calls do nothing). `polls`: whether the
+/// command polls [`requested`] (training, sweeps). One that does not (eval, sample, export,
+/// reports, listings) exits at the first signal with [`EXIT_STATUS`]: its outputs are written
+/// atomically, so stopping it anywhere leaves each one whole or absent, never partial, and it
+/// must not run on to write them.
+pub fn install(polls: bool) {
+    let _ = ctrlc::set_handler(move || {
+        if !polls {
+            eprintln!("interrupt: stopped; nothing more is written");
+            std::process::exit(EXIT_STATUS as i32);
+        }
         if REQUESTED.swap(true, Ordering::SeqCst) {
             eprintln!("second interrupt: exiting now");
             std::process::exit(EXIT_STATUS as i32);

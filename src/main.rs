@@ -16,7 +16,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse_from(args_with_default_subcommand(std::env::args()));
     gan_run::logging::init();
-    gan_run::interrupt::install();
+    use gan_run::cli::Command;
+    // Training and sweeps stop between steps with their state saved; the rest stop at once.
+    let polls = matches!(
+        cli.command,
+        Command::Train(_) | Command::Sweep(_) | Command::RunPoint(_)
+    );
+    gan_run::interrupt::install(polls);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -307,3 +307,70 @@ fn scoring_during_training_needs_held_out_validation_images() {
         "{err}"
     );
 }
+
+/// `eval` and `sample` stop at SIGINT or SIGTERM with exit status 130, writing nothing: no
+/// eval.json, no image file, no temporary (they once ran on and wrote their outputs).
+#[test]
+fn eval_and_sample_stop_at_a_signal_with_130_and_write_nothing() {
+    use nix::sys::signal::Signal;
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    s.ok(&smoke_args(&[&smoke, "--set", "training.epochs=1"], &data));
+    let listing = |dir: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = walk(dir);
+        names.sort();
+        names
+    };
+    let before = listing(s.path());
+    for (args, signal) in [
+        (
+            vec!["eval", "runs/smoke", "--n", "40000", "--data-dir", &data],
+            Signal::SIGINT,
+        ),
+        (
+            vec!["sample", "runs/smoke", "--n", "150000", "--out", "many.gz"],
+            Signal::SIGTERM,
+        ),
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gan-run"))
+            .args(&args)
+            .current_dir(s.path())
+            .env("RUST_LOG", "warn")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{args:?} ended before the signal: make it longer"
+        );
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(130),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(listing(s.path()), before, "{args:?} wrote something");
+    }
+}
+
+/// Every file under `dir`, relative to it.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(
+                walk(&path)
+                    .into_iter()
+                    .map(|p| format!("{}/{p}", entry.file_name().to_string_lossy())),
+            );
+        } else {
+            out.push(entry.file_name().to_string_lossy().to_string());
+        }
+    }
+    out
+}
