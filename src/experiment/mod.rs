@@ -349,6 +349,7 @@ impl Epochs<'_> {
             let epoch = state.epoch + 1;
             let _span = tracing::info_span!("epoch").entered();
             self.train(state, train, outputs, epoch)?;
+            state.refresh_ema_statistics(self.config, self.dev);
             let ctx = EpochContext {
                 config: self.config,
                 dir: self.dir,

@@ -18,7 +18,7 @@ use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
 
 use init::InitConfig;
-pub use layers::{plan_widths, BatchNormMode, Layer, LayerSpec};
+pub use layers::{plan_widths, BatchNorm, BatchNormMode, Layer, LayerSpec};
 
 /// The index of the first layer whose second derivatives do not vanish (so that a gradient
 /// penalty cannot be differentiated through it), if any, found by building the network from
@@ -193,6 +193,44 @@ impl Network {
         sigmas.reduce(f64::max)
     }
 
+    /// Re-estimates every running batch-norm layer's statistics as the plain average over
+    /// `batches` of their batch statistics, in the network's own update mode (dropout drawn
+    /// from `rng`), as PyTorch's `swa_utils.update_bn` does; whether it has such a layer. A
+    /// moving average of weights needs it: the statistics it carries were the raw network's,
+    /// which do not describe the averaged weights' activations.
+    pub fn reestimate_running_statistics(
+        &mut self,
+        batches: impl IntoIterator<Item = Matrix>,
+        rng: &mut ChaCha8Rng,
+    ) -> bool {
+        let momenta: Vec<f32> = self.running_batch_norms().map(|bn| bn.momentum).collect();
+        if momenta.is_empty() {
+            return false;
+        }
+        for bn in self.running_batch_norms() {
+            bn.running_mean.fill_with_zeros();
+            bn.running_var.fill_with_ones();
+        }
+        for (k, z) in batches.into_iter().enumerate() {
+            // Rate 1/(k+1): after batch k the statistics are the mean over batches 0..=k.
+            for bn in self.running_batch_norms() {
+                bn.momentum = 1.0 / (k as f32 + 1.0);
+            }
+            self.forward(z, Mode::Train { rng: &mut *rng });
+        }
+        for (bn, m) in self.running_batch_norms().zip(momenta) {
+            bn.momentum = m;
+        }
+        true
+    }
+
+    fn running_batch_norms(&mut self) -> impl Iterator<Item = &mut BatchNorm> {
+        self.layers.iter_mut().filter_map(|layer| match layer {
+            Layer::BatchNorm(bn) if bn.mode == BatchNormMode::Running => Some(bn),
+            _ => None,
+        })
+    }
+
     /// Multiply-adds of its matrix products per input row.
     pub fn macs_per_row(&self) -> f64 {
         self.layers.iter().map(Layer::macs_per_row).sum()
@@ -252,6 +290,49 @@ mod tests {
         let sigmoid = |v: f32| 1.0 / (1.0 + (-v).exp());
         assert!((y[0] - sigmoid(3.15)).abs() < 1e-6, "{y:?}");
         assert!((y[1] - sigmoid(0.15)).abs() < 1e-6, "{y:?}");
+    }
+
+    /// Re-estimated running statistics are the plain mean over the batches of each batch's
+    /// mean and unbiased variance (here of an identity layer's input, done by hand), whatever
+    /// they held before; the layer's own rate is kept; a network without running batch-norm
+    /// is left alone.
+    #[test]
+    fn running_statistics_are_reestimated_as_the_mean_over_batches() {
+        let dev = Cpu::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let layers = spec(r#"layers = [{type = "batch_norm", mode = "running", momentum = 0.1}]"#);
+        let mut net = Network::build("t", &layers, 2, &InitConfig::default(), &dev, &mut rng);
+        if let Layer::BatchNorm(bn) = &mut net.layers[0] {
+            bn.running_mean.copy_from(&[5.0, 5.0]);
+        }
+        // Two batches of three rows: column means 1 and 4, then 3 and 0.
+        let batches: Vec<Matrix> = [
+            vec![0.0, 4.0, 1.0, 3.0, 2.0, 5.0],
+            vec![3.0, -1.0, 3.0, 1.0, 3.0, 0.0],
+        ]
+        .into_iter()
+        .map(|v| dev.tensor_from_vec(v, (3, 2)))
+        .collect();
+        assert!(net.reestimate_running_statistics(batches, &mut rng));
+        let Layer::BatchNorm(bn) = &net.layers[0] else {
+            unreachable!()
+        };
+        let close = |a: Vec<f32>, b: [f32; 2]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+        assert!(
+            close(bn.running_mean.as_vec(), [2.0, 2.0]),
+            "{:?}",
+            bn.running_mean.as_vec()
+        );
+        // Unbiased variances: batch 1 (1, 1), batch 2 (0, 1).
+        assert!(
+            close(bn.running_var.as_vec(), [0.5, 1.0]),
+            "{:?}",
+            bn.running_var.as_vec()
+        );
+        assert_eq!(bn.momentum, 0.1);
+        let plain = spec(r#"layers = [{type = "batch_norm", mode = "batch"}]"#);
+        let mut net = Network::build("t", &plain, 2, &InitConfig::default(), &dev, &mut rng);
+        assert!(!net.reestimate_running_statistics(Vec::new(), &mut rng));
     }
 
     /// Only spectrally normalised layers report a sigma, named by network and index, equal to

@@ -21,6 +21,12 @@ const SAMPLE_STREAM: u64 = 3;
 /// Noise for the end-of-epoch losses: its own stream, so that measuring them leaves the
 /// training stream (and so the trained weights) untouched.
 const LOSS_PROBE_STREAM: u64 = 4;
+/// Noise and dropout masks of the moving average's batch-norm statistics
+/// ([`GanState::refresh_ema_statistics`]).
+const EMA_NOISE_STREAM: u64 = 5;
+const EMA_DROPOUT_STREAM: u64 = 6;
+/// Batches of the training size those statistics are averaged over.
+const EMA_STATISTICS_BATCHES: usize = 50;
 
 /// One row of `metrics.csv`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -240,6 +246,23 @@ impl GanState {
             (Some(ema), false) => ema,
             _ => &mut self.generator,
         }
+    }
+
+    /// Re-estimates the moving average's running batch-norm statistics from its own
+    /// activations ([`Network::reestimate_running_statistics`], on
+    /// `EMA_STATISTICS_BATCHES` batches), before it draws: each step copies the raw
+    /// generator's statistics into it, which do not describe the averaged weights. Nothing
+    /// without a moving average or a running batch-norm. Its noise and masks come from streams
+    /// of their own: training is untouched, and the same weights give the same statistics.
+    pub fn refresh_ema_statistics(&mut self, config: &Experiment, dev: &Cpu) {
+        let Some(ema) = &mut self.ema else {
+            return;
+        };
+        let mut noise = stream(config.seed, EMA_NOISE_STREAM);
+        let batch = config.training.batch_size;
+        let batches =
+            (0..EMA_STATISTICS_BATCHES).map(|_| sample_noise(config, batch, &mut noise, dev));
+        ema.reestimate_running_statistics(batches, &mut stream(config.seed, EMA_DROPOUT_STREAM));
     }
 
     /// The moving average's decay in the 1-based `epoch`: 0 (a copy) before its start epoch.
