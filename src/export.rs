@@ -11,7 +11,7 @@ use safetensors::tensor::{Dtype, TensorView};
 
 use crate::config::Experiment;
 use crate::error::{Error, Result};
-use crate::model::{Network, TensorVisitor};
+use crate::model::{Layer, LayerSpec, Network, TensorVisitor};
 use crate::run_dir::{atomic_write, checkpoint::le_bytes};
 use crate::sample::Generated;
 
@@ -25,6 +25,26 @@ pub enum Networks {
     Generator,
     /// Both.
     Both,
+}
+
+/// The network other tools run: each spectrally normalised linear layer's weight replaced by
+/// the weight its forward pass uses, `W / sigma` (sigma from the checkpoint's held u, v), and
+/// its u, v dropped, so that a reader needs no power iteration; and its layer list to match.
+fn as_exported(net: &Network, layers: &[LayerSpec]) -> (Network, Vec<LayerSpec>) {
+    let mut net = net.clone();
+    for layer in &mut net.layers {
+        if let Layer::Linear(linear) = layer {
+            linear.weight = linear.effective_weight();
+            linear.spectral = None;
+        }
+    }
+    let mut layers = layers.to_vec();
+    for spec in &mut layers {
+        if let LayerSpec::Linear(linear) = spec {
+            linear.spectral_norm = false;
+        }
+    }
+    (net, layers)
 }
 
 /// The tensors of a network as (`<prefix>.<name>`, shape, values), in visiting order.
@@ -55,17 +75,17 @@ pub fn write_export(
     networks: Networks,
     out: &Path,
 ) -> Result<()> {
-    let mut tensors = tensors_of(generator, "generator");
+    let (mut generator, generator_layers) = as_exported(generator, &config.model.generator.layers);
+    let (mut discriminator, discriminator_layers) =
+        as_exported(discriminator, &config.model.discriminator.layers);
+    let mut tensors = tensors_of(&mut generator, "generator");
     if networks == Networks::Both {
-        tensors.extend(tensors_of(discriminator, "discriminator"));
+        tensors.extend(tensors_of(&mut discriminator, "discriminator"));
     }
     let mut metadata = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("epoch".to_string(), epoch.to_string()),
-        (
-            "generator_layers".to_string(),
-            json(&config.model.generator.layers),
-        ),
+        ("generator_layers".to_string(), json(&generator_layers)),
         ("noise".to_string(), json(&config.noise)),
         (
             "generation_mode".to_string(),
@@ -86,7 +106,7 @@ pub fn write_export(
     if networks == Networks::Both {
         metadata.insert(
             "discriminator_layers".to_string(),
-            json(&config.model.discriminator.layers),
+            json(&discriminator_layers),
         );
     }
     write_tensors(out, &tensors, metadata)

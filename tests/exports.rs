@@ -45,6 +45,43 @@ fn an_export_holds_the_generator_and_python_draws_the_same_images_from_it() {
         .iter()
         .any(|(n, _)| n == "discriminator.layers.0.weight"));
 
+    python_draws_what_gan_run_draws(&s, &export);
+}
+
+/// A generator with spectral norm exports the weights its forward pass uses (W / sigma), with
+/// no u, v and a layer list without spectral_norm, so that a reader without a power iteration
+/// (examples/generate.py) draws gan-run's images; it once exported the raw W.
+#[test]
+fn a_spectrally_normalised_generator_exports_the_weights_it_draws_with() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    s.ok(&smoke_args(
+        &[
+            &smoke,
+            "--set",
+            "training.epochs=1",
+            "--set",
+            "model.generator.layers[0].spectral_norm=true",
+            "--set",
+            "model.generator.layers[4].spectral_norm=true",
+        ],
+        &data,
+    ));
+    s.ok(&["export", "runs/smoke"]);
+    let export = s.path().join("runs/smoke/generator.safetensors");
+    let names: Vec<String> = tensors(&export).into_iter().map(|(n, _)| n).collect();
+    assert!(!names.iter().any(|n| n.contains("spectral")), "{names:?}");
+    let bytes = std::fs::read(&export).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let layers = &meta.metadata().as_ref().unwrap()["generator_layers"];
+    assert!(!layers.contains("\"spectral_norm\":true"), "{layers}");
+    python_draws_what_gan_run_draws(&s, &export);
+}
+
+/// `examples/generate.py` on `export` draws the images `gan-run sample` draws from the same
+/// noise, within half a grey level (where Python has numpy and safetensors).
+fn python_draws_what_gan_run_draws(s: &Scratch, export: &std::path::Path) {
     // 120 images in batches of 50: the last batch is drawn whole and cut, as gan-run does.
     s.ok(&[
         "sample",

@@ -112,6 +112,26 @@ impl Linear {
         let u = s.u.as_vec();
         Some(sigma(&self.weight.as_vec(), u.len(), &u, &s.v.as_vec()) as f64)
     }
+
+    /// The weight the forward pass multiplies by: `W`, or `W / sigma` with spectral norm, in
+    /// the forward pass's arithmetic (what an export hands to other tools).
+    pub fn effective_weight(&self) -> Matrix {
+        let Some(spectral) = &self.spectral else {
+            return self.weight.clone();
+        };
+        let shape = *self.weight.shape();
+        let outer = outer_product(&spectral.v.as_vec(), &spectral.u.as_vec());
+        let outer: Matrix = self.weight.device().tensor_from_vec(outer, shape);
+        let sigma = (self.weight.clone() * outer).sum::<Rank0, _>();
+        self.weight.clone() / sigma.broadcast_like::<_, Axes2<0, 1>>(&shape)
+    }
+}
+
+/// `v u^T`, row-major `[v.len(), u.len()]`.
+fn outer_product(v: &[f32], u: &[f32]) -> Vec<f32> {
+    v.iter()
+        .flat_map(|&vi| u.iter().map(move |&uj| vi * uj))
+        .collect()
 }
 
 impl ReferenceLayer for Linear {
@@ -133,11 +153,7 @@ impl ReferenceLayer for Linear {
         };
         // sigma = sum(W * v u^T), on the tape (u and v are constants), then W / sigma.
         let shape = *self.weight.shape();
-        let (u, v) = (spectral.u.as_vec(), spectral.v.as_vec());
-        let outer: Vec<f32> = v
-            .iter()
-            .flat_map(|&vi| u.iter().map(move |&uj| vi * uj))
-            .collect();
+        let outer = outer_product(&spectral.v.as_vec(), &spectral.u.as_vec());
         let outer: Matrix = self.weight.device().tensor_from_vec(outer, shape);
         let sigma = (self.weight.retaped::<T>() * outer).sum::<Rank0, _>();
         let weight = self.weight.retaped::<T>() / sigma.broadcast_like::<_, Axes2<0, 1>>(&shape);
@@ -449,6 +465,33 @@ mod tests {
         fast_matches_tape(r#"{type = "linear", out = 4}"#, true);
         fast_matches_tape(r#"{type = "linear", out = 4, spectral_norm = true}"#, true);
         fast_matches_tape(r#"{type = "linear", out = 4, spectral_norm = true}"#, false);
+    }
+
+    /// The effective weight, as a plain layer's weight, gives the spectrally normalised layer's
+    /// outputs bit for bit: what an export relies on.
+    #[test]
+    fn the_effective_weight_is_the_normalised_forward_pass() {
+        use rand::SeedableRng;
+        let dev = Cpu::default();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let spec = LinearSpec {
+            input: None,
+            out: 5,
+            spectral_norm: true,
+        };
+        let mut layer = spec.build(
+            7,
+            &crate::model::init::InitConfig::default(),
+            &dev,
+            &mut rng,
+        );
+        let x: Matrix = dev.sample_normal_like(&(4, 7));
+        let normalised = layer.forward(x.clone(), &mut Mode::Eval).as_vec();
+        let mut plain = layer.clone();
+        plain.weight = layer.effective_weight();
+        plain.spectral = None;
+        assert_ne!(plain.weight.as_vec(), layer.weight.as_vec());
+        assert_eq!(plain.forward(x, &mut Mode::Eval).as_vec(), normalised);
     }
 
     /// Power iterations converge to the top singular value: for a matrix with singular values
