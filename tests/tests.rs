@@ -5,6 +5,7 @@ mod architecture;
 mod bad_inputs;
 mod batch_norm;
 mod config_checks;
+mod daily_use;
 mod exports;
 mod quality;
 mod reading_runs;

@@ -3,6 +3,7 @@
 //! and prints errors.
 
 mod images;
+mod positional;
 mod runs;
 mod sweep;
 mod tools;
@@ -25,8 +26,8 @@ pub use train::{CheckArgs, TrainArgs};
     name = "gan-run",
     version,
     about,
-    after_help = "Shorthand: `gan-run CONFIG... [options]` is `gan-run train CONFIG... [options]` \
-                  when CONFIG is a file or ends in `.toml`."
+    after_help = "Shorthand: `gan-run CONFIG... [KEY=VALUE...] [options]` is `gan-run train \
+                  CONFIG... [KEY=VALUE...] [options]` when CONFIG is a file or ends in `.toml`."
 )]
 pub struct Cli {
     /// The subcommand.
