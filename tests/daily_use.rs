@@ -1,4 +1,5 @@
-//! A researcher's daily use: overrides typed as `KEY=VALUE`.
+//! A researcher's daily use: overrides typed as `KEY=VALUE`, multiruns from the command line,
+//! and sweep variants under their own name.
 
 use std::path::Path;
 
@@ -116,4 +117,181 @@ fn an_argument_that_is_neither_a_file_nor_an_override_stops_everything_at_once()
     assert!(!s.path().join("runs").exists());
     let err = s.fails(&["check", &smoke, "nonsense.key=1"]);
     assert!(err.contains("nonsense.key=1"), "{err}");
+}
+
+/// The 2 x 2 grid of the multirun test, as typed on the command line.
+const GRID: [&str; 2] = [
+    "optimizer.generator.beta1=0.1,0.5",
+    "optimizer.discriminator.beta1=0.1,0.9",
+];
+
+#[test]
+fn a_multirun_makes_the_runs_of_the_equivalent_sweep_file() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = format!("data.dir={}", data_dir());
+    let multirun = [
+        "-m",
+        &smoke,
+        GRID[0],
+        GRID[1],
+        "training.epochs=1",
+        "data.train_size=500",
+        &data,
+        "--runs-dir",
+        "runs",
+    ];
+    let name = "smoke-optimizer.generator.beta1-optimizer.discriminator.beta1";
+    let file = s.write(
+        "grid.toml",
+        &format!(
+            "name = \"by-file\"\nbase = \"{smoke}\"\n\
+             [set]\n\"training.epochs\" = 1\n\"data.train_size\" = 500\n\"data.dir\" = {:?}\n\
+             [grid]\n\"optimizer.generator.beta1\" = [0.1, 0.5]\n\
+             \"optimizer.discriminator.beta1\" = [0.1, 0.9]\n",
+            data_dir()
+        ),
+    );
+    let file = file.display().to_string();
+    let plan = |args: &[&str]| {
+        let out = s.ok(&[args, &["--plan"]].concat());
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let by_m = plan(&multirun);
+    assert_eq!(by_m, plan(&["sweep", &file, "--runs-dir", "runs"]));
+    assert_eq!(by_m.matches("to run").count(), 4, "{by_m}");
+    assert!(!s.path().join("runs").exists(), "a plan wrote something");
+
+    s.ok(&[&multirun[..], &["--jobs", "2"]].concat());
+    s.ok(&["sweep", &file, "--runs-dir", "runs"]);
+    let points = |sweep: &str| -> Vec<String> {
+        let index: serde_json::Value =
+            serde_json::from_str(&text(&s.path().join("runs").join(sweep).join("index.json")))
+                .unwrap();
+        index["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                assert_eq!(p["state"], "finished", "{p}");
+                p["name"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    assert_eq!(points(name), points("by-file"));
+    assert_eq!(points(name).len(), 4);
+    for point in points(name) {
+        let (m, f) = (
+            s.path().join("runs").join(name),
+            s.path().join("runs/by-file"),
+        );
+        for saved in ["config.toml", "overrides.txt", "metrics.csv"] {
+            let (a, b) = (
+                text(&m.join(&point).join(saved)),
+                text(&f.join(&point).join(saved)),
+            );
+            if saved == "metrics.csv" {
+                // Timings differ; the losses may not.
+                assert_eq!(
+                    loss_columns(&m.join(&point).join(saved)),
+                    loss_columns(&f.join(&point).join(saved))
+                );
+            } else {
+                assert_eq!(a, b, "{point}/{saved}");
+            }
+        }
+    }
+    // The multirun's sweep file is in its directory, and runs it again (all finished).
+    let written = s.path().join("runs").join(name).join("sweep.toml");
+    let again = s.ok(&[
+        "sweep",
+        &written.display().to_string(),
+        "--runs-dir",
+        "runs",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout)
+            .matches("skipped")
+            .count(),
+        4
+    );
+    // Another grid under the same name is refused, pointing at --name.
+    let err = s.fails(&[
+        "-m",
+        &smoke,
+        "optimizer.generator.beta1=0.2,0.5",
+        GRID[1],
+        "training.epochs=1",
+        &data,
+        "--runs-dir",
+        "runs",
+    ]);
+    assert!(
+        err.contains("another multirun") && err.contains("--name"),
+        "{err}"
+    );
+    // A Slurm script runs the written file's points.
+    let out = s.ok(&[&multirun[..], &["--emit", "slurm", "--name", "m2"]].concat());
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(script.contains("#SBATCH --array=0-3"), "{script}");
+    assert!(
+        script.contains("m2/sweep.toml") && script.contains("--name 'm2'"),
+        "{script}"
+    );
+    assert!(s.path().join("runs/m2/sweep.toml").is_file());
+}
+
+#[test]
+fn a_sweep_variant_under_its_own_name_is_a_sweep_of_its_own() {
+    let s = Scratch::new();
+    let sweep = s
+        .write(
+            "sw.toml",
+            &format!(
+                "name = \"sw\"\nbase = \"{}\"\n[set]\n\"training.epochs\" = 1\n\
+                 \"data.train_size\" = 500\n[grid]\n\"optimizer.discriminator.beta1\" = [0.1, 0.9]\n",
+                config("smoke.toml").display()
+            ),
+        )
+        .display()
+        .to_string();
+    let data = format!("data.dir={}", data_dir());
+    s.ok(&["sweep", &sweep, "--set", &data, "--runs-dir", "runs"]);
+    // Why a --set variant used to find every point `other`: its points are the same
+    // directories, which trained the sweep's own config.
+    let variant = [
+        "sweep",
+        &sweep,
+        "--set",
+        &data,
+        "optimizer.generator.lr=1e-3",
+    ];
+    let plan = s.ok(&[&variant[..], &["--plan"]].concat());
+    let plan = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert_eq!(plan.matches(" other ").count(), 2, "{plan}");
+    assert!(plan.contains("optimizer.generator.lr"), "{plan}");
+    // Under a name of its own it is a sweep of its own.
+    let named = [&variant[..], &["--name", "sw-lr"]].concat();
+    let plan = s.ok(&[&named[..], &["--plan"]].concat());
+    assert_eq!(
+        String::from_utf8_lossy(&plan.stdout)
+            .matches("to run")
+            .count(),
+        2
+    );
+    s.ok(&named);
+    let config = text(&s.path().join("runs/sw-lr/beta1=0.9/config.toml"));
+    assert!(config.contains("lr = 0.001\n"), "{config}");
+    let index: serde_json::Value =
+        serde_json::from_str(&text(&s.path().join("runs/sw-lr/index.json"))).unwrap();
+    assert_eq!(index["sweep"], "sw-lr");
+    assert!(
+        index["set"]
+            .to_string()
+            .contains("optimizer.generator.lr=1e-3"),
+        "{index}"
+    );
+    // The sweep's own points were left as they were.
+    let own = text(&s.path().join("runs/sw/beta1=0.9/config.toml"));
+    assert!(own.contains("lr = 0.0002\n"), "{own}");
 }

@@ -83,7 +83,7 @@ pub fn check_output(path: &Path) -> Result<()> {
         .is_some_and(|n| n == CHECKPOINTS_DIR || n == SAMPLES_DIR)
         && parent.parent().is_some_and(is_run);
     let in_sweep = parent.join(INDEX_FILE).is_file()
-        && (name == INDEX_FILE || name.starts_with(EVENT_FILE_PREFIX));
+        && (name == INDEX_FILE || name == MULTIRUN_FILE || name.starts_with(EVENT_FILE_PREFIX));
     if in_run || in_run_folder {
         return refuse("is one of a run's own files, which gan-run's commands never replace");
     }

@@ -18,6 +18,8 @@ pub const BEST_CHECKPOINT: &str = "best.safetensors";
 /// The mid-epoch checkpoint written when a run is interrupted, in the checkpoints folder; it
 /// outranks the epoch checkpoints it is newer than, and goes when the next one is written.
 pub const INTERRUPTED_CHECKPOINT: &str = "interrupted.safetensors";
+/// The sweep file a multirun (`gan-run -m`) writes into its sweep directory.
+pub const MULTIRUN_FILE: &str = "sweep.toml";
 /// A sweep's index of its points, in the sweep directory.
 pub const INDEX_FILE: &str = "index.json";
 /// Why a halving sweep stopped a point, in the point's run directory.
