@@ -1,7 +1,8 @@
 //! A researcher's daily use: overrides typed as `KEY=VALUE`, multiruns from the command line,
-//! and sweep variants under their own name.
+//! sweep variants under their own name, and shell completion that completes.
 
 use std::path::Path;
+use std::process::Command;
 
 use crate::util::*;
 
@@ -294,4 +295,83 @@ fn a_sweep_variant_under_its_own_name_is_a_sweep_of_its_own() {
     // The sweep's own points were left as they were.
     let own = text(&s.path().join("runs/sw/beta1=0.9/config.toml"));
     assert!(own.contains("lr = 0.0002\n"), "{own}");
+}
+
+/// Runs the bash completion of `words` (the last is the word being completed) in `s` and
+/// returns what it offers, or `None` (said loudly) where bash is missing.
+fn complete(s: &Scratch, words: &[&str]) -> Option<Vec<String>> {
+    let bash = Command::new("bash").arg("--version").output();
+    if !tool_available(bash.is_ok(), "bash", "the completion test") {
+        return None;
+    }
+    let script = s.path().join("gan-run.bash");
+    if !script.exists() {
+        let out = s.ok(&["completions", "bash"]);
+        std::fs::write(&script, &out.stdout).unwrap();
+    }
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|w| format!("'{}'", w.replace('\'', "'\\''")))
+        .collect();
+    let program = format!(
+        "source ./gan-run.bash\n\
+         fn=$(complete -p gan-run | sed -E 's/.* -F ([^ ]+) .*/\\1/')\n\
+         COMP_WORDS=({words})\n\
+         COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))\n\
+         COMPREPLY=()\n\
+         \"$fn\" gan-run \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"\n\
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        words = quoted.join(" ")
+    );
+    let out = run_tool(
+        Command::new("bash")
+            .arg("-c")
+            .arg(program)
+            .current_dir(s.path()),
+    );
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
+    )
+}
+
+#[test]
+fn bash_completion_completes_subcommand_flags_config_keys_and_runs() {
+    let s = Scratch::new();
+    let Some(offered) = complete(&s, &["gan-run", "compare", "--"]) else {
+        return;
+    };
+    assert!(offered.iter().any(|o| o == "--json"), "{offered:?}");
+    let offered = complete(&s, &["gan-run", "run-point", "--until"]).unwrap();
+    assert_eq!(offered, ["--until-epoch"]);
+    for words in [
+        &["gan-run", "train", "x.toml", "--set", "optimizer.gen"][..],
+        &["gan-run", "train", "x.toml", "optimizer.gen"][..],
+        &["gan-run", "x.toml", "optimizer.gen"][..],
+    ] {
+        let offered = complete(&s, words).unwrap();
+        assert!(
+            offered.iter().any(|o| o == "optimizer.generator.beta1="),
+            "{words:?}: {offered:?}"
+        );
+        assert!(
+            offered.iter().all(|o| o.starts_with("optimizer.gen")),
+            "{words:?}: {offered:?}"
+        );
+    }
+    let offered = complete(&s, &["gan-run", "check", "x.toml", "--set", "training.e"]).unwrap();
+    assert_eq!(offered, ["training.epochs="]);
+    for run in ["runs/a", "runs/b/checkpoints"] {
+        std::fs::create_dir_all(s.path().join(run)).unwrap();
+    }
+    for command in ["diff", "eval", "sample", "export"] {
+        let mut offered = complete(&s, &["gan-run", command, ""]).unwrap();
+        offered.sort();
+        assert_eq!(offered, ["runs/a", "runs/b"], "{command}");
+    }
+    let offered = complete(&s, &["gan-run", "diff", "runs/a", "runs/"]).unwrap();
+    assert_eq!(offered.len(), 2, "{offered:?}");
 }

@@ -2,6 +2,7 @@
 //! subcommand that does its work through the library. `main.rs` only parses, installs logging
 //! and prints errors.
 
+mod completions;
 mod images;
 mod positional;
 mod runs;
@@ -71,7 +72,8 @@ pub enum Command {
     Ls(LsArgs),
     /// Write a run's generator (or both networks) as plain safetensors for other tools.
     Export(ExportArgs),
-    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell). Bash's also
+    /// completes config keys (after --set and as KEY=VALUE) and run directories.
     Completions(CompletionsArgs),
 }
 
@@ -158,13 +160,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ls(args) => runs::ls(args),
         Command::Export(args) => images::export(args),
         Command::Completions(CompletionsArgs { shell }) => {
-            use clap::CommandFactory;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "gan-run",
-                &mut std::io::stdout(),
-            );
+            print!("{}", completions::script(shell));
             Ok(())
         }
         Command::Sweep(args) => sweep::sweep(args),
