@@ -1,8 +1,9 @@
 //! A researcher's daily use: overrides typed as `KEY=VALUE`, multiruns from the command line,
-//! sweep variants under their own name, and shell completion that completes.
+//! sweep variants under their own name, shell completion that completes, and the provenance
+//! each start records.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 use crate::util::*;
 
@@ -374,4 +375,141 @@ fn bash_completion_completes_subcommand_flags_config_keys_and_runs() {
     }
     let offered = complete(&s, &["gan-run", "diff", "runs/a", "runs/"]).unwrap();
     assert_eq!(offered.len(), 2, "{offered:?}");
+}
+
+/// `gan-run ARGS` in the scratch folder with extra environment variables.
+fn run_env(s: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_gan-run"))
+        .args(args)
+        .current_dir(s.path())
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "gan-run {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The commit gan-run was built from, as `git` says now (`unknown` without git or a repository).
+fn head_commit() -> String {
+    Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(repo())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or("unknown".into(), |o| {
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        })
+}
+
+fn provenance(run: &Path) -> Vec<serde_json::Value> {
+    text(&run.join("provenance.jsonl"))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn each_start_records_its_provenance_and_diff_shows_where_two_runs_differ() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    let train = |epochs: &str, name: &str, host: &str, threads: &str| {
+        let args = [
+            smoke.as_str(),
+            epochs,
+            "--name",
+            name,
+            "--data-dir",
+            &data,
+            "--runs-dir",
+            "runs",
+        ];
+        run_env(
+            &s,
+            &args,
+            &[("GAN_RUN_HOST", host), ("RAYON_NUM_THREADS", threads)],
+        );
+    };
+    train("training.epochs=1", "a", "alpha", "1");
+    train("training.epochs=2", "a", "beta", "2");
+    train("training.epochs=2", "b", "gamma", "2");
+    let a = s.path().join("runs/a");
+    let records = provenance(&a);
+    assert_eq!(records.len(), 2, "{records:?}");
+    let (first, last) = (&records[0], &records[1]);
+    assert_eq!(first["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(first["git_commit"], head_commit().as_str());
+    assert!(
+        first["git_dirty"].is_boolean() || first["git_commit"] == "unknown",
+        "{first}"
+    );
+    assert_eq!(
+        (first["host"].as_str(), last["host"].as_str()),
+        (Some("alpha"), Some("beta"))
+    );
+    assert_eq!(
+        (first["threads"].as_u64(), last["threads"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let command: Vec<&str> = last["command_line"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        command[1..4],
+        [smoke.as_str(), "training.epochs=2", "--name"]
+    );
+    let at = last["started_at"].as_str().unwrap();
+    assert!(
+        at.len() == 20 && at.ends_with('Z') && at.as_bytes()[10] == b'T',
+        "{at}"
+    );
+    assert!(!last["cpu"]["model_name"].as_str().unwrap().is_empty());
+    assert!(last["cpu"]["features"].is_array());
+    // Each checkpoint holds the record of the start that wrote it.
+    let recorded = |epoch: &str| {
+        let bytes =
+            std::fs::read(a.join(format!("checkpoints/epoch-{epoch}.safetensors"))).unwrap();
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let text = meta.metadata().as_ref().unwrap()["provenance"].clone();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    assert_eq!(&recorded("0001"), first);
+    assert_eq!(&recorded("0002"), last);
+    // Where and how a run started is metadata: the trained tensors are the same.
+    assert_eq!(
+        tensors(&a.join("checkpoints/epoch-0002.safetensors")),
+        tensors(&s.path().join("runs/b/checkpoints/epoch-0002.safetensors"))
+    );
+
+    let out = s.ok(&["diff", "runs/a", "runs/b", "--json"]);
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = d["provenance"].as_array().unwrap();
+    let row = |key: &str| rows.iter().find(|r| r[0] == key).cloned();
+    assert_eq!(
+        row("host"),
+        Some(serde_json::json!(["host", "beta", "gamma"])),
+        "{d}"
+    );
+    assert_eq!(
+        row("starts"),
+        Some(serde_json::json!(["starts", "2", "1"])),
+        "{d}"
+    );
+    assert_eq!(row("threads"), None, "{d}");
+    assert_eq!(row("git_commit"), None, "{d}");
+    let out = s.ok(&["diff", "runs/a", "runs/b"]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("Provenance that differs") && shown.contains("gamma"),
+        "{shown}"
+    );
 }

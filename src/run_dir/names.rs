@@ -9,6 +9,8 @@ use crate::config::GenerationMode;
 pub const CONFIG_FILE: &str = "config.toml";
 /// The overrides used, one start per line.
 pub const OVERRIDES_FILE: &str = "overrides.txt";
+/// Where and how each start began (`run_dir::provenance`), one JSON line per start.
+pub const PROVENANCE_FILE: &str = "provenance.jsonl";
 /// The log.
 pub const LOG_FILE: &str = "train.log";
 /// Per-epoch metrics.
