@@ -387,6 +387,10 @@ pub struct RunDiff {
     pub curves: Vec<(usize, f64, f64, f64, f64)>,
     /// Epochs for which both runs have a sample grid.
     pub common_sample_epochs: Vec<usize>,
+    /// Where the runs' latest starts differ in `provenance.jsonl` (version, commit, host, CPU,
+    /// threads, command line, time) and in their number of starts: key, A, B (`-` for a run
+    /// without records).
+    pub provenance: Vec<(String, String, String)>,
 }
 
 /// Diffs two runs.
@@ -468,6 +472,10 @@ pub fn diff(a: &RunRecord, b: &RunRecord) -> RunDiff {
         best_metrics,
         curves,
         common_sample_epochs,
+        provenance: crate::run_dir::provenance::differences(
+            &crate::run_dir::provenance::read(&a.dir),
+            &crate::run_dir::provenance::read(&b.dir),
+        ),
     }
 }
 
@@ -551,6 +559,15 @@ pub fn render_diff(d: &RunDiff, format: TableFormat) -> String {
     } else {
         let rows: Vec<Vec<String>> = d
             .config
+            .iter()
+            .map(|(k, a, b)| vec![k.clone(), a.clone(), b.clone()])
+            .collect();
+        out += &render_table(&[s("key"), s("A"), s("B")], &rows, format);
+    }
+    if !d.provenance.is_empty() {
+        out += &heading("Provenance that differs (latest start of each)");
+        let rows: Vec<Vec<String>> = d
+            .provenance
             .iter()
             .map(|(k, a, b)| vec![k.clone(), a.clone(), b.clone()])
             .collect();

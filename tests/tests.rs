@@ -6,6 +6,7 @@ mod bad_inputs;
 mod batch_norm;
 mod config_checks;
 mod crash_points;
+mod daily_use;
 mod exports;
 mod quality;
 mod reading_runs;

@@ -806,6 +806,10 @@ fn a_run_made_before_saved_configs_held_every_key_resumes_with_its_fingerprint()
         recorded_fingerprint(&run.join("checkpoints/epoch-0002.safetensors")),
         recorded
     );
+    // The start under this code recorded its provenance; the old checkpoint has none and
+    // needed none.
+    let provenance = std::fs::read_to_string(run.join("provenance.jsonl")).unwrap();
+    assert_eq!(provenance.lines().count(), 1, "{provenance}");
     let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
     for key in [
         "stop_when_stuck = false",

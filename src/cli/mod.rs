@@ -2,7 +2,9 @@
 //! subcommand that does its work through the library. `main.rs` only parses, installs logging
 //! and prints errors.
 
+mod completions;
 mod images;
+mod positional;
 mod runs;
 mod sweep;
 mod tools;
@@ -25,8 +27,10 @@ pub use train::{CheckArgs, TrainArgs};
     name = "gan-run",
     version,
     about,
-    after_help = "Shorthand: `gan-run CONFIG... [options]` is `gan-run train CONFIG... [options]` \
-                  when CONFIG is a file or ends in `.toml`."
+    after_help = "Shorthand: `gan-run CONFIG... [KEY=VALUE...] [options]` is `gan-run train \
+                  CONFIG... [KEY=VALUE...] [options]` when CONFIG is a file or ends in `.toml`, \
+                  and `gan-run -m CONFIG KEY=V1,V2...` is `gan-run sweep -m CONFIG KEY=V1,V2...` \
+                  (a multirun)."
 )]
 pub struct Cli {
     /// The subcommand.
@@ -68,7 +72,8 @@ pub enum Command {
     Ls(LsArgs),
     /// Write a run's generator (or both networks) as plain safetensors for other tools.
     Export(ExportArgs),
-    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell). Bash's also
+    /// completes config keys (after --set and as KEY=VALUE) and run directories.
     Completions(CompletionsArgs),
 }
 
@@ -155,13 +160,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ls(args) => runs::ls(args),
         Command::Export(args) => images::export(args),
         Command::Completions(CompletionsArgs { shell }) => {
-            use clap::CommandFactory;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "gan-run",
-                &mut std::io::stdout(),
-            );
+            print!("{}", completions::script(shell));
             Ok(())
         }
         Command::Sweep(args) => sweep::sweep(args),
@@ -192,7 +191,8 @@ fn report_outcomes(outcomes: &[crate::sweep::PointOutcome], what: &str) -> anyho
         match o.state {
             crate::sweep::PointState::OtherConfig => eprintln!(
                 "other config: {}: its run directory trained another config (the keys are in \
-                 the log above); run with the --set values it was run with, or move it away",
+                 the log above); run with the --set values it was run with, run this variant \
+                 in a sweep directory of its own (`--name NAME`), or move it away",
                 o.name
             ),
             _ => eprintln!("failed: {} (log: {})", o.name, o.log.display()),
@@ -258,9 +258,9 @@ fn train_one(
 }
 
 /// The command line with `train` put in where the first argument is a config file: one that
-/// exists, or whose name ends in `.toml`. Anything else goes to clap as typed, so that a
-/// mistyped subcommand (`gan-run chek ...`) gets clap's error and suggestion instead of being
-/// trained as a config.
+/// exists, or whose name ends in `.toml` (`sweep` where `-m`/`--multirun` is among the
+/// arguments, or first). Anything else goes to clap as typed, so that a mistyped subcommand
+/// (`gan-run chek ...`) gets clap's error and suggestion instead of being trained as a config.
 pub fn args_with_default_subcommand(args: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut args: Vec<String> = args.into_iter().collect();
     use clap::CommandFactory;
@@ -270,10 +270,15 @@ pub fn args_with_default_subcommand(args: impl IntoIterator<Item = String>) -> V
                 .get_subcommands()
                 .any(|c| c.get_name() == word)
     };
+    let multirun = |word: &String| word == "-m" || word == "--multirun";
     if let Some(first) = args.get(1) {
         let is_config = first.ends_with(".toml") || Path::new(first).is_file();
-        if !first.starts_with('-') && !is_subcommand(first) && is_config {
-            args.insert(1, "train".into());
+        if multirun(first) {
+            args.insert(1, "sweep".into());
+        } else if !first.starts_with('-') && !is_subcommand(first) && is_config {
+            let mut rest = args[2..].iter().take_while(|a| *a != "--");
+            let command = if rest.any(multirun) { "sweep" } else { "train" };
+            args.insert(1, command.into());
         }
     }
     args

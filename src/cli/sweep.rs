@@ -9,8 +9,21 @@ use super::*;
 /// Run every point of a sweep file (a base config and a grid of dotted keys).
 #[derive(Args, Debug, Clone)]
 pub struct SweepArgs {
-    /// The sweep file.
-    pub sweep: PathBuf,
+    /// The sweep file, then any KEY=VALUE overrides of every point (as `--set KEY=VALUE`).
+    /// With -m: an experiment file, then KEY=V1,V2,... (an axis of the grid) and KEY=VALUE
+    /// (set in every point).
+    #[arg(required = true, value_name = "FILE [KEY=VALUE...]")]
+    pub positional: Vec<String>,
+    /// A multirun: the grid is on the command line, after an experiment file; it is written
+    /// into its sweep directory as `sweep.toml` and runs as any sweep does.
+    #[arg(short = 'm', long)]
+    pub multirun: bool,
+    /// The sweep directory's name under --runs-dir (default: the sweep file's `name`; with -m,
+    /// the config's and the swept keys'). A variant of a sweep (other --set values) needs one
+    /// of its own, or its points meet the runs of the sweep's and are left alone as another
+    /// config's.
+    #[arg(long)]
+    pub name: Option<String>,
     /// Points to run at once; the cores are shared between them.
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
@@ -46,7 +59,9 @@ pub struct SweepArgs {
 /// `gan-run sweep`: run every point of a sweep file (a base config and a grid of dotted keys).
 pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
     let SweepArgs {
-        sweep,
+        positional,
+        multirun,
+        name,
         jobs,
         plan,
         emit,
@@ -58,11 +73,29 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<()> {
         partition,
         submit,
     } = args;
-    let sweep = crate::sweep::Sweep::load(&sweep)?;
+    let rest = &positional[1..];
+    let (sweep, generated, set) = if multirun {
+        let config = positional::resolve(&positional[..1], &[])?.files.remove(0);
+        let m = crate::sweep::multirun::Multirun::new(&config, rest, name.as_deref(), &runs_dir)?;
+        (m.sweep()?, Some(m), set)
+    } else {
+        let file = positional::resolve(&positional[..1], &[])?.files.remove(0);
+        let sweep = crate::sweep::Sweep::load(&file)?;
+        let sweep = match &name {
+            Some(n) => sweep.renamed(n)?,
+            None => sweep,
+        };
+        (sweep, None, positional::overrides_only(rest, &set)?)
+    };
     let extra = parse_overrides(&set)?;
     for p in &sweep.points {
         let config = sweep.config_of(p, &extra)?;
         check_memory(&config, &sweep.file, None)?;
+    }
+    // Every point checked: a multirun's sweep file goes into its directory (not for a plan,
+    // which writes nothing).
+    if let (Some(m), false) = (&generated, plan) {
+        m.write()?;
     }
     if plan {
         if let Some(line) = sweep.seeds_line() {
@@ -195,6 +228,9 @@ fn print_plan(
 pub struct RunPointArgs {
     /// The sweep file.
     pub sweep: PathBuf,
+    /// The sweep directory's name (`sweep --name`; default: the sweep file's).
+    #[arg(long)]
+    pub name: Option<String>,
     /// The point's index in `sweep --plan`.
     pub index: usize,
     /// Override keys, e.g. `--set training.epochs=2`.
@@ -212,12 +248,17 @@ pub struct RunPointArgs {
 pub fn run_point(args: RunPointArgs) -> anyhow::Result<()> {
     let RunPointArgs {
         sweep,
+        name,
         index,
         set,
         runs_dir,
         until_epoch,
     } = args;
     let sweep = crate::sweep::Sweep::load(&sweep)?;
+    let sweep = match &name {
+        Some(n) => sweep.renamed(n)?,
+        None => sweep,
+    };
     let point = sweep.points.get(index).ok_or_else(|| {
         anyhow::anyhow!(
             "the sweep has {} points; there is no index {index}",

@@ -9,8 +9,9 @@ use super::*;
 /// Time a config's training steps against this machine's matrix-product peak.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// The experiment file.
-    pub config: PathBuf,
+    /// The experiment file, then any KEY=VALUE overrides (as `--set KEY=VALUE`).
+    #[arg(required = true, value_name = "CONFIG [KEY=VALUE]")]
+    pub positional: Vec<String>,
     /// `--set` overrides and the data folder.
     #[command(flatten)]
     pub common: ConfigArgs,
@@ -31,14 +32,25 @@ pub struct BenchArgs {
 /// `gan-run bench`: time a config's training steps against this machine's matrix-product peak.
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let BenchArgs {
-        config,
+        positional,
         common,
         steps,
         warmup,
         json,
         no_baseline,
     } = args;
-    let experiment = common.load(&config)?;
+    let resolved = positional::resolve(&positional, &common.set)?;
+    let [config] = &resolved.files[..] else {
+        anyhow::bail!(
+            "bench times one experiment file; it was given {}",
+            resolved.files.len()
+        );
+    };
+    let common = ConfigArgs {
+        set: resolved.set,
+        ..common
+    };
+    let experiment = common.load(config)?;
     let report = crate::bench::run(&experiment, steps.max(1), warmup, !no_baseline)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

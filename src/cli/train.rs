@@ -9,10 +9,11 @@ use super::*;
 /// Train experiments into runs/<name>/, each resuming from its last checkpoint if it has one.
 #[derive(Args, Debug, Clone, PartialEq)]
 pub struct TrainArgs {
-    /// The experiment files; several run one after another, and a failing one does not
-    /// stop the others.
-    #[arg(required = true)]
-    pub configs: Vec<PathBuf>,
+    /// The experiment files, then any KEY=VALUE overrides (exactly as `--set KEY=VALUE`, for
+    /// every file). Several files run one after another, and one failing in training does not
+    /// stop the others; every file and override is checked before any trains.
+    #[arg(required = true, value_name = "CONFIG... [KEY=VALUE]")]
+    pub positional: Vec<String>,
     /// `--set` overrides and the data folder.
     #[command(flatten)]
     pub common: ConfigArgs,
@@ -40,7 +41,7 @@ impl TrainArgs {
     /// fails to compile here until it is passed on (or deliberately not).
     fn child_command_line(&self, config: &Path) -> Vec<String> {
         let TrainArgs {
-            configs: _,
+            positional: _, // one config, with the overrides in `set`
             common:
                 ConfigArgs {
                     set,
@@ -76,28 +77,39 @@ impl TrainArgs {
 
 /// `gan-run train`: train experiments, each into its run directory, resuming where it can.
 pub fn train(args: TrainArgs) -> anyhow::Result<()> {
+    // Every positional argument resolved, and every config loaded with the overrides, before
+    // anything trains: a typo fails at once, not after the first config's epochs.
+    let resolved = positional::resolve(&args.positional, &args.common.set)?;
+    let args = TrainArgs {
+        common: ConfigArgs {
+            set: resolved.set,
+            ..args.common
+        },
+        ..args
+    };
     let TrainArgs {
-        configs,
         common,
         name,
         runs_dir,
         force,
         max_epochs,
         jobs,
+        ..
     } = &args;
+    let configs = &resolved.files;
     if name.is_some() && configs.len() > 1 {
         anyhow::bail!("--name names one run; it cannot be used with several configs");
     }
     if let Some(n) = &name {
         config::check_run_name(n).map_err(|m| anyhow::anyhow!("--name: {m}"))?;
     }
+    let experiments = configs
+        .iter()
+        .map(|path| common.load(path))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     if *jobs > 1 && configs.len() > 1 {
-        // Check every config first, so that a typo fails before anything starts; two
-        // configs naming one run would share its directory and its log.
-        let run_names = configs
-            .iter()
-            .map(|path| common.load(path).map(|e| e.name.clone()))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        // Two configs naming one run would share its directory and its log.
+        let run_names: Vec<String> = experiments.iter().map(|e| e.name.clone()).collect();
         for (i, name) in run_names.iter().enumerate() {
             if let Some(j) = run_names[..i].iter().position(|n| n == name) {
                 anyhow::bail!(
@@ -126,27 +138,19 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         return report_outcomes(&outcomes, "configs");
     }
     let mut failed = Vec::new();
-    for path in configs {
-        let result = common.load(path).and_then(|experiment| {
-            let experiment = match name {
-                Some(name) => experiment
-                    .renamed(name)
-                    .map_err(|m| anyhow::anyhow!("--name: {m}"))?,
-                None => experiment,
-            };
-            train_one(
-                &experiment,
-                &runs_dir.join(&experiment.name),
-                *force,
-                EpochLimits {
-                    this_start: *max_epochs,
-                    until: None,
-                },
-                &common.set,
-                Vec::new(),
-            )
-        });
-        if let Err(e) = result {
+    for (path, experiment) in configs.iter().zip(experiments) {
+        let experiment = match name {
+            Some(name) => experiment
+                .renamed(name)
+                .map_err(|m| anyhow::anyhow!("--name: {m}"))?,
+            None => experiment,
+        };
+        let limits = EpochLimits {
+            this_start: *max_epochs,
+            until: None,
+        };
+        let dir = runs_dir.join(&experiment.name);
+        if let Err(e) = train_one(&experiment, &dir, *force, limits, &common.set, Vec::new()) {
             if configs.len() == 1 || crate::interrupt::requested() {
                 return Err(e);
             }
@@ -168,9 +172,9 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
 /// Validate experiment files without training.
 #[derive(Args, Debug, Clone)]
 pub struct CheckArgs {
-    /// The experiment files.
-    #[arg(required = true)]
-    pub configs: Vec<PathBuf>,
+    /// The experiment files, then any KEY=VALUE overrides (as `--set KEY=VALUE`).
+    #[arg(required = true, value_name = "CONFIG... [KEY=VALUE]")]
+    pub positional: Vec<String>,
     /// `--set` overrides and the data folder.
     #[command(flatten)]
     pub common: ConfigArgs,
@@ -182,10 +186,18 @@ pub struct CheckArgs {
 /// `gan-run check`: validate experiment files and their data folders without training.
 pub fn check(args: CheckArgs) -> anyhow::Result<()> {
     let CheckArgs {
-        configs,
+        positional,
         common,
         print,
     } = args;
+    let resolved = positional::resolve(&positional, &common.set)?;
+    let (configs, common) = (
+        resolved.files,
+        ConfigArgs {
+            set: resolved.set,
+            ..common
+        },
+    );
     let mut failed = 0;
     for path in &configs {
         let checked = common.load(path).and_then(|c| {
@@ -254,7 +266,7 @@ mod tests {
             panic!("parsed as another command");
         };
         let expected = TrainArgs {
-            configs: vec![PathBuf::from("b.toml")],
+            positional: vec!["b.toml".into()],
             jobs: 1,
             ..parent
         };

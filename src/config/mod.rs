@@ -7,6 +7,7 @@
 //! shapes, so that nothing is trained or written from a config that cannot work.
 
 mod fingerprint;
+pub mod keys;
 pub mod memory;
 mod overrides;
 pub(crate) mod source;
@@ -529,7 +530,8 @@ fn resolve(
         for o in overrides {
             o.apply(&mut table)?;
         }
-        source::deserialize_overridden(table, path, overrides)?
+        source::deserialize_overridden(table, path, overrides)
+            .map_err(|e| keys::suggest_key(e, overrides, &from_file))?
     };
     validate::fill_in(&mut config);
     if let Retired::Refuse = retired {

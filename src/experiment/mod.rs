@@ -111,11 +111,14 @@ pub fn run(config: &Experiment, options: &RunOptions) -> Result<Summary> {
 
 fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
     let start_time = Instant::now();
+    let provenance = crate::run_dir::provenance::Provenance::of_this_start();
     let fingerprint = config.training_fingerprint();
     let inputs = read_inputs(config, options, &fingerprint)?;
     let (dir, start, lock) = RunDir::prepare(&options.run_dir, config, options.force)?;
     crate::logging::attach_file(&dir.path.join(crate::run_dir::LOG_FILE))?;
     dir.record_overrides(&options.overrides)?;
+    dir.record_provenance(&provenance)?;
+    let provenance = provenance.to_json();
     let _span = tracing::info_span!("run").entered();
     tracing::info!(name = %config.name, seed = config.seed, run_dir = %dir.path.display(), "start");
 
@@ -175,6 +178,7 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         dir: &dir,
         lock: &lock,
         fingerprint: &fingerprint,
+        provenance: &provenance,
         dev: &dev,
         progress: options.progress,
         steps,
@@ -328,6 +332,8 @@ struct Epochs<'a> {
     /// Checked before every output: a process that lost the run writes nothing more.
     lock: &'a crate::run_dir::RunLock,
     fingerprint: &'a str,
+    /// This start's provenance record as JSON, for the checkpoints' metadata.
+    provenance: &'a str,
     dev: &'a Cpu,
     progress: bool,
     /// Training steps per epoch.
@@ -354,6 +360,7 @@ impl Epochs<'_> {
                 config: self.config,
                 dir: self.dir,
                 fingerprint: self.fingerprint,
+                provenance: self.provenance,
                 dev: self.dev,
                 epoch,
                 start_ends: epoch == self.last_epoch, // also the run's last epoch
@@ -437,7 +444,9 @@ impl Epochs<'_> {
             epoch,
             steps_done,
             images.as_deref().map(|i| (i, grid)),
-            |path| checkpoint::write(state, self.fingerprint, path),
+            |path| {
+                checkpoint::write_with_provenance(state, self.fingerprint, self.provenance, path)
+            },
         )?;
         for output in outputs.iter_mut() {
             output.interrupted();

@@ -36,6 +36,8 @@ pub struct EpochContext<'a> {
     pub dir: &'a RunDir,
     /// The config's training fingerprint, recorded in checkpoints.
     pub fingerprint: &'a str,
+    /// This start's provenance record as JSON, recorded in checkpoints.
+    pub provenance: &'a str,
     /// The device the generator runs on.
     pub dev: &'a Cpu,
     /// The epoch just trained (1-based).
@@ -244,7 +246,7 @@ impl EpochOutput for Checkpoint {
         if Checkpoint::due(ctx.config, &state.history, ctx.epoch, ctx.start_ends) {
             let keep = ctx.config.output.keep_checkpoints;
             ctx.dir.save_checkpoint(ctx.epoch, keep, |path| {
-                checkpoint::write(state, ctx.fingerprint, path)
+                checkpoint::write_with_provenance(state, ctx.fingerprint, ctx.provenance, path)
             })?;
         }
         Ok(())
@@ -281,8 +283,9 @@ impl EpochOutput for BestCheckpoint {
         _products: &mut EpochProducts,
     ) -> Result<()> {
         if let Some(fid) = BestCheckpoint::new_best(&state.history) {
-            ctx.dir
-                .save_best_checkpoint(|path| checkpoint::write(state, ctx.fingerprint, path))?;
+            ctx.dir.save_best_checkpoint(|path| {
+                checkpoint::write_with_provenance(state, ctx.fingerprint, ctx.provenance, path)
+            })?;
             tracing::info!(
                 epoch = ctx.epoch,
                 fid = format!("{fid:.2}"),
@@ -484,6 +487,7 @@ mod tests {
             config: &config,
             dir: &dir,
             fingerprint: "",
+            provenance: "",
             dev: &dev,
             epoch: 2,
             start_ends: false,

@@ -33,8 +33,20 @@ const PARTIAL_EPOCH_KEY: &str = "partial_epoch";
 /// and the file's), at every epoch's end, and set a training run's peak memory (BENCHMARKS.md,
 /// Memory).
 pub fn write(state: &mut GanState, fingerprint: &str, path: &Path) -> std::io::Result<()> {
+    write_with_provenance(state, fingerprint, "", path)
+}
+
+/// [`write`], with where the run was started: `provenance` (the start's
+/// [`Provenance`](super::provenance::Provenance) as JSON; empty for none) goes into the
+/// metadata as `provenance`, under the checksum. Metadata only: no tensor depends on it.
+pub fn write_with_provenance(
+    state: &mut GanState,
+    fingerprint: &str,
+    provenance: &str,
+    path: &Path,
+) -> std::io::Result<()> {
     let state = RefCell::new(state);
-    let (tensors, metadata) = prepare(&state, fingerprint);
+    let (tensors, metadata) = prepare(&state, fingerprint, provenance);
     safetensors::serialize_to_file(tensors, &Some(metadata), path).map_err(|e| match e {
         // Keep the kind (a full disk, a permission) for the caller's message.
         safetensors::SafeTensorError::IoError(e) => e,
@@ -46,7 +58,7 @@ pub fn write(state: &mut GanState, fingerprint: &str, path: &Path) -> std::io::R
 #[cfg(test)]
 pub(crate) fn to_bytes(state: &mut GanState, fingerprint: &str) -> Vec<u8> {
     let state = RefCell::new(state);
-    let (tensors, metadata) = prepare(&state, fingerprint);
+    let (tensors, metadata) = prepare(&state, fingerprint, "");
     safetensors::serialize(tensors, &Some(metadata)).expect("in-memory serialisation")
 }
 
@@ -55,6 +67,7 @@ pub(crate) fn to_bytes(state: &mut GanState, fingerprint: &str) -> Vec<u8> {
 fn prepare<'a, 's>(
     state: &'a RefCell<&'s mut GanState>,
     fingerprint: &str,
+    provenance: &str,
 ) -> (Vec<(String, LazyTensor<'a, 's>)>, HashMap<String, String>) {
     let mut listed: Vec<(String, Vec<usize>)> = Vec::new();
     for_each_tensor(&mut state.borrow_mut(), &mut |name, shape, _| {
@@ -91,6 +104,7 @@ fn prepare<'a, 's>(
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain((!provenance.is_empty()).then(|| ("provenance".into(), provenance.into())))
         .chain(s.partial.as_ref().map(|p| {
             (
                 PARTIAL_EPOCH_KEY.to_string(),
@@ -508,15 +522,19 @@ mod tests {
         assert_eq!(b.rng.gen::<u64>(), a.rng.gen::<u64>());
     }
 
-    /// `peek` reads the epoch and fingerprint from the header alone, and gives nothing for a
-    /// file that is not a checkpoint.
+    /// `peek` reads the epoch and fingerprint from the header alone (a provenance record
+    /// beside them changes nothing), and gives nothing for a file that is not a checkpoint.
     #[test]
     fn peek_reads_the_header() {
         let (mut a, fp) = state(&[]);
         a.epoch = 4;
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("epoch-0004.safetensors");
-        write(&mut a, &fp, &file).unwrap();
+        // With a provenance record, which the checksum covers and restoring passes over.
+        write_with_provenance(&mut a, &fp, "{\"host\":\"h\"}", &file).unwrap();
+        let (mut b, _) = state(&[]);
+        restore(&mut b, &std::fs::read(&file).unwrap(), &file, &fp).unwrap();
+        assert_eq!(b.epoch, 4);
         assert_eq!(peek(&file), Some((4, fp)));
         let junk = dir.path().join("junk");
         std::fs::write(&junk, b"\xff\xff\xff\xff\xff\xff\xff\x7fnot a header").unwrap();

@@ -31,7 +31,7 @@ pub const LEASE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// This process's name for its host: `GAN_RUN_HOST` if set (to simulate several hosts on
 /// one), else the kernel's host name.
-fn host_name() -> String {
+pub(super) fn host_name() -> String {
     std::env::var("GAN_RUN_HOST").unwrap_or_else(|_| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())

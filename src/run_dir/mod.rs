@@ -6,6 +6,7 @@
 //! runs/<name>/
 //!   config.toml     the resolved config (every default filled in)
 //!   overrides.txt   the --set overrides of each start, one per line
+//!   provenance.jsonl   where and how each start began (version, commit, host, CPU, time)
 //!   train.log       the log
 //!   metrics.csv     one row per epoch
 //!   summary.json    written when the run finishes
@@ -19,6 +20,7 @@
 pub mod checkpoint;
 pub mod lock;
 pub mod names;
+pub mod provenance;
 
 pub use lock::{RunLock, LEASE};
 pub use names::*;
@@ -68,6 +70,7 @@ pub fn check_output(path: &Path) -> Result<()> {
     let own_names = [
         CONFIG_FILE,
         OVERRIDES_FILE,
+        PROVENANCE_FILE,
         LOG_FILE,
         METRICS_FILE,
         SUMMARY_FILE,
@@ -83,7 +86,7 @@ pub fn check_output(path: &Path) -> Result<()> {
         .is_some_and(|n| n == CHECKPOINTS_DIR || n == SAMPLES_DIR)
         && parent.parent().is_some_and(is_run);
     let in_sweep = parent.join(INDEX_FILE).is_file()
-        && (name == INDEX_FILE || name.starts_with(EVENT_FILE_PREFIX));
+        && (name == INDEX_FILE || name == MULTIRUN_FILE || name.starts_with(EVENT_FILE_PREFIX));
     if in_run || in_run_folder {
         return refuse("is one of a run's own files, which gan-run's commands never replace");
     }

@@ -9,6 +9,8 @@ use crate::config::GenerationMode;
 pub const CONFIG_FILE: &str = "config.toml";
 /// The overrides used, one start per line.
 pub const OVERRIDES_FILE: &str = "overrides.txt";
+/// Where and how each start began (`run_dir::provenance`), one JSON line per start.
+pub const PROVENANCE_FILE: &str = "provenance.jsonl";
 /// The log.
 pub const LOG_FILE: &str = "train.log";
 /// Per-epoch metrics.
@@ -18,6 +20,8 @@ pub const BEST_CHECKPOINT: &str = "best.safetensors";
 /// The mid-epoch checkpoint written when a run is interrupted, in the checkpoints folder; it
 /// outranks the epoch checkpoints it is newer than, and goes when the next one is written.
 pub const INTERRUPTED_CHECKPOINT: &str = "interrupted.safetensors";
+/// The sweep file a multirun (`gan-run -m`) writes into its sweep directory.
+pub const MULTIRUN_FILE: &str = "sweep.toml";
 /// A sweep's index of its points, in the sweep directory.
 pub const INDEX_FILE: &str = "index.json";
 /// Why a halving sweep stopped a point, in the point's run directory.

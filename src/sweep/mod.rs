@@ -7,6 +7,7 @@
 mod children;
 mod grid;
 pub mod halving;
+pub mod multirun;
 pub mod slurm;
 
 use std::path::{Path, PathBuf};
@@ -110,8 +111,12 @@ impl Sweep {
     /// Reads a sweep file and expands its grid. Each point's config is validated by
     /// [`Sweep::config_of`], which callers run for every point before starting any.
     pub fn load(path: &Path) -> Result<Sweep> {
-        let text = crate::config::read_text(path)?;
-        let file: SweepFile = toml::from_str(&text).map_err(|e| Error::Config {
+        Sweep::from_text(&crate::config::read_text(path)?, path)
+    }
+
+    /// Like [`Sweep::load`], from the text of the sweep file at `path`.
+    pub fn from_text(text: &str, path: &Path) -> Result<Sweep> {
+        let file: SweepFile = toml::from_str(text).map_err(|e| Error::Config {
             location: config::location_of(path, ""),
             message: e.to_string(),
         })?;
@@ -185,6 +190,18 @@ impl Sweep {
             slurm: file.slurm,
         };
         Ok(sweep)
+    }
+
+    /// The same sweep in another sweep directory (`sweep --name`): a variant of a sweep file
+    /// (other `--set` values, say) whose points would otherwise meet the runs of the file's own
+    /// points, and be refused as another config's.
+    pub fn renamed(mut self, name: &str) -> Result<Sweep> {
+        config::check_run_name(name).map_err(|message| Error::Override {
+            text: format!("--name {name}"),
+            message,
+        })?;
+        self.name = name.to_string();
+        Ok(self)
     }
 
     /// The resolved config of a point, with further overrides (e.g. `training.epochs=2`) on top.
@@ -384,6 +401,10 @@ impl Sweep {
             point.index.to_string(),
             "--runs-dir".into(),
             runs_root.display().to_string(),
+            // Always, so that the point's directory is this sweep's even if it was renamed
+            // (`--name`) or its file's `name` is edited while points run.
+            "--name".into(),
+            self.name.clone(),
         ];
         for o in extra {
             args.extend(["--set".to_string(), o.clone()]);
@@ -514,7 +535,8 @@ pub fn run_points(
             tracing::error!(
                 point = %p.name,
                 "its run directory trained another config ({} differ): left alone; run the \
-                 sweep with the --set values it was run with, or move that directory away",
+                 sweep with the --set values it was run with, run this variant as a sweep of \
+                 its own (`--name NAME`), or move that directory away",
                 differing.join(", ")
             );
             states.push((p.index, PointState::OtherConfig));

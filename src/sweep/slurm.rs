@@ -150,13 +150,15 @@ impl Sweep {
              set -euo pipefail\n\
              export RAYON_NUM_THREADS=\"${{SLURM_CPUS_PER_TASK:-2}}\"\n\
              export NO_COLOR=1\n\
-             exec {exe} run-point {file} \"$SLURM_ARRAY_TASK_ID\" --runs-dir {root}{extra}\n",
+             exec {exe} run-point {file} \"$SLURM_ARRAY_TASK_ID\" --runs-dir {root} --name \
+             {name}{extra}\n",
             seeds = self
                 .seeds_line()
                 .map_or(String::new(), |line| format!("# {line}\n")),
             exe = q(&exe.display().to_string()),
             file = q(&absolute(&self.file).display().to_string()),
             root = q(&root.display().to_string()),
+            name = q(&self.name),
         ))
     }
 
