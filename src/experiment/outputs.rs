@@ -231,8 +231,8 @@ impl EpochOutput for Checkpoint {
     ) -> Result<()> {
         if Checkpoint::due(ctx.config, &state.history, ctx.epoch, ctx.start_ends) {
             let keep = ctx.config.output.keep_checkpoints;
-            ctx.dir.save_checkpoint(ctx.epoch, keep, |path| {
-                checkpoint::write(state, ctx.fingerprint, path)
+            ctx.dir.save_checkpoint(ctx.epoch, keep, |file| {
+                checkpoint::write(state, ctx.fingerprint, file)
             })?;
         }
         Ok(())
@@ -270,7 +270,7 @@ impl EpochOutput for BestCheckpoint {
     ) -> Result<()> {
         if let Some(fid) = BestCheckpoint::new_best(&state.history) {
             ctx.dir
-                .save_best_checkpoint(|path| checkpoint::write(state, ctx.fingerprint, path))?;
+                .save_best_checkpoint(|file| checkpoint::write(state, ctx.fingerprint, file))?;
             tracing::info!(
                 epoch = ctx.epoch,
                 fid = format!("{fid:.2}"),
