@@ -197,7 +197,8 @@ fn peak_matmul_gflops() -> f64 {
 }
 
 fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let status =
+        crate::files::read_string("/proc/self/status".as_ref(), crate::files::SMALL).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)

@@ -217,7 +217,8 @@ impl Classifier {
 
     /// Reads a weights file written by [`Classifier::to_bytes`].
     pub fn load(path: &Path) -> Result<Classifier> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+        let bytes = crate::files::read(path, crate::files::CLASSIFIER)
+            .map_err(|e| Error::io("cannot read", path, e))?;
         Classifier::from_bytes(&bytes, path)
     }
 

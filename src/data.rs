@@ -228,7 +228,7 @@ fn read_checksums(dir: &Path) -> Result<BTreeMap<String, String>> {
             message: "no such folder".into(),
         });
     }
-    let text = match std::fs::read_to_string(&path) {
+    let text = match crate::files::read_string(&path, crate::files::SMALL) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::Data {
@@ -282,60 +282,42 @@ fn read_file(
 
 /// The most bytes an IDX file may hold, on disk or decompressed: MNIST's largest is 47 MB, and
 /// a file (or a gzip stream) claiming more is refused before it is read into memory.
-pub const MAX_IDX_BYTES: u64 = 256 << 20;
+pub const MAX_IDX_BYTES: u64 = crate::files::IDX.max_bytes;
 
-/// Reads exactly `path`, decompressing it when it is gzipped (by its content, not its name),
-/// never holding more than [`MAX_IDX_BYTES`] of it.
+/// Reads exactly `path` (a regular file: [`crate::files::read`]), decompressing it when it is
+/// gzipped (by its content, not its name), never holding more than [`MAX_IDX_BYTES`] of it.
 fn read_maybe_gzipped(path: &Path) -> Result<Vec<u8>> {
     let path = path.to_path_buf();
     let bad = |message: String| Error::Data {
         path: path.clone(),
         message,
     };
-    let too_big = |what: &str| {
-        bad(format!(
-            "{what} more than {} MB, larger than any MNIST file: not an MNIST IDX file",
-            MAX_IDX_BYTES >> 20
-        ))
-    };
-    let file = std::fs::File::open(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
-    let meta = file
-        .metadata()
+    let raw = crate::files::read(&path, crate::files::IDX)
         .map_err(|e| bad(format!("cannot read: {e}")))?;
-    if !meta.is_file() {
-        return Err(bad("is not a regular file".into()));
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
     }
-    if meta.len() > MAX_IDX_BYTES {
-        return Err(too_big("holds"));
-    }
-    let mut raw = Vec::with_capacity(meta.len() as usize);
-    (&file)
+    // gzip's trailer holds the uncompressed size (mod 2^32): reserve it (within the bound), so
+    // that the buffer does not grow by doubling past it.
+    let size = raw.len().checked_sub(4).map_or(0, |at| {
+        u32::from_le_bytes(raw[at..].try_into().expect("4 bytes"))
+    });
+    let mut out = Vec::with_capacity((size as u64).min(MAX_IDX_BYTES) as usize);
+    flate2::read::GzDecoder::new(&raw[..])
         .take(MAX_IDX_BYTES + 1)
-        .read_to_end(&mut raw)
-        .map_err(|e| bad(format!("cannot read: {e}")))?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        // gzip's trailer holds the uncompressed size (mod 2^32): reserve it (within the
-        // bound), so that the buffer does not grow by doubling past it.
-        let size = raw.len().checked_sub(4).map_or(0, |at| {
-            u32::from_le_bytes(raw[at..].try_into().expect("4 bytes"))
-        });
-        let mut out = Vec::with_capacity((size as u64).min(MAX_IDX_BYTES) as usize);
-        flate2::read::GzDecoder::new(&raw[..])
-            .take(MAX_IDX_BYTES + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                bad(format!(
-                    "corrupt gzip data ({e}): the file is damaged or truncated"
-                ))
-            })?;
-        if out.len() as u64 > MAX_IDX_BYTES {
-            return Err(too_big("decompresses to"));
-        }
-        out
-    } else {
-        raw
-    };
-    Ok(bytes)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            bad(format!(
+                "corrupt gzip data ({e}): the file is damaged or truncated"
+            ))
+        })?;
+    if out.len() as u64 > MAX_IDX_BYTES {
+        return Err(bad(format!(
+            "decompresses to more than {} MB, larger than any MNIST file: not an MNIST IDX file",
+            MAX_IDX_BYTES >> 20
+        )));
+    }
+    Ok(out)
 }
 
 /// Parses an IDX header, checking the magic number and that the body has exactly the bytes the

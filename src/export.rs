@@ -11,8 +11,9 @@ use safetensors::tensor::{Dtype, TensorView};
 
 use crate::config::Experiment;
 use crate::error::{Error, Result};
+use crate::files::write_atomic;
 use crate::model::{Layer, LayerSpec, Network, TensorVisitor};
-use crate::run_dir::{atomic_write, checkpoint::le_bytes};
+use crate::run_dir::checkpoint::le_bytes;
 use crate::sample::Generated;
 
 /// The `format` metadata of an export.
@@ -159,7 +160,7 @@ fn write_tensors(
         path: out.to_path_buf(),
         message: format!("cannot serialise: {e:?}"),
     })?;
-    atomic_write(out, &data)
+    write_atomic(out, &data)
 }
 
 /// A config part as JSON, for the metadata.

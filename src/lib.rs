@@ -37,6 +37,7 @@ pub mod error;
 pub mod eval;
 pub mod experiment;
 pub mod export;
+pub mod files;
 pub mod interrupt;
 pub mod logging;
 pub mod loss;

@@ -52,11 +52,7 @@ pub fn init() {
 
 /// Sends log lines to `path` (appending) from now on.
 pub fn attach_file(path: &Path) -> Result<()> {
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::io("cannot open", path, e))?;
+    let f = crate::files::open_append(path).map_err(|e| Error::io("cannot open", path, e))?;
     *slot().lock().expect("log lock") = Some(f);
     Ok(())
 }

@@ -9,7 +9,8 @@ use base64::Engine;
 use crate::compare::{compare, RunRecord};
 use crate::config::LossKind;
 use crate::error::{Error, Result};
-use crate::run_dir::{atomic_write, sample_grid_name, SAMPLES_DIR};
+use crate::files::write_atomic;
+use crate::run_dir::{sample_grid_name, SAMPLES_DIR};
 use crate::train::EpochMetrics;
 
 /// File name of the per-run curves plot.
@@ -66,10 +67,11 @@ impl ImportedLog {
             d_loss: f64,
             g_loss: f64,
         }
+        let bytes = crate::files::read(path.as_ref(), crate::files::TABLE)
+            .map_err(|e| bad(path, format!("cannot read: {e}")))?;
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
-            .from_path(path)
-            .map_err(|e| bad(path, e.to_string()))?;
+            .from_reader(&bytes[..]);
         let mut rows = Vec::new();
         for (i, row) in reader.deserialize::<Row>().enumerate() {
             let row = row.map_err(|e| {
@@ -236,7 +238,7 @@ pub fn write_chart_files(
     logs: &[ImportedLog],
     dir: &std::path::Path,
 ) -> Result<Vec<std::path::PathBuf>> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    crate::files::create_dir_all(dir)?;
     let mut paths = Vec::new();
     let charts = charts(runs, logs);
     let path_of = |chart: &Chart| dir.join(format!("{}.svg", chart.name));
@@ -246,7 +248,7 @@ pub fn write_chart_files(
     }
     for chart in charts {
         let path = path_of(&chart);
-        atomic_write(&path, svg_chart(&chart, true).as_bytes())?;
+        write_atomic(&path, svg_chart(&chart, true).as_bytes())?;
         paths.push(path);
     }
     Ok(paths)
@@ -323,7 +325,7 @@ pub fn html(runs: &[RunRecord], logs: &[ImportedLog]) -> Result<String> {
         let _ = write!(page, "<tr><td>{e}</td>");
         for r in runs {
             let p = r.dir.join(SAMPLES_DIR).join(sample_grid_name(e, None));
-            match std::fs::read(&p) {
+            match crate::files::read(&p, crate::files::IMAGE) {
                 Ok(bytes) => {
                     let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
                     let _ = write!(
@@ -496,7 +498,7 @@ pub fn write_curves_png(run: &RunRecord) -> Result<()> {
     let mut bytes = std::io::Cursor::new(Vec::new());
     img.write_to(&mut bytes, image::ImageFormat::Png)
         .expect("in-memory PNG");
-    atomic_write(&run.dir.join(CURVES_FILE), &bytes.into_inner())
+    write_atomic(&run.dir.join(CURVES_FILE), &bytes.into_inner())
 }
 
 fn escape(s: &str) -> String {

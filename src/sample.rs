@@ -10,7 +10,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::{Experiment, GenerationMode, IMAGE_PIXELS};
 use crate::error::{Error, Result};
-use crate::run_dir::{atomic_write, checkpoint, grid_png, RunDir};
+use crate::files::write_atomic;
+use crate::run_dir::{checkpoint, grid_png, RunDir};
 use crate::train::{generate_recording_noise, GanState};
 
 /// A run's config and its training state restored from `checkpoint` (default: the newest).
@@ -28,7 +29,8 @@ pub fn load_run(run: &Path, checkpoint_path: Option<&Path>) -> Result<(Experimen
     };
     let dev = Cpu::default();
     let mut state = GanState::new(&config, &dev);
-    let bytes = std::fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+    let bytes = crate::files::read(&path, crate::files::CHECKPOINT)
+        .map_err(|e| Error::io("cannot read", &path, e))?;
     checkpoint::restore(&mut state, &bytes, &path, &config.training_fingerprint())?;
     // A checkpoint of an interrupted epoch holds the raw generator's statistics in its
     // average; an epoch's end already re-estimated them, and doing it again changes nothing.
@@ -119,7 +121,7 @@ pub fn write_images(out: &Path, pixels: &[f32]) -> Result<()> {
     } else {
         idx3_bytes(pixels)
     };
-    atomic_write(out, &bytes)
+    write_atomic(out, &bytes)
 }
 
 #[cfg(test)]

@@ -57,11 +57,8 @@ impl EventFile {
             now as u64,
             std::process::id()
         ));
-        let file = std::fs::OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("cannot create", &path, e))?;
+        let file =
+            crate::files::create_new(&path).map_err(|e| Error::io("cannot create", &path, e))?;
         let mut events = EventFile {
             path,
             file: std::io::BufWriter::new(file),

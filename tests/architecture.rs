@@ -7,6 +7,7 @@ use std::path::Path;
 /// The library's modules, in dependency order.
 const ORDER: &[&str] = &[
     "error",
+    "files",
     "checksum",
     "logging",
     "interrupt",

@@ -259,3 +259,22 @@ fn configs_and_counts_too_big_for_memory_are_refused_with_the_estimate_before_an
     );
     assert!(!s.path().join("x.png").exists());
 }
+
+/// A config that is a FIFO is refused at once (it once waited for a writer forever), and so is
+/// one that is a device.
+#[test]
+fn a_config_that_is_a_fifo_or_a_device_is_refused_at_once() {
+    let s = Scratch::new();
+    run_tool(std::process::Command::new("mkfifo").arg(s.path().join("c.toml")));
+    let out = s.run_within(&["check", "c.toml"], 60);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("c.toml") && err.contains("FIFO"), "{err}");
+    let out = s.run_within(&["check", "/dev/zero"], 60);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/dev/zero") && err.contains("a device"),
+        "{err}"
+    );
+}

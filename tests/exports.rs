@@ -126,3 +126,53 @@ fn python_draws_what_gan_run_draws(s: &Scratch, export: &std::path::Path) {
             .current_dir(s.path()),
     );
 }
+
+/// The PID most recently handed out on this machine (the last field of /proc/loadavg).
+fn last_pid() -> u32 {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap();
+    text.split_whitespace().last().unwrap().parse().unwrap()
+}
+
+/// Links planted at the temporary names earlier versions used (`<out>.tmp-<pid>`, for the next
+/// few hundred PIDs, which the export's process takes one of) lead nowhere: the file they point
+/// to is untouched, and the export is a regular file in place.
+#[test]
+fn an_export_never_writes_through_links_planted_at_temporary_names() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    s.ok(&smoke_args(
+        &[&smoke, "--set", "training.epochs=1"],
+        &data_dir(),
+    ));
+    let victim = s.write("victim.txt", "precious");
+    let next = last_pid();
+    for pid in next..next + 400 {
+        let link = s.path().join(format!("o.st.tmp-{pid}"));
+        std::os::unix::fs::symlink(&victim, link).unwrap();
+    }
+    s.ok(&["export", "runs/smoke", "--out", "o.st"]);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let out = s.path().join("o.st");
+    assert!(std::fs::symlink_metadata(&out).unwrap().is_file());
+    assert!(!tensors(&out).is_empty());
+
+    // A checkpoint that is a device is refused with a message, not an abort (exit 134).
+    let out = s.run_within(
+        &[
+            "sample",
+            "runs/smoke",
+            "--checkpoint",
+            "/dev/zero",
+            "--out",
+            "x.png",
+        ],
+        60,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/dev/zero") && err.contains("a device"),
+        "{err}"
+    );
+    assert!(!s.path().join("x.png").exists());
+}

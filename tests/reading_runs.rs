@@ -215,3 +215,36 @@ fn diff_shows_no_config_difference_for_runs_differing_only_in_their_name() {
     let rows = diff_config_rows(&s, "runs/tiny-now", &old);
     assert!(rows.iter().all(|(key, _, _)| key == "data.dir"), "{rows:?}");
 }
+
+/// FIFOs where a run keeps its files do not hang `ls` (it once waited for a writer forever):
+/// the listing ends at once, naming the file it could not read.
+#[test]
+fn ls_ends_at_once_when_a_run_holds_fifos() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    s.ok(&smoke_args(
+        &[&smoke, "--set", "training.epochs=1"],
+        &data_dir(),
+    ));
+    let fifo = |name: &str| {
+        let path = s.path().join("runs/smoke").join(name);
+        let _ = std::fs::remove_file(&path);
+        run_tool(std::process::Command::new("mkfifo").arg(&path));
+    };
+    for name in [
+        "metrics.csv",
+        "summary.json",
+        "eval.json",
+        "checkpoints/interrupted.safetensors",
+    ] {
+        fifo(name);
+    }
+    let out = s.run_within(&["ls", "runs"], 60);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("metrics.csv") && err.contains("FIFO"), "{err}");
+    fifo("config.toml");
+    let out = s.run_within(&["ls", "runs"], 60);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("config.toml") && err.contains("FIFO"), "{err}");
+}

@@ -822,3 +822,27 @@ fn a_run_made_before_saved_configs_held_every_key_resumes_with_its_fingerprint()
         assert!(config.contains(key), "`{key}` missing from\n{config}");
     }
 }
+
+/// A run whose log is a symbolic link is not resumed: the log is appended to only as a file of
+/// its own (it once appended to whatever the link pointed to).
+#[test]
+fn a_log_planted_as_a_link_is_never_appended_through() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    s.ok(&smoke_args(&[&smoke, "--set", "training.epochs=1"], &data));
+    let victim = s.write("victim.txt", "precious");
+    let log = s.path().join("runs/smoke/train.log");
+    std::fs::remove_file(&log).unwrap();
+    std::os::unix::fs::symlink(&victim, &log).unwrap();
+    let err = s.fails(&smoke_args(&[&smoke, "--set", "training.epochs=2"], &data));
+    assert!(
+        err.contains("train.log") && err.contains("symbolic link"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(!s
+        .path()
+        .join("runs/smoke/checkpoints/epoch-0002.safetensors")
+        .exists());
+}

@@ -54,7 +54,7 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<()> {
     }
     if !d.common_sample_epochs.is_empty() {
         let bytes = side_by_side_png(&ra, &rb, &d.common_sample_epochs)?;
-        crate::run_dir::atomic_write(&png, &bytes)?;
+        crate::files::write_atomic(&png, &bytes)?;
         eprintln!(
             "sample grids of epochs {:?} side by side (A left, B right): {}",
             d.common_sample_epochs,
@@ -205,7 +205,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
         crate::report::write_curves_png(r)?;
     }
     let page = crate::report::html(&records, &logs)?;
-    crate::run_dir::atomic_write(&out, page.as_bytes())?;
+    crate::files::write_atomic(&out, page.as_bytes())?;
     println!("{}", out.display());
     Ok(())
 }

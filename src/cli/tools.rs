@@ -93,7 +93,7 @@ pub fn train_classifier(args: TrainClassifierArgs) -> anyhow::Result<()> {
         )
     })?;
     let bytes = trained.to_bytes();
-    crate::run_dir::atomic_write(&out, &bytes)?;
+    crate::files::write_atomic(&out, &bytes)?;
     println!(
         "test accuracy {:.2}%\n{}  {}",
         100.0 * trained.test_accuracy,

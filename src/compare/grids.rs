@@ -9,11 +9,14 @@ use crate::run_dir::{sample_grid_name, SAMPLES_DIR};
 pub fn side_by_side_png(a: &RunRecord, b: &RunRecord, epochs: &[usize]) -> Result<Vec<u8>> {
     let load = |r: &RunRecord, e: usize| -> Result<image::GrayImage> {
         let p = r.dir.join(SAMPLES_DIR).join(sample_grid_name(e, None));
-        Ok(image::open(&p)
-            .map_err(|err| Error::RunDir {
-                path: p.clone(),
-                message: format!("cannot read sample grid: {err}"),
-            })?
+        let failed = |err: String| Error::RunDir {
+            path: p.clone(),
+            message: format!("cannot read sample grid: {err}"),
+        };
+        let bytes =
+            crate::files::read(&p, crate::files::IMAGE).map_err(|e| failed(e.to_string()))?;
+        Ok(image::load_from_memory(&bytes)
+            .map_err(|e| failed(e.to_string()))?
             .to_luma8())
     };
     let mut pairs = Vec::new();

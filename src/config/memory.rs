@@ -93,12 +93,14 @@ pub fn generated_images(n: usize) -> f64 {
 
 /// The default limit: 80% of this machine's memory (16 GB where it cannot be read).
 pub fn default_limit() -> f64 {
-    let total_kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
-        t.lines()
-            .find(|l| l.starts_with("MemTotal:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-    });
+    let total_kb = crate::files::read_string("/proc/meminfo".as_ref(), crate::files::SMALL)
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        });
     total_kb.map_or(16e9, |kb| kb * 1024.0 * 0.8)
 }
 

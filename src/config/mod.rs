@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ConfigLocation, Error, Result};
+use crate::files;
 pub use crate::loss::LossKind;
 pub use crate::model::init::{InitConfig, InitKind};
 pub use crate::model::optim::AdamSettings;
@@ -470,28 +471,9 @@ pub fn load(path: &Path, overrides: &[Override]) -> Result<Experiment> {
     from_str(&text, path, overrides)
 }
 
-/// The most bytes a config or sweep file may hold: a config is a few KB; a larger file is
-/// refused before it is read or parsed.
-pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
-
-/// Reads a config or sweep file of at most [`MAX_CONFIG_BYTES`].
+/// Reads a config or sweep file: a regular file of at most [`files::CONFIG`]'s size.
 pub fn read_text(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| Error::io("cannot read", path, e))?;
-    let mut text = String::new();
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| Error::io("cannot read", path, e))?;
-    if text.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(Error::Config {
-            location: location_of(path, ""),
-            message: format!(
-                "the file holds more than {} KB; a config is a few KB: is this the right file?",
-                MAX_CONFIG_BYTES >> 10
-            ),
-        });
-    }
-    Ok(text)
+    files::read_string(path, files::CONFIG).map_err(|e| Error::io("cannot read", path, e))
 }
 
 /// Like [`load`], from text already in memory; `path` names it in messages, and a relative

@@ -306,7 +306,7 @@ impl EvalRecord {
 
     /// Reads an `eval.json`; `None` when there is none or it does not parse.
     pub fn read(path: &Path) -> Option<EvalRecord> {
-        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+        serde_json::from_str(&crate::files::read_string(path, crate::files::RECORD).ok()?).ok()
     }
 
     /// Writes the record into the run directory `run`, atomically, as
@@ -319,7 +319,7 @@ impl EvalRecord {
             self.raw_generator,
         ));
         let text = serde_json::to_string_pretty(self).expect("the record serialises");
-        crate::run_dir::atomic_write(&path, text.as_bytes())?;
+        crate::files::write_atomic(&path, text.as_bytes())?;
         Ok(path)
     }
 }
@@ -345,7 +345,7 @@ impl Reference {
     /// Writes the rows as JSON to `path` (e.g. `classifier/reference.json`), atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).expect("the reference serialises");
-        crate::run_dir::atomic_write(path, text.as_bytes())
+        crate::files::write_atomic(path, text.as_bytes())
     }
 }
 

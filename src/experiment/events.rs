@@ -154,7 +154,8 @@ pub fn grids_of(dir: &Path, epoch: usize) -> Vec<(String, Vec<u8>, usize)> {
         .into_iter()
         .filter_map(|extra| {
             let name = crate::run_dir::sample_grid_name(epoch, extra);
-            let png = std::fs::read(dir.join(crate::run_dir::SAMPLES_DIR).join(name)).ok()?;
+            let path = dir.join(crate::run_dir::SAMPLES_DIR).join(name);
+            let png = crate::files::read(&path, crate::files::IMAGE).ok()?;
             grid_record(extra, png)
         })
         .collect()

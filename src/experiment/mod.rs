@@ -68,7 +68,8 @@ pub struct Summary {
 impl Summary {
     /// Reads a run directory's `summary.json`; `None` when there is none or it does not parse.
     pub fn read(run_dir: &std::path::Path) -> Option<Summary> {
-        let text = std::fs::read_to_string(run_dir.join(crate::run_dir::SUMMARY_FILE)).ok()?;
+        let path = run_dir.join(crate::run_dir::SUMMARY_FILE);
+        let text = crate::files::read_string(&path, crate::files::RECORD).ok()?;
         serde_json::from_str(&text).ok()
     }
 }
@@ -266,7 +267,8 @@ fn resume(state: &mut GanState, start: &Start, fingerprint: &str) -> Result<()> 
     let Start::Resume(path) = start else {
         return Ok(());
     };
-    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let bytes = crate::files::read(path, crate::files::CHECKPOINT)
+        .map_err(|e| Error::io("cannot read", path, e))?;
     checkpoint::restore(state, &bytes, path, fingerprint)?;
     match &state.partial {
         Some(p) => tracing::info!(
@@ -444,8 +446,8 @@ impl Epochs<'_> {
             epoch,
             steps_done,
             images.as_deref().map(|i| (i, grid)),
-            |path| {
-                checkpoint::write_with_provenance(state, self.fingerprint, self.provenance, path)
+            |file| {
+                checkpoint::write_with_provenance(state, self.fingerprint, self.provenance, file)
             },
         )?;
         for output in outputs.iter_mut() {

@@ -245,8 +245,8 @@ impl EpochOutput for Checkpoint {
     ) -> Result<()> {
         if Checkpoint::due(ctx.config, &state.history, ctx.epoch, ctx.start_ends) {
             let keep = ctx.config.output.keep_checkpoints;
-            ctx.dir.save_checkpoint(ctx.epoch, keep, |path| {
-                checkpoint::write_with_provenance(state, ctx.fingerprint, ctx.provenance, path)
+            ctx.dir.save_checkpoint(ctx.epoch, keep, |file| {
+                checkpoint::write_with_provenance(state, ctx.fingerprint, ctx.provenance, file)
             })?;
         }
         Ok(())
@@ -283,8 +283,8 @@ impl EpochOutput for BestCheckpoint {
         _products: &mut EpochProducts,
     ) -> Result<()> {
         if let Some(fid) = BestCheckpoint::new_best(&state.history) {
-            ctx.dir.save_best_checkpoint(|path| {
-                checkpoint::write_with_provenance(state, ctx.fingerprint, ctx.provenance, path)
+            ctx.dir.save_best_checkpoint(|file| {
+                checkpoint::write_with_provenance(state, ctx.fingerprint, ctx.provenance, file)
             })?;
             tracing::info!(
                 epoch = ctx.epoch,

@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
 
 use dfdx::prelude::*;
@@ -18,6 +19,8 @@ use crate::model::optim::AdamState;
 use crate::model::{Network, TensorVisitor};
 use crate::train::GanState;
 
+mod layout;
+
 const FORMAT: &str = "gan-run-checkpoint-2";
 /// The first format: the same, but its checksum covered the tensors only. Still read, so that
 /// older runs can be resumed, sampled and scored.
@@ -25,15 +28,16 @@ const FORMAT_V1: &str = "gan-run-checkpoint-1";
 /// The metadata key of the epoch in progress, in checkpoints written at an interrupt (only).
 const PARTIAL_EPOCH_KEY: &str = "partial_epoch";
 
-/// Writes the state as a checkpoint file at `path` (not atomically: the caller writes to a
-/// temporary and renames it); `fingerprint` ties the file to the config that produced it.
+/// Writes the state as a checkpoint into `out` (the caller's temporary file, which it renames
+/// into place: [`crate::files::write_atomic_with`]); `fingerprint` ties the file to the config
+/// that produced it.
 ///
 /// Each tensor is copied out of the state only as it is hashed or written, so saving holds one
 /// tensor at a time: serialising into memory would hold the whole state twice more (its bytes
 /// and the file's), at every epoch's end, and set a training run's peak memory (BENCHMARKS.md,
 /// Memory).
-pub fn write(state: &mut GanState, fingerprint: &str, path: &Path) -> std::io::Result<()> {
-    write_with_provenance(state, fingerprint, "", path)
+pub fn write(state: &mut GanState, fingerprint: &str, out: &mut impl Write) -> std::io::Result<()> {
+    write_with_provenance(state, fingerprint, "", out)
 }
 
 /// [`write`], with where the run was started: `provenance` (the start's
@@ -43,23 +47,19 @@ pub fn write_with_provenance(
     state: &mut GanState,
     fingerprint: &str,
     provenance: &str,
-    path: &Path,
+    out: &mut impl Write,
 ) -> std::io::Result<()> {
     let state = RefCell::new(state);
     let (tensors, metadata) = prepare(&state, fingerprint, provenance);
-    safetensors::serialize_to_file(tensors, &Some(metadata), path).map_err(|e| match e {
-        // Keep the kind (a full disk, a permission) for the caller's message.
-        safetensors::SafeTensorError::IoError(e) => e,
-        e => std::io::Error::other(format!("{e:?}")),
-    })
+    layout::stream(&tensors, &metadata, out)
 }
 
 /// The bytes [`write`] would write (for tests, which edit them).
 #[cfg(test)]
 pub(crate) fn to_bytes(state: &mut GanState, fingerprint: &str) -> Vec<u8> {
-    let state = RefCell::new(state);
-    let (tensors, metadata) = prepare(&state, fingerprint, "");
-    safetensors::serialize(tensors, &Some(metadata)).expect("in-memory serialisation")
+    let mut bytes = Vec::new();
+    write(state, fingerprint, &mut bytes).expect("in-memory writes succeed");
+    bytes
 }
 
 /// The tensors of a checkpoint, each read out of the state when asked for, and its metadata
@@ -301,7 +301,7 @@ pub fn restore(state: &mut GanState, bytes: &[u8], path: &Path, fingerprint: &st
 /// only [`restore`] judges a file, and says what is wrong with it.
 pub fn peek(path: &Path) -> Option<(usize, String)> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path).ok()?;
+    let (mut file, _) = crate::files::open(path, crate::files::CHECKPOINT).ok()?;
     let mut len = [0u8; 8];
     file.read_exact(&mut len).ok()?;
     let len = usize::try_from(u64::from_le_bytes(len)).ok()?;
@@ -490,7 +490,7 @@ mod tests {
         let _: u64 = a.rng.gen();
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("epoch-0003.safetensors");
-        write(&mut a, &fp, &file).unwrap();
+        crate::files::write_atomic_with(&file, |f| write(&mut a, &fp, f)).unwrap();
         let bytes = std::fs::read(&file).unwrap();
         let (mut b, _) = state(&["seed=99"]); // other initial weights
         restore(&mut b, &bytes, Path::new("x"), &fp).unwrap();
@@ -530,12 +530,25 @@ mod tests {
         a.epoch = 4;
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("epoch-0004.safetensors");
+        crate::files::write_atomic_with(&file, |f| write(&mut a, &fp, f)).unwrap();
         // With a provenance record, which the checksum covers and restoring passes over.
-        write_with_provenance(&mut a, &fp, "{\"host\":\"h\"}", &file).unwrap();
+        crate::files::write_atomic_with(&file, |f| {
+            write_with_provenance(&mut a, &fp, "{\"host\":\"h\"}", f)
+        })
+        .unwrap();
         let (mut b, _) = state(&[]);
         restore(&mut b, &std::fs::read(&file).unwrap(), &file, &fp).unwrap();
         assert_eq!(b.epoch, 4);
         assert_eq!(peek(&file), Some((4, fp)));
+        // A FIFO or a device in its place is passed over at once, not waited on.
+        let fifo = dir.path().join("interrupted.safetensors");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        assert_eq!(peek(&fifo), None);
+        assert_eq!(peek(Path::new("/dev/zero")), None);
         let junk = dir.path().join("junk");
         std::fs::write(&junk, b"\xff\xff\xff\xff\xff\xff\xff\x7fnot a header").unwrap();
         assert_eq!(peek(&junk), None);

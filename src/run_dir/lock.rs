@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::LOCK_FILE;
 use crate::error::{Error, Result};
+use crate::files;
 
 /// Marks a run directory as in use by one process, so that two trainings never interleave
 /// their files, on one machine or on several sharing a filesystem; removed when dropped.
@@ -33,7 +34,7 @@ pub const LEASE: std::time::Duration = std::time::Duration::from_secs(120);
 /// one), else the kernel's host name.
 pub(super) fn host_name() -> String {
     std::env::var("GAN_RUN_HOST").unwrap_or_else(|_| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
+        files::read_string(Path::new("/proc/sys/kernel/hostname"), files::SMALL)
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "localhost".into())
     })
@@ -42,7 +43,7 @@ pub(super) fn host_name() -> String {
 /// The start time of a process (clock ticks since boot, field 22 of `/proc/PID/stat`) and
 /// whether it is a zombie; `None` when there is no such process.
 fn process_start(pid: u32) -> Option<(u64, bool)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = files::read_string(Path::new(&format!("/proc/{pid}/stat")), files::SMALL).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces: count after it.
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -139,7 +140,7 @@ impl RunLock {
                     ),
                 });
             }
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let text = files::read_string(&path, files::SMALL).unwrap_or_default();
             match LockOwner::parse(&text) {
                 Some(holder) if holder.alive(meta.modified().ok()) => Err(Error::RunDir {
                     path: dir.to_path_buf(),
@@ -156,13 +157,13 @@ impl RunLock {
         // Refused before anything is written.
         held()?;
         let owner = LockOwner::this_process();
-        // Written aside, then linked into place: the lock is never seen without its owner.
-        let aside = dir.join(format!("{LOCK_FILE}.tmp-{}", owner.pid));
-        std::fs::write(&aside, owner.to_text())
-            .map_err(|e| Error::io("cannot write", &aside, e))?;
+        // Written aside (an exclusive temporary), then linked into place: the lock is never
+        // seen without its owner.
+        let aside = files::Aside::new(&path, owner.to_text().as_bytes())
+            .map_err(|e| Error::io("cannot write", &path, e))?;
         let taken = (|| {
             for _ in 0..2 {
-                match std::fs::hard_link(&aside, &path) {
+                match aside.link(&path) {
                     Ok(()) => return Ok(()),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                         if held()? {
@@ -178,7 +179,7 @@ impl RunLock {
                 message: "another process keeps taking its lock".into(),
             })
         })();
-        let _ = std::fs::remove_file(&aside);
+        drop(aside);
         taken?;
         // The lease: renewed while this process holds the lock.
         let renewing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -215,7 +216,7 @@ impl RunLock {
         if self.path.as_os_str().is_empty() || renew_if_ours(&self.path, &self.claim) {
             return Ok(());
         }
-        let now = std::fs::read_to_string(&self.path)
+        let now = files::read_string(&self.path, files::SMALL)
             .ok()
             .and_then(|t| LockOwner::parse(&t))
             .map_or("no process (the lock is gone)".to_string(), |o| {
@@ -250,7 +251,7 @@ impl RunLock {
     /// records when it is left by a process that is gone.
     pub fn holder(dir: &Path) -> Option<std::result::Result<u32, String>> {
         let path = dir.join(LOCK_FILE);
-        let text = std::fs::read_to_string(&path).ok()?;
+        let text = files::read_string(&path, files::SMALL).ok()?;
         let renewed = std::fs::metadata(&path)
             .ok()
             .and_then(|m| m.modified().ok());
@@ -265,12 +266,10 @@ impl RunLock {
 /// Renews the lease of the lock at `path` (its modification time) if it still holds `claim`;
 /// whether it does.
 fn renew_if_ours(path: &Path, claim: &str) -> bool {
-    if std::fs::read_to_string(path).ok().as_deref() != Some(claim) {
+    if files::read_string(path, files::SMALL).ok().as_deref() != Some(claim) {
         return false;
     }
-    if let Ok(f) = std::fs::File::options().append(true).open(path) {
-        let _ = f.set_modified(std::time::SystemTime::now());
-    }
+    let _ = files::touch(path);
     true
 }
 
@@ -279,7 +278,7 @@ impl Drop for RunLock {
         self.stop_renewing();
         // Only its own: a lock another process took over stays with that process.
         if !self.path.as_os_str().is_empty()
-            && std::fs::read_to_string(&self.path).ok().as_deref() == Some(self.claim.as_str())
+            && files::read_string(&self.path, files::SMALL).ok().as_deref() == Some(self.claim.as_str())
         {
             let _ = std::fs::remove_file(&self.path);
         }

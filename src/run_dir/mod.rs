@@ -1,6 +1,6 @@
 //! The run directory `runs/<name>/`: everything a run leaves behind, written atomically
-//! (temp file + rename) so that a kill at any moment leaves every file whole, and never
-//! silently overwritten.
+//! through [`crate::files`] (an exclusive temporary, fsynced, renamed over) so that a kill at
+//! any moment leaves every file whole, and never silently overwritten.
 //!
 //! ```text
 //! runs/<name>/
@@ -25,6 +25,7 @@ pub mod provenance;
 pub use lock::{RunLock, LEASE};
 pub use names::*;
 
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -32,6 +33,7 @@ use serde::Serialize;
 
 use crate::config::{Experiment, GenerationMode, IMAGE_PIXELS};
 use crate::error::{Error, Result};
+use crate::files::{self, TEMPORARY_MARK};
 use crate::tensorboard::EVENT_FILE_PREFIX;
 use crate::train::EpochMetrics;
 
@@ -114,11 +116,6 @@ fn replaced_path(path: &Path) -> PathBuf {
         .expect("some name is free")
 }
 
-/// The process id in a temporary's name (`NAME.tmp-PID`, as [`atomic_write_with`] names them).
-fn temporary_owner(name: &str) -> Option<u32> {
-    name.rsplit_once(".tmp-")?.1.parse().ok()
-}
-
 /// Deletes the temporaries in a run directory (and its checkpoints and samples folders) whose
 /// writing process is gone. Only in a gan-run run: one with its `config.toml`, or a half-made
 /// one that holds nothing but the temporary of that first file; any other folder is left as
@@ -130,8 +127,8 @@ fn remove_stale_temporaries(run: &Path) -> Result<()> {
         .filter(|e| e.file_name() != LOCK_FILE)
         .all(|e| {
             let name = e.file_name().to_string_lossy().to_string();
-            (name.starts_with(&format!("{CONFIG_FILE}.tmp-"))
-                || name.starts_with(&format!("{LOCK_FILE}.tmp-")))
+            (name.starts_with(&format!("{CONFIG_FILE}{TEMPORARY_MARK}"))
+                || name.starts_with(&format!("{LOCK_FILE}{TEMPORARY_MARK}")))
                 && e.path().is_file()
         });
     if !run.join(CONFIG_FILE).exists() && !half_made {
@@ -142,21 +139,9 @@ fn remove_stale_temporaries(run: &Path) -> Result<()> {
         run.join(CHECKPOINTS_DIR),
         run.join(SAMPLES_DIR),
     ] {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            let Some(pid) = temporary_owner(&name) else {
-                continue;
-            };
-            let alive =
-                Path::new(&format!("/proc/{pid}")).exists() || !Path::new("/proc/self").exists();
-            if !alive && entry.path().is_file() {
-                let p = entry.path();
-                std::fs::remove_file(&p).map_err(|e| Error::io("cannot delete", &p, e))?;
-                tracing::warn!(path = %p.display(), "removed a temporary file of a process that is gone");
-            }
+        for p in files::stale_temporaries(&dir) {
+            std::fs::remove_file(&p).map_err(|e| Error::io("cannot delete", &p, e))?;
+            tracing::warn!(path = %p.display(), "removed a temporary file of a process that is gone");
         }
     }
     Ok(())
@@ -188,7 +173,7 @@ impl RunDir {
         // Refusals first, reading only, so that a refused start touches nothing; checked again
         // under the lock below, which decides.
         dir.refusal(config, force)?;
-        std::fs::create_dir_all(path).map_err(|e| Error::io("cannot create", path, e))?;
+        files::create_dir_all(path)?;
         let mut lock = RunLock::acquire(path)?;
         // Temporaries of writers that are gone (a run killed mid-write, a start that failed at
         // its first file): ours, so removed, which also lets a half-made directory start.
@@ -203,7 +188,7 @@ impl RunDir {
                 moved_to = %aside.display(),
                 "--force: the existing run was moved aside (delete it when it is not needed)"
             );
-            std::fs::create_dir_all(path).map_err(|e| Error::io("cannot create", path, e))?;
+            files::create_dir_all(path)?;
             let new_lock = RunLock::acquire(path)?;
             // The old lock moved with its directory: remove it there, not here.
             let _ = std::fs::remove_file(aside.join(LOCK_FILE));
@@ -231,10 +216,9 @@ impl RunDir {
         };
         // config.toml first: a start killed before it commits leaves only what a half-made
         // run may hold (the lock and the config's temporary), which the next start takes on.
-        atomic_write(&path.join(CONFIG_FILE), config.to_toml().as_bytes())?;
+        files::write_atomic(&path.join(CONFIG_FILE), config.to_toml().as_bytes())?;
         for sub in [CHECKPOINTS_DIR, SAMPLES_DIR] {
-            let p = path.join(sub);
-            std::fs::create_dir_all(&p).map_err(|e| Error::io("cannot create", &p, e))?;
+            files::create_dir_all(&path.join(sub))?;
         }
         Ok((dir, start, lock))
     }
@@ -282,8 +266,8 @@ impl RunDir {
         let foreign = entries.flatten().any(|e| {
             let name = e.file_name().to_string_lossy().to_string();
             name != LOCK_FILE
-                && !name.starts_with(&format!("{CONFIG_FILE}.tmp-"))
-                && !name.starts_with(&format!("{LOCK_FILE}.tmp-"))
+                && !name.starts_with(&format!("{CONFIG_FILE}{TEMPORARY_MARK}"))
+                && !name.starts_with(&format!("{LOCK_FILE}{TEMPORARY_MARK}"))
         });
         if foreign {
             return refuse(format!(
@@ -302,11 +286,7 @@ impl RunDir {
     /// Appends one line to `overrides.txt`: this start's overrides, or `(none)`.
     pub fn record_overrides(&self, overrides: &[String]) -> Result<()> {
         let p = self.path.join(OVERRIDES_FILE);
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p)
-            .map_err(|e| Error::io("cannot open", &p, e))?;
+        let mut f = files::open_append(&p).map_err(|e| Error::io("cannot open", &p, e))?;
         let line = if overrides.is_empty() {
             "(none)".to_string()
         } else {
@@ -373,10 +353,10 @@ impl RunDir {
         epoch: usize,
         steps_done: usize,
         grid: Option<(&[f32], usize)>,
-        write: impl FnOnce(&Path) -> std::io::Result<()>,
+        write: impl FnOnce(&mut File) -> std::io::Result<()>,
     ) -> Result<PathBuf> {
         let path = self.interrupted_checkpoint_path();
-        atomic_write_with(&path, write)?;
+        files::write_atomic_with(&path, write)?;
         if let Some((pixels, grid)) = grid {
             self.write_grid(&interrupted_grid_name(epoch, steps_done), pixels, grid)?;
         }
@@ -391,23 +371,23 @@ impl RunDir {
     /// Writes the best-scoring checkpoint, replacing the previous best.
     pub fn save_best_checkpoint(
         &self,
-        write: impl FnOnce(&Path) -> std::io::Result<()>,
+        write: impl FnOnce(&mut File) -> std::io::Result<()>,
     ) -> Result<PathBuf> {
         let path = self.best_checkpoint_path();
-        atomic_write_with(&path, write)?;
+        files::write_atomic_with(&path, write)?;
         Ok(path)
     }
 
-    /// Writes the checkpoint of `epoch` (`write` writes the file at the path it is given) and
+    /// Writes the checkpoint of `epoch` (`write` streams it into the file it is handed) and
     /// deletes all but the newest `keep`.
     pub fn save_checkpoint(
         &self,
         epoch: usize,
         keep: usize,
-        write: impl FnOnce(&Path) -> std::io::Result<()>,
+        write: impl FnOnce(&mut File) -> std::io::Result<()>,
     ) -> Result<PathBuf> {
         let path = self.checkpoint_path(epoch);
-        atomic_write_with(&path, write)?;
+        files::write_atomic_with(&path, write)?;
         // An interrupt's checkpoint is superseded once an epoch after it is saved.
         let interrupted = self.interrupted_checkpoint_path();
         if interrupted.exists() {
@@ -428,7 +408,7 @@ impl RunDir {
             w.serialize(row).expect("metrics rows serialise");
         }
         let bytes = w.into_inner().expect("in-memory writer");
-        atomic_write(&self.path.join(METRICS_FILE), &bytes)
+        files::write_atomic(&self.path.join(METRICS_FILE), &bytes)
     }
 
     /// Reads a run directory's `metrics.csv` (empty when there is none yet).
@@ -441,7 +421,9 @@ impl RunDir {
             path: path.clone(),
             message,
         };
-        let mut r = csv::Reader::from_path(&path).map_err(|e| malformed(e.to_string()))?;
+        let bytes =
+            files::read(&path, files::TABLE).map_err(|e| Error::io("cannot read", &path, e))?;
+        let mut r = csv::Reader::from_reader(&bytes[..]);
         r.deserialize()
             .map(|row| row.map_err(|e| malformed(format!("malformed row: {e}"))))
             .collect()
@@ -462,14 +444,14 @@ impl RunDir {
     /// Writes a grid PNG named `name` into [`SAMPLES_DIR`] and returns it.
     fn write_grid(&self, name: &str, pixels: &[f32], grid: usize) -> Result<Vec<u8>> {
         let png = grid_png(pixels, grid);
-        atomic_write(&self.path.join(SAMPLES_DIR).join(name), &png)?;
+        files::write_atomic(&self.path.join(SAMPLES_DIR).join(name), &png)?;
         Ok(png)
     }
 
     /// Writes `summary.json`.
     pub fn write_summary<T: Serialize>(&self, summary: &T) -> Result<()> {
         let text = serde_json::to_string_pretty(summary).expect("summary serialises");
-        atomic_write(&self.path.join(SUMMARY_FILE), text.as_bytes())
+        files::write_atomic(&self.path.join(SUMMARY_FILE), text.as_bytes())
     }
 }
 
@@ -499,67 +481,9 @@ pub fn grid_png(pixels: &[f32], grid: usize) -> Vec<u8> {
     out.into_inner()
 }
 
-/// Writes a file so that readers see either the old content or the new, never a part: the
-/// bytes go to a temporary sibling, are flushed to disk, and the temporary is renamed over.
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    atomic_write_with(path, |tmp| std::fs::File::create(tmp)?.write_all(bytes))
-}
-
-/// [`atomic_write`] for content that `write` streams into the file at the (temporary) path it
-/// is given, rather than bytes held in memory.
-pub fn atomic_write_with(
-    path: &Path,
-    write: impl FnOnce(&Path) -> std::io::Result<()>,
-) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp-{}",
-        path.extension().and_then(|e| e.to_str()).unwrap_or(""),
-        std::process::id()
-    ));
-    let write = || -> std::io::Result<()> {
-        write(&tmp)?;
-        // Opened for writing: some systems (Windows) refuse to flush a read-only handle.
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&tmp)?
-            .sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io("cannot write", path, e)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn atomic_write_replaces_whole_files_and_leaves_no_temporaries() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.csv");
-        atomic_write(&p, b"one").unwrap();
-        atomic_write(&p, b"two").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    /// A write that fails part-way leaves the old file as it was and no temporary behind.
-    #[test]
-    fn a_failed_streamed_write_keeps_the_old_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("epoch-0001.safetensors");
-        atomic_write(&p, b"old").unwrap();
-        let e = atomic_write_with(&p, |tmp| {
-            std::fs::write(tmp, b"half")?;
-            Err(std::io::Error::other("disk full"))
-        })
-        .unwrap_err();
-        assert!(e.to_string().contains("epoch-0001.safetensors"), "{e}");
-        assert_eq!(std::fs::read(&p).unwrap(), b"old");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
 
     #[test]
     fn grid_png_has_the_expected_size() {

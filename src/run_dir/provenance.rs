@@ -6,7 +6,7 @@
 //! One record per start, as one JSON line appended to `provenance.jsonl` (JSON Lines rather
 //! than one JSON document: a resumed run keeps the record of every start, each line stands on
 //! its own for `tail -1` and `grep`, and the file is rewritten whole through
-//! [`atomic_write`](super::atomic_write), so a kill never leaves half a line), and the record
+//! [`write_atomic`](crate::files::write_atomic), so a kill never leaves half a line), and the record
 //! of the start that wrote it in each checkpoint's metadata (`provenance`), so that a
 //! checkpoint copied out of its run still says where it came from.
 
@@ -15,7 +15,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{atomic_write, RunDir, PROVENANCE_FILE};
+use super::{RunDir, PROVENANCE_FILE};
+use crate::files::write_atomic;
 use crate::error::{Error, Result};
 
 /// The commit gan-run was built from (`build.rs`), or "unknown" without git.
@@ -63,7 +64,7 @@ const FEATURES: [&str; 4] = ["avx", "avx2", "fma", "avx512f"];
 impl CpuInfo {
     /// This machine's CPU.
     pub fn here() -> CpuInfo {
-        std::fs::read_to_string("/proc/cpuinfo")
+        crate::files::read_string(Path::new("/proc/cpuinfo"), crate::files::SMALL)
             .map(|text| CpuInfo::parse(&text))
             .unwrap_or_else(|_| CpuInfo::parse(""))
     }
@@ -146,7 +147,7 @@ impl RunDir {
     /// so that readers see every line whole.
     pub fn record_provenance(&self, record: &Provenance) -> Result<()> {
         let path = self.path.join(PROVENANCE_FILE);
-        let mut text = match std::fs::read_to_string(&path) {
+        let mut text = match crate::files::read_string(&path, crate::files::RECORD) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(Error::io("cannot read", &path, e)),
@@ -156,14 +157,14 @@ impl RunDir {
         }
         text.push_str(&record.to_json());
         text.push('\n');
-        atomic_write(&path, text.as_bytes())
+        write_atomic(&path, text.as_bytes())
     }
 }
 
 /// The records of a run directory's starts, oldest first (empty for a run made before gan-run
 /// kept them; a line that does not parse is passed over).
 pub fn read(run_dir: &Path) -> Vec<Provenance> {
-    std::fs::read_to_string(run_dir.join(PROVENANCE_FILE))
+    crate::files::read_string(&run_dir.join(PROVENANCE_FILE), crate::files::RECORD)
         .map(|text| {
             text.lines()
                 .filter_map(|l| serde_json::from_str(l).ok())

@@ -54,12 +54,9 @@ pub fn run_children(
                 break;
             };
             if let Some(dir) = job.log.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+                crate::files::create_dir_all(dir)?;
             }
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&job.log)
+            let file = crate::files::open_append(&job.log)
                 .map_err(|e| Error::io("cannot open", &job.log, e))?;
             let err = file
                 .try_clone()

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::{run_children, PointOutcome, PointState, Sweep};
 use crate::config::{Experiment, Override};
 use crate::error::Result;
-use crate::run_dir::{atomic_write, RunDir};
+use crate::files::write_atomic;
+use crate::run_dir::RunDir;
 use crate::train::EpochMetrics;
 
 /// A stopped point's record, in its run directory.
@@ -201,7 +202,8 @@ pub struct StoppedRecord {
 impl StoppedRecord {
     /// A run directory's `stopped.json`, if it has one that parses.
     pub fn read(run_dir: &Path) -> Option<StoppedRecord> {
-        let text = std::fs::read_to_string(run_dir.join(STOPPED_FILE)).ok()?;
+        let text =
+            crate::files::read_string(&run_dir.join(STOPPED_FILE), crate::files::RECORD).ok()?;
         serde_json::from_str(&text).ok()
     }
 
@@ -491,7 +493,7 @@ fn record(
                 };
                 if StoppedRecord::read(&dir).as_ref() != Some(&record) {
                     let text = serde_json::to_string_pretty(&record).expect("record serialises");
-                    atomic_write(&file, text.as_bytes())?;
+                    write_atomic(&file, text.as_bytes())?;
                 }
             }
             _ if file.exists() => std::fs::remove_file(&file)

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{self, Experiment, Override};
 use crate::error::{Error, Result};
-use crate::run_dir::{atomic_write, checkpoint};
+use crate::files::write_atomic;
+use crate::run_dir::checkpoint;
 
 /// The sweep directory's list of its points and their states.
 pub use crate::run_dir::INDEX_FILE;
@@ -303,7 +304,7 @@ impl Sweep {
         extra: &[String],
     ) -> Result<()> {
         let dir = self.dir(runs_root);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+        crate::files::create_dir_all(&dir)?;
         let points = self
             .points
             .iter()
@@ -330,7 +331,7 @@ impl Sweep {
             points,
         };
         let text = serde_json::to_string_pretty(&index).expect("index serialises");
-        atomic_write(&dir.join(INDEX_FILE), text.as_bytes())
+        write_atomic(&dir.join(INDEX_FILE), text.as_bytes())
     }
 
     /// Writes the sweep's TensorBoard HParams experiment into the sweep directory: the swept
@@ -339,7 +340,7 @@ impl Sweep {
     pub fn write_hparams_experiment(&self, runs_root: &Path) -> Result<()> {
         use crate::tensorboard::HParamValue;
         let dir = self.dir(runs_root);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+        crate::files::create_dir_all(&dir)?;
         let hparams: Vec<(String, Vec<HParamValue>)> = self
             .axes
             .iter()
@@ -355,7 +356,7 @@ impl Sweep {
             &hparams,
             &crate::experiment::events::METRIC_TAGS,
         );
-        atomic_write(&dir.join(HPARAMS_EVENT_FILE), &bytes)
+        write_atomic(&dir.join(HPARAMS_EVENT_FILE), &bytes)
     }
 
     /// Rewrites `index.json` from the points' run directories alone (finished, another
@@ -440,7 +441,8 @@ pub struct SweepIndex {
 impl SweepIndex {
     /// The `index.json` of a sweep directory, if it has one that parses.
     pub fn read(sweep_dir: &Path) -> Option<SweepIndex> {
-        let text = std::fs::read_to_string(sweep_dir.join(INDEX_FILE)).ok()?;
+        let text =
+            crate::files::read_string(&sweep_dir.join(INDEX_FILE), crate::files::RECORD).ok()?;
         serde_json::from_str(&text).ok()
     }
 }

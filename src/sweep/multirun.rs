@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use super::Sweep;
 use crate::config::{self, Override};
 use crate::error::{Error, Result};
-use crate::run_dir::{atomic_write, MULTIRUN_FILE};
+use crate::files::write_atomic;
+use crate::run_dir::MULTIRUN_FILE;
 
 /// A multirun, as the sweep file it becomes.
 #[derive(Debug, Clone)]
@@ -128,7 +129,7 @@ impl Multirun {
                 self.file.display()
             ),
         };
-        if let Ok(old) = std::fs::read_to_string(&self.file) {
+        if let Ok(old) = crate::files::read_string(&self.file, crate::files::CONFIG) {
             let table = |t: &str| toml::from_str::<toml::Table>(t).ok();
             if table(&old) != table(&self.text) {
                 return Err(refuse(format!(
@@ -142,7 +143,7 @@ impl Multirun {
             )));
         }
         std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
-        atomic_write(&self.file, self.text.as_bytes())?;
+        write_atomic(&self.file, self.text.as_bytes())?;
         Ok(sweep)
     }
 }

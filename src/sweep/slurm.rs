@@ -165,7 +165,7 @@ impl Sweep {
     /// Makes what an emitted Slurm script needs before it is submitted: the logs folder.
     pub fn prepare_slurm(&self, runs_root: &Path) -> Result<()> {
         let logs = self.dir(runs_root).join(crate::run_dir::LOGS_DIR);
-        std::fs::create_dir_all(&logs).map_err(|e| Error::io("cannot create", &logs, e))
+        crate::files::create_dir_all(&logs)
     }
 }
 

@@ -70,6 +70,49 @@ impl Scratch {
             .unwrap()
     }
 
+    /// Like [`run`](Self::run), but fails the test if the command has not ended within `secs`
+    /// seconds (it is killed then): for inputs that once made gan-run wait forever.
+    pub fn run_within(&self, args: &[&str], secs: u64) -> Output {
+        use std::io::Read;
+        use std::process::Stdio;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gan-run"))
+            .args(args)
+            .current_dir(self.path())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Drained while it runs, so that a full pipe cannot stall it.
+        let drain = |mut r: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = r.read_to_end(&mut v);
+                v
+            })
+        };
+        let stdout = drain(Box::new(child.stdout.take().unwrap()));
+        let stderr = drain(Box::new(child.stderr.take().unwrap()));
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed().as_secs() >= secs {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("gan-run {args:?} had not ended after {secs} s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        Output {
+            status,
+            stdout: stdout.join().unwrap(),
+            stderr: stderr.join().unwrap(),
+        }
+    }
+
     /// Like [`run`](Self::run) but expects success.
     pub fn ok(&self, args: &[&str]) -> Output {
         let out = self.run(args);
