@@ -5,6 +5,7 @@
 
 pub mod events;
 pub mod outputs;
+pub mod progress;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -149,7 +150,8 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
     };
     let Some(Inputs {
         train, evaluator, ..
-    }) = ready_to_train(config, &dir, &start, &state, inputs)?
+    }) = ready_to_train(config, &dir, &start, &state, inputs)
+        .inspect_err(|e| progress::record_failure(&dir.path, e))?
     else {
         return Ok(summary(&state, None));
     };
@@ -167,7 +169,6 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         )?),
         false => None,
     };
-    let mut outputs = outputs::epoch_outputs(evaluator, events);
     let last_epoch = [
         Some(config.training.epochs),
         options.max_epochs_this_start.map(|n| state.epoch + n),
@@ -177,6 +178,14 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
     .flatten()
     .min()
     .expect("the list holds the configured epochs");
+    let progress_file = progress::ProgressFile::start(
+        &dir.path,
+        state.epoch + 1,
+        state.partial.as_ref().map_or(0, |p| p.steps_done),
+        steps,
+        last_epoch,
+    );
+    let mut outputs = outputs::epoch_outputs(evaluator, events, progress_file);
     let epochs = Epochs {
         config,
         dir: &dir,
@@ -186,7 +195,9 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         steps,
         last_epoch,
     };
-    let evaluation = epochs.run(&mut state, &train, &mut outputs)?;
+    let evaluation = epochs
+        .run(&mut state, &train, &mut outputs)
+        .inspect_err(|e| progress::record_failure(&dir.path, e))?;
     let s = summary(&state, evaluation);
     if s.finished {
         dir.write_summary(&s)?;

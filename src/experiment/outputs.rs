@@ -69,10 +69,12 @@ pub trait EpochOutput: Send {
 }
 
 /// The outputs of a run, in the order they are written: grids, scores (with an evaluator),
-/// the epoch checkpoint, the best checkpoint, TensorBoard (with `events`), the metrics row.
+/// the epoch checkpoint, the best checkpoint, TensorBoard (with `events`), the metrics row,
+/// and `progress.json`, which is written from the steps.
 pub fn epoch_outputs(
     evaluator: Option<crate::eval::Evaluator>,
     events: Option<RunEvents>,
+    progress: super::progress::ProgressFile,
 ) -> Vec<Box<dyn EpochOutput>> {
     let mut outputs: Vec<Box<dyn EpochOutput>> = vec![Box::new(Grids)];
     if let Some(evaluator) = evaluator {
@@ -84,6 +86,7 @@ pub fn epoch_outputs(
         outputs.push(Box::new(TensorBoard { events }));
     }
     outputs.push(Box::new(MetricsRow));
+    outputs.push(Box::new(progress));
     outputs
 }
 

@@ -24,6 +24,9 @@ pub const INDEX_FILE: &str = "index.json";
 pub const STOPPED_FILE: &str = "stopped.json";
 /// The end-of-run summary.
 pub const SUMMARY_FILE: &str = "summary.json";
+/// Where a training process is (epoch, step, speed) and whether its last start failed,
+/// rewritten every few seconds while it trains.
+pub const PROGRESS_FILE: &str = "progress.json";
 /// Checkpoint folder.
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
 /// Sample grid folder.
