@@ -298,3 +298,29 @@ fn scoring_during_training_needs_held_out_validation_images() {
         "{err}"
     );
 }
+
+/// A PNG grid holds at most 32 x 32 images: asked for more, `sample` says how many the grid
+/// shows and how to get them all, and says nothing when the grid holds them all.
+#[test]
+fn sample_says_when_a_grid_holds_fewer_images_than_asked_for() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    s.ok(&smoke_args(
+        &[&smoke, "--set", "training.epochs=1"],
+        &data_dir(),
+    ));
+    let out = s.ok(&["sample", "runs/smoke", "--n", "1100", "--out", "x.png"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("first 1024 of the 1100") && stderr.contains("IDX3"),
+        "{stderr}"
+    );
+    let grid = image::open(s.path().join("x.png")).unwrap();
+    assert_eq!(grid.width(), 32 * 30 + 2);
+    let out = s.ok(&["sample", "runs/smoke", "--n", "1024", "--out", "y.png"]);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
