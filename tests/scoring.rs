@@ -221,14 +221,13 @@ fn newer_measures_reach_metrics_compare_ls_and_tensorboard(
         .collect();
     let cell = |name: &str| {
         let i = columns.iter().position(|c| *c == name).expect(name);
-        table["rows"][0][i].as_str().unwrap().to_string()
+        table["rows"][0][i].as_f64()
     };
     for name in ["precision", "recall"] {
-        let expected = format!("{:.3}", value(&column(name)[2]));
-        assert_eq!(cell(name), expected, "{table}");
+        assert_eq!(cell(name), Some(value(&column(name)[2])), "{table}");
     }
     assert!(
-        value(&cell("kid")).is_finite() && cell("kid_se") != "-",
+        cell("kid").is_some_and(f64::is_finite) && cell("kid_se").is_some(),
         "{table}"
     );
     let out = s.ok(&["compare", "runs/smoke", "--csv"]);
