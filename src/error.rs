@@ -212,7 +212,11 @@ impl Error {
                  run the same command again to resume exactly where it stopped"
                     .into(),
             ),
-            Error::Interrupted { at: None } => Some("run the same command again to resume".into()),
+            Error::Interrupted { at: None } => Some(
+                "run the same command again: a sweep's points resume where they stopped; \
+                 ls, compare, diff and report stopped before printing or writing anything"
+                    .into(),
+            ),
             Error::Checkpoint { .. } => Some(
                 "a checkpoint can only be used by the config that wrote it: `gan-run train` \
                  starts afresh under another `--name` or with `--force`; `sample` and `eval` \

@@ -106,12 +106,20 @@ pub fn idx3_bytes(pixels: &[f32]) -> Vec<u8> {
     out
 }
 
-/// Writes images to `out`: `.png` a grid (up to 32 x 32), `.gz` a gzipped IDX3, else raw IDX3.
-pub fn write_images(out: &Path, pixels: &[f32]) -> Result<()> {
+/// The most images a side of a PNG grid holds: a grid shows at most 32 x 32 = 1,024 images
+/// (a 962-pixel square).
+pub const MAX_GRID_SIDE: usize = 32;
+
+/// Writes images to `out`: `.png` a grid (up to [`MAX_GRID_SIDE`] x [`MAX_GRID_SIDE`]: the
+/// first 1,024 images), `.gz` a gzipped IDX3, else raw IDX3. Returns how many images the file
+/// holds, fewer than given only for a grid.
+pub fn write_images(out: &Path, pixels: &[f32]) -> Result<usize> {
     let name = out.to_string_lossy();
+    let n = pixels.len() / IMAGE_PIXELS;
+    let mut written = n;
     let bytes = if name.ends_with(".png") {
-        let n = pixels.len() / IMAGE_PIXELS;
-        let side = ((n as f64).sqrt().ceil() as usize).clamp(1, 32);
+        let side = ((n as f64).sqrt().ceil() as usize).clamp(1, MAX_GRID_SIDE);
+        written = n.min(side * side);
         grid_png(pixels, side)
     } else if name.ends_with(".gz") {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -121,7 +129,8 @@ pub fn write_images(out: &Path, pixels: &[f32]) -> Result<()> {
     } else {
         idx3_bytes(pixels)
     };
-    write_atomic(out, &bytes)
+    write_atomic(out, &bytes)?;
+    Ok(written)
 }
 
 #[cfg(test)]
@@ -137,5 +146,22 @@ mod tests {
         let (dims, body) = crate::data::parse_idx(&bytes, Path::new("x"), 2051).unwrap();
         assert_eq!(dims, vec![2, 28, 28]);
         assert_eq!(body[300] as usize, 300 % 256);
+    }
+
+    /// A grid holds at most 32 x 32 images and says how many it shows.
+    #[test]
+    fn a_grid_reports_how_many_images_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let pixels = vec![0.5; 1100 * IMAGE_PIXELS];
+        assert_eq!(
+            write_images(&dir.path().join("a.png"), &pixels).unwrap(),
+            1024
+        );
+        assert_eq!(
+            write_images(&dir.path().join("a.idx"), &pixels).unwrap(),
+            1100
+        );
+        let few = &pixels[..5 * IMAGE_PIXELS];
+        assert_eq!(write_images(&dir.path().join("b.png"), few).unwrap(), 5);
     }
 }

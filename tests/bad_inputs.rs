@@ -1,7 +1,8 @@
 //! The committed corpus of bad inputs, `tests/bad_inputs/cases.toml`: configs, `--set`s, data
 //! folders, IDX files, checkpoints, sweep files and output paths. Each case must be refused
 //! with the words it lists, and leave every file and folder of its scratch directory as it was
-//! (nothing created, changed or deleted).
+//! (nothing created, changed or deleted). Also damaged runs among good ones: each skipped with
+//! a warning, the rest still listed.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -461,4 +462,47 @@ mod generated {
             let _ = gan_run::data::read_idx_images(&path);
         }
     }
+}
+
+/// One damaged run (a config.toml that does not parse, a metrics.csv with a bad row) is
+/// skipped with a warning naming it and its file; ls, compare and report list the rest.
+#[test]
+fn a_damaged_run_is_skipped_with_a_warning_and_the_rest_listed() {
+    let s = Scratch::new();
+    train_smoke(&s, "good", &[]);
+    train_smoke(&s, "broken", &[]);
+    train_smoke(&s, "torn", &[]);
+    std::fs::write(s.path().join("runs/broken/config.toml"), "x = [\n").unwrap();
+    std::fs::write(
+        s.path().join("runs/torn/metrics.csv"),
+        "epoch,d_loss\n1,oops\n",
+    )
+    .unwrap();
+    for args in [
+        &["ls", "runs"][..],
+        &["compare", "runs"],
+        &["report", "runs", "--out", "r.html"],
+    ] {
+        let out = s.ok(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for (run, file) in [("broken", "config.toml"), ("torn", "metrics.csv")] {
+            assert!(
+                stderr.contains(&format!("runs/{run}")) && stderr.contains(file),
+                "{args:?}: {stderr}"
+            );
+        }
+        if args[0] != "report" {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(stdout.lines().count(), 2, "{args:?}: {stdout}");
+            assert!(
+                stdout.lines().nth(1).unwrap().starts_with("good"),
+                "{stdout}"
+            );
+        }
+    }
+    let page = std::fs::read_to_string(s.path().join("r.html")).unwrap();
+    assert!(page.contains("good") && !page.contains("<th>broken</th>"));
+    // Nothing readable at all is still an error, naming the file.
+    let err = s.fails(&["compare", "runs/broken"]);
+    assert!(err.contains("config.toml"), "{err}");
 }

@@ -85,13 +85,12 @@ fn a_sweep_resumes_without_redoing_finished_points() {
     assert_eq!(g.len(), 3);
     assert!(g.windows(2).all(|w| w[0] <= w[1]), "{table}");
 
-    // By default the side-by-side grids go into run A, not the current folder.
+    // Without --png no picture is written, into a run or anywhere.
     s.ok(&["diff", "runs/sw/beta1=0.1", "runs/sw/beta1=0.9"]);
-    assert!(s
+    assert!(!s
         .path()
         .join("runs/sw/beta1=0.1/diff-beta1=0.9.png")
         .exists());
-    assert!(!s.path().join("diff.png").exists());
 
     // diff names only what differs, and puts the grids side by side.
     let out = s.ok(&[
@@ -452,22 +451,31 @@ fn seeds_make_runs_of_their_own_that_compare_groups_by_setting() {
     assert_eq!(index["points"][1]["seed"], 2);
     assert_eq!(index["points"][1]["state"], "finished");
 
-    // One row per setting, with its seed count and each metric's mean and spread.
+    // One row per setting, with its seed count and each metric's mean and spread: for people
+    // `mean ± sd`, in CSV the mean, `<metric>_sd` and `<metric>_n` as numbers.
+    let out = s.ok(&["compare", "runs/seeded", "--sort", "d_loss"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(text.lines().nth(1).unwrap().contains("1 ± 0"), "{text}");
     let out = s.ok(&["compare", "runs/seeded", "--csv", "--sort", "d_loss"]);
     let table = String::from_utf8_lossy(&out.stdout).to_string();
     let lines: Vec<&str> = table.lines().collect();
     assert!(
-        lines[0].starts_with("setting,seeds,optimizer.discriminator.beta1,state,epochs,d_loss"),
+        lines[0].starts_with(
+            "setting,seeds,optimizer.discriminator.beta1,state,epochs,epochs_sd,epochs_n,\
+             d_loss,d_loss_sd,d_loss_n,"
+        ),
         "{table}"
     );
     assert_eq!(lines.len(), 3, "{table}");
     for line in &lines[1..] {
         assert!(
-            line.starts_with("beta1=0.1,2,0.1,finished,1 ± 0,")
-                || line.starts_with("beta1=0.9,2,0.9,finished,1 ± 0,"),
+            line.starts_with("beta1=0.1,2,0.1,finished,1,0,2,")
+                || line.starts_with("beta1=0.9,2,0.9,finished,1,0,2,"),
             "{table}"
         );
-        assert!(line.split(',').nth(5).unwrap().contains(" ± "), "{table}");
+        let sd: f64 = line.split(',').nth(8).unwrap().parse().unwrap();
+        assert!(sd > 0.0, "the seeds trained differently: {table}");
     }
     // --per-seed: each run, and the seeds trained differently.
     let out = s.ok(&["compare", "runs/seeded", "--json", "--per-seed"]);

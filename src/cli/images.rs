@@ -14,7 +14,8 @@ pub struct SampleArgs {
     /// How many images.
     #[arg(long, default_value_t = 10_000)]
     pub n: usize,
-    /// Output file: NAME.png, NAME.gz (gzipped IDX3) or anything else (raw IDX3).
+    /// Output file: NAME.png (a grid of at most 32 x 32, the first 1,024 images), NAME.gz
+    /// (gzipped IDX3) or anything else (raw IDX3).
     #[arg(long)]
     pub out: PathBuf,
     /// Checkpoint to use (default: the run's newest).
@@ -66,8 +67,17 @@ pub fn sample(args: SampleArgs) -> anyhow::Result<()> {
         generation,
         raw_generator,
     )?;
-    crate::sample::write_images(&out, &generated.pixels)?;
+    let written = crate::sample::write_images(&out, &generated.pixels)?;
     println!("{}", out.display());
+    if written < n {
+        let side = crate::sample::MAX_GRID_SIDE;
+        eprintln!(
+            "note: {} shows the first {written} of the {n} images: a PNG grid holds at most \
+             {side} x {side}; for all {n}, write an IDX3 file (--out NAME.gz or NAME.idx), or \
+             ask for --n {written} or fewer",
+            out.display()
+        );
+    }
     if let Some(path) = noise_out {
         crate::export::write_noise(&path, &generated)?;
         println!("{}", path.display());

@@ -52,7 +52,7 @@ pub enum Command {
     /// One table of runs (or sweep directories): the keys that vary and the final metrics.
     Compare(CompareArgs),
     /// Write one self-contained HTML page comparing runs (curves, config differences, sample
-    /// grids), and a curves.png into each run.
+    /// grids); it never writes into the runs it reads.
     Report(ReportArgs),
     /// Write generated images of a run as an MNIST-format IDX3 file (.gz if named so) or a PNG grid.
     Sample(SampleArgs),
@@ -68,7 +68,8 @@ pub enum Command {
     TrainClassifier(TrainClassifierArgs),
     /// Validate experiment files without training.
     Check(CheckArgs),
-    /// List runs and sweep points: state, epochs, last losses, best FID, age.
+    /// List runs and sweep points: state, epochs, the running step and time to go, last
+    /// losses, best FID, age.
     Ls(LsArgs),
     /// Write a run's generator (or both networks) as plain safetensors for other tools.
     Export(ExportArgs),
@@ -246,7 +247,7 @@ fn train_one(
     let status = if summary.finished {
         "finished"
     } else {
-        "paused"
+        "interrupted"
     };
     tracing::info!(
         "{status} after {} of {} epochs: {}",

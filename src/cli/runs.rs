@@ -1,4 +1,8 @@
-//! Reading runs back: diff two, compare many, report them as one page.
+//! Reading runs back: diff two, compare many, list them, report them as one page. These
+//! commands only read runs: they write only where they are told (`--png`, `--out`,
+//! `--charts`) or, for the report, into the folder of runs they were given, never into a run.
+//! A damaged run is skipped with a warning; Ctrl-C or SIGTERM stops them before they print or
+//! write anything, with exit status 130.
 
 use std::path::PathBuf;
 
@@ -11,8 +15,8 @@ pub struct DiffArgs {
     pub a: PathBuf,
     /// Run B.
     pub b: PathBuf,
-    /// Write the two runs' sample grids of the same epochs side by side into this PNG
-    /// (default: `diff-<B>.png` inside run A).
+    /// Write the two runs' sample grids of the same epochs side by side into this PNG (none
+    /// is written without it).
     #[arg(long, value_name = "FILE")]
     pub png: Option<PathBuf>,
     /// Print JSON.
@@ -34,32 +38,35 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<()> {
     } = args;
     use crate::compare::{diff, render_diff, side_by_side_png, RunRecord, TableFormat};
     let (ra, rb) = (RunRecord::read(&a)?, RunRecord::read(&b)?);
-    let png = png.unwrap_or_else(|| a.join(crate::run_dir::diff_grid_name(&rb.label())));
-    crate::run_dir::check_output(&png)?;
-    let d = diff(&ra, &rb);
-    if json {
-        println!("{}", serde_json::to_string_pretty(&d)?);
-    } else {
-        print!(
-            "{}",
-            render_diff(
-                &d,
-                if md {
-                    TableFormat::Markdown
-                } else {
-                    TableFormat::Text
-                }
-            )
-        );
+    if let Some(png) = &png {
+        crate::run_dir::check_output(png)?;
     }
-    if !d.common_sample_epochs.is_empty() {
-        let bytes = side_by_side_png(&ra, &rb, &d.common_sample_epochs)?;
-        crate::files::write_atomic(&png, &bytes)?;
-        eprintln!(
-            "sample grids of epochs {:?} side by side (A left, B right): {}",
-            d.common_sample_epochs,
-            png.display()
-        );
+    let d = diff(&ra, &rb);
+    let text = match (json, md) {
+        (true, _) => serde_json::to_string_pretty(&d)? + "\n",
+        (false, true) => render_diff(&d, TableFormat::Markdown),
+        (false, false) => render_diff(&d, TableFormat::Text),
+    };
+    let grids = match (&png, d.common_sample_epochs.is_empty()) {
+        (Some(_), false) => Some(side_by_side_png(&ra, &rb, &d.common_sample_epochs)?),
+        _ => None,
+    };
+    crate::interrupt::check()?;
+    print!("{text}");
+    match (png, grids) {
+        (Some(png), Some(bytes)) => {
+            crate::files::write_atomic(&png, &bytes)?;
+            eprintln!(
+                "sample grids of epochs {:?} side by side (A left, B right): {}",
+                d.common_sample_epochs,
+                png.display()
+            );
+        }
+        (None, None) if !d.common_sample_epochs.is_empty() => eprintln!(
+            "both runs have sample grids of epochs {:?}: --png FILE draws them side by side",
+            d.common_sample_epochs
+        ),
+        _ => {}
     }
     Ok(())
 }
@@ -76,17 +83,18 @@ pub struct CompareArgs {
     /// Sort in descending order.
     #[arg(long, requires = "sort")]
     pub desc: bool,
-    /// Print CSV.
+    /// Print CSV (numbers at full precision, missing values empty).
     #[arg(long, conflicts_with_all = ["json", "md"])]
     pub csv: bool,
-    /// Print JSON.
+    /// Print JSON (numbers as numbers at full precision, missing values null).
     #[arg(long, conflicts_with = "md")]
     pub json: bool,
     /// Print Markdown.
     #[arg(long)]
     pub md: bool,
     /// One row per run even where runs differ only in their seed (by default those are one
-    /// row per setting, with the seed count and each metric's mean ± standard deviation).
+    /// row per setting, with the seed count and each metric's mean ± standard deviation;
+    /// CSV and JSON give each metric's mean, `<metric>_sd` and `<metric>_n`).
     #[arg(long)]
     pub per_seed: bool,
 }
@@ -102,11 +110,8 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
         md,
         per_seed,
     } = args;
-    use crate::compare::{by_setting, compare, expand_runs, render_table, RunRecord, TableFormat};
-    let records = expand_runs(&runs)?
-        .iter()
-        .map(|d| RunRecord::read(d))
-        .collect::<Result<Vec<_>, _>>()?;
+    use crate::compare::{by_setting, compare, read_runs, TableFormat};
+    let records = read_runs(&runs)?;
     let grouped = match per_seed {
         true => None,
         false => by_setting(&records, sort.as_deref(), desc)?,
@@ -115,61 +120,81 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
         Some(table) => table,
         None => compare(&records, sort.as_deref(), desc)?,
     };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&table)?);
-    } else {
-        let format = if csv {
-            TableFormat::Csv
-        } else if md {
-            TableFormat::Markdown
-        } else {
-            TableFormat::Text
-        };
-        print!("{}", render_table(&table.columns, &table.rows, format));
-    }
+    let text = match (json, csv, md) {
+        (true, _, _) => serde_json::to_string_pretty(&table)? + "\n",
+        (_, true, _) => table.render(TableFormat::Csv),
+        (_, _, true) => table.render(TableFormat::Markdown),
+        _ => table.render(TableFormat::Text),
+    };
+    crate::interrupt::check()?;
+    print!("{text}");
     Ok(())
 }
 
-/// List runs and sweep points: state, epochs, last losses, best FID, age.
+/// List runs and sweep points: state, epochs, the running step and time to go, last losses,
+/// best FID, age.
 #[derive(Args, Debug, Clone)]
 pub struct LsArgs {
     /// The folder of runs (and sweeps).
     #[arg(default_value = "runs")]
     pub runs_dir: PathBuf,
+    /// Only runs in these states (comma-separated or repeated): running, finished, stopped
+    /// (by a halving sweep), interrupted (resumable; `paused` is read as this), failed.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "STATE")]
+    pub state: Vec<crate::compare::StateKind>,
+    /// Sort by this column (`name`, `state`, `epoch`, `eta`, `fid`, `age`, ...; missing
+    /// values last); by name when not given.
+    #[arg(long, value_name = "COLUMN")]
+    pub sort: Option<String>,
+    /// Sort in descending order.
+    #[arg(long, requires = "sort")]
+    pub desc: bool,
 }
 
 /// `gan-run ls`: one line per run and sweep point.
 pub fn ls(args: LsArgs) -> anyhow::Result<()> {
-    use crate::compare::{expand_runs, listing, render_table, RunRecord, TableFormat};
-    let LsArgs { runs_dir } = args;
-    let records = expand_runs(std::slice::from_ref(&runs_dir))?
-        .iter()
-        .map(|d| RunRecord::read(d))
-        .collect::<Result<Vec<_>, _>>()?;
-    let table = listing(&runs_dir, &records);
-    print!(
-        "{}",
-        render_table(&table.columns, &table.rows, TableFormat::Text)
-    );
+    use crate::compare::listing::{listing, listing_column};
+    use crate::compare::{read_runs, TableFormat};
+    let LsArgs {
+        runs_dir,
+        state,
+        sort,
+        desc,
+    } = args;
+    let records = read_runs(std::slice::from_ref(&runs_dir))?;
+    let mut table = listing(&runs_dir, &records, &state);
+    if let Some(column) = sort {
+        table.sort_by(listing_column(&column), desc)?;
+    }
+    crate::interrupt::check()?;
+    print!("{}", table.render(TableFormat::Text));
+    for r in &records {
+        if let crate::compare::RunState::Failed(why) = crate::compare::run_state(r) {
+            if state.is_empty() || state.contains(&crate::compare::StateKind::Failed) {
+                eprintln!("{} failed: {why}", r.dir.display());
+            }
+        }
+    }
     Ok(())
 }
 
 /// Write one self-contained HTML page comparing runs (curves, config differences, sample
-/// grids), and a curves.png into each run.
+/// grids). It writes only the page (and, with --charts, the chart files), never into a run.
 #[derive(Args, Debug, Clone)]
 pub struct ReportArgs {
     /// Run directories or folders of runs.
     #[arg(required = true)]
     pub runs: Vec<PathBuf>,
-    /// The page to write (default: `report.html` inside the run or folder of runs, when one
-    /// is given; else in the current folder).
+    /// The page to write (default: `report.html` in the folder of runs, when one folder of
+    /// runs, such as a sweep, is given; else in the current folder).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// A loss log printed by another tool, `NAME=FILE` (CSV with columns epoch, d_loss,
     /// g_loss), drawn beside the runs' end-of-epoch losses (repeatable).
     #[arg(long = "log", value_name = "NAME=FILE")]
     pub logs: Vec<String>,
-    /// Also write each chart as a standalone SVG file into this folder (for documents).
+    /// Also write each chart as a standalone SVG file, and each run's loss curves as
+    /// `curves-<run>.png`, into this folder (for documents).
     #[arg(long, value_name = "DIR")]
     pub charts: Option<PathBuf>,
 }
@@ -182,29 +207,25 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
         logs,
         charts,
     } = args;
-    use crate::compare::{expand_runs, RunRecord};
     let out = out.unwrap_or_else(|| match runs.as_slice() {
-        [one] => one.join(crate::run_dir::REPORT_FILE),
+        [one] if !one.join(crate::run_dir::CONFIG_FILE).exists() => {
+            one.join(crate::run_dir::REPORT_FILE)
+        }
         _ => PathBuf::from(crate::run_dir::REPORT_FILE),
     });
     crate::run_dir::check_output(&out)?;
-    let records = expand_runs(&runs)?
-        .iter()
-        .map(|d| RunRecord::read(d))
-        .collect::<Result<Vec<_>, _>>()?;
+    let records = crate::compare::read_runs(&runs)?;
     let logs = logs
         .iter()
         .map(|l| crate::report::ImportedLog::read(l))
         .collect::<Result<Vec<_>, _>>()?;
+    let page = crate::report::html(&records, &logs)?;
+    crate::interrupt::check()?;
     if let Some(dir) = charts {
         for path in crate::report::write_chart_files(&records, &logs, &dir)? {
             println!("{}", path.display());
         }
     }
-    for r in &records {
-        crate::report::write_curves_png(r)?;
-    }
-    let page = crate::report::html(&records, &logs)?;
     crate::files::write_atomic(&out, page.as_bytes())?;
     println!("{}", out.display());
     Ok(())

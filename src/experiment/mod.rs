@@ -5,6 +5,7 @@
 
 pub mod events;
 pub mod outputs;
+pub mod progress;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -146,7 +147,8 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
     };
     let Some(Inputs {
         train, evaluator, ..
-    }) = ready_to_train(config, &dir, &start, &state, inputs)?
+    }) = ready_to_train(config, &dir, &start, &state, inputs)
+        .inspect_err(|e| progress::record_failure(&dir.path, e))?
     else {
         return Ok(summary(&state, None));
     };
@@ -164,7 +166,6 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         )?),
         false => None,
     };
-    let mut outputs = outputs::epoch_outputs(evaluator, events, (start_time, params));
     let last_epoch = [
         Some(config.training.epochs),
         options.max_epochs_this_start.map(|n| state.epoch + n),
@@ -174,6 +175,15 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
     .flatten()
     .min()
     .expect("the list holds the configured epochs");
+    let progress_file = progress::ProgressFile::start(
+        &dir.path,
+        state.epoch + 1,
+        state.partial.as_ref().map_or(0, |p| p.steps_done),
+        steps,
+        last_epoch,
+    );
+    let mut outputs =
+        outputs::epoch_outputs(evaluator, events, progress_file, (start_time, params));
     let epochs = Epochs {
         config,
         dir: &dir,
@@ -186,7 +196,9 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         last_epoch,
     };
     // A finished run's summary.json was written before its last checkpoint (FinalSummary).
-    let evaluation = epochs.run(&mut state, &train, &mut outputs)?;
+    let evaluation = epochs
+        .run(&mut state, &train, &mut outputs)
+        .inspect_err(|e| progress::record_failure(&dir.path, e))?;
     Ok(summary(&state, evaluation))
 }
 

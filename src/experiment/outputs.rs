@@ -77,11 +77,13 @@ pub trait EpochOutput: Send {
 }
 
 /// The outputs of a run, in the order they are written: grids, scores (with an evaluator),
-/// the best checkpoint, TensorBoard (with `events`), the metrics row, the summary (at the
-/// run's last epoch), and last the epoch checkpoint, which commits them.
+/// the best checkpoint, TensorBoard (with `events`), the metrics row, `progress.json` (also
+/// written from the steps), the summary (at the run's last epoch), and last the epoch
+/// checkpoint, which commits them.
 pub fn epoch_outputs(
     evaluator: Option<crate::eval::Evaluator>,
     events: Option<RunEvents>,
+    progress: super::progress::ProgressFile,
     start: (std::time::Instant, (usize, usize)),
 ) -> Vec<Box<dyn EpochOutput>> {
     let mut outputs: Vec<Box<dyn EpochOutput>> = vec![Box::new(Grids)];
@@ -93,6 +95,7 @@ pub fn epoch_outputs(
         outputs.push(Box::new(TensorBoard { events }));
     }
     outputs.push(Box::new(MetricsRow));
+    outputs.push(Box::new(progress));
     outputs.push(Box::new(FinalSummary {
         start,
         latest_scores: None,

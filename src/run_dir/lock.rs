@@ -278,7 +278,8 @@ impl Drop for RunLock {
         self.stop_renewing();
         // Only its own: a lock another process took over stays with that process.
         if !self.path.as_os_str().is_empty()
-            && files::read_string(&self.path, files::SMALL).ok().as_deref() == Some(self.claim.as_str())
+            && files::read_string(&self.path, files::SMALL).ok().as_deref()
+                == Some(self.claim.as_str())
         {
             let _ = std::fs::remove_file(&self.path);
         }

@@ -78,6 +78,7 @@ pub fn check_output(path: &Path) -> Result<()> {
         SUMMARY_FILE,
         LOCK_FILE,
         STOPPED_FILE,
+        PROGRESS_FILE,
     ];
     let in_run = is_run(parent)
         && (own_names.contains(&name.as_str())

@@ -28,6 +28,9 @@ pub const INDEX_FILE: &str = "index.json";
 pub const STOPPED_FILE: &str = "stopped.json";
 /// The end-of-run summary.
 pub const SUMMARY_FILE: &str = "summary.json";
+/// Where a training process is (epoch, step, speed) and whether its last start failed,
+/// rewritten every few seconds while it trains.
+pub const PROGRESS_FILE: &str = "progress.json";
 /// Checkpoint folder.
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
 /// Sample grid folder.
@@ -60,9 +63,8 @@ pub fn sample_grid_name(epoch: usize, extra: Option<GenerationMode>) -> String {
 
 /// The lock file inside a run directory.
 pub const LOCK_FILE: &str = ".lock";
-/// The loss curves `gan-run report` draws into a run directory.
-pub const CURVES_FILE: &str = "curves.png";
-/// The page `gan-run report` writes (into the run directory when it reports on one run).
+/// The page `gan-run report` writes (by default into the folder of runs it reports on, or
+/// the current folder).
 pub const REPORT_FILE: &str = "report.html";
 /// What `gan-run export` writes into a run directory by default: the generator alone...
 pub const EXPORT_GENERATOR_FILE: &str = "generator.safetensors";
@@ -84,10 +86,10 @@ pub fn child_log_name(name: &str) -> String {
     format!("{name}.log")
 }
 
-/// The file name `gan-run diff` gives its side-by-side grid of a run and the run labelled
-/// `other` by default, in the first run's directory.
-pub fn diff_grid_name(other: &str) -> String {
-    format!("diff-{other}.png")
+/// The file name of the loss curves `gan-run report --charts DIR` draws of the run labelled
+/// `run`, in that folder.
+pub fn curves_chart_name(run: &str) -> String {
+    format!("curves-{run}.png")
 }
 
 /// The epoch of a sample grid in the config's own generation mode, from its file name

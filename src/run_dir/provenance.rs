@@ -16,8 +16,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{RunDir, PROVENANCE_FILE};
-use crate::files::write_atomic;
 use crate::error::{Error, Result};
+use crate::files::write_atomic;
 
 /// The commit gan-run was built from (`build.rs`), or "unknown" without git.
 pub const GIT_COMMIT: &str = env!("GAN_RUN_GIT_COMMIT");

@@ -217,3 +217,56 @@ pub fn wait_for(path: &Path) {
         path.exists()
     });
 }
+
+/// Trains the smoke config into `runs/<name>` with `sets` (`KEY=VALUE`) for one epoch.
+pub fn train_smoke(s: &Scratch, name: &str, sets: &[&str]) {
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    let mut args = smoke_args(
+        &[&smoke, "--name", name, "--set", "training.epochs=1"],
+        &data,
+    );
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    s.ok(&args);
+}
+
+/// `gan-run ARGS` as a child process, its output piped.
+pub fn spawn(s: &Scratch, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gan-run"))
+        .args(args)
+        .current_dir(s.path())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Sends `signal` to a child process.
+pub fn signal(child: &std::process::Child, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+}
+
+/// Waits for a child at most `secs` seconds (killing it and failing after), and returns its
+/// output.
+pub fn finish_within(
+    mut child: std::process::Child,
+    secs: u64,
+    what: &str,
+) -> std::process::Output {
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() >= secs {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what} still ran after {secs} s:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
