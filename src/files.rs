@@ -255,6 +255,7 @@ pub fn write_atomic_with(
 ) -> Result<()> {
     let attempt = || -> io::Result<()> {
         let mut tmp = temporary(path)?;
+        let _in_flight = InFlight::new(tmp.path());
         write(tmp.as_file_mut())?;
         sync_file(tmp.as_file())?;
         // A failed rename hands the temporary back, which deletes it when dropped.
@@ -262,6 +263,40 @@ pub fn write_atomic_with(
         sync_dir(folder_of(path))
     };
     attempt().map_err(|e| Error::io("cannot write", path, e))
+}
+
+/// The temporaries being written now, so that a process exiting at a signal mid-write
+/// ([`remove_in_flight`]) leaves none behind: no destructor runs on `exit`.
+static IN_FLIGHT: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Marks a temporary as being written while it lives.
+struct InFlight(std::path::PathBuf);
+
+impl InFlight {
+    fn new(path: &Path) -> InFlight {
+        if let Ok(mut v) = IN_FLIGHT.lock() {
+            v.push(path.to_path_buf());
+        }
+        InFlight(path.to_path_buf())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut v) = IN_FLIGHT.lock() {
+            v.retain(|p| *p != self.0);
+        }
+    }
+}
+
+/// Deletes the temporaries being written now (for a process about to exit at a signal); the
+/// targets keep their old content or stay absent.
+pub fn remove_in_flight() {
+    if let Ok(v) = IN_FLIGHT.lock() {
+        for p in v.iter() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 /// A file written whole beside its target under an unpredictable name, to be put in place with

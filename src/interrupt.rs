@@ -19,6 +19,7 @@ pub const EXIT_STATUS: u8 = 130;
 pub fn install(polls: bool) {
     let _ = ctrlc::set_handler(move || {
         if !polls {
+            crate::files::remove_in_flight();
             eprintln!("interrupt: stopped; nothing more is written");
             std::process::exit(EXIT_STATUS as i32);
         }

@@ -580,57 +580,52 @@ fn report_draws_infinite_and_nan_losses_as_gaps_and_ends() {
     );
 }
 
-/// Makes a FIFO at `path`.
-fn fifo(path: &std::path::Path) {
-    run_tool(std::process::Command::new("mkfifo").arg(path));
-}
-
-/// Runs `args`, which read the FIFO `pipe`: once the command opens it, sends `sig`, then
-/// feeds it `content`; returns the output.
-fn signalled_while_reading(
+/// Runs `args` and sends `sig` as soon as the command has installed its handler (read from
+/// `/proc/PID/status`), before it can have read a run or written anything; returns the output.
+/// (A FIFO held it reading once; reads now refuse FIFOs.)
+fn signalled_at_start(
     s: &Scratch,
     args: &[&str],
-    pipe: &std::path::Path,
-    content: &str,
     sig: nix::sys::signal::Signal,
 ) -> std::process::Output {
+    use nix::sys::signal::Signal::{SIGCONT, SIGSTOP};
     let child = spawn(s, args);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let path = pipe.to_path_buf();
-    // Opening for writing waits for the reader: the command is then reading it.
-    std::thread::spawn(move || {
-        let _ = tx.send(std::fs::OpenOptions::new().write(true).open(path));
-    });
-    let writer = rx.recv_timeout(std::time::Duration::from_secs(60));
-    let Ok(Ok(mut writer)) = writer else {
-        let _ = std::fs::File::open(pipe); // frees the writer thread
-        let out = finish_within(child, 10, "the command");
-        panic!(
-            "never read the pipe: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let bit = 1u64 << (sig as i32 - 1);
+    let catches = || {
+        std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+            .ok()
+            .and_then(|t| {
+                let line = t.lines().find(|l| l.starts_with("SigCgt:"))?.to_string();
+                u64::from_str_radix(line.trim_start_matches("SigCgt:").trim(), 16).ok()
+            })
+            .is_some_and(|caught| caught & bit != 0)
     };
+    let started = std::time::Instant::now();
+    while !catches() {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the command never caught signals"
+        );
+        std::thread::yield_now();
+    }
+    // Stopped at once, the signal waits for it; continued, it meets the signal first.
+    signal(&child, SIGSTOP);
     signal(&child, sig);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    std::io::Write::write_all(&mut writer, content.as_bytes()).unwrap();
-    drop(writer);
+    signal(&child, SIGCONT);
     finish_within(child, 60, "the signalled command")
 }
 
 /// `report` and `compare` stop on SIGTERM or SIGINT with status 130 and print or write
-/// nothing (each is held reading a FIFO while the signal arrives).
+/// nothing (each signalled as soon as it catches signals).
 #[test]
 fn report_and_compare_stop_on_a_signal_leaving_no_output() {
     use nix::sys::signal::Signal;
     let s = Scratch::new();
     train_smoke(&s, "a", &[]);
-    let log = s.path().join("log.csv");
-    fifo(&log);
-    let out = signalled_while_reading(
+    s.write("log.csv", "epoch,d_loss,g_loss\n0,1.0,0.7\n");
+    let out = signalled_at_start(
         &s,
         &["report", "runs/a", "--out", "r.html", "--log", "t=log.csv"],
-        &log,
-        "epoch,d_loss,g_loss\n0,1.0,0.7\n",
         Signal::SIGTERM,
     );
     assert_eq!(
@@ -652,11 +647,7 @@ fn report_and_compare_stop_on_a_signal_leaving_no_output() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 
-    let metrics = s.path().join("runs/a/metrics.csv");
-    let text = std::fs::read_to_string(&metrics).unwrap();
-    std::fs::remove_file(&metrics).unwrap();
-    fifo(&metrics);
-    let out = signalled_while_reading(&s, &["compare", "runs/a"], &metrics, &text, Signal::SIGINT);
+    let out = signalled_at_start(&s, &["compare", "runs/a"], Signal::SIGINT);
     assert_eq!(
         out.status.code(),
         Some(130),

@@ -22,7 +22,7 @@ pub fn resolve(args: &[String], set: &[String]) -> anyhow::Result<Positionals> {
     let mut files = Vec::new();
     let mut overrides: Vec<String> = Vec::new();
     for (i, arg) in args.iter().enumerate() {
-        if Path::new(arg).is_file() {
+        if std::fs::symlink_metadata(arg).is_ok() {
             if let Some(o) = overrides.last() {
                 anyhow::bail!(
                     "`{arg}` comes after the override `{o}`: put the experiment files first, then \
