@@ -49,11 +49,15 @@ import struct
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from torch.nn.utils.parametrizations import spectral_norm
+# OpenMP workers that sleep while they wait, rather than spin: on a machine shared with other
+# jobs, spinning threads took most of the CPU time this process got. Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch.nn.utils.parametrizations import spectral_norm  # noqa: E402
 
 NOISE_DIM, PIXELS, BATCH = 100, 784, 100
 EMA_DECAY = 0.999
