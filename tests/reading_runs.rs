@@ -622,7 +622,10 @@ fn report_and_compare_stop_on_a_signal_leaving_no_output() {
     use nix::sys::signal::Signal;
     let s = Scratch::new();
     train_smoke(&s, "a", &[]);
-    s.write("log.csv", "epoch,d_loss,g_loss\n0,1.0,0.7\n");
+    // Long inputs (millions of rows, well under the size limits) keep each command reading
+    // for a good while after it catches signals, so that the signal meets it at work.
+    let rows: String = (0..2_000_000).map(|i| format!("{i},1.0,0.7\n")).collect();
+    s.write("log.csv", &format!("epoch,d_loss,g_loss\n{rows}"));
     let out = signalled_at_start(
         &s,
         &["report", "runs/a", "--out", "r.html", "--log", "t=log.csv"],
@@ -647,6 +650,11 @@ fn report_and_compare_stop_on_a_signal_leaving_no_output() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 
+    let metrics = s.path().join("runs/a/metrics.csv");
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let (header, last) = (text.lines().next().unwrap(), text.lines().last().unwrap());
+    let long: String = std::iter::repeat_n(format!("{last}\n"), 500_000).collect();
+    std::fs::write(&metrics, format!("{header}\n{long}")).unwrap();
     let out = signalled_at_start(&s, &["compare", "runs/a"], Signal::SIGINT);
     assert_eq!(
         out.status.code(),
