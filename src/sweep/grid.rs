@@ -194,7 +194,8 @@ fn short_labels(keys: &[&str]) -> Vec<String> {
         .collect()
 }
 
-fn sanitize(name: &str) -> String {
+/// A name made of letters, digits and `- _ . = ,` (what a run name allows): others become `_`.
+pub(super) fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.=,".contains(c) {

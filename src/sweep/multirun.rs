@@ -76,7 +76,7 @@ impl Multirun {
             .map_or("multirun".into(), |s| s.to_string_lossy().to_string());
         let name = match name {
             Some(n) => n.to_string(),
-            None => sanitize(&format!("{stem}-{}", axes.join("-"))),
+            None => super::grid::sanitize(&format!("{stem}-{}", axes.join("-"))),
         };
         config::check_run_name(&name).map_err(|m| bad(&format!("--name {name}"), &m))?;
         let mut file = toml::Table::new();
@@ -215,19 +215,6 @@ fn as_seeds(values: &toml::Value) -> Option<toml::Value> {
         seen.insert(s).then_some(())?;
     }
     Some(toml::Value::Array(values.clone()))
-}
-
-/// A name made of letters, digits and `- _ . = ,` (what a run name allows): others become `_`.
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.=,".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// A refused multirun argument.
