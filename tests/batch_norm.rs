@@ -41,7 +41,7 @@ fn old_run(s: &Scratch) -> std::path::PathBuf {
     let mut state = gan_run::train::GanState::new(&config, &dev);
     state.epoch = 1;
     let mut file = std::fs::File::create(run.join("checkpoints/epoch-0001.safetensors")).unwrap();
-    gan_run::run_dir::checkpoint::write(&mut state, &config.training_fingerprint(), &mut file)
+    gan_run::run_dir::checkpoint::write(&mut state, &config.training_fingerprint(), "", &mut file)
         .unwrap();
     s.write(
         "runs/smoke/metrics.csv",

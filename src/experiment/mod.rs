@@ -458,9 +458,7 @@ impl Epochs<'_> {
             epoch,
             steps_done,
             images.as_deref().map(|i| (i, grid)),
-            |file| {
-                checkpoint::write_with_provenance(state, self.fingerprint, self.provenance, file)
-            },
+            |file| checkpoint::write(state, self.fingerprint, self.provenance, file),
         )?;
         for output in outputs.iter_mut() {
             output.interrupted();

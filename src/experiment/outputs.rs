@@ -249,7 +249,7 @@ impl EpochOutput for Checkpoint {
         if Checkpoint::due(ctx.config, &state.history, ctx.epoch, ctx.start_ends) {
             let keep = ctx.config.output.keep_checkpoints;
             ctx.dir.save_checkpoint(ctx.epoch, keep, |file| {
-                checkpoint::write_with_provenance(state, ctx.fingerprint, ctx.provenance, file)
+                checkpoint::write(state, ctx.fingerprint, ctx.provenance, file)
             })?;
         }
         Ok(())
@@ -287,7 +287,7 @@ impl EpochOutput for BestCheckpoint {
     ) -> Result<()> {
         if let Some(fid) = BestCheckpoint::new_best(&state.history) {
             ctx.dir.save_best_checkpoint(|file| {
-                checkpoint::write_with_provenance(state, ctx.fingerprint, ctx.provenance, file)
+                checkpoint::write(state, ctx.fingerprint, ctx.provenance, file)
             })?;
             tracing::info!(
                 epoch = ctx.epoch,
@@ -405,20 +405,7 @@ mod tests {
             seconds: 1.0,
             samples_per_sec: 100.0,
             fid,
-            classifier_score: None,
-            modes: None,
-            parzen_nats: None,
-            d_loss_end: None,
-            g_loss_end: None,
-            precision: None,
-            recall: None,
-            kid: None,
-            kid_se: None,
-            g_sigma_max: None,
-            d_sigma_max: None,
-            penalty: None,
-            d_grad_norm_real: None,
-            d_grad_norm_fake: None,
+            ..Default::default()
         }
     }
 

@@ -30,20 +30,15 @@ const PARTIAL_EPOCH_KEY: &str = "partial_epoch";
 
 /// Writes the state as a checkpoint into `out` (the caller's temporary file, which it renames
 /// into place: [`crate::files::write_atomic_with`]); `fingerprint` ties the file to the config
-/// that produced it.
+/// that produced it, and `provenance` (the start's
+/// [`Provenance`](super::provenance::Provenance) as JSON; empty for none) goes into the
+/// metadata under the checksum: metadata only, no tensor depends on it.
 ///
 /// Each tensor is copied out of the state only as it is hashed or written, so saving holds one
 /// tensor at a time: serialising into memory would hold the whole state twice more (its bytes
 /// and the file's), at every epoch's end, and set a training run's peak memory (BENCHMARKS.md,
 /// Memory).
-pub fn write(state: &mut GanState, fingerprint: &str, out: &mut impl Write) -> std::io::Result<()> {
-    write_with_provenance(state, fingerprint, "", out)
-}
-
-/// [`write`], with where the run was started: `provenance` (the start's
-/// [`Provenance`](super::provenance::Provenance) as JSON; empty for none) goes into the
-/// metadata as `provenance`, under the checksum. Metadata only: no tensor depends on it.
-pub fn write_with_provenance(
+pub fn write(
     state: &mut GanState,
     fingerprint: &str,
     provenance: &str,
@@ -58,7 +53,7 @@ pub fn write_with_provenance(
 #[cfg(test)]
 pub(crate) fn to_bytes(state: &mut GanState, fingerprint: &str) -> Vec<u8> {
     let mut bytes = Vec::new();
-    write(state, fingerprint, &mut bytes).expect("in-memory writes succeed");
+    write(state, fingerprint, "", &mut bytes).expect("in-memory writes succeed");
     bytes
 }
 
@@ -490,7 +485,7 @@ mod tests {
         let _: u64 = a.rng.gen();
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("epoch-0003.safetensors");
-        crate::files::write_atomic_with(&file, |f| write(&mut a, &fp, f)).unwrap();
+        crate::files::write_atomic_with(&file, |f| write(&mut a, &fp, "", f)).unwrap();
         let bytes = std::fs::read(&file).unwrap();
         let (mut b, _) = state(&["seed=99"]); // other initial weights
         restore(&mut b, &bytes, Path::new("x"), &fp).unwrap();
@@ -530,12 +525,10 @@ mod tests {
         a.epoch = 4;
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("epoch-0004.safetensors");
-        crate::files::write_atomic_with(&file, |f| write(&mut a, &fp, f)).unwrap();
+        crate::files::write_atomic_with(&file, |f| write(&mut a, &fp, "", f)).unwrap();
         // With a provenance record, which the checksum covers and restoring passes over.
-        crate::files::write_atomic_with(&file, |f| {
-            write_with_provenance(&mut a, &fp, "{\"host\":\"h\"}", f)
-        })
-        .unwrap();
+        crate::files::write_atomic_with(&file, |f| write(&mut a, &fp, "{\"host\":\"h\"}", f))
+            .unwrap();
         let (mut b, _) = state(&[]);
         restore(&mut b, &std::fs::read(&file).unwrap(), &file, &fp).unwrap();
         assert_eq!(b.epoch, 4);
