@@ -114,7 +114,6 @@ pub fn read_runs(paths: &[PathBuf]) -> Result<Vec<RunRecord>> {
     let mut runs = Vec::new();
     let mut first_error = None;
     for dir in &dirs {
-        crate::interrupt::check()?;
         match RunRecord::read(dir) {
             Ok(run) => runs.push(run),
             Err(e) => {

@@ -213,9 +213,7 @@ impl Error {
                     .into(),
             ),
             Error::Interrupted { at: None } => Some(
-                "run the same command again: a sweep's points resume where they stopped; \
-                 ls, compare, diff and report stopped before printing or writing anything"
-                    .into(),
+                "run the same command again: a sweep's points resume where they stopped".into(),
             ),
             Error::Checkpoint { .. } => Some(
                 "a checkpoint can only be used by the config that wrote it: `gan-run train` \

@@ -1,8 +1,8 @@
 //! Stopping on request: SIGINT (Ctrl-C) and SIGTERM (a scheduler, `kill`, `timeout`) set a
-//! process-wide flag that long loops poll between steps, so that a run stops with its lock
-//! released and its last checkpoint whole, and a sweep stops its children first; the commands
-//! that only read (`compare`, `report`, `ls`) stop before they print or write anything. A
-//! second signal exits at once.
+//! process-wide flag that training's loops poll between steps, so that a run stops with its
+//! lock released and its last checkpoint whole, and a sweep stops its children first. Every
+//! other command exits at the first signal, deleting the temporaries it was writing. A second
+//! signal exits at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -39,13 +39,4 @@ pub fn requested() -> bool {
 /// Requests a stop, as a signal would (for tests and for callers that stop themselves).
 pub fn request() {
     REQUESTED.store(true, Ordering::SeqCst);
-}
-
-/// `Err(Interrupted)` once a stop is requested: for work that reads and then writes or
-/// prints all at once (`compare`, `report`), so that a signal leaves no partial output.
-pub fn check() -> crate::error::Result<()> {
-    match requested() {
-        true => Err(crate::error::Error::Interrupted { at: None }),
-        false => Ok(()),
-    }
 }

@@ -51,7 +51,6 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<()> {
         (Some(_), false) => Some(side_by_side_png(&ra, &rb, &d.common_sample_epochs)?),
         _ => None,
     };
-    crate::interrupt::check()?;
     print!("{text}");
     match (png, grids) {
         (Some(png), Some(bytes)) => {
@@ -126,7 +125,6 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
         (_, _, true) => table.render(TableFormat::Markdown),
         _ => table.render(TableFormat::Text),
     };
-    crate::interrupt::check()?;
     print!("{text}");
     Ok(())
 }
@@ -166,7 +164,6 @@ pub fn ls(args: LsArgs) -> anyhow::Result<()> {
     if let Some(column) = sort {
         table.sort_by(listing_column(&column), desc)?;
     }
-    crate::interrupt::check()?;
     print!("{}", table.render(TableFormat::Text));
     for r in &records {
         if let crate::compare::RunState::Failed(why) = crate::compare::run_state(r) {
@@ -220,7 +217,6 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
         .map(|l| crate::report::ImportedLog::read(l))
         .collect::<Result<Vec<_>, _>>()?;
     let page = crate::report::html(&records, &logs)?;
-    crate::interrupt::check()?;
     if let Some(dir) = charts {
         for path in crate::report::write_chart_files(&records, &logs, &dir)? {
             println!("{}", path.display());
