@@ -124,6 +124,14 @@ fn outcome(run: &Path) -> Outcome {
     (rows, summary, files, checkpoints)
 }
 
+/// Asserts that each part of `got` equals `want`'s, saying which differs and `when`.
+fn assert_same(got: &Outcome, want: &Outcome, when: &str) {
+    assert_eq!(got.0, want.0, "metrics rows {when}");
+    assert_eq!(got.1, want.1, "summary {when}");
+    assert_eq!(got.2, want.2, "files {when}");
+    assert!(got.3 == want.3, "checkpoint tensors {when}");
+}
+
 #[test]
 fn a_run_killed_at_any_file_commit_ends_as_an_uninterrupted_one() {
     if !strace_ready() {
@@ -147,13 +155,7 @@ fn a_run_killed_at_any_file_commit_ends_as_an_uninterrupted_one() {
             String::from_utf8_lossy(&again.stderr)
         );
         let got = outcome(&s.path().join("runs/smoke"));
-        assert_eq!(got.0, expected.0, "metrics rows after a kill at rename {n}");
-        assert_eq!(got.1, expected.1, "summary after a kill at rename {n}");
-        assert_eq!(got.2, expected.2, "files after a kill at rename {n}");
-        assert!(
-            got.3 == expected.3,
-            "checkpoint tensors after a kill at rename {n}"
-        );
+        assert_same(&got, &expected, &format!("after a kill at rename {n}"));
     }
 }
 
@@ -172,15 +174,12 @@ fn a_sweep_killed_at_any_file_commit_ends_as_an_uninterrupted_one() {
     );
     let args = ["sweep", "sweep.toml", "--runs-dir", "runs"].map(String::from);
     let points = ["runs/sw/seed=1", "runs/sw/seed=2"];
+    // A rerun calls a point it found finished "skipped": done either way.
     let states = |s: &Scratch| -> Vec<String> {
-        let index = std::fs::read_to_string(s.path().join("runs/sw/index.json")).unwrap();
-        let index: serde_json::Value = serde_json::from_str(&index).unwrap();
-        index["points"]
-            .as_array()
-            .unwrap()
+        let states = sweep_states(&s.path().join("runs/sw"));
+        states
             .iter()
-            // A rerun calls a point it found finished "skipped": done either way.
-            .map(|p| p["state"].as_str().unwrap().replace("skipped", "finished"))
+            .map(|p| p.replace("skipped", "finished"))
             .collect()
     };
     let reference = Scratch::new();
@@ -209,13 +208,7 @@ fn a_sweep_killed_at_any_file_commit_ends_as_an_uninterrupted_one() {
         assert_eq!(states(&s), ["finished", "finished"], "after rename {n}");
         for (point, want) in points.iter().zip(&expected) {
             let got = outcome(&s.path().join(point));
-            assert_eq!(got.0, want.0, "{point}: metrics after a kill at rename {n}");
-            assert_eq!(got.1, want.1, "{point}: summary after a kill at rename {n}");
-            assert_eq!(got.2, want.2, "{point}: files after a kill at rename {n}");
-            assert!(
-                got.3 == want.3,
-                "{point}: tensors after a kill at rename {n}"
-            );
+            assert_same(&got, want, &format!("{point} after a kill at rename {n}"));
         }
     }
 }

@@ -275,12 +275,7 @@ fn compare_exports_numbers_that_read_back_as_numbers() {
     let metrics = |run: &str| loss_columns(&s.path().join("runs").join(run).join("metrics.csv"));
     let out = s.ok(&["compare", "runs", "--json"]);
     let table: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let columns: Vec<&str> = table["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap())
-        .collect();
+    let columns = json_columns(&table);
     let cell = |row: usize, name: &str| {
         let i = columns.iter().position(|c| *c == name).expect(name);
         table["rows"][row][i].clone()
@@ -581,7 +576,8 @@ fn report_draws_infinite_and_nan_losses_as_gaps_and_ends() {
 }
 
 /// Runs `args` and sends `sig` as soon as the command has installed its handler (read from
-/// `/proc/PID/status`), before it can have read a run or written anything; returns the output.
+/// `/proc/PID/status`), before it can have read a run or written anything; checks that it
+/// ended with status 130 and printed nothing, and returns the output.
 /// (A FIFO held it reading once; reads now refuse FIFOs.)
 fn signalled_at_start(
     s: &Scratch,
@@ -612,7 +608,20 @@ fn signalled_at_start(
     signal(&child, SIGSTOP);
     signal(&child, sig);
     signal(&child, SIGCONT);
-    finish_within(child, 60, "the signalled command")
+    let out = finish_within(child, 60, "the signalled command");
+    // Stopped by the signal, having printed nothing.
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
 }
 
 /// `report` and `compare` stop on SIGTERM or SIGINT with status 130 and print or write
@@ -626,21 +635,10 @@ fn report_and_compare_stop_on_a_signal_leaving_no_output() {
     // for a good while after it catches signals, so that the signal meets it at work.
     let rows: String = (0..2_000_000).map(|i| format!("{i},1.0,0.7\n")).collect();
     s.write("log.csv", &format!("epoch,d_loss,g_loss\n{rows}"));
-    let out = signalled_at_start(
+    signalled_at_start(
         &s,
         &["report", "runs/a", "--out", "r.html", "--log", "t=log.csv"],
         Signal::SIGTERM,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
     );
     let left: Vec<_> = std::fs::read_dir(s.path())
         .unwrap()
@@ -655,16 +653,5 @@ fn report_and_compare_stop_on_a_signal_leaving_no_output() {
     let (header, last) = (text.lines().next().unwrap(), text.lines().last().unwrap());
     let long: String = std::iter::repeat_n(format!("{last}\n"), 500_000).collect();
     std::fs::write(&metrics, format!("{header}\n{long}")).unwrap();
-    let out = signalled_at_start(&s, &["compare", "runs/a"], Signal::SIGINT);
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    signalled_at_start(&s, &["compare", "runs/a"], Signal::SIGINT);
 }

@@ -222,12 +222,7 @@ fn newer_measures_reach_metrics_compare_ls_and_tensorboard(
 
     let out = s.ok(&["compare", "runs/smoke", "--json"]);
     let table: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let columns: Vec<&str> = table["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap())
-        .collect();
+    let columns = json_columns(&table);
     let cell = |name: &str| {
         let i = columns.iter().position(|c| *c == name).expect(name);
         table["rows"][0][i].as_f64()

@@ -85,15 +85,10 @@ fn the_slurm_script_survives_quotes_and_spaces_and_runs_from_any_folder() {
         "the quoted --set arrived whole: {saved}"
     );
     // The point brought the sweep's index up to date itself.
-    let index = std::fs::read_to_string(s.path().join("my runs/sw/index.json")).unwrap();
-    let index: serde_json::Value = serde_json::from_str(&index).unwrap();
-    let states: Vec<&str> = index["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["state"].as_str().unwrap())
-        .collect();
-    assert_eq!(states, ["pending", "finished"]);
+    assert_eq!(
+        sweep_states(&s.path().join("my runs/sw")),
+        ["pending", "finished"]
+    );
 }
 
 fn spawn_train(s: &Scratch, host: &str, epochs: &str) -> std::process::Child {

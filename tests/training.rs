@@ -569,16 +569,7 @@ fn sigterm_stops_a_run_and_a_sweep_cleanly_and_both_resume() {
         let log = std::fs::read_to_string(s.path().join(format!("runs/sw/logs/{p}.log"))).unwrap();
         assert!(log.contains("interrupted at epoch"), "{log}");
     }
-    let states = |s: &Scratch| -> Vec<String> {
-        let index = std::fs::read_to_string(s.path().join("runs/sw/index.json")).unwrap();
-        let index: serde_json::Value = serde_json::from_str(&index).unwrap();
-        index["points"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["state"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let states = |s: &Scratch| sweep_states(&s.path().join("runs/sw"));
     assert_eq!(states(&s), ["interrupted", "interrupted"]);
     // Run again (shortened to 3 epochs, which keeps the points' configs): each point resumes
     // where it stopped and none fails.

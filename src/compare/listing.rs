@@ -121,21 +121,7 @@ mod tests {
             d_fake: 0.5,
             seconds: 10.0,
             samples_per_sec: 1.0,
-            fid: None,
-            classifier_score: None,
-            modes: None,
-            parzen_nats: None,
-            d_loss_end: None,
-            g_loss_end: None,
-            precision: None,
-            recall: None,
-            kid: None,
-            kid_se: None,
-            g_sigma_max: None,
-            d_sigma_max: None,
-            penalty: None,
-            d_grad_norm_real: None,
-            d_grad_norm_fake: None,
+            ..Default::default()
         };
         RunRecord {
             dir: dir.to_path_buf(),

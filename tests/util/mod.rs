@@ -270,3 +270,25 @@ pub fn finish_within(
     }
     child.wait_with_output().unwrap()
 }
+
+/// The column names of a `compare --json` table.
+pub fn json_columns(table: &serde_json::Value) -> Vec<&str> {
+    table["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect()
+}
+
+/// Each point's state in the sweep directory `dir`'s `index.json`, in point order.
+pub fn sweep_states(dir: &Path) -> Vec<String> {
+    let index = std::fs::read_to_string(dir.join("index.json")).unwrap();
+    let index: serde_json::Value = serde_json::from_str(&index).unwrap();
+    index["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["state"].as_str().unwrap().to_string())
+        .collect()
+}
