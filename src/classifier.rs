@@ -17,7 +17,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::checksum::sha256_hex;
-use crate::config::plan_widths;
+use crate::config::{plan_shapes, FeatureShape};
 use crate::config::{AdamSettings, DataConfig, InitConfig, LayerSpec, IMAGE_PIXELS};
 use crate::data::{load_test, load_train, Images};
 use crate::error::{Error, Result};
@@ -94,9 +94,9 @@ impl ClassifierConfig {
     }
 
     fn validate(&self) -> std::result::Result<(), (String, String)> {
-        let widths = plan_widths(&self.layers, IMAGE_PIXELS)
+        let shapes = plan_shapes(&self.layers, FeatureShape::Flat(IMAGE_PIXELS))
             .map_err(|(i, message)| (format!("layers[{i}]"), message))?;
-        if widths.last() != Some(&CLASSES) {
+        if shapes.last().map(FeatureShape::len) != Some(CLASSES) {
             return Err((
                 "layers".into(),
                 format!("must end with {CLASSES} outputs, one per digit"),

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{self, Experiment, LayerSpec};
+use crate::config::{self, Experiment, FeatureShape, LayerSpec};
 
 /// The config's settings as the tables show them: dotted keys and values as
 /// [`config::flatten`] gives them, without the run's name, each network's layer list as one
@@ -17,39 +17,48 @@ pub fn table_settings(config: &Experiment) -> BTreeMap<String, String> {
         (
             "generator",
             &config.model.generator.layers,
-            config.generator_widths(),
+            config.generator_shapes(),
         ),
         (
             "discriminator",
             &config.model.discriminator.layers,
-            config.discriminator_widths(),
+            config.discriminator_shapes(),
         ),
     ];
-    for (network, layers, widths) in networks {
+    for (network, layers, shapes) in networks {
         let key = format!("model.{network}.layers");
         let prefix = format!("{key}[");
         flat.retain(|k, _| !k.starts_with(&prefix));
-        flat.insert(key, describe_layers(layers, widths));
+        flat.insert(key, describe_layers(layers, shapes));
     }
     flat
 }
 
-/// A layer list in one line: each layer's kind, a linear layer's widths (`in>out`), then the
-/// settings that are not at their defaults (text first and bare, a boolean by its name when
-/// true, a number bare when it is the layer's only setting shown, else `key=value`).
-/// `widths` are the widths along the network ([`Experiment::generator_widths`]). Two layer
-/// lists give the same line only when they build the same network.
-pub fn describe_layers(layers: &[LayerSpec], widths: &[usize]) -> String {
+/// A layer list in one line: each layer's kind, a sized layer's shapes (`in>out`: widths, or
+/// `CxHxW` for images), then the settings that are not at their defaults (text first and bare,
+/// a boolean by its name when true, a number bare when it is the layer's only setting shown,
+/// else `key=value`). `shapes` are the shapes along the network
+/// ([`Experiment::generator_shapes`]). Two layer lists give the same line only when they build
+/// the same network.
+pub fn describe_layers(layers: &[LayerSpec], shapes: &[FeatureShape]) -> String {
     layers
         .iter()
         .enumerate()
-        .map(|(i, layer)| describe_layer(layer, widths.get(i).zip(widths.get(i + 1))))
+        .map(|(i, layer)| describe_layer(layer, shapes.get(i).zip(shapes.get(i + 1))))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// One layer, as [`describe_layers`] says; `widths` its input and output width.
-fn describe_layer(layer: &LayerSpec, widths: Option<(&usize, &usize)>) -> String {
+/// A shape without spaces or commas, which separate layers in the line: `784`, `64x14x14`.
+fn compact(shape: &FeatureShape) -> String {
+    match shape.image() {
+        None => shape.len().to_string(),
+        Some((c, h, w)) => format!("{c}x{h}x{w}"),
+    }
+}
+
+/// One layer, as [`describe_layers`] says; `shapes` its input's and output's.
+fn describe_layer(layer: &LayerSpec, shapes: Option<(&FeatureShape, &FeatureShape)>) -> String {
     let Ok(toml::Value::Table(table)) = toml::Value::try_from(layer) else {
         return format!("{layer:?}");
     };
@@ -58,7 +67,7 @@ fn describe_layer(layer: &LayerSpec, widths: Option<(&usize, &usize)>) -> String
         .and_then(toml::Value::as_str)
         .unwrap_or("?")
         .to_string();
-    // `in` is a check of the width that reaches the layer; `out` is in the widths.
+    // `in` is a check of the width that reaches the layer; `out` is in the shapes.
     let sized = table.contains_key("out");
     let mut shown: Vec<(&String, &toml::Value)> = table
         .iter()
@@ -68,14 +77,22 @@ fn describe_layer(layer: &LayerSpec, widths: Option<(&usize, &usize)>) -> String
     // Text first (a mode reads best beside the kind), then the rest by key.
     shown.sort_by_key(|(k, v)| (!v.is_str(), k.as_str()));
     let mut words = vec![kind];
-    if let (true, Some((input, output))) = (sized, widths) {
-        words.push(format!("{input}>{output}"));
+    if let (true, Some((input, output))) = (sized, shapes) {
+        words.push(format!("{}>{}", compact(input), compact(output)));
     }
     let alone = shown.len() == 1;
     for (key, value) in shown {
         words.push(match value {
             toml::Value::Boolean(true) => key.clone(),
             toml::Value::String(s) => s.clone(),
+            toml::Value::Array(items) => format!(
+                "{key}={}",
+                items
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join("x")
+            ),
             v if alone => v.to_string(),
             v => format!("{key}={v}"),
         });
@@ -123,10 +140,10 @@ mod tests {
             "{settings:?}"
         );
         let d = &experiment("mlp-best.toml", &[]).model.discriminator.layers;
-        let widths = experiment("mlp-best.toml", &[])
-            .discriminator_widths()
+        let shapes = experiment("mlp-best.toml", &[])
+            .discriminator_shapes()
             .to_vec();
-        let line = describe_layers(d, &widths);
+        let line = describe_layers(d, &shapes);
         assert!(
             line.starts_with("linear 784>1024 spectral_norm, "),
             "{line}"
@@ -138,7 +155,7 @@ mod tests {
     /// out, and a kind with two settings shown names them.
     #[test]
     fn different_layers_read_differently() {
-        let widths = [8, 8];
+        let widths = [FeatureShape::Flat(8), FeatureShape::Flat(8)];
         let read = |text: &str| {
             let layer: LayerSpec = toml::from_str::<toml::Value>(text)
                 .unwrap()

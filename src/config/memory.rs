@@ -2,7 +2,7 @@
 //! or a billion evaluation samples is refused by `check` and before a run directory is made,
 //! rather than aborting an allocation hours in.
 
-use super::{plan_widths, ExperimentConfig, LayerSpec, IMAGE_PIXELS};
+use super::{plan_shapes, ExperimentConfig, FeatureShape, LayerSpec, IMAGE_PIXELS};
 
 /// The memory a config needs, by what needs it, in bytes.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,14 +39,16 @@ const F32: f64 = 4.0;
 /// Trainable numbers and the sum of the widths along a layer list (in floating point, so that
 /// absurd sizes cannot overflow).
 fn shape_cost(layers: &[LayerSpec], input: usize) -> (f64, f64) {
-    let widths = plan_widths(layers, input).unwrap_or_else(|_| vec![input]);
-    let mut params = 0.0;
-    for (layer, pair) in layers.iter().zip(widths.windows(2)) {
-        let (i, o) = (pair[0] as f64, pair[1] as f64);
-        let (trainable, state) = layer.sizes(i, o);
+    let input = FeatureShape::Flat(input);
+    let shapes = plan_shapes(layers, input).unwrap_or_else(|_| vec![input]);
+    let (mut params, mut scratch) = (0.0, 0.0);
+    for (layer, pair) in layers.iter().zip(shapes.windows(2)) {
+        let (trainable, state) = layer.sizes(pair[0], pair[1]);
         params += trainable + state;
+        scratch += layer.scratch_per_row(pair[0], pair[1]);
     }
-    (params, widths.iter().map(|&w| w as f64).sum())
+    let widths: f64 = shapes.iter().map(|s| s.len() as f64).sum();
+    (params, widths + scratch)
 }
 
 /// Estimates the memory a training run of `c` needs at its peak.

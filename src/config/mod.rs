@@ -22,22 +22,22 @@ use crate::files;
 pub use crate::loss::LossKind;
 pub use crate::model::init::{InitConfig, InitKind};
 pub use crate::model::optim::AdamSettings;
-pub use crate::model::{plan_widths, BatchNormMode, LayerSpec};
+pub use crate::model::{plan_shapes, BatchNormMode, FeatureShape, LayerSpec};
 pub use crate::regularizer::{GradientPenaltyConfig, PenaltyKind};
 pub use overrides::Override;
 
 /// An experiment that passed validation: every default filled in, every value and shape
 /// checked. The only ways to get one are [`load`], [`from_str`] and [`load_saved`], so whatever
 /// takes an `Experiment` can rely on what validation checks. It reads as the
-/// [`ExperimentConfig`] it wraps, and holds what validation worked out from it: the widths
+/// [`ExperimentConfig`] it wraps, and holds what validation worked out from it: the shapes
 /// along each network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Experiment {
     config: ExperimentConfig,
-    /// [`plan_widths`] of the generator's layers, from `noise.dim`.
-    generator_widths: Vec<usize>,
-    /// [`plan_widths`] of the discriminator's layers, from [`IMAGE_PIXELS`].
-    discriminator_widths: Vec<usize>,
+    /// [`plan_shapes`] of the generator's layers, from `noise.dim`.
+    generator_shapes: Vec<FeatureShape>,
+    /// [`plan_shapes`] of the discriminator's layers, from [`IMAGE_PIXELS`].
+    discriminator_shapes: Vec<FeatureShape>,
 }
 
 impl std::ops::Deref for Experiment {
@@ -56,27 +56,29 @@ impl Experiment {
         Ok(renamed)
     }
 
-    /// The widths along the generator's layers: `noise.dim`, then the width after each layer
-    /// (ending at [`IMAGE_PIXELS`]), as [`plan_widths`] gives them, planned once when the config
-    /// was validated; `train::GanState::new` builds from them (`Network::build_planned`).
-    pub fn generator_widths(&self) -> &[usize] {
-        &self.generator_widths
+    /// The shapes along the generator's layers: `noise.dim`, then the shape after each layer
+    /// (ending at [`IMAGE_PIXELS`] numbers), as [`plan_shapes`] gives them, planned once when
+    /// the config was validated; `train::GanState::new` builds from them
+    /// (`Network::build_planned`).
+    pub fn generator_shapes(&self) -> &[FeatureShape] {
+        &self.generator_shapes
     }
 
-    /// The widths along the discriminator's layers: [`IMAGE_PIXELS`], then the width after
+    /// The shapes along the discriminator's layers: [`IMAGE_PIXELS`], then the shape after
     /// each layer (ending at 1), planned once when the config was validated.
-    pub fn discriminator_widths(&self) -> &[usize] {
-        &self.discriminator_widths
+    pub fn discriminator_shapes(&self) -> &[FeatureShape] {
+        &self.discriminator_shapes
     }
 
-    /// Wraps a config that passed validation, planning its networks' widths.
+    /// Wraps a config that passed validation, planning its networks' shapes.
     fn validated(config: ExperimentConfig) -> Experiment {
         let plan = |layers: &[LayerSpec], input| {
-            plan_widths(layers, input).expect("validation checks the layer widths")
+            plan_shapes(layers, FeatureShape::Flat(input))
+                .expect("validation checks the layer shapes")
         };
         Experiment {
-            generator_widths: plan(&config.model.generator.layers, config.noise.dim),
-            discriminator_widths: plan(&config.model.discriminator.layers, IMAGE_PIXELS),
+            generator_shapes: plan(&config.model.generator.layers, config.noise.dim),
+            discriminator_shapes: plan(&config.model.discriminator.layers, IMAGE_PIXELS),
             config,
         }
     }
@@ -668,15 +670,16 @@ mod tests {
     }
 
     #[test]
-    fn an_experiment_holds_the_widths_along_its_networks() {
+    fn an_experiment_holds_the_shapes_along_its_networks() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke.toml");
         let text = std::fs::read_to_string(&path).unwrap();
         let e = from_str(&text, &path, &[]).unwrap();
-        assert_eq!(e.generator_widths(), [16, 64, 64, 64, 64, 784, 784]);
-        assert_eq!(e.discriminator_widths(), [784, 64, 64, 1]);
+        let widths = |shapes: &[FeatureShape]| shapes.iter().map(|s| s.len()).collect::<Vec<_>>();
+        assert_eq!(widths(e.generator_shapes()), [16, 64, 64, 64, 64, 784, 784]);
+        assert_eq!(widths(e.discriminator_shapes()), [784, 64, 64, 1]);
         assert_eq!(
-            e.renamed("other").unwrap().generator_widths(),
-            e.generator_widths()
+            e.renamed("other").unwrap().generator_shapes(),
+            e.generator_shapes()
         );
     }
 }

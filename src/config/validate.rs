@@ -181,10 +181,10 @@ fn check_networks(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
                 return p(&key(k), message);
             }
         }
-        match plan_widths(&spec.layers, input) {
+        match plan_shapes(&spec.layers, FeatureShape::Flat(input)) {
             Err((i, message)) => return p(&format!("{base}[{i}]"), message),
-            Ok(widths) => {
-                let got = *widths.last().expect("plan includes the input width");
+            Ok(shapes) => {
+                let got = shapes.last().expect("plan includes the input shape").len();
                 if got != output {
                     let what = if net == "generator" {
                         "an MNIST image (784 pixels)"

@@ -33,11 +33,11 @@ pub struct Trace {
 pub struct PlainNet {
     layers: Vec<FastLayerKind>,
     /// Every layer's tensors, in visit order.
-    tensors: Vec<Vec<f32>>,
+    pub(super) tensors: Vec<Vec<f32>>,
     /// Which of them are trained (not running statistics).
-    trainable: Vec<bool>,
+    pub(super) trainable: Vec<bool>,
     /// Each layer's tensors in `tensors`.
-    ranges: Vec<Range<usize>>,
+    pub(super) ranges: Vec<Range<usize>>,
     input_width: usize,
 }
 
@@ -201,7 +201,7 @@ impl PlainNet {
                 next_keeps_input: false,
                 pool: &mut workspace.pool,
             };
-            if let Saved::Input(b) | Saved::Output(b) | Saved::Mask(b) =
+            if let Saved::Input(b) | Saved::Output(b) | Saved::Mask(b) | Saved::Rearranged(b) =
                 layer.forward(tensors, &mut h, &mut pass)
             {
                 workspace.pool.give(b);
@@ -293,7 +293,9 @@ impl PlainNet {
             let save = layer.forward(&mut self.tensors[self.ranges[i].clone()], &mut x, &mut pass);
             match save {
                 _ if keep => saved.push(save),
-                Saved::Input(b) | Saved::Output(b) | Saved::Mask(b) => pass.pool.give(b),
+                Saved::Input(b) | Saved::Output(b) | Saved::Mask(b) | Saved::Rearranged(b) => {
+                    pass.pool.give(b)
+                }
                 _ => {}
             }
         }
@@ -441,169 +443,6 @@ mod tests {
         plain.check_in(&mut net);
         let again = PlainNet::check_out(&net);
         assert_eq!(again.tensors, plain.tensors);
-    }
-
-    /// The penalty `mean(|grad_x D(x)|^2) / 2` of a D made of piecewise-linear layers, in f64,
-    /// from the plain network's tensors: `(kind, tensors)` per layer, as the test builds it.
-    fn penalty_f64(layers: &[(&str, Vec<Vec<f64>>)], x: &[f64], rows: usize, width: usize) -> f64 {
-        // Forward, keeping each layer's input.
-        let mut inputs = Vec::new();
-        let (mut h, mut w_in) = (x.to_vec(), width);
-        let mut effective = Vec::new(); // each linear layer's W / sigma
-        for (kind, t) in layers {
-            inputs.push(h.clone());
-            match *kind {
-                "linear" => {
-                    let out = t[1].len();
-                    let mut w = t[0].clone();
-                    if t.len() == 4 {
-                        let (u, v) = (&t[2], &t[3]);
-                        let sigma: f64 = (0..w_in)
-                            .map(|i| v[i] * (0..out).map(|j| w[i * out + j] * u[j]).sum::<f64>())
-                            .sum();
-                        w.iter_mut().for_each(|x| *x /= sigma);
-                    }
-                    let mut y = vec![0.0; rows * out];
-                    for r in 0..rows {
-                        for j in 0..out {
-                            y[r * out + j] = t[1][j]
-                                + (0..w_in)
-                                    .map(|i| h[r * w_in + i] * w[i * out + j])
-                                    .sum::<f64>();
-                        }
-                    }
-                    effective.push(w);
-                    h = y;
-                    w_in = out;
-                }
-                "leaky" => h
-                    .iter_mut()
-                    .for_each(|v| *v = if *v < 0.0 { 0.2 * *v } else { *v }),
-                _ => h.iter_mut().for_each(|v| *v = v.max(0.0)),
-            }
-        }
-        // Backward from ones.
-        let mut g = vec![1.0; h.len()];
-        let mut linear = effective.len();
-        for ((kind, t), input) in layers.iter().zip(&inputs).rev() {
-            match *kind {
-                "linear" => {
-                    linear -= 1;
-                    let (out, w) = (t[1].len(), &effective[linear]);
-                    let w_in = w.len() / out;
-                    let mut d = vec![0.0; rows * w_in];
-                    for r in 0..rows {
-                        for i in 0..w_in {
-                            d[r * w_in + i] = (0..out)
-                                .map(|j| g[r * out + j] * w[i * out + j])
-                                .sum::<f64>();
-                        }
-                    }
-                    g = d;
-                }
-                "leaky" => g.iter_mut().zip(input).for_each(|(d, v)| {
-                    if *v < 0.0 {
-                        *d *= 0.2
-                    }
-                }),
-                _ => g.iter_mut().zip(input).for_each(|(d, v)| {
-                    if *v <= 0.0 {
-                        *d = 0.0
-                    }
-                }),
-            }
-        }
-        g.iter().map(|v| v * v).sum::<f64>() / (2.0 * rows as f64)
-    }
-
-    /// The penalty's gradients by double backpropagation against central finite differences of
-    /// the penalty computed in f64, for linear layers with and without spectral norm, leaky
-    /// ReLU and ReLU. Tolerance: 1e-3 of the largest gradient (the fast path is f32).
-    #[test]
-    fn penalty_gradients_match_finite_differences() {
-        let mut net = build(
-            r#"{type = "linear", out = 4, spectral_norm = true}, {type = "leaky_relu", slope = 0.2},
-               {type = "linear", out = 3}, {type = "relu"}, {type = "linear", out = 1, spectral_norm = true}"#,
-        );
-        let mut rng = ChaCha8Rng::seed_from_u64(5);
-        // Weights large enough that the penalty is far from zero, and a step of power
-        // iteration so that u and v are not the initial ones.
-        let mut plain = PlainNet::check_out(&net);
-        for (t, &trainable) in plain.tensors.iter_mut().zip(&plain.trainable) {
-            if trainable {
-                t.iter_mut()
-                    .for_each(|v| *v = rand::Rng::gen_range(&mut rng, -1.0..1.0));
-            }
-        }
-        plain.start_step();
-        plain.check_in(&mut net);
-        let rows = 6;
-        let x: Vec<f32> = (0..rows * 5)
-            .map(|_| rand::Rng::gen_range(&mut rng, -1.0..1.0))
-            .collect();
-        let mut workspace = Workspace::default();
-        let (value, grads) = plain
-            .penalty_gradients(x.clone(), rows, &mut workspace, |g| {
-                let n = rows as f32;
-                let value = g.iter().map(|v| v * v).sum::<f32>() / (2.0 * n);
-                (value, g.iter().map(|v| v / n).collect())
-            })
-            .expect("piecewise-linear layers");
-        let kinds = ["linear", "leaky", "linear", "relu", "linear"];
-        let layers_f64 = |tensors: &[Vec<f32>]| -> Vec<(&str, Vec<Vec<f64>>)> {
-            kinds
-                .iter()
-                .zip(&plain.ranges)
-                .map(|(k, r)| {
-                    let t = tensors[r.clone()]
-                        .iter()
-                        .map(|t| t.iter().map(|&v| v as f64).collect())
-                        .collect();
-                    (*k, t)
-                })
-                .collect()
-        };
-        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-        let exact = penalty_f64(&layers_f64(&plain.tensors), &x64, rows, 5);
-        assert!(
-            (value as f64 - exact).abs() < 1e-4 * exact.max(1.0),
-            "{value} vs {exact}"
-        );
-        let largest = grads.iter().flatten().fold(0.0f32, |m, g| m.max(g.abs()));
-        assert!(largest > 1e-2, "a penalty with gradients to check");
-        assert_eq!(plain.trainable.iter().filter(|&&t| t).count(), grads.len());
-        let mut k = 0;
-        for (index, &trainable) in plain.trainable.iter().enumerate() {
-            if !trainable {
-                continue;
-            }
-            for (e, &fast) in grads[k].iter().enumerate() {
-                let eps = 1e-6;
-                let at = |delta: f64| {
-                    let mut layers = layers_f64(&plain.tensors);
-                    let (layer, local) = plain
-                        .ranges
-                        .iter()
-                        .enumerate()
-                        .find_map(|(l, r)| r.contains(&index).then(|| (l, index - r.start)))
-                        .unwrap();
-                    layers[layer].1[local][e] += delta;
-                    penalty_f64(&layers, &x64, rows, 5)
-                };
-                let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
-                let fast = fast as f64;
-                assert!(
-                    (fast - numeric).abs() < 1e-3 * largest as f64,
-                    "tensor {index} element {e}: {fast} vs finite differences {numeric}"
-                );
-            }
-            k += 1;
-        }
-        // Tanh's second derivative does not vanish: no penalty.
-        let mut curved =
-            PlainNet::check_out(&build(r#"{type = "linear", out = 2}, {type = "tanh"}"#));
-        assert_eq!(curved.first_curved_layer(), Some(1));
-        assert_eq!(plain.first_curved_layer(), None);
     }
 
     #[test]

@@ -13,21 +13,23 @@ pub mod init;
 pub mod kernels;
 pub mod layers;
 pub mod optim;
+#[cfg(test)]
+mod penalty_check;
 
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
 
 use init::InitConfig;
-pub use layers::{plan_widths, BatchNorm, BatchNormMode, Layer, LayerSpec};
+pub use layers::{plan_shapes, BatchNorm, BatchNormMode, FeatureShape, Layer, LayerSpec};
 
 /// The index of the first layer whose second derivatives do not vanish (so that a gradient
 /// penalty cannot be differentiated through it), if any, found by building the network from
 /// `layers` (whose widths fit `input`) once and running a one-row penalty through it.
 pub fn first_curved_layer(layers: &[LayerSpec], input: usize) -> Option<usize> {
     let (dev, mut rng) = (Cpu::default(), rand::SeedableRng::seed_from_u64(0));
-    let widths = plan_widths(layers, input).ok()?;
+    let shapes = plan_shapes(layers, FeatureShape::Flat(input)).ok()?;
     let init = InitConfig::default();
-    let net = Network::build_planned("d", layers, &widths, &init, &dev, &mut rng);
+    let net = Network::build_planned("d", layers, &shapes, &init, &dev, &mut rng);
     backprop::PlainNet::check_out(&net).first_curved_layer()
 }
 
@@ -83,8 +85,8 @@ impl<V: TensorVisitor> TensorVisitor for LayerNames<'_, V> {
 }
 
 impl Network {
-    /// Builds a network, planning its widths; the layer list must have passed [`plan_widths`]
-    /// (validation does).
+    /// Builds a network on flat inputs of `input_width`, planning its shapes; the layer list
+    /// must have passed [`plan_shapes`] (validation does).
     pub fn build(
         name: &str,
         layers: &[LayerSpec],
@@ -93,30 +95,31 @@ impl Network {
         dev: &Cpu,
         rng: &mut ChaCha8Rng,
     ) -> Self {
-        let widths = plan_widths(layers, input_width).expect("layer widths checked by validation");
-        Self::build_planned(name, layers, &widths, init, dev, rng)
+        let shapes = plan_shapes(layers, FeatureShape::Flat(input_width))
+            .expect("layer shapes checked by validation");
+        Self::build_planned(name, layers, &shapes, init, dev, rng)
     }
 
-    /// Builds a network from widths already planned: `widths[0]` is the input's, then one per
-    /// layer, as [`plan_widths`] gives them (an `Experiment` keeps its networks').
+    /// Builds a network from shapes already planned: `shapes[0]` is the input's, then one per
+    /// layer, as [`plan_shapes`] gives them (an `Experiment` keeps its networks').
     pub fn build_planned(
         name: &str,
         layers: &[LayerSpec],
-        widths: &[usize],
+        shapes: &[FeatureShape],
         init: &InitConfig,
         dev: &Cpu,
         rng: &mut ChaCha8Rng,
     ) -> Self {
         assert_eq!(
-            widths.len(),
+            shapes.len(),
             layers.len() + 1,
-            "one width per layer and the input's"
+            "one shape per layer and the input's"
         );
-        let input_width = widths[0];
+        let input_width = shapes[0].len();
         let layers = layers
             .iter()
-            .zip(widths)
-            .map(|(spec, &width)| spec.build(width, init, dev, rng))
+            .zip(shapes)
+            .map(|(spec, &shape)| spec.build(shape, init, dev, rng))
             .collect();
         Network {
             name: name.to_string(),
@@ -255,10 +258,12 @@ mod tests {
         let layers = spec(
             r#"layers = [{type = "linear", out = 3}, {type = "relu"}, {type = "linear", in = 3, out = 1}]"#,
         );
-        assert_eq!(plan_widths(&layers, 5).unwrap(), vec![5, 3, 3, 1]);
+        let flat = FeatureShape::Flat;
+        let shapes = plan_shapes(&layers, flat(5)).unwrap();
+        assert_eq!(shapes, vec![flat(5), flat(3), flat(3), flat(1)]);
         let bad =
             spec(r#"layers = [{type = "linear", out = 3}, {type = "linear", in = 4, out = 1}]"#);
-        let (i, msg) = plan_widths(&bad, 5).unwrap_err();
+        let (i, msg) = plan_shapes(&bad, flat(5)).unwrap_err();
         assert_eq!(i, 1);
         assert!(msg.contains("in = 4") && msg.contains('3'), "{msg}");
     }

@@ -281,7 +281,7 @@ impl GanState {
         let generator = Network::build_planned(
             "generator",
             &config.model.generator.layers,
-            config.generator_widths(),
+            config.generator_shapes(),
             &config.init,
             dev,
             &mut init,
@@ -289,7 +289,7 @@ impl GanState {
         let discriminator = Network::build_planned(
             "discriminator",
             &config.model.discriminator.layers,
-            config.discriminator_widths(),
+            config.discriminator_shapes(),
             &config.init,
             dev,
             &mut init,

@@ -4,7 +4,10 @@ use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{BackwardPass, FastLayer, ForwardPass, LayerKind, ReferenceLayer, RowCoupling, Saved};
+use super::{
+    BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
+    Saved,
+};
 use crate::model::init::InitConfig;
 use crate::model::kernels::{column_reduce, column_sums, for_rows, BufferPool};
 use crate::model::{Matrix, Mode, TensorVisitor, Vector};
@@ -72,15 +75,23 @@ impl LayerKind for BatchNormSpec {
         check_eps(self.eps)
     }
 
-    fn output_width(&self, input: usize) -> Result<usize, String> {
+    fn output_shape(&self, input: FeatureShape) -> Result<FeatureShape, String> {
         Ok(input)
     }
 
-    fn sizes(&self, _: f64, output: f64) -> (f64, f64) {
-        (2.0 * output, 2.0 * output)
+    fn sizes(&self, _: FeatureShape, output: FeatureShape) -> (f64, f64) {
+        let features = output.len() as f64;
+        (2.0 * features, 2.0 * features)
     }
 
-    fn build(&self, width: usize, _: &InitConfig, dev: &Cpu, _: &mut ChaCha8Rng) -> BatchNorm {
+    fn build(
+        &self,
+        input: FeatureShape,
+        _: &InitConfig,
+        dev: &Cpu,
+        _: &mut ChaCha8Rng,
+    ) -> BatchNorm {
+        let width = input.len();
         BatchNorm {
             mode: self.mode,
             scale: dev.ones_like(&(width,)),

@@ -6,7 +6,10 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{BackwardPass, FastLayer, ForwardPass, LayerKind, ReferenceLayer, RowCoupling, Saved};
+use super::{
+    BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
+    Saved,
+};
 use crate::model::init::InitConfig;
 use crate::model::kernels::zip_map;
 use crate::model::{Matrix, Mode, TensorVisitor};
@@ -35,15 +38,15 @@ impl LayerKind for DropoutSpec {
         }
     }
 
-    fn output_width(&self, input: usize) -> Result<usize, String> {
+    fn output_shape(&self, input: FeatureShape) -> Result<FeatureShape, String> {
         Ok(input)
     }
 
-    fn sizes(&self, _: f64, _: f64) -> (f64, f64) {
+    fn sizes(&self, _: FeatureShape, _: FeatureShape) -> (f64, f64) {
         (0.0, 0.0)
     }
 
-    fn build(&self, _: usize, _: &InitConfig, _: &Cpu, _: &mut ChaCha8Rng) -> Dropout {
+    fn build(&self, _: FeatureShape, _: &InitConfig, _: &Cpu, _: &mut ChaCha8Rng) -> Dropout {
         Dropout {
             rate: self.rate as f32,
         }

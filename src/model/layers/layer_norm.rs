@@ -7,7 +7,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::batch_norm::{check_eps, default_eps, scale_offset_grads};
-use super::{BackwardPass, FastLayer, ForwardPass, LayerKind, ReferenceLayer, RowCoupling, Saved};
+use super::{
+    BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
+    Saved,
+};
 use crate::model::init::InitConfig;
 use crate::model::kernels::for_rows;
 use crate::model::{Matrix, Mode, TensorVisitor, Vector};
@@ -28,15 +31,22 @@ impl LayerKind for LayerNormSpec {
         check_eps(self.eps)
     }
 
-    fn output_width(&self, input: usize) -> Result<usize, String> {
+    fn output_shape(&self, input: FeatureShape) -> Result<FeatureShape, String> {
         Ok(input)
     }
 
-    fn sizes(&self, _: f64, output: f64) -> (f64, f64) {
-        (2.0 * output, 0.0)
+    fn sizes(&self, _: FeatureShape, output: FeatureShape) -> (f64, f64) {
+        (2.0 * output.len() as f64, 0.0)
     }
 
-    fn build(&self, width: usize, _: &InitConfig, dev: &Cpu, _: &mut ChaCha8Rng) -> LayerNorm {
+    fn build(
+        &self,
+        input: FeatureShape,
+        _: &InitConfig,
+        dev: &Cpu,
+        _: &mut ChaCha8Rng,
+    ) -> LayerNorm {
+        let width = input.len();
         LayerNorm {
             scale: dev.ones_like(&(width,)),
             offset: dev.zeros_like(&(width,)),

@@ -4,7 +4,10 @@ use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{BackwardPass, FastLayer, ForwardPass, LayerKind, ReferenceLayer, RowCoupling, Saved};
+use super::{
+    BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
+    Saved,
+};
 use crate::model::init::InitConfig;
 use crate::model::kernels::{map_in_place, zip_map};
 use crate::model::{Matrix, Mode, TensorVisitor};
@@ -27,15 +30,15 @@ impl LayerKind for LeakyReluSpec {
         }
     }
 
-    fn output_width(&self, input: usize) -> Result<usize, String> {
+    fn output_shape(&self, input: FeatureShape) -> Result<FeatureShape, String> {
         Ok(input)
     }
 
-    fn sizes(&self, _: f64, _: f64) -> (f64, f64) {
+    fn sizes(&self, _: FeatureShape, _: FeatureShape) -> (f64, f64) {
         (0.0, 0.0)
     }
 
-    fn build(&self, _: usize, _: &InitConfig, _: &Cpu, _: &mut ChaCha8Rng) -> LeakyRelu {
+    fn build(&self, _: FeatureShape, _: &InitConfig, _: &Cpu, _: &mut ChaCha8Rng) -> LeakyRelu {
         LeakyRelu {
             slope: self.slope as f32,
         }

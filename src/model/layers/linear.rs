@@ -9,7 +9,10 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{BackwardPass, FastLayer, ForwardPass, LayerKind, ReferenceLayer, RowCoupling, Saved};
+use super::{
+    BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
+    Saved,
+};
 use crate::model::init::InitConfig;
 use crate::model::kernels::{column_sums, for_rows, matmul, matmul_add, transpose_into, Mat};
 use crate::model::{Matrix, Mode, TensorVisitor, Vector};
@@ -40,16 +43,18 @@ impl LayerKind for LinearSpec {
         }
     }
 
-    fn output_width(&self, input: usize) -> Result<usize, String> {
+    fn output_shape(&self, input: FeatureShape) -> Result<FeatureShape, String> {
+        let input = input.expect_flat("a linear layer")?;
         match self.input {
             Some(declared) if declared != input => Err(format!(
                 "this linear layer declares in = {declared}, but {input} features reach it"
             )),
-            _ => Ok(self.out),
+            _ => Ok(FeatureShape::Flat(self.out)),
         }
     }
 
-    fn sizes(&self, input: f64, output: f64) -> (f64, f64) {
+    fn sizes(&self, input: FeatureShape, output: FeatureShape) -> (f64, f64) {
+        let (input, output) = (input.len() as f64, output.len() as f64);
         let singular_vectors = if self.spectral_norm {
             input + output
         } else {
@@ -58,7 +63,14 @@ impl LayerKind for LinearSpec {
         (input * output + output, singular_vectors)
     }
 
-    fn build(&self, input: usize, init: &InitConfig, dev: &Cpu, rng: &mut ChaCha8Rng) -> Linear {
+    fn build(
+        &self,
+        input: FeatureShape,
+        init: &InitConfig,
+        dev: &Cpu,
+        rng: &mut ChaCha8Rng,
+    ) -> Linear {
+        let input = input.len();
         let out = self.out;
         let weight = init.weights.sample(input * out, rng);
         // u starts as a random unit vector (drawn after the weights and biases, so that a
@@ -452,12 +464,20 @@ mod tests {
             out: 1,
             spectral_norm: false,
         };
-        assert_eq!(spec.output_width(4), Ok(1));
-        let message = spec.output_width(3).unwrap_err();
+        let flat = FeatureShape::Flat;
+        assert_eq!(spec.output_shape(flat(4)), Ok(flat(1)));
+        let message = spec.output_shape(flat(3)).unwrap_err();
         assert!(
             message.contains("in = 4") && message.contains('3'),
             "{message}"
         );
+        let image = FeatureShape::Image {
+            channels: 1,
+            height: 2,
+            width: 2,
+        };
+        let message = spec.output_shape(image).unwrap_err();
+        assert!(message.contains("flatten"), "{message}");
     }
 
     #[test]
@@ -480,7 +500,7 @@ mod tests {
             spectral_norm: true,
         };
         let mut layer = spec.build(
-            7,
+            FeatureShape::Flat(7),
             &crate::model::init::InitConfig::default(),
             &dev,
             &mut rng,

@@ -11,24 +11,35 @@
 //! `Clone` and `Debug` for free.
 
 mod batch_norm;
+mod conv2d;
+mod conv_transpose2d;
 mod dropout;
 mod elu;
+mod flatten;
 mod identity;
 mod layer_norm;
 mod leaky_relu;
 mod linear;
+mod patches;
 mod relu;
+mod reshape;
+mod shape;
 mod sigmoid;
 mod tanh;
 
 pub use batch_norm::{BatchNorm, BatchNormMode, BatchNormSpec};
+pub use conv2d::{Conv2d, Conv2dSpec};
+pub use conv_transpose2d::{ConvTranspose2d, ConvTranspose2dSpec};
 pub use dropout::{Dropout, DropoutSpec};
 pub use elu::Elu;
+pub use flatten::Flatten;
 pub use identity::Identity;
 pub use layer_norm::{LayerNorm, LayerNormSpec};
 pub use leaky_relu::{LeakyRelu, LeakyReluSpec};
 pub use linear::{Linear, LinearSpec};
 pub use relu::Relu;
+pub use reshape::Reshape;
+pub use shape::FeatureShape;
 pub use sigmoid::Sigmoid;
 pub use tanh::Tanh;
 
@@ -45,18 +56,23 @@ pub trait LayerKind {
     /// The layer it builds.
     type Layer: ReferenceLayer;
     /// What is wrong with the layer's own settings, if anything: the key under the layer and
-    /// the message. (Whether its input fits is [`LayerKind::output_width`]'s job.)
+    /// the message. (Whether its input fits is [`LayerKind::output_shape`]'s job.)
     fn check(&self) -> Result<(), (&'static str, String)>;
-    /// The width it outputs for `input` features, or why that input does not fit it.
-    fn output_width(&self, input: usize) -> Result<usize, String>;
-    /// The numbers it keeps, from `input` to `output` wide: trainable parameters and other
-    /// state (running statistics). In floating point, so that absurd sizes cannot overflow:
-    /// for memory estimates.
-    fn sizes(&self, input: f64, output: f64) -> (f64, f64);
-    /// Builds it for `input` features, drawing initial values from `rng`.
+    /// The shape it outputs for `input`, or why that input does not fit it.
+    fn output_shape(&self, input: FeatureShape) -> Result<FeatureShape, String>;
+    /// The numbers it keeps, from `input` to `output`: trainable parameters and other state
+    /// (running statistics). In floating point, so that absurd sizes cannot overflow: for
+    /// memory estimates.
+    fn sizes(&self, input: FeatureShape, output: FeatureShape) -> (f64, f64);
+    /// Scratch numbers per sample beyond its output that its passes hold (a convolution's
+    /// unfolded patches): for memory estimates.
+    fn scratch_per_row(&self, _input: FeatureShape, _output: FeatureShape) -> f64 {
+        0.0
+    }
+    /// Builds it for `input`, drawing initial values from `rng`.
     fn build(
         &self,
-        input: usize,
+        input: FeatureShape,
         init: &InitConfig,
         dev: &Cpu,
         rng: &mut ChaCha8Rng,
@@ -161,11 +177,17 @@ pub trait FastLayer {
     }
 }
 
-/// An element-wise activation without tensors: its config entry, reference layer and fast
-/// layer are one type, and everything but its arithmetic follows from this trait.
+/// An element-wise layer without tensors (an activation; or a reshape, which moves nothing):
+/// its config entry, reference layer and fast layer are one type, and everything but its
+/// arithmetic follows from this trait.
 pub trait Activation: Clone + std::fmt::Debug {
     /// What is wrong with its settings, if anything (see [`LayerKind::check`]).
     fn check(&self) -> Result<(), (&'static str, String)>;
+    /// The shape it outputs for `input` (see [`LayerKind::output_shape`]): the same, unless it
+    /// reshapes.
+    fn output_shape(&self, input: FeatureShape) -> Result<FeatureShape, String> {
+        Ok(input)
+    }
     /// Applies it on dfdx's tape.
     fn reference<T: Tape<f32, Cpu> + Merge<NoneTape>>(&self, x: Matrix<T>) -> Matrix<T>;
     /// Applies it in place on the fast path.
@@ -183,13 +205,13 @@ impl<A: Activation + ReferenceLayer<Fast = A>> LayerKind for A {
     fn check(&self) -> Result<(), (&'static str, String)> {
         Activation::check(self)
     }
-    fn output_width(&self, input: usize) -> Result<usize, String> {
-        Ok(input)
+    fn output_shape(&self, input: FeatureShape) -> Result<FeatureShape, String> {
+        Activation::output_shape(self, input)
     }
-    fn sizes(&self, _: f64, _: f64) -> (f64, f64) {
+    fn sizes(&self, _: FeatureShape, _: FeatureShape) -> (f64, f64) {
         (0.0, 0.0)
     }
-    fn build(&self, _: usize, _: &InitConfig, _: &Cpu, _: &mut ChaCha8Rng) -> A {
+    fn build(&self, _: FeatureShape, _: &InitConfig, _: &Cpu, _: &mut ChaCha8Rng) -> A {
         self.clone()
     }
 }
@@ -281,6 +303,9 @@ pub enum Saved {
     Factor(Vec<f32>),
     /// A random mask.
     Mask(Vec<f32>),
+    /// The layer's input rearranged for its products: a convolution's unfolded patches, a
+    /// transposed convolution's channels side by side.
+    Rearranged(Vec<f32>),
 }
 
 /// A fast forward pass's settings and buffers, lent to each layer.
@@ -391,18 +416,22 @@ macro_rules! layer_kinds {
             pub fn check(&self) -> Result<(), (&'static str, String)> {
                 match self { $(LayerSpec::$kind(s) => LayerKind::check(s),)* }
             }
-            /// See [`LayerKind::output_width`].
-            pub fn output_width(&self, input: usize) -> Result<usize, String> {
-                match self { $(LayerSpec::$kind(s) => LayerKind::output_width(s, input),)* }
+            /// See [`LayerKind::output_shape`].
+            pub fn output_shape(&self, input: FeatureShape) -> Result<FeatureShape, String> {
+                match self { $(LayerSpec::$kind(s) => LayerKind::output_shape(s, input),)* }
             }
             /// See [`LayerKind::sizes`].
-            pub fn sizes(&self, input: f64, output: f64) -> (f64, f64) {
+            pub fn sizes(&self, input: FeatureShape, output: FeatureShape) -> (f64, f64) {
                 match self { $(LayerSpec::$kind(s) => LayerKind::sizes(s, input, output),)* }
+            }
+            /// See [`LayerKind::scratch_per_row`].
+            pub fn scratch_per_row(&self, input: FeatureShape, output: FeatureShape) -> f64 {
+                match self { $(LayerSpec::$kind(s) => LayerKind::scratch_per_row(s, input, output),)* }
             }
             /// See [`LayerKind::build`].
             pub fn build(
                 &self,
-                input: usize,
+                input: FeatureShape,
                 init: &InitConfig,
                 dev: &Cpu,
                 rng: &mut ChaCha8Rng,
@@ -518,18 +547,29 @@ layer_kinds! {
     LayerNorm(LayerNormSpec),
     /// Inverted dropout, active only in the network's own update.
     Dropout(DropoutSpec),
+    /// Reads flat features as an image `[channels, height, width]`; moves no data.
+    Reshape(Reshape),
+    /// Reads an image as flat features; moves no data.
+    Flatten(Flatten),
+    /// 2-D convolution over an image's channels.
+    Conv2d(Conv2dSpec),
+    /// Transposed 2-D convolution (the adjoint of a convolution): upsamples by its stride.
+    ConvTranspose2d(ConvTranspose2dSpec),
 }
 
-/// The widths along a layer list, starting with `input`; or the index of the first layer whose
-/// input does not fit it, and why.
-pub fn plan_widths(layers: &[LayerSpec], input: usize) -> Result<Vec<usize>, (usize, String)> {
-    let mut widths = vec![input];
-    let mut width = input;
+/// The shapes along a layer list, starting with `input`; or the index of the first layer whose
+/// input does not fit it, and why. Works on the specs alone: nothing is allocated.
+pub fn plan_shapes(
+    layers: &[LayerSpec],
+    input: FeatureShape,
+) -> Result<Vec<FeatureShape>, (usize, String)> {
+    let mut shapes = vec![input];
+    let mut shape = input;
     for (i, layer) in layers.iter().enumerate() {
-        width = layer.output_width(width).map_err(|message| (i, message))?;
-        widths.push(width);
+        shape = layer.output_shape(shape).map_err(|message| (i, message))?;
+        shapes.push(shape);
     }
-    Ok(widths)
+    Ok(shapes)
 }
 
 /// Tensors a layer visits, collected with their trainability (for the fast path's buffers).
@@ -574,9 +614,24 @@ pub(crate) mod testing {
     /// outside it: the fast pass's output, input gradient and (in its own update) every
     /// parameter gradient against the tape's.
     pub(crate) fn fast_matches_tape(layer: &str, train: bool) {
-        let text = format!(
-            r#"layers = [{{type = "linear", out = 6}}, {layer}, {{type = "linear", out = 3}}]"#
+        let layers =
+            format!(r#"{{type = "linear", out = 6}}, {layer}, {{type = "linear", out = 3}}"#);
+        network_matches_tape(&layers, 5, layer, train);
+    }
+
+    /// As [`fast_matches_tape`], for a layer that takes images: `layer` on a `[2, 5, 6]` input,
+    /// then flattened into a linear layer.
+    pub(crate) fn fast_matches_image_tape(layer: &str, train: bool) {
+        let layers = format!(
+            r#"{{type = "reshape", shape = [2, 5, 6]}}, {layer}, {{type = "flatten"}},
+               {{type = "linear", out = 3}}"#
         );
+        network_matches_tape(&layers, 60, layer, train);
+    }
+
+    /// The network of `layers` on `input` features: fast passes against the tape's.
+    pub(crate) fn network_matches_tape(layers: &str, input: usize, layer: &str, train: bool) {
+        let text = format!("layers = [{layers}]");
         #[derive(serde::Deserialize)]
         struct L {
             layers: Vec<LayerSpec>,
@@ -588,8 +643,8 @@ pub(crate) mod testing {
             ..InitConfig::default()
         };
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let mut net = Network::build("n", &specs, 5, &init, &dev, &mut rng);
-        let x: Matrix = dev.sample_normal_like(&(4, 5));
+        let mut net = Network::build("n", &specs, input, &init, &dev, &mut rng);
+        let x: Matrix = dev.sample_normal_like(&(4, input));
         let w: Matrix = dev.sample_uniform_like(&(4, 3));
         let mut tape_rng = ChaCha8Rng::seed_from_u64(9);
         let mut fast_rng = tape_rng.clone();

@@ -1,0 +1,275 @@
+//! The patch geometry that `conv2d` and `conv_transpose2d` share (not a layer kind): which
+//! pixel of an image each number of a `kernel x kernel` patch reads, at each stride step.
+//!
+//! Why one geometry for both kinds: a transposed convolution is the adjoint of the convolution
+//! with the same geometry, so the fast path runs each kind's forward pass with the other's
+//! backward arithmetic. Patches are unfolded into columns (`im2col`) so that a convolution is
+//! one matrix product per batch through faer, and folded back (`col2im`) for its adjoint. The
+//! reference on dfdx's tape is the same map as a dense matrix gathered from the kernel
+//! ([`Patches::dense_index`]): slow and large, but plainly the definition, and dfdx 0.13's own
+//! `conv2d` needs a nightly compiler.
+
+use rayon::prelude::*;
+
+/// Patches of `kernel x kernel` pixels over all channels of a `[channels, height, width]`
+/// image, `stride` apart, the image padded with `padding` zeros on each side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patches {
+    /// Channels of the image.
+    pub channels: usize,
+    /// Its height.
+    pub height: usize,
+    /// Its width.
+    pub width: usize,
+    /// Side of a patch.
+    pub kernel: usize,
+    /// Step between patches.
+    pub stride: usize,
+    /// Zeros around the image.
+    pub padding: usize,
+    /// Patches down.
+    pub out_height: usize,
+    /// Patches across.
+    pub out_width: usize,
+}
+
+/// Below this many numbers, unfolding and folding run on the calling thread.
+const SPLIT: usize = 1 << 15;
+
+impl Patches {
+    /// The patches of a `[channels, height, width]` image; an error when a patch would not fit
+    /// the padded image once.
+    pub fn new(
+        (channels, height, width): (usize, usize, usize),
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Patches, String> {
+        let steps = |side: usize| {
+            let padded = side + 2 * padding;
+            (padded >= kernel).then(|| (padded - kernel) / stride + 1)
+        };
+        match (steps(height), steps(width)) {
+            (Some(out_height), Some(out_width)) => Ok(Patches {
+                channels,
+                height,
+                width,
+                kernel,
+                stride,
+                padding,
+                out_height,
+                out_width,
+            }),
+            _ => Err(format!(
+                "a {kernel}x{kernel} kernel does not fit a {height}x{width} image padded by \
+                 {padding}"
+            )),
+        }
+    }
+
+    /// Patch positions (`out_height * out_width`).
+    pub fn positions(&self) -> usize {
+        self.out_height * self.out_width
+    }
+
+    /// Numbers in one patch (`channels * kernel * kernel`): the rows of the unfolded columns.
+    pub fn patch_len(&self) -> usize {
+        self.channels * self.kernel * self.kernel
+    }
+
+    /// Numbers in one image.
+    pub fn image_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Patch number `row` as (its channel's first image row, `ky`, `kx`).
+    fn patch_number(&self, row: usize) -> (usize, usize, usize) {
+        let k2 = self.kernel * self.kernel;
+        let (c, ky, kx) = (row / k2, (row % k2) / self.kernel, row % self.kernel);
+        (c * self.height, ky, kx)
+    }
+
+    /// Calls `f(image_index, position)` for every position of patch number `row` that reads
+    /// the image (not padding), in position order. The inner loops of unfold and fold.
+    #[inline]
+    fn each_tap(&self, row: usize, mut f: impl FnMut(usize, usize)) {
+        let (plane, ky, kx) = self.patch_number(row);
+        for y in 0..self.out_height {
+            let Some(iy) = (y * self.stride + ky).checked_sub(self.padding) else {
+                continue;
+            };
+            if iy >= self.height {
+                break;
+            }
+            let line = (plane + iy) * self.width;
+            for x in 0..self.out_width {
+                let Some(ix) = (x * self.stride + kx).checked_sub(self.padding) else {
+                    continue;
+                };
+                if ix >= self.width {
+                    break;
+                }
+                f(line + ix, y * self.out_width + x);
+            }
+        }
+    }
+
+    /// Unfolds `rows` images (`rows x image_len`, row-major) into `columns`
+    /// (`patch_len x rows * positions`): column `b * positions + p` is image `b`'s patch `p`.
+    pub fn unfold(&self, images: &[f32], rows: usize, columns: &mut [f32]) {
+        let (len, positions) = (self.image_len(), self.positions());
+        assert_eq!(images.len(), rows * len, "images");
+        assert_eq!(
+            columns.len(),
+            self.patch_len() * rows * positions,
+            "columns"
+        );
+        let body = |(r, out): (usize, &mut [f32])| {
+            for (b, out) in out.chunks_exact_mut(positions).enumerate() {
+                let image = &images[b * len..(b + 1) * len];
+                out.fill(0.0);
+                self.each_tap(r, |i, p| out[p] = image[i]);
+            }
+        };
+        let row_len = rows * positions;
+        if columns.len() < SPLIT {
+            columns.chunks_exact_mut(row_len).enumerate().for_each(body);
+        } else {
+            columns
+                .par_chunks_exact_mut(row_len)
+                .enumerate()
+                .for_each(body);
+        }
+    }
+
+    /// Folds `columns` (as [`Patches::unfold`] lays them out) back into `images`, overwriting
+    /// them: each pixel gets the sum of every patch number that reads it, added in one order
+    /// whatever the thread count.
+    pub fn fold(&self, columns: &[f32], rows: usize, images: &mut [f32]) {
+        let (len, positions) = (self.image_len(), self.positions());
+        assert_eq!(images.len(), rows * len, "images");
+        assert_eq!(
+            columns.len(),
+            self.patch_len() * rows * positions,
+            "columns"
+        );
+        let row_len = rows * positions;
+        let body = |(b, image): (usize, &mut [f32])| {
+            image.fill(0.0);
+            for r in 0..self.patch_len() {
+                let column = &columns[r * row_len + b * positions..][..positions];
+                self.each_tap(r, |i, p| image[i] += column[p]);
+            }
+        };
+        if images.len() < SPLIT {
+            images.chunks_exact_mut(len).enumerate().for_each(body);
+        } else {
+            images.par_chunks_exact_mut(len).enumerate().for_each(body);
+        }
+    }
+
+    /// The convolution of an image with `filters` kernels as one dense `[image_len, filters *
+    /// positions]` matrix (`y = x M`, outputs channel-major), given as an index into the
+    /// kernels `[filters, patch_len]` for each entry, `None` where the entry is zero.
+    pub fn dense_index(&self, filters: usize) -> Vec<Option<usize>> {
+        let (positions, patch) = (self.positions(), self.patch_len());
+        let columns = filters * positions;
+        let mut index = vec![None; self.image_len() * columns];
+        for f in 0..filters {
+            for r in 0..patch {
+                self.each_tap(r, |i, p| {
+                    index[i * columns + f * positions + p] = Some(f * patch + r);
+                });
+            }
+        }
+        index
+    }
+}
+
+/// `[rows, channels, positions]` (rows of channel-major images) to `[channels, rows *
+/// positions]`: a batch's channels side by side, as one product wants them.
+pub fn channels_first(x: &[f32], rows: usize, channels: usize, positions: usize, out: &mut [f32]) {
+    assert_eq!(x.len(), rows * channels * positions);
+    assert_eq!(out.len(), x.len());
+    for (b, image) in x.chunks_exact(channels * positions).enumerate() {
+        for (c, plane) in image.chunks_exact(positions).enumerate() {
+            out[(c * rows + b) * positions..][..positions].copy_from_slice(plane);
+        }
+    }
+}
+
+/// The inverse of [`channels_first`].
+pub fn rows_first(x: &[f32], rows: usize, channels: usize, positions: usize, out: &mut [f32]) {
+    assert_eq!(x.len(), rows * channels * positions);
+    assert_eq!(out.len(), x.len());
+    for (b, image) in out.chunks_exact_mut(channels * positions).enumerate() {
+        for (c, plane) in image.chunks_exact_mut(positions).enumerate() {
+            plane.copy_from_slice(&x[(c * rows + b) * positions..][..positions]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 1-channel 3x3 image, 2x2 kernel, stride 1, padding 0: four patches, read by hand.
+    #[test]
+    fn unfold_reads_patches_and_fold_adds_them_back() {
+        let p = Patches::new((1, 3, 3), 2, 1, 0).unwrap();
+        assert_eq!((p.out_height, p.out_width, p.patch_len()), (2, 2, 4));
+        let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let mut columns = vec![0.0; 16];
+        p.unfold(&image, 1, &mut columns);
+        // Row r is patch number r (ky, kx) at each of the four positions.
+        assert_eq!(
+            columns,
+            [1., 2., 4., 5., 2., 3., 5., 6., 4., 5., 7., 8., 5., 6., 8., 9.]
+        );
+        let mut back = vec![7.0; 9];
+        p.fold(&[1.0; 16], 1, &mut back);
+        // How many patches cover each pixel.
+        assert_eq!(back, [1., 2., 1., 2., 4., 2., 1., 2., 1.]);
+    }
+
+    /// Folding is unfolding's adjoint: <unfold(x), c> = <x, fold(c)>, padding and stride
+    /// included, over two images.
+    #[test]
+    fn fold_is_the_adjoint_of_unfold() {
+        let p = Patches::new((2, 5, 4), 3, 2, 1).unwrap();
+        let rows = 2;
+        let x: Vec<f32> = (0..rows * p.image_len())
+            .map(|i| (i as f32 * 0.37).sin())
+            .collect();
+        let n = p.patch_len() * rows * p.positions();
+        let c: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut ux = vec![0.0; n];
+        p.unfold(&x, rows, &mut ux);
+        let mut fc = vec![0.0; x.len()];
+        p.fold(&c, rows, &mut fc);
+        let lhs: f64 = ux.iter().zip(&c).map(|(a, b)| (a * b) as f64).sum();
+        let rhs: f64 = x.iter().zip(&fc).map(|(a, b)| (a * b) as f64).sum();
+        assert!((lhs - rhs).abs() < 1e-4, "{lhs} vs {rhs}");
+    }
+
+    #[test]
+    fn a_kernel_larger_than_the_padded_image_is_refused() {
+        let message = Patches::new((1, 2, 2), 5, 1, 1).unwrap_err();
+        assert!(
+            message.contains("5x5") && message.contains("2x2"),
+            "{message}"
+        );
+        assert!(Patches::new((1, 2, 2), 4, 1, 1).is_ok());
+    }
+
+    #[test]
+    fn channels_first_and_rows_first_are_inverses() {
+        let x: Vec<f32> = (0..24).map(|v| v as f32).collect();
+        let mut a = vec![0.0; 24];
+        channels_first(&x, 2, 3, 4, &mut a);
+        assert_eq!(&a[..8], [0., 1., 2., 3., 12., 13., 14., 15.]);
+        let mut b = vec![0.0; 24];
+        rows_first(&a, 2, 3, 4, &mut b);
+        assert_eq!(b, x);
+    }
+}
