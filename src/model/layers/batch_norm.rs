@@ -1,4 +1,7 @@
-//! Batch normalisation over the batch axis, in the three modes a config can name.
+//! Batch normalisation over the batch axis, in the three modes a config can name. On images
+//! it normalises each channel over the batch and the channel's positions (PyTorch's
+//! `BatchNorm2d`): both paths read a batch of `[C, H, W]` images as `B * H * W` rows of `C`
+//! features and run the same arithmetic as on flat features.
 
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
@@ -9,7 +12,7 @@ use super::{
     Saved,
 };
 use crate::model::init::InitConfig;
-use crate::model::kernels::{column_reduce, column_sums, for_rows, BufferPool};
+use crate::model::kernels::{column_reduce, column_sums, for_rows, transpose_into, BufferPool};
 use crate::model::{Matrix, Mode, TensorVisitor, Vector};
 
 /// `{type = "batch_norm", mode = "batch"}`, with optional `momentum` and `eps`.
@@ -80,8 +83,8 @@ impl LayerKind for BatchNormSpec {
     }
 
     fn sizes(&self, _: FeatureShape, output: FeatureShape) -> (f64, f64) {
-        let features = output.len() as f64;
-        (2.0 * features, 2.0 * features)
+        let channels = output.channels_and_positions().0 as f64;
+        (2.0 * channels, 2.0 * channels)
     }
 
     fn build(
@@ -91,8 +94,9 @@ impl LayerKind for BatchNormSpec {
         dev: &Cpu,
         _: &mut ChaCha8Rng,
     ) -> BatchNorm {
-        let width = input.len();
+        let (width, positions) = input.channels_and_positions();
         BatchNorm {
+            positions,
             mode: self.mode,
             scale: dev.ones_like(&(width,)),
             offset: dev.zeros_like(&(width,)),
@@ -109,7 +113,9 @@ impl LayerKind for BatchNormSpec {
 pub struct BatchNorm {
     /// See [`BatchNormMode`].
     pub mode: BatchNormMode,
-    /// `[width]`, starts at 1.
+    /// Positions per channel: `height * width` of an image, 1 for flat features.
+    pub positions: usize,
+    /// `[width]` (one per channel of an image), starts at 1.
     pub scale: Vector,
     /// `[width]`, starts at 0.
     pub offset: Vector,
@@ -127,6 +133,58 @@ impl ReferenceLayer for BatchNorm {
     type Fast = FastBatchNorm;
 
     fn forward<T: Tape<f32, Cpu> + Merge<NoneTape>>(
+        &mut self,
+        x: Matrix<T>,
+        mode: &mut Mode<'_>,
+    ) -> Matrix<T> {
+        if self.positions == 1 {
+            return self.normalise_rows(x, mode);
+        }
+        // [B, C * P] -> [B * P, C]: each position a row of channels; and back.
+        let (batch, width) = *x.shape();
+        let (channels, positions) = (width / self.positions, self.positions);
+        let rows = x
+            .reshape_like(&(batch, channels, positions))
+            .permute::<_, Axes3<0, 2, 1>>()
+            .reshape_like(&(batch * positions, channels));
+        self.normalise_rows(rows, mode)
+            .reshape_like(&(batch, positions, channels))
+            .permute::<_, Axes3<0, 2, 1>>()
+            .reshape_like(&(batch, width))
+    }
+
+    fn visit<V: TensorVisitor>(&mut self, v: &mut V) {
+        v.visit("scale", &mut self.scale, true);
+        v.visit("offset", &mut self.offset, true);
+        if self.mode == BatchNormMode::Running {
+            v.visit("running_mean", &mut self.running_mean, false);
+            v.visit("running_var", &mut self.running_var, false);
+        }
+    }
+
+    fn output_width(&self, input: usize) -> usize {
+        input
+    }
+
+    fn macs_per_row(&self) -> f64 {
+        0.0
+    }
+
+    fn fast(&self) -> FastBatchNorm {
+        FastBatchNorm {
+            mode: self.mode,
+            positions: self.positions,
+            momentum: self.momentum,
+            eps: self.eps,
+        }
+    }
+
+    fn start_step(&mut self) {}
+}
+
+impl BatchNorm {
+    /// Normalises each feature (column) of `x` over its rows, as the mode says.
+    fn normalise_rows<T: Tape<f32, Cpu> + Merge<NoneTape>>(
         &mut self,
         x: Matrix<T>,
         mode: &mut Mode<'_>,
@@ -156,33 +214,6 @@ impl ReferenceLayer for BatchNorm {
             }
         }
     }
-
-    fn visit<V: TensorVisitor>(&mut self, v: &mut V) {
-        v.visit("scale", &mut self.scale, true);
-        v.visit("offset", &mut self.offset, true);
-        if self.mode == BatchNormMode::Running {
-            v.visit("running_mean", &mut self.running_mean, false);
-            v.visit("running_var", &mut self.running_var, false);
-        }
-    }
-
-    fn output_width(&self, input: usize) -> usize {
-        input
-    }
-
-    fn macs_per_row(&self) -> f64 {
-        0.0
-    }
-
-    fn fast(&self) -> FastBatchNorm {
-        FastBatchNorm {
-            mode: self.mode,
-            momentum: self.momentum,
-            eps: self.eps,
-        }
-    }
-
-    fn start_step(&mut self) {}
 }
 
 /// Batch-norm with the batch's statistics (biased variance), on the tape; updates running
@@ -220,6 +251,8 @@ fn batch_statistics<T: Tape<f32, Cpu> + Merge<NoneTape>>(
 #[derive(Debug, Clone)]
 pub struct FastBatchNorm {
     mode: BatchNormMode,
+    /// Positions per channel (1 for flat features).
+    positions: usize,
     momentum: f32,
     eps: f32,
 }
@@ -293,6 +326,71 @@ impl FastLayer for FastBatchNorm {
         x: &mut Vec<f32>,
         pass: &mut ForwardPass<'_>,
     ) -> Saved {
+        if self.positions == 1 {
+            return self.forward_rows(tensors, x, pass);
+        }
+        let (rows, channels, positions) = (pass.rows, tensors[0].len(), self.positions);
+        let mut by_position = pass.pool.take(x.len());
+        regroup(x, rows, channels, positions, &mut by_position);
+        pass.rows = rows * positions;
+        let saved = self.forward_rows(tensors, &mut by_position, pass);
+        pass.rows = rows;
+        regroup(&by_position, rows, positions, channels, x);
+        pass.pool.give(by_position);
+        saved
+    }
+
+    fn backward(
+        &mut self,
+        tensors: &mut [Vec<f32>],
+        saved: Saved,
+        g: &mut Vec<f32>,
+        pass: &mut BackwardPass<'_, '_>,
+    ) -> Option<Vec<f32>> {
+        if self.positions == 1 {
+            return self.backward_rows(tensors, saved, g, pass);
+        }
+        let (rows, channels, positions) = (pass.rows, tensors[0].len(), self.positions);
+        let mut by_position = pass.pool.take(g.len());
+        regroup(g, rows, channels, positions, &mut by_position);
+        pass.rows = rows * positions;
+        self.backward_rows(tensors, saved, &mut by_position, pass);
+        pass.rows = rows;
+        regroup(&by_position, rows, positions, channels, g);
+        pass.pool.give(by_position);
+        None
+    }
+
+    fn row_coupling(&self) -> RowCoupling {
+        RowCoupling::BatchStatistics
+    }
+
+    fn keeps_its_input(&self) -> bool {
+        false
+    }
+
+    fn start_step(&mut self, _: &mut [Vec<f32>]) {}
+}
+
+/// Each of `rows` samples' `[a, b]` block transposed to `[b, a]`: a batch of `[C, P]` images
+/// to `B * P` rows of `C` channels, and back.
+fn regroup(x: &[f32], rows: usize, a: usize, b: usize, out: &mut [f32]) {
+    for (from, to) in x
+        .chunks_exact(a * b)
+        .zip(out.chunks_exact_mut(a * b))
+        .take(rows)
+    {
+        transpose_into(from, a, b, to);
+    }
+}
+
+impl FastBatchNorm {
+    fn forward_rows(
+        &mut self,
+        tensors: &mut [Vec<f32>],
+        x: &mut Vec<f32>,
+        pass: &mut ForwardPass<'_>,
+    ) -> Saved {
         match (pass.train.is_some(), self.mode) {
             (true, _) | (false, BatchNormMode::Batch) => self.batch_statistics(tensors, x, pass),
             (false, BatchNormMode::BatchStatsOnly) => Saved::Nothing,
@@ -317,11 +415,11 @@ impl FastLayer for FastBatchNorm {
         }
     }
 
-    fn backward(
+    fn backward_rows(
         &mut self,
         tensors: &mut [Vec<f32>],
         saved: Saved,
-        g: &mut Vec<f32>,
+        g: &mut [f32],
         pass: &mut BackwardPass<'_, '_>,
     ) -> Option<Vec<f32>> {
         let (params, _) = tensors.split_at_mut(2);
@@ -374,16 +472,6 @@ impl FastLayer for FastBatchNorm {
         }
         None
     }
-
-    fn row_coupling(&self) -> RowCoupling {
-        RowCoupling::BatchStatistics
-    }
-
-    fn keeps_its_input(&self) -> bool {
-        false
-    }
-
-    fn start_step(&mut self, _: &mut [Vec<f32>]) {}
 }
 
 /// The gradients of a normalisation's scale and offset: the column sums of `g * normalised`
@@ -414,7 +502,8 @@ pub(super) fn scale_offset_grads(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::fast_matches_tape;
+    use super::super::testing::{fast_matches_image_tape, fast_matches_tape};
+    use super::*;
 
     #[test]
     fn gradients_match_the_tape_in_every_mode() {
@@ -422,6 +511,44 @@ mod tests {
             let layer = format!(r#"{{type = "batch_norm", mode = "{mode}"}}"#);
             fast_matches_tape(&layer, true);
             fast_matches_tape(&layer, false);
+            fast_matches_image_tape(&layer, true);
+            fast_matches_image_tape(&layer, false);
+        }
+    }
+
+    /// On images, one scale and offset per channel, and each channel normalised over the batch
+    /// and its positions: every channel of the output has mean 0 and variance 1 (almost: eps).
+    #[test]
+    fn images_are_normalised_per_channel() {
+        use rand::SeedableRng;
+        let dev = Cpu::default();
+        let spec = BatchNormSpec {
+            mode: BatchNormMode::Batch,
+            momentum: 0.1,
+            eps: 1e-5,
+        };
+        let image = FeatureShape::Image {
+            channels: 3,
+            height: 2,
+            width: 5,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut layer = spec.build(image, &InitConfig::default(), &dev, &mut rng);
+        assert_eq!(layer.scale.shape().0, 3);
+        let x: Matrix = dev.sample_normal_like(&(4, 30));
+        let x = x * 3.0 + 1.0;
+        let y = layer.forward(x, &mut Mode::Eval).as_vec();
+        for c in 0..3 {
+            let values: Vec<f32> = y
+                .chunks(30)
+                .flat_map(|row| row[c * 10..(c + 1) * 10].to_vec())
+                .collect();
+            let mean = values.iter().sum::<f32>() / 40.0;
+            let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 40.0;
+            assert!(
+                mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3,
+                "{c}: {mean} {var}"
+            );
         }
     }
 }

@@ -89,28 +89,38 @@ impl Patches {
         (c * self.height, ky, kx)
     }
 
-    /// Calls `f(image_index, position)` for every position of patch number `row` that reads
-    /// the image (not padding), in position order. The inner loops of unfold and fold.
+    /// The first and past-the-last patch steps along a side at which kernel offset `k` reads
+    /// the image rather than padding.
+    fn steps_inside(&self, k: usize, side: usize, steps: usize) -> (usize, usize) {
+        let s = self.stride;
+        let first = (self.padding.saturating_sub(k) + s - 1) / s;
+        let end = match (side + self.padding).checked_sub(k) {
+            Some(reach) => (reach + s - 1) / s,
+            None => 0,
+        };
+        (first, end.min(steps).max(first))
+    }
+
+    /// Calls `f(image_start, position_start, count)` for each line of patch number `row`'s
+    /// reads that fall on the image: positions `position_start..+count` read pixels
+    /// `image_start`, `+stride`, ... In position order. The inner loops of unfold and fold,
+    /// with the padding's bounds worked out once per line instead of per pixel.
     #[inline]
-    fn each_tap(&self, row: usize, mut f: impl FnMut(usize, usize)) {
+    fn each_span(&self, row: usize, mut f: impl FnMut(usize, usize, usize)) {
         let (plane, ky, kx) = self.patch_number(row);
-        for y in 0..self.out_height {
-            let Some(iy) = (y * self.stride + ky).checked_sub(self.padding) else {
-                continue;
-            };
-            if iy >= self.height {
-                break;
-            }
-            let line = (plane + iy) * self.width;
-            for x in 0..self.out_width {
-                let Some(ix) = (x * self.stride + kx).checked_sub(self.padding) else {
-                    continue;
-                };
-                if ix >= self.width {
-                    break;
-                }
-                f(line + ix, y * self.out_width + x);
-            }
+        let (y0, y1) = self.steps_inside(ky, self.height, self.out_height);
+        let (x0, x1) = self.steps_inside(kx, self.width, self.out_width);
+        if x1 == x0 {
+            return;
+        }
+        for y in y0..y1 {
+            let iy = y * self.stride + ky - self.padding;
+            let ix = x0 * self.stride + kx - self.padding;
+            f(
+                (plane + iy) * self.width + ix,
+                y * self.out_width + x0,
+                x1 - x0,
+            );
         }
     }
 
@@ -128,7 +138,17 @@ impl Patches {
             for (b, out) in out.chunks_exact_mut(positions).enumerate() {
                 let image = &images[b * len..(b + 1) * len];
                 out.fill(0.0);
-                self.each_tap(r, |i, p| out[p] = image[i]);
+                let stride = self.stride;
+                self.each_span(r, |i, p, n| {
+                    let to = &mut out[p..p + n];
+                    match stride {
+                        1 => to.copy_from_slice(&image[i..i + n]),
+                        _ => to
+                            .iter_mut()
+                            .zip(image[i..].iter().step_by(stride))
+                            .for_each(|(o, v)| *o = *v),
+                    }
+                });
             }
         };
         let row_len = rows * positions;
@@ -158,7 +178,14 @@ impl Patches {
             image.fill(0.0);
             for r in 0..self.patch_len() {
                 let column = &columns[r * row_len + b * positions..][..positions];
-                self.each_tap(r, |i, p| image[i] += column[p]);
+                let stride = self.stride;
+                self.each_span(r, |i, p, n| {
+                    image[i..]
+                        .iter_mut()
+                        .step_by(stride)
+                        .zip(&column[p..p + n])
+                        .for_each(|(v, c)| *v += c)
+                });
             }
         };
         if images.len() < SPLIT {
@@ -177,8 +204,11 @@ impl Patches {
         let mut index = vec![None; self.image_len() * columns];
         for f in 0..filters {
             for r in 0..patch {
-                self.each_tap(r, |i, p| {
-                    index[i * columns + f * positions + p] = Some(f * patch + r);
+                self.each_span(r, |i, p, n| {
+                    for j in 0..n {
+                        let entry = (i + j * self.stride) * columns + f * positions + p + j;
+                        index[entry] = Some(f * patch + r);
+                    }
                 });
             }
         }
@@ -250,6 +280,40 @@ mod tests {
         let lhs: f64 = ux.iter().zip(&c).map(|(a, b)| (a * b) as f64).sum();
         let rhs: f64 = x.iter().zip(&fc).map(|(a, b)| (a * b) as f64).sum();
         assert!((lhs - rhs).abs() < 1e-4, "{lhs} vs {rhs}");
+    }
+
+    /// Unfolding against the definition, pixel by pixel with signed arithmetic, for strides,
+    /// paddings and kernels that leave partial lines at every edge.
+    #[test]
+    fn unfold_matches_the_definition() {
+        for (c, h, w, k, s, pad) in [(2, 5, 4, 3, 2, 1), (1, 7, 7, 4, 3, 2), (3, 4, 6, 2, 1, 0)] {
+            let p = Patches::new((c, h, w), k, s, pad).unwrap();
+            let rows = 2;
+            let x: Vec<f32> = (0..rows * p.image_len()).map(|i| i as f32 + 1.0).collect();
+            let mut columns = vec![0.0; p.patch_len() * rows * p.positions()];
+            p.unfold(&x, rows, &mut columns);
+            let mut want = Vec::new();
+            for r in 0..p.patch_len() {
+                let (ch, ky, kx) = (r / (k * k), (r % (k * k)) / k, r % k);
+                for b in 0..rows {
+                    for y in 0..p.out_height {
+                        for xx in 0..p.out_width {
+                            let iy = (y * s + ky) as isize - pad as isize;
+                            let ix = (xx * s + kx) as isize - pad as isize;
+                            let inside =
+                                (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix);
+                            want.push(match inside {
+                                true => {
+                                    x[b * p.image_len() + (ch * h + iy as usize) * w + ix as usize]
+                                }
+                                false => 0.0,
+                            });
+                        }
+                    }
+                }
+            }
+            assert_eq!(columns, want, "{c}x{h}x{w} k{k} s{s} p{pad}");
+        }
     }
 
     #[test]
