@@ -385,10 +385,11 @@ fn regroup(x: &[f32], rows: usize, a: usize, b: usize, out: &mut [f32]) {
 }
 
 impl FastBatchNorm {
+    /// Normalises each feature (column) of `x` over its `pass.rows` rows, as the mode says.
     fn forward_rows(
         &mut self,
         tensors: &mut [Vec<f32>],
-        x: &mut Vec<f32>,
+        x: &mut [f32],
         pass: &mut ForwardPass<'_>,
     ) -> Saved {
         match (pass.train.is_some(), self.mode) {
@@ -415,6 +416,7 @@ impl FastBatchNorm {
         }
     }
 
+    /// The backward pass of [`FastBatchNorm::forward_rows`].
     fn backward_rows(
         &mut self,
         tensors: &mut [Vec<f32>],

@@ -93,9 +93,9 @@ impl Patches {
     /// the image rather than padding.
     fn steps_inside(&self, k: usize, side: usize, steps: usize) -> (usize, usize) {
         let s = self.stride;
-        let first = (self.padding.saturating_sub(k) + s - 1) / s;
+        let first = self.padding.saturating_sub(k).div_ceil(s);
         let end = match (side + self.padding).checked_sub(k) {
-            Some(reach) => (reach + s - 1) / s,
+            Some(reach) => reach.div_ceil(s),
             None => 0,
         };
         (first, end.min(steps).max(first))
