@@ -11,6 +11,8 @@ fn shipped_configs_pass_the_check() {
         "paper-logits.toml",
         "paper-best.toml",
         "smoke.toml",
+        "mlp-best.toml",
+        "dcgan.toml",
     ]
     .iter()
     .map(|n| config(n).display().to_string())
@@ -21,8 +23,28 @@ fn shipped_configs_pass_the_check() {
     let out = s.ok(&args);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).matches("ok: ").count(),
-        4
+        6
     );
+}
+
+/// `check` shows every layer's output shape under its key path, images as `[C, H, W]`.
+#[test]
+fn check_reports_every_layer_shape() {
+    let s = Scratch::new();
+    let dcgan = config("dcgan.toml").display().to_string();
+    let out = s.ok(&["check", &dcgan, "--data-dir", &data_dir()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "model.generator: input 100",
+        "layers[1] reshape            [128, 7, 7]",
+        "layers[4] conv_transpose2d   [64, 14, 14]",
+        "layers[7] conv_transpose2d   [1, 28, 28]",
+        "model.discriminator: input 784",
+        "layers[3] conv2d             [128, 7, 7]",
+        "layers[6] flatten            6272",
+    ] {
+        assert!(stdout.contains(line), "{line:?} in {stdout}");
+    }
 }
 
 #[test]

@@ -183,6 +183,31 @@ pub struct CheckArgs {
     pub print: bool,
 }
 
+/// Each layer's output shape, one line per layer under its key path: what `check` shows so
+/// that a reshape or a convolution's geometry can be read before anything is allocated.
+fn layer_shapes(c: &crate::config::Experiment) -> String {
+    let networks = [
+        ("generator", &c.model.generator.layers, c.generator_shapes()),
+        (
+            "discriminator",
+            &c.model.discriminator.layers,
+            c.discriminator_shapes(),
+        ),
+    ];
+    let mut out = String::new();
+    for (network, layers, shapes) in networks {
+        out += &format!("  model.{network}: input {}\n", shapes[0]);
+        for (i, (layer, shape)) in layers.iter().zip(&shapes[1..]).enumerate() {
+            let kind = toml::Value::try_from(layer)
+                .ok()
+                .and_then(|v| v.get("type").and_then(|t| t.as_str().map(String::from)))
+                .unwrap_or_default();
+            out += &format!("    layers[{i}] {kind:<18} {shape}\n");
+        }
+    }
+    out
+}
+
 /// `gan-run check`: validate experiment files and their data folders without training.
 pub fn check(args: CheckArgs) -> anyhow::Result<()> {
     let CheckArgs {
@@ -214,7 +239,8 @@ pub fn check(args: CheckArgs) -> anyhow::Result<()> {
                 if print {
                     println!("# {} (resolved)\n{}", path.display(), c.to_toml());
                 }
-                println!("ok: {} (run `{}`)", path.display(), c.name)
+                println!("ok: {} (run `{}`)", path.display(), c.name);
+                print!("{}", layer_shapes(&c));
             }
             Err(e) => {
                 print_error(&e);
