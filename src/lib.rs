@@ -42,6 +42,7 @@ pub mod interrupt;
 pub mod logging;
 pub mod loss;
 pub mod model;
+pub mod plot;
 pub mod regularizer;
 pub mod report;
 pub mod run_dir;

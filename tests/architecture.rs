@@ -26,6 +26,7 @@ const ORDER: &[&str] = &[
     "export",
     "bench",
     "sweep",
+    "plot",
     "compare",
     "report",
     "cli",
