@@ -120,14 +120,7 @@ fn a_sweep_resumes_without_redoing_finished_points() {
         let path = format!("runs/sw/{run}/samples/epoch-{epoch:04}.png");
         image::open(s.path().join(path)).unwrap().to_rgb8()
     };
-    let find = |g: &image::RgbImage| {
-        (0..=png.height() - g.height())
-            .flat_map(|y| (0..=png.width() - g.width()).map(move |x| (x, y)))
-            .find(|&(x, y)| {
-                g.enumerate_pixels()
-                    .all(|(gx, gy, p)| png.get_pixel(x + gx, y + gy) == p)
-            })
-    };
+    let find = |g: &image::RgbImage| find_in(&png, g);
     let (ax, ay) = find(&grid("beta1=0.1", 1)).expect("A's epoch 1 grid");
     let (bx, by) = find(&grid("beta1=0.9", 1)).expect("B's epoch 1 grid");
     assert!(ay == by && bx > ax, "A at ({ax}, {ay}), B at ({bx}, {by})");
@@ -142,6 +135,16 @@ fn a_sweep_resumes_without_redoing_finished_points() {
         _ => (g, b),
     });
     assert!(grey > 500 && black > 500, "gridlines {grey}, text {black}");
+}
+
+/// Where `part` is copied, unchanged, into `whole`: its top left corner.
+fn find_in(whole: &image::RgbImage, part: &image::RgbImage) -> Option<(u32, u32)> {
+    (0..=whole.height() - part.height())
+        .flat_map(|y| (0..=whole.width() - part.width()).map(move |x| (x, y)))
+        .find(|&(x, y)| {
+            part.enumerate_pixels()
+                .all(|(px, py, p)| whole.get_pixel(x + px, y + py) == p)
+        })
 }
 
 #[test]
