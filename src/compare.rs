@@ -22,7 +22,7 @@ mod seeds;
 mod table;
 
 pub use diff::{diff, render_diff, RunDiff};
-pub use grids::side_by_side_png;
+pub use grids::diff_png;
 pub use listing::listing;
 pub use seeds::by_setting;
 pub use table::{render_table, Cell, Comparison, Scalar, Spread, Style, TableFormat};

@@ -12,7 +12,8 @@
 //! 5. [`run_dir`]: everything a run writes: resolved config, metrics, checkpoints, samples;
 //! 6. [`classifier`] and [`eval`]: scoring samples;
 //! 7. [`experiment`]: one training run, config to run directory; [`sample`], [`sweep`],
-//!    [`compare`], [`report`] and [`bench`]: the other commands' work.
+//!    [`compare`], [`report`] and [`bench`]: the other commands' work, their charts drawn by
+//!    [`plot`].
 //!
 //! ```no_run
 //! let config = gan_run::config::load("configs/smoke.toml".as_ref(), &[]).unwrap();
@@ -42,6 +43,7 @@ pub mod interrupt;
 pub mod logging;
 pub mod loss;
 pub mod model;
+pub mod plot;
 pub mod regularizer;
 pub mod report;
 pub mod run_dir;

@@ -22,6 +22,7 @@ const ORDER: &[&str] = &[
     "classifier",
     "eval",
     "experiment",
+    "plot",
     "sample",
     "export",
     "bench",

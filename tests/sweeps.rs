@@ -113,34 +113,38 @@ fn a_sweep_resumes_without_redoing_finished_points() {
         .map(|r| r[1].parse::<f64>().unwrap())
         .fold(f64::INFINITY, f64::min);
     assert_eq!(best[0][1].as_f64().unwrap(), lowest_d);
-    let png = image::open(s.path().join("d.png")).unwrap().to_luma8();
-    let grid = image::open(s.path().join("runs/sw/beta1=0.1/samples/epoch-0002.png"))
-        .unwrap()
-        .to_luma8();
-    // A left margin for the epoch labels, the two grids with a gap, and a header for A and B.
-    let margin = png.width() - (2 * grid.width() + 8);
-    assert!((20..=60).contains(&margin), "margin {margin}");
-    let header = png.height() - 2 * (grid.height() + 8);
-    assert!((8..=30).contains(&header), "header {header}");
-    let white_in = |x0: u32, x1: u32, y0: u32, y1: u32| {
-        (x0..x1).any(|x| (y0..y1).any(|y| png.get_pixel(x, y).0 == [255]))
+    // The losses as charts above, then each common epoch's grids, A's left of B's, copied
+    // unchanged.
+    let png = image::open(s.path().join("d.png")).unwrap().to_rgb8();
+    let grid = |run: &str, epoch: u32| {
+        let path = format!("runs/sw/{run}/samples/epoch-{epoch:04}.png");
+        image::open(s.path().join(path)).unwrap().to_rgb8()
     };
-    assert!(
-        white_in(margin, margin + grid.width(), 0, header),
-        "no A label"
-    );
-    assert!(
-        white_in(margin + grid.width() + 8, png.width(), 0, header),
-        "no B label"
-    );
-    assert!(white_in(0, margin, header, header + 20), "no epoch label");
-    // The first epoch's grids are copied unchanged below the header, right of the margin.
-    let first = image::open(s.path().join("runs/sw/beta1=0.1/samples/epoch-0001.png"))
-        .unwrap()
-        .to_luma8();
-    for (x, y) in [(5, 5), (40, 33), (grid.width() - 3, grid.height() - 3)] {
-        assert_eq!(png.get_pixel(margin + x, header + y), first.get_pixel(x, y));
-    }
+    let find = |g: &image::RgbImage| find_in(&png, g);
+    let (ax, ay) = find(&grid("beta1=0.1", 1)).expect("A's epoch 1 grid");
+    let (bx, by) = find(&grid("beta1=0.9", 1)).expect("B's epoch 1 grid");
+    assert!(ay == by && bx > ax, "A at ({ax}, {ay}), B at ({bx}, {by})");
+    let (_, ay2) = find(&grid("beta1=0.1", 2)).expect("A's epoch 2 grid");
+    assert!(ay2 > ay);
+    assert!(ay > 250, "the charts above the grids: {ay}");
+    // Gridlines and text in the charts: light grey and black pixels.
+    let charts = (0..png.width()).flat_map(|x| (0..ay).map(move |y| (x, y)));
+    let (grey, black) = charts.fold((0, 0), |(g, b), (x, y)| match png.get_pixel(x, y).0 {
+        [220, 220, 220] => (g + 1, b),
+        [0, 0, 0] => (g, b + 1),
+        _ => (g, b),
+    });
+    assert!(grey > 500 && black > 500, "gridlines {grey}, text {black}");
+}
+
+/// Where `part` is copied, unchanged, into `whole`: its top left corner.
+fn find_in(whole: &image::RgbImage, part: &image::RgbImage) -> Option<(u32, u32)> {
+    (0..=whole.height() - part.height())
+        .flat_map(|y| (0..=whole.width() - part.width()).map(move |x| (x, y)))
+        .find(|&(x, y)| {
+            part.enumerate_pixels()
+                .all(|(px, py, p)| whole.get_pixel(x + px, y + py) == p)
+        })
 }
 
 #[test]

@@ -15,8 +15,8 @@ pub struct DiffArgs {
     pub a: PathBuf,
     /// Run B.
     pub b: PathBuf,
-    /// Write the two runs' sample grids of the same epochs side by side into this PNG (none
-    /// is written without it).
+    /// Write the two runs' D and G losses as charts, and their sample grids of the same epochs
+    /// side by side below them, into this PNG (none is written without it).
     #[arg(long, value_name = "FILE")]
     pub png: Option<PathBuf>,
     /// Print JSON.
@@ -36,7 +36,7 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<()> {
         json,
         md,
     } = args;
-    use crate::compare::{diff, render_diff, side_by_side_png, RunRecord, TableFormat};
+    use crate::compare::{diff, diff_png, render_diff, RunRecord, TableFormat};
     let (ra, rb) = (RunRecord::read(&a)?, RunRecord::read(&b)?);
     if let Some(png) = &png {
         crate::run_dir::check_output(png)?;
@@ -47,22 +47,26 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<()> {
         (false, true) => render_diff(&d, TableFormat::Markdown),
         (false, false) => render_diff(&d, TableFormat::Text),
     };
-    let grids = match (&png, d.common_sample_epochs.is_empty()) {
-        (Some(_), false) => Some(side_by_side_png(&ra, &rb, &d.common_sample_epochs)?),
-        _ => None,
+    let picture = match &png {
+        Some(_) => Some(diff_png(&ra, &rb, &d.common_sample_epochs)?),
+        None => None,
     };
     print!("{text}");
-    match (png, grids) {
+    match (png, picture) {
         (Some(png), Some(bytes)) => {
             crate::files::write_atomic(&png, &bytes)?;
-            eprintln!(
-                "sample grids of epochs {:?} side by side (A left, B right): {}",
-                d.common_sample_epochs,
-                png.display()
-            );
+            match d.common_sample_epochs.is_empty() {
+                true => eprintln!("loss curves (no sample grids of the same epochs): {}", png.display()),
+                false => eprintln!(
+                    "loss curves, and sample grids of epochs {:?} side by side (A left, B right): {}",
+                    d.common_sample_epochs,
+                    png.display()
+                ),
+            }
         }
-        (None, None) if !d.common_sample_epochs.is_empty() => eprintln!(
-            "both runs have sample grids of epochs {:?}: --png FILE draws them side by side",
+        (None, _) if !d.common_sample_epochs.is_empty() => eprintln!(
+            "both runs have sample grids of epochs {:?}: --png FILE draws them side by side, \
+             under the loss curves",
             d.common_sample_epochs
         ),
         _ => {}

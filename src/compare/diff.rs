@@ -1,10 +1,12 @@
 //! `diff` of two runs: only what differs (config keys layer by layer, with values in each), the
 //! final metrics with their deltas, the best values over the epochs, and the loss curves where
-//! the epochs overlap; [`super::side_by_side_png`] draws their sample grids.
+//! the epochs overlap; [`super::diff_png`] draws their losses and sample grids.
 
 use serde::Serialize;
 
-use super::{final_metrics, render_table, RunRecord, TableFormat, METRIC_COLUMNS};
+use super::{
+    final_metrics, metric_style, render_table, RunRecord, Style, TableFormat, METRIC_COLUMNS,
+};
 use crate::config;
 use crate::train::EpochMetrics;
 
@@ -152,12 +154,13 @@ pub fn render_diff(d: &RunDiff, format: TableFormat) -> String {
     let rows: Vec<Vec<String>> = d
         .final_metrics
         .iter()
-        .map(|(k, a, b, delta)| {
+        .map(|(k, a, b, _)| {
+            let style = metric_style(k);
             vec![
                 k.clone(),
-                format!("{a:.4}"),
-                format!("{b:.4}"),
-                format!("{delta:+.4}"),
+                style.show(*a),
+                style.show(*b),
+                change(*a, *b, style),
             ]
         })
         .collect();
@@ -171,11 +174,13 @@ pub fn render_diff(d: &RunDiff, format: TableFormat) -> String {
             .best_metrics
             .iter()
             .map(|(k, a, ea, b, eb)| {
+                let style =
+                    metric_style(k.split(' ').next().unwrap_or(k).trim_end_matches("_nats"));
                 vec![
                     k.clone(),
-                    format!("{a:.4} (epoch {ea})"),
-                    format!("{b:.4} (epoch {eb})"),
-                    format!("{:+.4}", b - a),
+                    format!("{} (epoch {ea})", style.show(*a)),
+                    format!("{} (epoch {eb})", style.show(*b)),
+                    change(*a, *b, style),
                 ]
             })
             .collect();
@@ -209,4 +214,65 @@ pub fn render_diff(d: &RunDiff, format: TableFormat) -> String {
         );
     }
     out
+}
+
+/// B - A as people read it: `same` where the values are equal (both NaN included), else signed
+/// in the metric's style (`+2` epochs, `-1.63` FID, `+0.0123` loss).
+fn change(a: f64, b: f64, style: Style) -> String {
+    if a == b || (a.is_nan() && b.is_nan()) {
+        return "same".to_string();
+    }
+    let delta = b - a;
+    match delta.is_nan() {
+        true => "-".to_string(),
+        false => format!(
+            "{}{}",
+            if delta > 0.0 { "+" } else { "-" },
+            style.show(delta.abs())
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whole numbers print whole and an unchanged value says so (it printed
+    /// `epochs 3.0000 3.0000 +0.0000`).
+    #[test]
+    fn final_metrics_print_counts_whole_and_unchanged_values_as_same() {
+        let d = RunDiff {
+            runs: ["a".into(), "b".into()],
+            config: vec![],
+            final_metrics: vec![
+                ("epochs".into(), 3.0, 3.0, 0.0),
+                ("modes".into(), 8.0, 10.0, 2.0),
+                ("fid".into(), 12.29, 10.861, -1.429),
+                ("d_loss".into(), 1.0, 0.5, -0.5),
+            ],
+            best_metrics: vec![("fid (scored epochs)".into(), 12.0, 5, 10.5, 20)],
+            curves: vec![],
+            common_sample_epochs: vec![],
+            provenance: vec![],
+        };
+        let text = render_diff(&d, TableFormat::Text);
+        let row = |name: &str| -> Vec<String> {
+            let line = text.lines().find(|l| l.starts_with(name)).unwrap();
+            line.split_whitespace().map(String::from).collect()
+        };
+        assert_eq!(row("epochs"), ["epochs", "3", "3", "same"], "{text}");
+        assert_eq!(row("modes"), ["modes", "8", "10", "+2"], "{text}");
+        assert_eq!(row("fid "), ["fid", "12.29", "10.86", "-1.43"], "{text}");
+        assert_eq!(
+            row("d_loss"),
+            ["d_loss", "1.0000", "0.5000", "-0.5000"],
+            "{text}"
+        );
+        assert!(
+            text.contains("12.00 (epoch 5)") && text.contains("-1.50"),
+            "{text}"
+        );
+        assert_eq!(change(f64::NAN, f64::NAN, Style::Small), "same");
+        assert_eq!(change(f64::INFINITY, 1.0, Style::Small), "-inf");
+    }
 }

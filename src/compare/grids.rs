@@ -1,105 +1,113 @@
-//! `diff`'s picture: two runs' sample grids side by side, epoch by epoch, labelled.
+//! `diff`'s picture: the two runs' losses by epoch as charts (A and B in the legend), and
+//! below them their sample grids side by side, epoch by epoch, labelled: one PNG that says how
+//! the runs differ in training and in what they draw.
 
 use super::RunRecord;
 use crate::error::{Error, Result};
+use crate::plot::{Line, Plot, Scale, PALETTE};
 use crate::run_dir::{sample_grid_name, SAMPLES_DIR};
+use crate::train::EpochMetrics;
 
-/// A PNG with, per common epoch, A's sample grid on the left and B's on the right, under a
-/// header that says which is A and which B, each row labelled with its epoch.
-pub fn side_by_side_png(a: &RunRecord, b: &RunRecord, epochs: &[usize]) -> Result<Vec<u8>> {
-    let load = |r: &RunRecord, e: usize| -> Result<image::GrayImage> {
-        let p = r.dir.join(SAMPLES_DIR).join(sample_grid_name(e, None));
-        let failed = |err: String| Error::RunDir {
-            path: p.clone(),
-            message: format!("cannot read sample grid: {err}"),
-        };
-        let bytes =
-            crate::files::read(&p, crate::files::IMAGE).map_err(|e| failed(e.to_string()))?;
-        Ok(image::load_from_memory(&bytes)
-            .map_err(|e| failed(e.to_string()))?
-            .to_luma8())
-    };
+/// Each chart's width.
+const CHART_WIDTH: u32 = 420;
+/// Between the grids, and below each row of them.
+const GAP: u32 = 8;
+/// Above the grids, for the runs' names; left of them, for the epochs.
+const HEADER: u32 = 26;
+const MARGIN: u32 = 72;
+const TEXT_SIZE: f64 = 15.0;
+
+/// A PNG of two runs: their D and G losses by epoch, side by side as charts with A and B in
+/// the legend, and below them, per epoch in `epochs`, A's sample grid on the left and B's on
+/// the right, under a header naming A and B, each row labelled with its epoch.
+pub fn diff_png(a: &RunRecord, b: &RunRecord, epochs: &[usize]) -> Result<Vec<u8>> {
     let mut pairs = Vec::new();
     for &e in epochs {
-        pairs.push((e, load(a, e)?, load(b, e)?));
+        pairs.push((e, load_grid(a, e)?, load_grid(b, e)?));
     }
-    const GAP: u32 = 8;
-    // Room for the labels: a header row for A and B, a left margin for epochs of up to five
-    // digits (glyphs 3x5 pixels, drawn at twice their size).
-    const SCALE: u32 = 2;
-    const HEADER: u32 = 5 * SCALE + 6;
-    const MARGIN: u32 = 5 * 4 * SCALE + 4;
+    let charts = loss_charts(a, b);
     let left_width = pairs.iter().map(|(_, x, _)| x.width()).max().unwrap_or(0);
-    let width = pairs
+    let grids_width = pairs
         .iter()
         .map(|(_, x, y)| MARGIN + x.width() + GAP + y.width())
         .max()
-        .unwrap_or(MARGIN);
-    let height = HEADER
-        + pairs
-            .iter()
-            .map(|(_, x, y)| x.height().max(y.height()) + GAP)
-            .sum::<u32>();
-    let mut out = image::GrayImage::from_pixel(width, height, image::Luma([128]));
-    draw_text(&mut out, 2, 3, "EP", SCALE);
-    draw_text(&mut out, MARGIN + left_width / 2 - 3, 3, "A", SCALE);
-    if let Some((_, _, right)) = pairs.first() {
-        let b_x = MARGIN + left_width + GAP + right.width() / 2 - 3;
-        draw_text(&mut out, b_x, 3, "B", SCALE);
+        .unwrap_or(0);
+    let charts_width = charts.iter().map(|c| c.width()).sum::<u32>();
+    let charts_height = charts.iter().map(|c| c.height()).max().unwrap_or(0);
+    let width = grids_width.max(charts_width);
+    let rows_height: u32 = pairs
+        .iter()
+        .map(|(_, x, y)| x.height().max(y.height()) + GAP)
+        .sum();
+    let header = if pairs.is_empty() { 0 } else { HEADER };
+    let height = charts_height + header + rows_height;
+    let mut out = image::RgbImage::from_pixel(width, height, image::Rgb([250, 250, 250]));
+    let mut x = 0;
+    for chart in &charts {
+        image::imageops::replace(&mut out, chart, x as i64, 0);
+        x += chart.width();
     }
-    let mut top = HEADER;
+    if let Some((_, _, right)) = pairs.first() {
+        let y = (charts_height + 4) as i32;
+        let room = left_width + GAP;
+        let a_text = format!("A: {}", a.label());
+        crate::plot::label(&mut out, (MARGIN as i32, y), &a_text, TEXT_SIZE, room);
+        let b_x = (MARGIN + left_width + GAP) as i32;
+        let b_text = format!("B: {}", b.label());
+        crate::plot::label(&mut out, (b_x, y), &b_text, TEXT_SIZE, right.width());
+    }
+    let mut top = charts_height + header;
     for (epoch, x, y) in &pairs {
-        draw_text(&mut out, 2, top + 2, &epoch.to_string(), SCALE);
-        image::imageops::replace(&mut out, x, MARGIN as i64, top as i64);
-        image::imageops::replace(&mut out, y, (MARGIN + x.width() + GAP) as i64, top as i64);
+        let text = format!("epoch {epoch}");
+        crate::plot::label(&mut out, (4, top as i32 + 2), &text, TEXT_SIZE, MARGIN - 8);
+        let gray = |g: &image::GrayImage| image::DynamicImage::ImageLuma8(g.clone()).to_rgb8();
+        image::imageops::replace(&mut out, &gray(x), MARGIN as i64, top as i64);
+        let b_left = (MARGIN + x.width() + GAP) as i64;
+        image::imageops::replace(&mut out, &gray(y), b_left, top as i64);
         top += x.height().max(y.height()) + GAP;
     }
-    let mut bytes = std::io::Cursor::new(Vec::new());
-    out.write_to(&mut bytes, image::ImageFormat::Png)
-        .expect("in-memory PNG");
-    Ok(bytes.into_inner())
+    Ok(crate::plot::encode_png(&out))
 }
 
-/// Draws `text` (digits and the letters A, B, E, P; anything else is skipped) in white, its
-/// top left corner at `(x, y)`, each glyph pixel `scale` pixels wide.
-fn draw_text(img: &mut image::GrayImage, x: u32, y: u32, text: &str, scale: u32) {
-    /// 3x5 glyphs, one row per entry, the high bit on the left.
-    fn glyph(c: char) -> Option<[u8; 5]> {
-        Some(match c {
-            '0' => [7, 5, 5, 5, 7],
-            '1' => [2, 6, 2, 2, 7],
-            '2' => [7, 1, 7, 4, 7],
-            '3' => [7, 1, 7, 1, 7],
-            '4' => [5, 5, 7, 1, 1],
-            '5' => [7, 4, 7, 1, 7],
-            '6' => [7, 4, 7, 5, 7],
-            '7' => [7, 1, 2, 2, 2],
-            '8' => [7, 5, 7, 5, 7],
-            '9' => [7, 5, 7, 1, 7],
-            'A' => [2, 5, 7, 5, 5],
-            'B' => [6, 5, 6, 5, 6],
-            'E' => [7, 4, 6, 4, 7],
-            'P' => [6, 5, 6, 4, 4],
-            _ => return None,
+/// A run's sample grid of epoch `e`.
+fn load_grid(r: &RunRecord, e: usize) -> Result<image::GrayImage> {
+    let p = r.dir.join(SAMPLES_DIR).join(sample_grid_name(e, None));
+    let failed = |err: String| Error::RunDir {
+        path: p.clone(),
+        message: format!("cannot read sample grid: {err}"),
+    };
+    let bytes = crate::files::read(&p, crate::files::IMAGE).map_err(|e| failed(e.to_string()))?;
+    Ok(image::load_from_memory(&bytes)
+        .map_err(|e| failed(e.to_string()))?
+        .to_luma8())
+}
+
+/// The D loss and G loss charts of A (blue) and B (orange), every epoch of each.
+fn loss_charts(a: &RunRecord, b: &RunRecord) -> Vec<image::RgbImage> {
+    type Get = fn(&EpochMetrics) -> f64;
+    let losses: [(&str, Get); 2] = [("d_loss", |m| m.d_loss), ("g_loss", |m| m.g_loss)];
+    losses
+        .iter()
+        .map(|&(name, get)| {
+            let lines: Vec<Line> = [("A", a), ("B", b)]
+                .iter()
+                .zip(PALETTE)
+                .map(|(&(which, r), colour)| Line {
+                    label: format!("{which}: {}", r.label()),
+                    colour,
+                    points: r.metrics.iter().map(|m| (m.epoch, get(m))).collect(),
+                })
+                .collect();
+            let values = lines.iter().flat_map(|l| l.points.iter().map(|p| p.1));
+            let title = format!("{name}, the mean over each epoch's steps");
+            let plot = Plot {
+                title: &title,
+                y_label: name,
+                scale: Scale::for_values(values),
+                lines: &lines,
+                legend: true,
+            };
+            crate::plot::rgb(&plot, CHART_WIDTH)
         })
-    }
-    for (i, c) in text.chars().enumerate() {
-        let Some(rows) = glyph(c) else { continue };
-        let left = x + i as u32 * 4 * scale;
-        for (row, bits) in rows.iter().enumerate() {
-            for col in 0..3u32 {
-                if bits & (4 >> col) == 0 {
-                    continue;
-                }
-                for dy in 0..scale {
-                    for dx in 0..scale {
-                        let (px, py) = (left + col * scale + dx, y + row as u32 * scale + dy);
-                        if px < img.width() && py < img.height() {
-                            img.put_pixel(px, py, image::Luma([255]));
-                        }
-                    }
-                }
-            }
-        }
-    }
+        .collect()
 }
