@@ -1,0 +1,340 @@
+//! The plain step against dfdx's tape step, buffer reuse and thread counts, over configs
+//! that together hold every layer kind, loss, regulariser and the moving average.
+
+use super::*;
+use crate::model::Mode;
+use crate::train::{d_step, g_step};
+use rand::SeedableRng;
+
+fn params(net: &mut Network) -> Vec<Vec<f32>> {
+    struct All(Vec<Vec<f32>>);
+    impl TensorVisitor for All {
+        fn visit<S: Shape>(&mut self, _: &str, t: &mut Tensor<S, f32, Cpu>, _: bool) {
+            self.0.push(t.as_vec());
+        }
+    }
+    let mut all = All(Vec::new());
+    net.visit(&mut all);
+    all.0
+}
+
+fn assert_close(a: &[Vec<f32>], b: &[Vec<f32>], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len());
+    for (t, (x, y)) in a.iter().zip(b).enumerate() {
+        crate::model::kernels::assert_close(x, y, tol, &format!("{what}: tensor {t}"));
+    }
+}
+
+/// The configs the plain steps are tested on: the paper's, and small ones covering every
+/// layer kind and each way D's real and generated batches can run.
+fn step_test_configs() -> Vec<Experiment> {
+    // Each case is a shipped config with `--set` overrides, so that it is validated as a
+    // user's would be. Adam's lr and eps are 1 in all of them.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let load = |file: &str, sets: &[&str]| {
+        let adam = [
+            "optimizer.generator.lr=1.0",
+            "optimizer.generator.eps=1.0",
+            "optimizer.discriminator.lr=1.0",
+            "optimizer.discriminator.eps=1.0",
+        ];
+        let overrides: Vec<crate::config::Override> = adam
+            .iter()
+            .chain(sets)
+            .map(|o| o.parse().unwrap())
+            .collect();
+        crate::config::load(&root.join("configs").join(file), &overrides).unwrap()
+    };
+    // Every layer kind, with batch-norm of both modes in G and running batch-norm in D.
+    let every_kind_g = r#"model.generator.layers=[{type = "linear", out = 32},
+        {type = "batch_norm", mode = "running"}, {type = "leaky_relu", slope = 0.2},
+        {type = "layer_norm"}, {type = "linear", out = 48}, {type = "batch_norm", mode = "batch"},
+        {type = "dropout", rate = 0.5}, {type = "linear", out = 784}, {type = "sigmoid"}]"#;
+    let every_kind_d = |batch_norm_mode: &str| {
+        format!(
+            r#"model.discriminator.layers=[{{type = "linear", out = 32}},
+            {{type = "batch_norm", mode = "{batch_norm_mode}"}}, {{type = "tanh"}},
+            {{type = "dropout", rate = 0.3}}, {{type = "linear", out = 16}}, {{type = "relu"}},
+            {{type = "layer_norm", eps = 1e-3}}, {{type = "identity"}},
+            {{type = "linear", out = 1}}]"#
+        )
+    };
+    let layer_norm_g = r#"model.generator.layers=[{type = "linear", out = 32},
+        {type = "layer_norm"}, {type = "leaky_relu", slope = 0.2},
+        {type = "linear", out = 784}, {type = "sigmoid"}]"#;
+    let layer_norm_d = r#"model.discriminator.layers=[{type = "linear", out = 32},
+        {type = "leaky_relu", slope = 0.2}, {type = "layer_norm", eps = 1e-3},
+        {type = "dropout", rate = 0.3}, {type = "linear", out = 1}]"#;
+    let squashing_g = r#"model.generator.layers=[{type = "linear", out = 32},
+        {type = "sigmoid"}, {type = "linear", out = 784}, {type = "sigmoid"}]"#;
+    let squashing_d = r#"model.discriminator.layers=[{type = "linear", out = 32},
+        {type = "tanh"}, {type = "linear", out = 1}]"#;
+    // A D that combines its batches with a dropout layer, two that do not (the masks would
+    // come in another order), ReLU straight into a linear layer, and slopes of 0 and below.
+    let simple_g = r#"model.generator.layers=[{type = "linear", out = 32},
+        {type = "leaky_relu", slope = 0.0}, {type = "linear", out = 784}, {type = "sigmoid"}]"#;
+    let dropout_d = |second_dropout: &str| {
+        format!(
+            r#"model.discriminator.layers=[{{type = "linear", out = 32}}, {{type = "relu"}},
+            {second_dropout} {{type = "linear", out = 16}},
+            {{type = "leaky_relu", slope = -0.1}}, {{type = "dropout", rate = 0.3}},
+            {{type = "linear", out = 1}}]"#
+        )
+    };
+    let elu_g = r#"model.generator.layers=[{type = "linear", out = 32},
+        {type = "elu"}, {type = "linear", out = 784}, {type = "sigmoid"}]"#;
+    let elu_d = r#"model.discriminator.layers=[{type = "linear", out = 32},
+        {type = "elu", alpha = 0.5}, {type = "dropout", rate = 0.3}, {type = "linear", out = 1}]"#;
+    let spectral_g = r#"model.generator.layers=[{type = "linear", out = 32, spectral_norm = true},
+        {type = "leaky_relu", slope = 0.2}, {type = "linear", out = 784}, {type = "sigmoid"}]"#;
+    let spectral_d = r#"model.discriminator.layers=[
+        {type = "linear", out = 32, spectral_norm = true}, {type = "leaky_relu", slope = 0.2},
+        {type = "linear", out = 16, spectral_norm = true}, {type = "elu"},
+        {type = "linear", out = 1, spectral_norm = true}]"#;
+    // Convolutions: G projects and upsamples twice through batch-norm of both modes; D
+    // downsamples twice, with running batch-norm, or bare under a gradient penalty. (A bias
+    // before batch-norm gets a zero gradient, which rounding makes noise that Adam at eps 1
+    // turns into steps: as in DCGAN, those convolutions have none.)
+    let conv_g = r#"model.generator.layers=[{type = "linear", out = 196},
+        {type = "reshape", shape = [4, 7, 7]}, {type = "batch_norm", mode = "running"},
+        {type = "relu"}, {type = "conv_transpose2d", out = 2, kernel = 4, stride = 2, padding = 1},
+        {type = "batch_norm", mode = "batch"}, {type = "leaky_relu", slope = 0.2},
+        {type = "conv_transpose2d", out = 1, kernel = 4, stride = 2, padding = 1, bias = false},
+        {type = "sigmoid"}]"#;
+    let conv_d = |batch_norm: &str| {
+        let bias = batch_norm.is_empty();
+        format!(
+            r#"model.discriminator.layers=[{{type = "reshape", shape = [1, 28, 28]}},
+            {{type = "conv2d", out = 3, kernel = 4, stride = 2, padding = 1}},
+            {{type = "leaky_relu", slope = 0.2}},
+            {{type = "conv2d", out = 4, kernel = 3, stride = 2, padding = 1, bias = {bias}}},
+            {batch_norm} {{type = "leaky_relu", slope = 0.2}},
+            {{type = "flatten"}}, {{type = "linear", out = 1}}]"#
+        )
+    };
+    vec![
+        load("paper.toml", &[]),
+        load(
+            "smoke.toml",
+            &[
+                conv_g,
+                &conv_d(r#"{type = "batch_norm", mode = "running"},"#),
+            ],
+        ),
+        load(
+            "smoke.toml",
+            &[
+                &conv_d(""),
+                "gradient_penalty={kind = \"r1\", weight = 10.0}",
+            ],
+        ),
+        load("smoke.toml", &[every_kind_g, &every_kind_d("running")]),
+        load(
+            "smoke.toml",
+            &[simple_g, &dropout_d(r#"{type = "dropout", rate = 0.2},"#)],
+        ),
+        load("smoke.toml", &[simple_g, &dropout_d("")]),
+        // Batch statistics in D outside its own update too: the G step back-propagates
+        // through them without updating D.
+        load("smoke.toml", &[every_kind_g, &every_kind_d("batch")]),
+        // Layer norm in both networks, D's batches combined.
+        load("smoke.toml", &[layer_norm_g, layer_norm_d]),
+        // Sigmoid and tanh straight into a linear layer (the linear layer keeps their output).
+        load("smoke.toml", &[squashing_g, squashing_d]),
+        // The hinge loss, with ELU in both networks (into a linear layer and not).
+        load("smoke.toml", &["loss=\"hinge\"", elu_g, elu_d]),
+        load("paper.toml", &["loss=\"hinge\""]),
+        // Spectral norm on every linear layer of D (and one of G's), D's batches combined.
+        load("smoke.toml", &[spectral_g, spectral_d]),
+        // The other losses on the shipped smoke networks, Wasserstein's with a Lipschitz D.
+        load("smoke.toml", &["loss=\"minimax\"", "label_smoothing=0.1"]),
+        load(
+            "smoke.toml",
+            &["loss=\"least_squares\"", "instance_noise.std=0.1"],
+        ),
+        load("smoke.toml", &["loss=\"wasserstein\"", spectral_d]),
+        // Each gradient penalty, R1 every step and the others lazily on the second.
+        load(
+            "smoke.toml",
+            &[
+                "gradient_penalty={kind = \"r1\", weight = 10.0}",
+                "model.discriminator.layers[0].spectral_norm=true",
+            ],
+        ),
+        load(
+            "smoke.toml",
+            &["gradient_penalty={kind = \"r2\", weight = 1.0, every = 2}"],
+        ),
+        load(
+            "smoke.toml",
+            &[
+                "loss=\"wasserstein\"",
+                "gradient_penalty={kind = \"wgan_gp\", weight = 10.0}",
+            ],
+        ),
+        // A moving average of a G with running batch-norm (its statistics copied).
+        load(
+            "smoke.toml",
+            &[every_kind_g, "model.generator.ema={decay = 0.9}"],
+        ),
+    ]
+}
+
+/// Two D and G steps of the plain path against the dfdx tape path, from the same state
+/// and RNG: the same parameters, running statistics and losses up to rounding. Run on the
+/// paper config, on one with every layer kind (batch-norm in D included, so that D's real
+/// and fake passes run apart), on two whose D has one or two dropout layers, and on one whose
+/// D normalises with batch statistics in every step. Adam's eps and lr are set to 1 so that
+/// each update is close to the gradient itself (with the default eps Adam moves every
+/// parameter by about lr whatever its gradient, and rounding can flip the sign of a near-zero
+/// one).
+#[test]
+fn plain_steps_match_the_dfdx_tape_steps() {
+    let cases = step_test_configs();
+    // Relative beyond 1: the unbounded losses grow large under Adam at lr 1.
+    let close = |a: f32, b: f32| (a - b).abs() < 1e-4 * (1.0 + a.abs());
+    for config in cases {
+        let dev = Cpu::seed_from_u64(0);
+        let batch = config.training.batch_size;
+        let real: crate::model::Matrix = dev.sample_uniform_like(&(batch, IMAGE_PIXELS));
+        let mut tape = GanState::new(&config, &dev);
+        let mut fast = tape.clone();
+        let mut plain = PlainGan::check_out(&mut fast);
+        plain.begin_epoch(&config, 1);
+        let mut times = PhaseTimes::default();
+        for it in 0..2 {
+            let a = d_step(&mut tape, &config, real.clone(), &dev, &mut times);
+            let b = plain.d_step(&mut fast.rng, &config, real.as_vec(), &mut times);
+            assert!(close(a.loss, b.loss), "step {it}: {a:?} vs {b:?}");
+            assert!((a.d_real - b.d_real).abs() < 1e-5 && (a.d_fake - b.d_fake).abs() < 1e-5);
+            // A penalty is reported in the steps that compute it, on both paths.
+            let due = penalty_due(&config, it);
+            assert_eq!(
+                (a.penalty.is_some(), b.penalty.is_some()),
+                (due.is_some(), due.is_some())
+            );
+            if let (Some(x), Some(y)) = (a.penalty, b.penalty) {
+                assert!(close(x, y) && y > 0.0, "penalty {x} vs {y}");
+            }
+            let a = g_step(&mut tape, &config, batch, &dev, &mut times);
+            let b = plain.g_step(&mut fast.rng, &config, batch, &mut times);
+            assert!(close(a, b), "g loss {a} vs {b}");
+        }
+        // The end-of-epoch losses, against the tape path's networks outside their updates.
+        let mut probe = ChaCha8Rng::seed_from_u64(7);
+        let end = plain.losses(&mut probe.clone(), &config, real.as_vec());
+        let (d_end, g_end) = (end.d_loss, end.g_loss);
+        let z = crate::train::sample_noise(&config, batch, &mut probe, &dev);
+        let fake = tape.generator.forward(z, Mode::Eval);
+        let real_logits = tape.discriminator.forward(real.clone(), Mode::Eval);
+        let fake_logits = tape.discriminator.forward(fake, Mode::Eval);
+        let d_tape = config
+            .loss
+            .reference(real_logits, Term::real(config.label_smoothing))
+            .array()
+            + config
+                .loss
+                .reference(fake_logits.clone(), Term::Fake)
+                .array();
+        let g_tape = config.loss.reference(fake_logits, Term::Generator).array();
+        assert!(close(d_end, d_tape), "end D loss {d_end} vs {d_tape}");
+        assert!(close(g_end, g_tape), "end G loss {g_end} vs {g_tape}");
+        plain.check_in(&mut fast);
+        assert_eq!(tape.rng.get_word_pos(), fast.rng.get_word_pos(), "RNG use");
+        assert_eq!(
+            (tape.d_opt.steps, tape.g_opt.steps),
+            (fast.d_opt.steps, fast.g_opt.steps)
+        );
+        let tol = 1e-4;
+        assert_close(
+            &params(&mut tape.discriminator),
+            &params(&mut fast.discriminator),
+            tol,
+            "discriminator",
+        );
+        assert_close(
+            &params(&mut tape.generator),
+            &params(&mut fast.generator),
+            tol,
+            "generator",
+        );
+        if let (Some(a), Some(b)) = (&mut tape.ema, &mut fast.ema) {
+            assert_close(&params(a), &params(b), tol, "moving average");
+            assert_ne!(params(a), params(&mut tape.generator), "the average is G");
+        }
+    }
+}
+
+/// The step reuses its buffers without clearing them: a step whose kept buffers all hold
+/// NaN gives the same bits as one whose buffers hold the last step's values.
+#[test]
+fn reused_buffers_do_not_change_a_step() {
+    for (case, config) in step_test_configs().into_iter().enumerate() {
+        let dev = Cpu::seed_from_u64(0);
+        let batch = config.training.batch_size;
+        let real: crate::model::Matrix = dev.sample_uniform_like(&(batch, IMAGE_PIXELS));
+        let mut state = GanState::new(&config, &dev);
+        let mut warm = PlainGan::check_out(&mut state);
+        let mut times = PhaseTimes::default();
+        warm.d_step(&mut state.rng, &config, real.as_vec(), &mut times);
+        warm.g_step(&mut state.rng, &config, batch, &mut times);
+        let mut poisoned = warm.clone();
+        poisoned.workspace.poison();
+        let mut outcomes = Vec::new();
+        for plain in [&mut warm, &mut poisoned] {
+            let mut rng = state.rng.clone();
+            let d = plain.d_step(&mut rng, &config, real.as_vec(), &mut times);
+            let g = plain.g_step(&mut rng, &config, batch, &mut times);
+            let mut after = GanState::new(&config, &dev);
+            plain.clone().check_in(&mut after);
+            outcomes.push((
+                d.loss.to_bits(),
+                g.to_bits(),
+                params(&mut after.generator),
+                params(&mut after.discriminator),
+            ));
+        }
+        assert!(
+            outcomes[0] == outcomes[1],
+            "case {case}: poisoned buffers changed the step"
+        );
+    }
+}
+
+/// The same steps on one thread and on two give the same bits, for the paper's MLP and
+/// the convolutional DCGAN.
+#[test]
+fn steps_do_not_depend_on_the_thread_count() {
+    for (file, batch) in [("paper.toml", 100), ("dcgan.toml", 32)] {
+        same_steps_on_one_thread_and_two(file, batch);
+    }
+}
+
+fn same_steps_on_one_thread_and_two(file: &str, batch: usize) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let set = format!("training.batch_size={batch}").parse().unwrap();
+    let config = crate::config::load(&root.join("configs").join(file), &[set]).unwrap();
+    let dev = Cpu::seed_from_u64(0);
+    let real: crate::model::Matrix = dev.sample_uniform_like(&(batch, IMAGE_PIXELS));
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut state = GanState::new(&config, &dev);
+            let mut plain = PlainGan::check_out(&mut state);
+            let mut times = PhaseTimes::default();
+            for _ in 0..2 {
+                plain.d_step(&mut state.rng, &config, real.as_vec(), &mut times);
+                plain.g_step(&mut state.rng, &config, batch, &mut times);
+            }
+            plain.check_in(&mut state);
+            (
+                params(&mut state.generator),
+                params(&mut state.discriminator),
+            )
+        })
+    };
+    assert!(run(1) == run(2), "{file}: one thread and two differ");
+}
