@@ -5,6 +5,7 @@ mod architecture;
 mod bad_inputs;
 mod batch_norm;
 mod config_checks;
+mod convolutions;
 mod crash_points;
 mod daily_use;
 mod exports;
