@@ -69,6 +69,8 @@ fn measure(
     let batch = config.training.batch_size;
     let real: Matrix = dev.sample_uniform_like(&(batch, IMAGE_PIXELS));
     let real_pixels = real.as_vec();
+    // Labels for a class-conditional config (ignored otherwise): every digit in turn.
+    let labels: Vec<u8> = (0..batch).map(|i| (i % 10) as u8).collect();
     let every = config.training.d_steps_per_g_step;
 
     let mut state = GanState::new(config, &dev);
@@ -76,7 +78,7 @@ fn measure(
     let mut rng = state.rng.clone();
     let mut times = PhaseTimes::default();
     let mut plain_step = |i: usize, times: &mut PhaseTimes| {
-        plain.d_step(&mut rng, config, real_pixels.clone(), times);
+        plain.d_step(&mut rng, config, real_pixels.clone(), &labels, times);
         if (i + 1).is_multiple_of(every) {
             plain.g_step(&mut rng, config, batch, times);
         }
@@ -99,7 +101,7 @@ fn measure(
         let mut tape_state = GanState::new(config, &dev);
         let tape_step = |state: &mut GanState, i: usize| {
             let mut t = PhaseTimes::default();
-            d_step(state, config, real.clone(), &dev, &mut t);
+            d_step(state, config, real.clone(), &labels, &dev, &mut t);
             if (i + 1).is_multiple_of(every) {
                 g_step(state, config, batch, &dev, &mut t);
             }

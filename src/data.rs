@@ -74,10 +74,12 @@ pub struct PackedImages {
     segments: Vec<u8>,
     /// Where each image's segments start.
     starts: Vec<usize>,
+    /// Each image's label (class-conditional runs train on them).
+    labels: Vec<u8>,
 }
 
 impl PackedImages {
-    /// Packs `images` (their labels are not kept: training does not use them).
+    /// Packs `images`, keeping their labels.
     pub fn pack(images: &Images) -> PackedImages {
         let mut segments = Vec::new();
         let mut starts = Vec::with_capacity(images.len());
@@ -103,7 +105,11 @@ impl PackedImages {
             }
         }
         segments.shrink_to_fit();
-        PackedImages { segments, starts }
+        PackedImages {
+            segments,
+            starts,
+            labels: images.labels.clone(),
+        }
     }
 
     /// Number of images.
@@ -118,7 +124,12 @@ impl PackedImages {
 
     /// Bytes held.
     pub fn packed_bytes(&self) -> usize {
-        self.segments.len() + self.starts.len() * std::mem::size_of::<usize>()
+        self.segments.len() + self.starts.len() * (std::mem::size_of::<usize>() + 1)
+    }
+
+    /// Image `i`'s label.
+    pub fn label(&self, i: usize) -> u8 {
+        self.labels[i]
     }
 
     /// Appends image `i`'s pixels, scaled to [0, 1], to `out`.

@@ -6,6 +6,7 @@
 //! file, line, column and key), fills in every default and validates the values and the network
 //! shapes, so that nothing is trained or written from a config that cannot work.
 
+pub mod conditioning;
 mod fingerprint;
 pub mod keys;
 pub mod memory;
@@ -24,6 +25,7 @@ pub use crate::model::init::{InitConfig, InitKind};
 pub use crate::model::optim::AdamSettings;
 pub use crate::model::{plan_shapes, BatchNormMode, FeatureShape, LayerSpec};
 pub use crate::regularizer::{GradientPenaltyConfig, PenaltyKind};
+pub use conditioning::ConditioningConfig;
 pub use overrides::Override;
 
 /// An experiment that passed validation: every default filled in, every value and shape
@@ -76,9 +78,10 @@ impl Experiment {
             plan_shapes(layers, FeatureShape::Flat(input))
                 .expect("validation checks the layer shapes")
         };
+        let (g_input, d_input) = config.input_widths();
         Experiment {
-            generator_shapes: plan(&config.model.generator.layers, config.noise.dim),
-            discriminator_shapes: plan(&config.model.discriminator.layers, IMAGE_PIXELS),
+            generator_shapes: plan(&config.model.generator.layers, g_input),
+            discriminator_shapes: plan(&config.model.discriminator.layers, d_input),
             config,
         }
     }
@@ -103,6 +106,9 @@ pub struct ExperimentConfig {
     /// A penalty on D's input gradient (`[gradient_penalty]`), when the config has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gradient_penalty: Option<GradientPenaltyConfig>,
+    /// Class conditioning (`[conditioning]`): G and D read a label, when the config has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditioning: Option<ConditioningConfig>,
     /// Gaussian noise added to D's inputs, annealed to zero (Sønderby et al. 2016).
     #[serde(default)]
     pub instance_noise: InstanceNoiseConfig,
@@ -431,6 +437,20 @@ impl Default for OutputConfig {
 
 /// Pixels per MNIST image: the generator's output width and the discriminator's input width.
 pub const IMAGE_PIXELS: usize = 28 * 28;
+
+impl ExperimentConfig {
+    /// The widths of G's and D's inputs: the noise and the 784 pixels, each followed by the
+    /// label where the config is class-conditional.
+    pub fn input_widths(&self) -> (usize, usize) {
+        match &self.conditioning {
+            None => (self.noise.dim, IMAGE_PIXELS),
+            Some(c) => (
+                c.generator_input(self.noise.dim),
+                IMAGE_PIXELS + c.discriminator_extra(),
+            ),
+        }
+    }
+}
 /// Images in MNIST's training file (validation + train).
 pub const MNIST_TRAIN_IMAGES: usize = 60_000;
 

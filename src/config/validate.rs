@@ -61,6 +61,7 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
 
     check_data(c)?;
     check_noise_and_init(c)?;
+    check_conditioning(c)?;
     check_networks(c)?;
     check_ema(c)?;
     check_label_smoothing(c)?;
@@ -170,9 +171,10 @@ fn check_noise_and_init(c: &ExperimentConfig) -> std::result::Result<(), Problem
 
 /// Each layer's values, then the widths along each network, then what the loss needs of D.
 fn check_networks(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
+    let (g_input, d_input) = c.input_widths();
     for (net, spec, input, output) in [
-        ("generator", &c.model.generator, c.noise.dim, IMAGE_PIXELS),
-        ("discriminator", &c.model.discriminator, IMAGE_PIXELS, 1),
+        ("generator", &c.model.generator, g_input, IMAGE_PIXELS),
+        ("discriminator", &c.model.discriminator, d_input, 1),
     ] {
         let base = format!("model.{net}.layers");
         for (i, layer) in spec.layers.iter().enumerate() {
@@ -258,6 +260,13 @@ fn check_gradient_penalty(c: &ExperimentConfig) -> std::result::Result<(), Probl
     if gp.every == 0 {
         return p("gradient_penalty.every", "must be at least 1".into());
     }
+    if c.conditioning.is_some() {
+        return p(
+            "gradient_penalty",
+            "a gradient penalty on a class-conditional D is not supported yet: remove              [gradient_penalty] or [conditioning]"
+                .into(),
+        );
+    }
     if let Some(i) = crate::model::first_curved_layer(&c.model.discriminator.layers, IMAGE_PIXELS) {
         return p(
             &format!("model.discriminator.layers[{i}]"),
@@ -267,6 +276,18 @@ fn check_gradient_penalty(c: &ExperimentConfig) -> std::result::Result<(), Probl
         );
     }
     Ok(())
+}
+
+/// Class conditioning: MNIST's ten classes (checked before the networks, whose input widths
+/// depend on it).
+fn check_conditioning(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
+    match &c.conditioning {
+        Some(k) if k.classes != 10 => p(
+            "conditioning.classes",
+            format!("MNIST has 10 classes (its digits), got {}", k.classes),
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Instance noise: a finite, non-negative standard deviation, annealed over at least one epoch.

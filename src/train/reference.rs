@@ -7,26 +7,63 @@ use std::time::Instant;
 use dfdx::prelude::*;
 
 use super::state::{
-    add_instance_noise, penalty_batch, penalty_due, sample_noise, DStep, GanState, PhaseTimes,
+    add_instance_noise, generator_input_values, penalty_batch, penalty_due, DStep, GanState,
+    PhaseTimes,
 };
-use crate::config::Experiment;
+use crate::config::conditioning::discriminator_input;
+use crate::config::{Experiment, IMAGE_PIXELS};
 use crate::loss::Term;
 use crate::model::backprop::{PlainNet, Workspace};
 use crate::model::{Matrix, Mode};
 use crate::model::{Network, TensorVisitor};
 
-/// One discriminator step on a real batch: G runs outside its own update (no tape, no
-/// dropout; batch-norm on the batch's statistics in mode `batch`, on running ones in mode
-/// `running`), D in its own; only D's optimizer moves.
+/// G's input for `rows` samples and their labels, as the fast path draws them.
+fn generator_input(
+    state: &mut GanState,
+    config: &Experiment,
+    rows: usize,
+    dev: &Cpu,
+) -> (Matrix, Vec<u8>) {
+    let (z, labels) = generator_input_values(config, rows, &mut state.rng);
+    let width = z.len() / rows;
+    (dev.tensor_from_vec(z, (rows, width)), labels)
+}
+
+/// `x` (images, on any tape) followed by `labels` as D reads them: `x E + L`, with `E` the
+/// identity padded with zero columns and `L` the labels' part, so that the gradient flows to
+/// the images only. `x` itself without conditioning.
+fn discriminator_input_on_tape<T: Tape<f32, Cpu> + Merge<NoneTape>>(
+    config: &Experiment,
+    x: Matrix<T>,
+    labels: &[u8],
+    dev: &Cpu,
+) -> Matrix<T> {
+    let Some(c) = &config.conditioning else {
+        return x;
+    };
+    let rows = x.shape().0;
+    let width = IMAGE_PIXELS + c.discriminator_extra();
+    let mut embed = vec![0.0; IMAGE_PIXELS * width];
+    (0..IMAGE_PIXELS).for_each(|i| embed[i * width + i] = 1.0);
+    let labels_part = discriminator_input(Some(c), vec![0.0; rows * IMAGE_PIXELS], labels);
+    x.matmul(dev.tensor_from_vec(embed, (IMAGE_PIXELS, width)))
+        + dev.tensor_from_vec(labels_part, (rows, width))
+}
+
+/// One discriminator step on a real batch (with its `labels` where the config is
+/// class-conditional): G runs outside its own update (no tape, no dropout; batch-norm on the
+/// batch's statistics in mode `batch`, on running ones in mode `running`), D in its own; only
+/// D's optimizer moves.
 pub fn d_step(
     state: &mut GanState,
     config: &Experiment,
     real: Matrix,
+    labels: &[u8],
     dev: &Cpu,
     times: &mut PhaseTimes,
 ) -> DStep {
     let phase = Instant::now();
-    let z = sample_noise(config, real.shape().0, &mut state.rng, dev);
+    let (z, fake_labels) = generator_input(state, config, real.shape().0, dev);
     let fake = state.generator.forward(z, Mode::Eval);
     let std = config.instance_noise.std_in(state.epoch + 1);
     let (mut real_values, mut fake_values) = (real.as_vec(), fake.as_vec());
@@ -34,8 +71,14 @@ pub fn d_step(
     add_instance_noise(&mut fake_values, std, &mut state.rng);
     let penalty = penalty_due(config, state.d_opt.steps);
     let penalty_inputs = penalty.map(|_| (real_values.clone(), fake_values.clone()));
-    let real = dev.tensor_from_vec(real_values, *real.shape());
-    let fake = dev.tensor_from_vec(fake_values, *fake.shape());
+    let c = config.conditioning.as_ref();
+    let (real_values, fake_values) = (
+        discriminator_input(c, real_values, labels),
+        discriminator_input(c, fake_values, &fake_labels),
+    );
+    let shape = (real.shape().0, real_values.len() / real.shape().0);
+    let real = dev.tensor_from_vec(real_values, shape);
+    let fake = dev.tensor_from_vec(fake_values, shape);
     times.g_forward += phase.elapsed();
 
     let phase = Instant::now();
@@ -123,7 +166,7 @@ pub fn g_step(
 ) -> f32 {
     let phase = Instant::now();
     state.generator.start_step();
-    let z = sample_noise(config, batch, &mut state.rng, dev);
+    let (z, labels) = generator_input(state, config, batch, dev);
     let fake = state.generator.forward(
         z.leaky_traced(),
         Mode::Train {
@@ -141,6 +184,7 @@ pub fn g_step(
         }
         false => fake,
     };
+    let fake = discriminator_input_on_tape(config, fake, &labels, dev);
     let logits = state.discriminator.forward(fake, Mode::Eval);
     let loss = config.loss.reference(logits, Term::Generator);
     let value = loss.array();

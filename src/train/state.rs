@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Experiment, NoiseDistribution, IMAGE_PIXELS};
+use crate::config::{conditioning, Experiment, NoiseDistribution, IMAGE_PIXELS};
 use crate::model::optim::AdamState;
 use crate::model::{Matrix, Network};
 use crate::regularizer::{PenaltyInput, PenaltyKind};
@@ -377,6 +377,33 @@ pub fn noise_values(config: &Experiment, rows: usize, rng: &mut ChaCha8Rng) -> V
             (0..n).map(|_| d.sample(rng) as f32).collect()
         }
     }
+}
+
+/// `rows` labels for generated images, uniform over the classes, drawn after the noise; none
+/// (and no draws) without conditioning.
+pub fn fake_labels(config: &Experiment, rows: usize, rng: &mut ChaCha8Rng) -> Vec<u8> {
+    match &config.conditioning {
+        None => Vec::new(),
+        Some(c) => (0..rows)
+            .map(|_| rng.gen_range(0..c.classes) as u8)
+            .collect(),
+    }
+}
+
+/// G's input for `rows` samples: noise from `rng`, then labels from it, the label one-hot after
+/// each row's noise. Returns the labels too (none without conditioning).
+pub fn generator_input_values(
+    config: &Experiment,
+    rows: usize,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<f32>, Vec<u8>) {
+    let z = noise_values(config, rows, rng);
+    let labels = fake_labels(config, rows, rng);
+    let c = config.conditioning.as_ref();
+    (
+        conditioning::generator_input(c, z, config.noise.dim, &labels),
+        labels,
+    )
 }
 
 /// The noise behind every sample grid of a run: the same for every epoch (and for every run

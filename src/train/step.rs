@@ -15,8 +15,10 @@ use std::time::Instant;
 use rand_chacha::ChaCha8Rng;
 
 use super::state::{
-    add_instance_noise, noise_values, penalty_batch, penalty_due, DStep, GanState, PhaseTimes,
+    add_instance_noise, generator_input_values, penalty_batch, penalty_due, DStep, GanState,
+    PhaseTimes,
 };
+use crate::config::conditioning::{discriminator_input, image_gradient};
 use crate::config::{Experiment, IMAGE_PIXELS};
 use crate::loss::{mean_probability, Term};
 use crate::model::backprop::{ParamGradUse, ParamGrads, ParamUpdate, PlainNet, Workspace};
@@ -169,24 +171,29 @@ impl PlainGan {
         }
     }
 
-    /// One discriminator step on `batch` real images: G outside its own update, D in its own;
-    /// only D's parameters move.
+    /// One discriminator step on `batch` real images (with their `labels` where the config is
+    /// class-conditional; ignored otherwise): G outside its own update, D in its own; only D's
+    /// parameters move.
     pub fn d_step(
         &mut self,
         rng: &mut ChaCha8Rng,
         config: &Experiment,
         real: Vec<f32>,
+        labels: &[u8],
         times: &mut PhaseTimes,
     ) -> DStep {
         let batch = real.len() / IMAGE_PIXELS;
         let phase = Instant::now();
-        let z = noise_values(config, batch, rng);
+        let (z, fake_labels) = generator_input_values(config, batch, rng);
         let (mut fake, _) = self
             .generator
             .forward(z, batch, None, false, &mut self.workspace);
         let mut real = real;
         add_instance_noise(&mut real, self.instance_noise, rng);
         add_instance_noise(&mut fake, self.instance_noise, rng);
+        let c = config.conditioning.as_ref();
+        let real = discriminator_input(c, real, labels);
+        let fake = discriminator_input(c, fake, &fake_labels);
         times.g_forward += phase.elapsed();
 
         let phase = Instant::now();
@@ -295,11 +302,13 @@ impl PlainGan {
     ) -> f32 {
         let phase = Instant::now();
         self.generator.start_step();
-        let z = noise_values(config, batch, rng);
+        let (z, labels) = generator_input_values(config, batch, rng);
         let (mut fake, g_trace) =
             self.generator
                 .forward(z, batch, Some(rng), true, &mut self.workspace);
         add_instance_noise(&mut fake, self.instance_noise, rng);
+        let c = config.conditioning.as_ref();
+        let fake = discriminator_input(c, fake, &labels);
         let (logits, d_trace) =
             self.discriminator
                 .forward(fake, batch, None, true, &mut self.workspace);
@@ -314,6 +323,7 @@ impl PlainGan {
                 &mut self.workspace,
             )
             .expect("asked for the input gradient");
+        let d_fake = image_gradient(c, d_fake);
         // G's update runs inside its backward pass (its time counts as the G step's).
         let step = self.g_opt.begin_step();
         self.generator.backward(
@@ -340,12 +350,18 @@ impl PlainGan {
         rng: &mut ChaCha8Rng,
         config: &Experiment,
         real: Vec<f32>,
+        labels: &[u8],
     ) -> EndOfEpoch {
         let batch = real.len() / IMAGE_PIXELS;
-        let z = noise_values(config, batch, rng);
+        let (z, fake_labels) = generator_input_values(config, batch, rng);
         let (fake, _) = self
             .generator
             .forward(z, batch, None, false, &mut self.workspace);
+        let c = config.conditioning.as_ref();
+        let (real, fake) = (
+            discriminator_input(c, real, labels),
+            discriminator_input(c, fake, &fake_labels),
+        );
         let d = &mut self.discriminator;
         let grad_norms = [&real, &fake]
             .map(|x| d.mean_input_gradient_norm(x.clone(), batch, &mut self.workspace));

@@ -124,12 +124,14 @@ pub fn train_epoch(
             }
             let phase = Instant::now();
             let mut pixels = Vec::with_capacity(batch * IMAGE_PIXELS);
-            for &i in &order[step * batch..(step + 1) * batch] {
+            let indices = &order[step * batch..(step + 1) * batch];
+            for &i in indices {
                 train.push_pixels(i as usize, &mut pixels);
             }
+            let labels: Vec<u8> = indices.iter().map(|&i| train.label(i as usize)).collect();
             times.data += phase.elapsed();
 
-            let d = plain.d_step(rng, config, pixels, times);
+            let d = plain.d_step(rng, config, pixels, &labels, times);
             check_finite(d.loss, "the discriminator loss", epoch, step)?;
             d_sum += d.loss as f64;
             real_sum += d.d_real as f64;
@@ -237,8 +239,12 @@ fn end_of_epoch(
     for &i in last_batch {
         train.push_pixels(i as usize, &mut pixels);
     }
+    let labels: Vec<u8> = last_batch
+        .iter()
+        .map(|&i| train.label(i as usize))
+        .collect();
     let mut probe = loss_probe_noise(config.seed, epoch);
-    on_worker(|| plain.losses(&mut probe, config, pixels))
+    on_worker(|| plain.losses(&mut probe, config, pixels, &labels))
 }
 
 fn check_finite(value: f32, what: &'static str, epoch: usize, step: usize) -> Result<()> {
@@ -360,7 +366,14 @@ mod tests {
         let g0 = snapshot(&mut state.generator);
         let d0 = snapshot(&mut state.discriminator);
         let real: Matrix = dev.tensor_from_vec(fake_images(4).pixels(), (4, IMAGE_PIXELS));
-        d_step(&mut state, &config, real, &dev, &mut PhaseTimes::default());
+        d_step(
+            &mut state,
+            &config,
+            real,
+            &[0; 4],
+            &dev,
+            &mut PhaseTimes::default(),
+        );
         assert_eq!(snapshot(&mut state.generator), g0, "a D step changed G");
         assert_ne!(
             snapshot(&mut state.discriminator),

@@ -112,8 +112,19 @@ fn step_test_configs() -> Vec<Experiment> {
             {{type = "flatten"}}, {{type = "linear", out = 1}}]"#
         )
     };
+    // Class conditioning: labels one-hot into an MLP D, and as planes into a convolutional D.
+    let conv_d_planes = conv_d("").replace("[1, 28, 28]", "[11, 28, 28]");
     vec![
         load("paper.toml", &[]),
+        load("smoke.toml", &["conditioning={classes = 10}"]),
+        load(
+            "smoke.toml",
+            &[
+                conv_g,
+                &conv_d_planes,
+                "conditioning={discriminator = \"channels\"}",
+            ],
+        ),
         load(
             "smoke.toml",
             &[
@@ -197,14 +208,15 @@ fn plain_steps_match_the_dfdx_tape_steps() {
         let dev = Cpu::seed_from_u64(0);
         let batch = config.training.batch_size;
         let real: crate::model::Matrix = dev.sample_uniform_like(&(batch, IMAGE_PIXELS));
+        let labels: Vec<u8> = (0..batch).map(|i| (i * 7 % 10) as u8).collect();
         let mut tape = GanState::new(&config, &dev);
         let mut fast = tape.clone();
         let mut plain = PlainGan::check_out(&mut fast);
         plain.begin_epoch(&config, 1);
         let mut times = PhaseTimes::default();
         for it in 0..2 {
-            let a = d_step(&mut tape, &config, real.clone(), &dev, &mut times);
-            let b = plain.d_step(&mut fast.rng, &config, real.as_vec(), &mut times);
+            let a = d_step(&mut tape, &config, real.clone(), &labels, &dev, &mut times);
+            let b = plain.d_step(&mut fast.rng, &config, real.as_vec(), &labels, &mut times);
             assert!(close(a.loss, b.loss), "step {it}: {a:?} vs {b:?}");
             assert!((a.d_real - b.d_real).abs() < 1e-5 && (a.d_fake - b.d_fake).abs() < 1e-5);
             // A penalty is reported in the steps that compute it, on both paths.
@@ -222,12 +234,22 @@ fn plain_steps_match_the_dfdx_tape_steps() {
         }
         // The end-of-epoch losses, against the tape path's networks outside their updates.
         let mut probe = ChaCha8Rng::seed_from_u64(7);
-        let end = plain.losses(&mut probe.clone(), &config, real.as_vec());
+        let end = plain.losses(&mut probe.clone(), &config, real.as_vec(), &labels);
         let (d_end, g_end) = (end.d_loss, end.g_loss);
-        let z = crate::train::sample_noise(&config, batch, &mut probe, &dev);
-        let fake = tape.generator.forward(z, Mode::Eval);
-        let real_logits = tape.discriminator.forward(real.clone(), Mode::Eval);
-        let fake_logits = tape.discriminator.forward(fake, Mode::Eval);
+        let (z, fake_labels) = crate::train::generator_input_values(&config, batch, &mut probe);
+        let z = dev.tensor_from_vec(z, (batch, config.input_widths().0));
+        let fake = tape.generator.forward(z, Mode::Eval).as_vec();
+        let c = config.conditioning.as_ref();
+        let d_input = |x, labels: &[u8]| {
+            let x = crate::config::conditioning::discriminator_input(c, x, labels);
+            dev.tensor_from_vec(x, (batch, config.input_widths().1))
+        };
+        let real_logits = tape
+            .discriminator
+            .forward(d_input(real.as_vec(), &labels), Mode::Eval);
+        let fake_logits = tape
+            .discriminator
+            .forward(d_input(fake, &fake_labels), Mode::Eval);
         let d_tape = config
             .loss
             .reference(real_logits, Term::real(config.label_smoothing))
@@ -273,17 +295,18 @@ fn reused_buffers_do_not_change_a_step() {
         let dev = Cpu::seed_from_u64(0);
         let batch = config.training.batch_size;
         let real: crate::model::Matrix = dev.sample_uniform_like(&(batch, IMAGE_PIXELS));
+        let labels: Vec<u8> = (0..batch).map(|i| (i * 7 % 10) as u8).collect();
         let mut state = GanState::new(&config, &dev);
         let mut warm = PlainGan::check_out(&mut state);
         let mut times = PhaseTimes::default();
-        warm.d_step(&mut state.rng, &config, real.as_vec(), &mut times);
+        warm.d_step(&mut state.rng, &config, real.as_vec(), &labels, &mut times);
         warm.g_step(&mut state.rng, &config, batch, &mut times);
         let mut poisoned = warm.clone();
         poisoned.workspace.poison();
         let mut outcomes = Vec::new();
         for plain in [&mut warm, &mut poisoned] {
             let mut rng = state.rng.clone();
-            let d = plain.d_step(&mut rng, &config, real.as_vec(), &mut times);
+            let d = plain.d_step(&mut rng, &config, real.as_vec(), &labels, &mut times);
             let g = plain.g_step(&mut rng, &config, batch, &mut times);
             let mut after = GanState::new(&config, &dev);
             plain.clone().check_in(&mut after);
@@ -316,6 +339,7 @@ fn same_steps_on_one_thread_and_two(file: &str, batch: usize) {
     let config = crate::config::load(&root.join("configs").join(file), &[set]).unwrap();
     let dev = Cpu::seed_from_u64(0);
     let real: crate::model::Matrix = dev.sample_uniform_like(&(batch, IMAGE_PIXELS));
+    let labels: Vec<u8> = (0..batch).map(|i| (i * 7 % 10) as u8).collect();
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -326,7 +350,7 @@ fn same_steps_on_one_thread_and_two(file: &str, batch: usize) {
             let mut plain = PlainGan::check_out(&mut state);
             let mut times = PhaseTimes::default();
             for _ in 0..2 {
-                plain.d_step(&mut state.rng, &config, real.as_vec(), &mut times);
+                plain.d_step(&mut state.rng, &config, real.as_vec(), &labels, &mut times);
                 plain.g_step(&mut state.rng, &config, batch, &mut times);
             }
             plain.check_in(&mut state);

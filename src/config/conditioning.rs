@@ -1,0 +1,178 @@
+//! Class conditioning (Mirza & Osindero 2014): the `[conditioning]` table, and how a label
+//! enters each network. G reads its noise followed by the label one-hot; D reads the image
+//! followed by the label, as a one-hot (for a flat D) or as one constant 28x28 plane per class
+//! (for a convolutional D, whose first layer reshapes to `[1 + classes, 28, 28]`).
+//!
+//! Why inputs and not layers: both ways are a fixed function of the label appended to a
+//! network's input, so every layer kind, both paths and the checkpoints stay as they are; a
+//! network only sees a wider input. Gradients flow to the image part alone (the label part is
+//! a constant).
+
+use serde::{Deserialize, Serialize};
+
+use super::IMAGE_PIXELS;
+
+/// `[conditioning]`: how many classes, and how the label enters each network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditioningConfig {
+    /// Classes (10 for MNIST's digits).
+    #[serde(default = "ten")]
+    pub classes: usize,
+    /// How G reads the label.
+    #[serde(default)]
+    pub generator: GeneratorLabel,
+    /// How D reads the label.
+    #[serde(default)]
+    pub discriminator: DiscriminatorLabel,
+}
+
+fn ten() -> usize {
+    10
+}
+
+/// How G reads a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GeneratorLabel {
+    /// The label one-hot after the noise: G's input is `noise.dim + classes` wide.
+    #[default]
+    OneHot,
+}
+
+/// How D reads a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscriminatorLabel {
+    /// The label one-hot after the 784 pixels: D's input is `784 + classes` wide.
+    #[default]
+    OneHot,
+    /// One 28x28 plane per class after the image, all ones for the label's and zeros
+    /// elsewhere: D's input is the image `[1 + classes, 28, 28]`, channel-major.
+    Channels,
+}
+
+impl ConditioningConfig {
+    /// Width of G's input for noise of `noise_dim`.
+    pub fn generator_input(&self, noise_dim: usize) -> usize {
+        noise_dim + self.classes
+    }
+
+    /// Numbers D reads after each image's 784 pixels.
+    pub fn discriminator_extra(&self) -> usize {
+        match self.discriminator {
+            DiscriminatorLabel::OneHot => self.classes,
+            DiscriminatorLabel::Channels => self.classes * IMAGE_PIXELS,
+        }
+    }
+}
+
+/// Rows of `width` numbers each followed by `extra(label)`: `rows` is `labels.len()`.
+fn append(
+    rows: &[f32],
+    width: usize,
+    labels: &[u8],
+    extra: usize,
+    fill: impl Fn(u8, &mut [f32]),
+) -> Vec<f32> {
+    assert_eq!(rows.len(), labels.len() * width, "one label per row");
+    let mut out = vec![0.0; labels.len() * (width + extra)];
+    for ((to, from), &label) in out
+        .chunks_exact_mut(width + extra)
+        .zip(rows.chunks_exact(width))
+        .zip(labels)
+    {
+        to[..width].copy_from_slice(from);
+        fill(label, &mut to[width..]);
+    }
+    out
+}
+
+/// G's input: each row of `noise` (`noise_dim` wide) followed by its label one-hot; the noise
+/// alone without conditioning.
+pub fn generator_input(
+    c: Option<&ConditioningConfig>,
+    noise: Vec<f32>,
+    noise_dim: usize,
+    labels: &[u8],
+) -> Vec<f32> {
+    let Some(c) = c else {
+        return noise;
+    };
+    append(&noise, noise_dim, labels, c.classes, |label, to| {
+        to[label as usize] = 1.0
+    })
+}
+
+/// D's input: each image followed by its label as `c.discriminator` says; the images alone
+/// without conditioning.
+pub fn discriminator_input(
+    c: Option<&ConditioningConfig>,
+    images: Vec<f32>,
+    labels: &[u8],
+) -> Vec<f32> {
+    let Some(c) = c else {
+        return images;
+    };
+    let extra = c.discriminator_extra();
+    match c.discriminator {
+        DiscriminatorLabel::OneHot => append(&images, IMAGE_PIXELS, labels, extra, |label, to| {
+            to[label as usize] = 1.0
+        }),
+        DiscriminatorLabel::Channels => {
+            append(&images, IMAGE_PIXELS, labels, extra, |label, to| {
+                let plane = label as usize * IMAGE_PIXELS;
+                to[plane..plane + IMAGE_PIXELS].fill(1.0)
+            })
+        }
+    }
+}
+
+/// The image part of a gradient with respect to D's input (what flows back into G).
+pub fn image_gradient(c: Option<&ConditioningConfig>, grad: Vec<f32>) -> Vec<f32> {
+    let Some(c) = c else {
+        return grad;
+    };
+    let width = IMAGE_PIXELS + c.discriminator_extra();
+    grad.chunks_exact(width)
+        .flat_map(|row| row[..IMAGE_PIXELS].iter().copied())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_follow_each_row_as_one_hot_or_planes_and_gradients_drop_them() {
+        let c = ConditioningConfig {
+            classes: 3,
+            generator: GeneratorLabel::OneHot,
+            discriminator: DiscriminatorLabel::OneHot,
+        };
+        let z = generator_input(Some(&c), vec![0.5, -0.5, 0.25, 0.75], 2, &[2, 0]);
+        assert_eq!(z, [0.5, -0.5, 0., 0., 1., 0.25, 0.75, 1., 0., 0.]);
+        assert_eq!(generator_input(None, vec![0.5], 1, &[1]), [0.5]);
+
+        let images: Vec<f32> = (0..2 * IMAGE_PIXELS).map(|i| i as f32).collect();
+        let x = discriminator_input(Some(&c), images.clone(), &[1, 2]);
+        assert_eq!(x.len(), 2 * (IMAGE_PIXELS + 3));
+        assert_eq!(&x[IMAGE_PIXELS..IMAGE_PIXELS + 3], [0., 1., 0.]);
+        assert_eq!(image_gradient(Some(&c), x), images);
+
+        let planes = ConditioningConfig {
+            discriminator: DiscriminatorLabel::Channels,
+            ..c
+        };
+        let x = discriminator_input(Some(&planes), images.clone(), &[1, 0]);
+        let first = &x[..4 * IMAGE_PIXELS];
+        assert!(first[IMAGE_PIXELS..2 * IMAGE_PIXELS]
+            .iter()
+            .all(|&v| v == 0.0));
+        assert!(first[2 * IMAGE_PIXELS..3 * IMAGE_PIXELS]
+            .iter()
+            .all(|&v| v == 1.0));
+        assert!(first[3 * IMAGE_PIXELS..].iter().all(|&v| v == 0.0));
+        assert_eq!(image_gradient(Some(&planes), x), images);
+    }
+}
