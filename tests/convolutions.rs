@@ -85,3 +85,49 @@ fn a_conv_run_killed_mid_epoch_resumes_bit_for_bit() {
     s.ok(&["sample", "runs/whole", "--n", "16", "--out", "grid.png"]);
     assert!(s.path().join("grid.png").exists());
 }
+
+/// A class-conditional convolutional run (labels as planes into D) trains, and `eval` says
+/// how many samples are the digit G was asked for, in its table and in `eval.json`.
+#[test]
+fn a_conditional_run_trains_and_eval_measures_its_label_accuracy() {
+    let s = Scratch::new();
+    let data = data_dir();
+    let cdcgan = config("cdcgan.toml").display().to_string();
+    s.ok(&smoke_args(
+        &[
+            &cdcgan,
+            "--name",
+            "c",
+            "--set",
+            "training.epochs=1",
+            "--set",
+            "data.train_size=500",
+            "--set",
+            "evaluation.every=1",
+            "--set",
+            "evaluation.samples=200",
+            "--set",
+            "model.generator.layers[0].out=392",
+            "--set",
+            "model.generator.layers[1].shape=[8, 7, 7]",
+            "--set",
+            "model.generator.layers[4].out=4",
+            "--set",
+            "model.discriminator.layers[1].out=4",
+            "--set",
+            "model.discriminator.layers[3].out=8",
+        ],
+        &data,
+    ));
+    let out = s.ok(&["eval", "runs/c", "--n", "200", "--data-dir", &data]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("label accuracy: "), "{stdout}");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path().join("runs/c/eval.json")).unwrap())
+            .unwrap();
+    let accuracy = record["scores"]["label_accuracy"].as_f64();
+    assert!(
+        accuracy.is_some_and(|a| (0.0..=1.0).contains(&a)),
+        "{record}"
+    );
+}

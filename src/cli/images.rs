@@ -237,6 +237,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         println!("{}", out.display());
         return Ok(());
     }
+    let mut labels = None;
     let (pixels, epoch, generated) = match (&run, &samples) {
         (Some(run), _) => {
             let crate::sample::Generated {
@@ -263,6 +264,8 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
                     run_config.data.validation_size
                 );
             }
+            labels =
+                crate::eval::generation_labels(&run_config, p.len() / crate::config::IMAGE_PIXELS);
             let own_mode = mode == run_config.generation.mode;
             // A run without a moving average has one generator: its scores are not "raw".
             let raw = run_config.model.generator.ema.is_some() && !moving_average;
@@ -281,7 +284,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
                 .display()
         );
     }
-    let scores = evaluator.score(&pixels);
+    let scores = evaluator.score_labelled(&pixels, labels.as_deref());
     let reference = evaluator.reference();
     let label = match (epoch, generated) {
         (Some(e), Some((mode, _, raw))) => format!(
@@ -300,6 +303,12 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         ])
     );
     println!("{}", crate::eval::TABLE_LEGEND);
+    if let Some(accuracy) = scores.label_accuracy {
+        println!(
+            "label accuracy: {:.2}% of the samples are the digit G was asked for",
+            100.0 * accuracy
+        );
+    }
     let source = crate::eval::EvalSource {
         epoch,
         generation: generated.map(|(mode, _, _)| mode),

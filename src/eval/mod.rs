@@ -94,8 +94,35 @@ pub struct Scores {
     /// KID against the same test images; absent as `precision_recall` is.
     #[serde(default)]
     pub kid: Option<Kid>,
+    /// For images generated with labels (a class-conditional run): the share that the
+    /// classifier calls their label. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_accuracy: Option<f64>,
     /// Seconds the scoring took.
     pub seconds: f64,
+}
+
+/// The share of rows of `probs` (one per image, a probability per digit) whose most likely
+/// digit is the image's label.
+fn label_accuracy(probs: &[f32], labels: &[u8]) -> f64 {
+    let rows = probs.len() / crate::classifier::CLASSES;
+    let hits = probs
+        .chunks_exact(crate::classifier::CLASSES)
+        .zip(labels)
+        .filter(|(p, &l)| crate::classifier::argmax(p) == l as usize)
+        .count();
+    hits as f64 / rows.max(1) as f64
+}
+
+/// The labels a conditional run's G is asked for when `n` images are generated (none for an
+/// unconditional config): see `train::generation_label`.
+pub fn generation_labels(config: &crate::config::Experiment, n: usize) -> Option<Vec<u8>> {
+    let c = config.conditioning.as_ref()?;
+    Some(
+        (0..n)
+            .map(|i| crate::train::generation_label(c.classes, i))
+            .collect(),
+    )
 }
 
 /// Scores images against fixed real data with a fixed classifier; build once, score many times.
@@ -150,6 +177,12 @@ impl Evaluator {
 
     /// Scores `images` (row-major, 784 pixels each, in [0, 1]; at least two).
     pub fn score(&mut self, images: &[f32]) -> Scores {
+        self.score_labelled(images, None)
+    }
+
+    /// [`Evaluator::score`], and where `labels` are given (one per image, what a conditional
+    /// G was asked for), the share of images the classifier calls their label.
+    pub fn score_labelled(&mut self, images: &[f32], labels: Option<&[u8]>) -> Scores {
         let started = std::time::Instant::now();
         let out = self.classifier.outputs(images, &self.dev);
         let fid = frechet_distance(
@@ -173,6 +206,7 @@ impl Evaluator {
             memorisation,
             precision_recall,
             kid,
+            label_accuracy: labels.map(|l| label_accuracy(&out.probs, l)),
             seconds: started.elapsed().as_secs_f64(),
         }
     }

@@ -186,7 +186,8 @@ impl EpochOutput for Scores {
             config.generation.mode,
             ctx.dev,
         );
-        let scores = self.evaluator.score(&images);
+        let labels = crate::eval::generation_labels(config, config.evaluation.samples);
+        let scores = self.evaluator.score_labelled(&images, labels.as_deref());
         let pr = scores.precision_recall.as_ref();
         let missing = || "-".to_string();
         tracing::info!(
@@ -199,6 +200,9 @@ impl EpochOutput for Scores {
             kid = scores.kid.map_or_else(missing, |k| {
                 format!("{} +/- {}", format_small(k.mean), format_small(k.se))
             }),
+            label_accuracy = scores
+                .label_accuracy
+                .map_or_else(missing, |a| format!("{a:.3}")),
             seconds = format!("{:.1}", scores.seconds),
             "epoch {epoch} scored"
         );

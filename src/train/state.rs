@@ -260,8 +260,8 @@ impl GanState {
         };
         let mut noise = stream(config.seed, EMA_NOISE_STREAM);
         let batch = config.training.batch_size;
-        let batches =
-            (0..EMA_STATISTICS_BATCHES).map(|_| sample_noise(config, batch, &mut noise, dev));
+        let batches = (0..EMA_STATISTICS_BATCHES)
+            .map(|_| generation_input(config, batch, 0, &mut noise, dev));
         ema.reestimate_running_statistics(batches, &mut stream(config.seed, EMA_DROPOUT_STREAM));
     }
 
@@ -379,6 +379,33 @@ pub fn noise_values(config: &Experiment, rows: usize, rng: &mut ChaCha8Rng) -> V
     }
 }
 
+/// The label of generated image `i` outside training (grids, scoring, sampling): each digit
+/// for `classes` images in turn, so that a grid `classes` wide shows one digit per row and any
+/// multiple of `classes` squared images holds every digit equally.
+pub fn generation_label(classes: usize, i: usize) -> u8 {
+    ((i / classes) % classes) as u8
+}
+
+/// G's input for `rows` generated images numbered from `first`: noise from `rng`, followed
+/// where the config is class-conditional by each image's [`generation_label`] one-hot.
+pub fn generation_input(
+    config: &Experiment,
+    rows: usize,
+    first: usize,
+    rng: &mut ChaCha8Rng,
+    dev: &Cpu,
+) -> Matrix {
+    let z = noise_values(config, rows, rng);
+    let Some(c) = &config.conditioning else {
+        return dev.tensor_from_vec(z, (rows, config.noise.dim));
+    };
+    let labels: Vec<u8> = (first..first + rows)
+        .map(|i| generation_label(c.classes, i))
+        .collect();
+    let z = conditioning::generator_input(Some(c), z, config.noise.dim, &labels);
+    dev.tensor_from_vec(z, (rows, c.generator_input(config.noise.dim)))
+}
+
 /// `rows` labels for generated images, uniform over the classes, drawn after the noise; none
 /// (and no draws) without conditioning.
 pub fn fake_labels(config: &Experiment, rows: usize, rng: &mut ChaCha8Rng) -> Vec<u8> {
@@ -450,6 +477,17 @@ pub struct DStep {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Generated images' labels: one digit per grid row of ten, every digit equally often in
+    /// each hundred.
+    #[test]
+    fn generation_labels_give_one_digit_per_row_of_a_ten_wide_grid() {
+        let labels: Vec<u8> = (0..100).map(|i| generation_label(10, i)).collect();
+        for (row, digits) in labels.chunks(10).enumerate() {
+            assert!(digits.iter().all(|&d| d as usize == row), "{digits:?}");
+        }
+        assert_eq!(generation_label(10, 100), 0);
+    }
 
     fn epoch(epoch: usize, d_loss: f64, g_loss: f64, d_real: f64, d_fake: f64) -> EpochMetrics {
         EpochMetrics {

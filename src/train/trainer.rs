@@ -10,7 +10,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::state::{
-    loss_probe_noise, sample_noise, DStep, EpochMetrics, GanState, PartialEpoch, PhaseTimes,
+    generation_input, loss_probe_noise, DStep, EpochMetrics, GanState, PartialEpoch, PhaseTimes,
 };
 use super::step::{EndOfEpoch, PlainGan};
 use crate::config::{Experiment, GenerationMode, IMAGE_PIXELS};
@@ -36,8 +36,9 @@ pub fn generate(
     generate_recording_noise(config, generator, n, rng, mode, dev, None)
 }
 
-/// [`generate`], also appending every noise row drawn (whole batches, `[rows, noise.dim]`
-/// row-major) to `noise`: what another implementation needs to reproduce the images.
+/// [`generate`], also appending every input row G was given (whole batches: the noise, then
+/// the label one-hot where the config is class-conditional; row-major) to `noise`: what another
+/// implementation needs to reproduce the images.
 pub fn generate_recording_noise(
     config: &Experiment,
     generator: &mut Network,
@@ -51,7 +52,8 @@ pub fn generate_recording_noise(
     let wanted = n * IMAGE_PIXELS;
     let mut pixels = Vec::with_capacity(wanted);
     while pixels.len() < wanted {
-        let z = sample_noise(config, batch, rng, dev);
+        let first = pixels.len() / IMAGE_PIXELS;
+        let z = generation_input(config, batch, first, rng, dev);
         if let Some(noise) = noise.as_mut() {
             noise.extend(z.as_vec());
         }
@@ -342,7 +344,7 @@ mod tests {
         let mut one_by_one = Vec::new();
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         for _ in 0..4 {
-            let z = sample_noise(&config, 1, &mut rng, &dev);
+            let z = crate::train::sample_noise(&config, 1, &mut rng, &dev);
             one_by_one.extend(state.generator.forward(z, Mode::BypassBatchNorm).as_vec());
         }
         crate::model::kernels::assert_close(&one_by_one, &bypass_four, 1e-6, "one by one");
