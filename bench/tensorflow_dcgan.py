@@ -14,7 +14,10 @@ Images are NHWC, TensorFlow's layout for convolutions on CPU (its NCHW kernels a
 the linear layer's 6272 outputs are read as [7, 7, 128] and D's last maps flattened the same
 way, which only permutes the linear layers' units. Batch-norm is fused_batch_norm in training
 mode (the batch's statistics, per channel, eps 1e-5), which Keras's BatchNormalization uses
-for images. The last line printed is a JSON object.
+for images. TensorFlow 2.21 logs "remapper failed: ... LeakyReluGrad ... missing node
+'discriminator/BiasAdd'" once: grappler's fusion of D's first convolution, bias and LeakyReLU
+is dropped because the gradient reads the bias-add (on this machine, 20 steps with the remapper
+off ran as fast). The last line printed is a JSON object.
 
     python bench/tensorflow_dcgan.py --steps 40 --warmup 10 --threads 2
 """
