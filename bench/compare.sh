@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
 # gan-run's training step beside the same model and step in TensorFlow 1-style graph mode
-# (bench/tensorflow_gan.py, the tutorial's framework) and PyTorch (bench/pytorch_gan.py), in one
+# (bench/tensorflow_gan.py, the tutorial's framework) and PyTorch (bench/pytorch_gan.py; the
+# DCGAN's: bench/*_dcgan.py), in one
 # sitting: ROUNDS rounds, each running every framework once in turn, and the medians. Prints a
 # markdown table, or with FORMAT=row one table row for bench/scaling.sh (FORMAT=cpu: the CPU line).
 #
 #   bench/compare.sh                                  # configs/paper.toml, batch 100, width 1
 #   bench/compare.sh configs/paper.toml --batch 1024 --width 2
 #   ROUNDS=5 STEPS=300 NO_TORCH=1 bench/compare.sh
+#   ROUNDS=3 STEPS=40 bench/compare.sh configs/dcgan.toml   # the DCGAN in all three
 #
-# The Python scripts build the paper's networks (G 100-256-512-1024-784 with batch-statistics
-# batch-norm and dropout 0.5, D 784-1024-512-256-1, the tutorial's double-sigmoid loss, two
-# Adams); --width scales their hidden widths and, through --set, the config's (whose linear
-# layers must sit where the paper config's do). Another config times gan-run on that config
-# beside the paper networks in the other frameworks.
+# --model paper (bench/*_gan.py): the paper's networks (G 100-256-512-1024-784 with
+# batch-statistics batch-norm and dropout 0.5, D 784-1024-512-256-1, the tutorial's
+# double-sigmoid loss, two Adams); --width scales their hidden widths and, through --set, the
+# config's (whose linear layers must sit where the paper config's do). --model dcgan
+# (bench/*_dcgan.py): configs/dcgan.toml's convolutional G and D, non-saturating loss, G's
+# moving average; no --width. The model is dcgan for a config file named dcgan.toml, paper
+# otherwise; another config times gan-run on that config beside that model elsewhere.
 #
-# Env: ROUNDS (3), STEPS (steps timed per run; default about 20,000 images' worth, at least 20),
+# Env: ROUNDS (3), STEPS (steps timed per run; default about 20,000 images' worth for the
+# paper model and 5,000 for the DCGAN, five times the arithmetic per image; at least 20),
 # WARMUP (10), THREADS (2), NO_TF=1, NO_TORCH=1 (skip one; e.g. where PyTorch's CPU wheel index
-# is unreachable), GAN_RUN (the binary; default target/release/gan-run, which cargo builds
-# first). bench/.venv is created with tensorflow-cpu and torch when missing (PyPI's Linux torch
-# wheel pulls the CUDA packages, several GB, when the CPU index is unreachable). On a machine
-# whose cores are shared, OMP_WAIT_POLICY=PASSIVE stops PyTorch's OpenMP threads spinning.
+# is unreachable), GAN_RUN (the binary; default target/release/gan-run, or the one under
+# CARGO_TARGET_DIR, which cargo builds first). bench/.venv is created with tensorflow-cpu and
+# torch when missing (PyPI's Linux torch wheel pulls the CUDA packages, several GB, when the CPU
+# index is unreachable). On a machine whose cores are shared, OMP_WAIT_POLICY=PASSIVE stops
+# PyTorch's OpenMP threads spinning.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,11 +34,13 @@ cd "$ROOT"
 CONFIG=configs/paper.toml
 BATCH=100
 WIDTH=1
+MODEL=
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --batch) BATCH="$2"; shift 2 ;;
         --width) WIDTH="$2"; shift 2 ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --model) MODEL="$2"; shift 2 ;;
+        -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "error: unknown option '$1' (try --help)" >&2; exit 2 ;;
         *) CONFIG="$1"; shift ;;
     esac
@@ -40,6 +48,17 @@ done
 [[ -f "$CONFIG" ]] || { echo "error: no config file at '$CONFIG'" >&2; exit 2; }
 [[ "$BATCH" =~ ^[1-9][0-9]*$ ]] || { echo "error: --batch takes a positive whole number, not '$BATCH'" >&2; exit 2; }
 [[ "$WIDTH" =~ ^[0-9]*\.?[0-9]+$ ]] || { echo "error: --width takes a positive number, not '$WIDTH'" >&2; exit 2; }
+if [[ -z "$MODEL" ]]; then
+    MODEL=paper; [[ "$(basename "$CONFIG")" == dcgan.toml ]] && MODEL=dcgan
+fi
+case "$MODEL" in
+    paper) SCRIPT=gan ;;
+    dcgan) SCRIPT=dcgan
+        # Its widths are not the paper's, so --width has no layers to scale.
+        [[ "$(python3 -c "print(float('$WIDTH') == 1.0)")" == True ]] \
+            || { echo "error: --width scales the paper model only" >&2; exit 2; } ;;
+    *) echo "error: --model takes paper or dcgan, not '$MODEL'" >&2; exit 2 ;;
+esac
 
 # What the VM reports of its CPU: the model name alone can hide different chips.
 CPU="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1) (family $(sed -n 's/^cpu family\t*: //p' /proc/cpuinfo | head -n 1), model $(sed -n 's/^model\t*: //p' /proc/cpuinfo | head -n 1)$(grep -q avx512f /proc/cpuinfo && echo ', AVX-512' || echo ', no AVX-512'))"
@@ -47,7 +66,8 @@ CPU="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1) (family $(sed -n 's/^cp
 [[ "${FORMAT:-}" == cpu ]] && { echo "$CPU"; exit 0; }
 
 ROUNDS="${ROUNDS:-3}"
-DEFAULT_STEPS=$(( 20000 / BATCH )); (( DEFAULT_STEPS < 20 )) && DEFAULT_STEPS=20
+IMAGES=20000; [[ "$MODEL" == dcgan ]] && IMAGES=5000
+DEFAULT_STEPS=$(( IMAGES / BATCH )); (( DEFAULT_STEPS < 20 )) && DEFAULT_STEPS=20
 STEPS="${STEPS:-$DEFAULT_STEPS}"
 THREADS="${THREADS:-2}"
 WARMUP="${WARMUP:-10}"
@@ -81,7 +101,7 @@ fi
 
 # --- gan-run binary -----------------------------------------------------------------------
 if [[ -z "${GAN_RUN:-}" ]]; then
-    GAN_RUN=target/release/gan-run
+    GAN_RUN="${CARGO_TARGET_DIR:-target}/release/gan-run"
     # Always: a stale binary would time old code (a no-op when it is up to date).
     say cargo build --release
     cargo build --release >&2
@@ -107,19 +127,23 @@ for round in $(seq "$ROUNDS"); do
         skip=NO_TF; [[ $fw == pytorch ]] && skip=NO_TORCH
         [[ "${!skip}" == 1 ]] && continue
         say "round $round/$ROUNDS: $fw"
-        "$PY" "bench/${fw}_gan.py" --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS" \
-            --batch "$BATCH" --width "$WIDTH" 2>"$OUT/$fw.$round.err" | tail -n 1 > "$OUT/$fw.$round.json" \
+        args=(--steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS" --batch "$BATCH")
+        [[ "$MODEL" == paper ]] && args+=(--width "$WIDTH")
+        "$PY" "bench/${fw}_${SCRIPT}.py" "${args[@]}" \
+            2>"$OUT/$fw.$round.err" | tail -n 1 > "$OUT/$fw.$round.json" \
             || { cat "$OUT/$fw.$round.err" >&2; echo "error: the $fw run failed" >&2; exit 1; }
     done
 done
 
 # --- Table --------------------------------------------------------------------------------
-python3 - "$OUT" "$ROUNDS" "$FORMAT" "$CONFIG" "$BATCH" "$WIDTH" "$STEPS" "$THREADS" "$CPU" \
-    "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo '+changes')" \
+python3 - "$OUT" "$ROUNDS" "$FORMAT" "$CONFIG" "$MODEL" "$BATCH" "$WIDTH" "$STEPS" "$THREADS" \
+    "$CPU" \
+    "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src bench Cargo.toml Cargo.lock || echo '+changes')" \
     "$("$GAN_RUN" --version | awk '{print $NF}')" <<'PYEOF'
 import json, os, statistics, sys
 
-out, rounds, fmt, config, batch, width, steps, threads, cpu, code, gan_run_version = sys.argv[1:]
+(out, rounds, fmt, config, model, batch, width, steps, threads, cpu, code,
+ gan_run_version) = sys.argv[1:]
 rounds, batch = int(rounds), int(batch)
 
 def runs(name):
@@ -141,8 +165,8 @@ if fmt == "row":
     print("| " + " | ".join(cells) + " |")
     sys.exit()
 
-print(f"- {config}, batch {batch}, width x{width}; {steps} steps timed per run, {rounds} rounds, "
-      f"{threads} threads")
+print(f"- {config} (model {model} in the other frameworks), batch {batch}, width x{width}; "
+      f"{steps} steps timed per run, {rounds} rounds, {threads} threads")
 print(f"- CPU: {cpu}; code {code}")
 print()
 print("| framework | version | steps/s (median) | each round | samples/s | peak RSS MB | gan-run / it |")

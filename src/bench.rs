@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::config::{Experiment, IMAGE_PIXELS};
 use crate::error::Result;
 use crate::model::kernels::{matmul, on_worker, Mat};
-use crate::model::{Layer, Matrix, Network};
+use crate::model::{Matrix, Network, TensorVisitor};
 use crate::train::step::PlainGan;
 use crate::train::{d_step, g_step, GanState, PhaseTimes};
 
@@ -75,6 +75,9 @@ fn measure(
 
     let mut state = GanState::new(config, &dev);
     let mut plain = PlainGan::check_out(&mut state);
+    // As training's first epoch sets them: a moving average of G updates at its decay (before
+    // `begin_epoch` the decay is 0, a plain copy, which would time less than training runs).
+    plain.begin_epoch(config, 1);
     let mut rng = state.rng.clone();
     let mut times = PhaseTimes::default();
     let mut plain_step = |i: usize, times: &mut PhaseTimes| {
@@ -117,7 +120,7 @@ fn measure(
     });
 
     let steps_per_sec = steps as f64 / seconds;
-    let (gflop, tape_gflop) = flop_per_step(&state, batch, every);
+    let (gflop, tape_gflop) = flop_per_step(&mut state, batch, every);
     let train_size = config.data.train_size.unwrap_or(0);
     // Adam runs inside the backward passes (its time counts with them), except where D's
     // batch-norm makes the D step add up two passes' gradients first.
@@ -148,17 +151,18 @@ fn measure(
 }
 
 /// Matrix-product FLOP of one step: (gan-run's step, the tape path). Per row, a forward pass
-/// costs one product per linear layer, a weight gradient one, an input gradient one. gan-run's
-/// step skips the first layer's input gradient and, in the G step, D's weight gradients; the
-/// tape path computes both.
-fn flop_per_step(state: &GanState, batch: usize, every: usize) -> (f64, f64) {
+/// costs one product per layer that has one (linear, convolution, transposed convolution), a
+/// weight gradient one, an input gradient one, each of the same size. gan-run's step skips the
+/// input gradient of the first layer with trainable tensors and, in the G step, D's weight
+/// gradients; the tape path computes both.
+fn flop_per_step(state: &mut GanState, batch: usize, every: usize) -> (f64, f64) {
     let (g, d) = (
         state.generator.macs_per_row(),
         state.discriminator.macs_per_row(),
     );
     let (g_first, d_first) = (
-        first_linear_macs(&state.generator),
-        first_linear_macs(&state.discriminator),
+        first_trainable_macs(&mut state.generator),
+        first_trainable_macs(&mut state.discriminator),
     );
     let b = 2.0 * batch as f64; // 2 FLOP per multiply-add
                                 // D step: G forward; D forward, weight and input gradients on the real and fake batches.
@@ -173,12 +177,26 @@ fn flop_per_step(state: &GanState, batch: usize, every: usize) -> (f64, f64) {
     )
 }
 
-/// Multiply-adds per row of a network's first product (whose input gradient gan-run skips).
-fn first_linear_macs(net: &Network) -> f64 {
+/// Multiply-adds per row of the first layer holding trainable tensors: below it gan-run's
+/// backward pass propagates nothing ([`crate::model::backprop::PlainNet::backward`]), so its
+/// input gradient is the one skipped. Not simply the first product: layers without tensors
+/// (a DCGAN D's leading `reshape`) pass it by, and one with tensors but no product (a
+/// `batch_norm` first) takes the skip itself, so that the first product's input gradient is
+/// computed.
+fn first_trainable_macs(net: &mut Network) -> f64 {
+    struct Trainable(bool);
+    impl TensorVisitor for Trainable {
+        fn visit<S: Shape>(&mut self, _: &str, _: &mut Tensor<S, f32, Cpu>, trainable: bool) {
+            self.0 |= trainable;
+        }
+    }
     net.layers
-        .iter()
-        .map(Layer::macs_per_row)
-        .find(|&macs| macs > 0.0)
+        .iter_mut()
+        .find_map(|layer| {
+            let mut trainable = Trainable(false);
+            layer.visit(&mut trainable);
+            trainable.0.then(|| layer.macs_per_row())
+        })
         .unwrap_or(0.0)
 }
 
@@ -276,5 +294,54 @@ mod tests {
             shares > 0.0 && shares <= 1.0 + 1e-9,
             "phase shares sum to {shares}"
         );
+    }
+
+    #[test]
+    fn dcgan_flop_count_takes_its_convolutions_and_skips_the_right_input_gradient() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dcgan.toml");
+        let config = crate::config::load(&path, &[]).unwrap();
+        let mut state = GanState::new(&config, &Cpu::seed_from_u64(0));
+        // G: linear 100x6272; conv_transpose2d 128->64 (k4, 7x7 -> 14x14), 128 x 64*16 per
+        // input position; conv_transpose2d 64->1 (14x14 -> 28x28), 64 x 16 per position.
+        let (g1, g2, g3) = (100.0 * 6272.0, 128.0 * 1024.0 * 49.0, 64.0 * 16.0 * 196.0);
+        // D: conv2d 1->64 (28x28 -> 14x14), 64 x 16 per output position; conv2d 64->128
+        // (14x14 -> 7x7), 128 x 1024 per position; linear 6272x1.
+        let (d1, d2, d3) = (64.0 * 16.0 * 196.0, 128.0 * 1024.0 * 49.0, 6272.0);
+        let (g, d) = (g1 + g2 + g3, d1 + d2 + d3);
+        assert_eq!(state.generator.macs_per_row(), g);
+        assert_eq!(state.discriminator.macs_per_row(), d);
+        // D's first layer is a reshape: the input gradient skipped is the first conv's.
+        assert_eq!(first_trainable_macs(&mut state.discriminator), d1);
+        assert_eq!(first_trainable_macs(&mut state.generator), g1);
+        let b = 100.0;
+        let tape = b * g + 2.0 * (b * d + 2.0 * b * d) + 3.0 * b * (g + d);
+        let plain = b * g + 2.0 * b * (3.0 * d - d1) + b * (3.0 * g - g1 + 2.0 * d);
+        let (gflop, tape_gflop) = flop_per_step(&mut state, 100, 1);
+        assert_eq!((gflop, tape_gflop), (2.0 * plain, 2.0 * tape));
+    }
+
+    #[test]
+    fn a_leading_batch_norm_takes_the_skipped_input_gradient() {
+        #[derive(serde::Deserialize)]
+        struct L {
+            layers: Vec<crate::model::LayerSpec>,
+        }
+        let build = |text: &str| {
+            let specs = toml::from_str::<L>(text).unwrap().layers;
+            let mut rng = rand::SeedableRng::seed_from_u64(0);
+            let init = crate::model::init::InitConfig::default();
+            Network::build("n", &specs, 4, &init, &Cpu::default(), &mut rng)
+        };
+        let linear = r#"{type = "linear", out = 3}"#;
+        let mut plain = build(&format!("layers = [{linear}]"));
+        assert_eq!(first_trainable_macs(&mut plain), 12.0);
+        // The batch-norm's own input gradient is skipped; the product above it needs its own.
+        let mut normed = build(&format!(
+            r#"layers = [{{type = "batch_norm", mode = "batch"}}, {linear}]"#
+        ));
+        assert_eq!(first_trainable_macs(&mut normed), 0.0);
+        // A layer without tensors is passed by.
+        let mut shaped = build(&format!(r#"layers = [{{type = "relu"}}, {linear}]"#));
+        assert_eq!(first_trainable_macs(&mut shaped), 12.0);
     }
 }

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""configs/dcgan.toml's model and training step in PyTorch, timed on CPU.
+
+The same step as `gan-run bench configs/dcgan.toml` (src/train/step.rs): one discriminator step
+(G run without gradients on fresh noise, then D on the real batch and on the generated batch
+in two passes, since D's batch-norm must see each batch alone) and one generator step (fresh
+noise, G and D forward, back through both, G's Adam), then the moving average of G's weights
+(decay 0.999), batch 100, on a random uniform "real" batch (the arithmetic does not depend on
+the pixel values). Idiomatic PyTorch: the G step's backward pass also computes D's weight
+gradients, which nobody uses (gan-run and TensorFlow skip them). The last line printed is a
+JSON object.
+
+    python bench/pytorch_dcgan.py --steps 40 --warmup 10 --threads 2
+"""
+
+import argparse
+import json
+import resource
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+NOISE_DIM = 100
+EMA_DECAY = 0.999
+
+
+def batch_norm(channels):
+    # mode = "batch": the current batch's statistics in every pass, no running statistics
+    # (eps 1e-5, scale ones, offset zeros), per channel.
+    return nn.BatchNorm2d(channels, eps=1e-5, track_running_stats=False)
+
+
+def generator():
+    return nn.Sequential(
+        nn.Linear(NOISE_DIM, 128 * 7 * 7),
+        nn.Unflatten(1, (128, 7, 7)),
+        batch_norm(128), nn.ReLU(),
+        nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1, bias=False),  # 14 x 14
+        batch_norm(64), nn.ReLU(),
+        nn.ConvTranspose2d(64, 1, 4, stride=2, padding=1),  # 28 x 28
+        nn.Sigmoid(),
+    )
+
+
+def discriminator():
+    # Ends in a logit; the loss applies the sigmoid.
+    return nn.Sequential(
+        nn.Conv2d(1, 64, 4, stride=2, padding=1),  # 14 x 14
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(64, 128, 4, stride=2, padding=1, bias=False),  # 7 x 7
+        batch_norm(128), nn.LeakyReLU(0.2),
+        nn.Flatten(),
+        nn.Linear(128 * 7 * 7, 1),
+    )
+
+
+def init_weights(module):
+    # [init]: weights normal(0, 0.02), biases zeros (batch-norm keeps ones and zeros).
+    if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+def bce_logits(logits, label):
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=100)
+    args = ap.parse_args()
+    batch = args.batch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    G, D = generator(), discriminator()
+    G.apply(init_weights)
+    D.apply(init_weights)
+    ema = [p.detach().clone() for p in G.parameters()]
+    g_params = list(G.parameters())
+    g_opt = torch.optim.Adam(g_params, lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
+    d_opt = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
+    real = torch.rand(batch, 1, 28, 28)
+
+    def noise():
+        return torch.randn(batch, NOISE_DIM)
+
+    def step():
+        # Discriminator step. Two passes of D, not one batch of both: batch-norm.
+        with torch.no_grad():
+            fake = G(noise())
+        d_loss = bce_logits(D(real), 1.0) + bce_logits(D(fake), 0.0)
+        d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        d_opt.step()
+
+        # Generator step (non-saturating), on fresh noise as gan-run draws it.
+        g_loss = bce_logits(D(G(noise())), 1.0)
+        g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        g_opt.step()
+        # The moving average, as torch.optim.swa_utils' EMA does it: ema += (1 - decay)(p - ema).
+        with torch.no_grad():
+            torch._foreach_lerp_(ema, g_params, 1.0 - EMA_DECAY)
+        return d_loss, g_loss
+
+    for _ in range(args.warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        d_loss, g_loss = step()
+    seconds = time.perf_counter() - start
+    if not (torch.isfinite(d_loss) and torch.isfinite(g_loss)):
+        raise SystemExit(f"non-finite loss: d {d_loss.item()} g {g_loss.item()}")
+
+    print(json.dumps({
+        "framework": "pytorch",
+        "model": "dcgan",
+        "version": torch.__version__,
+        "steps": args.steps,
+        "steps_per_sec": args.steps / seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "threads": torch.get_num_threads(),
+        "batch": batch,
+    }))
+
+
+if __name__ == "__main__":
+    main()

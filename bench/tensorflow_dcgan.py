@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""configs/dcgan.toml's model and training step in TensorFlow 1-style graph mode, timed on CPU.
+
+In the style of bench/tensorflow_gan.py: tf.compat.v1 placeholders and variables, two
+AdamOptimizer minimize ops each restricted to its own network's variables, and
+tf.train.ExponentialMovingAverage (decay 0.999) of G's variables run after G's update. The
+step is gan-run's (src/train/step.rs): one discriminator step (G on fresh noise, gradients
+stopped; D on the real batch and the generated batch in two passes, since D's batch-norm must
+see each batch alone) and one generator step on fresh noise, batch 100, on a random uniform
+"real" batch. TensorFlow differentiates only towards var_list, so, like gan-run, its G step
+computes no D weight gradients.
+
+Images are NHWC, TensorFlow's layout for convolutions on CPU (its NCHW kernels are GPU ones):
+the linear layer's 6272 outputs are read as [7, 7, 128] and D's last maps flattened the same
+way, which only permutes the linear layers' units. Batch-norm is fused_batch_norm in training
+mode (the batch's statistics, per channel, eps 1e-5), which Keras's BatchNormalization uses
+for images. TensorFlow 2.21 logs "remapper failed: ... LeakyReluGrad ... missing node
+'discriminator/BiasAdd'" once: grappler's fusion of D's first convolution, bias and LeakyReLU
+is dropped because the gradient reads the bias-add (on this machine, 20 steps with the remapper
+off ran as fast). The last line printed is a JSON object.
+
+    python bench/tensorflow_dcgan.py --steps 40 --warmup 10 --threads 2
+"""
+
+import argparse
+import json
+import os
+import resource
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quiet the start-up banner
+
+import numpy as np
+import tensorflow as tf
+
+tf1 = tf.compat.v1
+NOISE_DIM = 100
+EMA_DECAY = 0.999
+
+
+def weight(name, shape):
+    # [init]: weights normal(0, 0.02).
+    return tf1.get_variable(name, shape, initializer=tf1.random_normal_initializer(stddev=0.02))
+
+
+def zeros(name, shape):
+    return tf1.get_variable(name, shape, initializer=tf1.zeros_initializer())
+
+
+def batch_norm(name, x):
+    """The current batch's statistics in every pass, per channel; scale ones, offset zeros."""
+    channels = x.shape[-1]
+    scale = tf1.get_variable(f"{name}/scale", [channels], initializer=tf1.ones_initializer())
+    offset = zeros(f"{name}/offset", [channels])
+    y, _, _ = tf1.nn.fused_batch_norm(x, scale, offset, epsilon=1e-5, is_training=True)
+    return y
+
+
+def generator(z, batch):
+    with tf1.variable_scope("generator", reuse=tf1.AUTO_REUSE):
+        h = tf.matmul(z, weight("fc/w", [NOISE_DIM, 7 * 7 * 128])) + zeros("fc/b", [7 * 7 * 128])
+        h = tf.nn.relu(batch_norm("bn0", tf.reshape(h, [batch, 7, 7, 128])))
+        # Transposed convolutions: filters [kh, kw, out, in]; "SAME" with kernel 4 and stride 2
+        # pads one on each side, as padding = 1 does.
+        h = tf.nn.conv2d_transpose(h, weight("up1/w", [4, 4, 64, 128]), [batch, 14, 14, 64],
+                                   strides=2, padding="SAME")
+        h = tf.nn.relu(batch_norm("bn1", h))
+        h = tf.nn.conv2d_transpose(h, weight("up2/w", [4, 4, 1, 64]), [batch, 28, 28, 1],
+                                   strides=2, padding="SAME")
+        h = tf.nn.bias_add(h, zeros("up2/b", [1]))
+        return tf.sigmoid(h)
+
+
+def discriminator(x, batch):
+    """Returns a logit; the loss applies the sigmoid."""
+    with tf1.variable_scope("discriminator", reuse=tf1.AUTO_REUSE):
+        h = tf.nn.conv2d(x, weight("c1/w", [4, 4, 1, 64]), strides=2, padding="SAME")
+        h = tf.nn.leaky_relu(tf.nn.bias_add(h, zeros("c1/b", [64])), alpha=0.2)
+        h = tf.nn.conv2d(h, weight("c2/w", [4, 4, 64, 128]), strides=2, padding="SAME")
+        h = tf.nn.leaky_relu(batch_norm("bn2", h), alpha=0.2)
+        h = tf.reshape(h, [batch, 7 * 7 * 128])
+        return tf.matmul(h, weight("fc/w", [7 * 7 * 128, 1])) + zeros("fc/b", [1])
+
+
+def bce_logits(logits, label):
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=tf.fill(tf.shape(logits), label), logits=logits))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=100)
+    args = ap.parse_args()
+    batch = args.batch
+
+    tf1.disable_eager_execution()
+    tf1.set_random_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+
+    x = tf1.placeholder(tf.float32, [batch, 28, 28, 1], name="x")
+    z = tf1.placeholder(tf.float32, [batch, NOISE_DIM], name="z")
+    fake_eval = tf.stop_gradient(generator(z, batch))
+    g_vars = tf1.trainable_variables("generator")
+    d_loss = (bce_logits(discriminator(x, batch), 1.0)
+              + bce_logits(discriminator(fake_eval, batch), 0.0))
+    d_vars = tf1.trainable_variables("discriminator")
+    d_train = tf1.train.AdamOptimizer(2e-4, beta1=0.5, beta2=0.999, epsilon=1e-8).minimize(
+        d_loss, var_list=d_vars)
+
+    g_loss = bce_logits(discriminator(generator(z, batch), batch), 1.0)
+    g_train = tf1.train.AdamOptimizer(2e-4, beta1=0.5, beta2=0.999, epsilon=1e-8).minimize(
+        g_loss, var_list=g_vars)
+    with tf.control_dependencies([g_train]):
+        g_train_and_average = tf1.train.ExponentialMovingAverage(EMA_DECAY).apply(g_vars)
+
+    config = tf1.ConfigProto(intra_op_parallelism_threads=args.threads,
+                             inter_op_parallelism_threads=args.threads)
+    real = rng.random((batch, 28, 28, 1), dtype=np.float32)
+
+    def noise():
+        return rng.standard_normal((batch, NOISE_DIM), dtype=np.float32)
+
+    with tf1.Session(config=config) as sess:
+        sess.run(tf1.global_variables_initializer())
+
+        def step():
+            dl, _ = sess.run([d_loss, d_train], feed_dict={x: real, z: noise()})
+            gl, _ = sess.run([g_loss, g_train_and_average], feed_dict={z: noise()})
+            return dl, gl
+
+        for _ in range(args.warmup):
+            step()
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            dl, gl = step()
+        seconds = time.perf_counter() - start
+    if not (np.isfinite(dl) and np.isfinite(gl)):
+        raise SystemExit(f"non-finite loss: d {dl} g {gl}")
+
+    print(json.dumps({
+        "framework": "tensorflow",
+        "model": "dcgan",
+        "version": tf.__version__,
+        "steps": args.steps,
+        "steps_per_sec": args.steps / seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "threads": args.threads,
+        "batch": batch,
+    }))
+
+
+if __name__ == "__main__":
+    main()
