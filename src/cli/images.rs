@@ -190,6 +190,28 @@ pub struct EvalArgs {
     pub memory_limit: Option<f64>,
 }
 
+/// Warns when a run trained on some of the 2,000 validation images that scoring uses.
+fn warn_of_validation_overlap(run: &std::path::Path, config: &crate::config::Experiment) {
+    if config.data.validation_size < 2000 {
+        eprintln!(
+            "warning: {} trained with data.validation_size = {}: some of the 2,000 validation \
+             images the Parzen width and the memorisation reference use were training images",
+            run.display(),
+            config.data.validation_size
+        );
+    }
+}
+
+/// A conditional run's label accuracy, where it was measured.
+fn print_label_accuracy(scores: &crate::eval::Scores) {
+    if let Some(accuracy) = scores.label_accuracy {
+        println!(
+            "label accuracy: {:.2}% of the samples are the digit G was asked for",
+            100.0 * accuracy
+        );
+    }
+}
+
 /// `gan-run eval`: score a run's samples, or an image file, with every measure.
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let EvalArgs {
@@ -255,15 +277,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
                 generation,
                 raw_generator,
             )?;
-            if run_config.data.validation_size < 2000 {
-                eprintln!(
-                    "warning: {} trained with data.validation_size = {}: some of the \
-                     2,000 validation images the Parzen width and the memorisation \
-                     reference use were training images",
-                    run.display(),
-                    run_config.data.validation_size
-                );
-            }
+            warn_of_validation_overlap(run, &run_config);
             labels =
                 crate::eval::generation_labels(&run_config, p.len() / crate::config::IMAGE_PIXELS);
             let own_mode = mode == run_config.generation.mode;
@@ -303,12 +317,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         ])
     );
     println!("{}", crate::eval::TABLE_LEGEND);
-    if let Some(accuracy) = scores.label_accuracy {
-        println!(
-            "label accuracy: {:.2}% of the samples are the digit G was asked for",
-            100.0 * accuracy
-        );
-    }
+    print_label_accuracy(&scores);
     let source = crate::eval::EvalSource {
         epoch,
         generation: generated.map(|(mode, _, _)| mode),

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::IMAGE_PIXELS;
+use super::{ExperimentConfig, IMAGE_PIXELS};
 
 /// `[conditioning]`: how many classes, and how the label enters each network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +63,20 @@ impl ConditioningConfig {
         match self.discriminator {
             DiscriminatorLabel::OneHot => self.classes,
             DiscriminatorLabel::Channels => self.classes * IMAGE_PIXELS,
+        }
+    }
+}
+
+impl ExperimentConfig {
+    /// The widths of G's and D's inputs: the noise and the 784 pixels, each followed by the
+    /// label where the config is class-conditional.
+    pub fn input_widths(&self) -> (usize, usize) {
+        match &self.conditioning {
+            None => (self.noise.dim, IMAGE_PIXELS),
+            Some(c) => (
+                c.generator_input(self.noise.dim),
+                IMAGE_PIXELS + c.discriminator_extra(),
+            ),
         }
     }
 }

@@ -437,20 +437,6 @@ impl Default for OutputConfig {
 
 /// Pixels per MNIST image: the generator's output width and the discriminator's input width.
 pub const IMAGE_PIXELS: usize = 28 * 28;
-
-impl ExperimentConfig {
-    /// The widths of G's and D's inputs: the noise and the 784 pixels, each followed by the
-    /// label where the config is class-conditional.
-    pub fn input_widths(&self) -> (usize, usize) {
-        match &self.conditioning {
-            None => (self.noise.dim, IMAGE_PIXELS),
-            Some(c) => (
-                c.generator_input(self.noise.dim),
-                IMAGE_PIXELS + c.discriminator_extra(),
-            ),
-        }
-    }
-}
 /// Images in MNIST's training file (validation + train).
 pub const MNIST_TRAIN_IMAGES: usize = 60_000;
 

@@ -125,12 +125,7 @@ pub fn train_epoch(
                 });
             }
             let phase = Instant::now();
-            let mut pixels = Vec::with_capacity(batch * IMAGE_PIXELS);
-            let indices = &order[step * batch..(step + 1) * batch];
-            for &i in indices {
-                train.push_pixels(i as usize, &mut pixels);
-            }
-            let labels: Vec<u8> = indices.iter().map(|&i| train.label(i as usize)).collect();
+            let (pixels, labels) = batch_of(train, &order[step * batch..(step + 1) * batch]);
             times.data += phase.elapsed();
 
             let d = plain.d_step(rng, config, pixels, &labels, times);
@@ -237,16 +232,19 @@ fn end_of_epoch(
     last_batch: &[u32],
     epoch: usize,
 ) -> EndOfEpoch {
-    let mut pixels = Vec::with_capacity(last_batch.len() * IMAGE_PIXELS);
-    for &i in last_batch {
-        train.push_pixels(i as usize, &mut pixels);
-    }
-    let labels: Vec<u8> = last_batch
-        .iter()
-        .map(|&i| train.label(i as usize))
-        .collect();
+    let (pixels, labels) = batch_of(train, last_batch);
     let mut probe = loss_probe_noise(config.seed, epoch);
     on_worker(|| plain.losses(&mut probe, config, pixels, &labels))
+}
+
+/// The images at `indices` of `train`, scaled to [0, 1], and their labels.
+fn batch_of(train: &PackedImages, indices: &[u32]) -> (Vec<f32>, Vec<u8>) {
+    let mut pixels = Vec::with_capacity(indices.len() * IMAGE_PIXELS);
+    for &i in indices {
+        train.push_pixels(i as usize, &mut pixels);
+    }
+    let labels = indices.iter().map(|&i| train.label(i as usize)).collect();
+    (pixels, labels)
 }
 
 fn check_finite(value: f32, what: &'static str, epoch: usize, step: usize) -> Result<()> {

@@ -25,6 +25,39 @@ fn assert_close(a: &[Vec<f32>], b: &[Vec<f32>], tol: f32, what: &str) {
     }
 }
 
+/// Convolutional layer lists for the step tests: G, D with running batch-norm, D bare, and
+/// D reading labels as planes.
+fn conv_layers() -> [String; 4] {
+    // Convolutions: G projects and upsamples twice through batch-norm of both modes; D
+    // downsamples twice, with running batch-norm, or bare under a gradient penalty. (A bias
+    // before batch-norm gets a zero gradient, which rounding makes noise that Adam at eps 1
+    // turns into steps: as in DCGAN, those convolutions have none.)
+    let conv_g = r#"model.generator.layers=[{type = "linear", out = 196},
+        {type = "reshape", shape = [4, 7, 7]}, {type = "batch_norm", mode = "running"},
+        {type = "relu"}, {type = "conv_transpose2d", out = 2, kernel = 4, stride = 2, padding = 1},
+        {type = "batch_norm", mode = "batch"}, {type = "leaky_relu", slope = 0.2},
+        {type = "conv_transpose2d", out = 1, kernel = 4, stride = 2, padding = 1, bias = false},
+        {type = "sigmoid"}]"#;
+    let conv_d = |batch_norm: &str| {
+        let bias = batch_norm.is_empty();
+        format!(
+            r#"model.discriminator.layers=[{{type = "reshape", shape = [1, 28, 28]}},
+            {{type = "conv2d", out = 3, kernel = 4, stride = 2, padding = 1}},
+            {{type = "leaky_relu", slope = 0.2}},
+            {{type = "conv2d", out = 4, kernel = 3, stride = 2, padding = 1, bias = {bias}}},
+            {batch_norm} {{type = "leaky_relu", slope = 0.2}},
+            {{type = "flatten"}}, {{type = "linear", out = 1}}]"#
+        )
+    };
+    [
+        conv_g.to_string(),
+        conv_d(r#"{type = "batch_norm", mode = "running"},"#),
+        conv_d(""),
+        // Reading the label as ten planes after the image (class conditioning).
+        conv_d("").replace("[1, 28, 28]", "[11, 28, 28]"),
+    ]
+}
+
 /// The configs the plain steps are tested on: the paper's, and small ones covering every
 /// layer kind and each way D's real and generated batches can run.
 fn step_test_configs() -> Vec<Experiment> {
@@ -91,29 +124,8 @@ fn step_test_configs() -> Vec<Experiment> {
         {type = "linear", out = 32, spectral_norm = true}, {type = "leaky_relu", slope = 0.2},
         {type = "linear", out = 16, spectral_norm = true}, {type = "elu"},
         {type = "linear", out = 1, spectral_norm = true}]"#;
-    // Convolutions: G projects and upsamples twice through batch-norm of both modes; D
-    // downsamples twice, with running batch-norm, or bare under a gradient penalty. (A bias
-    // before batch-norm gets a zero gradient, which rounding makes noise that Adam at eps 1
-    // turns into steps: as in DCGAN, those convolutions have none.)
-    let conv_g = r#"model.generator.layers=[{type = "linear", out = 196},
-        {type = "reshape", shape = [4, 7, 7]}, {type = "batch_norm", mode = "running"},
-        {type = "relu"}, {type = "conv_transpose2d", out = 2, kernel = 4, stride = 2, padding = 1},
-        {type = "batch_norm", mode = "batch"}, {type = "leaky_relu", slope = 0.2},
-        {type = "conv_transpose2d", out = 1, kernel = 4, stride = 2, padding = 1, bias = false},
-        {type = "sigmoid"}]"#;
-    let conv_d = |batch_norm: &str| {
-        let bias = batch_norm.is_empty();
-        format!(
-            r#"model.discriminator.layers=[{{type = "reshape", shape = [1, 28, 28]}},
-            {{type = "conv2d", out = 3, kernel = 4, stride = 2, padding = 1}},
-            {{type = "leaky_relu", slope = 0.2}},
-            {{type = "conv2d", out = 4, kernel = 3, stride = 2, padding = 1, bias = {bias}}},
-            {batch_norm} {{type = "leaky_relu", slope = 0.2}},
-            {{type = "flatten"}}, {{type = "linear", out = 1}}]"#
-        )
-    };
-    // Class conditioning: labels one-hot into an MLP D, and as planes into a convolutional D.
-    let conv_d_planes = conv_d("").replace("[1, 28, 28]", "[11, 28, 28]");
+    let [conv_g, conv_d_bn, conv_d, conv_d_planes] = conv_layers();
+    let conv_g = conv_g.as_str();
     vec![
         load("paper.toml", &[]),
         load("smoke.toml", &["conditioning={classes = 10}"]),
@@ -125,19 +137,10 @@ fn step_test_configs() -> Vec<Experiment> {
                 "conditioning={discriminator = \"channels\"}",
             ],
         ),
+        load("smoke.toml", &[conv_g, &conv_d_bn]),
         load(
             "smoke.toml",
-            &[
-                conv_g,
-                &conv_d(r#"{type = "batch_norm", mode = "running"},"#),
-            ],
-        ),
-        load(
-            "smoke.toml",
-            &[
-                &conv_d(""),
-                "gradient_penalty={kind = \"r1\", weight = 10.0}",
-            ],
+            &[&conv_d, "gradient_penalty={kind = \"r1\", weight = 10.0}"],
         ),
         load("smoke.toml", &[every_kind_g, &every_kind_d("running")]),
         load(
