@@ -41,11 +41,13 @@ pub struct Conv2dSpec {
     pub bias: bool,
 }
 
-fn one() -> usize {
+/// A stride of 1 unless a config says otherwise (both convolutions).
+pub(super) fn one() -> usize {
     1
 }
 
-fn yes() -> bool {
+/// A bias unless a config says otherwise (both convolutions).
+pub(super) fn yes() -> bool {
     true
 }
 
@@ -252,6 +254,22 @@ pub(super) fn per_channel<T: Tape<f32, Cpu> + Merge<NoneTape>>(
         .gather(bias.device().tensor_from_vec(index, (n,)))
 }
 
+/// Hands a convolution's weight gradient `dw` (a pool buffer, given back) and, when the layer
+/// has a bias, its gradient `db` to `pass`: what both convolutions' backward passes end with.
+pub(super) fn hand_over_weight_and_bias(
+    pass: &mut BackwardPass<'_, '_>,
+    tensors: &mut [Vec<f32>],
+    dw: Vec<f32>,
+    db: &[f32],
+) {
+    let (weight, rest) = tensors.split_at_mut(1);
+    pass.hand_over(0, &mut weight[0], &dw);
+    if let Some(bias) = rest.first_mut() {
+        pass.hand_over(1, bias, db);
+    }
+    pass.pool.give(dw);
+}
+
 /// A convolution on the fast path; its tensors are `[weight]` or `[weight, bias]`.
 #[derive(Debug, Clone)]
 pub struct FastConv2d {
@@ -344,7 +362,7 @@ impl FastLayer for FastConv2d {
         let mut grad = pass.pool.take(filters * n);
         channels_first(g, rows, filters, p.positions(), &mut grad);
         let param_grads = pass.param_grads.then(|| {
-            let mut dw = vec![0.0; filters * k];
+            let mut dw = pass.pool.take(filters * k);
             matmul(
                 Mat::new(&grad, filters, n),
                 Mat::new(&columns, k, n).t(),
@@ -367,11 +385,7 @@ impl FastLayer for FastConv2d {
             pass.pool.give(std::mem::replace(g, dx));
         }
         if let Some((dw, db)) = param_grads {
-            let (weight, rest) = tensors.split_at_mut(1);
-            pass.hand_over(0, &mut weight[0], &dw);
-            if let Some(bias) = rest.first_mut() {
-                pass.hand_over(1, bias, &db);
-            }
+            hand_over_weight_and_bias(pass, tensors, dw, &db);
         }
         pass.pool.give(grad);
         pass.pool.give(columns);

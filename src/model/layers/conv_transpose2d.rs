@@ -13,7 +13,9 @@ use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::conv2d::{check_geometry, dense_weights, image_of, per_channel};
+use super::conv2d::{
+    check_geometry, dense_weights, hand_over_weight_and_bias, image_of, one, per_channel, yes,
+};
 use super::patches::{channels_first, rows_first, Patches};
 use super::{
     BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
@@ -41,14 +43,6 @@ pub struct ConvTranspose2dSpec {
     /// Whether each output channel adds a learned bias.
     #[serde(default = "yes")]
     pub bias: bool,
-}
-
-fn one() -> usize {
-    1
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl ConvTranspose2dSpec {
@@ -296,7 +290,7 @@ impl FastLayer for FastConvTranspose2d {
         let mut columns = pass.pool.take(k * n);
         p.unfold(g, rows, &mut columns);
         let param_grads = pass.param_grads.then(|| {
-            let mut dw = vec![0.0; channels * k];
+            let mut dw = pass.pool.take(channels * k);
             matmul(
                 Mat::new(&side_by_side, channels, n),
                 Mat::new(&columns, k, n).t(),
@@ -323,11 +317,7 @@ impl FastLayer for FastConvTranspose2d {
             pass.pool.give(std::mem::replace(g, dx));
         }
         if let Some((dw, db)) = param_grads {
-            let (weight, rest) = tensors.split_at_mut(1);
-            pass.hand_over(0, &mut weight[0], &dw);
-            if let Some(bias) = rest.first_mut() {
-                pass.hand_over(1, bias, &db);
-            }
+            hand_over_weight_and_bias(pass, tensors, dw, &db);
         }
         pass.pool.give(columns);
         pass.pool.give(side_by_side);
