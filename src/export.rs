@@ -15,6 +15,7 @@ use crate::files::write_atomic;
 use crate::model::{Layer, LayerSpec, Network, TensorVisitor};
 use crate::run_dir::checkpoint::le_bytes;
 use crate::sample::Generated;
+use crate::train::GenerationLabels;
 
 /// The `format` metadata of an export.
 pub const FORMAT: &str = "gan-run-weights-1";
@@ -67,7 +68,8 @@ fn tensors_of(net: &mut Network, prefix: &str) -> Vec<(String, Vec<usize>, Vec<f
 /// (and `discriminator.layers.N.*`), f32 little-endian, linear weights `[in, out]`; metadata
 /// `format`, `epoch`, `generator_layers` / `discriminator_layers` (the layer lists as JSON),
 /// `noise` (dim and distribution as JSON), `generation_mode`, `batch_size`, `config` (the
-/// resolved config as TOML) and `generator_weights` (`moving_average` or `trained`).
+/// resolved config as TOML), `generator_weights` (`moving_average` or `trained`) and, for a
+/// class-conditional run, `conditioning` (its table as JSON).
 pub fn write_export(
     config: &Experiment,
     generator: &mut Network,
@@ -110,15 +112,29 @@ pub fn write_export(
             json(&discriminator_layers),
         );
     }
+    if let Some(conditioning) = &config.conditioning {
+        metadata.insert("conditioning".to_string(), json(conditioning));
+    }
+    let tensors: Vec<Bytes> = tensors
+        .into_iter()
+        .map(|(name, shape, values)| Bytes {
+            name,
+            dtype: Dtype::F32,
+            shape,
+            data: le_bytes(&values),
+        })
+        .collect();
     write_tensors(out, &tensors, metadata)
 }
 
-/// Writes the noise behind `generated` (tensor `noise`, `[rows, noise.dim]`, whole batches of
-/// `batch_size`; the images are the first `images` rows' outputs).
+/// Writes the inputs behind `generated`: tensor `noise` (`[rows, noise.dim]`, whole batches of
+/// `batch_size`; the images are the first `images` rows' outputs) and, for a class-conditional
+/// run, `labels` (`[rows]`, U8), each row's class.
 pub fn write_noise(out: &Path, generated: &Generated) -> Result<()> {
     let dim = generated.config.noise.dim;
-    let rows = generated.noise.len() / dim;
-    let metadata = HashMap::from([
+    let inputs = &generated.inputs;
+    let rows = inputs.noise.len() / dim;
+    let mut metadata = HashMap::from([
         (
             "batch_size".to_string(),
             generated.config.training.batch_size.to_string(),
@@ -132,28 +148,43 @@ pub fn write_noise(out: &Path, generated: &Generated) -> Result<()> {
             generated.mode.name().to_string(),
         ),
     ]);
-    let tensors = [(
-        "noise".to_string(),
-        vec![rows, dim],
-        generated.noise.clone(),
-    )];
+    let mut tensors = vec![Bytes {
+        name: "noise".to_string(),
+        dtype: Dtype::F32,
+        shape: vec![rows, dim],
+        data: le_bytes(&inputs.noise),
+    }];
+    if generated.config.conditioning.is_some() {
+        let labels = match generated.labels {
+            GenerationLabels::Balanced => "balanced".to_string(),
+            GenerationLabels::Only(label) => label.to_string(),
+        };
+        metadata.insert("labels".to_string(), labels);
+        tensors.push(Bytes {
+            name: "labels".to_string(),
+            dtype: Dtype::U8,
+            shape: vec![rows],
+            data: inputs.labels.clone(),
+        });
+    }
     write_tensors(out, &tensors, metadata)
 }
 
-fn write_tensors(
-    out: &Path,
-    tensors: &[(String, Vec<usize>, Vec<f32>)],
-    metadata: HashMap<String, String>,
-) -> Result<()> {
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+/// A tensor ready to write: its name, dtype, shape and little-endian bytes.
+struct Bytes {
+    name: String,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    data: Vec<u8>,
+}
+
+fn write_tensors(out: &Path, tensors: &[Bytes], metadata: HashMap<String, String>) -> Result<()> {
+    let views = tensors
         .iter()
-        .map(|(n, s, v)| (n.clone(), s.clone(), le_bytes(v)))
-        .collect();
-    let views = bytes
-        .iter()
-        .map(|(n, s, b)| {
-            let view = TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches data");
-            (n.clone(), view)
+        .map(|t| {
+            let view =
+                TensorView::new(t.dtype, t.shape.clone(), &t.data).expect("shape matches data");
+            (t.name.clone(), view)
         })
         .collect::<Vec<_>>();
     let data = safetensors::serialize(views, &Some(metadata)).map_err(|e| Error::RunDir {

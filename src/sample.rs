@@ -12,7 +12,7 @@ use crate::config::{Experiment, GenerationMode, IMAGE_PIXELS};
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
 use crate::run_dir::{checkpoint, grid_png, RunDir};
-use crate::train::{generate_recording_noise, GanState};
+use crate::train::{generate_recording_inputs, Draw, DrawnInputs, GanState, GenerationLabels};
 
 /// A run's config and its training state restored from `checkpoint` (default: the newest).
 pub fn load_run(run: &Path, checkpoint_path: Option<&Path>) -> Result<(Experiment, GanState)> {
@@ -44,49 +44,85 @@ pub struct Generated {
     pub config: Experiment,
     /// `n` images in [0, 1], row-major.
     pub pixels: Vec<f32>,
-    /// Every noise row drawn, `[rows, noise.dim]` (whole batches: at least `n` rows).
-    pub noise: Vec<f32>,
+    /// Every input row G was given: whole batches, at least `n` rows.
+    pub inputs: DrawnInputs,
     /// The checkpoint's epoch.
     pub epoch: usize,
     /// How they were generated.
     pub mode: GenerationMode,
+    /// Which labels a class-conditional generator was asked for.
+    pub labels: GenerationLabels,
     /// Whether the generator's moving average drew them (rather than the generator itself).
     pub moving_average: bool,
 }
 
-/// Loads a run's generator from `checkpoint` (default: the newest) and draws `n` images in
-/// [0, 1], with noise from `seed`, generated as `mode` says (default: the run's
-/// `generation.mode`), by the generator's moving average when the run keeps one and
-/// `raw_generator` is false.
+/// What `sample` and `eval` ask of a run's generator.
+#[derive(Debug, Clone, Copy)]
+pub struct Request {
+    /// How many images.
+    pub n: usize,
+    /// Seed of the noise.
+    pub seed: u64,
+    /// How the generator draws them (default: the run's `generation.mode`).
+    pub mode: Option<GenerationMode>,
+    /// Which labels a class-conditional generator is asked for; refused for a run without
+    /// conditioning unless balanced (the default, which such a run ignores).
+    pub labels: GenerationLabels,
+    /// Draw with the generator itself even where the run keeps a moving average.
+    pub raw_generator: bool,
+}
+
+/// Loads a run's generator from `checkpoint` (default: the newest) and draws images as
+/// `request` says, by the generator's moving average when the run keeps one and
+/// `request.raw_generator` is false.
 pub fn generate_from_run(
     run: &Path,
     checkpoint_path: Option<&Path>,
-    n: usize,
-    seed: u64,
-    mode: Option<GenerationMode>,
-    raw_generator: bool,
+    request: Request,
 ) -> Result<Generated> {
     let (config, mut state) = load_run(run, checkpoint_path)?;
-    let dev = Cpu::seed_from_u64(seed);
-    let mode = mode.unwrap_or(config.generation.mode);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut noise = Vec::new();
-    let pixels = generate_recording_noise(
-        &config,
-        state.sampler(raw_generator),
-        n,
-        &mut rng,
-        mode,
-        &dev,
-        Some(&mut noise),
-    );
+    check_labels(run, &config, request.labels)?;
+    let dev = Cpu::seed_from_u64(request.seed);
+    let draw = Draw {
+        n: request.n,
+        mode: request.mode.unwrap_or(config.generation.mode),
+        labels: request.labels,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(request.seed);
+    let mut inputs = DrawnInputs::default();
+    let sampler = state.sampler(request.raw_generator);
+    let pixels =
+        generate_recording_inputs(&config, sampler, draw, &mut rng, &dev, Some(&mut inputs));
     Ok(Generated {
-        moving_average: state.ema.is_some() && !raw_generator,
+        moving_average: state.ema.is_some() && !request.raw_generator,
         config,
         pixels,
-        noise,
+        inputs,
         epoch: state.epoch,
-        mode,
+        mode: draw.mode,
+        labels: request.labels,
+    })
+}
+
+/// Refuses a label the run's generator cannot be asked for.
+fn check_labels(run: &Path, config: &Experiment, labels: GenerationLabels) -> Result<()> {
+    let GenerationLabels::Only(label) = labels else {
+        return Ok(());
+    };
+    let message = match &config.conditioning {
+        None => "is not class-conditional (its config has no [conditioning]): its generator \
+                 takes no label; drop --label"
+            .to_string(),
+        Some(c) if label as usize >= c.classes => format!(
+            "has {} classes (labels 0 to {}): --label {label} is not one of them",
+            c.classes,
+            c.classes - 1
+        ),
+        Some(_) => return Ok(()),
+    };
+    Err(Error::RunDir {
+        path: run.to_path_buf(),
+        message,
     })
 }
 

@@ -130,4 +130,47 @@ fn a_conditional_run_trains_and_eval_measures_its_label_accuracy() {
         accuracy.is_some_and(|a| (0.0..=1.0).contains(&a)),
         "{record}"
     );
+    asked_labels_reach_the_generator(&s);
+}
+
+/// `sample --label 7` asks G for sevens only, and records the labels beside the noise; Python
+/// draws the same images from the export, for balanced labels and for one label; a label the
+/// run lacks is refused.
+fn asked_labels_reach_the_generator(s: &Scratch) {
+    s.ok(&["export", "runs/c"]);
+    let export = s.path().join("runs/c/generator.safetensors");
+    crate::exports::python_draws_what_gan_run_draws(s, "runs/c", &export, &["--label", "7"]);
+    let bytes = std::fs::read(s.path().join("z.safetensors")).unwrap();
+    let noise = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let labels = noise.tensor("labels").unwrap();
+    assert_eq!(labels.shape(), [200], "two whole batches of 100");
+    assert!(labels.data().iter().all(|&l| l == 7), "{:?}", labels.data());
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    assert_eq!(meta.metadata().as_ref().unwrap()["labels"], "7");
+
+    // Balanced labels: one digit for each run of ten images.
+    std::fs::remove_file(s.path().join("s.idx")).unwrap();
+    std::fs::remove_file(s.path().join("z.safetensors")).unwrap();
+    crate::exports::python_draws_what_gan_run_draws(
+        s,
+        "runs/c",
+        &export,
+        &["--labels", "balanced"],
+    );
+    let bytes = std::fs::read(s.path().join("z.safetensors")).unwrap();
+    let noise = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let labels = noise.tensor("labels").unwrap().data().to_vec();
+    assert_eq!(
+        &labels[..21],
+        &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2]
+    );
+
+    let out = s.run_within(&["sample", "runs/c", "--label", "10", "--out", "x.png"], 60);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("runs/c") && err.contains("labels 0 to 9"),
+        "{err}"
+    );
+    assert!(!s.path().join("x.png").exists());
 }

@@ -45,7 +45,19 @@ fn an_export_holds_the_generator_and_python_draws_the_same_images_from_it() {
         .iter()
         .any(|(n, _)| n == "discriminator.layers.0.weight"));
 
-    python_draws_what_gan_run_draws(&s, &export);
+    python_draws_what_gan_run_draws(&s, "runs/smoke", &export, &[]);
+
+    // An unconditional generator takes no label.
+    let out = s.run_within(
+        &["sample", "runs/smoke", "--label", "3", "--out", "x.png"],
+        60,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("not class-conditional") && err.contains("drop --label"),
+        "{err}"
+    );
 }
 
 /// A generator with spectral norm exports the weights its forward pass uses (W / sigma), with
@@ -76,23 +88,31 @@ fn a_spectrally_normalised_generator_exports_the_weights_it_draws_with() {
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let layers = &meta.metadata().as_ref().unwrap()["generator_layers"];
     assert!(!layers.contains("\"spectral_norm\":true"), "{layers}");
-    python_draws_what_gan_run_draws(&s, &export);
+    python_draws_what_gan_run_draws(&s, "runs/smoke", &export, &[]);
 }
 
-/// `examples/generate.py` on `export` draws the images `gan-run sample` draws from the same
-/// noise, within half a grey level (where Python has numpy and safetensors).
-fn python_draws_what_gan_run_draws(s: &Scratch, export: &std::path::Path) {
+/// `examples/generate.py` on `export` draws the images `gan-run sample RUN ...sample` draws
+/// from the same noise (and labels), within half a grey level (where Python has numpy and
+/// safetensors).
+pub fn python_draws_what_gan_run_draws(
+    s: &Scratch,
+    run: &str,
+    export: &std::path::Path,
+    sample: &[&str],
+) {
     // 120 images in batches of 50: the last batch is drawn whole and cut, as gan-run does.
-    s.ok(&[
+    let mut args = vec![
         "sample",
-        "runs/smoke",
+        run,
         "--n",
         "120",
         "--out",
         "s.idx",
         "--noise-out",
         "z.safetensors",
-    ]);
+    ];
+    args.extend(sample);
+    s.ok(&args);
     if !python_ready() {
         return;
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::*;
+use crate::train::GenerationLabels;
 
 /// Write generated images of a run as an MNIST-format IDX3 file (.gz if named so) or a PNG grid.
 #[derive(Args, Debug, Clone)]
@@ -37,6 +38,21 @@ pub struct SampleArgs {
     /// examples/generate.py to reproduce them.
     #[arg(long, value_name = "FILE")]
     pub noise_out: Option<PathBuf>,
+    /// Ask a class-conditional generator for this class only (e.g. `--label 7`).
+    #[arg(long, conflicts_with = "labels")]
+    pub label: Option<u8>,
+    /// Which labels a class-conditional generator is asked for: `balanced` (the default)
+    /// gives image i the label (i / classes) % classes, every class equally often, one digit
+    /// per row of a grid ten wide.
+    #[arg(long, value_enum)]
+    pub labels: Option<LabelChoice>,
+}
+
+/// `sample --labels`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelChoice {
+    /// Every class equally often.
+    Balanced,
 }
 
 /// `gan-run sample`: a run's generated images as an IDX3 file or a PNG grid.
@@ -51,6 +67,8 @@ pub fn sample(args: SampleArgs) -> anyhow::Result<()> {
         memory_limit,
         noise_out,
         raw_generator,
+        label,
+        labels: _,
     } = args;
     if n == 0 {
         anyhow::bail!("--n 0: no images to write; ask for at least one");
@@ -59,14 +77,14 @@ pub fn sample(args: SampleArgs) -> anyhow::Result<()> {
     for path in std::iter::once(&out).chain(noise_out.as_ref()) {
         crate::run_dir::check_output(path)?;
     }
-    let generated = crate::sample::generate_from_run(
-        &run,
-        checkpoint.as_deref(),
-        n.max(1),
+    let request = crate::sample::Request {
+        n,
         seed,
-        generation,
+        mode: generation,
+        labels: label.map_or(GenerationLabels::Balanced, GenerationLabels::Only),
         raw_generator,
-    )?;
+    };
+    let generated = crate::sample::generate_from_run(&run, checkpoint.as_deref(), request)?;
     let written = crate::sample::write_images(&out, &generated.pixels)?;
     println!("{}", out.display());
     if written < n {
@@ -262,24 +280,26 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let mut labels = None;
     let (pixels, epoch, generated) = match (&run, &samples) {
         (Some(run), _) => {
+            let request = crate::sample::Request {
+                n,
+                seed: 0,
+                mode: generation,
+                labels: GenerationLabels::Balanced,
+                raw_generator,
+            };
             let crate::sample::Generated {
                 config: run_config,
                 pixels: p,
                 epoch: e,
                 mode,
                 moving_average,
+                inputs,
                 ..
-            } = crate::sample::generate_from_run(
-                run,
-                checkpoint.as_deref(),
-                n,
-                0,
-                generation,
-                raw_generator,
-            )?;
+            } = crate::sample::generate_from_run(run, checkpoint.as_deref(), request)?;
             warn_of_validation_overlap(run, &run_config);
-            labels =
-                crate::eval::generation_labels(&run_config, p.len() / crate::config::IMAGE_PIXELS);
+            if run_config.conditioning.is_some() {
+                labels = Some(inputs.labels[..n].to_vec());
+            }
             let own_mode = mode == run_config.generation.mode;
             // A run without a moving average has one generator: its scores are not "raw".
             let raw = run_config.model.generator.ema.is_some() && !moving_average;

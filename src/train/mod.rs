@@ -11,6 +11,8 @@ pub use reference::{d_step, g_step};
 pub use state::{
     add_instance_noise, fake_labels, generation_input, generation_label, generator_input_values,
     grid_noise, noise_values, penalty_batch, penalty_due, sample_noise, stuck_reason, DStep,
-    EpochMetrics, GanState, PartialEpoch, PhaseTimes, EMA_NAME,
+    EpochMetrics, GanState, GenerationLabels, PartialEpoch, PhaseTimes, EMA_NAME,
 };
-pub use trainer::{generate, generate_recording_noise, train_epoch, StepReport};
+pub use trainer::{
+    generate, generate_recording_inputs, train_epoch, Draw, DrawnInputs, StepReport,
+};

@@ -379,6 +379,27 @@ pub fn noise_values(config: &Experiment, rows: usize, rng: &mut ChaCha8Rng) -> V
     }
 }
 
+/// Which labels a class-conditional generator is asked for outside training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GenerationLabels {
+    /// Image `i` gets [`generation_label`]: every class equally often, one per grid row (grids,
+    /// scoring, and `sample` unless told otherwise).
+    #[default]
+    Balanced,
+    /// Every image the same class (`sample --label`).
+    Only(u8),
+}
+
+impl GenerationLabels {
+    /// The label of generated image `i` of a config with `classes` classes.
+    pub fn of(self, classes: usize, i: usize) -> u8 {
+        match self {
+            GenerationLabels::Balanced => generation_label(classes, i),
+            GenerationLabels::Only(label) => label,
+        }
+    }
+}
+
 /// The label of generated image `i` outside training (grids, scoring, sampling): each digit
 /// for `classes` images in turn, so that a grid `classes` wide shows one digit per row and any
 /// multiple of `classes` squared images holds every digit equally.
@@ -386,8 +407,8 @@ pub fn generation_label(classes: usize, i: usize) -> u8 {
     ((i / classes) % classes) as u8
 }
 
-/// G's input for `rows` generated images numbered from `first`: noise from `rng`, followed
-/// where the config is class-conditional by each image's [`generation_label`] one-hot.
+/// G's input for `rows` generated images numbered from `first` (balanced labels): see
+/// [`generation_input_values`].
 pub fn generation_input(
     config: &Experiment,
     rows: usize,
@@ -395,15 +416,34 @@ pub fn generation_input(
     rng: &mut ChaCha8Rng,
     dev: &Cpu,
 ) -> Matrix {
+    let (z, labels) = generation_input_values(config, rows, first, GenerationLabels::Balanced, rng);
+    let width = config.input_widths().0;
+    dev.tensor_from_vec(generator_input(config, z, &labels), (rows, width))
+}
+
+/// The noise (from `rng`) and, where the config is class-conditional, the labels of `rows`
+/// generated images numbered from `first` (no labels without conditioning).
+pub fn generation_input_values(
+    config: &Experiment,
+    rows: usize,
+    first: usize,
+    labels: GenerationLabels,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<f32>, Vec<u8>) {
     let z = noise_values(config, rows, rng);
-    let Some(c) = &config.conditioning else {
-        return dev.tensor_from_vec(z, (rows, config.noise.dim));
+    let labels = match &config.conditioning {
+        None => Vec::new(),
+        Some(c) => (first..first + rows)
+            .map(|i| labels.of(c.classes, i))
+            .collect(),
     };
-    let labels: Vec<u8> = (first..first + rows)
-        .map(|i| generation_label(c.classes, i))
-        .collect();
-    let z = conditioning::generator_input(Some(c), z, config.noise.dim, &labels);
-    dev.tensor_from_vec(z, (rows, c.generator_input(config.noise.dim)))
+    (z, labels)
+}
+
+/// G's input rows: each row of noise `z` followed, where the config is class-conditional, by
+/// its label one-hot.
+pub fn generator_input(config: &Experiment, z: Vec<f32>, labels: &[u8]) -> Vec<f32> {
+    conditioning::generator_input(config.conditioning.as_ref(), z, config.noise.dim, labels)
 }
 
 /// `rows` labels for generated images, uniform over the classes, drawn after the noise; none

@@ -10,7 +10,8 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::state::{
-    generation_input, loss_probe_noise, DStep, EpochMetrics, GanState, PartialEpoch, PhaseTimes,
+    generation_input_values, generator_input, loss_probe_noise, DStep, EpochMetrics, GanState,
+    GenerationLabels, PartialEpoch, PhaseTimes,
 };
 use super::step::{EndOfEpoch, PlainGan};
 use crate::config::{Experiment, GenerationMode, IMAGE_PIXELS};
@@ -33,31 +34,57 @@ pub fn generate(
     mode: GenerationMode,
     dev: &Cpu,
 ) -> Vec<f32> {
-    generate_recording_noise(config, generator, n, rng, mode, dev, None)
+    let draw = Draw {
+        n,
+        mode,
+        labels: GenerationLabels::Balanced,
+    };
+    generate_recording_inputs(config, generator, draw, rng, dev, None)
 }
 
-/// [`generate`], also appending every input row G was given (whole batches: the noise, then
-/// the label one-hot where the config is class-conditional; row-major) to `noise`: what another
-/// implementation needs to reproduce the images.
-pub fn generate_recording_noise(
+/// What to draw outside training.
+#[derive(Debug, Clone, Copy)]
+pub struct Draw {
+    /// How many images.
+    pub n: usize,
+    /// How the generator runs.
+    pub mode: GenerationMode,
+    /// Which labels a class-conditional generator is asked for (ignored without conditioning).
+    pub labels: GenerationLabels,
+}
+
+/// G's inputs behind drawn images, whole batches: what another implementation needs to
+/// reproduce them.
+#[derive(Debug, Clone, Default)]
+pub struct DrawnInputs {
+    /// The noise rows, `[rows, noise.dim]` row-major.
+    pub noise: Vec<f32>,
+    /// Each row's label (none without conditioning).
+    pub labels: Vec<u8>,
+}
+
+/// [`generate`] as `draw` says, also appending every input G was given to `record`.
+pub fn generate_recording_inputs(
     config: &Experiment,
     generator: &mut Network,
-    n: usize,
+    draw: Draw,
     rng: &mut ChaCha8Rng,
-    mode: GenerationMode,
     dev: &Cpu,
-    mut noise: Option<&mut Vec<f32>>,
+    mut record: Option<&mut DrawnInputs>,
 ) -> Vec<f32> {
     let batch = config.training.batch_size;
-    let wanted = n * IMAGE_PIXELS;
+    let wanted = draw.n * IMAGE_PIXELS;
+    let width = config.input_widths().0;
     let mut pixels = Vec::with_capacity(wanted);
     while pixels.len() < wanted {
         let first = pixels.len() / IMAGE_PIXELS;
-        let z = generation_input(config, batch, first, rng, dev);
-        if let Some(noise) = noise.as_mut() {
-            noise.extend(z.as_vec());
+        let (z, labels) = generation_input_values(config, batch, first, draw.labels, rng);
+        if let Some(record) = record.as_mut() {
+            record.noise.extend_from_slice(&z);
+            record.labels.extend_from_slice(&labels);
         }
-        let images = match mode {
+        let z = dev.tensor_from_vec(generator_input(config, z, &labels), (batch, width));
+        let images = match draw.mode {
             GenerationMode::AsTrained => generator.forward(z, Mode::Eval),
             GenerationMode::TutorialBypass => generator.forward(z, Mode::BypassBatchNorm),
         }
