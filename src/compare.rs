@@ -195,6 +195,25 @@ pub const METRIC_COLUMNS: [&str; 15] = [
     "scored_at",
 ];
 
+/// The metric columns only class-conditional runs have (label accuracy, mean per-label FID):
+/// shown where any compared run is class-conditional.
+pub const CONDITIONAL_COLUMNS: [&str; 2] = ["label_acc", "label_fid"];
+
+/// The metric columns a comparison of `runs` shows: [`METRIC_COLUMNS`], then
+/// [`CONDITIONAL_COLUMNS`] where any run is class-conditional.
+pub fn metric_columns(runs: &[&RunRecord]) -> Vec<&'static str> {
+    let mut columns = METRIC_COLUMNS.to_vec();
+    if runs.iter().any(|r| r.config.conditioning.is_some()) {
+        columns.extend(CONDITIONAL_COLUMNS);
+    }
+    columns
+}
+
+/// Whether `column` is a metric (of either list), not a config key.
+pub fn is_metric_column(column: &str) -> bool {
+    METRIC_COLUMNS.contains(&column) || CONDITIONAL_COLUMNS.contains(&column)
+}
+
 /// The kinds of state a run can be in, as `ls --state` filters them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StateKind {
@@ -299,6 +318,10 @@ pub struct Scored {
     pub kid: Option<f64>,
     /// KID's standard error; likewise.
     pub kid_se: Option<f64>,
+    /// A class-conditional run's label accuracy; absent for other runs.
+    pub label_accuracy: Option<f64>,
+    /// Its mean per-label FID; likewise.
+    pub label_fid: Option<f64>,
 }
 
 /// Every scoring of a run, the one place `compare`, `ls` and `diff` read scores from: its
@@ -315,6 +338,8 @@ pub fn scorings(r: &RunRecord) -> Vec<Scored> {
             recall: m.recall,
             kid: m.kid,
             kid_se: m.kid_se,
+            label_accuracy: m.label_accuracy,
+            label_fid: m.label_fid,
         })
     });
     let evaluated = r.eval.as_ref().and_then(|e| {
@@ -329,6 +354,8 @@ pub fn scorings(r: &RunRecord) -> Vec<Scored> {
             recall: s.precision_recall.map(|p| p.recall),
             kid: s.kid.map(|k| k.mean),
             kid_se: s.kid.map(|k| k.se),
+            label_accuracy: s.label_accuracy,
+            label_fid: s.mean_label_fid(),
         })
     });
     trained.chain(evaluated).collect()
@@ -372,6 +399,8 @@ fn final_metrics(r: &RunRecord) -> BTreeMap<&'static str, f64> {
             ("recall", s.recall),
             ("kid", s.kid),
             ("kid_se", s.kid_se),
+            ("label_acc", s.label_accuracy),
+            ("label_fid", s.label_fid),
         ];
         m.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?))));
     }
@@ -383,7 +412,8 @@ fn metric_style(column: &str) -> Style {
     match column {
         "epochs" | "modes" | "scored_at" => Style::Count,
         "fid" | "score" | "parzen" => Style::Fixed(2),
-        "precision" | "recall" => Style::Fixed(3),
+        "precision" | "recall" | "label_acc" => Style::Fixed(3),
+        "label_fid" => Style::Fixed(2),
         _ => Style::Small,
     }
 }
@@ -406,7 +436,8 @@ pub fn compare(runs: &[RunRecord], sort_by: Option<&str>, descending: bool) -> R
     varying.dedup();
     let mut columns = vec!["run".to_string()];
     columns.extend(varying.iter().cloned());
-    columns.extend(METRIC_COLUMNS.iter().map(|s| s.to_string()));
+    let metrics = metric_columns(&runs.iter().collect::<Vec<_>>());
+    columns.extend(metrics.iter().map(|s| s.to_string()));
     let rows = runs
         .iter()
         .zip(&flats)
@@ -417,7 +448,7 @@ pub fn compare(runs: &[RunRecord], sort_by: Option<&str>, descending: bool) -> R
                 Some(v) => Cell::Setting(v.clone()),
                 None => Cell::Missing,
             }));
-            row.extend(METRIC_COLUMNS.iter().map(|c| match *c {
+            row.extend(metrics.iter().map(|c| match *c {
                 "state" => Cell::Text(run_state(r).to_string()),
                 c => Cell::number(m.get(c).copied(), metric_style(c)),
             }));

@@ -29,21 +29,30 @@ pub enum Networks {
     Both,
 }
 
-/// The network other tools run: each spectrally normalised linear layer's weight replaced by
+/// The network other tools run: each spectrally normalised layer's weight replaced by
 /// the weight its forward pass uses, `W / sigma` (sigma from the checkpoint's held u, v), and
 /// its u, v dropped, so that a reader needs no power iteration; and its layer list to match.
 fn as_exported(net: &Network, layers: &[LayerSpec]) -> (Network, Vec<LayerSpec>) {
     let mut net = net.clone();
     for layer in &mut net.layers {
-        if let Layer::Linear(linear) = layer {
-            linear.weight = linear.effective_weight();
-            linear.spectral = None;
+        match layer {
+            Layer::Linear(linear) => {
+                linear.weight = linear.effective_weight();
+                linear.spectral = None;
+            }
+            Layer::Conv2d(conv) => {
+                conv.weight = conv.effective_weight();
+                conv.spectral = None;
+            }
+            _ => {}
         }
     }
     let mut layers = layers.to_vec();
     for spec in &mut layers {
-        if let LayerSpec::Linear(linear) = spec {
-            linear.spectral_norm = false;
+        match spec {
+            LayerSpec::Linear(linear) => linear.spectral_norm = false,
+            LayerSpec::Conv2d(conv) => conv.spectral_norm = false,
+            _ => {}
         }
     }
     (net, layers)

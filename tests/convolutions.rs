@@ -87,7 +87,9 @@ fn a_conv_run_killed_mid_epoch_resumes_bit_for_bit() {
 }
 
 /// A class-conditional convolutional run (labels as planes into D) trains, and `eval` says
-/// how many samples are the digit G was asked for, in its table and in `eval.json`.
+/// how many samples are the digit G was asked for and each digit's FID, in its table and in
+/// `eval.json`; training's scoring puts both in `metrics.csv`, and `compare` and `ls` show
+/// them.
 #[test]
 fn a_conditional_run_trains_and_eval_measures_its_label_accuracy() {
     let s = Scratch::new();
@@ -129,6 +131,47 @@ fn a_conditional_run_trains_and_eval_measures_its_label_accuracy() {
     assert!(
         accuracy.is_some_and(|a| (0.0..=1.0).contains(&a)),
         "{record}"
+    );
+    assert!(stdout.contains("per-label FID"), "{stdout}");
+    let fids = record["scores"]["label_fid"]
+        .as_array()
+        .expect("per-label FID");
+    assert_eq!(fids.len(), 10, "{record}");
+    assert!(fids
+        .iter()
+        .all(|f| f.as_f64().is_some_and(|f| f.is_finite() && f >= 0.0)));
+    let mean = fids.iter().map(|f| f.as_f64().unwrap()).sum::<f64>() / 10.0;
+
+    // Training scored epoch 1: its row holds both; compare and ls read them (eval.json's, of
+    // the same epoch, are the latest).
+    let metrics = std::fs::read_to_string(s.path().join("runs/c/metrics.csv")).unwrap();
+    let mut lines = metrics.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    for name in ["label_accuracy", "label_fid"] {
+        let i = header.iter().position(|c| *c == name).expect(name);
+        assert!(
+            row[i].parse::<f64>().is_ok_and(f64::is_finite),
+            "{name}: {metrics}"
+        );
+    }
+    let out = s.ok(&["compare", "runs/c", "--json"]);
+    let table: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let columns = json_columns(&table);
+    let cell = |name: &str| {
+        let i = columns.iter().position(|c| *c == name).expect(name);
+        table["rows"][0][i].as_f64()
+    };
+    assert_eq!(cell("label_acc"), accuracy, "{table}");
+    assert!(
+        cell("label_fid").is_some_and(|f| (f - mean).abs() < 1e-9),
+        "{table}"
+    );
+    let out = s.ok(&["ls", "runs"]);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.lines().next().unwrap().contains("label_acc"),
+        "{listing}"
     );
     asked_labels_reach_the_generator(&s);
 }

@@ -126,3 +126,40 @@ fn stored_reference_rows_match_a_fresh_computation() {
         "{k:?}"
     );
 }
+
+/// Per-label FID and label accuracy: the test images with their own labels are every digit
+/// they claim to be (FID 0 per label, accuracy the classifier's); the same images with their
+/// labels shifted by one are real digits of the wrong class (every per-label FID large, accuracy
+/// near zero), which the overall FID cannot see.
+#[test]
+fn per_label_fid_and_label_accuracy_see_the_wrong_digit() {
+    let mut ev = evaluator();
+    let test = ev.data().test.clone();
+    let labels = ev.data().test_labels.clone();
+    let right = ev.score_labelled(&test, Some(&labels));
+    let fids = right.label_fid.clone().expect("every label has images");
+    assert_eq!(fids.len(), 10);
+    assert!(fids.iter().all(|&f| f < 1e-3), "{fids:?}");
+    assert!(right.label_accuracy.unwrap() >= 0.988, "{right:?}");
+
+    let shifted: Vec<u8> = labels.iter().map(|&l| (l + 1) % 10).collect();
+    let wrong = ev.score_labelled(&test, Some(&shifted));
+    assert!(wrong.fid < 1e-3, "the same images overall: {}", wrong.fid);
+    assert!(wrong.label_accuracy.unwrap() < 0.02, "{wrong:?}");
+    let wrong_fids = wrong.label_fid.clone().unwrap();
+    let real = ev.data().train[..10_000 * IMAGE_PIXELS].to_vec();
+    let real_fid = ev.score(&real).fid;
+    assert!(
+        wrong_fids.iter().all(|&f| f > 100.0 * real_fid),
+        "{wrong_fids:?} against real {real_fid}"
+    );
+    assert_eq!(
+        wrong.mean_label_fid(),
+        Some(wrong_fids.iter().sum::<f64>() / 10.0)
+    );
+
+    // A label with fewer than two images has no per-label FID.
+    let mut few = vec![0u8; 10_000];
+    few[1] = 1;
+    assert!(ev.score_labelled(&test, Some(&few)).label_fid.is_none());
+}

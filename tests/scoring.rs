@@ -234,6 +234,10 @@ fn newer_measures_reach_metrics_compare_ls_and_tensorboard(
         cell("kid").is_some_and(f64::is_finite) && cell("kid_se").is_some(),
         "{table}"
     );
+    assert!(
+        !columns.contains(&"label_acc"),
+        "label columns only for conditional runs: {columns:?}"
+    );
     let out = s.ok(&["compare", "runs/smoke", "--csv"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(

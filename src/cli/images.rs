@@ -220,12 +220,23 @@ fn warn_of_validation_overlap(run: &std::path::Path, config: &crate::config::Exp
     }
 }
 
-/// A conditional run's label accuracy, where it was measured.
+/// A conditional run's label accuracy and per-label FID, where they were measured.
 fn print_label_accuracy(scores: &crate::eval::Scores) {
     if let Some(accuracy) = scores.label_accuracy {
         println!(
             "label accuracy: {:.2}% of the samples are the digit G was asked for",
             100.0 * accuracy
+        );
+    }
+    if let (Some(fids), Some(mean)) = (&scores.label_fid, scores.mean_label_fid()) {
+        let each: Vec<String> = fids
+            .iter()
+            .enumerate()
+            .map(|(digit, fid)| format!("{digit}: {fid:.2}"))
+            .collect();
+        println!(
+            "per-label FID (samples asked for k against test digits k): mean {mean:.2}; {}",
+            each.join(", ")
         );
     }
 }

@@ -4,9 +4,7 @@
 
 use serde::Serialize;
 
-use super::{
-    final_metrics, metric_style, render_table, RunRecord, Style, TableFormat, METRIC_COLUMNS,
-};
+use super::{final_metrics, metric_style, render_table, RunRecord, Style, TableFormat};
 use crate::config;
 use crate::train::EpochMetrics;
 
@@ -47,7 +45,7 @@ pub fn diff(a: &RunRecord, b: &RunRecord) -> RunDiff {
         })
         .collect();
     let (ma, mb) = (final_metrics(a), final_metrics(b));
-    let final_metrics = METRIC_COLUMNS
+    let final_metrics = super::metric_columns(&[a, b])
         .iter()
         .filter_map(|c| {
             let (x, y) = (*ma.get(c)?, *mb.get(c)?);

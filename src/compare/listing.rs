@@ -29,9 +29,14 @@ pub fn listing_column(name: &str) -> &str {
 /// One row per run in `runs` whose state is among `states` (all when empty), named by its
 /// path below `root`: state, epochs done of planned, the running step and time to go, last
 /// losses, best FID so far (and its epoch), the latest scores' precision, recall and KID,
-/// and the time since it last wrote metrics.
+/// and the time since it last wrote metrics; where any run listed is class-conditional, also
+/// its latest label accuracy (`label_acc`, before `age`).
 pub fn listing(root: &Path, runs: &[RunRecord], states: &[StateKind]) -> Comparison {
-    let columns = LISTING_COLUMNS.map(String::from).to_vec();
+    let mut columns = LISTING_COLUMNS.map(String::from).to_vec();
+    let conditional = runs.iter().any(|r| r.config.conditioning.is_some());
+    if conditional {
+        columns.insert(columns.len() - 1, "label_acc".to_string());
+    }
     let now = unix_now();
     let rows = runs
         .iter()
@@ -47,7 +52,7 @@ pub fn listing(root: &Path, runs: &[RunRecord], states: &[StateKind]) -> Compari
                 _ => (Cell::Missing, Cell::Missing),
             };
             let score = |v: Option<f64>, style| Cell::number(v, style);
-            vec![
+            let mut row = vec![
                 Cell::Text(name.display().to_string()),
                 Cell::Text(state.to_string()),
                 Cell::Number(done as f64, Style::OutOf(r.config.training.epochs)),
@@ -60,7 +65,12 @@ pub fn listing(root: &Path, runs: &[RunRecord], states: &[StateKind]) -> Compari
                 score(latest.as_ref().and_then(|s| s.recall), Style::Fixed(3)),
                 score(latest.as_ref().and_then(|s| s.kid), Style::Small),
                 Cell::number(metrics_age(r), Style::Duration),
-            ]
+            ];
+            if conditional {
+                let accuracy = latest.as_ref().and_then(|s| s.label_accuracy);
+                row.insert(row.len() - 1, score(accuracy, Style::Fixed(3)));
+            }
+            row
         })
         .collect();
     Comparison { columns, rows }

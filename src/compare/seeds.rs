@@ -2,7 +2,7 @@
 //! setting, shown as one row with the seed count and, for each metric, the mean and standard
 //! deviation over its seeds. GANs amplify rounding differences, so one seed says little.
 
-use super::{compare, Cell, Comparison, RunRecord, Spread, Style, METRIC_COLUMNS};
+use super::{compare, is_metric_column, Cell, Comparison, RunRecord, Spread, Style};
 use crate::error::Result;
 use crate::sweep::SweepIndex;
 
@@ -18,7 +18,7 @@ pub fn by_setting(
     let table = compare(runs, None, false)?;
     let seed_column = table.columns.iter().position(|c| c == "seed");
     let config_columns: Vec<usize> = (1..table.columns.len())
-        .filter(|&i| Some(i) != seed_column && !METRIC_COLUMNS.contains(&&*table.columns[i]))
+        .filter(|&i| Some(i) != seed_column && !is_metric_column(&table.columns[i]))
         .collect();
     // Groups of row indices with the same config apart from the seed, in first-seen order.
     let mut groups: Vec<(Vec<&Cell>, Vec<usize>)> = Vec::new();
@@ -35,7 +35,7 @@ pub fn by_setting(
     let mut columns = vec!["setting".to_string(), "seeds".to_string()];
     columns.extend(config_columns.iter().map(|&i| table.columns[i].clone()));
     let metric_columns: Vec<usize> = (1..table.columns.len())
-        .filter(|&i| METRIC_COLUMNS.contains(&&*table.columns[i]))
+        .filter(|&i| is_metric_column(&table.columns[i]))
         .collect();
     columns.extend(metric_columns.iter().map(|&i| table.columns[i].clone()));
     let rows: Vec<Vec<Cell>> = groups

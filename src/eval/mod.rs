@@ -45,6 +45,8 @@ pub struct EvalData {
     pub train: Vec<f32>,
     /// The 10,000 test images.
     pub test: Vec<f32>,
+    /// Their labels.
+    pub test_labels: Vec<u8>,
 }
 
 impl EvalData {
@@ -61,6 +63,7 @@ impl EvalData {
             held_out: v[1000 * IMAGE_PIXELS..2000 * IMAGE_PIXELS].to_vec(),
             train: data.train.pixels(),
             test: test.pixels(),
+            test_labels: test.labels,
         })
     }
 }
@@ -98,6 +101,11 @@ pub struct Scores {
     /// classifier calls their label. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_accuracy: Option<f64>,
+    /// For images generated with labels: per label k, the FID of the images asked to be k
+    /// against the test images of digit k. Absent otherwise, and when a label has fewer than
+    /// two images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_fid: Option<Vec<f64>>,
     /// Seconds the scoring took.
     pub seconds: f64,
 }
@@ -112,6 +120,32 @@ fn label_accuracy(probs: &[f32], labels: &[u8]) -> f64 {
         .filter(|(p, &l)| crate::classifier::argmax(p) == l as usize)
         .count();
     hits as f64 / rows.max(1) as f64
+}
+
+impl Scores {
+    /// The mean of the per-label FIDs, where they were measured.
+    pub fn mean_label_fid(&self) -> Option<f64> {
+        let fids = self.label_fid.as_ref()?;
+        Some(fids.iter().sum::<f64>() / fids.len().max(1) as f64)
+    }
+}
+
+/// The features of `labels.len()` images (rows of `dim`) grouped by label: one Gaussian per
+/// label `0..classes`; `None` when a label has fewer than two images.
+fn gaussians_by_label(
+    features: &[f32],
+    dim: usize,
+    labels: &[u8],
+    classes: usize,
+) -> Option<Vec<Gaussian>> {
+    let mut groups = vec![Vec::new(); classes];
+    for (row, &label) in features.chunks_exact(dim).zip(labels) {
+        groups.get_mut(label as usize)?.extend_from_slice(row);
+    }
+    groups
+        .iter()
+        .map(|g| (g.len() >= 2 * dim).then(|| Gaussian::fit(g, dim)))
+        .collect()
 }
 
 /// The labels a conditional run's G is asked for when `n` images are generated (none for an
@@ -130,6 +164,8 @@ pub struct Evaluator {
     data: EvalData,
     classifier: Classifier,
     test_features: Gaussian,
+    /// The test images' features by digit: per-label FID's reference.
+    test_features_by_label: Vec<Gaussian>,
     /// The test images' features in a fixed shuffled order: precision, recall and KID take
     /// the first `n` (see the module documentation).
     real_features: Vec<f32>,
@@ -151,12 +187,17 @@ impl Evaluator {
         let mut classifier = classifier;
         let out = classifier.outputs(&data.test, &dev);
         let test_features = Gaussian::fit(&out.features, out.feature_dim);
+        let classes = crate::classifier::CLASSES;
+        let test_features_by_label =
+            gaussians_by_label(&out.features, out.feature_dim, &data.test_labels, classes)
+                .expect("MNIST's test set holds every digit");
         let real_features = shuffled_rows(&out.features, out.feature_dim, 0);
         let held_out_nearest = likelihood::nearest_distances(&data.held_out, &data.train);
         Ok(Evaluator {
             data,
             classifier,
             test_features,
+            test_features_by_label,
             real_features,
             feature_dim: out.feature_dim,
             real_radii: None,
@@ -207,8 +248,22 @@ impl Evaluator {
             precision_recall,
             kid,
             label_accuracy: labels.map(|l| label_accuracy(&out.probs, l)),
+            label_fid: labels.and_then(|l| self.label_fids(&out.features, l)),
             seconds: started.elapsed().as_secs_f64(),
         }
+    }
+
+    /// Per label, the FID of the images of that label against the test images of that digit.
+    fn label_fids(&self, features: &[f32], labels: &[u8]) -> Option<Vec<f64>> {
+        let classes = self.test_features_by_label.len();
+        let generated = gaussians_by_label(features, self.feature_dim, labels, classes)?;
+        Some(
+            generated
+                .iter()
+                .zip(&self.test_features_by_label)
+                .map(|(g, real)| frechet_distance(g, real))
+                .collect(),
+        )
     }
 
     /// Precision, recall and KID of the first `min(n, 10,000)` of `features` against as many

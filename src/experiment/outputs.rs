@@ -203,6 +203,9 @@ impl EpochOutput for Scores {
             label_accuracy = scores
                 .label_accuracy
                 .map_or_else(missing, |a| format!("{a:.3}")),
+            label_fid = scores
+                .mean_label_fid()
+                .map_or_else(missing, |f| format!("{f:.2}")),
             seconds = format!("{:.1}", scores.seconds),
             "epoch {epoch} scored"
         );
@@ -225,6 +228,8 @@ pub fn record_scores(m: &mut EpochMetrics, scores: &crate::eval::Scores) {
     m.recall = scores.precision_recall.map(|p| p.recall);
     m.kid = scores.kid.map(|k| k.mean);
     m.kid_se = scores.kid.map(|k| k.se);
+    m.label_accuracy = scores.label_accuracy;
+    m.label_fid = scores.mean_label_fid();
 }
 
 /// The epoch checkpoint, every `output.checkpoint_every` epochs, at the end of every start,

@@ -141,10 +141,26 @@ fn layers_f64(
                 Layer::Reshape(_) | Layer::Flatten(_) => ("same", vec![]),
                 Layer::Conv2d(c) => {
                     let (filters, p) = (c.weight.shape().0, c.patches);
-                    let m = dense(&p.dense_index(filters), &t[0]);
+                    let mut w = t[0].clone();
+                    if c.spectral.is_some() {
+                        // W / sigma, sigma = v^T W u over W's rows of patch_len.
+                        let (u, v) = (&t[t.len() - 2], &t[t.len() - 1]);
+                        let sigma: f64 = w
+                            .chunks(u.len())
+                            .zip(v)
+                            .map(|(row, vi)| {
+                                vi * row.iter().zip(u).map(|(a, b)| a * b).sum::<f64>()
+                            })
+                            .sum();
+                        w.iter_mut().for_each(|x| *x /= sigma);
+                    }
+                    let m = dense(&p.dense_index(filters), &w);
                     (
                         "linear",
-                        vec![m, repeated(t.get(1), filters, p.positions())],
+                        vec![
+                            m,
+                            repeated(c.bias.is_some().then(|| &t[1]), filters, p.positions()),
+                        ],
                     )
                 }
                 Layer::ConvTranspose2d(c) => {
@@ -243,6 +259,15 @@ fn penalty_gradients_through_convolutions_match_finite_differences() {
            {type = "leaky_relu", slope = 0.2},
            {type = "conv_transpose2d", out = 2, kernel = 2, stride = 2, bias = false},
            {type = "relu"}, {type = "flatten"}, {type = "linear", out = 1}"#,
+        32,
+    );
+    // Spectral norm on a convolution, with and without a bias.
+    penalty_matches_finite_differences(
+        r#"{type = "reshape", shape = [2, 4, 4]},
+           {type = "conv2d", out = 3, kernel = 3, stride = 2, padding = 1, spectral_norm = true},
+           {type = "leaky_relu", slope = 0.2},
+           {type = "conv2d", out = 2, kernel = 2, bias = false, spectral_norm = true},
+           {type = "flatten"}, {type = "linear", out = 1}"#,
         32,
     );
 }

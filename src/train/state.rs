@@ -98,6 +98,14 @@ pub struct EpochMetrics {
     /// The same on the generated batch of the end-of-epoch losses (what R2 penalises).
     #[serde(default)]
     pub d_grad_norm_fake: Option<f64>,
+    /// A class-conditional run's label accuracy (the share of samples the classifier calls the
+    /// digit G was asked for) in epochs that were scored; empty otherwise.
+    #[serde(default)]
+    pub label_accuracy: Option<f64>,
+    /// Its mean per-label FID (samples asked for digit k against the test images of k),
+    /// likewise.
+    #[serde(default)]
+    pub label_fid: Option<f64>,
 }
 
 /// Epochs over which unmoving losses count as a stuck run.

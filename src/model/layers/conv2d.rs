@@ -13,12 +13,13 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::patches::{channels_first, rows_first, Patches};
+use super::spectral::{power_iteration, sigma, through_sigma, Spectral};
 use super::{
     BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
     Saved,
 };
 use crate::model::init::InitConfig;
-use crate::model::kernels::{for_rows, matmul, Mat};
+use crate::model::kernels::{for_rows, matmul, BufferPool, Mat};
 use crate::model::{Matrix, Mode, TensorVisitor, Vector};
 
 /// `{type = "conv2d", out = 64, kernel = 4, stride = 2, padding = 1}`, with optional
@@ -39,6 +40,11 @@ pub struct Conv2dSpec {
     /// Whether each output channel adds a learned bias.
     #[serde(default = "yes")]
     pub bias: bool,
+    /// Divide the weights, as the matrix `[out, in_channels * kernel * kernel]`, by their
+    /// spectral norm (Miyato et al. 2018; see `spectral`). Off, it is left out of the text the
+    /// fingerprint hashes, like a linear layer's.
+    #[serde(default)]
+    pub spectral_norm: bool,
 }
 
 /// A stride of 1 unless a config says otherwise (both convolutions).
@@ -114,9 +120,13 @@ impl LayerKind for Conv2dSpec {
     fn sizes(&self, input: FeatureShape, _: FeatureShape) -> (f64, f64) {
         let channels = input.image().map_or(1, |(c, _, _)| c) as f64;
         let (out, k) = (self.out as f64, self.kernel as f64);
+        let singular_vectors = match self.spectral_norm {
+            true => out + channels * k * k,
+            false => 0.0,
+        };
         (
             out * channels * k * k + if self.bias { out } else { 0.0 },
-            0.0,
+            singular_vectors,
         )
     }
 
@@ -140,9 +150,13 @@ impl LayerKind for Conv2dSpec {
         let bias = self
             .bias
             .then(|| dev.tensor_from_vec(init.biases.sample(self.out, rng), (self.out,)));
+        let spectral = self
+            .spectral_norm
+            .then(|| Spectral::new(&weight, patches.patch_len(), dev, rng));
         Conv2d {
             weight: dev.tensor_from_vec(weight, (self.out, patches.patch_len())),
             bias,
+            spectral,
             patches,
         }
     }
@@ -155,8 +169,21 @@ pub struct Conv2d {
     pub weight: Matrix,
     /// `[out]`, when the layer has a bias.
     pub bias: Option<Vector>,
+    /// Spectral norm's singular vectors, when the layer has it.
+    pub spectral: Option<Spectral>,
     /// Where its patches lie.
     pub patches: Patches,
+}
+
+impl Conv2d {
+    /// The weight the convolution applies: `W`, or `W / sigma` with spectral norm (what an
+    /// export hands to other tools).
+    pub fn effective_weight(&self) -> Matrix {
+        match &self.spectral {
+            None => self.weight.clone(),
+            Some(spectral) => spectral.divide::<NoneTape>(&self.weight),
+        }
+    }
 }
 
 impl ReferenceLayer for Conv2d {
@@ -175,7 +202,7 @@ impl ReferenceLayer for Conv2d {
             let bias = self.bias.as_ref().map(|b| b.as_vec());
             let mut y = vec![0.0; batch * columns];
             self.fast().convolve(
-                &self.weight.as_vec(),
+                &self.effective_weight().as_vec(),
                 bias.as_deref(),
                 &x.as_vec(),
                 batch,
@@ -183,8 +210,12 @@ impl ReferenceLayer for Conv2d {
             );
             return dev.tensor_from_vec(y, (batch, columns)).put_tape(tape);
         }
+        let weight = match &self.spectral {
+            None => self.weight.retaped::<T>(),
+            Some(spectral) => spectral.divide::<T>(&self.weight),
+        };
         let dense = dense_weights::<T>(
-            &self.weight,
+            weight,
             &self.patches.dense_index(filters),
             (self.patches.image_len(), columns),
         );
@@ -204,6 +235,10 @@ impl ReferenceLayer for Conv2d {
         if let Some(bias) = &mut self.bias {
             v.visit("bias", bias, true);
         }
+        if let Some(spectral) = &mut self.spectral {
+            v.visit("spectral_u", &mut spectral.u, false);
+            v.visit("spectral_v", &mut spectral.v, false);
+        }
     }
 
     fn output_width(&self, _: usize) -> usize {
@@ -218,16 +253,26 @@ impl ReferenceLayer for Conv2d {
         FastConv2d {
             patches: self.patches,
             filters: self.weight.shape().0,
+            bias: self.bias.is_some(),
+            spectral: self.spectral.is_some(),
         }
     }
 
-    fn start_step(&mut self) {}
+    fn spectral_sigma(&self) -> Option<f64> {
+        Some(self.spectral.as_ref()?.sigma(&self.weight))
+    }
+
+    fn start_step(&mut self) {
+        if let Some(spectral) = &mut self.spectral {
+            spectral.start_step(&self.weight);
+        }
+    }
 }
 
 /// The dense `[rows, cols]` matrix whose entries are `weight`'s numbers at `index` (zero where
 /// `None`), on the tape of `T`: how the reference writes a convolution as one product.
 pub(super) fn dense_weights<T: Tape<f32, Cpu> + Merge<NoneTape>>(
-    weight: &Matrix,
+    weight: Matrix<T>,
     index: &[Option<usize>],
     (rows, cols): (usize, usize),
 ) -> Matrix<T> {
@@ -235,9 +280,8 @@ pub(super) fn dense_weights<T: Tape<f32, Cpu> + Merge<NoneTape>>(
     let picks: Vec<usize> = index.iter().map(|i| i.unwrap_or(0)).collect();
     let mask: Vec<f32> = index.iter().map(|i| i.map_or(0.0, |_| 1.0)).collect();
     let n = index.len();
-    let flat = weight
-        .retaped::<T>()
-        .reshape_like(&(weight.shape().0 * weight.shape().1,));
+    let len = weight.shape().0 * weight.shape().1;
+    let flat = weight.reshape_like(&(len,));
     let gathered = flat.gather(dev.tensor_from_vec(picks, (n,)));
     (gathered * dev.tensor_from_vec(mask, (n,))).reshape_like(&(rows, cols))
 }
@@ -255,29 +299,55 @@ pub(super) fn per_channel<T: Tape<f32, Cpu> + Merge<NoneTape>>(
 }
 
 /// Hands a convolution's weight gradient `dw` (a pool buffer, given back) and, when the layer
-/// has a bias, its gradient `db` to `pass`: what both convolutions' backward passes end with.
+/// has a `bias`, its gradient `db` to `pass`: what both convolutions' backward passes end with.
 pub(super) fn hand_over_weight_and_bias(
     pass: &mut BackwardPass<'_, '_>,
     tensors: &mut [Vec<f32>],
     dw: Vec<f32>,
-    db: &[f32],
+    (bias, db): (bool, &[f32]),
 ) {
     let (weight, rest) = tensors.split_at_mut(1);
     pass.hand_over(0, &mut weight[0], &dw);
-    if let Some(bias) = rest.first_mut() {
-        pass.hand_over(1, bias, db);
+    if bias {
+        pass.hand_over(1, &mut rest[0], db);
     }
     pass.pool.give(dw);
 }
 
-/// A convolution on the fast path; its tensors are `[weight]` or `[weight, bias]`.
+/// A convolution on the fast path; its tensors are `[weight]` or `[weight, bias]`, then
+/// `[u, v]` with spectral norm.
 #[derive(Debug, Clone)]
 pub struct FastConv2d {
     patches: Patches,
     filters: usize,
+    bias: bool,
+    spectral: bool,
 }
 
 impl FastConv2d {
+    /// With spectral norm, `W / sigma` (divided as the reference divides) in a buffer of
+    /// `pool` and `1 / sigma`; `None` without, where the layer applies `W` itself.
+    fn divided(&self, tensors: &[Vec<f32>], pool: &mut BufferPool) -> Option<(Vec<f32>, f32)> {
+        let [weight, .., u, v] = tensors else {
+            return None;
+        };
+        if !self.spectral {
+            return None;
+        }
+        let sigma = sigma(weight, u.len(), u, v);
+        let mut divided = pool.take(weight.len());
+        divided
+            .iter_mut()
+            .zip(weight)
+            .for_each(|(d, w)| *d = w / sigma);
+        Some((divided, 1.0 / sigma))
+    }
+
+    /// The bias, when the layer has one.
+    fn bias<'a>(&self, tensors: &'a [Vec<f32>]) -> Option<&'a [f32]> {
+        self.bias.then(|| tensors[1].as_slice())
+    }
+
     /// `y = conv(x) + b` for `rows` inputs, written into `y` (`rows x filters * positions`).
     fn convolve(
         &self,
@@ -334,8 +404,13 @@ impl FastLayer for FastConv2d {
         p.unfold(x, rows, &mut columns);
         let out = rows * self.filters * p.positions();
         let (mut side_by_side, mut y) = (pass.pool.take(out), pass.pool.take(out));
-        let bias = tensors.get(1).map(Vec::as_slice);
-        self.multiply(&tensors[0], bias, &columns, rows, &mut side_by_side, &mut y);
+        let divided = self.divided(tensors, pass.pool);
+        let weight = divided.as_ref().map_or(&tensors[0], |(w, _)| w);
+        let bias = self.bias(tensors);
+        self.multiply(weight, bias, &columns, rows, &mut side_by_side, &mut y);
+        if let Some((w, _)) = divided {
+            pass.pool.give(w);
+        }
         pass.pool.give(side_by_side);
         pass.pool.give(std::mem::replace(x, y));
         match pass.keep {
@@ -361,6 +436,7 @@ impl FastLayer for FastConv2d {
         let (k, n) = (p.patch_len(), rows * p.positions());
         let mut grad = pass.pool.take(filters * n);
         channels_first(g, rows, filters, p.positions(), &mut grad);
+        let divided = self.divided(tensors, pass.pool);
         let param_grads = pass.param_grads.then(|| {
             let mut dw = pass.pool.take(filters * k);
             matmul(
@@ -368,14 +444,18 @@ impl FastLayer for FastConv2d {
                 Mat::new(&columns, k, n).t(),
                 &mut dw,
             );
+            if let (Some((_, scale)), [w, .., u, v]) = (&divided, &*tensors) {
+                through_sigma(&mut dw, w, *scale, u, v);
+            }
             let db: Vec<f32> = grad.chunks_exact(n).map(|r| r.iter().sum()).collect();
             (dw, db)
         });
         // Computed from the weights before their update.
         if pass.propagate {
             let mut unfolded = pass.pool.take(k * n);
+            let weight = divided.as_ref().map_or(&tensors[0], |(w, _)| w);
             matmul(
-                Mat::new(&tensors[0], filters, k).t(),
+                Mat::new(weight, filters, k).t(),
                 Mat::new(&grad, filters, n),
                 &mut unfolded,
             );
@@ -384,8 +464,11 @@ impl FastLayer for FastConv2d {
             pass.pool.give(unfolded);
             pass.pool.give(std::mem::replace(g, dx));
         }
+        if let Some((w, _)) = divided {
+            pass.pool.give(w);
+        }
         if let Some((dw, db)) = param_grads {
-            hand_over_weight_and_bias(pass, tensors, dw, &db);
+            hand_over_weight_and_bias(pass, tensors, dw, (self.bias, &db));
         }
         pass.pool.give(grad);
         pass.pool.give(columns);
@@ -400,7 +483,11 @@ impl FastLayer for FastConv2d {
         false
     }
 
-    fn start_step(&mut self, _: &mut [Vec<f32>]) {}
+    fn start_step(&mut self, tensors: &mut [Vec<f32>]) {
+        if let (true, [weight, .., u, v]) = (self.spectral, tensors) {
+            power_iteration(weight, u.len(), u, v);
+        }
+    }
 
     /// The first backward pass made `g_in = fold(W^T g_out)`: the penalty's gradient with
     /// respect to `W` is `g_out unfold(adjoint)^T` (channels side by side), none reaches the
@@ -426,9 +513,14 @@ impl FastLayer for FastConv2d {
             Mat::new(&unfolded, k, n).t(),
             &mut dw,
         );
+        let divided = self.divided(tensors, &mut BufferPool::default());
+        if let (Some((_, scale)), [w, .., u, v]) = (&divided, tensors) {
+            through_sigma(&mut dw, w, *scale, u, v);
+        }
         grads[0].iter_mut().zip(&dw).for_each(|(g, d)| *g += d);
         let mut next = vec![0.0; filters * n];
-        self.multiply(&tensors[0], None, &unfolded, rows, &mut grad, &mut next);
+        let weight = divided.as_ref().map_or(&tensors[0], |(w, _)| w);
+        self.multiply(weight, None, &unfolded, rows, &mut grad, &mut next);
         *adjoint = next;
         true
     }
@@ -444,6 +536,8 @@ mod tests {
             r#"{type = "conv2d", out = 3, kernel = 3, stride = 2, padding = 1}"#,
             r#"{type = "conv2d", out = 2, kernel = 2, bias = false}"#,
             r#"{type = "conv2d", out = 2, kernel = 4, stride = 3, padding = 2}"#,
+            r#"{type = "conv2d", out = 3, kernel = 3, stride = 2, spectral_norm = true}"#,
+            r#"{type = "conv2d", out = 2, kernel = 2, bias = false, spectral_norm = true}"#,
         ] {
             fast_matches_image_tape(layer, true);
             fast_matches_image_tape(layer, false);

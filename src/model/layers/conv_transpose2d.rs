@@ -165,7 +165,7 @@ impl ReferenceLayer for ConvTranspose2d {
             .map(|e| index[(e % outputs) * inputs + e / outputs])
             .collect();
         let y = x.matmul(dense_weights::<T>(
-            &self.weight,
+            self.weight.retaped::<T>(),
             &transposed,
             (inputs, outputs),
         ));
@@ -317,7 +317,8 @@ impl FastLayer for FastConvTranspose2d {
             pass.pool.give(std::mem::replace(g, dx));
         }
         if let Some((dw, db)) = param_grads {
-            hand_over_weight_and_bias(pass, tensors, dw, &db);
+            let bias = tensors.len() > 1;
+            hand_over_weight_and_bias(pass, tensors, dw, (bias, &db));
         }
         pass.pool.give(columns);
         pass.pool.give(side_by_side);

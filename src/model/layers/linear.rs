@@ -1,14 +1,11 @@
 //! The fully connected layer `y = x W + b`, `W` stored `[in, out]`, optionally spectrally
-//! normalised (Miyato et al. 2018): `W` divided by an estimate of its largest singular value,
-//! `sigma = v^T W u`, with `u` and `v` moved by one power iteration at the start of each of the
-//! network's own updates and held fixed within it. Gradients flow through `sigma` as in
-//! PyTorch's `spectral_norm`; `u` and `v` are checkpointed, so a resumed run continues exactly.
+//! normalised (`spectral`: `W / sigma`).
 
 use dfdx::prelude::*;
-use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::spectral::{power_iteration, sigma, through_sigma, Spectral};
 use super::{
     BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
     Saved,
@@ -73,20 +70,9 @@ impl LayerKind for LinearSpec {
         let input = input.len();
         let out = self.out;
         let weight = init.weights.sample(input * out, rng);
-        // u starts as a random unit vector (drawn after the weights and biases, so that a
-        // config without spectral norm draws what it always drew); v follows from it.
-        let spectral = self.spectral_norm.then(|| {
-            let normal = rand_distr::Normal::new(0.0f32, 1.0).expect("unit normal");
-            let mut u: Vec<f32> = (0..out).map(|_| rng.sample(normal)).collect();
-            normalise(&mut u);
-            let mut v = vec![0.0; input];
-            weight_times(&weight, out, &u, &mut v);
-            normalise(&mut v);
-            Spectral {
-                u: dev.tensor_from_vec(u, (out,)),
-                v: dev.tensor_from_vec(v, (input,)),
-            }
-        });
+        let spectral = self
+            .spectral_norm
+            .then(|| Spectral::new(&weight, out, dev, rng));
         Linear {
             weight: dev.tensor_from_vec(weight, (input, out)),
             bias: dev.tensor_from_vec(init.biases.sample(out, rng), (out,)),
@@ -106,44 +92,22 @@ pub struct Linear {
     pub spectral: Option<Spectral>,
 }
 
-/// The power iteration's estimates of `W`'s top singular vectors: `sigma = v^T W u`.
-#[derive(Debug, Clone)]
-pub struct Spectral {
-    /// `[out]`, unit length.
-    pub u: Vector,
-    /// `[in]`, unit length.
-    pub v: Vector,
-}
-
 impl Linear {
     /// Spectral norm's estimate of `W`'s largest singular value, `sigma = v^T W u` from the
     /// kept `u` and `v` (what the next forward pass divides by, before its power iteration);
     /// `None` without spectral norm.
     pub fn sigma(&self) -> Option<f64> {
-        let s = self.spectral.as_ref()?;
-        let u = s.u.as_vec();
-        Some(sigma(&self.weight.as_vec(), u.len(), &u, &s.v.as_vec()) as f64)
+        Some(self.spectral.as_ref()?.sigma(&self.weight))
     }
 
     /// The weight the forward pass multiplies by: `W`, or `W / sigma` with spectral norm, in
     /// the forward pass's arithmetic (what an export hands to other tools).
     pub fn effective_weight(&self) -> Matrix {
-        let Some(spectral) = &self.spectral else {
-            return self.weight.clone();
-        };
-        let shape = *self.weight.shape();
-        let outer = outer_product(&spectral.v.as_vec(), &spectral.u.as_vec());
-        let outer: Matrix = self.weight.device().tensor_from_vec(outer, shape);
-        let sigma = (self.weight.clone() * outer).sum::<Rank0, _>();
-        self.weight.clone() / sigma.broadcast_like::<_, Axes2<0, 1>>(&shape)
+        match &self.spectral {
+            None => self.weight.clone(),
+            Some(spectral) => spectral.divide::<NoneTape>(&self.weight),
+        }
     }
-}
-
-/// `v u^T`, row-major `[v.len(), u.len()]`.
-fn outer_product(v: &[f32], u: &[f32]) -> Vec<f32> {
-    v.iter()
-        .flat_map(|&vi| u.iter().map(move |&uj| vi * uj))
-        .collect()
 }
 
 impl ReferenceLayer for Linear {
@@ -163,12 +127,7 @@ impl ReferenceLayer for Linear {
             // [batch, in] x [in, out] + [out] -> [batch, out]
             return x.matmul(self.weight.clone()) + bias;
         };
-        // sigma = sum(W * v u^T), on the tape (u and v are constants), then W / sigma.
-        let shape = *self.weight.shape();
-        let outer = outer_product(&spectral.v.as_vec(), &spectral.u.as_vec());
-        let outer: Matrix = self.weight.device().tensor_from_vec(outer, shape);
-        let sigma = (self.weight.retaped::<T>() * outer).sum::<Rank0, _>();
-        let weight = self.weight.retaped::<T>() / sigma.broadcast_like::<_, Axes2<0, 1>>(&shape);
+        let weight = spectral.divide::<T>(&self.weight);
         x.matmul(weight) + bias
     }
 
@@ -204,47 +163,9 @@ impl ReferenceLayer for Linear {
 
     fn start_step(&mut self) {
         if let Some(spectral) = &mut self.spectral {
-            let (mut u, mut v) = (spectral.u.as_vec(), spectral.v.as_vec());
-            power_iteration(&self.weight.as_vec(), self.weight.shape().1, &mut u, &mut v);
-            spectral.u.copy_from(&u);
-            spectral.v.copy_from(&v);
+            spectral.start_step(&self.weight);
         }
     }
-}
-
-/// One power iteration from `u`: `v = W u / |W u|`, then `u = W^T v / |W^T v|` (`W` row-major
-/// `[in, out]`). Both paths run this same sequential arithmetic, so that `u` and `v` are the
-/// same bits on either and on any number of threads.
-fn power_iteration(weight: &[f32], out: usize, u: &mut [f32], v: &mut [f32]) {
-    weight_times(weight, out, u, v);
-    normalise(v);
-    u.fill(0.0);
-    for (row, &vi) in weight.chunks(out).zip(&*v) {
-        u.iter_mut().zip(row).for_each(|(uj, w)| *uj += w * vi);
-    }
-    normalise(u);
-}
-
-/// `v = W u`.
-fn weight_times(weight: &[f32], out: usize, u: &[f32], v: &mut [f32]) {
-    for (vi, row) in v.iter_mut().zip(weight.chunks(out)) {
-        *vi = row.iter().zip(u).map(|(w, u)| w * u).sum();
-    }
-}
-
-/// Scales `x` to unit length (PyTorch's guard of 1e-12 against a zero vector).
-fn normalise(x: &mut [f32]) {
-    let norm = x.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-    x.iter_mut().for_each(|v| *v /= norm);
-}
-
-/// `sigma = v^T W u`, accumulated in f64.
-fn sigma(weight: &[f32], out: usize, u: &[f32], v: &[f32]) -> f32 {
-    weight
-        .chunks(out)
-        .zip(v)
-        .map(|(row, &vi)| vi as f64 * row.iter().zip(u).map(|(w, u)| (w * u) as f64).sum::<f64>())
-        .sum::<f64>() as f32
 }
 
 /// A linear layer's widths on the fast path; its tensors are `[weight, bias]`, then
@@ -404,20 +325,6 @@ impl FastLayer for FastLinear {
         *adjoint = next;
         true
     }
-}
-
-/// Turns `dw`, the gradient of `W / sigma` (as computed for an unnormalised layer), into the
-/// gradient of `W`: `(dw - <dw, W / sigma> v u^T) / sigma`, since `d sigma / dW = v u^T`.
-fn through_sigma(dw: &mut [f32], weight: &[f32], scale: f32, u: &[f32], v: &[f32]) {
-    let out = u.len();
-    let along: f64 = dw.iter().zip(weight).map(|(d, w)| (d * w) as f64).sum();
-    let c = (along as f32) * scale * scale;
-    for_rows(dw, out, |i, r| {
-        let cv = c * v[i];
-        r.iter_mut()
-            .zip(u)
-            .for_each(|(d, uj)| *d = *d * scale - cv * uj);
-    });
 }
 
 /// `dw = x^T g` for a layer input `x` (`rows x input`) and output gradient `g` (`rows x out`),

@@ -26,7 +26,7 @@ fn assert_close(a: &[Vec<f32>], b: &[Vec<f32>], tol: f32, what: &str) {
 }
 
 /// Convolutional layer lists for the step tests: G, D with running batch-norm, D bare, and
-/// D reading labels as planes.
+/// D reading labels as planes through spectrally normalised convolutions.
 fn conv_layers() -> [String; 4] {
     // Convolutions: G projects and upsamples twice through batch-norm of both modes; D
     // downsamples twice, with running batch-norm, or bare under a gradient penalty. (A bias
@@ -53,8 +53,12 @@ fn conv_layers() -> [String; 4] {
         conv_g.to_string(),
         conv_d(r#"{type = "batch_norm", mode = "running"},"#),
         conv_d(""),
-        // Reading the label as ten planes after the image (class conditioning).
-        conv_d("").replace("[1, 28, 28]", "[11, 28, 28]"),
+        // Reading the label as ten planes after the image (class conditioning), both
+        // convolutions spectrally normalised.
+        conv_d("")
+            .replace("[1, 28, 28]", "[11, 28, 28]")
+            .replace("padding = 1}", "padding = 1, spectral_norm = true}")
+            .replace("bias = true}", "bias = true, spectral_norm = true}"),
     ]
 }
 
