@@ -70,6 +70,8 @@ def forward(tensors, layers, z, generation_mode):
             x = x @ tensors[f"{name}.weight"] + bias  # weight is [in, out]
         elif kind == "reshape":
             x = x.reshape(len(x), *layer["shape"])
+        elif kind == "upsample":  # nearest neighbour
+            x = x.repeat(layer["scale"], axis=2).repeat(layer["scale"], axis=3)
         elif kind == "flatten":
             x = x.reshape(len(x), -1)
         elif kind == "conv2d":

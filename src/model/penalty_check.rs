@@ -173,6 +173,17 @@ fn layers_f64(
                     let bias = repeated(t.get(1), p.channels, p.height * p.width);
                     ("linear", vec![dense(&transposed, &t[0]), bias])
                 }
+                Layer::Upsample(u) => {
+                    // The 0/1 matrix that copies each input number to its outputs.
+                    let (inputs, sources) = (u.image.0 * u.image.1 * u.image.2, u.sources());
+                    let outputs = sources.len();
+                    let mut m = vec![0.0; inputs * outputs];
+                    sources
+                        .iter()
+                        .enumerate()
+                        .for_each(|(o, &i)| m[i * outputs + o] = 1.0);
+                    ("linear", vec![m, vec![0.0; outputs]])
+                }
                 other => panic!("no f64 penalty for {other:?}"),
             }
         })
@@ -260,6 +271,13 @@ fn penalty_gradients_through_convolutions_match_finite_differences() {
            {type = "conv_transpose2d", out = 2, kernel = 2, stride = 2, bias = false},
            {type = "relu"}, {type = "flatten"}, {type = "linear", out = 1}"#,
         32,
+    );
+    // Upsampling between convolutions.
+    penalty_matches_finite_differences(
+        r#"{type = "reshape", shape = [2, 3, 3]}, {type = "upsample"},
+           {type = "conv2d", out = 2, kernel = 3, stride = 2},
+           {type = "leaky_relu", slope = 0.2}, {type = "flatten"}, {type = "linear", out = 1}"#,
+        18,
     );
     // Spectral norm on a convolution, with and without a bias.
     penalty_matches_finite_differences(

@@ -27,6 +27,7 @@ mod shape;
 mod sigmoid;
 mod spectral;
 mod tanh;
+mod upsample;
 
 pub use batch_norm::{BatchNorm, BatchNormMode, BatchNormSpec};
 pub use conv2d::{Conv2d, Conv2dSpec};
@@ -43,6 +44,7 @@ pub use reshape::Reshape;
 pub use shape::FeatureShape;
 pub use sigmoid::Sigmoid;
 pub use tanh::Tanh;
+pub use upsample::{Upsample, UpsampleSpec};
 
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
@@ -556,6 +558,8 @@ layer_kinds! {
     Conv2d(Conv2dSpec),
     /// Transposed 2-D convolution (the adjoint of a convolution): upsamples by its stride.
     ConvTranspose2d(ConvTranspose2dSpec),
+    /// Nearest-neighbour upsampling of an image by a whole factor.
+    Upsample(UpsampleSpec),
 }
 
 /// The shapes along a layer list, starting with `input`; or the index of the first layer whose

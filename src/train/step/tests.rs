@@ -129,6 +129,13 @@ fn step_test_configs() -> Vec<Experiment> {
         {type = "linear", out = 16, spectral_norm = true}, {type = "elu"},
         {type = "linear", out = 1, spectral_norm = true}]"#;
     let [conv_g, conv_d_bn, conv_d, conv_d_planes] = conv_layers();
+    // G upsampling by `upsample` and a stride-1 convolution in place of its first transposed
+    // convolution.
+    let upsample_g = conv_g.replace(
+        r#"{type = "conv_transpose2d", out = 2, kernel = 4, stride = 2, padding = 1}"#,
+        r#"{type = "upsample"}, {type = "conv2d", out = 2, kernel = 3, padding = 1}"#,
+    );
+    assert_ne!(upsample_g, conv_g, "the transposed convolution replaced");
     let conv_g = conv_g.as_str();
     vec![
         load("paper.toml", &[]),
@@ -136,7 +143,7 @@ fn step_test_configs() -> Vec<Experiment> {
         load(
             "smoke.toml",
             &[
-                conv_g,
+                &upsample_g,
                 &conv_d_planes,
                 "conditioning={discriminator = \"channels\"}",
             ],
