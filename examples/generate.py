@@ -99,6 +99,10 @@ def forward(tensors, layers, z, generation_mode):
                 mean, var = x.mean(axis=axes), x.var(axis=axes)
             x = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + np.float32(layer["eps"]))
             x = x * tensors[f"{name}.scale"].reshape(shape) + tensors[f"{name}.offset"].reshape(shape)
+        elif kind == "layer_norm" and layer.get("over_channels"):  # each position's channels
+            mean, var = x.mean(axis=1, keepdims=True), x.var(axis=1, keepdims=True)
+            x = (x - mean) / np.sqrt(var + np.float32(layer["eps"]))
+            x = x * tensors[f"{name}.scale"].reshape(1, -1, 1, 1) + tensors[f"{name}.offset"].reshape(1, -1, 1, 1)
         elif kind == "layer_norm":
             rows = x.reshape(len(x), -1)
             mean, var = rows.mean(axis=1, keepdims=True), rows.var(axis=1, keepdims=True)

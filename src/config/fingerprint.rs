@@ -21,7 +21,7 @@ const ADDED_KEYS: &[&str] = &[
 
 /// Keys of layer tables added after the first release, with the value that does what gan-run
 /// did before: left out of the hashed text of every layer that holds it, as [`ADDED_KEYS`] are.
-const ADDED_LAYER_KEYS: &[(&str, bool)] = &[("spectral_norm", false)];
+const ADDED_LAYER_KEYS: &[(&str, bool)] = &[("spectral_norm", false), ("over_channels", false)];
 
 impl ExperimentConfig {
     /// A fingerprint of everything that shapes the trained weights. Two configs with the same

@@ -374,7 +374,7 @@ impl FastLayer for FastBatchNorm {
 
 /// Each of `rows` samples' `[a, b]` block transposed to `[b, a]`: a batch of `[C, P]` images
 /// to `B * P` rows of `C` channels, and back.
-fn regroup(x: &[f32], rows: usize, a: usize, b: usize, out: &mut [f32]) {
+pub(super) fn regroup(x: &[f32], rows: usize, a: usize, b: usize, out: &mut [f32]) {
     for (from, to) in x
         .chunks_exact(a * b)
         .zip(out.chunks_exact_mut(a * b))

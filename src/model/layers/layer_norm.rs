@@ -1,12 +1,17 @@
 //! Layer normalisation: each row (one sample) normalised over its own features, then a learned
 //! scale and offset per feature. No batch statistics, so the same in training and generation,
 //! and each image independent of its batch.
+//!
+//! With `over_channels = true`, on an image: at each position, the channels normalised over
+//! each other, with one scale and offset per channel (ConvNeXt's `LayerNorm2d`, PyTorch's
+//! `LayerNorm(C)` on channels-last images). Both paths regroup the batch as `B * H * W` rows of
+//! channels, as batch-norm on images does, and normalise those rows.
 
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::batch_norm::{check_eps, default_eps, scale_offset_grads};
+use super::batch_norm::{check_eps, default_eps, regroup, scale_offset_grads};
 use super::{
     BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
     Saved,
@@ -22,6 +27,11 @@ pub struct LayerNormSpec {
     /// Added to the variance before the square root.
     #[serde(default = "default_eps")]
     pub eps: f64,
+    /// On an image, normalise the channels at each position (scale and offset per channel)
+    /// rather than all of a sample's numbers. Off, it is left out of the text the fingerprint
+    /// hashes, like spectral norm.
+    #[serde(default)]
+    pub over_channels: bool,
 }
 
 impl LayerKind for LayerNormSpec {
@@ -32,11 +42,17 @@ impl LayerKind for LayerNormSpec {
     }
 
     fn output_shape(&self, input: FeatureShape) -> Result<FeatureShape, String> {
-        Ok(input)
+        match (self.over_channels, input.image()) {
+            (true, None) => Err(format!(
+                "layer_norm with over_channels = true takes images, but flat features ({input}) \
+                 reach it: drop over_channels, or put it after a reshape"
+            )),
+            _ => Ok(input),
+        }
     }
 
-    fn sizes(&self, _: FeatureShape, output: FeatureShape) -> (f64, f64) {
-        (2.0 * output.len() as f64, 0.0)
+    fn sizes(&self, input: FeatureShape, output: FeatureShape) -> (f64, f64) {
+        (2.0 * (output.len() / self.positions(input)) as f64, 0.0)
     }
 
     fn build(
@@ -46,11 +62,24 @@ impl LayerKind for LayerNormSpec {
         dev: &Cpu,
         _: &mut ChaCha8Rng,
     ) -> LayerNorm {
-        let width = input.len();
+        let positions = self.positions(input);
+        let width = input.len() / positions;
         LayerNorm {
             scale: dev.ones_like(&(width,)),
             offset: dev.zeros_like(&(width,)),
             eps: self.eps as f32,
+            positions,
+        }
+    }
+}
+
+impl LayerNormSpec {
+    /// Positions each normalised group of numbers repeats over: an image's `H * W` with
+    /// `over_channels`, else 1.
+    fn positions(&self, input: FeatureShape) -> usize {
+        match (self.over_channels, input.image()) {
+            (true, Some((_, height, width))) => height * width,
+            _ => 1,
         }
     }
 }
@@ -64,6 +93,19 @@ pub struct LayerNorm {
     pub offset: Vector,
     /// Variance guard.
     pub eps: f32,
+    /// Positions per channel with `over_channels` (1 otherwise): scale and offset are then
+    /// `[channels]`.
+    pub positions: usize,
+}
+
+impl LayerNorm {
+    /// Each row normalised, scaled and offset, on the tape of `x`.
+    fn normalise_rows<T: Tape<f32, Cpu> + Merge<NoneTape>>(&self, x: Matrix<T>) -> Matrix<T> {
+        let shape = *x.shape();
+        // dfdx's normalize: (x - mean) / sqrt(mean((x - mean)^2) + eps) per row.
+        x.normalize::<Axis<1>>(self.eps) * self.scale.clone().broadcast_like::<_, Axis<0>>(&shape)
+            + self.offset.clone().broadcast_like::<_, Axis<0>>(&shape)
+    }
 }
 
 impl ReferenceLayer for LayerNorm {
@@ -74,10 +116,20 @@ impl ReferenceLayer for LayerNorm {
         x: Matrix<T>,
         _: &mut Mode<'_>,
     ) -> Matrix<T> {
-        let shape = *x.shape();
-        // dfdx's normalize: (x - mean) / sqrt(mean((x - mean)^2) + eps) per row.
-        x.normalize::<Axis<1>>(self.eps) * self.scale.clone().broadcast_like::<_, Axis<0>>(&shape)
-            + self.offset.clone().broadcast_like::<_, Axis<0>>(&shape)
+        if self.positions == 1 {
+            return self.normalise_rows(x);
+        }
+        // [B, C * P] -> [B * P, C]: each position a row of channels; and back.
+        let (batch, width) = *x.shape();
+        let (channels, positions) = (width / self.positions, self.positions);
+        let rows = x
+            .reshape_like(&(batch, channels, positions))
+            .permute::<_, Axes3<0, 2, 1>>()
+            .reshape_like(&(batch * positions, channels));
+        self.normalise_rows(rows)
+            .reshape_like(&(batch, positions, channels))
+            .permute::<_, Axes3<0, 2, 1>>()
+            .reshape_like(&(batch, width))
     }
 
     fn visit<V: TensorVisitor>(&mut self, v: &mut V) {
@@ -94,7 +146,10 @@ impl ReferenceLayer for LayerNorm {
     }
 
     fn fast(&self) -> FastLayerNorm {
-        FastLayerNorm { eps: self.eps }
+        FastLayerNorm {
+            eps: self.eps,
+            positions: self.positions,
+        }
     }
 
     fn start_step(&mut self) {}
@@ -104,6 +159,7 @@ impl ReferenceLayer for LayerNorm {
 #[derive(Debug, Clone)]
 pub struct FastLayerNorm {
     eps: f32,
+    positions: usize,
 }
 
 impl FastLayer for FastLayerNorm {
@@ -113,12 +169,64 @@ impl FastLayer for FastLayerNorm {
         x: &mut Vec<f32>,
         pass: &mut ForwardPass<'_>,
     ) -> Saved {
+        if self.positions == 1 {
+            return self.forward_rows(tensors, x, pass.rows, pass.keep);
+        }
+        let (rows, channels) = (pass.rows, tensors[0].len());
+        let mut by_position = pass.pool.take(x.len());
+        regroup(x, rows, channels, self.positions, &mut by_position);
+        let saved = self.forward_rows(tensors, &mut by_position, rows * self.positions, pass.keep);
+        regroup(&by_position, rows, self.positions, channels, x);
+        pass.pool.give(by_position);
+        saved
+    }
+
+    fn backward(
+        &mut self,
+        tensors: &mut [Vec<f32>],
+        saved: Saved,
+        g: &mut Vec<f32>,
+        pass: &mut BackwardPass<'_, '_>,
+    ) -> Option<Vec<f32>> {
+        if self.positions == 1 {
+            self.backward_rows(tensors, saved, g, pass);
+            return None;
+        }
+        let (rows, channels) = (pass.rows, tensors[0].len());
+        let mut by_position = pass.pool.take(g.len());
+        regroup(g, rows, channels, self.positions, &mut by_position);
+        self.backward_rows(tensors, saved, &mut by_position, pass);
+        regroup(&by_position, rows, self.positions, channels, g);
+        pass.pool.give(by_position);
+        None
+    }
+
+    fn row_coupling(&self) -> RowCoupling {
+        RowCoupling::None
+    }
+
+    fn keeps_its_input(&self) -> bool {
+        false
+    }
+
+    fn start_step(&mut self, _: &mut [Vec<f32>]) {}
+}
+
+impl FastLayerNorm {
+    /// Normalises each of the `rows` rows of `x` (as wide as the scale), keeping what the
+    /// backward pass needs when `keep`.
+    fn forward_rows(
+        &mut self,
+        tensors: &mut [Vec<f32>],
+        x: &mut [f32],
+        rows: usize,
+        keep: bool,
+    ) -> Saved {
         let [scale, offset] = tensors else {
             unreachable!("layer-norm visits two tensors")
         };
         let cols = scale.len();
-        let keep = pass.keep;
-        let mut inv_std = vec![0.0; pass.rows];
+        let mut inv_std = vec![0.0; rows];
         let mut normalised = if keep { vec![0.0; x.len()] } else { Vec::new() };
         // As dfdx's normalize: centre, mean square, then divide by the std.
         for (r, row) in x.chunks_mut(cols).enumerate() {
@@ -141,13 +249,14 @@ impl FastLayer for FastLayerNorm {
         }
     }
 
-    fn backward(
+    /// The backward pass of [`FastLayerNorm::forward_rows`] on `g`, in its rows.
+    fn backward_rows(
         &mut self,
         tensors: &mut [Vec<f32>],
         saved: Saved,
-        g: &mut Vec<f32>,
+        g: &mut [f32],
         pass: &mut BackwardPass<'_, '_>,
-    ) -> Option<Vec<f32>> {
+    ) {
         let Saved::Normalised {
             normalised,
             inv_std,
@@ -182,23 +291,12 @@ impl FastLayer for FastLayerNorm {
             pass.hand_over(0, scale, &d_scale);
             pass.hand_over(1, offset, &d_offset);
         }
-        None
     }
-
-    fn row_coupling(&self) -> RowCoupling {
-        RowCoupling::None
-    }
-
-    fn keeps_its_input(&self) -> bool {
-        false
-    }
-
-    fn start_step(&mut self, _: &mut [Vec<f32>]) {}
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::fast_matches_tape;
+    use super::super::testing::{fast_matches_image_tape, fast_matches_tape, network_matches_tape};
 
     /// Between two linear layers: the plain backward pass gives the tape's gradients for the
     /// input and every parameter, the scale and offset included.
@@ -206,5 +304,45 @@ mod tests {
     fn gradients_match_the_tape() {
         fast_matches_tape(r#"{type = "layer_norm"}"#, true);
         fast_matches_tape(r#"{type = "layer_norm", eps = 1e-3}"#, false);
+        fast_matches_image_tape(r#"{type = "layer_norm"}"#, true);
+        // Over channels, with five of them (over two, each position's pair normalises to about
+        // +-1 whatever the input, and rounding dominates the tiny input gradient).
+        let over = r#"{type = "layer_norm", over_channels = true}"#;
+        for train in [true, false] {
+            let layers = format!(
+                r#"{{type = "reshape", shape = [5, 3, 4]}}, {over}, {{type = "flatten"}},
+                   {{type = "linear", out = 3}}"#
+            );
+            network_matches_tape(&layers, 60, over, train);
+        }
+    }
+
+    /// Over channels: one scale and offset per channel, each position's channels with mean 0;
+    /// flat features are refused.
+    #[test]
+    fn over_channels_normalises_each_position() {
+        use super::*;
+        let spec = LayerNormSpec {
+            eps: 1e-5,
+            over_channels: true,
+        };
+        let image = FeatureShape::Image {
+            channels: 3,
+            height: 2,
+            width: 2,
+        };
+        let dev = Cpu::default();
+        let mut rng = rand::SeedableRng::seed_from_u64(0);
+        let mut layer = spec.build(image, &InitConfig::default(), &dev, &mut rng);
+        assert_eq!(layer.scale.shape().0, 3);
+        let x: Vec<f32> = (0..12).map(|i| (i * i) as f32).collect();
+        let y = layer
+            .forward(dev.tensor_from_vec(x, (1, 12)), &mut Mode::Eval)
+            .as_vec();
+        for position in 0..4 {
+            let mean: f32 = (0..3).map(|c| y[c * 4 + position]).sum::<f32>() / 3.0;
+            assert!(mean.abs() < 1e-5, "{y:?}");
+        }
+        assert!(spec.output_shape(FeatureShape::Flat(12)).is_err());
     }
 }

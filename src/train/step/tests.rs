@@ -130,12 +130,17 @@ fn step_test_configs() -> Vec<Experiment> {
         {type = "linear", out = 1, spectral_norm = true}]"#;
     let [conv_g, conv_d_bn, conv_d, conv_d_planes] = conv_layers();
     // G upsampling by `upsample` and a stride-1 convolution in place of its first transposed
-    // convolution.
-    let upsample_g = conv_g.replace(
-        r#"{type = "conv_transpose2d", out = 2, kernel = 4, stride = 2, padding = 1}"#,
-        r#"{type = "upsample"}, {type = "conv2d", out = 2, kernel = 3, padding = 1}"#,
-    );
-    assert_ne!(upsample_g, conv_g, "the transposed convolution replaced");
+    // convolution, then layer-norm over channels in place of its batch-norm.
+    let upsample_g = conv_g
+        .replace(
+            r#"{type = "conv_transpose2d", out = 2, kernel = 4, stride = 2, padding = 1}"#,
+            r#"{type = "upsample"}, {type = "conv2d", out = 3, kernel = 3, padding = 1}"#,
+        )
+        .replace(
+            r#"{type = "batch_norm", mode = "batch"}"#,
+            r#"{type = "layer_norm", over_channels = true}"#,
+        );
+    assert!(upsample_g.contains("upsample") && upsample_g.contains("over_channels"));
     let conv_g = conv_g.as_str();
     vec![
         load("paper.toml", &[]),
