@@ -173,7 +173,12 @@ fn config_table(runs: &[RunRecord]) -> Result<String> {
     let table = compare(runs, None, false)?;
     let rows = table.shown();
     let mut page = String::new();
-    if table.columns.len() > 1 + crate::compare::METRIC_COLUMNS.len() + WIDEST_KEYS {
+    let metrics = table
+        .columns
+        .iter()
+        .filter(|c| crate::compare::is_metric_column(c))
+        .count();
+    if table.columns.len() > 1 + metrics + WIDEST_KEYS {
         page += "<tr>";
         for (i, c) in table.columns.iter().enumerate() {
             let cells = std::iter::once(c).chain(rows.iter().map(|r| &r[i]));

@@ -181,7 +181,7 @@ impl Network {
         self.layers.iter_mut().for_each(Layer::start_step);
     }
 
-    /// Each spectrally normalised layer's sigma ([`layers::Linear::sigma`]), named as its
+    /// Each spectrally normalised layer's sigma ([`layers::ReferenceLayer::spectral_sigma`]), named as its
     /// tensors are in checkpoints without the tensor's name (`discriminator.layers.0`).
     pub fn spectral_sigmas(&self) -> Vec<(String, f64)> {
         let sigmas = self.layers.iter().enumerate().filter_map(|(i, layer)| {

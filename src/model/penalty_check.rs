@@ -141,19 +141,10 @@ fn layers_f64(
                 Layer::Reshape(_) | Layer::Flatten(_) => ("same", vec![]),
                 Layer::Conv2d(c) => {
                     let (filters, p) = (c.weight.shape().0, c.patches);
-                    let mut w = t[0].clone();
-                    if c.spectral.is_some() {
-                        // W / sigma, sigma = v^T W u over W's rows of patch_len.
-                        let (u, v) = (&t[t.len() - 2], &t[t.len() - 1]);
-                        let sigma: f64 = w
-                            .chunks(u.len())
-                            .zip(v)
-                            .map(|(row, vi)| {
-                                vi * row.iter().zip(u).map(|(a, b)| a * b).sum::<f64>()
-                            })
-                            .sum();
-                        w.iter_mut().for_each(|x| *x /= sigma);
-                    }
+                    let w = match c.spectral {
+                        Some(_) => divided_f64(&t[0], &t[t.len() - 2], &t[t.len() - 1]),
+                        None => t[0].clone(),
+                    };
                     let m = dense(&p.dense_index(filters), &w);
                     (
                         "linear",
@@ -188,6 +179,16 @@ fn layers_f64(
             }
         })
         .collect()
+}
+
+/// `W / sigma` in f64, `sigma = v^T W u` over `W`'s rows (as long as `u`).
+fn divided_f64(w: &[f64], u: &[f64], v: &[f64]) -> Vec<f64> {
+    let sigma: f64 = w
+        .chunks(u.len())
+        .zip(v)
+        .map(|(row, vi)| vi * row.iter().zip(u).map(|(a, b)| a * b).sum::<f64>())
+        .sum();
+    w.iter().map(|x| x / sigma).collect()
 }
 
 /// Checks the fast penalty gradients of the network of `layers` on `input` features against

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::patches::{channels_first, rows_first, Patches};
-use super::spectral::{power_iteration, sigma, through_sigma, Spectral};
+use super::spectral::{divided, power_iteration, through_sigma, Spectral};
 use super::{
     BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
     Saved,
@@ -325,22 +325,9 @@ pub struct FastConv2d {
 }
 
 impl FastConv2d {
-    /// With spectral norm, `W / sigma` (divided as the reference divides) in a buffer of
-    /// `pool` and `1 / sigma`; `None` without, where the layer applies `W` itself.
+    /// `W / sigma` and `1 / sigma` with spectral norm (see [`divided`]).
     fn divided(&self, tensors: &[Vec<f32>], pool: &mut BufferPool) -> Option<(Vec<f32>, f32)> {
-        let [weight, .., u, v] = tensors else {
-            return None;
-        };
-        if !self.spectral {
-            return None;
-        }
-        let sigma = sigma(weight, u.len(), u, v);
-        let mut divided = pool.take(weight.len());
-        divided
-            .iter_mut()
-            .zip(weight)
-            .for_each(|(d, w)| *d = w / sigma);
-        Some((divided, 1.0 / sigma))
+        divided(self.spectral, tensors, pool)
     }
 
     /// The bias, when the layer has one.

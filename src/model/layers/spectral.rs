@@ -12,7 +12,7 @@ use dfdx::prelude::*;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::model::kernels::for_rows;
+use crate::model::kernels::{for_rows, BufferPool};
 use crate::model::{Matrix, Vector};
 
 /// The power iteration's estimates of a weight's top singular vectors: `sigma = v^T W u`.
@@ -64,6 +64,29 @@ impl Spectral {
         self.u.copy_from(&u);
         self.v.copy_from(&v);
     }
+}
+
+/// For a layer whose tensors are its weight first and spectral norm's `u`, `v` last: with
+/// `spectral`, `W / sigma` (divided as the reference divides) in a buffer of `pool`, and
+/// `1 / sigma`; `None` without, where the layer applies `W` itself.
+pub fn divided(
+    spectral: bool,
+    tensors: &[Vec<f32>],
+    pool: &mut BufferPool,
+) -> Option<(Vec<f32>, f32)> {
+    let [weight, .., u, v] = tensors else {
+        return None;
+    };
+    if !spectral {
+        return None;
+    }
+    let sigma = sigma(weight, u.len(), u, v);
+    let mut divided = pool.take(weight.len());
+    divided
+        .iter_mut()
+        .zip(weight)
+        .for_each(|(d, w)| *d = w / sigma);
+    Some((divided, 1.0 / sigma))
 }
 
 /// `v u^T`, row-major `[v.len(), u.len()]`.

@@ -25,9 +25,9 @@ fn assert_close(a: &[Vec<f32>], b: &[Vec<f32>], tol: f32, what: &str) {
     }
 }
 
-/// Convolutional layer lists for the step tests: G, D with running batch-norm, D bare, and
-/// D reading labels as planes through spectrally normalised convolutions.
-fn conv_layers() -> [String; 4] {
+/// Convolutional layer lists for the step tests: G, D with running batch-norm, D bare, D
+/// reading labels as planes through spectrally normalised convolutions, and G upsampling.
+fn conv_layers() -> [String; 5] {
     // Convolutions: G projects and upsamples twice through batch-norm of both modes; D
     // downsamples twice, with running batch-norm, or bare under a gradient penalty. (A bias
     // before batch-norm gets a zero gradient, which rounding makes noise that Adam at eps 1
@@ -49,6 +49,25 @@ fn conv_layers() -> [String; 4] {
             {{type = "flatten"}}, {{type = "linear", out = 1}}]"#
         )
     };
+    // G upsampling by `upsample` and a stride-1 convolution in place of its first transposed
+    // convolution (spectrally normalised), then layer-norm over channels in place of its
+    // batch-norm.
+    let upsample_g = conv_g
+        .replace(
+            r#"{type = "conv_transpose2d", out = 2, kernel = 4, stride = 2, padding = 1}"#,
+            r#"{type = "upsample"}, {type = "conv2d", out = 3, kernel = 3, padding = 1}"#,
+        )
+        .replace(
+            r#"{type = "batch_norm", mode = "batch"}"#,
+            r#"{type = "layer_norm", over_channels = true}"#,
+        )
+        .replace(
+            "kernel = 3, padding = 1}",
+            "kernel = 3, padding = 1, spectral_norm = true}",
+        );
+    assert!(["upsample", "over_channels", "spectral_norm"]
+        .iter()
+        .all(|k| upsample_g.contains(k)));
     [
         conv_g.to_string(),
         conv_d(r#"{type = "batch_norm", mode = "running"},"#),
@@ -59,6 +78,7 @@ fn conv_layers() -> [String; 4] {
             .replace("[1, 28, 28]", "[11, 28, 28]")
             .replace("padding = 1}", "padding = 1, spectral_norm = true}")
             .replace("bias = true}", "bias = true, spectral_norm = true}"),
+        upsample_g,
     ]
 }
 
@@ -128,19 +148,7 @@ fn step_test_configs() -> Vec<Experiment> {
         {type = "linear", out = 32, spectral_norm = true}, {type = "leaky_relu", slope = 0.2},
         {type = "linear", out = 16, spectral_norm = true}, {type = "elu"},
         {type = "linear", out = 1, spectral_norm = true}]"#;
-    let [conv_g, conv_d_bn, conv_d, conv_d_planes] = conv_layers();
-    // G upsampling by `upsample` and a stride-1 convolution in place of its first transposed
-    // convolution, then layer-norm over channels in place of its batch-norm.
-    let upsample_g = conv_g
-        .replace(
-            r#"{type = "conv_transpose2d", out = 2, kernel = 4, stride = 2, padding = 1}"#,
-            r#"{type = "upsample"}, {type = "conv2d", out = 3, kernel = 3, padding = 1}"#,
-        )
-        .replace(
-            r#"{type = "batch_norm", mode = "batch"}"#,
-            r#"{type = "layer_norm", over_channels = true}"#,
-        );
-    assert!(upsample_g.contains("upsample") && upsample_g.contains("over_channels"));
+    let [conv_g, conv_d_bn, conv_d, conv_d_planes, upsample_g] = conv_layers();
     let conv_g = conv_g.as_str();
     vec![
         load("paper.toml", &[]),
