@@ -119,7 +119,10 @@ def generator_input(metadata, noise, labels):
     """G's input rows: the noise, followed for a class-conditional run by each label one-hot."""
     if "conditioning" not in metadata:
         return noise
-    classes = json.loads(metadata["conditioning"])["classes"]
+    conditioning = json.loads(metadata["conditioning"])
+    if conditioning["generator"] != "one_hot":
+        raise SystemExit(f"G reads labels as {conditioning['generator']!r}: not implemented here")
+    classes = conditioning["classes"]
     return np.concatenate([noise, np.eye(classes, dtype=np.float32)[labels]], axis=1)
 
 
@@ -168,9 +171,10 @@ def main():
     if args.label is not None:
         if "conditioning" not in metadata:
             raise SystemExit(f"{args.export}: not class-conditional; drop --label")
-        classes = json.loads(metadata["conditioning"])["classes"]
+        conditioning = json.loads(metadata["conditioning"])
+        classes = conditioning["classes"]
         if not 0 <= args.label < classes:
-            raise SystemExit(f"--label {args.label}: the run has classes 0 to {classes - 1}")
+            raise SystemExit(f"{args.export}: --label {args.label}: its classes are 0 to {classes - 1}")
     if args.noise:
         with safe_open(args.noise, framework="np") as f:
             noise, n = f.get_tensor("noise"), int(f.metadata()["images"])

@@ -11,6 +11,7 @@ use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::conv2d::image_of;
 use super::{
     BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
     Saved,
@@ -44,11 +45,7 @@ impl LayerKind for UpsampleSpec {
 
     fn output_shape(&self, input: FeatureShape) -> Result<FeatureShape, String> {
         let (channels, height, width) = input.expect_image("upsample")?;
-        Ok(FeatureShape::Image {
-            channels,
-            height: height * self.scale,
-            width: width * self.scale,
-        })
+        image_of(channels, height * self.scale, width * self.scale)
     }
 
     fn sizes(&self, _: FeatureShape, _: FeatureShape) -> (f64, f64) {
