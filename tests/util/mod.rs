@@ -168,8 +168,22 @@ pub fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 /// Runs an external program, expecting success (its stderr in the failure message).
+///
+/// A program this test process has just written (a copied binary, a script) can be refused
+/// with "Text file busy" for a moment: a child that another test thread forks meanwhile holds
+/// the still-open file until it execs. That is retried for up to two seconds.
 pub fn run_tool(cmd: &mut Command) -> Output {
-    succeeded(cmd.output().unwrap(), &format!("{cmd:?}"))
+    let mut tries = 0;
+    let out = loop {
+        match cmd.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other.unwrap(),
+        }
+    };
+    succeeded(out, &format!("{cmd:?}"))
 }
 
 /// Waits for a child process, expecting success (its stderr in the failure message).
