@@ -91,6 +91,28 @@ fn a_spectrally_normalised_generator_exports_the_weights_it_draws_with() {
     python_draws_what_gan_run_draws(&s, "runs/smoke", &export, &[]);
 }
 
+/// A convolutional G with the newer kinds (upsampling, a spectrally normalised convolution,
+/// layer-norm over channels) exports what Python draws the same images from.
+#[test]
+fn python_draws_an_upsampling_convolutional_generator() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    s.ok(&smoke_args(
+        &[
+            &smoke,
+            "--set",
+            "training.epochs=1",
+            "--set",
+            r#"model.generator.layers=[{type = "linear", out = 196}, {type = "reshape", shape = [4, 7, 7]}, {type = "upsample"}, {type = "conv2d", out = 3, kernel = 3, padding = 1, spectral_norm = true}, {type = "layer_norm", over_channels = true}, {type = "relu"}, {type = "upsample", scale = 2}, {type = "conv2d", out = 1, kernel = 3, padding = 1}, {type = "sigmoid"}]"#,
+        ],
+        &data,
+    ));
+    s.ok(&["export", "runs/smoke"]);
+    let export = s.path().join("runs/smoke/generator.safetensors");
+    python_draws_what_gan_run_draws(&s, "runs/smoke", &export, &[]);
+}
+
 /// `examples/generate.py` on `export` draws the images `gan-run sample RUN ...sample` draws
 /// from the same noise (and labels), within half a grey level (where Python has numpy and
 /// safetensors).
