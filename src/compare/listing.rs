@@ -49,6 +49,8 @@ pub fn listing(root: &Path, runs: &[RunRecord], states: &[StateKind]) -> Compari
             let latest = latest_scores(r);
             let (step, eta) = match state {
                 RunState::Running => running(r, done, now),
+                // Where it stopped within its next epoch, to resume from there.
+                RunState::Interrupted | RunState::Failed(_) => (step_in(r, done), Cell::Missing),
                 _ => (Cell::Missing, Cell::Missing),
             };
             let score = |v: Option<f64>, style| Cell::number(v, style);
@@ -82,6 +84,17 @@ fn metrics_age(r: &RunRecord) -> Option<f64> {
         .and_then(|m| m.modified())
         .ok()?;
     Some(modified.elapsed().ok()?.as_secs_f64())
+}
+
+/// The step `progress.json` records within the epoch after the `done` ones, if it is about
+/// that epoch.
+fn step_in(r: &RunRecord, done: usize) -> Cell {
+    r.progress
+        .as_ref()
+        .filter(|p| p.epoch == done + 1 && p.step > 0)
+        .map_or(Cell::Missing, |p| {
+            Cell::Number(p.step as f64, Style::OutOf(p.steps))
+        })
 }
 
 /// A running run's step in the epoch in progress and its time to go. The step is from
@@ -208,6 +221,16 @@ mod tests {
         let states: Vec<String> = (0..3).map(|i| cell(&table, i, "state")).collect();
         assert_eq!(states, ["interrupted", "failed", "finished"]);
         assert_eq!(cell(&table, 0, "eta"), "-");
+        // An interrupted run shows the step it stopped at in the epoch it will resume.
+        let stopped = Progress {
+            epoch: 3,
+            step: 12,
+            steps: 40,
+            ..Progress::default()
+        };
+        let table = listing(root.path(), &[run(&dir, &[1, 2], Some(stopped))], &[]);
+        assert_eq!(cell(&table, 0, "state"), "interrupted");
+        assert_eq!(cell(&table, 0, "step"), "12/40");
         let failed_only = listing(root.path(), &runs, &[StateKind::Failed]);
         assert_eq!(failed_only.rows.len(), 1);
     }

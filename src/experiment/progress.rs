@@ -138,6 +138,27 @@ impl ProgressFile {
     }
 }
 
+impl Drop for ProgressFile {
+    /// Writes the last step reached, so that the file of a start that stopped early (an
+    /// interrupt, a failure) says where, not where it was up to 5 s earlier. A failure already
+    /// recorded in the file is kept. A start that trained to its end writes nothing more: its
+    /// run is complete without this file, and a kill during a write after that would leave
+    /// its lock and a temporary file in a finished run.
+    fn drop(&mut self) {
+        let p = &self.progress;
+        let completed = p.epoch == p.until_epoch && p.step == p.steps;
+        if self.steps_this_start == 0 || completed {
+            return;
+        }
+        if let Ok(Some(on_disk)) = Progress::read(&self.run) {
+            self.progress.failed = on_disk.failed;
+        }
+        let seconds = self.started.elapsed().as_secs_f64();
+        self.progress.seconds_per_step = Some(seconds / self.steps_this_start as f64);
+        self.write_now();
+    }
+}
+
 impl EpochOutput for ProgressFile {
     fn name(&self) -> &'static str {
         "progress"
@@ -182,6 +203,44 @@ mod tests {
             ..p
         };
         assert_eq!(unknown.seconds_left(1010), None);
+    }
+
+    /// A start that stops between writes (an interrupt) leaves the file at its last step, with
+    /// a failure recorded before it stopped kept.
+    #[test]
+    fn the_file_ends_at_the_last_step_reached() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = ProgressFile::start(dir.path(), 1, 0, 50, 2);
+        let d = crate::train::DStep {
+            loss: 1.0,
+            d_real: 0.5,
+            d_fake: 0.5,
+            penalty: None,
+        };
+        for step in 1..=7 {
+            let report = StepReport {
+                step,
+                d,
+                g_loss: Some(0.7),
+            };
+            file.step(1, &report);
+        }
+        assert_eq!(
+            Progress::read(dir.path()).unwrap().unwrap().step,
+            0,
+            "within 5 s"
+        );
+        record_failure(
+            dir.path(),
+            &Error::Stuck {
+                epoch: 1,
+                reason: "x".into(),
+            },
+        );
+        drop(file);
+        let p = Progress::read(dir.path()).unwrap().unwrap();
+        assert_eq!((p.epoch, p.step), (1, 7));
+        assert!(p.seconds_per_step.is_some() && p.failed.is_some(), "{p:?}");
     }
 
     /// The file appears when training starts, a failure is recorded in it (an interrupt is
