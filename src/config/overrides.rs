@@ -34,6 +34,18 @@ impl FromStr for Override {
         let raw = raw.trim();
         let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
             Ok(mut t) => t.remove("v").expect("just parsed"),
+            // A table or list that does not parse is a mistake, not a word to take as text.
+            Err(e) if raw.starts_with(['{', '[']) => {
+                let hint = match raw.contains('\n') {
+                    true => {
+                        "; an inline table `{ ... }` must be on one line (TOML 1.0), though a \
+                             list `[ ... ]` of them may span lines"
+                    }
+                    false => "",
+                };
+                let reason = e.message().trim().replace('\n', ", ");
+                return Err(bad(&format!("the value is not valid TOML: {reason}{hint}")));
+            }
             Err(_) => toml::Value::String(raw.to_string()),
         };
         Ok(Override {

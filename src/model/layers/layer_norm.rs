@@ -170,12 +170,12 @@ impl FastLayer for FastLayerNorm {
         pass: &mut ForwardPass<'_>,
     ) -> Saved {
         if self.positions == 1 {
-            return self.forward_rows(tensors, x, pass.rows, pass.keep);
+            return self.forward_rows(tensors, x, pass.rows, pass);
         }
         let (rows, channels) = (pass.rows, tensors[0].len());
         let mut by_position = pass.pool.take(x.len());
         regroup(x, rows, channels, self.positions, &mut by_position);
-        let saved = self.forward_rows(tensors, &mut by_position, rows * self.positions, pass.keep);
+        let saved = self.forward_rows(tensors, &mut by_position, rows * self.positions, pass);
         regroup(&by_position, rows, self.positions, channels, x);
         pass.pool.give(by_position);
         saved
@@ -214,20 +214,25 @@ impl FastLayer for FastLayerNorm {
 
 impl FastLayerNorm {
     /// Normalises each of the `rows` rows of `x` (as wide as the scale), keeping what the
-    /// backward pass needs when `keep`.
+    /// backward pass needs (in buffers of the pass's pool) when the pass keeps anything.
     fn forward_rows(
         &mut self,
         tensors: &mut [Vec<f32>],
         x: &mut [f32],
         rows: usize,
-        keep: bool,
+        pass: &mut ForwardPass<'_>,
     ) -> Saved {
+        let keep = pass.keep;
         let [scale, offset] = tensors else {
             unreachable!("layer-norm visits two tensors")
         };
         let cols = scale.len();
-        let mut inv_std = vec![0.0; rows];
-        let mut normalised = if keep { vec![0.0; x.len()] } else { Vec::new() };
+        let mut inv_std = pass.pool.take(rows);
+        let mut normalised = if keep {
+            pass.pool.take(x.len())
+        } else {
+            Vec::new()
+        };
         // As dfdx's normalize: centre, mean square, then divide by the std.
         for (r, row) in x.chunks_mut(cols).enumerate() {
             let mean = row.iter().sum::<f32>() / cols as f32;
@@ -291,6 +296,8 @@ impl FastLayerNorm {
             pass.hand_over(0, scale, &d_scale);
             pass.hand_over(1, offset, &d_offset);
         }
+        pass.pool.give(normalised);
+        pass.pool.give(inv_std);
     }
 }
 
