@@ -137,20 +137,7 @@ impl ReferenceLayer for BatchNorm {
         x: Matrix<T>,
         mode: &mut Mode<'_>,
     ) -> Matrix<T> {
-        if self.positions == 1 {
-            return self.normalise_rows(x, mode);
-        }
-        // [B, C * P] -> [B * P, C]: each position a row of channels; and back.
-        let (batch, width) = *x.shape();
-        let (channels, positions) = (width / self.positions, self.positions);
-        let rows = x
-            .reshape_like(&(batch, channels, positions))
-            .permute::<_, Axes3<0, 2, 1>>()
-            .reshape_like(&(batch * positions, channels));
-        self.normalise_rows(rows, mode)
-            .reshape_like(&(batch, positions, channels))
-            .permute::<_, Axes3<0, 2, 1>>()
-            .reshape_like(&(batch, width))
+        on_channel_rows(x, self.positions, |rows| self.normalise_rows(rows, mode))
     }
 
     fn visit<V: TensorVisitor>(&mut self, v: &mut V) {
@@ -370,6 +357,29 @@ impl FastLayer for FastBatchNorm {
     }
 
     fn start_step(&mut self, _: &mut [Vec<f32>]) {}
+}
+
+/// `normalise` run on `x` (`[B, C * P]`, each row an image's channels of `P` positions) read
+/// as `B * P` rows of `C` channels, and its output read back: how batch-norm and layer-norm
+/// normalise per channel of an image on the tape. With one position, `normalise(x)`.
+pub(super) fn on_channel_rows<T: Tape<f32, Cpu> + Merge<NoneTape>>(
+    x: Matrix<T>,
+    positions: usize,
+    normalise: impl FnOnce(Matrix<T>) -> Matrix<T>,
+) -> Matrix<T> {
+    if positions == 1 {
+        return normalise(x);
+    }
+    let (batch, width) = *x.shape();
+    let channels = width / positions;
+    let rows = x
+        .reshape_like(&(batch, channels, positions))
+        .permute::<_, Axes3<0, 2, 1>>()
+        .reshape_like(&(batch * positions, channels));
+    normalise(rows)
+        .reshape_like(&(batch, positions, channels))
+        .permute::<_, Axes3<0, 2, 1>>()
+        .reshape_like(&(batch, width))
 }
 
 /// Each of `rows` samples' `[a, b]` block transposed to `[b, a]`: a batch of `[C, P]` images

@@ -11,7 +11,7 @@ use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::batch_norm::{check_eps, default_eps, regroup, scale_offset_grads};
+use super::batch_norm::{check_eps, default_eps, on_channel_rows, regroup, scale_offset_grads};
 use super::{
     BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
     Saved,
@@ -116,20 +116,7 @@ impl ReferenceLayer for LayerNorm {
         x: Matrix<T>,
         _: &mut Mode<'_>,
     ) -> Matrix<T> {
-        if self.positions == 1 {
-            return self.normalise_rows(x);
-        }
-        // [B, C * P] -> [B * P, C]: each position a row of channels; and back.
-        let (batch, width) = *x.shape();
-        let (channels, positions) = (width / self.positions, self.positions);
-        let rows = x
-            .reshape_like(&(batch, channels, positions))
-            .permute::<_, Axes3<0, 2, 1>>()
-            .reshape_like(&(batch * positions, channels));
-        self.normalise_rows(rows)
-            .reshape_like(&(batch, positions, channels))
-            .permute::<_, Axes3<0, 2, 1>>()
-            .reshape_like(&(batch, width))
+        on_channel_rows(x, self.positions, |rows| self.normalise_rows(rows))
     }
 
     fn visit<V: TensorVisitor>(&mut self, v: &mut V) {
