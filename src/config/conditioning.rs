@@ -1,12 +1,15 @@
 //! Class conditioning (Mirza & Osindero 2014): the `[conditioning]` table, and how a label
-//! enters each network. G reads its noise followed by the label one-hot; D reads the image
-//! followed by the label, as a one-hot (for a flat D) or as one constant 28x28 plane per class
-//! (for a convolutional D, whose first layer reshapes to `[1 + classes, 28, 28]`).
+//! enters each network. G reads its noise followed by the label one-hot (a learned embedding
+//! of the label is that one-hot times G's first weights). D reads the image followed by the
+//! label, as a one-hot (for a flat D) or as one constant 28x28 plane per class (for a
+//! convolutional D, whose first layer reshapes to `[1 + classes, 28, 28]`); or D reads the
+//! image alone and the label meets D's outputs in a head (`crate::loss::head`: the projection
+//! discriminator, or an auxiliary classifier).
 //!
-//! Why inputs and not layers: both ways are a fixed function of the label appended to a
-//! network's input, so every layer kind, both paths and the checkpoints stay as they are; a
-//! network only sees a wider input. Gradients flow to the image part alone (the label part is
-//! a constant).
+//! Why inputs and outputs and not layers: each way is a fixed function of the label appended
+//! to a network's input or applied to its outputs, so every layer kind, both paths and the
+//! checkpoints stay as they are. Gradients flow to the image part alone (the label part is a
+//! constant).
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +28,14 @@ pub struct ConditioningConfig {
     /// How D reads the label.
     #[serde(default)]
     pub discriminator: DiscriminatorLabel,
+    /// The weight of the auxiliary classifier's cross-entropy in D's and G's losses (read
+    /// with `discriminator = "auxiliary_classifier"` only).
+    #[serde(default = "one")]
+    pub classifier_weight: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 fn ten() -> usize {
@@ -50,6 +61,24 @@ pub enum DiscriminatorLabel {
     /// One 28x28 plane per class after the image, all ones for the label's and zeros
     /// elsewhere: D's input is the image `[1 + classes, 28, 28]`, channel-major.
     Channels,
+    /// The projection discriminator (Miyato & Koyama 2018): D reads the image alone and ends
+    /// in `1 + classes` outputs; its score for label y is output 0 plus output `1 + y`.
+    Projection,
+    /// The auxiliary classifier (ACGAN, Odena et al. 2017): D reads the image alone and ends
+    /// in `1 + classes` outputs, output 0 its score and the rest class logits.
+    AuxiliaryClassifier,
+}
+
+impl DiscriminatorLabel {
+    /// Its name in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            DiscriminatorLabel::OneHot => "one_hot",
+            DiscriminatorLabel::Channels => "channels",
+            DiscriminatorLabel::Projection => "projection",
+            DiscriminatorLabel::AuxiliaryClassifier => "auxiliary_classifier",
+        }
+    }
 }
 
 impl ConditioningConfig {
@@ -63,6 +92,18 @@ impl ConditioningConfig {
         match self.discriminator {
             DiscriminatorLabel::OneHot => self.classes,
             DiscriminatorLabel::Channels => self.classes * IMAGE_PIXELS,
+            DiscriminatorLabel::Projection | DiscriminatorLabel::AuxiliaryClassifier => 0,
+        }
+    }
+
+    /// How many numbers D outputs per image: a score, and one per class where a head reads
+    /// the label from D's outputs.
+    pub fn discriminator_outputs(&self) -> usize {
+        match self.discriminator {
+            DiscriminatorLabel::OneHot | DiscriminatorLabel::Channels => 1,
+            DiscriminatorLabel::Projection | DiscriminatorLabel::AuxiliaryClassifier => {
+                1 + self.classes
+            }
         }
     }
 }
@@ -125,11 +166,14 @@ pub fn discriminator_input(
     images: Vec<f32>,
     labels: &[u8],
 ) -> Vec<f32> {
-    let Some(c) = c else {
+    let Some(c) = c.filter(|c| c.discriminator_extra() > 0) else {
         return images;
     };
     let extra = c.discriminator_extra();
     match c.discriminator {
+        DiscriminatorLabel::Projection | DiscriminatorLabel::AuxiliaryClassifier => {
+            unreachable!("D reads the image alone")
+        }
         DiscriminatorLabel::OneHot => append(&images, IMAGE_PIXELS, labels, extra, |label, to| {
             to[label as usize] = 1.0
         }),
@@ -144,7 +188,7 @@ pub fn discriminator_input(
 
 /// The image part of a gradient with respect to D's input (what flows back into G).
 pub fn image_gradient(c: Option<&ConditioningConfig>, grad: Vec<f32>) -> Vec<f32> {
-    let Some(c) = c else {
+    let Some(c) = c.filter(|c| c.discriminator_extra() > 0) else {
         return grad;
     };
     let width = IMAGE_PIXELS + c.discriminator_extra();
@@ -163,6 +207,7 @@ mod tests {
             classes: 3,
             generator: GeneratorLabel::OneHot,
             discriminator: DiscriminatorLabel::OneHot,
+            classifier_weight: 1.0,
         };
         let z = generator_input(Some(&c), vec![0.5, -0.5, 0.25, 0.75], 2, &[2, 0]);
         assert_eq!(z, [0.5, -0.5, 0., 0., 1., 0.25, 0.75, 1., 0., 0.]);
@@ -188,5 +233,22 @@ mod tests {
             .all(|&v| v == 1.0));
         assert!(first[3 * IMAGE_PIXELS..].iter().all(|&v| v == 0.0));
         assert_eq!(image_gradient(Some(&planes), x), images);
+
+        // With a head, D reads the image alone.
+        for head in [
+            DiscriminatorLabel::Projection,
+            DiscriminatorLabel::AuxiliaryClassifier,
+        ] {
+            let c = ConditioningConfig {
+                discriminator: head,
+                ..c.clone()
+            };
+            assert_eq!(
+                discriminator_input(Some(&c), images.clone(), &[1, 0]),
+                images
+            );
+            assert_eq!(image_gradient(Some(&c), images.clone()), images);
+            assert_eq!(c.discriminator_outputs(), 4);
+        }
     }
 }

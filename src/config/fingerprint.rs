@@ -23,6 +23,11 @@ const ADDED_KEYS: &[&str] = &[
 /// did before: left out of the hashed text of every layer that holds it, as [`ADDED_KEYS`] are.
 const ADDED_LAYER_KEYS: &[(&str, bool)] = &[("spectral_norm", false), ("over_channels", false)];
 
+/// Number keys added to optional tables after those tables existed, with the value that does
+/// what gan-run did before (an optional table's default is its absence, so [`ADDED_KEYS`]
+/// cannot say it): left out of the hashed text while they hold it.
+const ADDED_TABLE_NUMBERS: &[(&str, f64)] = &[("conditioning.classifier_weight", 1.0)];
+
 impl ExperimentConfig {
     /// A fingerprint of everything that shapes the trained weights. Two configs with the same
     /// fingerprint can share checkpoints: only the epoch count, the output and evaluation
@@ -61,6 +66,12 @@ impl ExperimentConfig {
             let path: Vec<&str> = key.split('.').collect();
             let here = lookup(&ours, &path);
             if here.is_some() && here == lookup(&defaults, &path) {
+                remove(doc.as_table_mut(), &path);
+            }
+        }
+        for (key, old) in ADDED_TABLE_NUMBERS {
+            let path: Vec<&str> = key.split('.').collect();
+            if lookup(&ours, &path).and_then(|v| v.as_float()) == Some(*old) {
                 remove(doc.as_table_mut(), &path);
             }
         }
@@ -138,6 +149,22 @@ mod tests {
             let config = from_str(&text, &path, &[set]).unwrap();
             assert_eq!(config.training_fingerprint(), expected, "{name}");
         }
+        // The fingerprint gan-run 36ae173 (before `conditioning.classifier_weight`) wrote into
+        // the checkpoints of configs/cdcgan.toml as shipped.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/cdcgan.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = from_str(&text, &path, &[]).unwrap();
+        assert!(config.to_toml().contains("classifier_weight = 1.0"));
+        assert_eq!(
+            config.training_fingerprint(),
+            "9eaadbbf3cfa05e2b8036a163cda641638e36465a4db1a00beceacb735408672"
+        );
+        let mut weighted = config.config.clone();
+        weighted.conditioning.as_mut().unwrap().classifier_weight = 0.5;
+        assert_ne!(
+            weighted.training_fingerprint(),
+            config.training_fingerprint()
+        );
     }
 
     /// The saved form holds every key; the hashed form leaves out the added ones at their

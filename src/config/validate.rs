@@ -1,6 +1,7 @@
 //! Value checks on a deserialized config, each naming the key it concerns, and the filling in of
 //! defaults that depend on other keys. Network shapes are checked by the model builder's planner.
 
+use super::conditioning::DiscriminatorLabel;
 use super::*;
 use crate::model::layers::BatchNormSpec;
 
@@ -172,9 +173,13 @@ fn check_noise_and_init(c: &ExperimentConfig) -> std::result::Result<(), Problem
 /// Each layer's values, then the widths along each network, then what the loss needs of D.
 fn check_networks(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
     let (g_input, d_input) = c.input_widths();
+    let d_output = c
+        .conditioning
+        .as_ref()
+        .map_or(1, |k| k.discriminator_outputs());
     for (net, spec, input, output) in [
         ("generator", &c.model.generator, g_input, IMAGE_PIXELS),
-        ("discriminator", &c.model.discriminator, d_input, 1),
+        ("discriminator", &c.model.discriminator, d_input, d_output),
     ] {
         let base = format!("model.{net}.layers");
         for (i, layer) in spec.layers.iter().enumerate() {
@@ -188,10 +193,16 @@ fn check_networks(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
             Ok(shapes) => {
                 let got = shapes.last().expect("plan includes the input shape").len();
                 if got != output {
-                    let what = if net == "generator" {
-                        "an MNIST image (784 pixels)"
-                    } else {
-                        "one logit"
+                    let what = match (net, output) {
+                        ("generator", _) => "an MNIST image (784 pixels)".to_string(),
+                        (_, 1) => "one logit".to_string(),
+                        (_, n) => format!(
+                            "{n} numbers (a score, then one per class, as conditioning.\
+                             discriminator = \"{}\" reads them)",
+                            c.conditioning
+                                .as_ref()
+                                .map_or("", |k| k.discriminator.name())
+                        ),
                     };
                     return p(
                         &base,
@@ -200,6 +211,23 @@ fn check_networks(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
                 }
             }
         }
+    }
+    let head = c
+        .conditioning
+        .as_ref()
+        .filter(|k| k.discriminator_outputs() > 1);
+    if let (Some(k), Some(LayerSpec::Sigmoid(_))) = (head, c.model.discriminator.layers.last()) {
+        return p(
+            &format!(
+                "model.discriminator.layers[{}]",
+                c.model.discriminator.layers.len() - 1
+            ),
+            format!(
+                "conditioning.discriminator = \"{}\" reads D's raw outputs (a score and class \
+                 outputs): remove this sigmoid",
+                k.discriminator.name()
+            ),
+        );
     }
     if c.loss.takes_raw_scores()
         && matches!(
@@ -263,7 +291,8 @@ fn check_gradient_penalty(c: &ExperimentConfig) -> std::result::Result<(), Probl
     if c.conditioning.is_some() {
         return p(
             "gradient_penalty",
-            "a gradient penalty on a class-conditional D is not supported yet: remove              [gradient_penalty] or [conditioning]"
+            "a gradient penalty on a class-conditional D is not supported yet: remove \
+             [gradient_penalty] or [conditioning]"
                 .into(),
         );
     }
@@ -282,13 +311,37 @@ fn check_gradient_penalty(c: &ExperimentConfig) -> std::result::Result<(), Probl
 /// Class conditioning: MNIST's ten classes (checked before the networks, whose input widths
 /// depend on it).
 fn check_conditioning(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
-    match &c.conditioning {
-        Some(k) if k.classes != 10 => p(
+    let Some(k) = &c.conditioning else {
+        return Ok(());
+    };
+    if k.classes != 10 {
+        return p(
             "conditioning.classes",
             format!("MNIST has 10 classes (its digits), got {}", k.classes),
-        ),
-        _ => Ok(()),
+        );
     }
+    let auxiliary = k.discriminator == DiscriminatorLabel::AuxiliaryClassifier;
+    if !(k.classifier_weight > 0.0 && k.classifier_weight <= 1e3) {
+        return p(
+            "conditioning.classifier_weight",
+            format!(
+                "must be positive and at most 1000, got {}",
+                k.classifier_weight
+            ),
+        );
+    }
+    if !auxiliary && k.classifier_weight != 1.0 {
+        return p(
+            "conditioning.classifier_weight",
+            format!(
+                "only an auxiliary classifier has a weight, and D reads the label as \
+                 \"{}\": set conditioning.discriminator = \"auxiliary_classifier\", or remove \
+                 classifier_weight",
+                k.discriminator.name()
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// Instance noise: a finite, non-negative standard deviation, annealed over at least one epoch.

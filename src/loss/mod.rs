@@ -4,9 +4,11 @@
 //! methods dispatch with exhaustive matches. Adding a loss is its file plus one line there.
 //!
 //! Every loss is a sum of three terms, each a mean over one batch of D's outputs: D's on real
-//! images, D's on generated ones, and G's on generated ones ([`Term`]).
+//! images, D's on generated ones, and G's on generated ones ([`Term`]). A class-conditional D
+//! may have a [`Head`] between its outputs and the loss.
 
 mod bce_logits;
+mod head;
 mod hinge;
 mod least_squares;
 mod minimax;
@@ -14,6 +16,7 @@ mod tutorial_double_sigmoid;
 mod wasserstein;
 
 pub use bce_logits::BceLogits;
+pub use head::Head;
 pub use hinge::Hinge;
 pub use least_squares::LeastSquares;
 pub use minimax::Minimax;

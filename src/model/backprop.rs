@@ -215,19 +215,22 @@ impl PlainNet {
         Ok((value, trainable))
     }
 
-    /// The mean over `rows` rows of the norm of the gradient of the summed outputs with
-    /// respect to each row of `x`, outside the network's own update: how steep D is there.
+    /// The mean over `rows` rows of the norm of the gradient of the summed outputs (each
+    /// weighted by `along`, or all by 1) with respect to each row of `x`, outside the
+    /// network's own update: how steep D is there.
     pub fn mean_input_gradient_norm(
         &mut self,
         x: Vec<f32>,
         rows: usize,
+        along: Option<Vec<f32>>,
         workspace: &mut Workspace,
     ) -> f32 {
         let (out, trace) = self.forward(x, rows, None, true, workspace);
-        let ones = vec![1.0; out.len()];
+        let along = along.unwrap_or_else(|| vec![1.0; out.len()]);
+        assert_eq!(along.len(), out.len(), "one weight per output");
         workspace.give(out);
         let g = self
-            .backward(trace, ones, true, ParamGradUse::Skip, workspace)
+            .backward(trace, along, true, ParamGradUse::Skip, workspace)
             .expect("asked for the input gradient");
         let width = g.len() / rows;
         let norms: f32 = g

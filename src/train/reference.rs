@@ -12,7 +12,7 @@ use super::state::{
 };
 use crate::config::conditioning::discriminator_input;
 use crate::config::{Experiment, IMAGE_PIXELS};
-use crate::loss::Term;
+use crate::loss::{mean_probability, Head, Term};
 use crate::model::backprop::{PlainNet, Workspace};
 use crate::model::{Matrix, Mode};
 use crate::model::{Network, TensorVisitor};
@@ -38,7 +38,11 @@ fn discriminator_input_on_tape<T: Tape<f32, Cpu> + Merge<NoneTape>>(
     labels: &[u8],
     dev: &Cpu,
 ) -> Matrix<T> {
-    let Some(c) = &config.conditioning else {
+    let Some(c) = config
+        .conditioning
+        .as_ref()
+        .filter(|c| c.discriminator_extra() > 0)
+    else {
         return x;
     };
     let rows = x.shape().0;
@@ -96,18 +100,17 @@ pub fn d_step(
             rng: &mut state.rng,
         },
     );
-    let mean_prob = |logits: &Matrix<OwnedTape<f32, Cpu>>| {
-        logits
-            .retaped::<NoneTape>()
-            .sigmoid()
-            .mean::<Rank0, _>()
-            .array()
+    let head = Head::of(c);
+    let mean_prob = |logits: &Matrix<OwnedTape<f32, Cpu>>, labels| {
+        mean_probability(&head.scores(&logits.as_vec(), labels))
     };
-    let (d_real, d_fake) = (mean_prob(&real_logits), mean_prob(&fake_logits));
-    let loss = config
-        .loss
-        .reference(real_logits, Term::real(config.label_smoothing))
-        + config.loss.reference(fake_logits, Term::Fake);
+    let (d_real, d_fake) = (
+        mean_prob(&real_logits, labels),
+        mean_prob(&fake_logits, &fake_labels),
+    );
+    let real_term = Term::real(config.label_smoothing);
+    let loss = head.reference(config.loss, real_logits, labels, real_term)
+        + head.reference(config.loss, fake_logits, &fake_labels, Term::Fake);
     let value = loss.array();
     let mut grads = loss.backward();
     let mut penalty_value = None;
@@ -186,7 +189,8 @@ pub fn g_step(
     };
     let fake = discriminator_input_on_tape(config, fake, &labels, dev);
     let logits = state.discriminator.forward(fake, Mode::Eval);
-    let loss = config.loss.reference(logits, Term::Generator);
+    let head = Head::of(config.conditioning.as_ref());
+    let loss = head.reference(config.loss, logits, &labels, Term::Generator);
     let value = loss.array();
     let mut grads = loss.backward();
     times.g_step += phase.elapsed();

@@ -20,7 +20,7 @@ use super::state::{
 };
 use crate::config::conditioning::{discriminator_input, image_gradient};
 use crate::config::{Experiment, IMAGE_PIXELS};
-use crate::loss::{mean_probability, Term};
+use crate::loss::{mean_probability, Head, Term};
 use crate::model::backprop::{ParamGradUse, ParamGrads, ParamUpdate, PlainNet, Workspace};
 use crate::model::kernels::adam;
 use crate::model::optim::AdamState;
@@ -199,6 +199,8 @@ impl PlainGan {
         let phase = Instant::now();
         let d = &mut self.discriminator;
         d.start_step();
+        let head = Head::of(c);
+        let real_term = Term::real(config.label_smoothing);
         let penalty = penalty_due(config, self.d_opt.steps);
         let penalty_inputs = penalty.map(|_| (real.clone(), fake.clone()));
         let mut penalty_value = None;
@@ -209,13 +211,11 @@ impl PlainGan {
                 d.forward(real, batch, Some(rng), true, &mut self.workspace);
             let (fake_logits, fake_trace) =
                 d.forward(fake, batch, Some(rng), true, &mut self.workspace);
-            let r = config
-                .loss
-                .fast(&real_logits, Term::real(config.label_smoothing));
-            let f = config.loss.fast(&fake_logits, Term::Fake);
+            let r = head.fast(config.loss, &real_logits, labels, real_term);
+            let f = head.fast(config.loss, &fake_logits, &fake_labels, Term::Fake);
             let probabilities = (
-                mean_probability(&real_logits),
-                mean_probability(&fake_logits),
+                mean_probability(&head.scores(&real_logits, labels)),
+                mean_probability(&head.scores(&fake_logits, &fake_labels)),
             );
             let (mut grads, mut fake_grads) = (Vec::new(), Vec::new());
             let workspace = &mut self.workspace;
@@ -261,13 +261,12 @@ impl PlainGan {
             fake_rows.copy_from_slice(&fake);
             self.workspace.give(fake);
             let (logits, trace) = d.forward(both, 2 * batch, Some(rng), true, &mut self.workspace);
-            let r = config
-                .loss
-                .fast(&logits[..batch], Term::real(config.label_smoothing));
-            let f = config.loss.fast(&logits[batch..], Term::Fake);
+            let (real_logits, fake_logits) = logits.split_at(batch * head.width());
+            let r = head.fast(config.loss, real_logits, labels, real_term);
+            let f = head.fast(config.loss, fake_logits, &fake_labels, Term::Fake);
             let probabilities = (
-                mean_probability(&logits[..batch]),
-                mean_probability(&logits[batch..]),
+                mean_probability(&head.scores(real_logits, labels)),
+                mean_probability(&head.scores(fake_logits, &fake_labels)),
             );
             let mut grad = r.grad;
             grad.extend(f.grad);
@@ -312,7 +311,7 @@ impl PlainGan {
         let (logits, d_trace) =
             self.discriminator
                 .forward(fake, batch, None, true, &mut self.workspace);
-        let l = config.loss.fast(&logits, Term::Generator);
+        let l = Head::of(c).fast(config.loss, &logits, &labels, Term::Generator);
         let d_fake = self
             .discriminator
             .backward(
@@ -363,20 +362,24 @@ impl PlainGan {
             discriminator_input(c, fake, &fake_labels),
         );
         let d = &mut self.discriminator;
-        let grad_norms = [&real, &fake]
-            .map(|x| d.mean_input_gradient_norm(x.clone(), batch, &mut self.workspace));
+        let head = Head::of(c);
+        let grad_norms = [(&real, labels), (&fake, &fake_labels[..])].map(|(x, labels)| {
+            let along = head.score_gradient(labels);
+            d.mean_input_gradient_norm(x.clone(), batch, along, &mut self.workspace)
+        });
         let (real_logits, _) =
             self.discriminator
                 .forward(real, batch, None, false, &mut self.workspace);
         let (fake_logits, _) =
             self.discriminator
                 .forward(fake, batch, None, false, &mut self.workspace);
-        let loss = |outputs: &[f32], term| config.loss.fast(outputs, term).loss;
-        let d =
-            loss(&real_logits, Term::real(config.label_smoothing)) + loss(&fake_logits, Term::Fake);
+        let loss =
+            |outputs: &[f32], labels, term| head.fast(config.loss, outputs, labels, term).loss;
+        let d = loss(&real_logits, labels, Term::real(config.label_smoothing))
+            + loss(&fake_logits, &fake_labels, Term::Fake);
         EndOfEpoch {
             d_loss: d,
-            g_loss: loss(&fake_logits, Term::Generator),
+            g_loss: loss(&fake_logits, &fake_labels, Term::Generator),
             d_grad_norm_real: grad_norms[0],
             d_grad_norm_fake: grad_norms[1],
         }

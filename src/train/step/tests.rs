@@ -84,38 +84,74 @@ fn conv_layers() -> [String; 5] {
 
 /// The configs the plain steps are tested on: the paper's, and small ones covering every
 /// layer kind and each way D's real and generated batches can run.
-fn step_test_configs() -> Vec<Experiment> {
-    // Each case is a shipped config with `--set` overrides, so that it is validated as a
-    // user's would be. Adam's lr and eps are 1 in all of them.
+/// A shipped config with `--set` overrides, so that it is validated as a user's would be;
+/// Adam's lr and eps are 1.
+fn load(file: &str, sets: &[&str]) -> Experiment {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let load = |file: &str, sets: &[&str]| {
-        let adam = [
-            "optimizer.generator.lr=1.0",
-            "optimizer.generator.eps=1.0",
-            "optimizer.discriminator.lr=1.0",
-            "optimizer.discriminator.eps=1.0",
-        ];
-        let overrides: Vec<crate::config::Override> = adam
-            .iter()
-            .chain(sets)
-            .map(|o| o.parse().unwrap())
-            .collect();
-        crate::config::load(&root.join("configs").join(file), &overrides).unwrap()
-    };
+    let adam = [
+        "optimizer.generator.lr=1.0",
+        "optimizer.generator.eps=1.0",
+        "optimizer.discriminator.lr=1.0",
+        "optimizer.discriminator.eps=1.0",
+    ];
+    let overrides: Vec<crate::config::Override> = adam
+        .iter()
+        .chain(sets)
+        .map(|o| o.parse().unwrap())
+        .collect();
+    crate::config::load(&root.join("configs").join(file), &overrides).unwrap()
+}
+
+/// An MLP D with every layer kind, batch-norm in `batch_norm_mode`, ending in `outputs`.
+fn every_kind_d(batch_norm_mode: &str, outputs: usize) -> String {
+    format!(
+        r#"model.discriminator.layers=[{{type = "linear", out = 32}},
+        {{type = "batch_norm", mode = "{batch_norm_mode}"}}, {{type = "tanh"}},
+        {{type = "dropout", rate = 0.3}}, {{type = "linear", out = 16}}, {{type = "relu"}},
+        {{type = "layer_norm", eps = 1e-3}}, {{type = "identity"}},
+        {{type = "linear", out = {outputs}}}]"#
+    )
+}
+
+/// Class-conditional configs: a label one-hot into both MLPs, label planes into a
+/// convolutional D, the projection discriminator on a convolutional D whose batches combine,
+/// and the auxiliary classifier on an MLP D whose batches do not (it has batch-norm).
+fn conditional_configs(conv_d: &str, conv_d_planes: &str, upsample_g: &str) -> Vec<Experiment> {
+    vec![
+        load("smoke.toml", &["conditioning={classes = 10}"]),
+        load(
+            "smoke.toml",
+            &[
+                upsample_g,
+                conv_d_planes,
+                "conditioning={discriminator = \"channels\"}",
+            ],
+        ),
+        load(
+            "smoke.toml",
+            &[
+                &conv_d.replace("out = 1}", "out = 11}"),
+                "conditioning={discriminator = \"projection\"}",
+            ],
+        ),
+        load(
+            "smoke.toml",
+            &[
+                &every_kind_d("running", 11),
+                "loss=\"hinge\"",
+                "conditioning={discriminator = \"auxiliary_classifier\", classifier_weight = 0.5}",
+            ],
+        ),
+    ]
+}
+
+fn step_test_configs() -> Vec<Experiment> {
     // Every layer kind, with batch-norm of both modes in G and running batch-norm in D.
     let every_kind_g = r#"model.generator.layers=[{type = "linear", out = 32},
         {type = "batch_norm", mode = "running"}, {type = "leaky_relu", slope = 0.2},
         {type = "layer_norm"}, {type = "linear", out = 48}, {type = "batch_norm", mode = "batch"},
         {type = "dropout", rate = 0.5}, {type = "linear", out = 784}, {type = "sigmoid"}]"#;
-    let every_kind_d = |batch_norm_mode: &str| {
-        format!(
-            r#"model.discriminator.layers=[{{type = "linear", out = 32}},
-            {{type = "batch_norm", mode = "{batch_norm_mode}"}}, {{type = "tanh"}},
-            {{type = "dropout", rate = 0.3}}, {{type = "linear", out = 16}}, {{type = "relu"}},
-            {{type = "layer_norm", eps = 1e-3}}, {{type = "identity"}},
-            {{type = "linear", out = 1}}]"#
-        )
-    };
+    let every_kind_d = |batch_norm_mode: &str| every_kind_d(batch_norm_mode, 1);
     let layer_norm_g = r#"model.generator.layers=[{type = "linear", out = 32},
         {type = "layer_norm"}, {type = "leaky_relu", slope = 0.2},
         {type = "linear", out = 784}, {type = "sigmoid"}]"#;
@@ -150,17 +186,8 @@ fn step_test_configs() -> Vec<Experiment> {
         {type = "linear", out = 1, spectral_norm = true}]"#;
     let [conv_g, conv_d_bn, conv_d, conv_d_planes, upsample_g] = conv_layers();
     let conv_g = conv_g.as_str();
-    vec![
+    let mut configs = vec![
         load("paper.toml", &[]),
-        load("smoke.toml", &["conditioning={classes = 10}"]),
-        load(
-            "smoke.toml",
-            &[
-                &upsample_g,
-                &conv_d_planes,
-                "conditioning={discriminator = \"channels\"}",
-            ],
-        ),
         load("smoke.toml", &[conv_g, &conv_d_bn]),
         load(
             "smoke.toml",
@@ -215,7 +242,9 @@ fn step_test_configs() -> Vec<Experiment> {
             "smoke.toml",
             &[every_kind_g, "model.generator.ema={decay = 0.9}"],
         ),
-    ]
+    ];
+    configs.extend(conditional_configs(&conv_d, &conv_d_planes, &upsample_g));
+    configs
 }
 
 /// Two D and G steps of the plain path against the dfdx tape path, from the same state
@@ -277,15 +306,17 @@ fn plain_steps_match_the_dfdx_tape_steps() {
         let fake_logits = tape
             .discriminator
             .forward(d_input(fake, &fake_labels), Mode::Eval);
-        let d_tape = config
-            .loss
-            .reference(real_logits, Term::real(config.label_smoothing))
+        let head = crate::loss::Head::of(c);
+        let real_term = Term::real(config.label_smoothing);
+        let d_tape = head
+            .reference(config.loss, real_logits, &labels, real_term)
             .array()
-            + config
-                .loss
-                .reference(fake_logits.clone(), Term::Fake)
+            + head
+                .reference(config.loss, fake_logits.clone(), &fake_labels, Term::Fake)
                 .array();
-        let g_tape = config.loss.reference(fake_logits, Term::Generator).array();
+        let g_tape = head
+            .reference(config.loss, fake_logits, &fake_labels, Term::Generator)
+            .array();
         assert!(close(d_end, d_tape), "end D loss {d_end} vs {d_tape}");
         assert!(close(g_end, g_tape), "end G loss {g_end} vs {g_tape}");
         plain.check_in(&mut fast);
