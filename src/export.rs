@@ -167,6 +167,7 @@ pub fn write_noise(out: &Path, generated: &Generated) -> Result<()> {
         let labels = match generated.labels {
             GenerationLabels::Balanced => "balanced".to_string(),
             GenerationLabels::Only(label) => label.to_string(),
+            GenerationLabels::GridRows { width } => format!("one class per row of {width}"),
         };
         metadata.insert("labels".to_string(), labels);
         tensors.push(Bytes {

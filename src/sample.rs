@@ -66,7 +66,7 @@ pub struct Request {
     /// How the generator draws them (default: the run's `generation.mode`).
     pub mode: Option<GenerationMode>,
     /// Which labels a class-conditional generator is asked for; refused for a run without
-    /// conditioning unless balanced (the default, which such a run ignores).
+    /// conditioning unless balanced or by grid rows (which such a run ignores).
     pub labels: GenerationLabels,
     /// Draw with the generator itself even where the run keeps a moving average.
     pub raw_generator: bool,
@@ -146,6 +146,11 @@ pub fn idx3_bytes(pixels: &[f32]) -> Vec<u8> {
 /// (a 962-pixel square).
 pub const MAX_GRID_SIDE: usize = 32;
 
+/// The side of the square PNG grid that shows `n` images (or the first 1,024).
+pub fn grid_side(n: usize) -> usize {
+    ((n as f64).sqrt().ceil() as usize).clamp(1, MAX_GRID_SIDE)
+}
+
 /// Writes images to `out`: `.png` a grid (up to [`MAX_GRID_SIDE`] x [`MAX_GRID_SIDE`]: the
 /// first 1,024 images), `.gz` a gzipped IDX3, else raw IDX3. Returns how many images the file
 /// holds, fewer than given only for a grid.
@@ -154,7 +159,7 @@ pub fn write_images(out: &Path, pixels: &[f32]) -> Result<usize> {
     let n = pixels.len() / IMAGE_PIXELS;
     let mut written = n;
     let bytes = if name.ends_with(".png") {
-        let side = ((n as f64).sqrt().ceil() as usize).clamp(1, MAX_GRID_SIDE);
+        let side = grid_side(n);
         written = n.min(side * side);
         grid_png(pixels, side)
     } else if name.ends_with(".gz") {

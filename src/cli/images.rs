@@ -43,7 +43,7 @@ pub struct SampleArgs {
     pub label: Option<u8>,
     /// Which labels a class-conditional generator is asked for: `balanced` (the default)
     /// gives image i the label (i / classes) % classes, every class equally often, one digit
-    /// per row of a grid ten wide.
+    /// per row of a grid ten wide; into a PNG grid of another width, one digit per row of it.
     #[arg(long, value_enum)]
     pub labels: Option<LabelChoice>,
 }
@@ -81,7 +81,14 @@ pub fn sample(args: SampleArgs) -> anyhow::Result<()> {
         n,
         seed,
         mode: generation,
-        labels: label.map_or(GenerationLabels::Balanced, GenerationLabels::Only),
+        labels: match label {
+            Some(label) => GenerationLabels::Only(label),
+            // A grid shows one digit per row whatever its width.
+            None if out.to_string_lossy().ends_with(".png") => GenerationLabels::GridRows {
+                width: crate::sample::grid_side(n),
+            },
+            None => GenerationLabels::Balanced,
+        },
         raw_generator,
     };
     let generated = crate::sample::generate_from_run(&run, checkpoint.as_deref(), request)?;

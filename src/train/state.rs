@@ -396,6 +396,12 @@ pub enum GenerationLabels {
     Balanced,
     /// Every image the same class (`sample --label`).
     Only(u8),
+    /// One class per row of a grid `width` images wide, in turn (`sample --out X.png` of a
+    /// grid wider or narrower than the classes).
+    GridRows {
+        /// Images per row.
+        width: usize,
+    },
 }
 
 impl GenerationLabels {
@@ -404,6 +410,7 @@ impl GenerationLabels {
         match self {
             GenerationLabels::Balanced => generation_label(classes, i),
             GenerationLabels::Only(label) => label,
+            GenerationLabels::GridRows { width } => ((i / width.max(1)) % classes) as u8,
         }
     }
 }
@@ -535,6 +542,13 @@ mod tests {
             assert!(digits.iter().all(|&d| d as usize == row), "{digits:?}");
         }
         assert_eq!(generation_label(10, 100), 0);
+        // A 32-wide grid (`sample --n 1024 --out x.png`): one digit per row, in turn.
+        let rows = GenerationLabels::GridRows { width: 32 };
+        let labels: Vec<u8> = (0..1024).map(|i| rows.of(10, i)).collect();
+        for (row, digits) in labels.chunks(32).enumerate() {
+            assert!(digits.iter().all(|&d| d as usize == row % 10), "{digits:?}");
+        }
+        assert_eq!(GenerationLabels::Balanced.of(10, 31), 3);
     }
 
     fn epoch(epoch: usize, d_loss: f64, g_loss: f64, d_real: f64, d_fake: f64) -> EpochMetrics {
