@@ -257,6 +257,40 @@ mod tests {
         );
     }
 
+    /// Where a run was scored, the page charts FID, the classifier score, precision and
+    /// recall over the scored epochs; where none was, it has no such charts.
+    #[test]
+    fn scored_runs_get_charts_of_what_scoring_measured() {
+        let unscored = record("a", &[], 1.0);
+        let names = |runs: &[RunRecord]| -> Vec<String> {
+            charts(runs, &[]).into_iter().map(|c| c.name).collect()
+        };
+        assert!(!names(std::slice::from_ref(&unscored)).contains(&"fid".to_string()));
+        let mut scored = record("b", &[], 1.0);
+        let at = |epoch, fid| EpochMetrics {
+            epoch,
+            fid: Some(fid),
+            classifier_score: Some(9.0),
+            ..scored.metrics[0].clone()
+        };
+        scored.metrics = vec![at(1, 150.0), at(2, 0.9)];
+        let runs = [unscored, scored];
+        let all = names(&runs);
+        for name in ["fid", "classifier_score"] {
+            assert!(all.contains(&name.to_string()), "{all:?}");
+        }
+        // Not measured by any run: no chart.
+        assert!(!all.contains(&"precision".to_string()), "{all:?}");
+        let fid = charts(&runs, &[])
+            .into_iter()
+            .find(|c| c.name == "fid")
+            .unwrap();
+        assert_eq!(fid.series[1].points, vec![(1, 150.0), (2, 0.9)]);
+        assert!(fid.series[0].points.is_empty());
+        // 0.9 to 150 spans decades: a log axis.
+        assert_eq!(fid.scale, Scale::Log);
+    }
+
     fn record(name: &str, overrides: &[&str], loss_d: f64) -> RunRecord {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke.toml");
         let o: Vec<crate::config::Override> =

@@ -1,6 +1,6 @@
-//! What the report draws: its charts (the runs' losses, one chart per loss kind, on a log axis
-//! where they span decades; D's outputs on log scales; the end-of-epoch losses with imported
-//! logs), as SVG, and a run's loss curves as a PNG. How a chart is drawn is [`crate::plot`]'s
+//! What the report draws: its charts (what scoring measured; the runs' losses, one chart per
+//! loss kind, on a log axis where they span decades; D's outputs on log scales; the
+//! end-of-epoch losses with imported logs), as SVG, and a run's loss curves as a PNG. How a chart is drawn is [`crate::plot`]'s
 //! job. A value that is not finite is a gap in a line, never a point at infinity.
 
 use super::ImportedLog;
@@ -31,23 +31,28 @@ pub(super) struct Chart {
     pub(super) series: Vec<Series>,
 }
 
-/// The charts of the page: the runs' losses, one chart per loss kind among them (their values
+/// One line per run (with its colour): the epochs where `get` has a value.
+fn series_of(
+    runs: &[(usize, &RunRecord)],
+    get: &dyn Fn(&EpochMetrics) -> Option<f64>,
+) -> Vec<Series> {
+    runs.iter()
+        .map(|&(colour, r)| Series {
+            label: r.label(),
+            colour,
+            points: r
+                .metrics
+                .iter()
+                .filter_map(|m| Some((m.epoch, get(m)?)))
+                .collect(),
+        })
+        .collect()
+}
+
+/// The charts of the page: what scoring measured, the runs' losses, one chart per loss kind among them (their values
 /// mean different things), D's outputs on log scales, and, where any run measured them or a log
 /// is imported, the end-of-epoch losses (imported logs join those of every loss kind, marked).
 pub(super) fn charts(runs: &[RunRecord], logs: &[ImportedLog]) -> Vec<Chart> {
-    let series_of = |runs: &[(usize, &RunRecord)], get: &dyn Fn(&EpochMetrics) -> Option<f64>| {
-        runs.iter()
-            .map(|&(colour, r)| Series {
-                label: r.label(),
-                colour,
-                points: r
-                    .metrics
-                    .iter()
-                    .filter_map(|m| Some((m.epoch, get(m)?)))
-                    .collect(),
-            })
-            .collect::<Vec<_>>()
-    };
     let all: Vec<(usize, &RunRecord)> = runs.iter().enumerate().collect();
     let mut kinds: Vec<LossKind> = runs.iter().map(|r| r.config.loss).collect();
     kinds.sort_by_key(|k| k.name());
@@ -78,7 +83,7 @@ pub(super) fn charts(runs: &[RunRecord], logs: &[ImportedLog]) -> Vec<Chart> {
             |m| m.g_loss_end,
         ));
     }
-    let mut out = Vec::new();
+    let mut out = scored_charts(&all);
     for (name, how, get) in losses {
         let imported = name.ends_with("_end");
         // With no runs (imported logs alone) there is still one chart per loss.
@@ -145,6 +150,52 @@ pub(super) fn charts(runs: &[RunRecord], logs: &[ImportedLog]) -> Vec<Chart> {
         });
     }
     out
+}
+
+/// The charts of what scoring measured, where any run was scored: FID (on a log axis where it
+/// spans decades, as it does from a first epoch to a good one), the classifier score, and
+/// precision and recall where measured. A line joins a run's scored epochs.
+fn scored_charts(runs: &[(usize, &RunRecord)]) -> Vec<Chart> {
+    type Get = fn(&EpochMetrics) -> Option<f64>;
+    let scored: [(&str, &str, Get); 4] = [
+        (
+            "fid",
+            "classifier FID of the epoch's samples (lower: closer to real digits)",
+            |m| m.fid,
+        ),
+        (
+            "classifier_score",
+            "of the epoch's samples (10: ten confident, balanced digits)",
+            |m| m.classifier_score,
+        ),
+        (
+            "precision",
+            "of the epoch's samples (the share on real digits' manifold)",
+            |m| m.precision,
+        ),
+        (
+            "recall",
+            "of the epoch's samples (the share of real digits' manifold they cover)",
+            |m| m.recall,
+        ),
+    ];
+    scored
+        .into_iter()
+        .filter_map(|(name, how, get)| {
+            let series = series_of(runs, &get);
+            let values: Vec<f64> = series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.1))
+                .collect();
+            (!values.is_empty()).then(|| Chart {
+                name: name.to_string(),
+                caption: format!("{name}, {how}"),
+                y_label: name.to_string(),
+                scale: Scale::for_values(values),
+                series,
+            })
+        })
+        .collect()
 }
 
 /// The width of the report's charts, in pixels (three to a row on a 1,500-pixel page).
