@@ -49,9 +49,10 @@ fn series_of(
         .collect()
 }
 
-/// The charts of the page: what scoring measured, the runs' losses, one chart per loss kind among them (their values
-/// mean different things), D's outputs on log scales, and, where any run measured them or a log
-/// is imported, the end-of-epoch losses (imported logs join those of every loss kind, marked).
+/// The charts of the page: what scoring measured, the runs' losses, one chart per loss kind
+/// among them (their values mean different things), D's outputs on log scales, and, where any
+/// run measured them or a log is imported, the end-of-epoch losses (imported logs join those
+/// of every loss kind, marked).
 pub(super) fn charts(runs: &[RunRecord], logs: &[ImportedLog]) -> Vec<Chart> {
     let all: Vec<(usize, &RunRecord)> = runs.iter().enumerate().collect();
     let mut kinds: Vec<LossKind> = runs.iter().map(|r| r.config.loss).collect();
