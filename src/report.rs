@@ -287,7 +287,6 @@ mod tests {
             .unwrap();
         assert_eq!(fid.series[1].points, vec![(1, 150.0), (2, 0.9)]);
         assert!(fid.series[0].points.is_empty());
-        // 0.9 to 150 spans decades: a log axis.
         assert_eq!(fid.scale, Scale::Log);
     }
 

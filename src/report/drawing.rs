@@ -153,8 +153,8 @@ pub(super) fn charts(runs: &[RunRecord], logs: &[ImportedLog]) -> Vec<Chart> {
     out
 }
 
-/// The charts of what scoring measured, where any run was scored: FID (on a log axis where it
-/// spans decades, as it does from a first epoch to a good one), the classifier score, and
+/// The charts of what scoring measured, where any run was scored: FID (on a log axis: it falls
+/// by decades from a first epoch to a good one), the classifier score, and
 /// precision and recall where measured. A line joins a run's scored epochs.
 fn scored_charts(runs: &[(usize, &RunRecord)]) -> Vec<Chart> {
     type Get = fn(&EpochMetrics) -> Option<f64>;
@@ -192,7 +192,11 @@ fn scored_charts(runs: &[(usize, &RunRecord)]) -> Vec<Chart> {
                 name: name.to_string(),
                 caption: format!("{name}, {how}"),
                 y_label: name.to_string(),
-                scale: Scale::for_values(values),
+                // FID falls by decades over a run, and its last ones are where runs differ.
+                scale: match name {
+                    "fid" => Scale::Log,
+                    _ => Scale::for_values(values),
+                },
                 series,
             })
         })
