@@ -43,6 +43,9 @@ pub struct ConvTranspose2dSpec {
     /// Whether each output channel adds a learned bias.
     #[serde(default = "yes")]
     pub bias: bool,
+    /// Read only to refuse it with a way round (see [`LayerKind::check`]); never saved.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spectral_norm: bool,
 }
 
 impl ConvTranspose2dSpec {
@@ -78,6 +81,17 @@ impl LayerKind for ConvTranspose2dSpec {
     type Layer = ConvTranspose2d;
 
     fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.spectral_norm {
+            // PyTorch normalises a transposed convolution's weight as `[out, in * k * k]`,
+            // a regrouping of how it is stored here; not built yet.
+            return Err((
+                "spectral_norm",
+                "is not supported on conv_transpose2d: upsample, then a conv2d with \
+                 spectral_norm = true ({ type = \"upsample\" }, { type = \"conv2d\", out = ..., \
+                 kernel = 3, padding = 1, spectral_norm = true }), as BigGAN's generator does"
+                    .into(),
+            ));
+        }
         check_geometry(self.out, self.kernel, self.stride, self.padding)
     }
 
