@@ -44,6 +44,10 @@ fn as_exported(net: &Network, layers: &[LayerSpec]) -> (Network, Vec<LayerSpec>)
                 conv.weight = conv.effective_weight();
                 conv.spectral = None;
             }
+            Layer::ConvTranspose2d(conv) => {
+                conv.weight = conv.effective_weight();
+                conv.spectral = None;
+            }
             _ => {}
         }
     }
@@ -52,6 +56,7 @@ fn as_exported(net: &Network, layers: &[LayerSpec]) -> (Network, Vec<LayerSpec>)
         match spec {
             LayerSpec::Linear(linear) => linear.spectral_norm = false,
             LayerSpec::Conv2d(conv) => conv.spectral_norm = false,
+            LayerSpec::ConvTranspose2d(conv) => conv.spectral_norm = false,
             _ => {}
         }
     }

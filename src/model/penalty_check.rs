@@ -8,6 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::backprop::{PlainNet, Workspace};
+use super::layers::Grouping;
 use super::{Layer, LayerSpec, Network};
 
 /// The penalty `mean(|grad_x D(x)|^2) / 2` of a D made of piecewise-linear layers (`same`
@@ -161,8 +162,19 @@ fn layers_f64(
                     let transposed: Vec<Option<usize>> = (0..inputs * outputs)
                         .map(|e| index[(e % outputs) * inputs + e / outputs])
                         .collect();
-                    let bias = repeated(t.get(1), p.channels, p.height * p.width);
-                    ("linear", vec![dense(&transposed, &t[0]), bias])
+                    // Spectral norm on PyTorch's grouping of the weight.
+                    let grouping = Grouping::of(channels, &p);
+                    let w = match c.spectral {
+                        Some(_) => grouping.stored(&divided_f64(
+                            &grouping.filters_first(&t[0]),
+                            &t[t.len() - 2],
+                            &t[t.len() - 1],
+                        )),
+                        None => t[0].clone(),
+                    };
+                    let bias = c.bias.is_some().then(|| &t[1]);
+                    let bias = repeated(bias, p.channels, p.height * p.width);
+                    ("linear", vec![dense(&transposed, &w), bias])
                 }
                 Layer::Upsample(u) => {
                     // The 0/1 matrix that copies each input number to its outputs.
@@ -288,5 +300,14 @@ fn penalty_gradients_through_convolutions_match_finite_differences() {
            {type = "conv2d", out = 2, kernel = 2, bias = false, spectral_norm = true},
            {type = "flatten"}, {type = "linear", out = 1}"#,
         32,
+    );
+    // Spectral norm on transposed convolutions (PyTorch's grouping), with and without a bias.
+    penalty_matches_finite_differences(
+        r#"{type = "reshape", shape = [2, 3, 3]},
+           {type = "conv_transpose2d", out = 3, kernel = 2, stride = 2, spectral_norm = true},
+           {type = "leaky_relu", slope = 0.2},
+           {type = "conv_transpose2d", out = 2, kernel = 3, bias = false, spectral_norm = true},
+           {type = "flatten"}, {type = "linear", out = 1}"#,
+        18,
     );
 }

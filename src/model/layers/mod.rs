@@ -31,6 +31,8 @@ mod upsample;
 
 pub use batch_norm::{BatchNorm, BatchNormMode, BatchNormSpec};
 pub use conv2d::{Conv2d, Conv2dSpec};
+#[cfg(test)]
+pub(crate) use conv_transpose2d::Grouping;
 pub use conv_transpose2d::{ConvTranspose2d, ConvTranspose2dSpec};
 pub use dropout::{Dropout, DropoutSpec};
 pub use elu::Elu;

@@ -1,12 +1,13 @@
-//! Spectral normalisation (Miyato et al. 2018), shared by `linear` and `conv2d` (not a layer
-//! kind): a weight matrix divided by an estimate of its largest singular value,
+//! Spectral normalisation (Miyato et al. 2018), shared by `linear`, `conv2d` and
+//! `conv_transpose2d` (not a layer kind): a weight matrix divided by an estimate of its largest singular value,
 //! `sigma = v^T W u`, with `u` and `v` moved by one power iteration at the start of each of the
 //! network's own updates and held fixed within it. Gradients flow through `sigma` as in
 //! PyTorch's `spectral_norm`; `u` and `v` are checkpointed, so a resumed run continues exactly.
 //!
 //! A weight is taken as the row-major matrix it is stored as (`[in, out]` for a linear layer,
-//! `[filters, in_channels * kernel * kernel]` for a convolution, as Miyato et al. reshape it):
-//! `u` has a row's length, `v` one number per row.
+//! `[filters, in_channels * kernel * kernel]` for a convolution, as Miyato et al. reshape it),
+//! or, for a transposed convolution, regrouped by its layer into PyTorch's
+//! `[out, in_channels * kernel * kernel]`: `u` has a row's length, `v` one number per row.
 
 use dfdx::prelude::*;
 use rand::Rng;
@@ -44,14 +45,33 @@ impl Spectral {
     /// `sigma = v^T W u` from the kept vectors (what the next forward pass divides by, before
     /// its power iteration).
     pub fn sigma(&self, weight: &Matrix) -> f64 {
+        self.sigma_of(&weight.as_vec())
+    }
+
+    /// `sigma = v^T M u` for the row-major matrix `M` the weight is normalised as.
+    pub fn sigma_of(&self, matrix: &[f32]) -> f64 {
         let u = self.u.as_vec();
-        sigma(&weight.as_vec(), u.len(), &u, &self.v.as_vec()) as f64
+        sigma(matrix, u.len(), &u, &self.v.as_vec()) as f64
+    }
+
+    /// `v u^T`, row-major: `d sigma / d M`.
+    pub fn outer(&self) -> Vec<f32> {
+        outer_product(&self.v.as_vec(), &self.u.as_vec())
     }
 
     /// `W / sigma`, on the tape of `T` (`u` and `v` are constants): the reference's weight.
     pub fn divide<T: Tape<f32, Cpu> + Merge<NoneTape>>(&self, weight: &Matrix) -> Matrix<T> {
+        self.divide_along(weight, self.outer())
+    }
+
+    /// `W / sigma` with `sigma = <W, outer>`, on the tape of `T`: `outer` is [`Spectral::outer`]
+    /// laid out as `W` is stored (for a weight normalised as another grouping of it).
+    pub fn divide_along<T: Tape<f32, Cpu> + Merge<NoneTape>>(
+        &self,
+        weight: &Matrix,
+        outer: Vec<f32>,
+    ) -> Matrix<T> {
         let shape = *weight.shape();
-        let outer = outer_product(&self.v.as_vec(), &self.u.as_vec());
         let outer: Matrix = weight.device().tensor_from_vec(outer, shape);
         let sigma = (weight.retaped::<T>() * outer).sum::<Rank0, _>();
         weight.retaped::<T>() / sigma.broadcast_like::<_, Axes2<0, 1>>(&shape)
@@ -59,8 +79,13 @@ impl Spectral {
 
     /// One power iteration on `weight`'s current values.
     pub fn start_step(&mut self, weight: &Matrix) {
+        self.start_step_on(&weight.as_vec());
+    }
+
+    /// One power iteration on the row-major matrix `M` the weight is normalised as.
+    pub fn start_step_on(&mut self, matrix: &[f32]) {
         let (mut u, mut v) = (self.u.as_vec(), self.v.as_vec());
-        power_iteration(&weight.as_vec(), u.len(), &mut u, &mut v);
+        power_iteration(matrix, u.len(), &mut u, &mut v);
         self.u.copy_from(&u);
         self.v.copy_from(&v);
     }

@@ -189,6 +189,16 @@ fn step_test_configs() -> Vec<Experiment> {
     let mut configs = vec![
         load("paper.toml", &[]),
         load("smoke.toml", &[conv_g, &conv_d_bn]),
+        // Spectral norm on both of G's transposed convolutions (PyTorch's grouping).
+        load(
+            "smoke.toml",
+            &[
+                &conv_g
+                    .replace("padding = 1}", "padding = 1, spectral_norm = true}")
+                    .replace("bias = false}", "bias = false, spectral_norm = true}"),
+                &conv_d,
+            ],
+        ),
         load(
             "smoke.toml",
             &[&conv_d, "gradient_penalty={kind = \"r1\", weight = 10.0}"],
