@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{ExperimentConfig, IMAGE_PIXELS};
+use crate::loss::Head;
 
 /// `[conditioning]`: how many classes, and how the label enters each network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,6 +120,22 @@ impl ExperimentConfig {
                 IMAGE_PIXELS + c.discriminator_extra(),
             ),
         }
+    }
+}
+
+/// The head between D's outputs and the loss that `conditioning` asks for (the plain score
+/// without conditioning, or where D reads the label as an input).
+pub fn head(conditioning: Option<&ConditioningConfig>) -> Head {
+    let Some(c) = conditioning else {
+        return Head::Score;
+    };
+    match c.discriminator {
+        DiscriminatorLabel::OneHot | DiscriminatorLabel::Channels => Head::Score,
+        DiscriminatorLabel::Projection => Head::Projection { classes: c.classes },
+        DiscriminatorLabel::AuxiliaryClassifier => Head::AuxiliaryClassifier {
+            classes: c.classes,
+            weight: c.classifier_weight as f32,
+        },
     }
 }
 

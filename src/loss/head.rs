@@ -19,7 +19,6 @@ use std::borrow::Cow;
 use dfdx::prelude::*;
 
 use super::{LossKind, Term, TermValue};
-use crate::config::conditioning::{ConditioningConfig, DiscriminatorLabel};
 use crate::model::Matrix;
 
 /// How D's outputs are read.
@@ -42,21 +41,6 @@ pub enum Head {
 }
 
 impl Head {
-    /// The head a config's `[conditioning]` asks for.
-    pub fn of(conditioning: Option<&ConditioningConfig>) -> Head {
-        let Some(c) = conditioning else {
-            return Head::Score;
-        };
-        match c.discriminator {
-            DiscriminatorLabel::OneHot | DiscriminatorLabel::Channels => Head::Score,
-            DiscriminatorLabel::Projection => Head::Projection { classes: c.classes },
-            DiscriminatorLabel::AuxiliaryClassifier => Head::AuxiliaryClassifier {
-                classes: c.classes,
-                weight: c.classifier_weight as f32,
-            },
-        }
-    }
-
     /// D's outputs per image.
     pub fn width(self) -> usize {
         match self {

@@ -10,9 +10,9 @@ use super::state::{
     add_instance_noise, generator_input_values, penalty_batch, penalty_due, DStep, GanState,
     PhaseTimes,
 };
-use crate::config::conditioning::discriminator_input;
+use crate::config::conditioning::{discriminator_input, head};
 use crate::config::{Experiment, IMAGE_PIXELS};
-use crate::loss::{mean_probability, Head, Term};
+use crate::loss::{mean_probability, Term};
 use crate::model::backprop::{PlainNet, Workspace};
 use crate::model::{Matrix, Mode};
 use crate::model::{Network, TensorVisitor};
@@ -100,7 +100,7 @@ pub fn d_step(
             rng: &mut state.rng,
         },
     );
-    let head = Head::of(c);
+    let head = head(c);
     let mean_prob = |logits: &Matrix<OwnedTape<f32, Cpu>>, labels| {
         mean_probability(&head.scores(&logits.as_vec(), labels))
     };
@@ -189,7 +189,7 @@ pub fn g_step(
     };
     let fake = discriminator_input_on_tape(config, fake, &labels, dev);
     let logits = state.discriminator.forward(fake, Mode::Eval);
-    let head = Head::of(config.conditioning.as_ref());
+    let head = head(config.conditioning.as_ref());
     let loss = head.reference(config.loss, logits, &labels, Term::Generator);
     let value = loss.array();
     let mut grads = loss.backward();

@@ -18,9 +18,9 @@ use super::state::{
     add_instance_noise, generator_input_values, penalty_batch, penalty_due, DStep, GanState,
     PhaseTimes,
 };
-use crate::config::conditioning::{discriminator_input, image_gradient};
+use crate::config::conditioning::{discriminator_input, head, image_gradient};
 use crate::config::{Experiment, IMAGE_PIXELS};
-use crate::loss::{mean_probability, Head, Term};
+use crate::loss::{mean_probability, Term};
 use crate::model::backprop::{ParamGradUse, ParamGrads, ParamUpdate, PlainNet, Workspace};
 use crate::model::kernels::adam;
 use crate::model::optim::AdamState;
@@ -199,7 +199,7 @@ impl PlainGan {
         let phase = Instant::now();
         let d = &mut self.discriminator;
         d.start_step();
-        let head = Head::of(c);
+        let head = head(c);
         let real_term = Term::real(config.label_smoothing);
         let penalty = penalty_due(config, self.d_opt.steps);
         let penalty_inputs = penalty.map(|_| (real.clone(), fake.clone()));
@@ -311,7 +311,7 @@ impl PlainGan {
         let (logits, d_trace) =
             self.discriminator
                 .forward(fake, batch, None, true, &mut self.workspace);
-        let l = Head::of(c).fast(config.loss, &logits, &labels, Term::Generator);
+        let l = head(c).fast(config.loss, &logits, &labels, Term::Generator);
         let d_fake = self
             .discriminator
             .backward(
@@ -362,7 +362,7 @@ impl PlainGan {
             discriminator_input(c, fake, &fake_labels),
         );
         let d = &mut self.discriminator;
-        let head = Head::of(c);
+        let head = head(c);
         let grad_norms = [(&real, labels), (&fake, &fake_labels[..])].map(|(x, labels)| {
             let along = head.score_gradient(labels);
             d.mean_input_gradient_norm(x.clone(), batch, along, &mut self.workspace)

@@ -316,7 +316,7 @@ fn plain_steps_match_the_dfdx_tape_steps() {
         let fake_logits = tape
             .discriminator
             .forward(d_input(fake, &fake_labels), Mode::Eval);
-        let head = crate::loss::Head::of(c);
+        let head = crate::config::conditioning::head(c);
         let real_term = Term::real(config.label_smoothing);
         let d_tape = head
             .reference(config.loss, real_logits, &labels, real_term)
