@@ -16,7 +16,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 /// Line colours, one per run or line (RGB).
-pub const PALETTE: [[u8; 3]; 8] = [
+pub const PALETTE: [[u8; 3]; 10] = [
     [31, 119, 180],
     [255, 127, 14],
     [44, 160, 44],
@@ -25,6 +25,8 @@ pub const PALETTE: [[u8; 3]; 8] = [
     [140, 86, 75],
     [227, 119, 194],
     [127, 127, 127],
+    [188, 189, 34],
+    [23, 190, 207],
 ];
 
 /// The font's family name for plotters, and its bytes.
@@ -530,5 +532,14 @@ mod tests {
             count([0, 0, 0])
         );
         assert!(count(PALETTE[0]) > 100, "line: {}", count(PALETTE[0]));
+    }
+
+    /// Ten runs (the beta1 study's eight points and two references) get ten colours.
+    #[test]
+    fn the_palette_has_ten_distinct_colours() {
+        let mut colours = PALETTE.to_vec();
+        colours.sort();
+        colours.dedup();
+        assert!(colours.len() >= 10, "{colours:?}");
     }
 }
