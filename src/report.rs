@@ -271,6 +271,8 @@ mod tests {
             epoch,
             fid: Some(fid),
             classifier_score: Some(9.0),
+            modes: Some(10),
+            parzen_nats: Some(200.0),
             ..scored.metrics[0].clone()
         };
         scored.metrics = vec![at(1, 150.0), at(2, 0.9)];

@@ -4,7 +4,7 @@
 //! job. A value that is not finite is a gap in a line, never a point at infinity.
 
 use super::ImportedLog;
-use crate::compare::RunRecord;
+use crate::compare::{scorings, RunRecord, Scored};
 use crate::config::LossKind;
 use crate::plot::{Line, Plot};
 pub(super) use crate::plot::{Scale, PALETTE};
@@ -153,37 +153,37 @@ pub(super) fn charts(runs: &[RunRecord], logs: &[ImportedLog]) -> Vec<Chart> {
     out
 }
 
-/// The charts of what scoring measured, where any run was scored: FID (on a log axis: it falls
+/// The charts of what scoring measured, where any run was scored (in training or by `eval`): FID (on a log axis: it falls
 /// by decades from a first epoch to a good one), the classifier score, and
 /// precision and recall where measured. A line joins a run's scored epochs.
 fn scored_charts(runs: &[(usize, &RunRecord)]) -> Vec<Chart> {
-    type Get = fn(&EpochMetrics) -> Option<f64>;
+    type Get = fn(&Scored) -> Option<f64>;
     let scored: [(&str, &str, Get); 4] = [
         (
             "fid",
             "classifier FID of the epoch's samples (lower: closer to real digits)",
-            |m| m.fid,
+            |s| Some(s.fid),
         ),
         (
             "classifier_score",
             "of the epoch's samples (10: ten confident, balanced digits)",
-            |m| m.classifier_score,
+            |s| Some(s.score),
         ),
         (
             "precision",
             "of the epoch's samples (the share on real digits' manifold)",
-            |m| m.precision,
+            |s| s.precision,
         ),
         (
             "recall",
             "of the epoch's samples (the share of real digits' manifold they cover)",
-            |m| m.recall,
+            |s| s.recall,
         ),
     ];
     scored
         .into_iter()
         .filter_map(|(name, how, get)| {
-            let series = series_of(runs, &get);
+            let series = scored_series(runs, get);
             let values: Vec<f64> = series
                 .iter()
                 .flat_map(|s| s.points.iter().map(|p| p.1))
@@ -199,6 +199,29 @@ fn scored_charts(runs: &[(usize, &RunRecord)]) -> Vec<Chart> {
                 },
                 series,
             })
+        })
+        .collect()
+}
+
+/// One line per run through its scorings ([`scorings`]: the epochs scored in training, then
+/// its `eval.json`, which wins where both scored an epoch), in epoch order.
+fn scored_series(runs: &[(usize, &RunRecord)], get: fn(&Scored) -> Option<f64>) -> Vec<Series> {
+    runs.iter()
+        .map(|&(colour, r)| {
+            let mut points: Vec<(usize, f64)> = Vec::new();
+            for s in scorings(r) {
+                let Some(value) = get(&s) else { continue };
+                match points.iter_mut().find(|p| p.0 == s.epoch) {
+                    Some(point) => point.1 = value,
+                    None => points.push((s.epoch, value)),
+                }
+            }
+            points.sort_by_key(|p| p.0);
+            Series {
+                label: r.label(),
+                colour,
+                points,
+            }
         })
         .collect()
 }
