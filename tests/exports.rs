@@ -66,20 +66,14 @@ fn an_export_holds_the_generator_and_python_draws_the_same_images_from_it() {
 #[test]
 fn a_spectrally_normalised_generator_exports_the_weights_it_draws_with() {
     let s = Scratch::new();
-    let smoke = config("smoke.toml").display().to_string();
-    let data = data_dir();
-    s.ok(&smoke_args(
+    train_smoke(
+        &s,
+        "smoke",
         &[
-            &smoke,
-            "--set",
-            "training.epochs=1",
-            "--set",
             "model.generator.layers[0].spectral_norm=true",
-            "--set",
             "model.generator.layers[4].spectral_norm=true",
         ],
-        &data,
-    ));
+    );
     s.ok(&["export", "runs/smoke"]);
     let export = s.path().join("runs/smoke/generator.safetensors");
     let names: Vec<String> = tensors(&export).into_iter().map(|(n, _)| n).collect();
@@ -96,18 +90,13 @@ fn a_spectrally_normalised_generator_exports_the_weights_it_draws_with() {
 #[test]
 fn python_draws_an_upsampling_convolutional_generator() {
     let s = Scratch::new();
-    let smoke = config("smoke.toml").display().to_string();
-    let data = data_dir();
-    s.ok(&smoke_args(
+    train_smoke(
+        &s,
+        "smoke",
         &[
-            &smoke,
-            "--set",
-            "training.epochs=1",
-            "--set",
             r#"model.generator.layers=[{type = "linear", out = 196}, {type = "reshape", shape = [4, 7, 7]}, {type = "upsample"}, {type = "conv2d", out = 3, kernel = 3, padding = 1, spectral_norm = true}, {type = "layer_norm", over_channels = true}, {type = "relu"}, {type = "upsample", scale = 2}, {type = "conv2d", out = 1, kernel = 3, padding = 1}, {type = "sigmoid"}]"#,
         ],
-        &data,
-    ));
+    );
     s.ok(&["export", "runs/smoke"]);
     let export = s.path().join("runs/smoke/generator.safetensors");
     python_draws_what_gan_run_draws(&s, "runs/smoke", &export, &[]);

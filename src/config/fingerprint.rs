@@ -17,16 +17,12 @@ const ADDED_KEYS: &[&str] = &[
     "output.tensorboard_every_steps",
     "evaluation",
     "generation",
+    "conditioning.classifier_weight",
 ];
 
 /// Keys of layer tables added after the first release, with the value that does what gan-run
 /// did before: left out of the hashed text of every layer that holds it, as [`ADDED_KEYS`] are.
 const ADDED_LAYER_KEYS: &[(&str, bool)] = &[("spectral_norm", false), ("over_channels", false)];
-
-/// Number keys added to optional tables after those tables existed, with the value that does
-/// what gan-run did before (an optional table's default is its absence, so [`ADDED_KEYS`]
-/// cannot say it): left out of the hashed text while they hold it.
-const ADDED_TABLE_NUMBERS: &[(&str, f64)] = &[("conditioning.classifier_weight", 1.0)];
 
 impl ExperimentConfig {
     /// A fingerprint of everything that shapes the trained weights. Two configs with the same
@@ -69,12 +65,6 @@ impl ExperimentConfig {
                 remove(doc.as_table_mut(), &path);
             }
         }
-        for (key, old) in ADDED_TABLE_NUMBERS {
-            let path: Vec<&str> = key.split('.').collect();
-            if lookup(&ours, &path).and_then(|v| v.as_float()) == Some(*old) {
-                remove(doc.as_table_mut(), &path);
-            }
-        }
         for net in ["generator", "discriminator"] {
             let layers = doc["model"][net]["layers"].as_array_of_tables_mut();
             for layer in layers.into_iter().flat_map(|a| a.iter_mut()) {
@@ -89,10 +79,15 @@ impl ExperimentConfig {
     }
 }
 
-/// A config with every key at its default (the two layer lists empty).
+/// A config with every key at its default (the two layer lists empty), and the optional
+/// tables whose keys were added later present with theirs, so that an added key inside one
+/// compares with its default.
 fn all_defaults() -> ExperimentConfig {
-    toml::from_str("name = \"\"\nmodel.generator.layers = []\nmodel.discriminator.layers = []")
-        .expect("every key but the name and the layer lists has a default")
+    toml::from_str(
+        "name = \"\"\nmodel.generator.layers = []\nmodel.discriminator.layers = []\n\
+         [conditioning]",
+    )
+    .expect("every key but the name and the layer lists has a default")
 }
 
 /// The value at a dotted path of tables.

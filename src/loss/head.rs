@@ -68,13 +68,7 @@ impl Head {
         let width = self.width();
         match self {
             Head::Score => Cow::Borrowed(outputs),
-            _ => Cow::Owned(
-                outputs
-                    .chunks_exact(width)
-                    .zip(self.score_weights(labels).chunks_exact(width))
-                    .map(|(row, w)| row.iter().zip(w).map(|(o, w)| o * w).sum())
-                    .collect(),
-            ),
+            _ => Cow::Owned(weighted_rows(outputs, &self.score_weights(labels), width)),
         }
     }
 
@@ -94,8 +88,8 @@ impl Head {
             return loss.fast(outputs, term);
         }
         let width = self.width();
-        let adversarial = loss.fast(&self.scores(outputs, labels), term);
         let mut grad = self.score_weights(labels);
+        let adversarial = loss.fast(&weighted_rows(outputs, &grad, width), term);
         for (row, g) in grad.chunks_exact_mut(width).zip(&adversarial.grad) {
             row.iter_mut().for_each(|w| *w *= g);
         }
@@ -158,6 +152,15 @@ impl Head {
             }
         }
     }
+}
+
+/// Per row of `width`, the sum of `outputs` times `weights`.
+fn weighted_rows(outputs: &[f32], weights: &[f32], width: usize) -> Vec<f32> {
+    outputs
+        .chunks_exact(width)
+        .zip(weights.chunks_exact(width))
+        .map(|(row, w)| row.iter().zip(w).map(|(o, w)| o * w).sum())
+        .collect()
 }
 
 #[cfg(test)]

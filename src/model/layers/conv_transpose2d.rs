@@ -18,7 +18,7 @@ use super::conv2d::{
     check_geometry, dense_weights, hand_over_weight_and_bias, image_of, one, per_channel, yes,
 };
 use super::patches::{channels_first, rows_first, Patches};
-use super::spectral::{power_iteration, sigma, through_sigma, Spectral};
+use super::spectral::{divided_by, power_iteration, sigma, through_sigma, Spectral};
 use super::{
     BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
     Saved,
@@ -339,12 +339,7 @@ impl FastConvTranspose2d {
             return None;
         }
         let sigma = sigma(&self.grouping().filters_first(weight), u.len(), u, v);
-        let mut divided = pool.take(weight.len());
-        divided
-            .iter_mut()
-            .zip(weight)
-            .for_each(|(d, w)| *d = w / sigma);
-        Some((divided, 1.0 / sigma))
+        Some(divided_by(weight, sigma, pool))
     }
 
     /// Turns `dw`, the gradient of the applied `W / sigma`, into that of `W` (see

@@ -105,13 +105,18 @@ pub fn divided(
     if !spectral {
         return None;
     }
-    let sigma = sigma(weight, u.len(), u, v);
+    Some(divided_by(weight, sigma(weight, u.len(), u, v), pool))
+}
+
+/// `W / sigma` in a buffer of `pool`, and `1 / sigma`: what [`divided`] returns, for a layer
+/// that computes `sigma` on another grouping of its weight.
+pub fn divided_by(weight: &[f32], sigma: f32, pool: &mut BufferPool) -> (Vec<f32>, f32) {
     let mut divided = pool.take(weight.len());
     divided
         .iter_mut()
         .zip(weight)
         .for_each(|(d, w)| *d = w / sigma);
-    Some((divided, 1.0 / sigma))
+    (divided, 1.0 / sigma)
 }
 
 /// `v u^T`, row-major `[v.len(), u.len()]`.
