@@ -71,6 +71,10 @@ pub(super) fn suggest_key(e: Error, overrides: &[Override], file: &ExperimentCon
         .filter(|_| message.starts_with("unknown field") || message.starts_with("unknown variant"))
         .and_then(|o| {
             let known = keys_of(file);
+            // A known key with a wrong value (an unknown variant) needs no other key.
+            if known.contains(&o.key) {
+                return None;
+            }
             nearest(&o.key, known.iter().map(String::as_str)).map(str::to_string)
         });
     let message = match suggestion {

@@ -103,8 +103,13 @@ pub struct ExperimentConfig {
     /// The loss both networks minimise.
     #[serde(default)]
     pub loss: LossKind,
-    /// A penalty on D's input gradient (`[gradient_penalty]`), when the config has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A penalty on D's input gradient (`[gradient_penalty]`), when the config has one whose
+    /// kind is not `none`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::regularizer::penalty_or_none"
+    )]
     pub gradient_penalty: Option<GradientPenaltyConfig>,
     /// Class conditioning (`[conditioning]`): G and D read a label, when the config has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -50,6 +50,24 @@ macro_rules! penalties {
             $($(#[$doc])* $kind,)*
         }
 
+        /// `kind` as a config writes it: a penalty, or [`NO_PENALTY`].
+        #[derive(Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum KindOrNone {
+            #[serde(rename = "none")]
+            Off,
+            $($kind,)*
+        }
+
+        impl KindOrNone {
+            fn penalty(self) -> Option<PenaltyKind> {
+                match self {
+                    KindOrNone::Off => None,
+                    $(KindOrNone::$kind => Some(PenaltyKind::$kind),)*
+                }
+            }
+        }
+
         impl PenaltyKind {
             /// Every penalty, in listing order.
             pub const ALL: &'static [PenaltyKind] = &[$(PenaltyKind::$kind,)*];
@@ -96,11 +114,99 @@ fn one() -> usize {
     1
 }
 
+/// The word that switches `[gradient_penalty]` off: `kind = "none"` (compare_gan's
+/// `no_penalty`), so that a sweep's grid can hold "no penalty" beside the penalties
+/// (`"gradient_penalty.kind" = ["none", "r1", "wgan_gp"]`).
+pub const NO_PENALTY: &str = "none";
+
+/// `[gradient_penalty]` as a config may write it: a penalty, or `kind = "none"` with an
+/// optional weight.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PenaltyTable {
+    kind: KindOrNone,
+    weight: Option<f64>,
+    #[serde(default = "one")]
+    every: usize,
+}
+
+/// Reads `[gradient_penalty]`, whose `kind = "none"` is read as no table at all: the same
+/// config, fingerprint and bits as a config without it, whatever its weight and `every` say.
+pub(crate) fn penalty_or_none<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<GradientPenaltyConfig>, D::Error> {
+    let table = PenaltyTable::deserialize(d)?;
+    let Some(kind) = table.kind.penalty() else {
+        return Ok(None);
+    };
+    let weight = table
+        .weight
+        .ok_or_else(|| serde::de::Error::missing_field("weight"))?;
+    Ok(Some(GradientPenaltyConfig {
+        kind,
+        weight,
+        every: table.every,
+    }))
+}
+
 /// `weight / 2 * mean over rows of |g_row|^2` and its gradient `weight / rows * g`: R1 and R2.
 pub(crate) fn half_mean_square(g: &[f32], rows: usize, weight: f32) -> (f32, Vec<f32>) {
     let n = rows as f32;
     let value = weight * g.iter().map(|v| v * v).sum::<f32>() / (2.0 * n);
     (value, g.iter().map(|v| weight * v / n).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn read(table: &str) -> crate::error::Result<crate::config::Experiment> {
+        let text = std::fs::read_to_string("configs/smoke.toml").unwrap();
+        crate::config::from_str(&format!("{text}\n{table}"), Path::new("exp.toml"), &[])
+    }
+
+    /// `kind = "none"` is a config without the table, to the fingerprint, so that a grid's
+    /// "no penalty" point is the run it would be without one.
+    #[test]
+    fn kind_none_reads_as_no_penalty() {
+        let none = read("[gradient_penalty]\nkind = \"none\"\nweight = 10.0\n").unwrap();
+        let without = read("").unwrap();
+        assert_eq!(none.gradient_penalty, None);
+        assert_eq!(none.to_toml(), without.to_toml());
+        let r1 = read("[gradient_penalty]\nkind = \"r1\"\nweight = 10.0\nevery = 4\n").unwrap();
+        assert_eq!(
+            r1.gradient_penalty,
+            Some(GradientPenaltyConfig {
+                kind: PenaltyKind::R1,
+                weight: 10.0,
+                every: 4
+            })
+        );
+    }
+
+    /// A misspelt kind names the key and every kind, `none` included; a stray key beside
+    /// `none` is refused as it is beside a penalty.
+    #[test]
+    fn a_wrong_kind_or_key_names_the_table_and_the_choices() {
+        let e = read("[gradient_penalty]\nkind = \"r3\"\nweight = 1.0\n")
+            .unwrap_err()
+            .to_string();
+        for word in ["gradient_penalty", "r3", "wgan_gp", "none"] {
+            assert!(e.contains(word), "{word} missing from: {e}");
+        }
+        for table in [
+            "[gradient_penalty]\nkind = \"none\"\nwieght = 1.0\n",
+            "[gradient_penalty]\nkind = \"r1\"\nwieght = 1.0\n",
+        ] {
+            let e = read(table).unwrap_err().to_string();
+            assert!(
+                e.contains("wieght") && e.contains("gradient_penalty"),
+                "{e}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]
