@@ -223,8 +223,11 @@ pub enum StateKind {
     Finished,
     /// A halving sweep stopped it at a rung.
     Stopped,
-    /// It stopped before its last epoch and can be resumed: by a signal (Ctrl-C, SIGTERM),
-    /// `--max-epochs`, or a halving sweep's rung still to be decided.
+    /// It trained to the epoch its last start was asked to stop at (a halving sweep's rung,
+    /// `--max-epochs`), short of its last: the sweep, or the same command, carries it on.
+    Waiting,
+    /// A signal (Ctrl-C, SIGTERM) stopped it before the epoch its start was to reach; the same
+    /// command resumes it.
     #[value(alias = "paused")]
     Interrupted,
     /// Its last start failed (a diverging loss, a run that stopped stuck), or its process
@@ -241,6 +244,9 @@ pub enum RunState {
     Finished,
     /// A halving sweep stopped it after this epoch.
     Stopped(usize),
+    /// Its last start trained to this epoch, as asked (a rung still to be decided,
+    /// `--max-epochs`), short of its last.
+    Waiting(usize),
     /// It stopped before its last epoch, resumably.
     Interrupted,
     /// It failed, and why.
@@ -254,6 +260,7 @@ impl RunState {
             RunState::Running => StateKind::Running,
             RunState::Finished => StateKind::Finished,
             RunState::Stopped(_) => StateKind::Stopped,
+            RunState::Waiting(_) => StateKind::Waiting,
             RunState::Interrupted => StateKind::Interrupted,
             RunState::Failed(_) => StateKind::Failed,
         }
@@ -266,6 +273,7 @@ impl std::fmt::Display for RunState {
             RunState::Running => f.write_str("running"),
             RunState::Finished => f.write_str("finished"),
             RunState::Stopped(epoch) => write!(f, "stopped@{epoch}"),
+            RunState::Waiting(epoch) => write!(f, "waiting@{epoch}"),
             RunState::Interrupted => f.write_str("interrupted"),
             RunState::Failed(_) => f.write_str("failed"),
         }
@@ -274,7 +282,8 @@ impl std::fmt::Display for RunState {
 
 /// Where a run stands: `running` (a live process holds it), `failed` (its process ended
 /// without releasing it, or its last start failed), `stopped@EPOCH` (by a halving sweep),
-/// `finished`, or else `interrupted`.
+/// `finished`, `waiting@EPOCH` (its last start trained to the epoch it was asked to stop at),
+/// or else `interrupted`.
 pub fn run_state(r: &RunRecord) -> RunState {
     match crate::run_dir::RunLock::holder(&r.dir) {
         Some(Ok(_)) => return RunState::Running,
@@ -288,11 +297,16 @@ pub fn run_state(r: &RunRecord) -> RunState {
     if let Some(s) = crate::sweep::halving::StoppedRecord::read(&r.dir) {
         return RunState::Stopped(s.at.epoch);
     }
-    if r.metrics.last().map_or(0, |m| m.epoch) >= r.config.training.epochs {
+    let done = r.metrics.last().map_or(0, |m| m.epoch);
+    if done >= r.config.training.epochs {
         return RunState::Finished;
     }
-    match r.progress.as_ref().and_then(|p| p.failed.clone()) {
-        Some(why) => RunState::Failed(why),
+    let Some(progress) = &r.progress else {
+        return RunState::Interrupted;
+    };
+    match &progress.failed {
+        Some(why) => RunState::Failed(why.clone()),
+        None if done > 0 && progress.until_epoch == done => RunState::Waiting(done),
         None => RunState::Interrupted,
     }
 }

@@ -244,10 +244,11 @@ fn train_one(
         hparams,
     };
     let summary = crate::experiment::run(experiment, &options)?;
-    let status = if summary.finished {
-        "finished"
-    } else {
-        "interrupted"
+    // A start that returns short of the last epoch stopped where it was asked to (a signal
+    // returns an error instead): `ls` calls it `waiting@EPOCH`.
+    let status = match summary.finished {
+        true => "finished",
+        false => "waiting (as --max-epochs or a sweep's rung asked; the same command trains on)",
     };
     tracing::info!(
         "{status} after {} of {} epochs: {}",

@@ -141,7 +141,8 @@ pub struct LsArgs {
     #[arg(default_value = "runs")]
     pub runs_dir: PathBuf,
     /// Only runs in these states (comma-separated or repeated): running, finished, stopped
-    /// (by a halving sweep), interrupted (resumable; `paused` is read as this), failed.
+    /// (by a halving sweep), waiting (at a rung or `--max-epochs`), interrupted (by a signal,
+    /// resumable; `paused` is read as this), failed.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "STATE")]
     pub state: Vec<crate::compare::StateKind>,
     /// Sort by this column (`name`, `state`, `epoch`, `eta`, `fid`, `age`, ...; missing

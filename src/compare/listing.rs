@@ -202,7 +202,8 @@ mod tests {
     }
 
     /// A run that is not running is `interrupted` (resumable), `failed` when its last start
-    /// recorded a failure, `finished` when done.
+    /// recorded a failure, `waiting@EPOCH` at the epoch its start was asked to stop at,
+    /// `finished` when done.
     #[test]
     fn states_read_as_one_word_each() {
         let root = tempfile::tempdir().unwrap();
@@ -231,6 +232,24 @@ mod tests {
         let table = listing(root.path(), &[run(&dir, &[1, 2], Some(stopped))], &[]);
         assert_eq!(cell(&table, 0, "state"), "interrupted");
         assert_eq!(cell(&table, 0, "step"), "12/40");
+        // A start that trained to the epoch it was asked to stop at (a halving rung) waits.
+        let at_rung = Progress {
+            epoch: 2,
+            step: 37,
+            steps: 40,
+            until_epoch: 2,
+            ..Progress::default()
+        };
+        let waiting = [run(&dir, &[1, 2], Some(at_rung))];
+        let table = listing(root.path(), &waiting, &[]);
+        assert_eq!(cell(&table, 0, "state"), "waiting@2");
+        assert_eq!(cell(&table, 0, "step"), "-");
+        assert_eq!(
+            listing(root.path(), &waiting, &[StateKind::Waiting])
+                .rows
+                .len(),
+            1
+        );
         let failed_only = listing(root.path(), &runs, &[StateKind::Failed]);
         assert_eq!(failed_only.rows.len(), 1);
     }
