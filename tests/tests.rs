@@ -11,6 +11,8 @@ mod daily_use;
 mod exports;
 mod quality;
 mod reading_runs;
+mod refusals;
+mod resuming;
 mod scoring;
 mod slurm;
 mod sweeps;
