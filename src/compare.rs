@@ -378,9 +378,20 @@ pub fn scorings(r: &RunRecord) -> Vec<Scored> {
 /// The run's latest scores: those of its last scored epoch, or of its `eval.json` when that
 /// scored the same epoch or a later one.
 pub fn latest_scores(r: &RunRecord) -> Option<Scored> {
+    latest_scores_until(r, usize::MAX)
+}
+
+/// [`latest_scores`] among the scorings of epochs up to `until`.
+fn latest_scores_until(r: &RunRecord, until: usize) -> Option<Scored> {
     scorings(r)
         .into_iter()
+        .filter(|s| s.epoch <= until)
         .reduce(|latest, s| if s.epoch >= latest.epoch { s } else { latest })
+}
+
+/// Whether the run trained epoch `epoch` (it has that epoch's `metrics.csv` row).
+pub fn reached(r: &RunRecord, epoch: usize) -> bool {
+    r.metrics.iter().any(|m| m.epoch == epoch)
 }
 
 /// The run's lowest finite FID over all its scorings, with its epoch.
@@ -394,15 +405,21 @@ pub fn best_fid(r: &RunRecord) -> Option<(f64, usize)> {
 
 /// The run's final metrics by [`METRIC_COLUMNS`] name (those it has).
 fn final_metrics(r: &RunRecord) -> BTreeMap<&'static str, f64> {
+    metrics_at(r, usize::MAX)
+}
+
+/// The run's metrics as they stood after epoch `at` (or its last, if earlier): that epoch's
+/// losses and the latest scores up to it.
+fn metrics_at(r: &RunRecord, at: usize) -> BTreeMap<&'static str, f64> {
     let mut m = BTreeMap::new();
-    if let Some(last) = r.metrics.last() {
+    if let Some(last) = r.metrics.iter().rev().find(|m| m.epoch <= at) {
         m.insert("epochs", last.epoch as f64);
         m.insert("d_loss", last.d_loss);
         m.insert("g_loss", last.g_loss);
         m.insert("d_real", last.d_real);
         m.insert("d_fake", last.d_fake);
     }
-    if let Some(s) = latest_scores(r) {
+    if let Some(s) = latest_scores_until(r, at) {
         m.insert("scored_at", s.epoch as f64);
         m.insert("fid", s.fid);
         m.insert("score", s.score);
@@ -434,9 +451,15 @@ fn metric_style(column: &str) -> Style {
 
 /// Builds the comparison of several runs: `run`, the config keys whose values vary across
 /// them (a network's layer list as one key, [`networks::table_settings`]), then
-/// [`METRIC_COLUMNS`]; sorted by `sort_by` (a column name) if given, ascending or
+/// [`METRIC_COLUMNS`] as they stood after epoch `at` (each run's last, when `None`; the state
+/// is always the run's own now); sorted by `sort_by` (a column name) if given, ascending or
 /// `descending`, rows without a value in that column last either way.
-pub fn compare(runs: &[RunRecord], sort_by: Option<&str>, descending: bool) -> Result<Comparison> {
+pub fn compare(
+    runs: &[RunRecord],
+    at: Option<usize>,
+    sort_by: Option<&str>,
+    descending: bool,
+) -> Result<Comparison> {
     let flats: Vec<BTreeMap<String, String>> = runs
         .iter()
         .map(|r| networks::table_settings(&r.config))
@@ -456,7 +479,7 @@ pub fn compare(runs: &[RunRecord], sort_by: Option<&str>, descending: bool) -> R
         .iter()
         .zip(&flats)
         .map(|(r, f)| {
-            let m = final_metrics(r);
+            let m = metrics_at(r, at.unwrap_or(usize::MAX));
             let mut row = vec![Cell::Text(r.label())];
             row.extend(varying.iter().map(|k| match f.get(k) {
                 Some(v) => Cell::Setting(v.clone()),

@@ -170,7 +170,7 @@ pub fn html(runs: &[RunRecord], logs: &[ImportedLog]) -> Result<String> {
 /// final metrics: a column per key, or, when more than [`WIDEST_KEYS`] keys differ, a row per
 /// key and a column per run, so that the page stays as wide as the runs are many.
 fn config_table(runs: &[RunRecord]) -> Result<String> {
-    let table = compare(runs, None, false)?;
+    let table = compare(runs, None, None, false)?;
     let rows = table.shown();
     let mut page = String::new();
     let metrics = table

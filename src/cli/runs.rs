@@ -100,6 +100,11 @@ pub struct CompareArgs {
     /// CSV and JSON give each metric's mean, `<metric>_sd` and `<metric>_n`).
     #[arg(long)]
     pub per_seed: bool,
+    /// Each run's losses and latest scores as they stood after this epoch (a halving rung,
+    /// say), so that runs trained to different epochs compare like for like; runs that never
+    /// reached it are left out, and stderr says how many.
+    #[arg(long, value_name = "EPOCH", value_parser = clap::value_parser!(u64).range(1..))]
+    pub at_epoch: Option<u64>,
 }
 
 /// `gan-run compare`: one table of runs, the keys that vary and the final metrics.
@@ -112,16 +117,27 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
         json,
         md,
         per_seed,
+        at_epoch,
     } = args;
-    use crate::compare::{by_setting, compare, read_runs, TableFormat};
-    let records = read_runs(&runs)?;
+    use crate::compare::{by_setting, compare, reached, read_runs, TableFormat};
+    let mut records = read_runs(&runs)?;
+    let at = at_epoch.map(|e| e as usize);
+    if let Some(at) = at {
+        let before = records.len();
+        records.retain(|r| reached(r, at));
+        match (records.len(), before - records.len()) {
+            (0, _) => anyhow::bail!("no run reached epoch {at}; `gan-run ls` shows where each is"),
+            (_, 0) => {}
+            (_, left) => eprintln!("{left} of {before} runs did not reach epoch {at}: left out"),
+        }
+    }
     let grouped = match per_seed {
         true => None,
-        false => by_setting(&records, sort.as_deref(), desc)?,
+        false => by_setting(&records, at, sort.as_deref(), desc)?,
     };
     let table = match grouped {
         Some(table) => table,
-        None => compare(&records, sort.as_deref(), desc)?,
+        None => compare(&records, at, sort.as_deref(), desc)?,
     };
     let text = match (json, csv, md) {
         (true, _, _) => serde_json::to_string_pretty(&table)? + "\n",

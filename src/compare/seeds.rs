@@ -7,15 +7,17 @@ use crate::error::Result;
 use crate::sweep::SweepIndex;
 
 /// The runs grouped by setting: one row per setting (`setting`, `seeds`, the keys that vary
-/// apart from `seed`, then each metric as its spread over the seeds that have it, and the
-/// states with their counts), sorted by `sort_by` (a column name; by the mean) if given.
-/// `None` when no two runs share a setting, so that nothing is grouped.
+/// apart from `seed`, then each metric, as of epoch `at` as [`compare`] has it, as its spread
+/// over the seeds that have it, and the states with their counts), sorted by `sort_by` (a
+/// column name; by the mean) if given. `None` when no two runs share a setting, so that
+/// nothing is grouped.
 pub fn by_setting(
     runs: &[RunRecord],
+    at: Option<usize>,
     sort_by: Option<&str>,
     descending: bool,
 ) -> Result<Option<Comparison>> {
-    let table = compare(runs, None, false)?;
+    let table = compare(runs, at, None, false)?;
     let seed_column = table.columns.iter().position(|c| c == "seed");
     let config_columns: Vec<usize> = (1..table.columns.len())
         .filter(|&i| Some(i) != seed_column && !is_metric_column(&table.columns[i]))
@@ -135,6 +137,45 @@ mod tests {
             "finished x2, stopped@3 x1"
         );
         assert_eq!(counted(&[&states[0], &states[2]]), "finished");
+    }
+
+    /// Two seeds of a setting, one trained to epoch 4 and one stopped at 2: as of epoch 2
+    /// both count, with epoch 2's losses and scores, not the longer run's last.
+    #[test]
+    fn seeds_compare_as_they_stood_at_one_epoch() {
+        use crate::train::EpochMetrics;
+        let root = tempfile::tempdir().unwrap();
+        let smoke = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke.toml");
+        let run = |seed: u64, epochs: usize| {
+            let set = format!("seed={seed}").parse().unwrap();
+            let config = crate::config::load(&smoke, &[set]).unwrap();
+            let row = |epoch: usize| EpochMetrics {
+                epoch,
+                d_loss: epoch as f64 + seed as f64 / 10.0,
+                fid: (epoch % 2 == 0).then_some(100.0 / epoch as f64),
+                classifier_score: Some(5.0),
+                modes: Some(10),
+                parzen_nats: Some(0.0),
+                ..Default::default()
+            };
+            RunRecord {
+                dir: root.path().join(format!("seed={seed}")),
+                config,
+                metrics: (1..=epochs).map(row).collect(),
+                eval: None,
+                progress: None,
+            }
+        };
+        let runs = [run(1, 4), run(2, 2)];
+        let cell = |t: &Comparison, c: &str| t.rows[0][t.column(c).unwrap()].show();
+        let now = by_setting(&runs, None, None, false).unwrap().unwrap();
+        assert_eq!(cell(&now, "epochs"), "3 ± 1.41");
+        assert_eq!(cell(&now, "fid"), "37.50 ± 17.68");
+        let at_2 = by_setting(&runs, Some(2), None, false).unwrap().unwrap();
+        assert_eq!(cell(&at_2, "epochs"), "2 ± 0");
+        assert_eq!(cell(&at_2, "scored_at"), "2 ± 0");
+        assert_eq!(cell(&at_2, "fid"), "50.00 ± 0.00");
+        assert_eq!(cell(&at_2, "d_loss"), "2.1500 ± 0.0707");
     }
 
     #[test]
