@@ -152,7 +152,7 @@ mod tests {
             let row = |epoch: usize| EpochMetrics {
                 epoch,
                 d_loss: epoch as f64 + seed as f64 / 10.0,
-                fid: (epoch % 2 == 0).then_some(100.0 / epoch as f64),
+                fid: epoch.is_multiple_of(2).then_some(100.0 / epoch as f64),
                 classifier_score: Some(5.0),
                 modes: Some(10),
                 parzen_nats: Some(0.0),
