@@ -14,13 +14,12 @@ JSON object.
 """
 
 import argparse
-import json
-import resource
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from timing import report, time_steps  # bench/timing.py: the same loop for every framework
 
 NOISE_DIM = 100
 EMA_DECAY = 0.999
@@ -111,25 +110,9 @@ def main():
             torch._foreach_lerp_(ema, g_params, 1.0 - EMA_DECAY)
         return d_loss, g_loss
 
-    for _ in range(args.warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        d_loss, g_loss = step()
-    seconds = time.perf_counter() - start
-    if not (torch.isfinite(d_loss) and torch.isfinite(g_loss)):
-        raise SystemExit(f"non-finite loss: d {d_loss.item()} g {g_loss.item()}")
-
-    print(json.dumps({
-        "framework": "pytorch",
-        "model": "dcgan",
-        "version": torch.__version__,
-        "steps": args.steps,
-        "steps_per_sec": args.steps / seconds,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "threads": torch.get_num_threads(),
-        "batch": batch,
-    }))
+    seconds, losses = time_steps(step, args.warmup, args.steps)
+    report("pytorch", torch.__version__, args.steps, seconds, torch.get_num_threads(), losses,
+           model="dcgan", batch=batch)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,12 @@ does not depend on the pixel values). The last line printed is a JSON object. `-
 """
 
 import argparse
-import json
-import resource
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from timing import report, time_steps  # bench/timing.py: the same loop for every framework
 
 NOISE_DIM, PIXELS = 100, 784
 # The batch size and the hidden widths' scale (1: the paper's 256/512/1024), set by main().
@@ -122,23 +121,8 @@ def main():
         g_opt.step()
         return d_loss, g_loss
 
-    for _ in range(args.warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        d_loss, g_loss = step()
-    seconds = time.perf_counter() - start
-    if not (torch.isfinite(d_loss) and torch.isfinite(g_loss)):
-        raise SystemExit(f"non-finite loss: d {d_loss.item()} g {g_loss.item()}")
-
-    print(json.dumps({
-        "framework": "pytorch",
-        "version": torch.__version__,
-        "steps": args.steps,
-        "steps_per_sec": args.steps / seconds,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "threads": torch.get_num_threads(),
-    }))
+    seconds, losses = time_steps(step, args.warmup, args.steps)
+    report("pytorch", torch.__version__, args.steps, seconds, torch.get_num_threads(), losses)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,14 @@ One step is one discriminator step then one generator step, batch 100, on a rand
 """
 
 import argparse
-import json
 import os
-import resource
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quiet the start-up banner
 
 import numpy as np
 import tensorflow as tf
+
+from timing import report, time_steps  # bench/timing.py: the same loop for every framework
 
 tf1 = tf.compat.v1
 NOISE_DIM, PIXELS = 100, 784
@@ -141,25 +140,9 @@ def main():
             gl, _ = sess.run([g_loss, g_train], feed_dict={z: noise()})
             return dl, gl
 
-        for _ in range(args.warmup):
-            step()
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            dl, gl = step()
-        seconds = time.perf_counter() - start
-    if not (np.isfinite(dl) and np.isfinite(gl)):
-        raise SystemExit(f"non-finite loss: d {dl} g {gl}")
-
-    print(json.dumps({
-        "framework": "tensorflow",
-        "version": tf.__version__,
-        "steps": args.steps,
-        "steps_per_sec": args.steps / seconds,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "threads": args.threads,
-        "batch": BATCH,
-        "width": WIDTH,
-    }))
+        seconds, losses = time_steps(step, args.warmup, args.steps)
+    report("tensorflow", tf.__version__, args.steps, seconds, args.threads, losses,
+           batch=BATCH, width=WIDTH)
 
 
 if __name__ == "__main__":
