@@ -248,7 +248,7 @@ fn train_one(
     // returns an error instead): `ls` calls it `waiting@EPOCH`.
     let status = match summary.finished {
         true => "finished",
-        false => "waiting (as --max-epochs or a sweep's rung asked; the same command trains on)",
+        false => "waiting (as --max-epochs or a sweep's rung asked; rerun without the limit, or the sweep, to train on)",
     };
     tracing::info!(
         "{status} after {} of {} epochs: {}",
