@@ -50,7 +50,8 @@ macro_rules! penalties {
             $($(#[$doc])* $kind,)*
         }
 
-        /// `kind` as a config writes it: a penalty, or [`NO_PENALTY`].
+        /// `kind` as a config writes it: a penalty, or `none` (compare_gan's `no_penalty`), so
+        /// that a sweep's grid can hold "no penalty" beside the penalties.
         #[derive(Deserialize)]
         #[serde(rename_all = "snake_case")]
         enum KindOrNone {
@@ -113,11 +114,6 @@ pub struct GradientPenaltyConfig {
 fn one() -> usize {
     1
 }
-
-/// The word that switches `[gradient_penalty]` off: `kind = "none"` (compare_gan's
-/// `no_penalty`), so that a sweep's grid can hold "no penalty" beside the penalties
-/// (`"gradient_penalty.kind" = ["none", "r1", "wgan_gp"]`).
-pub const NO_PENALTY: &str = "none";
 
 /// `[gradient_penalty]` as a config may write it: a penalty, or `kind = "none"` with an
 /// optional weight.
