@@ -301,6 +301,8 @@ pub fn run_state(r: &RunRecord) -> RunState {
     if done >= r.config.training.epochs {
         return RunState::Finished;
     }
+    // Without progress.json (a run of an older gan-run) nothing says why the
+    // run stopped short: `interrupted`, which the same command resumes, is the safe reading.
     let Some(progress) = &r.progress else {
         return RunState::Interrupted;
     };

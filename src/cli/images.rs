@@ -42,8 +42,10 @@ pub struct SampleArgs {
     #[arg(long, conflicts_with = "labels")]
     pub label: Option<u8>,
     /// Which labels a class-conditional generator is asked for: `balanced` (the default)
-    /// gives image i the label (i / classes) % classes, every class equally often, one digit
-    /// per row of a grid ten wide; into a PNG grid of another width, one digit per row of it.
+    /// gives image i the label (i / classes) % classes, every class equally often when `--n`
+    /// is a multiple of classes squared. Into a PNG grid, row r shows digit r % classes
+    /// whatever the grid's width, so classes come equally often only when its rows are a
+    /// multiple of the classes (`--n 100`: ten rows of ten).
     #[arg(long, value_enum)]
     pub labels: Option<LabelChoice>,
 }
