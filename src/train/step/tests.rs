@@ -392,19 +392,42 @@ fn reused_buffers_do_not_change_a_step() {
     }
 }
 
-/// The same steps on one thread and on two give the same bits, for the paper's MLP and
-/// the convolutional DCGAN.
+/// The same steps on one thread and on two give the same bits: the paper's MLP, the
+/// convolutional DCGAN (with its moving average), and `mlp-best`'s spectrally normalised D and
+/// moving average under each gradient penalty, lazily every second step (so that steps with
+/// and without it both run).
 #[test]
 fn steps_do_not_depend_on_the_thread_count() {
-    for (file, batch) in [("paper.toml", 100), ("dcgan.toml", 32)] {
-        same_steps_on_one_thread_and_two(file, batch);
+    let penalty =
+        |kind: &str| format!("gradient_penalty={{kind = \"{kind}\", weight = 10.0, every = 2}}");
+    let cases: [(&str, usize, Vec<String>); 5] = [
+        ("paper.toml", 100, vec![]),
+        ("dcgan.toml", 32, vec![]),
+        (
+            "mlp-best.toml",
+            50,
+            vec!["loss=\"least_squares\"".into(), penalty("r1")],
+        ),
+        (
+            "mlp-best.toml",
+            50,
+            vec!["loss=\"wasserstein\"".into(), penalty("wgan_gp")],
+        ),
+        ("mlp-best.toml", 50, vec![penalty("r2")]),
+    ];
+    for (file, batch, sets) in cases {
+        same_steps_on_one_thread_and_two(file, batch, &sets);
     }
 }
 
-fn same_steps_on_one_thread_and_two(file: &str, batch: usize) {
+fn same_steps_on_one_thread_and_two(file: &str, batch: usize, sets: &[String]) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let set = format!("training.batch_size={batch}").parse().unwrap();
-    let config = crate::config::load(&root.join("configs").join(file), &[set]).unwrap();
+    let overrides: Vec<crate::config::Override> =
+        std::iter::once(format!("training.batch_size={batch}"))
+            .chain(sets.iter().cloned())
+            .map(|o| o.parse().unwrap())
+            .collect();
+    let config = crate::config::load(&root.join("configs").join(file), &overrides).unwrap();
     let dev = Cpu::seed_from_u64(0);
     let real: crate::model::Matrix = dev.sample_uniform_like(&(batch, IMAGE_PIXELS));
     let labels: Vec<u8> = (0..batch).map(|i| (i * 7 % 10) as u8).collect();
@@ -416,6 +439,7 @@ fn same_steps_on_one_thread_and_two(file: &str, batch: usize) {
         pool.install(|| {
             let mut state = GanState::new(&config, &dev);
             let mut plain = PlainGan::check_out(&mut state);
+            plain.begin_epoch(&config, 1);
             let mut times = PhaseTimes::default();
             for _ in 0..2 {
                 plain.d_step(&mut state.rng, &config, real.as_vec(), &labels, &mut times);
@@ -425,8 +449,14 @@ fn same_steps_on_one_thread_and_two(file: &str, batch: usize) {
             (
                 params(&mut state.generator),
                 params(&mut state.discriminator),
+                state.ema.as_mut().map(params),
             )
         })
     };
-    assert!(run(1) == run(2), "{file}: one thread and two differ");
+    let (one, two) = (run(1), run(2));
+    assert!(
+        one.2.is_some() || file == "paper.toml",
+        "{file}: no moving average to compare"
+    );
+    assert!(one == two, "{file} {sets:?}: one thread and two differ");
 }
