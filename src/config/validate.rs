@@ -288,12 +288,22 @@ fn check_gradient_penalty(c: &ExperimentConfig) -> std::result::Result<(), Probl
     if gp.every == 0 {
         return p("gradient_penalty.every", "must be at least 1".into());
     }
-    if c.conditioning.is_some() {
+    // A penalty differentiates D's score with respect to the image; where D also reads the
+    // label as input, its input gradient would hold the label's part too.
+    if let Some(k) = c
+        .conditioning
+        .as_ref()
+        .filter(|k| k.discriminator_extra() > 0)
+    {
+        let label = k.discriminator;
         return p(
             "gradient_penalty",
-            "a gradient penalty on a class-conditional D is not supported yet: remove \
-             [gradient_penalty] or [conditioning]"
-                .into(),
+            format!(
+                "a gradient penalty needs D to read the image alone, but conditioning.discriminator \
+                 = \"{}\" gives D the label as input: set conditioning.discriminator = \
+                 \"projection\" or \"auxiliary_classifier\", or remove [gradient_penalty]",
+                label.name()
+            ),
         );
     }
     if let Some(i) = crate::model::first_curved_layer(&c.model.discriminator.layers, IMAGE_PIXELS) {

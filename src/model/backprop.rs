@@ -149,27 +149,30 @@ impl PlainNet {
 
     /// A gradient penalty on the network's input gradient and its gradient with respect to
     /// every trainable tensor (double backpropagation), outside the network's own update.
-    /// `penalty` takes the gradient of the summed outputs with respect to `x` (`rows` rows) and
-    /// gives the penalty and its gradient with respect to that input gradient. Fails with the
-    /// index of the first layer whose second derivatives do not vanish
-    /// ([`super::layers::FastLayer::penalty_pass`]).
+    /// `penalty` takes the gradient of the summed outputs (each weighted by `along`, or all by
+    /// 1: a class-conditional head's score) with respect to `x` (`rows` rows) and gives the
+    /// penalty and its gradient with respect to that input gradient. `along` is a constant, so
+    /// the second pass is the same for any. Fails with the index of the first layer whose
+    /// second derivatives do not vanish ([`super::layers::FastLayer::penalty_pass`]).
     pub fn penalty_gradients(
         &mut self,
         x: Vec<f32>,
         rows: usize,
+        along: Option<Vec<f32>>,
         workspace: &mut Workspace,
         penalty: impl FnOnce(&[f32]) -> (f32, Vec<f32>),
     ) -> Result<(f32, ParamGrads), usize> {
-        // The first backward pass, from ones at the outputs, keeping every layer's output
+        // The first backward pass, from `along` at the outputs, keeping every layer's output
         // gradient.
         let (out, trace) = self.forward(x.clone(), rows, None, true, workspace);
-        let ones = vec![1.0; out.len()];
+        let seed = along.unwrap_or_else(|| vec![1.0; out.len()]);
+        assert_eq!(seed.len(), out.len(), "one weight per output");
         workspace.give(out);
         let mut out_grads = Vec::new();
         let input_grad = self
             .backward_recording(
                 trace,
-                ones,
+                seed,
                 true,
                 ParamGradUse::Skip,
                 workspace,
@@ -245,7 +248,7 @@ impl PlainNet {
     /// second derivatives do not vanish), if any: one penalty pass on a row of zeros.
     pub fn first_curved_layer(&mut self) -> Option<usize> {
         let mut workspace = Workspace::default();
-        self.penalty_gradients(vec![0.0; self.input_width], 1, &mut workspace, |g| {
+        self.penalty_gradients(vec![0.0; self.input_width], 1, None, &mut workspace, |g| {
             (0.0, vec![0.0; g.len()])
         })
         .err()

@@ -10,11 +10,18 @@ use rand_chacha::ChaCha8Rng;
 use super::backprop::{PlainNet, Workspace};
 use super::layers::Grouping;
 use super::{Layer, LayerSpec, Network};
+use crate::loss::Head;
 
 /// The penalty `mean(|grad_x D(x)|^2) / 2` of a D made of piecewise-linear layers (`same`
-/// passes through), in f64,
-/// from the plain network's tensors: `(kind, tensors)` per layer, as the test builds it.
-fn penalty_f64(layers: &[(&str, Vec<Vec<f64>>)], x: &[f64], rows: usize, width: usize) -> f64 {
+/// passes through), in f64, D's outputs summed with the weights `along` (all 1 without), from
+/// the plain network's tensors: `(kind, tensors)` per layer, as the test builds it.
+fn penalty_f64(
+    layers: &[(&str, Vec<Vec<f64>>)],
+    x: &[f64],
+    rows: usize,
+    width: usize,
+    along: Option<&[f64]>,
+) -> f64 {
     // Forward, keeping each layer's input.
     let mut inputs = Vec::new();
     let (mut h, mut w_in) = (x.to_vec(), width);
@@ -52,8 +59,9 @@ fn penalty_f64(layers: &[(&str, Vec<Vec<f64>>)], x: &[f64], rows: usize, width: 
             _ => h.iter_mut().for_each(|v| *v = v.max(0.0)),
         }
     }
-    // Backward from ones.
-    let mut g = vec![1.0; h.len()];
+    // Backward from `along`.
+    let mut g = along.map_or_else(|| vec![1.0; h.len()], <[f64]>::to_vec);
+    assert_eq!(g.len(), h.len(), "one weight per output");
     let mut linear = effective.len();
     for ((kind, t), input) in layers.iter().zip(&inputs).rev() {
         match *kind {
@@ -204,18 +212,27 @@ fn divided_f64(w: &[f64], u: &[f64], v: &[f64]) -> Vec<f64> {
 }
 
 /// Checks the fast penalty gradients of the network of `layers` on `input` features against
-/// central finite differences of [`penalty_f64`]. Tolerance: 1e-3 of the largest gradient (the
-/// fast path is f32).
+/// central finite differences of [`penalty_f64`], D's outputs weighted by `head`'s score for
+/// each row's label. Tolerance: 1e-3 of the largest gradient (the fast path is f32).
 fn penalty_matches_finite_differences(layers: &str, input: usize) {
+    penalty_with_head_matches_finite_differences(layers, input, Head::Score)
+}
+
+fn penalty_with_head_matches_finite_differences(layers: &str, input: usize, head: Head) {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let (net, mut plain) = network(layers, input, &mut rng);
     let rows = 6;
     let x: Vec<f32> = (0..rows * input)
         .map(|_| rng.gen_range(-1.0..1.0))
         .collect();
+    let labels: Vec<u8> = (0..rows).map(|r| (r % 3) as u8).collect();
+    let along = head.score_gradient(&labels);
+    let along64: Option<Vec<f64>> = along
+        .as_ref()
+        .map(|a| a.iter().map(|&v| v as f64).collect());
     let mut workspace = Workspace::default();
     let (value, grads) = plain
-        .penalty_gradients(x.clone(), rows, &mut workspace, |g| {
+        .penalty_gradients(x.clone(), rows, along, &mut workspace, |g| {
             let n = rows as f32;
             let value = g.iter().map(|v| v * v).sum::<f32>() / (2.0 * n);
             (value, g.iter().map(|v| v / n).collect())
@@ -227,8 +244,10 @@ fn penalty_matches_finite_differences(layers: &str, input: usize) {
         .map(|t| t.iter().map(|&v| v as f64).collect())
         .collect();
     let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    let penalty =
-        |tensors: &[Vec<f64>]| penalty_f64(&layers_f64(&net, &plain, tensors), &x64, rows, input);
+    let penalty = |tensors: &[Vec<f64>]| {
+        let layers = layers_f64(&net, &plain, tensors);
+        penalty_f64(&layers, &x64, rows, input, along64.as_deref())
+    };
     let exact = penalty(&tensors);
     assert!(
         (value as f64 - exact).abs() < 1e-4 * exact.max(1.0),
@@ -310,4 +329,18 @@ fn penalty_gradients_through_convolutions_match_finite_differences() {
            {type = "flatten"}, {type = "linear", out = 1}"#,
         18,
     );
+}
+
+/// Class-conditional heads: the projection discriminator's score (output 0 plus output
+/// `1 + label`) and the auxiliary classifier's (output 0 alone), labels 0-2 over the rows.
+#[test]
+fn penalty_gradients_through_class_conditional_heads_match_finite_differences() {
+    let d = r#"{type = "linear", out = 4, spectral_norm = true}, {type = "leaky_relu", slope = 0.2},
+               {type = "linear", out = 4, spectral_norm = true}"#;
+    penalty_with_head_matches_finite_differences(d, 5, Head::Projection { classes: 3 });
+    let classifier = Head::AuxiliaryClassifier {
+        classes: 3,
+        weight: 1.0,
+    };
+    penalty_with_head_matches_finite_differences(d, 5, classifier);
 }

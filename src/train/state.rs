@@ -339,6 +339,16 @@ pub fn penalty_due(config: &Experiment, d_steps_before: i32) -> Option<(PenaltyK
         .then_some((gp.kind, (gp.weight * gp.every as f64) as f32))
 }
 
+/// The labels a class-conditional head scores a penalty's images with: the real batch's for R1
+/// and for WGAN-GP's interpolates (as PyTorch-StudioGAN's penalties do), the generated batch's
+/// for R2.
+pub fn penalty_labels<'a>(kind: PenaltyKind, real: &'a [u8], generated: &'a [u8]) -> &'a [u8] {
+    match kind.input() {
+        PenaltyInput::Real | PenaltyInput::Interpolates => real,
+        PenaltyInput::Generated => generated,
+    }
+}
+
 /// The images a penalty of `kind` looks at: the real batch, the generated one, or per row
 /// `e * real + (1 - e) * generated` with `e` drawn from `rng` (both training paths draw here).
 pub fn penalty_batch(

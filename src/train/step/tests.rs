@@ -142,6 +142,33 @@ fn conditional_configs(conv_d: &str, conv_d_planes: &str, upsample_g: &str) -> V
                 "conditioning={discriminator = \"auxiliary_classifier\", classifier_weight = 0.5}",
             ],
         ),
+        // Gradient penalties through the heads: each image scored with its own label (R1 the
+        // real batch's, WGAN-GP's interpolates the real batch's, R2 the generated batch's).
+        load(
+            "smoke.toml",
+            &[
+                "model.discriminator.layers[2].out=11",
+                "conditioning={discriminator = \"projection\"}",
+                "gradient_penalty={kind = \"r1\", weight = 10.0}",
+            ],
+        ),
+        load(
+            "smoke.toml",
+            &[
+                "model.discriminator.layers[2]={type = \"linear\", out = 11, spectral_norm = true}",
+                "loss=\"wasserstein\"",
+                "conditioning={discriminator = \"projection\"}",
+                "gradient_penalty={kind = \"wgan_gp\", weight = 10.0, every = 2}",
+            ],
+        ),
+        load(
+            "smoke.toml",
+            &[
+                "model.discriminator.layers[2].out=11",
+                "conditioning={discriminator = \"auxiliary_classifier\"}",
+                "gradient_penalty={kind = \"r2\", weight = 1.0}",
+            ],
+        ),
     ]
 }
 
