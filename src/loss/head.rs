@@ -228,4 +228,22 @@ mod tests {
         assert!(confident < plain + 0.02 && confused > plain + 4.9);
         assert!((term(2.0, [5.0, 0.0, 0.0]) - plain - 2.0 * (confused - plain)).abs() < 1e-5);
     }
+
+    /// What a gradient penalty differentiates (the layout `model::penalty_check` spells out):
+    /// the projection's score reads output 0 and the label's, the auxiliary classifier's
+    /// output 0 alone, the plain head every output.
+    #[test]
+    fn the_score_gradient_marks_the_outputs_the_score_reads() {
+        let labels = [0, 1, 2];
+        let projection = Head::Projection { classes: 3 }.score_gradient(&labels);
+        let expected = [1., 1., 0., 0., 1., 0., 1., 0., 1., 0., 0., 1.];
+        assert_eq!(projection.as_deref(), Some(&expected[..]));
+        let aux = Head::AuxiliaryClassifier {
+            classes: 3,
+            weight: 1.0,
+        };
+        let expected = [1., 0., 0., 0., 1., 0., 0., 0., 1., 0., 0., 0.];
+        assert_eq!(aux.score_gradient(&labels).as_deref(), Some(&expected[..]));
+        assert_eq!(Head::Score.score_gradient(&labels), None);
+    }
 }

@@ -10,7 +10,6 @@ use rand_chacha::ChaCha8Rng;
 use super::backprop::{PlainNet, Workspace};
 use super::layers::Grouping;
 use super::{Layer, LayerSpec, Network};
-use crate::loss::Head;
 
 /// The penalty `mean(|grad_x D(x)|^2) / 2` of a D made of piecewise-linear layers (`same`
 /// passes through), in f64, D's outputs summed with the weights `along` (all 1 without), from
@@ -212,21 +211,25 @@ fn divided_f64(w: &[f64], u: &[f64], v: &[f64]) -> Vec<f64> {
 }
 
 /// Checks the fast penalty gradients of the network of `layers` on `input` features against
-/// central finite differences of [`penalty_f64`], D's outputs weighted by `head`'s score for
-/// each row's label. Tolerance: 1e-3 of the largest gradient (the fast path is f32).
+/// central finite differences of [`penalty_f64`], D's outputs summed with the weights `along`
+/// (a class-conditional head's score) where given. Tolerance: 1e-3 of the largest gradient
+/// (the fast path is f32).
 fn penalty_matches_finite_differences(layers: &str, input: usize) {
-    penalty_with_head_matches_finite_differences(layers, input, Head::Score)
+    penalty_along_matches_finite_differences(layers, input, |_| None)
 }
 
-fn penalty_with_head_matches_finite_differences(layers: &str, input: usize, head: Head) {
+fn penalty_along_matches_finite_differences(
+    layers: &str,
+    input: usize,
+    along: impl Fn(usize) -> Option<Vec<f32>>,
+) {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let (net, mut plain) = network(layers, input, &mut rng);
     let rows = 6;
     let x: Vec<f32> = (0..rows * input)
         .map(|_| rng.gen_range(-1.0..1.0))
         .collect();
-    let labels: Vec<u8> = (0..rows).map(|r| (r % 3) as u8).collect();
-    let along = head.score_gradient(&labels);
+    let along = along(rows);
     let along64: Option<Vec<f64>> = along
         .as_ref()
         .map(|a| a.iter().map(|&v| v as f64).collect());
@@ -331,16 +334,23 @@ fn penalty_gradients_through_convolutions_match_finite_differences() {
     );
 }
 
-/// Class-conditional heads: the projection discriminator's score (output 0 plus output
-/// `1 + label`) and the auxiliary classifier's (output 0 alone), labels 0-2 over the rows.
+/// Class-conditional heads (`loss::Head`, after this module, so its weights are spelt out
+/// here): the projection discriminator's score is output 0 plus output `1 + label`, the
+/// auxiliary classifier's output 0 alone; 4 outputs (3 classes), row r labelled r % 3.
 #[test]
 fn penalty_gradients_through_class_conditional_heads_match_finite_differences() {
     let d = r#"{type = "linear", out = 4, spectral_norm = true}, {type = "leaky_relu", slope = 0.2},
                {type = "linear", out = 4, spectral_norm = true}"#;
-    penalty_with_head_matches_finite_differences(d, 5, Head::Projection { classes: 3 });
-    let classifier = Head::AuxiliaryClassifier {
-        classes: 3,
-        weight: 1.0,
+    let weights = |rows: usize, projection: bool| {
+        let mut w = vec![0.0; rows * 4];
+        for (r, row) in w.chunks_exact_mut(4).enumerate() {
+            row[0] = 1.0;
+            if projection {
+                row[1 + r % 3] = 1.0;
+            }
+        }
+        Some(w)
     };
-    penalty_with_head_matches_finite_differences(d, 5, classifier);
+    penalty_along_matches_finite_differences(d, 5, |rows| weights(rows, true));
+    penalty_along_matches_finite_differences(d, 5, |rows| weights(rows, false));
 }
