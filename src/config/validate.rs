@@ -295,14 +295,13 @@ fn check_gradient_penalty(c: &ExperimentConfig) -> std::result::Result<(), Probl
         .as_ref()
         .filter(|k| k.discriminator_extra() > 0)
     {
-        let label = k.discriminator;
         return p(
             "gradient_penalty",
             format!(
                 "a gradient penalty needs D to read the image alone, but conditioning.discriminator \
                  = \"{}\" gives D the label as input: set conditioning.discriminator = \
                  \"projection\" or \"auxiliary_classifier\", or remove [gradient_penalty]",
-                label.name()
+                k.discriminator.name()
             ),
         );
     }

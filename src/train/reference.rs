@@ -7,8 +7,8 @@ use std::time::Instant;
 use dfdx::prelude::*;
 
 use super::state::{
-    add_instance_noise, generator_input_values, penalty_batch, penalty_due, penalty_labels, DStep,
-    GanState, PhaseTimes,
+    add_instance_noise, generator_input_values, penalty_batch, penalty_due, DStep, GanState,
+    PhaseTimes,
 };
 use crate::config::conditioning::{discriminator_input, head};
 use crate::config::{Experiment, IMAGE_PIXELS};
@@ -117,9 +117,10 @@ pub fn d_step(
     if let (Some((kind, weight)), Some((real, fake))) = (penalty, penalty_inputs) {
         // dfdx has no second-order gradients: the penalty's come from the fast path (tested
         // against finite differences), added to the tape's.
-        let x = penalty_batch(kind, &real, &fake, &mut state.rng);
         let rows = real.len() / crate::config::IMAGE_PIXELS;
-        let along = head.score_gradient(penalty_labels(kind, labels, &fake_labels));
+        let (x, x_labels) =
+            penalty_batch(kind, (real, labels), (fake, &fake_labels), &mut state.rng);
+        let along = head.score_gradient(x_labels);
         let mut plain = PlainNet::check_out(&state.discriminator);
         let (value_p, penalty_grads) = plain
             .penalty_gradients(x, rows, along, &mut Workspace::default(), |g| {

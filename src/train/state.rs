@@ -339,27 +339,20 @@ pub fn penalty_due(config: &Experiment, d_steps_before: i32) -> Option<(PenaltyK
         .then_some((gp.kind, (gp.weight * gp.every as f64) as f32))
 }
 
-/// The labels a class-conditional head scores a penalty's images with: the real batch's for R1
-/// and for WGAN-GP's interpolates (as PyTorch-StudioGAN's penalties do), the generated batch's
-/// for R2.
-pub fn penalty_labels<'a>(kind: PenaltyKind, real: &'a [u8], generated: &'a [u8]) -> &'a [u8] {
-    match kind.input() {
-        PenaltyInput::Real | PenaltyInput::Interpolates => real,
-        PenaltyInput::Generated => generated,
-    }
-}
-
-/// The images a penalty of `kind` looks at: the real batch, the generated one, or per row
-/// `e * real + (1 - e) * generated` with `e` drawn from `rng` (both training paths draw here).
-pub fn penalty_batch(
+/// The images a penalty of `kind` looks at, and the labels a class-conditional head scores
+/// them with: the real batch and its labels, the generated batch and its labels, or per row
+/// `e * real + (1 - e) * generated` with `e` drawn from `rng` (both training paths draw here)
+/// and the real batch's labels (as PyTorch-StudioGAN's WGAN-GP does). The batches are the
+/// step's own copies, moved rather than copied again.
+pub fn penalty_batch<'a>(
     kind: PenaltyKind,
-    real: &[f32],
-    fake: &[f32],
+    (real, labels): (Vec<f32>, &'a [u8]),
+    (fake, fake_labels): (Vec<f32>, &'a [u8]),
     rng: &mut ChaCha8Rng,
-) -> Vec<f32> {
+) -> (Vec<f32>, &'a [u8]) {
     match kind.input() {
-        PenaltyInput::Real => real.to_vec(),
-        PenaltyInput::Generated => fake.to_vec(),
+        PenaltyInput::Real => (real, labels),
+        PenaltyInput::Generated => (fake, fake_labels),
         PenaltyInput::Interpolates => {
             let rows = real.len() / IMAGE_PIXELS;
             let mut mixed = Vec::with_capacity(real.len());
@@ -373,7 +366,7 @@ pub fn penalty_batch(
                         .map(|(a, b)| e * a + (1.0 - e) * b),
                 );
             }
-            mixed
+            (mixed, labels)
         }
     }
 }

@@ -15,8 +15,8 @@ use std::time::Instant;
 use rand_chacha::ChaCha8Rng;
 
 use super::state::{
-    add_instance_noise, generator_input_values, penalty_batch, penalty_due, penalty_labels, DStep,
-    GanState, PhaseTimes,
+    add_instance_noise, generator_input_values, penalty_batch, penalty_due, DStep, GanState,
+    PhaseTimes,
 };
 use crate::config::conditioning::{discriminator_input, head, image_gradient};
 use crate::config::{Experiment, IMAGE_PIXELS};
@@ -237,8 +237,8 @@ impl PlainGan {
                 g.iter_mut().zip(h).for_each(|(a, b)| *a += b);
             }
             if let (Some((kind, weight)), Some((real, fake))) = (penalty, penalty_inputs) {
-                let x = penalty_batch(kind, &real, &fake, rng);
-                let along = head.score_gradient(penalty_labels(kind, labels, &fake_labels));
+                let (x, x_labels) = penalty_batch(kind, (real, labels), (fake, &fake_labels), rng);
+                let along = head.score_gradient(x_labels);
                 let (value, penalty_grads) = d
                     .penalty_gradients(x, batch, along, workspace, |g| {
                         kind.of_input_gradient(g, batch, weight)
