@@ -55,7 +55,7 @@ impl RunRecord {
         }
         let config = config::load_saved(&dir.join(CONFIG_FILE))?;
         let metrics = RunDir::read_metrics(dir)?;
-        let eval_path = dir.join(crate::run_dir::eval_file_name(None, false));
+        let eval_path = dir.join(crate::run_dir::eval_file_name(None, false, false));
         let eval = EvalRecord::read(&eval_path);
         if eval.is_none() && eval_path.exists() {
             tracing::warn!(

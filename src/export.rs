@@ -169,10 +169,11 @@ pub fn write_noise(out: &Path, generated: &Generated) -> Result<()> {
         data: le_bytes(&inputs.noise),
     }];
     if generated.config.conditioning.is_some() {
-        let labels = match generated.labels {
+        let labels = match &generated.labels {
             GenerationLabels::Balanced => "balanced".to_string(),
             GenerationLabels::Only(label) => label.to_string(),
             GenerationLabels::GridRows { width } => format!("one class per row of {width}"),
+            GenerationLabels::Listed(_) => "listed".to_string(),
         };
         metadata.insert("labels".to_string(), labels);
         tensors.push(Bytes {

@@ -57,7 +57,7 @@ pub struct Generated {
 }
 
 /// What `sample` and `eval` ask of a run's generator.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Request {
     /// How many images.
     pub n: usize,
@@ -81,18 +81,18 @@ pub fn generate_from_run(
     request: Request,
 ) -> Result<Generated> {
     let (config, mut state) = load_run(run, checkpoint_path)?;
-    check_labels(run, &config, request.labels)?;
+    check_labels(run, &config, &request.labels)?;
     let dev = Cpu::seed_from_u64(request.seed);
     let draw = Draw {
         n: request.n,
         mode: request.mode.unwrap_or(config.generation.mode),
-        labels: request.labels,
+        labels: request.labels.clone(),
     };
     let mut rng = ChaCha8Rng::seed_from_u64(request.seed);
     let mut inputs = DrawnInputs::default();
     let sampler = state.sampler(request.raw_generator);
     let pixels =
-        generate_recording_inputs(&config, sampler, draw, &mut rng, &dev, Some(&mut inputs));
+        generate_recording_inputs(&config, sampler, &draw, &mut rng, &dev, Some(&mut inputs));
     Ok(Generated {
         moving_average: state.ema.is_some() && !request.raw_generator,
         config,
@@ -100,13 +100,13 @@ pub fn generate_from_run(
         inputs,
         epoch: state.epoch,
         mode: draw.mode,
-        labels: request.labels,
+        labels: draw.labels,
     })
 }
 
 /// Refuses a label the run's generator cannot be asked for.
-fn check_labels(run: &Path, config: &Experiment, labels: GenerationLabels) -> Result<()> {
-    let GenerationLabels::Only(label) = labels else {
+fn check_labels(run: &Path, config: &Experiment, labels: &GenerationLabels) -> Result<()> {
+    let &GenerationLabels::Only(label) = labels else {
         return Ok(());
     };
     let message = match &config.conditioning {

@@ -141,6 +141,31 @@ fn a_conditional_run_trains_and_eval_measures_its_label_accuracy() {
         .iter()
         .all(|f| f.as_f64().is_some_and(|f| f.is_finite() && f >= 0.0)));
     let mean = fids.iter().map(|f| f.as_f64().unwrap()).sum::<f64>() / 10.0;
+    assert_eq!(record["labels"], "balanced", "{record}");
+
+    // The test set's labels: scored into their own file, beside the balanced one.
+    let out = s.ok(&[
+        "eval",
+        "runs/c",
+        "--n",
+        "200",
+        "--labels",
+        "test",
+        "--data-dir",
+        &data,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("test labels)"), "{stdout}");
+    let test_record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.path().join("runs/c/eval-test-labels.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(test_record["labels"], "test", "{test_record}");
+    let balanced = std::fs::read_to_string(s.path().join("runs/c/eval.json")).unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&balanced).unwrap(),
+        record
+    );
 
     // Training scored epoch 1: its row holds both; compare and ls read them (eval.json's, of
     // the same epoch, are the latest).

@@ -50,6 +50,22 @@ fn eval_scores_a_run_with_all_five_measures_and_the_reference_rows() {
         );
         assert!(!s.path().join("runs/smoke/eval.json").exists());
     }
+    // An unconditional G takes no labels: asking it for the test set's is refused by name.
+    let err = s.fails(&[
+        "eval",
+        "runs/smoke",
+        "--n",
+        "200",
+        "--labels",
+        "test",
+        "--data-dir",
+        &data,
+    ]);
+    assert!(
+        err.contains("runs/smoke") && err.contains("[conditioning]") && err.contains("--labels"),
+        "{err}"
+    );
+    assert!(!s.path().join("runs/smoke/eval-test-labels.json").exists());
     let out = s.ok(&["eval", "runs/smoke", "--n", "200", "--data-dir", &data]);
     let out = String::from_utf8_lossy(&out.stdout);
     for row in [

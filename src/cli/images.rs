@@ -215,6 +215,36 @@ pub struct EvalArgs {
     /// Refuse an `--n` needing more memory than this many GB (default: 80% of this machine's).
     #[arg(long, value_name = "GB")]
     pub memory_limit: Option<f64>,
+    /// Which labels a class-conditional run's generator is asked for: `balanced` (every digit
+    /// equally often, what the digit shares and grids assume) or `test` (sample i gets the
+    /// i-th test label, so the digits come as often as in the test images that FID, precision
+    /// and recall compare against); `test` writes `eval-test-labels.json`.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "balanced",
+        conflicts_with = "samples"
+    )]
+    pub labels: EvalLabels,
+}
+
+/// `eval --labels`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvalLabels {
+    /// Every class equally often.
+    Balanced,
+    /// The test set's labels in order.
+    Test,
+}
+
+impl EvalLabels {
+    /// The name eval.json records.
+    fn name(self) -> &'static str {
+        match self {
+            EvalLabels::Balanced => "balanced",
+            EvalLabels::Test => "test",
+        }
+    }
 }
 
 /// Warns when a run trained on some of the 2,000 validation images that scoring uses.
@@ -263,6 +293,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         write_reference,
         memory_limit,
         raw_generator,
+        labels: label_choice,
     } = args;
     use crate::eval::{render_table, Evaluator, MIN_SCORED_IMAGES};
     if samples.is_none() {
@@ -298,13 +329,17 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut labels = None;
+    let test_labels = label_choice == EvalLabels::Test;
     let (pixels, epoch, generated) = match (&run, &samples) {
         (Some(run), _) => {
             let request = crate::sample::Request {
                 n,
                 seed: 0,
                 mode: generation,
-                labels: GenerationLabels::Balanced,
+                labels: match label_choice {
+                    EvalLabels::Balanced => GenerationLabels::Balanced,
+                    EvalLabels::Test => GenerationLabels::Listed(evaluator.test_labels().into()),
+                },
                 raw_generator,
             };
             let crate::sample::Generated {
@@ -317,6 +352,13 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
                 ..
             } = crate::sample::generate_from_run(run, checkpoint.as_deref(), request)?;
             warn_of_validation_overlap(run, &run_config);
+            if test_labels && run_config.conditioning.is_none() {
+                anyhow::bail!(
+                    "{}: --labels test asks a class-conditional generator for the test set's \
+                     labels, but this run's config has no [conditioning]; drop --labels",
+                    run.display()
+                );
+            }
             if run_config.conditioning.is_some() {
                 labels = Some(inputs.labels[..n].to_vec());
             }
@@ -342,9 +384,10 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let reference = evaluator.reference();
     let label = match (epoch, generated) {
         (Some(e), Some((mode, _, raw))) => format!(
-            "samples (epoch {e}, {}{})",
+            "samples (epoch {e}, {}{}{})",
             mode.name(),
-            if raw { ", raw generator" } else { "" }
+            if raw { ", raw generator" } else { "" },
+            if test_labels { ", test labels" } else { "" }
         ),
         _ => "samples".to_string(),
     };
@@ -362,6 +405,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         epoch,
         generation: generated.map(|(mode, _, _)| mode),
         raw_generator: generated.is_some_and(|(_, _, raw)| raw),
+        labels: labels.is_some().then(|| label_choice.name().to_string()),
         checkpoint,
         samples_file: samples,
     };

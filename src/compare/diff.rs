@@ -73,7 +73,7 @@ pub fn diff(a: &RunRecord, b: &RunRecord) -> RunDiff {
     }
     if let (Some(x), Some(y)) = (&a.eval, &b.eval) {
         let (ex, ey) = (x.epoch.unwrap_or(0), y.epoch.unwrap_or(0));
-        let eval_file = crate::run_dir::eval_file_name(None, false);
+        let eval_file = crate::run_dir::eval_file_name(None, false, false);
         best_metrics.push((
             format!("fid ({eval_file})"),
             x.scores.fid,
@@ -166,7 +166,7 @@ pub fn render_diff(d: &RunDiff, format: TableFormat) -> String {
     if !d.best_metrics.is_empty() {
         out += &heading(&format!(
             "Best over the epochs (lowest loss and FID), and {}",
-            crate::run_dir::eval_file_name(None, false)
+            crate::run_dir::eval_file_name(None, false, false)
         ));
         let rows: Vec<Vec<String>> = d
             .best_metrics

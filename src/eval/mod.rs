@@ -206,6 +206,11 @@ impl Evaluator {
         })
     }
 
+    /// The test images' labels, in the order of the test file.
+    pub fn test_labels(&self) -> &[u8] {
+        &self.data.test_labels
+    }
+
     /// The classifier in use.
     pub fn classifier(&self) -> &Classifier {
         &self.classifier
@@ -330,6 +335,10 @@ pub struct EvalRecord {
     /// itself (`--raw-generator`).
     #[serde(default)]
     pub raw_generator: bool,
+    /// For a class-conditional run's samples, which labels G was asked for: `balanced` or
+    /// `test` (`eval --labels`); absent for others and in files written before the choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<String>,
     /// The classifier the measures used.
     pub classifier: ClassifierIdentity,
     /// The samples' scores.
@@ -364,6 +373,8 @@ pub struct EvalSource {
     /// Whether a run that keeps a moving average of its generator was scored on the generator
     /// itself.
     pub raw_generator: bool,
+    /// Which labels a class-conditional run's generator was asked for.
+    pub labels: Option<String>,
 }
 
 impl EvalRecord {
@@ -383,6 +394,7 @@ impl EvalRecord {
             checkpoint: source.checkpoint,
             samples_file: source.samples_file,
             raw_generator: source.raw_generator,
+            labels: source.labels,
             classifier: ClassifierIdentity {
                 sha256: c.sha256.clone(),
                 test_accuracy: c.test_accuracy,
@@ -403,9 +415,11 @@ impl EvalRecord {
     /// own generation mode (`own_mode`), `eval-<mode>.json` for another. Returns its path.
     pub fn write_into_run(&self, run: &Path, own_mode: bool) -> Result<PathBuf> {
         let other_mode = self.generation.filter(|_| !own_mode);
+        let test_labels = self.labels.as_deref() == Some("test");
         let path = run.join(crate::run_dir::eval_file_name(
             other_mode,
             self.raw_generator,
+            test_labels,
         ));
         let text = serde_json::to_string_pretty(self).expect("the record serialises");
         crate::files::write_atomic(&path, text.as_bytes())?;

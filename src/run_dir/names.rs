@@ -37,12 +37,18 @@ pub const CHECKPOINTS_DIR: &str = "checkpoints";
 pub const SAMPLES_DIR: &str = "samples";
 
 /// The file name of a run's scores from `gan-run eval`: `eval.json` in the config's generation
-/// mode, `eval-<mode>.json` in another.
-pub fn eval_file_name(other_mode: Option<GenerationMode>, raw_generator: bool) -> String {
+/// mode, `eval-<mode>.json` in another; `-raw` for the generator without its moving average,
+/// `-test-labels` for a conditional generator asked for the test set's labels.
+pub fn eval_file_name(
+    other_mode: Option<GenerationMode>,
+    raw_generator: bool,
+    test_labels: bool,
+) -> String {
     let raw = if raw_generator { "-raw" } else { "" };
+    let labels = if test_labels { "-test-labels" } else { "" };
     match other_mode {
-        None => format!("eval{raw}.json"),
-        Some(mode) => format!("eval-{}{raw}.json", mode.name()),
+        None => format!("eval{raw}{labels}.json"),
+        Some(mode) => format!("eval-{}{raw}{labels}.json", mode.name()),
     }
 }
 
@@ -132,11 +138,13 @@ mod tests {
         assert_eq!(checkpoint_epoch(&checkpoint_name(7)), Some(7));
         assert_eq!(checkpoint_epoch(BEST_CHECKPOINT), None);
         assert_eq!(checkpoint_epoch(INTERRUPTED_CHECKPOINT), None);
-        assert!(is_eval_file_name(&eval_file_name(None, false)));
+        assert!(is_eval_file_name(&eval_file_name(None, false, false)));
         assert!(is_eval_file_name(&eval_file_name(
             Some(GenerationMode::AsTrained),
+            true,
             true
         )));
-        assert_eq!(eval_file_name(None, true), "eval-raw.json");
+        assert_eq!(eval_file_name(None, true, false), "eval-raw.json");
+        assert_eq!(eval_file_name(None, false, true), "eval-test-labels.json");
     }
 }

@@ -391,7 +391,7 @@ pub fn noise_values(config: &Experiment, rows: usize, rng: &mut ChaCha8Rng) -> V
 }
 
 /// Which labels a class-conditional generator is asked for outside training.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum GenerationLabels {
     /// Image `i` gets [`generation_label`]: every class equally often, one per grid row (grids,
     /// scoring, and `sample` unless told otherwise).
@@ -405,15 +405,20 @@ pub enum GenerationLabels {
         /// Images per row.
         width: usize,
     },
+    /// Image `i` gets label `i` of the list, from its start again past its end (`eval --labels
+    /// test`: the test set's labels in order, so that the classes come as often as in the
+    /// images FID compares against).
+    Listed(std::sync::Arc<[u8]>),
 }
 
 impl GenerationLabels {
     /// The label of generated image `i` of a config with `classes` classes.
-    pub fn of(self, classes: usize, i: usize) -> u8 {
+    pub fn of(&self, classes: usize, i: usize) -> u8 {
         match self {
             GenerationLabels::Balanced => generation_label(classes, i),
-            GenerationLabels::Only(label) => label,
-            GenerationLabels::GridRows { width } => ((i / width.max(1)) % classes) as u8,
+            GenerationLabels::Only(label) => *label,
+            &GenerationLabels::GridRows { width } => ((i / width.max(1)) % classes) as u8,
+            GenerationLabels::Listed(labels) => labels[i % labels.len()],
         }
     }
 }
@@ -434,7 +439,8 @@ pub fn generation_input(
     rng: &mut ChaCha8Rng,
     dev: &Cpu,
 ) -> Matrix {
-    let (z, labels) = generation_input_values(config, rows, first, GenerationLabels::Balanced, rng);
+    let (z, labels) =
+        generation_input_values(config, rows, first, &GenerationLabels::Balanced, rng);
     let width = config.input_widths().0;
     dev.tensor_from_vec(generator_input(config, z, &labels), (rows, width))
 }
@@ -445,7 +451,7 @@ pub fn generation_input_values(
     config: &Experiment,
     rows: usize,
     first: usize,
-    labels: GenerationLabels,
+    labels: &GenerationLabels,
     rng: &mut ChaCha8Rng,
 ) -> (Vec<f32>, Vec<u8>) {
     let z = noise_values(config, rows, rng);
@@ -552,6 +558,11 @@ mod tests {
             assert!(digits.iter().all(|&d| d as usize == row % 10), "{digits:?}");
         }
         assert_eq!(GenerationLabels::Balanced.of(10, 31), 3);
+        // A list (eval --labels test) gives image i its i-th label, from the start again past
+        // its end.
+        let listed = GenerationLabels::Listed(vec![7, 2, 1].into());
+        let labels: Vec<u8> = (0..7).map(|i| listed.of(10, i)).collect();
+        assert_eq!(labels, [7, 2, 1, 7, 2, 1, 7]);
     }
 
     fn epoch(epoch: usize, d_loss: f64, g_loss: f64, d_real: f64, d_fake: f64) -> EpochMetrics {

@@ -39,11 +39,11 @@ pub fn generate(
         mode,
         labels: GenerationLabels::Balanced,
     };
-    generate_recording_inputs(config, generator, draw, rng, dev, None)
+    generate_recording_inputs(config, generator, &draw, rng, dev, None)
 }
 
 /// What to draw outside training.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Draw {
     /// How many images.
     pub n: usize,
@@ -67,7 +67,7 @@ pub struct DrawnInputs {
 pub fn generate_recording_inputs(
     config: &Experiment,
     generator: &mut Network,
-    draw: Draw,
+    draw: &Draw,
     rng: &mut ChaCha8Rng,
     dev: &Cpu,
     mut record: Option<&mut DrawnInputs>,
@@ -78,7 +78,7 @@ pub fn generate_recording_inputs(
     let mut pixels = Vec::with_capacity(wanted);
     while pixels.len() < wanted {
         let first = pixels.len() / IMAGE_PIXELS;
-        let (z, labels) = generation_input_values(config, batch, first, draw.labels, rng);
+        let (z, labels) = generation_input_values(config, batch, first, &draw.labels, rng);
         if let Some(record) = record.as_mut() {
             record.noise.extend_from_slice(&z);
             record.labels.extend_from_slice(&labels);
