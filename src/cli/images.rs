@@ -280,6 +280,59 @@ fn print_label_accuracy(scores: &crate::eval::Scores) {
     }
 }
 
+/// What `eval` drew from a run.
+struct RunSamples {
+    pixels: Vec<f32>,
+    epoch: usize,
+    /// How G drew them, whether that is the run's own mode, and whether by the raw G of a run
+    /// that keeps a moving average.
+    drawn: (GenerationMode, bool, bool),
+    /// The labels G was asked for, for a class-conditional run.
+    labels: Option<Vec<u8>>,
+}
+
+/// Draws `request.n` images from a run for `eval`; a request for listed labels (`--labels
+/// test`) is refused for a run without conditioning.
+fn draw_for_eval(
+    run: &std::path::Path,
+    checkpoint: Option<&std::path::Path>,
+    request: crate::sample::Request,
+) -> anyhow::Result<RunSamples> {
+    let (n, listed) = (
+        request.n,
+        matches!(request.labels, GenerationLabels::Listed(_)),
+    );
+    let crate::sample::Generated {
+        config,
+        pixels,
+        epoch,
+        mode,
+        moving_average,
+        inputs,
+        ..
+    } = crate::sample::generate_from_run(run, checkpoint, request)?;
+    warn_of_validation_overlap(run, &config);
+    if listed && config.conditioning.is_none() {
+        anyhow::bail!(
+            "{}: --labels test asks a class-conditional generator for the test set's labels, \
+             but this run's config has no [conditioning]; drop --labels",
+            run.display()
+        );
+    }
+    let own_mode = mode == config.generation.mode;
+    // A run without a moving average has one generator: its scores are not "raw".
+    let raw = config.model.generator.ema.is_some() && !moving_average;
+    Ok(RunSamples {
+        pixels,
+        epoch,
+        drawn: (mode, own_mode, raw),
+        labels: config
+            .conditioning
+            .is_some()
+            .then(|| inputs.labels[..n].to_vec()),
+    })
+}
+
 /// `gan-run eval`: score a run's samples, or an image file, with every measure.
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let EvalArgs {
@@ -328,9 +381,8 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         println!("{}", out.display());
         return Ok(());
     }
-    let mut labels = None;
     let test_labels = label_choice == EvalLabels::Test;
-    let (pixels, epoch, generated) = match (&run, &samples) {
+    let (pixels, epoch, generated, labels) = match (&run, &samples) {
         (Some(run), _) => {
             let request = crate::sample::Request {
                 n,
@@ -342,32 +394,10 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
                 },
                 raw_generator,
             };
-            let crate::sample::Generated {
-                config: run_config,
-                pixels: p,
-                epoch: e,
-                mode,
-                moving_average,
-                inputs,
-                ..
-            } = crate::sample::generate_from_run(run, checkpoint.as_deref(), request)?;
-            warn_of_validation_overlap(run, &run_config);
-            if test_labels && run_config.conditioning.is_none() {
-                anyhow::bail!(
-                    "{}: --labels test asks a class-conditional generator for the test set's \
-                     labels, but this run's config has no [conditioning]; drop --labels",
-                    run.display()
-                );
-            }
-            if run_config.conditioning.is_some() {
-                labels = Some(inputs.labels[..n].to_vec());
-            }
-            let own_mode = mode == run_config.generation.mode;
-            // A run without a moving average has one generator: its scores are not "raw".
-            let raw = run_config.model.generator.ema.is_some() && !moving_average;
-            (p, Some(e), Some((mode, own_mode, raw)))
+            let s = draw_for_eval(run, checkpoint.as_deref(), request)?;
+            (s.pixels, Some(s.epoch), Some(s.drawn), s.labels)
         }
-        (None, Some(file)) => (crate::data::read_idx_images(file)?, None, None),
+        (None, Some(file)) => (crate::data::read_idx_images(file)?, None, None, None),
         (None, None) => anyhow::bail!("name a run directory or pass --samples FILE"),
     };
     let images = pixels.len() / crate::config::IMAGE_PIXELS;
