@@ -10,6 +10,7 @@ use crate::error::Error;
 const EVERY_TABLE: &str = "name = \"\"\n\
     [data]\ntrain_size = 1\n\
     [gradient_penalty]\nkind = \"r1\"\nweight = 1.0\n\
+    [mode_seeking]\nweight = 1.0\n\
     [conditioning]\nclasses = 10\n\
     [model.generator]\nlayers = []\nema = { decay = 0.9 }\n\
     [model.discriminator]\nlayers = []\n";

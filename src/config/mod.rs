@@ -111,6 +111,10 @@ pub struct ExperimentConfig {
         deserialize_with = "crate::regularizer::penalty_or_none"
     )]
     pub gradient_penalty: Option<GradientPenaltyConfig>,
+    /// Mode seeking (`[mode_seeking]`, Mao et al. 2019): a term in G's loss rewarding different
+    /// images from different noise, when the config has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode_seeking: Option<crate::regularizer::ModeSeeking>,
     /// Class conditioning (`[conditioning]`): G and D read a label, when the config has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditioning: Option<ConditioningConfig>,

@@ -68,6 +68,7 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
     check_label_smoothing(c)?;
     check_instance_noise(&c.instance_noise)?;
     check_gradient_penalty(c)?;
+    check_mode_seeking(c)?;
     check_generation(&c.generation)?;
     check_optimizers(&c.optimizer)?;
     check_schedule(c)
@@ -275,6 +276,30 @@ fn check_label_smoothing(c: &ExperimentConfig) -> std::result::Result<(), Proble
 
 /// A gradient penalty: a positive weight, a step cadence, and a D whose layers it can
 /// differentiate twice.
+fn check_mode_seeking(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
+    let Some(ms) = &c.mode_seeking else {
+        return Ok(());
+    };
+    if !(ms.weight > 0.0 && ms.weight <= 1e6) {
+        return p(
+            "mode_seeking.weight",
+            format!("must be positive and at most 1e6, got {}", ms.weight),
+        );
+    }
+    // G's batch is taken as pairs, row i with row i + batch / 2.
+    if !c.training.batch_size.is_multiple_of(2) {
+        return p(
+            "training.batch_size",
+            format!(
+                "mode seeking pairs G's samples, so the batch must be even, got {}: make it \
+                 even or remove [mode_seeking]",
+                c.training.batch_size
+            ),
+        );
+    }
+    Ok(())
+}
+
 fn check_gradient_penalty(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
     let Some(gp) = &c.gradient_penalty else {
         return Ok(());

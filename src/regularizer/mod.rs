@@ -5,12 +5,15 @@
 //! backpropagation) is the fast path's, `model::backprop::PlainNet::penalty_gradients`, which
 //! each layer kind's `FastLayer::penalty_pass` serves. This file lists the penalties
 //! ([`penalties!`]'s call) and holds the `[gradient_penalty]` table. Adding a penalty is its
-//! file plus one line there.
+//! file plus one line there. G's one regulariser, mode seeking (`[mode_seeking]`), is a term
+//! on G's images rather than on D's gradient, in its own file.
 
+mod mode_seeking;
 mod r1;
 mod r2;
 mod wgan_gp;
 
+pub use mode_seeking::ModeSeeking;
 pub use r1::R1;
 pub use r2::R2;
 pub use wgan_gp::WganGp;

@@ -7,8 +7,8 @@ use std::time::Instant;
 use dfdx::prelude::*;
 
 use super::state::{
-    add_instance_noise, generator_input_values, penalty_batch, penalty_due, DStep, GanState,
-    PhaseTimes,
+    add_instance_noise, g_step_input_values, generator_input_values, noise_columns, penalty_batch,
+    penalty_due, DStep, GanState, PhaseTimes,
 };
 use crate::config::conditioning::{discriminator_input, head};
 use crate::config::{Experiment, IMAGE_PIXELS};
@@ -171,13 +171,19 @@ pub fn g_step(
 ) -> f32 {
     let phase = Instant::now();
     state.generator.start_step();
-    let (z, labels) = generator_input(state, config, batch, dev);
+    let (z, labels) = g_step_input_values(config, batch, &mut state.rng);
+    let noise = noise_columns(config, &z, batch);
+    let z = dev.tensor_from_vec(z, (batch, config.input_widths().0));
     let fake = state.generator.forward(
         z.leaky_traced(),
         Mode::Train {
             rng: &mut state.rng,
         },
     );
+    // Mode seeking reads G's images before instance noise; the same images, on the same tape.
+    let mode_seeking = config
+        .mode_seeking
+        .map(|term| term.on_tape(fake.with_empty_tape(), &noise, batch));
     // Instance noise is a constant on the tape: the gradient passes through unchanged.
     let std = config.instance_noise.std_in(state.epoch + 1);
     let fake = match std > 0.0 {
@@ -194,7 +200,10 @@ pub fn g_step(
     let head = head(config.conditioning.as_ref());
     let loss = head.reference(config.loss, logits, &labels, Term::Generator);
     let value = loss.array();
-    let mut grads = loss.backward();
+    let mut grads = match mode_seeking {
+        Some(term) => (loss + term).backward(),
+        None => loss.backward(),
+    };
     times.g_step += phase.elapsed();
 
     let phase = Instant::now();

@@ -497,6 +497,38 @@ pub fn generator_input_values(
     )
 }
 
+/// G's input for a G step of `rows` samples, and their labels: [`generator_input_values`],
+/// except that with mode seeking in a class-conditional run the second half of the batch
+/// repeats the first half's labels (drawn once, after the noise), so that each pair the term
+/// compares differs by its noise alone.
+pub fn g_step_input_values(
+    config: &Experiment,
+    rows: usize,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<f32>, Vec<u8>) {
+    let (Some(_), Some(c)) = (&config.mode_seeking, &config.conditioning) else {
+        return generator_input_values(config, rows, rng);
+    };
+    let z = noise_values(config, rows, rng);
+    let mut labels = fake_labels(config, rows / 2, rng);
+    labels.extend_from_within(..);
+    (
+        conditioning::generator_input(Some(c), z, config.noise.dim, &labels),
+        labels,
+    )
+}
+
+/// The noise part of G's input rows (each row's first `noise.dim` numbers; the rest, if any,
+/// is the label's one-hot).
+pub fn noise_columns(config: &Experiment, input: &[f32], rows: usize) -> Vec<f32> {
+    let (width, dim) = (input.len() / rows.max(1), config.noise.dim);
+    input
+        .chunks_exact(width)
+        .flat_map(|row| &row[..dim])
+        .copied()
+        .collect()
+}
+
 /// The noise behind every sample grid of a run: the same for every epoch (and for every run
 /// with the same seed and noise settings), so that grids can be compared.
 pub fn grid_noise(config: &Experiment) -> ChaCha8Rng {

@@ -15,8 +15,8 @@ use std::time::Instant;
 use rand_chacha::ChaCha8Rng;
 
 use super::state::{
-    add_instance_noise, generator_input_values, penalty_batch, penalty_due, DStep, GanState,
-    PhaseTimes,
+    add_instance_noise, g_step_input_values, generator_input_values, noise_columns, penalty_batch,
+    penalty_due, DStep, GanState, PhaseTimes,
 };
 use crate::config::conditioning::{discriminator_input, head, image_gradient};
 use crate::config::{Experiment, IMAGE_PIXELS};
@@ -302,10 +302,18 @@ impl PlainGan {
     ) -> f32 {
         let phase = Instant::now();
         self.generator.start_step();
-        let (z, labels) = generator_input_values(config, batch, rng);
+        let (z, labels) = g_step_input_values(config, batch, rng);
+        let noise = config
+            .mode_seeking
+            .map(|_| noise_columns(config, &z, batch));
         let (mut fake, g_trace) =
             self.generator
                 .forward(z, batch, Some(rng), true, &mut self.workspace);
+        // Mode seeking reads G's images before instance noise.
+        let mode_seeking = config
+            .mode_seeking
+            .zip(noise)
+            .map(|(term, noise)| term.of_images(&fake, &noise, batch).1);
         add_instance_noise(&mut fake, self.instance_noise, rng);
         let c = config.conditioning.as_ref();
         let fake = discriminator_input(c, fake, &labels);
@@ -323,7 +331,10 @@ impl PlainGan {
                 &mut self.workspace,
             )
             .expect("asked for the input gradient");
-        let d_fake = image_gradient(c, d_fake);
+        let mut d_fake = image_gradient(c, d_fake);
+        if let Some(grad) = mode_seeking {
+            d_fake.iter_mut().zip(grad).for_each(|(g, m)| *g += m);
+        }
         // G's update runs inside its backward pass (its time counts as the G step's).
         let step = self.g_opt.begin_step();
         self.generator.backward(

@@ -169,6 +169,17 @@ fn conditional_configs(conv_d: &str, conv_d_planes: &str, upsample_g: &str) -> V
                 "gradient_penalty={kind = \"r2\", weight = 1.0}",
             ],
         ),
+        // Mode seeking in a conditional G with batch statistics (pairs share their labels),
+        // under instance noise (which the term does not see).
+        load(
+            "smoke.toml",
+            &[
+                "model.discriminator.layers[2].out=11",
+                "conditioning={discriminator = \"projection\"}",
+                "mode_seeking={weight = 1.0}",
+                "instance_noise.std=0.1",
+            ],
+        ),
     ]
 }
 
@@ -274,6 +285,8 @@ fn step_test_configs() -> Vec<Experiment> {
                 "gradient_penalty={kind = \"wgan_gp\", weight = 10.0}",
             ],
         ),
+        // Mode seeking through every layer kind of G.
+        load("smoke.toml", &[every_kind_g, "mode_seeking={weight = 2.0}"]),
         // A moving average of a G with running batch-norm (its statistics copied).
         load(
             "smoke.toml",
