@@ -59,7 +59,7 @@ fn smoke_config_trains_on_mnist_and_fills_the_run_directory() {
 
 /// With spectral norm on D's linear layers, metrics.csv's d_sigma_max is the largest `v^T W u`
 /// of the epoch's checkpoint (g_sigma_max stays empty: G has none), and TensorBoard has each
-/// normalised layer's sigma.
+/// normalised layer's sigma. Mode seeking's term is logged beside them.
 #[test]
 fn spectrally_normalised_layers_report_their_sigma_each_epoch() {
     let s = Scratch::new();
@@ -72,6 +72,8 @@ fn spectrally_normalised_layers_report_their_sigma_each_epoch() {
         "model.discriminator.layers[0].spectral_norm=true",
         "--set",
         "model.discriminator.layers[2].spectral_norm=true",
+        "--set",
+        "mode_seeking.weight=0.5",
     ];
     let data = data_dir();
     s.ok(&smoke_args(&args, &data));
@@ -84,6 +86,10 @@ fn spectrally_normalised_layers_report_their_sigma_each_epoch() {
         rows.iter().map(|r| r[i].to_string()).collect()
     };
     assert_eq!(column("g_sigma_max"), ["", ""]);
+    // The term is weight / (ratio + 1e-5) with a positive ratio of mean distances.
+    for term in column("mode_seeking") {
+        assert!(term.parse::<f64>().is_ok_and(|t| t > 0.0), "{term}");
+    }
     let d_sigma: Vec<f64> = column("d_sigma_max")
         .iter()
         .map(|c| c.parse().unwrap())
@@ -126,6 +132,7 @@ fn spectrally_normalised_layers_report_their_sigma_each_epoch() {
     let bytes = std::fs::read(events.path()).unwrap();
     let has = |tag: &str| bytes.windows(tag.len()).any(|w| w == tag.as_bytes());
     assert!(has("sigma/discriminator.layers.0") && has("sigma/discriminator.layers.2"));
+    assert!(has("loss/mode_seeking"));
     assert!(!has("sigma/discriminator.layers.1") && !has("sigma/generator"));
 }
 

@@ -126,6 +126,7 @@ impl RunEvents {
             ("d_input_gradient/real", m.d_grad_norm_real),
             ("d_input_gradient/fake", m.d_grad_norm_fake),
             ("loss/gradient_penalty", m.penalty),
+            ("loss/mode_seeking", m.mode_seeking),
         ];
         values.extend(optional.iter().filter_map(|(t, v)| v.map(|v| (*t, v))));
         let sigma_tags: Vec<String> = sigmas.iter().map(|(n, _)| format!("sigma/{n}")).collect();

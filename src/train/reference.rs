@@ -8,7 +8,7 @@ use dfdx::prelude::*;
 
 use super::state::{
     add_instance_noise, g_step_input_values, generator_input_values, noise_columns, penalty_batch,
-    penalty_due, DStep, GanState, PhaseTimes,
+    penalty_due, DStep, GStep, GanState, PhaseTimes,
 };
 use crate::config::conditioning::{discriminator_input, head};
 use crate::config::{Experiment, IMAGE_PIXELS};
@@ -168,7 +168,7 @@ pub fn g_step(
     batch: usize,
     dev: &Cpu,
     times: &mut PhaseTimes,
-) -> f32 {
+) -> GStep {
     let phase = Instant::now();
     state.generator.start_step();
     let (z, labels) = g_step_input_values(config, batch, &mut state.rng);
@@ -200,6 +200,7 @@ pub fn g_step(
     let head = head(config.conditioning.as_ref());
     let loss = head.reference(config.loss, logits, &labels, Term::Generator);
     let value = loss.array();
+    let mode_seeking_value = mode_seeking.as_ref().map(|term| term.array());
     let mut grads = match mode_seeking {
         Some(term) => (loss + term).backward(),
         None => loss.backward(),
@@ -216,5 +217,8 @@ pub fn g_step(
         average.check_in(ema);
     }
     times.optimizer += phase.elapsed();
-    value
+    GStep {
+        loss: value,
+        mode_seeking: mode_seeking_value,
+    }
 }

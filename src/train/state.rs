@@ -106,6 +106,10 @@ pub struct EpochMetrics {
     /// likewise.
     #[serde(default)]
     pub label_fid: Option<f64>,
+    /// Mode seeking's term (its weight included) averaged over the epoch's G steps; empty
+    /// without `[mode_seeking]`.
+    #[serde(default)]
+    pub mode_seeking: Option<f64>,
 }
 
 /// Epochs over which unmoving losses count as a stuck run.
@@ -190,6 +194,10 @@ pub struct PartialEpoch {
     /// before it was recorded.
     #[serde(default)]
     pub penalty: (f64, usize),
+    /// Mode seeking's term summed over the G steps done; absent in checkpoints from before it
+    /// was recorded.
+    #[serde(default)]
+    pub mode_seeking: f64,
 }
 
 impl PartialEpoch {
@@ -203,6 +211,7 @@ impl PartialEpoch {
             g_steps: 0,
             seconds: 0.0,
             penalty: (0.0, 0),
+            mode_seeking: 0.0,
         }
     }
 
@@ -568,6 +577,15 @@ pub struct DStep {
     /// The gradient penalty, in the D steps that computed one (its weight included, its lazy
     /// cadence not).
     pub penalty: Option<f32>,
+}
+
+/// What one G step measured.
+#[derive(Debug, Clone, Copy)]
+pub struct GStep {
+    /// G's adversarial loss.
+    pub loss: f32,
+    /// Mode seeking's term (its weight included), with `[mode_seeking]`.
+    pub mode_seeking: Option<f32>,
 }
 
 #[cfg(test)]

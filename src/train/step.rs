@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::state::{
     add_instance_noise, g_step_input_values, generator_input_values, noise_columns, penalty_batch,
-    penalty_due, DStep, GanState, PhaseTimes,
+    penalty_due, DStep, GStep, GanState, PhaseTimes,
 };
 use crate::config::conditioning::{discriminator_input, head, image_gradient};
 use crate::config::{Experiment, IMAGE_PIXELS};
@@ -292,14 +292,14 @@ impl PlainGan {
     }
 
     /// One generator step: G in its own update, D outside its own; D is only differentiated
-    /// with respect to its input, and only G's parameters move. Returns the loss.
+    /// with respect to its input, and only G's parameters move.
     pub fn g_step(
         &mut self,
         rng: &mut ChaCha8Rng,
         config: &Experiment,
         batch: usize,
         times: &mut PhaseTimes,
-    ) -> f32 {
+    ) -> GStep {
         let phase = Instant::now();
         self.generator.start_step();
         let (z, labels) = g_step_input_values(config, batch, rng);
@@ -313,7 +313,7 @@ impl PlainGan {
         let mode_seeking = config
             .mode_seeking
             .zip(noise)
-            .map(|(term, noise)| term.of_images(&fake, &noise, batch).1);
+            .map(|(term, noise)| term.of_images(&fake, &noise, batch));
         add_instance_noise(&mut fake, self.instance_noise, rng);
         let c = config.conditioning.as_ref();
         let fake = discriminator_input(c, fake, &labels);
@@ -332,9 +332,10 @@ impl PlainGan {
             )
             .expect("asked for the input gradient");
         let mut d_fake = image_gradient(c, d_fake);
-        if let Some(grad) = mode_seeking {
+        let mode_seeking = mode_seeking.map(|(value, grad)| {
             d_fake.iter_mut().zip(grad).for_each(|(g, m)| *g += m);
-        }
+            value
+        });
         // G's update runs inside its backward pass (its time counts as the G step's).
         let step = self.g_opt.begin_step();
         self.generator.backward(
@@ -348,7 +349,10 @@ impl PlainGan {
             ema.move_average_towards(&self.generator, *decay);
         }
         times.g_step += phase.elapsed();
-        l.loss
+        GStep {
+            loss: l.loss,
+            mode_seeking,
+        }
     }
 }
 

@@ -134,6 +134,7 @@ pub fn train_epoch(
         mut g_steps,
         seconds: seconds_before,
         penalty: (mut penalty_sum, mut penalties),
+        mode_seeking: mut mode_seeking_sum,
         ..
     } = progress_so_far(state, train.len(), batch);
     let [mut d_sum, mut g_sum, mut real_sum, mut fake_sum] = sums;
@@ -166,8 +167,10 @@ pub fn train_epoch(
 
             let mut g_loss = None;
             if (step + 1).is_multiple_of(config.training.d_steps_per_g_step) {
-                let loss = plain.g_step(rng, config, batch, times);
+                let g = plain.g_step(rng, config, batch, times);
+                let loss = g.loss;
                 check_finite(loss, "the generator loss", epoch, step)?;
+                mode_seeking_sum += g.mode_seeking.unwrap_or(0.0) as f64;
                 g_sum += loss as f64;
                 g_steps += 1;
                 g_loss = Some(loss);
@@ -205,6 +208,7 @@ pub fn train_epoch(
                 g_steps,
                 seconds,
                 penalty: (penalty_sum, penalties),
+                mode_seeking: mode_seeking_sum,
             });
         }
         return Err(e);
@@ -223,6 +227,9 @@ pub fn train_epoch(
         d_grad_norm_real: end.map(|e| e.d_grad_norm_real as f64),
         d_grad_norm_fake: end.map(|e| e.d_grad_norm_fake as f64),
         penalty: (penalties > 0).then(|| penalty_sum / penalties as f64),
+        mode_seeking: config
+            .mode_seeking
+            .map(|_| mode_seeking_sum / g_steps.max(1) as f64),
         g_sigma_max: state.generator.largest_sigma(),
         d_sigma_max: state.discriminator.largest_sigma(),
         // The scores come from the run's `Scores` output, in the epochs it scores.

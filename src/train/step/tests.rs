@@ -336,7 +336,14 @@ fn plain_steps_match_the_dfdx_tape_steps() {
             }
             let a = g_step(&mut tape, &config, batch, &dev, &mut times);
             let b = plain.g_step(&mut fast.rng, &config, batch, &mut times);
-            assert!(close(a, b), "g loss {a} vs {b}");
+            assert!(close(a.loss, b.loss), "g loss {a:?} vs {b:?}");
+            assert_eq!(
+                (a.mode_seeking.is_some(), b.mode_seeking.is_some()),
+                (config.mode_seeking.is_some(), config.mode_seeking.is_some())
+            );
+            if let (Some(x), Some(y)) = (a.mode_seeking, b.mode_seeking) {
+                assert!(close(x, y) && y > 0.0, "mode seeking {x} vs {y}");
+            }
         }
         // The end-of-epoch losses, against the tape path's networks outside their updates.
         let mut probe = ChaCha8Rng::seed_from_u64(7);
@@ -420,7 +427,7 @@ fn reused_buffers_do_not_change_a_step() {
             plain.clone().check_in(&mut after);
             outcomes.push((
                 d.loss.to_bits(),
-                g.to_bits(),
+                g.loss.to_bits(),
                 params(&mut after.generator),
                 params(&mut after.discriminator),
             ));
