@@ -201,6 +201,23 @@ pub struct PartialEpoch {
 }
 
 impl PartialEpoch {
+    /// Adds one D step's measures to the sums.
+    pub fn add_d_step(&mut self, d: &DStep) {
+        self.sums[0] += d.loss as f64;
+        self.sums[2] += d.d_real as f64;
+        self.sums[3] += d.d_fake as f64;
+        if let Some(p) = d.penalty {
+            self.penalty = (self.penalty.0 + p as f64, self.penalty.1 + 1);
+        }
+    }
+
+    /// Adds one G step's measures to the sums.
+    pub fn add_g_step(&mut self, g: &GStep) {
+        self.sums[1] += g.loss as f64;
+        self.g_steps += 1;
+        self.mode_seeking += g.mode_seeking.unwrap_or(0.0) as f64;
+    }
+
     /// The 1-based `epoch` before its first step, on its data `order`.
     pub fn starting(epoch: usize, order: Vec<u32>) -> PartialEpoch {
         PartialEpoch {

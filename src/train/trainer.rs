@@ -127,18 +127,8 @@ pub fn train_epoch(
     let epoch = state.epoch + 1;
     let batch = config.training.batch_size;
     let batches = train.len() / batch;
-    let PartialEpoch {
-        order,
-        steps_done: first_step,
-        sums,
-        mut g_steps,
-        seconds: seconds_before,
-        penalty: (mut penalty_sum, mut penalties),
-        mode_seeking: mut mode_seeking_sum,
-        ..
-    } = progress_so_far(state, train.len(), batch);
-    let [mut d_sum, mut g_sum, mut real_sum, mut fake_sum] = sums;
-    let mut steps_done = first_step;
+    let mut progress = progress_so_far(state, train.len(), batch);
+    let (first_step, seconds_before) = (progress.steps_done, progress.seconds);
     // The hot loop runs on plain buffers; the networks and optimizers go back into `state`
     // at the end (or on divergence, so the state stays whole).
     let mut plain = PlainGan::check_out(state);
@@ -153,29 +143,21 @@ pub fn train_epoch(
                 });
             }
             let phase = Instant::now();
-            let (pixels, labels) = batch_of(train, &order[step * batch..(step + 1) * batch]);
+            let rows = &progress.order[step * batch..(step + 1) * batch];
+            let (pixels, labels) = batch_of(train, rows);
             times.data += phase.elapsed();
 
             let d = plain.d_step(rng, config, pixels, &labels, times);
             check_finite(d.loss, "the discriminator loss", epoch, step)?;
-            d_sum += d.loss as f64;
-            real_sum += d.d_real as f64;
-            fake_sum += d.d_fake as f64;
-            if let Some(p) = d.penalty {
-                (penalty_sum, penalties) = (penalty_sum + p as f64, penalties + 1);
-            }
-
+            progress.add_d_step(&d);
             let mut g_loss = None;
             if (step + 1).is_multiple_of(config.training.d_steps_per_g_step) {
                 let g = plain.g_step(rng, config, batch, times);
-                let loss = g.loss;
-                check_finite(loss, "the generator loss", epoch, step)?;
-                mode_seeking_sum += g.mode_seeking.unwrap_or(0.0) as f64;
-                g_sum += loss as f64;
-                g_steps += 1;
-                g_loss = Some(loss);
+                check_finite(g.loss, "the generator loss", epoch, step)?;
+                progress.add_g_step(&g);
+                g_loss = Some(g.loss);
             }
-            steps_done = step + 1;
+            progress.steps_done = step + 1;
             stop = on_step(StepReport {
                 step: step + 1,
                 d,
@@ -191,53 +173,59 @@ pub fn train_epoch(
             &mut plain,
             config,
             train,
-            &order[(batches - 1) * batch..batches * batch],
+            &progress.order[(batches - 1) * batch..batches * batch],
             epoch,
         )),
         false => None,
     };
     plain.check_in(state);
-    let seconds = seconds_before + start.elapsed().as_secs_f64();
+    progress.seconds = seconds_before + start.elapsed().as_secs_f64();
     if let Err(e) = finished {
         if matches!(e, Error::Interrupted { .. }) {
-            state.partial = Some(PartialEpoch {
-                epoch,
-                steps_done,
-                order,
-                sums: [d_sum, g_sum, real_sum, fake_sum],
-                g_steps,
-                seconds,
-                penalty: (penalty_sum, penalties),
-                mode_seeking: mode_seeking_sum,
-            });
+            state.partial = Some(progress);
         }
         return Err(e);
     }
-
     let metrics = EpochMetrics {
-        epoch,
+        g_sigma_max: state.generator.largest_sigma(),
+        d_sigma_max: state.discriminator.largest_sigma(),
+        ..epoch_metrics(&progress, config, batches, end)
+    };
+    state.epoch = epoch;
+    state.history.push(metrics.clone());
+    Ok(metrics)
+}
+
+/// The measures of a finished epoch of `batches` steps from its sums (`progress`) and the
+/// end-of-epoch losses (`end`, none for an epoch without a step); the scores and sigmas are
+/// filled in by others.
+fn epoch_metrics(
+    progress: &PartialEpoch,
+    config: &Experiment,
+    batches: usize,
+    end: Option<EndOfEpoch>,
+) -> EpochMetrics {
+    let [d_sum, g_sum, real_sum, fake_sum] = progress.sums;
+    let (penalty_sum, penalties) = progress.penalty;
+    let g_steps = progress.g_steps.max(1) as f64;
+    let seconds = progress.seconds;
+    EpochMetrics {
+        epoch: progress.epoch,
         d_loss: d_sum / batches as f64,
-        g_loss: g_sum / g_steps.max(1) as f64,
+        g_loss: g_sum / g_steps,
         d_real: real_sum / batches as f64,
         d_fake: fake_sum / batches as f64,
         seconds,
-        samples_per_sec: (batches * batch) as f64 / seconds,
+        samples_per_sec: (batches * config.training.batch_size) as f64 / seconds,
         d_loss_end: end.map(|e| e.d_loss as f64),
         g_loss_end: end.map(|e| e.g_loss as f64),
         d_grad_norm_real: end.map(|e| e.d_grad_norm_real as f64),
         d_grad_norm_fake: end.map(|e| e.d_grad_norm_fake as f64),
         penalty: (penalties > 0).then(|| penalty_sum / penalties as f64),
-        mode_seeking: config
-            .mode_seeking
-            .map(|_| mode_seeking_sum / g_steps.max(1) as f64),
-        g_sigma_max: state.generator.largest_sigma(),
-        d_sigma_max: state.discriminator.largest_sigma(),
+        mode_seeking: config.mode_seeking.map(|_| progress.mode_seeking / g_steps),
         // The scores come from the run's `Scores` output, in the epochs it scores.
         ..EpochMetrics::default()
-    };
-    state.epoch = epoch;
-    state.history.push(metrics.clone());
-    Ok(metrics)
+    }
 }
 
 /// Where the coming epoch stands: the one an interrupt left in `state` (a checkpoint's, which
