@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::*;
+use crate::eval::LabelSource;
 use crate::train::GenerationLabels;
 
 /// Write generated images of a run as an MNIST-format IDX3 file (.gz if named so) or a PNG grid.
@@ -180,7 +181,7 @@ fn check_image_count(n: usize, limit_gb: Option<f64>) -> anyhow::Result<()> {
 /// log-likelihood (Goodfellow et al. 2014), memorisation, improved precision and recall
 /// (Kynkäänniemi et al. 2019) and KID (Bińkowski et al. 2018), beside the reference rows.
 /// Writes eval.json into the run (eval-<mode>.json for a --generation other than the
-/// run's own).
+/// run's own; -raw with --raw-generator, -test-labels with --labels test).
 #[derive(Args, Debug, Clone)]
 pub struct EvalArgs {
     /// The run directory (its newest checkpoint generates the samples).
@@ -223,28 +224,9 @@ pub struct EvalArgs {
         long,
         value_enum,
         default_value = "balanced",
-        conflicts_with = "samples"
+        conflicts_with_all = ["samples", "write_reference"]
     )]
-    pub labels: EvalLabels,
-}
-
-/// `eval --labels`.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EvalLabels {
-    /// Every class equally often.
-    Balanced,
-    /// The test set's labels in order.
-    Test,
-}
-
-impl EvalLabels {
-    /// The name eval.json records.
-    fn name(self) -> &'static str {
-        match self {
-            EvalLabels::Balanced => "balanced",
-            EvalLabels::Test => "test",
-        }
-    }
+    pub labels: LabelSource,
 }
 
 /// Warns when a run trained on some of the 2,000 validation images that scoring uses.
@@ -291,17 +273,29 @@ struct RunSamples {
     labels: Option<Vec<u8>>,
 }
 
-/// Draws `request.n` images from a run for `eval`; a request for listed labels (`--labels
-/// test`) is refused for a run without conditioning.
+/// Refuses `--labels test` for a run whose generator takes no label, before anything is
+/// loaded or drawn.
+fn refuse_labels_for_unconditional(run: &std::path::Path) -> anyhow::Result<()> {
+    let dir = crate::run_dir::RunDir {
+        path: run.to_path_buf(),
+    };
+    if dir.read_config()?.conditioning.is_none() {
+        anyhow::bail!(
+            "{}: --labels test asks a class-conditional generator for the test set's labels, \
+             but this run's config has no [conditioning]; drop --labels",
+            run.display()
+        );
+    }
+    Ok(())
+}
+
+/// Draws `request.n` images from a run for `eval`.
 fn draw_for_eval(
     run: &std::path::Path,
     checkpoint: Option<&std::path::Path>,
     request: crate::sample::Request,
 ) -> anyhow::Result<RunSamples> {
-    let (n, listed) = (
-        request.n,
-        matches!(request.labels, GenerationLabels::Listed(_)),
-    );
+    let n = request.n;
     let crate::sample::Generated {
         config,
         pixels,
@@ -312,13 +306,6 @@ fn draw_for_eval(
         ..
     } = crate::sample::generate_from_run(run, checkpoint, request)?;
     warn_of_validation_overlap(run, &config);
-    if listed && config.conditioning.is_none() {
-        anyhow::bail!(
-            "{}: --labels test asks a class-conditional generator for the test set's labels, \
-             but this run's config has no [conditioning]; drop --labels",
-            run.display()
-        );
-    }
     let own_mode = mode == config.generation.mode;
     // A run without a moving average has one generator: its scores are not "raw".
     let raw = config.model.generator.ema.is_some() && !moving_average;
@@ -362,6 +349,9 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(out) = &write_reference {
         crate::run_dir::check_output(out)?;
     }
+    if let (Some(run), LabelSource::Test) = (&run, label_choice) {
+        refuse_labels_for_unconditional(run)?;
+    }
     let started = std::time::Instant::now();
     let classifier = match &classifier {
         Some(path) => crate::classifier::Classifier::load(path)?,
@@ -381,7 +371,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         println!("{}", out.display());
         return Ok(());
     }
-    let test_labels = label_choice == EvalLabels::Test;
+    let test_labels = label_choice == LabelSource::Test;
     let (pixels, epoch, generated, labels) = match (&run, &samples) {
         (Some(run), _) => {
             let request = crate::sample::Request {
@@ -389,8 +379,8 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
                 seed: 0,
                 mode: generation,
                 labels: match label_choice {
-                    EvalLabels::Balanced => GenerationLabels::Balanced,
-                    EvalLabels::Test => GenerationLabels::Listed(evaluator.test_labels().into()),
+                    LabelSource::Balanced => GenerationLabels::Balanced,
+                    LabelSource::Test => GenerationLabels::Listed(evaluator.test_labels().into()),
                 },
                 raw_generator,
             };
@@ -435,7 +425,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         epoch,
         generation: generated.map(|(mode, _, _)| mode),
         raw_generator: generated.is_some_and(|(_, _, raw)| raw),
-        labels: labels.is_some().then(|| label_choice.name().to_string()),
+        labels: labels.is_some().then_some(label_choice),
         checkpoint,
         samples_file: samples,
     };

@@ -60,7 +60,7 @@ pub enum Command {
     /// log-likelihood (Goodfellow et al. 2014), memorisation, improved precision and recall
     /// (Kynkäänniemi et al. 2019) and KID (Bińkowski et al. 2018), beside the reference rows.
     /// Writes eval.json into the run (eval-<mode>.json for a --generation other than the
-    /// run's own).
+    /// run's own; -raw with --raw-generator, -test-labels with --labels test).
     Eval(EvalArgs),
     /// Time a config's training steps against this machine's matrix-product peak.
     Bench(BenchArgs),

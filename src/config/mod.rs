@@ -112,8 +112,12 @@ pub struct ExperimentConfig {
     )]
     pub gradient_penalty: Option<GradientPenaltyConfig>,
     /// Mode seeking (`[mode_seeking]`, Mao et al. 2019): a term in G's loss rewarding different
-    /// images from different noise, when the config has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// images from different noise, when the config has one whose weight is not 0.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::regularizer::mode_seeking_or_none"
+    )]
     pub mode_seeking: Option<crate::regularizer::ModeSeeking>,
     /// Class conditioning (`[conditioning]`): G and D read a label, when the config has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -274,8 +274,7 @@ fn check_label_smoothing(c: &ExperimentConfig) -> std::result::Result<(), Proble
     Ok(())
 }
 
-/// A gradient penalty: a positive weight, a step cadence, and a D whose layers it can
-/// differentiate twice.
+/// Mode seeking: a positive weight and a batch of pairs.
 fn check_mode_seeking(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
     let Some(ms) = &c.mode_seeking else {
         return Ok(());
@@ -283,7 +282,10 @@ fn check_mode_seeking(c: &ExperimentConfig) -> std::result::Result<(), Problem> 
     if !(ms.weight > 0.0 && ms.weight <= 1e6) {
         return p(
             "mode_seeking.weight",
-            format!("must be positive and at most 1e6, got {}", ms.weight),
+            format!(
+                "must be positive and at most 1e6 (0 turns the term off), got {}",
+                ms.weight
+            ),
         );
     }
     // G's batch is taken as pairs, row i with row i + batch / 2.
@@ -300,6 +302,10 @@ fn check_mode_seeking(c: &ExperimentConfig) -> std::result::Result<(), Problem> 
     Ok(())
 }
 
+/// A gradient penalty: a positive weight, a step cadence, and a D whose layers it can
+/// differentiate through twice.
+/// A gradient penalty: a positive weight, a step cadence, and a D whose layers it can
+/// differentiate twice.
 fn check_gradient_penalty(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
     let Some(gp) = &c.gradient_penalty else {
         return Ok(());

@@ -338,7 +338,7 @@ pub struct EvalRecord {
     /// For a class-conditional run's samples, which labels G was asked for: `balanced` or
     /// `test` (`eval --labels`); absent for others and in files written before the choice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub labels: Option<String>,
+    pub labels: Option<LabelSource>,
     /// The classifier the measures used.
     pub classifier: ClassifierIdentity,
     /// The samples' scores.
@@ -374,7 +374,18 @@ pub struct EvalSource {
     /// itself.
     pub raw_generator: bool,
     /// Which labels a class-conditional run's generator was asked for.
-    pub labels: Option<String>,
+    pub labels: Option<LabelSource>,
+}
+
+/// Which labels a class-conditional run's generator is asked for when scored (`eval
+/// --labels`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelSource {
+    /// Every class equally often.
+    Balanced,
+    /// The test set's labels in order.
+    Test,
 }
 
 impl EvalRecord {
@@ -412,10 +423,11 @@ impl EvalRecord {
 
     /// Writes the record into the run directory `run`, atomically, as
     /// [`crate::run_dir::eval_file_name`] names it: `eval.json` for samples drawn in the run's
-    /// own generation mode (`own_mode`), `eval-<mode>.json` for another. Returns its path.
+    /// own generation mode (`own_mode`), `eval-<mode>.json` for another, `-raw` for the raw
+    /// generator, `-test-labels` for the test set's labels. Returns its path.
     pub fn write_into_run(&self, run: &Path, own_mode: bool) -> Result<PathBuf> {
         let other_mode = self.generation.filter(|_| !own_mode);
-        let test_labels = self.labels.as_deref() == Some("test");
+        let test_labels = self.labels == Some(LabelSource::Test);
         let path = run.join(crate::run_dir::eval_file_name(
             other_mode,
             self.raw_generator,

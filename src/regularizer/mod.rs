@@ -13,6 +13,7 @@ mod r1;
 mod r2;
 mod wgan_gp;
 
+pub(crate) use mode_seeking::mode_seeking_or_none;
 pub use mode_seeking::ModeSeeking;
 pub use r1::R1;
 pub use r2::R2;

@@ -16,6 +16,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Matrix;
 
+/// Reads `[mode_seeking]`, whose `weight = 0` is read as no table at all (the same config,
+/// fingerprint and bits as a config without it), so that a sweep's grid can switch it off.
+pub(crate) fn mode_seeking_or_none<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<ModeSeeking>, D::Error> {
+    let term = ModeSeeking::deserialize(d)?;
+    Ok((term.weight != 0.0).then_some(term))
+}
+
 /// MSGAN's constant under the ratio.
 const EPS: f32 = 1e-5;
 
@@ -100,6 +109,21 @@ fn sign(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `weight = 0` is a config without the table, to the fingerprint.
+    #[test]
+    fn weight_zero_reads_as_no_term() {
+        let text = std::fs::read_to_string("configs/smoke.toml").unwrap();
+        let read = |table: &str| {
+            let path = std::path::Path::new("exp.toml");
+            crate::config::from_str(&format!("{text}\n{table}"), path, &[]).unwrap()
+        };
+        let off = read("[mode_seeking]\nweight = 0.0\n");
+        assert_eq!(off.mode_seeking, None);
+        assert_eq!(off.to_toml(), read("").to_toml());
+        let on = read("[mode_seeking]\nweight = 0.5\n");
+        assert_eq!(on.mode_seeking, Some(ModeSeeking { weight: 0.5 }));
+    }
 
     /// Four images of five numbers, from noise of three, with no pair equal anywhere.
     fn batch() -> (Vec<f32>, Vec<f32>) {

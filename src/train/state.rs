@@ -431,9 +431,9 @@ pub enum GenerationLabels {
         /// Images per row.
         width: usize,
     },
-    /// Image `i` gets label `i` of the list, from its start again past its end (`eval --labels
-    /// test`: the test set's labels in order, so that the classes come as often as in the
-    /// images FID compares against).
+    /// Image `i` gets label `i` of the list (not empty), from its start again past its end
+    /// (`eval --labels test`: the test set's labels in order, so that the classes come as
+    /// often as in the images FID compares against).
     Listed(std::sync::Arc<[u8]>),
 }
 
@@ -444,7 +444,10 @@ impl GenerationLabels {
             GenerationLabels::Balanced => generation_label(classes, i),
             GenerationLabels::Only(label) => *label,
             &GenerationLabels::GridRows { width } => ((i / width.max(1)) % classes) as u8,
-            GenerationLabels::Listed(labels) => labels[i % labels.len()],
+            GenerationLabels::Listed(labels) => {
+                assert!(!labels.is_empty(), "a label list to draw from");
+                labels[i % labels.len()]
+            }
         }
     }
 }
