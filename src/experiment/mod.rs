@@ -177,10 +177,13 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
     .expect("the list holds the configured epochs");
     let progress_file = progress::ProgressFile::start(
         &dir.path,
-        state.epoch + 1,
-        state.partial.as_ref().map_or(0, |p| p.steps_done),
-        steps,
+        (
+            state.epoch + 1,
+            state.partial.as_ref().map_or(0, |p| p.steps_done),
+            steps,
+        ),
         last_epoch,
+        last_epoch == config.training.epochs,
     );
     let mut outputs =
         outputs::epoch_outputs(evaluator, events, progress_file, (start_time, params));

@@ -103,12 +103,19 @@ pub struct ProgressFile {
     steps_this_start: usize,
     last_written: Instant,
     warned: bool,
+    /// Whether this start's last epoch is the run's last (not a `--max-epochs` or rung stop).
+    finishes_run: bool,
 }
 
 impl ProgressFile {
     /// Starts the file of `run`, whose next step is `step` + 1 of `epoch`, `steps` a epoch,
-    /// this start ending with `until_epoch`.
-    pub fn start(run: &Path, epoch: usize, step: usize, steps: usize, until_epoch: usize) -> Self {
+    /// this start ending with `until_epoch`, the run's last epoch when `finishes_run`.
+    pub fn start(
+        run: &Path,
+        (epoch, step, steps): (usize, usize, usize),
+        until_epoch: usize,
+        finishes_run: bool,
+    ) -> Self {
         let mut file = ProgressFile {
             run: run.to_path_buf(),
             progress: Progress {
@@ -122,6 +129,7 @@ impl ProgressFile {
             steps_this_start: 0,
             last_written: Instant::now(),
             warned: false,
+            finishes_run,
         };
         file.write_now();
         file
@@ -141,12 +149,13 @@ impl ProgressFile {
 impl Drop for ProgressFile {
     /// Writes the last step reached, so that the file of a start that stopped early (an
     /// interrupt, a failure) says where, not where it was up to 5 s earlier. A failure already
-    /// recorded in the file is kept. A start that trained to its end writes nothing more: its
-    /// run is complete without this file, and a kill during a write after that would leave
-    /// its lock and a temporary file in a finished run.
+    /// recorded in the file is kept; so is the end of a start that `--max-epochs` or a sweep's
+    /// rung stopped. A start that trained the run to its end writes nothing more: its run is
+    /// complete without this file, and a kill during a write after that would leave its lock
+    /// and a temporary file in a finished run.
     fn drop(&mut self) {
         let p = &self.progress;
-        let completed = p.epoch == p.until_epoch && p.step == p.steps;
+        let completed = self.finishes_run && p.epoch == p.until_epoch && p.step == p.steps;
         if self.steps_this_start == 0 || completed {
             return;
         }
@@ -210,7 +219,7 @@ mod tests {
     #[test]
     fn the_file_ends_at_the_last_step_reached() {
         let dir = tempfile::tempdir().unwrap();
-        let mut file = ProgressFile::start(dir.path(), 1, 0, 50, 2);
+        let mut file = ProgressFile::start(dir.path(), (1, 0, 50), 2, true);
         let d = crate::train::DStep {
             loss: 1.0,
             d_real: 0.5,
@@ -243,12 +252,44 @@ mod tests {
         assert!(p.seconds_per_step.is_some() && p.failed.is_some(), "{p:?}");
     }
 
+    /// A start stopped at its last epoch by `--max-epochs` leaves the file at that epoch's end;
+    /// one that trained the run to its end leaves it alone.
+    #[test]
+    fn a_paused_start_records_its_end_and_a_finished_run_does_not() {
+        let d = crate::train::DStep {
+            loss: 1.0,
+            d_real: 0.5,
+            d_fake: 0.5,
+            penalty: None,
+        };
+        for finishes_run in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut file = ProgressFile::start(dir.path(), (2, 0, 3), 2, finishes_run);
+            for step in 1..=3 {
+                let report = StepReport {
+                    step,
+                    d,
+                    g_loss: None,
+                };
+                file.step(2, &report);
+            }
+            drop(file);
+            let p = Progress::read(dir.path()).unwrap().unwrap();
+            let expected = if finishes_run { 0 } else { 3 };
+            assert_eq!(
+                (p.epoch, p.step),
+                (2, expected),
+                "finishes_run {finishes_run}"
+            );
+        }
+    }
+
     /// The file appears when training starts, a failure is recorded in it (an interrupt is
     /// not), and a damaged file is an error naming it.
     #[test]
     fn the_file_records_where_a_start_is_and_whether_it_failed() {
         let dir = tempfile::tempdir().unwrap();
-        let file = ProgressFile::start(dir.path(), 2, 0, 50, 4);
+        let file = ProgressFile::start(dir.path(), (2, 0, 50), 4, true);
         drop(file);
         let p = Progress::read(dir.path()).unwrap().unwrap();
         assert_eq!((p.epoch, p.step, p.steps, p.until_epoch), (2, 0, 50, 4));
