@@ -23,6 +23,9 @@ fn main() -> ExitCode {
         Command::Train(_) | Command::Sweep(_) | Command::RunPoint(_)
     );
     gan_run::interrupt::install(polls);
+    if !polls {
+        exit_quietly_on_closed_pipe();
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -34,4 +37,22 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// A reader that stops early (`gan-run ls | head`) ends the command quietly, as it would a C
+/// tool, rather than with a panic in `println!`. Not for training, whose lock and state are
+/// let go by their destructors.
+fn exit_quietly_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map_or("", String::as_str);
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            // 128 + SIGPIPE: what a shell reports for a C tool its reader left.
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }

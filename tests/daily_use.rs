@@ -513,3 +513,26 @@ fn each_start_records_its_provenance_and_diff_shows_where_two_runs_differ() {
         "{shown}"
     );
 }
+
+/// A reader that stops early (`gan-run check ... | head`) ends the command quietly: no panic,
+/// no backtrace, exit status 141 as for a C tool (or 0 had it all been written first).
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    let smoke = config("smoke.toml").display().to_string();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gan-run"))
+        .args(["check", &smoke, "--print"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes before the command writes its first line.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        matches!(out.status.code(), Some(141 | 0)),
+        "{:?}",
+        out.status
+    );
+}
