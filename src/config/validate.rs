@@ -274,20 +274,23 @@ fn check_label_smoothing(c: &ExperimentConfig) -> std::result::Result<(), Proble
     Ok(())
 }
 
+/// A regulariser's weight at `key`: positive and at most 1e6 (`off` says how to turn it off).
+fn check_weight(key: &str, weight: f64, off: &str) -> std::result::Result<(), Problem> {
+    match weight > 0.0 && weight <= 1e6 {
+        true => Ok(()),
+        false => p(
+            key,
+            format!("must be positive and at most 1e6{off}, got {weight}"),
+        ),
+    }
+}
+
 /// Mode seeking: a positive weight and a batch of pairs.
 fn check_mode_seeking(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
     let Some(ms) = &c.mode_seeking else {
         return Ok(());
     };
-    if !(ms.weight > 0.0 && ms.weight <= 1e6) {
-        return p(
-            "mode_seeking.weight",
-            format!(
-                "must be positive and at most 1e6 (0 turns the term off), got {}",
-                ms.weight
-            ),
-        );
-    }
+    check_weight("mode_seeking.weight", ms.weight, " (0 turns the term off)")?;
     // G's batch is taken as pairs, row i with row i + batch / 2.
     if !c.training.batch_size.is_multiple_of(2) {
         return p(
@@ -304,18 +307,11 @@ fn check_mode_seeking(c: &ExperimentConfig) -> std::result::Result<(), Problem> 
 
 /// A gradient penalty: a positive weight, a step cadence, and a D whose layers it can
 /// differentiate through twice.
-/// A gradient penalty: a positive weight, a step cadence, and a D whose layers it can
-/// differentiate twice.
 fn check_gradient_penalty(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
     let Some(gp) = &c.gradient_penalty else {
         return Ok(());
     };
-    if !(gp.weight > 0.0 && gp.weight <= 1e6) {
-        return p(
-            "gradient_penalty.weight",
-            format!("must be positive and at most 1e6, got {}", gp.weight),
-        );
-    }
+    check_weight("gradient_penalty.weight", gp.weight, "")?;
     if gp.every == 0 {
         return p("gradient_penalty.every", "must be at least 1".into());
     }
