@@ -8,6 +8,7 @@
 
 pub mod conditioning;
 mod fingerprint;
+mod instance_noise;
 pub mod keys;
 pub mod memory;
 mod overrides;
@@ -17,6 +18,8 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+pub use instance_noise::InstanceNoiseConfig;
 
 use crate::error::{ConfigLocation, Error, Result};
 use crate::files;
@@ -252,37 +255,6 @@ pub struct NetworkConfig {
     /// which grids, scoring, `eval`, `sample` and `export` then draw from. Generator only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ema: Option<EmaConfig>,
-}
-
-/// `[instance_noise]`: every image D sees, real or generated, in D's step and in G's, gets
-/// Gaussian noise of standard deviation `std * (1 - (epoch - 1) / epochs)` (none from epoch
-/// `epochs + 1` on), so that early in training the two distributions overlap and D's gradients
-/// carry information (Sønderby et al. 2016; Arjovsky & Bottou 2017). A key left out takes its
-/// value from the `Default` impl.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct InstanceNoiseConfig {
-    /// The noise's standard deviation in the first epoch; 0 turns it off.
-    pub std: f64,
-    /// Epochs over which it falls linearly to zero.
-    pub epochs: usize,
-}
-
-impl Default for InstanceNoiseConfig {
-    fn default() -> Self {
-        InstanceNoiseConfig {
-            std: 0.0,
-            epochs: 10,
-        }
-    }
-}
-
-impl InstanceNoiseConfig {
-    /// The standard deviation in the 1-based `epoch`.
-    pub fn std_in(&self, epoch: usize) -> f32 {
-        let left = 1.0 - (epoch.saturating_sub(1) as f64) / self.epochs.max(1) as f64;
-        (self.std * left.max(0.0)) as f32
-    }
 }
 
 /// `[model.generator.ema]`: after each G step, `ema = decay * ema + (1 - decay) * G` (Yazici et
