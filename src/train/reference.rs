@@ -172,7 +172,9 @@ pub fn g_step(
     let phase = Instant::now();
     state.generator.start_step();
     let (z, labels) = g_step_input_values(config, batch, &mut state.rng);
-    let noise = noise_columns(config, &z, batch);
+    let noise = config
+        .mode_seeking
+        .map(|_| noise_columns(config, &z, batch));
     let z = dev.tensor_from_vec(z, (batch, config.input_widths().0));
     let fake = state.generator.forward(
         z.leaky_traced(),
@@ -183,7 +185,8 @@ pub fn g_step(
     // Mode seeking reads G's images before instance noise; the same images, on the same tape.
     let mode_seeking = config
         .mode_seeking
-        .map(|term| term.on_tape(fake.with_empty_tape(), &noise, batch));
+        .zip(noise)
+        .map(|(term, noise)| term.on_tape(fake.with_empty_tape(), &noise, batch));
     // Instance noise is a constant on the tape: the gradient passes through unchanged.
     let std = config.instance_noise.std_in(state.epoch + 1);
     let fake = match std > 0.0 {
