@@ -403,6 +403,7 @@ pub fn train(
         beta1: 0.9,
         beta2: 0.999,
         eps: 1e-8,
+        lr_decay: Default::default(),
     });
     let (batch, shift) = (t.batch_size, t.max_shift as isize);
     let mut order: Vec<usize> = (0..data.train.len()).collect();

@@ -18,6 +18,8 @@ const ADDED_KEYS: &[&str] = &[
     "evaluation",
     "generation",
     "conditioning.classifier_weight",
+    "optimizer.generator.lr_decay",
+    "optimizer.discriminator.lr_decay",
 ];
 
 /// Keys of layer tables added after the first release, with the value that does what gan-run
@@ -199,6 +201,11 @@ mod tests {
                 .replace("\n[instance_noise]\nstd = 0.0\nepochs = 10\n", "")
                 .replace("stop_when_stuck = false\n", "")
                 .replace("tensorboard = true\ntensorboard_every_steps = 0\n", "")
+                .replace("\n[optimizer.generator.lr_decay]\nstart_epoch = 0\nepochs = 0\n", "")
+                .replace(
+                    "\n[optimizer.discriminator.lr_decay]\nstart_epoch = 0\nepochs = 0\n",
+                    ""
+                )
                 .replace(
                     "\n[evaluation]\nevery = 0\nsamples = 10000\n\n[generation]\nmode = \"as_trained\"\nextra_grids = []\n",
                     ""

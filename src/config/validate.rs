@@ -70,7 +70,7 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
     check_gradient_penalty(c)?;
     check_mode_seeking(c)?;
     check_generation(&c.generation)?;
-    check_optimizers(&c.optimizer)?;
+    check_optimizers(&c.optimizer, c.training.epochs)?;
     check_schedule(c)
 }
 
@@ -445,7 +445,7 @@ fn check_generation(g: &GenerationConfig) -> std::result::Result<(), Problem> {
 }
 
 /// Both Adams' settings.
-fn check_optimizers(o: &OptimizersConfig) -> std::result::Result<(), Problem> {
+fn check_optimizers(o: &OptimizersConfig, epochs: usize) -> std::result::Result<(), Problem> {
     for (net, a) in [
         ("generator", &o.generator),
         ("discriminator", &o.discriminator),
@@ -471,6 +471,18 @@ fn check_optimizers(o: &OptimizersConfig) -> std::result::Result<(), Problem> {
             return p(
                 &key("eps"),
                 format!("must be between 1e-30 and 1, got {}", a.eps),
+            );
+        }
+        let decay = a.lr_decay;
+        if decay.epochs > 0 && !(1..=epochs).contains(&decay.start_epoch) {
+            return p(
+                &key("lr_decay.start_epoch"),
+                format!(
+                    "must name an epoch of the run (1 to training.epochs = {epochs}) for the \
+                     rate to fall over lr_decay.epochs = {}, got {}; set lr_decay.epochs = 0 \
+                     to keep the rate constant",
+                    decay.epochs, decay.start_epoch
+                ),
             );
         }
     }

@@ -24,6 +24,42 @@ pub struct AdamSettings {
     /// Denominator guard (TensorFlow's and PyTorch's default 1e-8).
     #[serde(default = "defaults::eps")]
     pub eps: f64,
+    /// A linear fall of the learning rate towards zero late in training; off by default.
+    #[serde(default)]
+    pub lr_decay: LrDecay,
+}
+
+/// `lr_decay = { start_epoch = S, epochs = N }`: from epoch `S` on, each epoch trains at
+/// `lr * (1 - k / (N + 1))`, k = 1 in epoch `S` up to N in epoch `S + N - 1` and after, so the
+/// rate falls in N equal steps to `lr / (N + 1)` (CycleGAN's linear decay, by epochs). Late,
+/// small steps let both networks settle where a constant rate keeps them circling. The schedule
+/// names its epochs rather than "the last N", so that extending a run's `training.epochs`
+/// never changes the rate of an epoch already trained. `epochs = 0` (the default) is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct LrDecay {
+    /// The first epoch (1-based) trained at a lower rate.
+    pub start_epoch: usize,
+    /// Epochs over which the rate falls; 0 keeps it constant.
+    pub epochs: usize,
+}
+
+impl LrDecay {
+    /// The factor on the learning rate in the 1-based `epoch`.
+    pub fn factor_in(&self, epoch: usize) -> f64 {
+        if self.epochs == 0 || epoch < self.start_epoch {
+            return 1.0;
+        }
+        let k = (epoch + 1 - self.start_epoch).min(self.epochs);
+        1.0 - k as f64 / (self.epochs + 1) as f64
+    }
+}
+
+impl AdamSettings {
+    /// The learning rate in the 1-based `epoch`: exactly `lr` (times 1.0) without a decay.
+    pub fn lr_in(&self, epoch: usize) -> f64 {
+        self.lr * self.lr_decay.factor_in(epoch)
+    }
 }
 
 /// The tutorial's Adam (the paper config sets D's beta1 itself).
@@ -49,6 +85,7 @@ impl Default for AdamSettings {
             beta1: defaults::beta1(),
             beta2: defaults::beta2(),
             eps: defaults::eps(),
+            lr_decay: LrDecay::default(),
         }
     }
 }
@@ -128,5 +165,33 @@ impl TensorVisitor for Update<'_> {
             .cfg
             .try_update(self.state.steps, t, m, v, grad)
             .expect("cpu adam kernel");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_falls_in_equal_steps_from_its_start_epoch_and_then_holds() {
+        let settings = AdamSettings {
+            lr: 2e-4,
+            lr_decay: LrDecay {
+                start_epoch: 3,
+                epochs: 4,
+            },
+            ..AdamSettings::default()
+        };
+        let factors: Vec<f64> = (1..=8).map(|e| settings.lr_decay.factor_in(e)).collect();
+        let expected = [1.0, 1.0, 0.8, 0.6, 0.4, 0.2, 0.2, 0.2];
+        for (e, (f, want)) in (1..=8).zip(factors.iter().zip(expected)) {
+            assert!((f - want).abs() < 1e-12, "epoch {e}: {f} for {want}");
+            assert!((settings.lr_in(e) - 2e-4 * want).abs() < 1e-15, "epoch {e}");
+        }
+        // Off by default, and exactly the configured rate.
+        assert_eq!(
+            AdamSettings::default().lr_in(50),
+            AdamSettings::default().lr
+        );
     }
 }

@@ -134,6 +134,7 @@ pub fn d_step(
     times.d_step += phase.elapsed();
 
     let phase = Instant::now();
+    state.d_opt.cfg.lr = config.optimizer.discriminator.lr_in(state.epoch + 1);
     state.d_opt.update(&mut state.discriminator, &mut grads);
     times.optimizer += phase.elapsed();
     DStep {
@@ -211,6 +212,7 @@ pub fn g_step(
     times.g_step += phase.elapsed();
 
     let phase = Instant::now();
+    state.g_opt.cfg.lr = config.optimizer.generator.lr_in(state.epoch + 1);
     state.g_opt.update(&mut state.generator, &mut grads);
     if let (Some(ema), Some(decay)) = (&mut state.ema, GanState::ema_decay(config, state.epoch + 1))
     {

@@ -151,8 +151,12 @@ impl PlainGan {
     }
 
     /// Sets what changes from epoch to epoch for the steps of the 1-based `epoch`: the moving
-    /// average's decay ([`GanState::ema_decay`]) and the instance noise's standard deviation.
+    /// average's decay ([`GanState::ema_decay`]), the instance noise's standard deviation and
+    /// both learning rates.
     pub fn begin_epoch(&mut self, config: &Experiment, epoch: usize) {
+        let optimizers = &config.optimizer;
+        self.g_opt.lr = optimizers.generator.lr_in(epoch) as f32;
+        self.d_opt.lr = optimizers.discriminator.lr_in(epoch) as f32;
         if let (Some((_, d)), Some(decay)) = (&mut self.ema, GanState::ema_decay(config, epoch)) {
             *d = decay;
         }

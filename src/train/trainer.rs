@@ -449,4 +449,51 @@ mod tests {
         };
         assert_eq!(run(), run());
     }
+
+    /// Epoch 2 of a decay over 3 epochs from epoch 2 trains at (1 - 1/4) of the rate: both
+    /// paths, the fast trainer and the tape's steps, reach the weights that a constant rate of
+    /// 0.75 lr reaches, bit for bit, and not those of the full rate.
+    #[test]
+    fn a_decayed_rate_is_the_rate_the_epoch_trains_at() {
+        let dev = Cpu::default();
+        let images = fake_images(8);
+        let decayed = [
+            "optimizer.generator.lr_decay={start_epoch = 2, epochs = 3}",
+            "optimizer.discriminator.lr_decay={start_epoch = 2, epochs = 3}",
+        ];
+        let lowered = [
+            "optimizer.generator.lr=1.5e-4",
+            "optimizer.discriminator.lr=1.5e-4",
+        ];
+        // Epoch 2 from an epoch-1 state: the fast trainer, then the tape path's steps.
+        let second_epoch = |config: &Experiment, tape: bool| {
+            let mut state = GanState::new(config, &dev);
+            state.epoch = 1;
+            if tape {
+                let pixels = images.pixels()[..4 * IMAGE_PIXELS].to_vec();
+                let real: crate::model::Matrix = dev.tensor_from_vec(pixels, (4, IMAGE_PIXELS));
+                let mut times = PhaseTimes::default();
+                d_step(&mut state, config, real, &[], &dev, &mut times);
+                g_step(&mut state, config, 4, &dev, &mut times);
+            } else {
+                train_epoch(
+                    &mut state,
+                    config,
+                    &PackedImages::pack(&images),
+                    &mut PhaseTimes::default(),
+                    |_| ControlFlow::Continue(()),
+                )
+                .unwrap();
+            }
+            (
+                snapshot(&mut state.generator),
+                snapshot(&mut state.discriminator),
+            )
+        };
+        for tape in [false, true] {
+            let with_decay = second_epoch(&tiny_config_with(&decayed), tape);
+            assert_eq!(with_decay, second_epoch(&tiny_config_with(&lowered), tape));
+            assert_ne!(with_decay, second_epoch(&tiny_config(), tape));
+        }
+    }
 }
