@@ -83,6 +83,15 @@ pub enum Error {
         message: String,
     },
 
+    /// A checkpoint that a new run cannot branch from (`train --branch-from`).
+    #[error("cannot branch from checkpoint {}: {message}", path.display())]
+    Branch {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+
     /// A classifier weights file (`--classifier`) that cannot be read or used.
     #[error("classifier weights {}: {message}", path.display())]
     ClassifierFile {
@@ -219,6 +228,13 @@ impl Error {
                 "a checkpoint can only be used by the config that wrote it: `gan-run train` \
                  starts afresh under another `--name` or with `--force`; `sample` and `eval` \
                  take another file with `--checkpoint`"
+                    .into(),
+            ),
+            Error::Branch { .. } => Some(
+                "a branch takes its parent's tensors as they are: its config may change the \
+                 loss, the optimizers and their schedules, the regularisers and the epochs, not \
+                 the layers, the conditioning or the moving average; name an epoch's checkpoint \
+                 (checkpoints/epoch-NNNN.safetensors) or the parent's run directory"
                     .into(),
             ),
             Error::ClassifierFile { .. } => Some(

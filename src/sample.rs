@@ -31,7 +31,12 @@ pub fn load_run(run: &Path, checkpoint_path: Option<&Path>) -> Result<(Experimen
     let mut state = GanState::new(&config, &dev);
     let bytes = crate::files::read(&path, crate::files::CHECKPOINT)
         .map_err(|e| Error::io("cannot read", &path, e))?;
-    checkpoint::restore(&mut state, &bytes, &path, &config.training_fingerprint())?;
+    checkpoint::restore(
+        &mut state,
+        &bytes,
+        &path,
+        Some(&config.training_fingerprint()),
+    )?;
     // A checkpoint of an interrupted epoch holds the raw generator's statistics in its
     // average; an epoch's end already re-estimated them, and doing it again changes nothing.
     state.refresh_ema_statistics(&config, &dev);

@@ -336,3 +336,72 @@ fn a_run_made_before_saved_configs_held_every_key_resumes_with_its_fingerprint()
         assert!(config.contains(key), "`{key}` missing from\n{config}");
     }
 }
+
+/// A branch from an epoch's checkpoint carries on its parent's state: under the same config it
+/// trains the parent's next epoch to the bit; with the learning rate decayed from epoch 2 it
+/// shares epoch 1's row and then differs; from a run directory it starts at the newest epoch
+/// checkpoint; a branch whose networks differ is refused and leaves no run behind.
+#[test]
+fn a_branch_carries_on_its_parents_state_under_its_own_config() {
+    let s = Scratch::new();
+    let data = data_dir();
+    let smoke = config("smoke.toml").display().to_string();
+    s.ok(&smoke_args(
+        &[&smoke, "--set", "training.epochs=2", "--name", "parent"],
+        &data,
+    ));
+    let parent = s.path().join("runs/parent");
+    let from = parent.join("checkpoints/epoch-0001.safetensors");
+    let from = from.display().to_string();
+    let branch = |name: &str, sets: &[&str], from: &str| {
+        let mut args = vec![smoke.as_str(), "--name", name, "--branch-from", from];
+        for set in sets {
+            args.extend(["--set", set]);
+        }
+        s.run(&smoke_args(&args, &data))
+    };
+    assert!(branch("same", &["training.epochs=2"], &from)
+        .status
+        .success());
+    let same = s.path().join("runs/same");
+    let last = "checkpoints/epoch-0002.safetensors";
+    assert_eq!(tensors(&parent.join(last)), tensors(&same.join(last)));
+    let rows = |run: &std::path::Path| loss_columns(&run.join("metrics.csv"));
+    assert_eq!(rows(&parent), rows(&same));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(same.join("branch.json")).unwrap()).unwrap();
+    assert_eq!(record["epoch"], 1);
+    assert!(record["checkpoint"]
+        .as_str()
+        .unwrap()
+        .ends_with("epoch-0001.safetensors"));
+
+    let decay = "optimizer.generator.lr_decay={start_epoch = 2, epochs = 2}";
+    assert!(branch("decayed", &["training.epochs=2", decay], &from)
+        .status
+        .success());
+    let decayed = rows(&s.path().join("runs/decayed"));
+    assert_eq!(decayed[0], rows(&parent)[0]);
+    assert_ne!(decayed[1], rows(&parent)[1]);
+
+    // From the run directory: its newest epoch checkpoint (epoch 2).
+    let parent_dir = parent.display().to_string();
+    assert!(branch("longer", &["training.epochs=3"], &parent_dir)
+        .status
+        .success());
+    let longer = rows(&s.path().join("runs/longer"));
+    assert_eq!((longer.len(), &longer[..2]), (3, &rows(&parent)[..]));
+
+    let wide = branch("wide", &["model.discriminator.layers[0].out=32"], &from);
+    let stderr = String::from_utf8_lossy(&wide.stderr);
+    assert!(!wide.status.success());
+    for needle in [
+        "cannot branch",
+        "epoch-0001.safetensors",
+        "[784, 32]",
+        "not the layers",
+    ] {
+        assert!(stderr.contains(needle), "{needle} not in {stderr}");
+    }
+    assert!(!s.path().join("runs/wide").exists());
+}

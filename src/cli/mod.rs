@@ -216,13 +216,16 @@ fn parse_overrides(set: &[String]) -> anyhow::Result<Vec<Override>> {
         .collect::<Result<Vec<_>, _>>()?)
 }
 
-/// Where a start stops before the run's last epoch.
-#[derive(Debug, Clone, Copy, Default)]
-struct EpochLimits {
+/// Where a start begins (other than at its own last checkpoint) and where it stops before the
+/// run's last epoch.
+#[derive(Debug, Clone, Default)]
+struct StartRange {
     /// At most this many epochs in this start.
     this_start: Option<usize>,
     /// Not past this epoch.
     until: Option<usize>,
+    /// The checkpoint a new run branches from (`train --branch-from`).
+    branch_from: Option<PathBuf>,
 }
 
 /// Trains one experiment into `dir` and reports how far it got.
@@ -230,7 +233,7 @@ fn train_one(
     experiment: &Experiment,
     dir: &Path,
     force: bool,
-    limits: EpochLimits,
+    limits: StartRange,
     overrides: &[String],
     hparams: Vec<(String, crate::tensorboard::HParamValue)>,
 ) -> anyhow::Result<()> {
@@ -242,6 +245,7 @@ fn train_one(
         max_epochs_this_start: limits.this_start,
         until_epoch: limits.until,
         hparams,
+        branch_from: limits.branch_from,
     };
     let summary = crate::experiment::run(experiment, &options)?;
     // A start that returns short of the last epoch stopped where it was asked to (a signal

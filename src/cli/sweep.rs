@@ -271,9 +271,10 @@ pub fn run_point(args: RunPointArgs) -> anyhow::Result<()> {
         &experiment,
         &dir,
         false,
-        EpochLimits {
+        StartRange {
             this_start: None,
             until: until_epoch,
+            branch_from: None,
         },
         &[point.overrides.clone(), set.clone()].concat(),
         point

@@ -33,6 +33,13 @@ pub struct TrainArgs {
     /// share of the cores; output in RUNS_DIR/logs/<run>.log).
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
+    /// Start the run from another run's checkpoint (a file, or a run directory: its newest
+    /// epoch checkpoint) under this config: its weights, Adam moments, random stream, epoch
+    /// and metrics, so that the branch differs from its parent only by what this config
+    /// changes (a late learning-rate decay, say). The networks must hold the same tensors.
+    /// Only the run's first start reads it; a stopped branch resumes its own checkpoints.
+    #[arg(long, value_name = "CHECKPOINT|RUN_DIR")]
+    pub branch_from: Option<PathBuf>,
 }
 
 impl TrainArgs {
@@ -52,7 +59,8 @@ impl TrainArgs {
             runs_dir,
             force,
             max_epochs,
-            jobs: _, // the child trains one config
+            jobs: _,        // the child trains one config
+            branch_from: _, // refused with several configs
         } = self;
         let mut args = vec!["train".to_string(), config.display().to_string()];
         args.extend(["--runs-dir".to_string(), runs_dir.display().to_string()]);
@@ -94,11 +102,15 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         force,
         max_epochs,
         jobs,
+        branch_from,
         ..
     } = &args;
     let configs = &resolved.files;
     if name.is_some() && configs.len() > 1 {
         anyhow::bail!("--name names one run; it cannot be used with several configs");
+    }
+    if branch_from.is_some() && configs.len() > 1 {
+        anyhow::bail!("--branch-from starts one run; it cannot be used with several configs");
     }
     if let Some(n) = &name {
         config::check_run_name(n).map_err(|m| anyhow::anyhow!("--name: {m}"))?;
@@ -145,9 +157,10 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
                 .map_err(|m| anyhow::anyhow!("--name: {m}"))?,
             None => experiment,
         };
-        let limits = EpochLimits {
+        let limits = StartRange {
             this_start: *max_epochs,
             until: None,
+            branch_from: branch_from.clone(),
         };
         let dir = runs_dir.join(&experiment.name);
         if let Err(e) = train_one(&experiment, &dir, *force, limits, &common.set, Vec::new()) {

@@ -41,6 +41,11 @@ pub struct RunOptions {
     pub until_epoch: Option<usize>,
     /// A sweep point's values of the swept keys, for TensorBoard's HParams tab.
     pub hparams: Vec<(String, crate::tensorboard::HParamValue)>,
+    /// A checkpoint of another run (or a run directory: its newest epoch checkpoint) that a
+    /// new run starts from under this config: its weights, Adam moments, random stream, epoch
+    /// and metrics, so that the branch differs from its parent only by what the config
+    /// changes. Read by the run's first start only; later starts resume its own checkpoints.
+    pub branch_from: Option<PathBuf>,
 }
 
 /// What `summary.json` holds, written when a run finishes.
@@ -117,6 +122,7 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
     let fingerprint = config.training_fingerprint();
     let inputs = read_inputs(config, options, &fingerprint)?;
     let (dir, start, lock) = RunDir::prepare(&options.run_dir, config, options.force)?;
+    let start = branch_start(start, options.branch_from.as_deref())?;
     crate::logging::attach_file(&dir.path.join(crate::run_dir::LOG_FILE))?;
     dir.record_overrides(&options.overrides)?;
     dir.record_provenance(&provenance)?;
@@ -141,6 +147,10 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
         );
     }
     resume(&mut state, &start, &fingerprint)?;
+    if let Start::Branch(from) = &start {
+        let parent = checkpoint::peek(from).map_or_else(String::new, |(_, fp)| fp);
+        dir.record_branch(from, state.epoch, &parent)?;
+    }
     let params = (g_params, d_params);
     let summary = |state: &GanState, evaluation| {
         summarize(config, state, (start_time, params), &dir, evaluation)
@@ -277,14 +287,67 @@ fn read_inputs(
     }))
 }
 
-/// Restores the checkpoint a resumed start continues from.
+/// A fresh run with `--branch-from` starts from that checkpoint; a run that already has one of
+/// its own (a branch stopped and started again) resumes it.
+fn branch_start(start: Start, from: Option<&Path>) -> Result<Start> {
+    let Some(from) = from else {
+        return Ok(start);
+    };
+    match start {
+        Start::Fresh if from.is_dir() => {
+            let parent = RunDir {
+                path: from.to_path_buf(),
+            };
+            match parent.latest_checkpoint()? {
+                Some(path) => Ok(Start::Branch(path)),
+                None => Err(Error::RunDir {
+                    path: from.to_path_buf(),
+                    message: "has no epoch checkpoint to branch from (--branch-from)".into(),
+                }),
+            }
+        }
+        Start::Fresh => Ok(Start::Branch(from.to_path_buf())),
+        Start::Resume(path) => {
+            tracing::info!(
+                checkpoint = %path.display(),
+                "the run has checkpoints of its own: resuming them (--branch-from seeds only a run's first start)"
+            );
+            Ok(Start::Resume(path))
+        }
+        Start::Branch(_) => Ok(start),
+    }
+}
+
+/// Restores the checkpoint a resumed or branched start continues from.
 fn resume(state: &mut GanState, start: &Start, fingerprint: &str) -> Result<()> {
-    let Start::Resume(path) = start else {
-        return Ok(());
+    let (path, expected) = match start {
+        Start::Fresh => return Ok(()),
+        Start::Resume(path) => (path, Some(fingerprint)),
+        Start::Branch(path) => (path, None),
     };
     let bytes = crate::files::read(path, crate::files::CHECKPOINT)
         .map_err(|e| Error::io("cannot read", path, e))?;
-    checkpoint::restore(state, &bytes, path, fingerprint)?;
+    let restored = checkpoint::restore(state, &bytes, path, expected);
+    if let Start::Branch(path) = start {
+        let branch_error = |message: String| Error::Branch {
+            path: path.clone(),
+            message,
+        };
+        restored.map_err(|e| match e {
+            Error::Checkpoint { message, .. } => branch_error(message),
+            other => other,
+        })?;
+        if let Some(p) = &state.partial {
+            return Err(branch_error(format!(
+                "it was written in the middle of epoch {} (an interrupt's checkpoint), and a \
+                 branch starts at an epoch's end",
+                p.epoch
+            )));
+        }
+        tracing::info!(checkpoint = %path.display(), epoch = state.epoch, "branching: this run starts from that checkpoint's state under its own config");
+        return Ok(());
+    }
+    restored?;
     match &state.partial {
         Some(p) => tracing::info!(
             checkpoint = %path.display(),

@@ -189,8 +189,15 @@ fn for_each_tensor(state: &mut GanState, f: &mut TensorSink<'_>) {
     }
 }
 
-/// Restores `state` (built fresh from the same config) from a checkpoint file's bytes.
-pub fn restore(state: &mut GanState, bytes: &[u8], path: &Path, fingerprint: &str) -> Result<()> {
+/// Restores `state` (built fresh from the same config) from a checkpoint file's bytes. With
+/// `fingerprint` the file must have been written under a config of that fingerprint; without
+/// (a branch, `train --branch-from`), any config whose networks hold the same tensors will do.
+pub fn restore(
+    state: &mut GanState,
+    bytes: &[u8],
+    path: &Path,
+    fingerprint: Option<&str>,
+) -> Result<()> {
     let bad = |message: String| Error::Checkpoint {
         path: path.to_path_buf(),
         message,
@@ -218,11 +225,13 @@ pub fn restore(state: &mut GanState, bytes: &[u8], path: &Path, fingerprint: &st
             get("format")?
         )));
     }
-    if get("fingerprint")? != fingerprint {
-        return Err(bad(
-            "it was written by a different config (model, optimizer, loss, data split or seed differ)"
-                .into(),
-        ));
+    if let Some(expected) = fingerprint {
+        if get("fingerprint")? != expected {
+            return Err(bad(
+                "it was written by a different config (model, optimizer, loss, data split or seed differ)"
+                    .into(),
+            ));
+        }
     }
     let mut names: Vec<String> = file.names().into_iter().cloned().collect();
     names.sort();
@@ -488,7 +497,7 @@ mod tests {
         crate::files::write_atomic_with(&file, |f| write(&mut a, &fp, "", f)).unwrap();
         let bytes = std::fs::read(&file).unwrap();
         let (mut b, _) = state(&["seed=99"]); // other initial weights
-        restore(&mut b, &bytes, Path::new("x"), &fp).unwrap();
+        restore(&mut b, &bytes, Path::new("x"), Some(&fp)).unwrap();
         // Same tensors and metadata (the header's key order is not fixed: safetensors takes a
         // HashMap), so compare contents.
         let again = to_bytes(&mut b, &fp);
@@ -530,7 +539,7 @@ mod tests {
         crate::files::write_atomic_with(&file, |f| write(&mut a, &fp, "{\"host\":\"h\"}", f))
             .unwrap();
         let (mut b, _) = state(&[]);
-        restore(&mut b, &std::fs::read(&file).unwrap(), &file, &fp).unwrap();
+        restore(&mut b, &std::fs::read(&file).unwrap(), &file, Some(&fp)).unwrap();
         assert_eq!(b.epoch, 4);
         assert_eq!(peek(&file), Some((4, fp)));
         // A FIFO or a device in its place is passed over at once, not waited on.
@@ -637,7 +646,7 @@ mod tests {
         );
         let bytes = to_bytes(&mut first, &fp);
         let mut resumed = GanState::new(&config, &Cpu::default());
-        restore(&mut resumed, &bytes, Path::new("x"), &fp).unwrap();
+        restore(&mut resumed, &bytes, Path::new("x"), Some(&fp)).unwrap();
         assert_eq!(
             resumed.partial,
             Some(partial),
@@ -685,10 +694,10 @@ mod tests {
         let (mut a, fp) = state(&[]);
         let bytes = to_bytes(&mut a, &fp);
         let (mut other, other_fp) = state(&["model.generator.layers[0].out=32"]);
-        let e = restore(&mut other, &bytes, Path::new("x"), &other_fp).unwrap_err();
+        let e = restore(&mut other, &bytes, Path::new("x"), Some(&other_fp)).unwrap_err();
         assert!(e.to_string().contains("different config"), "{e}");
         // Even with a matching fingerprint, tensors of other shapes are named and refused.
-        let e = restore(&mut other, &bytes, Path::new("x"), &fp).unwrap_err();
+        let e = restore(&mut other, &bytes, Path::new("x"), Some(&fp)).unwrap_err();
         assert!(e.to_string().contains("generator.layers.0.weight"), "{e}");
     }
 }

@@ -79,6 +79,7 @@ pub fn check_output(path: &Path) -> Result<()> {
         LOCK_FILE,
         STOPPED_FILE,
         PROGRESS_FILE,
+        BRANCH_FILE,
     ];
     let in_run = is_run(parent)
         && (own_names.contains(&name.as_str())
@@ -155,6 +156,8 @@ pub enum Start {
     Fresh,
     /// A run of the same config with a checkpoint to resume from.
     Resume(PathBuf),
+    /// A new run that starts from another run's epoch checkpoint (`train --branch-from`).
+    Branch(PathBuf),
 }
 
 impl RunDir {
@@ -294,6 +297,19 @@ impl RunDir {
             overrides.join(" ")
         };
         writeln!(f, "{line}").map_err(|e| Error::io("cannot write", &p, e))
+    }
+
+    /// Records which checkpoint (its absolute path, epoch and config fingerprint) a branched
+    /// run started from, so that its first epochs can be traced to their run.
+    pub fn record_branch(&self, from: &Path, epoch: usize, fingerprint: &str) -> Result<()> {
+        let from = std::fs::canonicalize(from).unwrap_or_else(|_| from.to_path_buf());
+        let record = serde_json::json!({
+            "checkpoint": from.display().to_string(),
+            "epoch": epoch,
+            "fingerprint": fingerprint,
+        });
+        let text = serde_json::to_string_pretty(&record).expect("json serialises") + "\n";
+        files::write_atomic(&self.path.join(BRANCH_FILE), text.as_bytes())
     }
 
     /// Path of the checkpoint of `epoch`.

@@ -26,6 +26,9 @@ pub const MULTIRUN_FILE: &str = "sweep.toml";
 pub const INDEX_FILE: &str = "index.json";
 /// Why a halving sweep stopped a point, in the point's run directory.
 pub const STOPPED_FILE: &str = "stopped.json";
+/// Which checkpoint a branched run (`train --branch-from`) started from, written at its first
+/// start.
+pub const BRANCH_FILE: &str = "branch.json";
 /// The end-of-run summary.
 pub const SUMMARY_FILE: &str = "summary.json";
 /// Where a training process is (epoch, step, speed) and whether its last start failed,
