@@ -392,16 +392,85 @@ fn a_branch_carries_on_its_parents_state_under_its_own_config() {
     let longer = rows(&s.path().join("runs/longer"));
     assert_eq!((longer.len(), &longer[..2]), (3, &rows(&parent)[..]));
 
-    let wide = branch("wide", &["model.discriminator.layers[0].out=32"], &from);
-    let stderr = String::from_utf8_lossy(&wide.stderr);
-    assert!(!wide.status.success());
-    for needle in [
-        "cannot branch",
-        "epoch-0001.safetensors",
-        "[784, 32]",
-        "not the layers",
-    ] {
-        assert!(stderr.contains(needle), "{needle} not in {stderr}");
+    // Started again, with the flag or without, a branch resumes its own checkpoints; another
+    // source for it, or a source inside the run it would start, is refused.
+    assert!(branch("longer", &["training.epochs=4"], &parent_dir)
+        .status
+        .success());
+    assert_eq!(rows(&s.path().join("runs/longer")).len(), 4);
+    let other = branch("longer", &["training.epochs=5"], &from);
+    assert!(String::from_utf8_lossy(&other.stderr).contains("drop --branch-from"));
+    let own = s
+        .path()
+        .join("runs/longer/checkpoints/epoch-0004.safetensors");
+    let inside = branch("longer", &["training.epochs=5"], &own.display().to_string());
+    assert!(String::from_utf8_lossy(&inside.stderr).contains("inside the run directory"));
+
+    // A branch stopped before its first checkpoint, run again without the flag, branches
+    // again from the checkpoint its branch.json records (not from scratch).
+    let stopped = ["training.epochs=2", "--max-epochs", "0"];
+    let mut args = vec![smoke.as_str(), "--name", "stopped", "--branch-from", &from];
+    args.extend(["--set", stopped[0], stopped[1], stopped[2]]);
+    s.ok(&smoke_args(&args, &data));
+    let stopped_dir = s.path().join("runs/stopped");
+    assert!(stopped_dir.join("branch.json").exists() && !stopped_dir.join(last).exists());
+    s.ok(&smoke_args(
+        &[&smoke, "--name", "stopped", "--set", "training.epochs=2"],
+        &data,
+    ));
+    assert_eq!(
+        tensors(&parent.join(last)),
+        tensors(&stopped_dir.join(last))
+    );
+
+    let refused = |name: &str, sets: &[&str], from: &str, needles: &[&str]| {
+        let out = branch(name, sets, from);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}");
+        for needle in needles {
+            assert!(stderr.contains(needle), "{needle} not in {stderr}");
+        }
+        assert!(
+            !s.path().join("runs").join(name).exists(),
+            "{name} left behind"
+        );
+    };
+    refused(
+        "wide",
+        &["model.discriminator.layers[0].out=32"],
+        &from,
+        &[
+            "cannot branch",
+            "epoch-0001.safetensors",
+            "[784, 32]",
+            "not the layers",
+        ],
+    );
+    // A tensor the branch's networks lack (spectral norm's vectors in the parent's D).
+    let spectral = [
+        "training.epochs=1",
+        "model.discriminator.layers[0].spectral_norm=true",
+    ];
+    let mut args = vec![smoke.as_str(), "--name", "spectral"];
+    for set in spectral {
+        args.extend(["--set", set]);
     }
-    assert!(!s.path().join("runs/wide").exists());
+    s.ok(&smoke_args(&args, &data));
+    let spectral_from = s
+        .path()
+        .join("runs/spectral/checkpoints/epoch-0001.safetensors");
+    let spectral_from = spectral_from.display().to_string();
+    refused(
+        "plain",
+        &["training.epochs=2"],
+        &spectral_from,
+        &["lack", "spectral norm"],
+    );
+    refused("done", &["training.epochs=1"], &from, &["nothing to train"]);
+    refused(
+        "nowhere",
+        &[],
+        "runs/parent/checkpoints/epoch-0009.safetensors",
+        &["cannot be read"],
+    );
 }

@@ -44,6 +44,12 @@ impl ExperimentConfig {
         c.evaluation = EvaluationConfig::default();
         c.generation = GenerationConfig::default();
         c.data.dir = PathBuf::new();
+        // A decay over no epochs trains as none does, whatever its start.
+        for adam in [&mut c.optimizer.generator, &mut c.optimizer.discriminator] {
+            if adam.lr_decay.epochs == 0 {
+                adam.lr_decay = Default::default();
+            }
+        }
         c
     }
 
@@ -223,5 +229,11 @@ mod tests {
         };
         first.spectral_norm = true;
         assert!(config.canonical_toml().contains("spectral_norm = true"));
+        // A learning-rate decay counts once it decays; a start without epochs trains as none.
+        let before = config.training_fingerprint();
+        config.optimizer.generator.lr_decay.start_epoch = 5;
+        assert_eq!(config.training_fingerprint(), before);
+        config.optimizer.generator.lr_decay.epochs = 2;
+        assert_ne!(config.training_fingerprint(), before);
     }
 }

@@ -3,6 +3,7 @@
 //! What is written after each epoch is a list of [`outputs::EpochOutput`]s, one type each.
 //! It sits above training, the run directory and evaluation, and is what `gan-run train` calls.
 
+mod branch;
 pub mod events;
 pub mod outputs;
 pub mod progress;
@@ -120,9 +121,10 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
     let start_time = Instant::now();
     let provenance = crate::run_dir::provenance::Provenance::of_this_start();
     let fingerprint = config.training_fingerprint();
+    let branch_source = branch::source(config, options)?;
     let inputs = read_inputs(config, options, &fingerprint)?;
     let (dir, start, lock) = RunDir::prepare(&options.run_dir, config, options.force)?;
-    let start = branch_start(start, options.branch_from.as_deref())?;
+    let start = branch::start(start, &dir, branch_source);
     crate::logging::attach_file(&dir.path.join(crate::run_dir::LOG_FILE))?;
     dir.record_overrides(&options.overrides)?;
     dir.record_provenance(&provenance)?;
@@ -287,67 +289,16 @@ fn read_inputs(
     }))
 }
 
-/// A fresh run with `--branch-from` starts from that checkpoint; a run that already has one of
-/// its own (a branch stopped and started again) resumes it.
-fn branch_start(start: Start, from: Option<&Path>) -> Result<Start> {
-    let Some(from) = from else {
-        return Ok(start);
-    };
-    match start {
-        Start::Fresh if from.is_dir() => {
-            let parent = RunDir {
-                path: from.to_path_buf(),
-            };
-            match parent.latest_checkpoint()? {
-                Some(path) => Ok(Start::Branch(path)),
-                None => Err(Error::RunDir {
-                    path: from.to_path_buf(),
-                    message: "has no epoch checkpoint to branch from (--branch-from)".into(),
-                }),
-            }
-        }
-        Start::Fresh => Ok(Start::Branch(from.to_path_buf())),
-        Start::Resume(path) => {
-            tracing::info!(
-                checkpoint = %path.display(),
-                "the run has checkpoints of its own: resuming them (--branch-from seeds only a run's first start)"
-            );
-            Ok(Start::Resume(path))
-        }
-        Start::Branch(_) => Ok(start),
-    }
-}
-
 /// Restores the checkpoint a resumed or branched start continues from.
 fn resume(state: &mut GanState, start: &Start, fingerprint: &str) -> Result<()> {
-    let (path, expected) = match start {
+    let path = match start {
         Start::Fresh => return Ok(()),
-        Start::Resume(path) => (path, Some(fingerprint)),
-        Start::Branch(path) => (path, None),
+        Start::Resume(path) => path,
+        Start::Branch(path) => return branch::restore(state, path),
     };
     let bytes = crate::files::read(path, crate::files::CHECKPOINT)
         .map_err(|e| Error::io("cannot read", path, e))?;
-    let restored = checkpoint::restore(state, &bytes, path, expected);
-    if let Start::Branch(path) = start {
-        let branch_error = |message: String| Error::Branch {
-            path: path.clone(),
-            message,
-        };
-        restored.map_err(|e| match e {
-            Error::Checkpoint { message, .. } => branch_error(message),
-            other => other,
-        })?;
-        if let Some(p) = &state.partial {
-            return Err(branch_error(format!(
-                "it was written in the middle of epoch {} (an interrupt's checkpoint), and a \
-                 branch starts at an epoch's end",
-                p.epoch
-            )));
-        }
-        tracing::info!(checkpoint = %path.display(), epoch = state.epoch, "branching: this run starts from that checkpoint's state under its own config");
-        return Ok(());
-    }
-    restored?;
+    checkpoint::restore(state, &bytes, path, Some(fingerprint))?;
     match &state.partial {
         Some(p) => tracing::info!(
             checkpoint = %path.display(),

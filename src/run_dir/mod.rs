@@ -7,6 +7,7 @@
 //!   config.toml     the resolved config (every default filled in)
 //!   overrides.txt   the --set overrides of each start, one per line
 //!   provenance.jsonl   where and how each start began (version, commit, host, CPU, time)
+//!   branch.json     a branch's parent checkpoint (train --branch-from only)
 //!   train.log       the log
 //!   metrics.csv     one row per epoch
 //!   summary.json    written when the run finishes
@@ -310,6 +311,15 @@ impl RunDir {
         });
         let text = serde_json::to_string_pretty(&record).expect("json serialises") + "\n";
         files::write_atomic(&self.path.join(BRANCH_FILE), text.as_bytes())
+    }
+
+    /// The checkpoint a branched run started from, as its `branch.json` records it; `None` for
+    /// a run that is not a branch (or whose record does not read).
+    pub fn branch_record(&self) -> Option<PathBuf> {
+        let path = self.path.join(BRANCH_FILE);
+        let text = files::read_string(&path, files::RECORD).ok()?;
+        let record: serde_json::Value = serde_json::from_str(&text).ok()?;
+        record["checkpoint"].as_str().map(PathBuf::from)
     }
 
     /// Path of the checkpoint of `epoch`.
