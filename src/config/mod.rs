@@ -122,6 +122,10 @@ pub struct ExperimentConfig {
         deserialize_with = "crate::regularizer::mode_seeking_or_none"
     )]
     pub mode_seeking: Option<crate::regularizer::ModeSeeking>,
+    /// Top-k training (`[top_k]`, Sinha et al. 2020): G's loss counts only the generated
+    /// images D scores most real, a share falling each epoch, when the config has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<crate::loss::TopK>,
     /// Class conditioning (`[conditioning]`): G and D read a label, when the config has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditioning: Option<ConditioningConfig>,

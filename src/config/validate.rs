@@ -69,6 +69,7 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
     check_instance_noise(&c.instance_noise)?;
     check_gradient_penalty(c)?;
     check_mode_seeking(c)?;
+    check_top_k(c)?;
     check_generation(&c.generation)?;
     check_optimizers(&c.optimizer, c.training.epochs)?;
     check_schedule(c)
@@ -283,6 +284,28 @@ fn check_weight(key: &str, weight: f64, off: &str) -> std::result::Result<(), Pr
             format!("must be positive and at most 1e6{off}, got {weight}"),
         ),
     }
+}
+
+/// Top-k: a factor and a floor that are shares.
+fn check_top_k(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
+    let Some(top_k) = &c.top_k else {
+        return Ok(());
+    };
+    for (key, share) in [
+        ("top_k.decay", top_k.decay),
+        ("top_k.min_fraction", top_k.min_fraction),
+    ] {
+        if !(share > 0.0 && share <= 1.0) {
+            return p(
+                key,
+                format!(
+                    "must be a share of G's batch, above 0 and at most 1 (the paper: decay \
+                     0.99, min_fraction 0.5 to 0.75), got {share}"
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Mode seeking: a positive weight and a batch of pairs.

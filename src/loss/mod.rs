@@ -12,6 +12,7 @@ mod head;
 mod hinge;
 mod least_squares;
 mod minimax;
+pub mod top_k;
 mod tutorial_double_sigmoid;
 mod wasserstein;
 
@@ -20,6 +21,7 @@ pub use head::Head;
 pub use hinge::Hinge;
 pub use least_squares::LeastSquares;
 pub use minimax::Minimax;
+pub use top_k::TopK;
 pub use tutorial_double_sigmoid::TutorialDoubleSigmoid;
 pub use wasserstein::Wasserstein;
 

@@ -202,7 +202,13 @@ pub fn g_step(
     let fake = discriminator_input_on_tape(config, fake, &labels, dev);
     let logits = state.discriminator.forward(fake, Mode::Eval);
     let head = head(config.conditioning.as_ref());
-    let loss = head.reference(config.loss, logits, &labels, Term::Generator);
+    let loss = match config.top_k {
+        Some(top_k) => {
+            let keep = top_k.count(batch, state.epoch + 1);
+            crate::loss::top_k::reference(head, config.loss, logits, &labels, keep)
+        }
+        None => head.reference(config.loss, logits, &labels, Term::Generator),
+    };
     let value = loss.array();
     let mode_seeking_value = mode_seeking.as_ref().map(|term| term.array());
     let mut grads = match mode_seeking {

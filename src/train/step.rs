@@ -130,6 +130,8 @@ pub struct PlainGan {
     ema: Option<(PlainNet, f32)>,
     /// The standard deviation of the instance noise in the epoch being trained.
     instance_noise: f32,
+    /// The 1-based epoch being trained (top-k's share follows it).
+    epoch: usize,
 }
 
 impl PlainGan {
@@ -147,6 +149,7 @@ impl PlainGan {
                 .as_ref()
                 .map(|ema| (PlainNet::check_out(ema), 0.0)),
             instance_noise: 0.0,
+            epoch: 1,
         }
     }
 
@@ -161,6 +164,7 @@ impl PlainGan {
             *d = decay;
         }
         self.instance_noise = config.instance_noise.std_in(epoch);
+        self.epoch = epoch;
     }
 
     /// Writes everything back into `state`.
@@ -324,7 +328,13 @@ impl PlainGan {
         let (logits, d_trace) =
             self.discriminator
                 .forward(fake, batch, None, true, &mut self.workspace);
-        let l = head(c).fast(config.loss, &logits, &labels, Term::Generator);
+        let l = match config.top_k {
+            Some(top_k) => {
+                let keep = top_k.count(batch, self.epoch);
+                crate::loss::top_k::fast(head(c), config.loss, &logits, &labels, keep)
+            }
+            None => head(c).fast(config.loss, &logits, &labels, Term::Generator),
+        };
         let d_fake = self
             .discriminator
             .backward(
