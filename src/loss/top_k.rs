@@ -14,9 +14,11 @@ use serde::{Deserialize, Serialize};
 use super::{Head, LossKind, Term, TermValue};
 use crate::model::Matrix;
 
-/// `[top_k]`: the share of G's batch its loss counts in epoch e is
-/// `max(decay^(e - 1), min_fraction)` (StudioGAN's `topk_gamma` and `topk_nu`; the paper's
-/// 0.99 and 0.5 to 0.75).
+/// `[top_k]`: the share of G's batch its loss counts in epoch e (counted from the run's
+/// start) is `max(decay^(e - 1), min_fraction)`, floored to whole images and at least one
+/// (StudioGAN's `topk_gamma` and `topk_nu` schedule; the paper's 0.99 and 0.5 to 0.75). With
+/// an auxiliary classifier the class term, too, is taken over the kept images only (StudioGAN
+/// keeps it over the whole batch).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TopK {
@@ -40,10 +42,12 @@ impl TopK {
 }
 
 /// The `keep` rows of `scores` D rates most real, in row order (ties to the earlier row), so
-/// that both paths pick the same rows from the same scores.
+/// that both paths pick the same rows from the same scores. A score that is not a number
+/// ranks first: a diverging D must reach G's loss, where training notices it, not be dropped.
 pub fn best_rows(scores: &[f32], keep: usize) -> Vec<usize> {
+    let rank = |s: f32| if s.is_nan() { f32::INFINITY } else { s };
     let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| rank(scores[b]).total_cmp(&rank(scores[a])).then(a.cmp(&b)));
     let mut rows = order[..keep.min(scores.len())].to_vec();
     rows.sort_unstable();
     rows
@@ -124,6 +128,7 @@ mod tests {
     fn the_best_rows_are_the_highest_scores_in_row_order() {
         assert_eq!(best_rows(&[0.1, 3.0, -2.0, 3.0, 0.5], 3), [1, 3, 4]);
         assert_eq!(best_rows(&[1.0, 1.0, 1.0], 2), [0, 1]);
+        assert_eq!(best_rows(&[1.0, -f32::NAN, 2.0], 1), [1]);
     }
 
     /// The fast term and gradient equal the tape's, for each head and a loss with targets and

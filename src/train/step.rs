@@ -149,7 +149,7 @@ impl PlainGan {
                 .as_ref()
                 .map(|ema| (PlainNet::check_out(ema), 0.0)),
             instance_noise: 0.0,
-            epoch: 1,
+            epoch: state.epoch + 1,
         }
     }
 
