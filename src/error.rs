@@ -203,7 +203,8 @@ impl Error {
                 "its newest checkpoint is kept, and the same config would diverge the same way \
                  again (training is deterministic); lower learning rates or another beta1 make \
                  a different run: train it under another --name, or with --force to replace \
-                 this one"
+                 this one (a branch that diverged before its first checkpoint of its own \
+                 leaves no run: branch again with another config)"
                     .into(),
             ),
             Error::Output { .. } => Some(
