@@ -101,12 +101,9 @@ pub(super) fn start(start: Start, dir: &RunDir, source: Option<PathBuf>) -> Star
     }
 }
 
-/// Restores a branch's starting state: every tensor of its networks from the parent's
-/// checkpoint, which must hold no others, at an epoch's end.
-pub(super) fn restore(state: &mut GanState, path: &Path) -> Result<()> {
-    let bytes = crate::files::read(path, crate::files::CHECKPOINT)
-        .map_err(|e| Error::io("cannot read", path, e))?;
-    checkpoint::restore(state, &bytes, path, None)?;
+/// Checks a branch's restored starting state (every tensor of its networks from the parent's
+/// checkpoint, which held no others): it must be an epoch's end.
+pub(super) fn check_restored(state: &GanState, path: &Path) -> Result<()> {
     if let Some(p) = &state.partial {
         return Err(Error::Branch {
             path: path.to_path_buf(),

@@ -291,14 +291,18 @@ fn read_inputs(
 
 /// Restores the checkpoint a resumed or branched start continues from.
 fn resume(state: &mut GanState, start: &Start, fingerprint: &str) -> Result<()> {
-    let path = match start {
+    // A branch's checkpoint is another config's: its tensors are checked, not its fingerprint.
+    let (path, expected) = match start {
         Start::Fresh => return Ok(()),
-        Start::Resume(path) => path,
-        Start::Branch(path) => return branch::restore(state, path),
+        Start::Resume(path) => (path, Some(fingerprint)),
+        Start::Branch(path) => (path, None),
     };
     let bytes = crate::files::read(path, crate::files::CHECKPOINT)
         .map_err(|e| Error::io("cannot read", path, e))?;
-    checkpoint::restore(state, &bytes, path, Some(fingerprint))?;
+    checkpoint::restore(state, &bytes, path, expected)?;
+    if let Start::Branch(path) = start {
+        return branch::check_restored(state, path);
+    }
     match &state.partial {
         Some(p) => tracing::info!(
             checkpoint = %path.display(),

@@ -64,11 +64,7 @@ pub fn fast(head: Head, loss: LossKind, outputs: &[f32], labels: &[u8], keep: us
         .flat_map(|&r| &outputs[r * width..(r + 1) * width])
         .copied()
         .collect();
-    let picked_labels: Vec<u8> = match labels.is_empty() {
-        true => Vec::new(),
-        false => rows.iter().map(|&r| labels[r]).collect(),
-    };
-    let term = head.fast(loss, &picked, &picked_labels, Term::Generator);
+    let term = head.fast(loss, &picked, &labels_of(labels, &rows), Term::Generator);
     let mut grad = vec![0.0; outputs.len()];
     for (&r, g) in rows.iter().zip(term.grad.chunks_exact(width)) {
         grad[r * width..(r + 1) * width].copy_from_slice(g);
@@ -88,7 +84,7 @@ pub fn reference<T: Tape<f32, Cpu> + Merge<NoneTape>>(
     keep: usize,
 ) -> Tensor<Rank0, f32, Cpu, T> {
     let dev = outputs.device().clone();
-    let (batch, width) = *outputs.shape();
+    let batch = outputs.shape().0;
     let rows = best_rows(&head.scores(&outputs.as_vec(), labels), keep);
     // outputs^T S, S's column j picking row rows[j] (the taped operand first), then back.
     let mut pick = vec![0.0; batch * rows.len()];
@@ -100,12 +96,15 @@ pub fn reference<T: Tape<f32, Cpu> + Merge<NoneTape>>(
         .permute::<_, Axes2<1, 0>>()
         .matmul(pick)
         .permute::<_, Axes2<1, 0>>();
-    debug_assert_eq!(picked.shape().1, width);
-    let picked_labels: Vec<u8> = match labels.is_empty() {
+    head.reference(loss, picked, &labels_of(labels, &rows), Term::Generator)
+}
+
+/// The labels of the picked `rows`; none in an unconditional run.
+fn labels_of(labels: &[u8], rows: &[usize]) -> Vec<u8> {
+    match labels.is_empty() {
         true => Vec::new(),
         false => rows.iter().map(|&r| labels[r]).collect(),
-    };
-    head.reference(loss, picked, &picked_labels, Term::Generator)
+    }
 }
 
 #[cfg(test)]
