@@ -414,3 +414,73 @@ fn sample_says_when_a_grid_holds_fewer_images_than_asked_for() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A latent code's labels are not digits: training and `eval` score its samples without label
+/// accuracy or per-label FID, and `eval --labels test` is refused by name; its grid and
+/// `sample --label` still draw by code.
+#[test]
+fn a_latent_code_run_is_scored_without_label_measures() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    s.ok(&smoke_args(
+        &[
+            &smoke,
+            "--set",
+            "training.epochs=1",
+            "--set",
+            "evaluation.every=1",
+            "--set",
+            "evaluation.samples=200",
+            "--set",
+            "model.discriminator.layers[2].out=11",
+            "--set",
+            "conditioning={discriminator = \"latent_code\"}",
+        ],
+        &data,
+    ));
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.path().join("runs/smoke/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(summary["evaluation"]["fid"].is_f64(), "{summary}");
+    assert!(
+        summary["evaluation"]["label_accuracy"].is_null(),
+        "{summary}"
+    );
+    let out = s.ok(&["eval", "runs/smoke", "--n", "200", "--data-dir", &data]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("label accuracy"), "{stdout}");
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.path().join("runs/smoke/eval.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(record["scores"]["fid"].is_f64(), "{record}");
+    assert!(record["scores"]["label_accuracy"].is_null(), "{record}");
+    assert!(record["scores"]["label_fid"].is_null(), "{record}");
+    let err = s.fails(&[
+        "eval",
+        "runs/smoke",
+        "--n",
+        "200",
+        "--labels",
+        "test",
+        "--data-dir",
+        &data,
+    ]);
+    assert!(
+        err.contains("runs/smoke") && err.contains("latent_code") && err.contains("--labels"),
+        "{err}"
+    );
+    s.ok(&[
+        "sample",
+        "runs/smoke",
+        "--label",
+        "7",
+        "--n",
+        "4",
+        "--out",
+        "sevens.png",
+    ]);
+    assert!(s.path().join("sevens.png").exists());
+}

@@ -279,14 +279,20 @@ fn refuse_labels_for_unconditional(run: &std::path::Path) -> anyhow::Result<()> 
     let dir = crate::run_dir::RunDir {
         path: run.to_path_buf(),
     };
-    if dir.read_config()?.conditioning.is_none() {
-        anyhow::bail!(
+    match &dir.read_config()?.conditioning {
+        None => anyhow::bail!(
             "{}: --labels test asks a class-conditional generator for the test set's labels, \
              but this run's config has no [conditioning]; drop --labels",
             run.display()
-        );
+        ),
+        Some(c) if !c.labels_are_digits() => anyhow::bail!(
+            "{}: --labels test asks for the test set's digits, but this run's labels are \
+             G's latent code (conditioning.discriminator = \"latent_code\"), not digits; \
+             drop --labels",
+            run.display()
+        ),
+        Some(_) => Ok(()),
     }
-    Ok(())
 }
 
 /// Draws `request.n` images from a run for `eval`.
@@ -313,9 +319,11 @@ fn draw_for_eval(
         pixels,
         epoch,
         drawn: (mode, own_mode, raw),
+        // A latent code's labels are not digits: nothing to check them against.
         labels: config
             .conditioning
-            .is_some()
+            .as_ref()
+            .is_some_and(|c| c.labels_are_digits())
             .then(|| inputs.labels[..n].to_vec()),
     })
 }

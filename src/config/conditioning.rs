@@ -30,7 +30,7 @@ pub struct ConditioningConfig {
     #[serde(default)]
     pub discriminator: DiscriminatorLabel,
     /// The weight of the auxiliary classifier's cross-entropy in D's and G's losses (read
-    /// with `discriminator = "auxiliary_classifier"` only).
+    /// with `discriminator = "auxiliary_classifier"` or `"latent_code"` only).
     #[serde(default = "one")]
     pub classifier_weight: f64,
 }
@@ -68,6 +68,12 @@ pub enum DiscriminatorLabel {
     /// The auxiliary classifier (ACGAN, Odena et al. 2017): D reads the image alone and ends
     /// in `1 + classes` outputs, output 0 its score and the rest class logits.
     AuxiliaryClassifier,
+    /// InfoGAN's categorical code (Chen et al. 2016): G's "label" is a latent code drawn
+    /// uniformly, and D, read as an auxiliary classifier, learns to tell the code from G's
+    /// images alone (its class term is left out of D's loss on real images). The data's labels
+    /// are never read: the run is unsupervised, and G is free to give each code its own kind
+    /// of image, so that its images need not be one continuous family.
+    LatentCode,
 }
 
 impl DiscriminatorLabel {
@@ -78,7 +84,18 @@ impl DiscriminatorLabel {
             DiscriminatorLabel::Channels => "channels",
             DiscriminatorLabel::Projection => "projection",
             DiscriminatorLabel::AuxiliaryClassifier => "auxiliary_classifier",
+            DiscriminatorLabel::LatentCode => "latent_code",
         }
+    }
+
+    /// Whether D reads the image alone and the label meets its outputs in a head.
+    fn in_head(self) -> bool {
+        matches!(
+            self,
+            DiscriminatorLabel::Projection
+                | DiscriminatorLabel::AuxiliaryClassifier
+                | DiscriminatorLabel::LatentCode
+        )
     }
 }
 
@@ -93,19 +110,25 @@ impl ConditioningConfig {
         match self.discriminator {
             DiscriminatorLabel::OneHot => self.classes,
             DiscriminatorLabel::Channels => self.classes * IMAGE_PIXELS,
-            DiscriminatorLabel::Projection | DiscriminatorLabel::AuxiliaryClassifier => 0,
+            _ => 0,
         }
     }
 
     /// How many numbers D outputs per image: a score, and one per class where a head reads
     /// the label from D's outputs.
     pub fn discriminator_outputs(&self) -> usize {
-        match self.discriminator {
-            DiscriminatorLabel::OneHot | DiscriminatorLabel::Channels => 1,
-            DiscriminatorLabel::Projection | DiscriminatorLabel::AuxiliaryClassifier => {
-                1 + self.classes
-            }
+        if self.discriminator.in_head() {
+            1 + self.classes
+        } else {
+            1
         }
+    }
+
+    /// Whether the labels are digits (what the data's labels say, so that a sample's label
+    /// can be checked against the classifier's digit), or a latent code whose meaning G
+    /// chooses.
+    pub fn labels_are_digits(&self) -> bool {
+        self.discriminator != DiscriminatorLabel::LatentCode
     }
 }
 
@@ -132,10 +155,13 @@ pub fn head(conditioning: Option<&ConditioningConfig>) -> Head {
     match c.discriminator {
         DiscriminatorLabel::OneHot | DiscriminatorLabel::Channels => Head::Score,
         DiscriminatorLabel::Projection => Head::Projection { classes: c.classes },
-        DiscriminatorLabel::AuxiliaryClassifier => Head::AuxiliaryClassifier {
-            classes: c.classes,
-            weight: c.classifier_weight as f32,
-        },
+        DiscriminatorLabel::AuxiliaryClassifier | DiscriminatorLabel::LatentCode => {
+            Head::AuxiliaryClassifier {
+                classes: c.classes,
+                weight: c.classifier_weight as f32,
+                on_real: c.labels_are_digits(),
+            }
+        }
     }
 }
 
@@ -188,9 +214,9 @@ pub fn discriminator_input(
     };
     let extra = c.discriminator_extra();
     match c.discriminator {
-        DiscriminatorLabel::Projection | DiscriminatorLabel::AuxiliaryClassifier => {
-            unreachable!("D reads the image alone")
-        }
+        DiscriminatorLabel::Projection
+        | DiscriminatorLabel::AuxiliaryClassifier
+        | DiscriminatorLabel::LatentCode => unreachable!("D reads the image alone"),
         DiscriminatorLabel::OneHot => append(&images, IMAGE_PIXELS, labels, extra, |label, to| {
             to[label as usize] = 1.0
         }),
@@ -255,6 +281,7 @@ mod tests {
         for head in [
             DiscriminatorLabel::Projection,
             DiscriminatorLabel::AuxiliaryClassifier,
+            DiscriminatorLabel::LatentCode,
         ] {
             let c = ConditioningConfig {
                 discriminator: head,

@@ -379,7 +379,10 @@ fn check_conditioning(c: &ExperimentConfig) -> std::result::Result<(), Problem> 
             format!("MNIST has 10 classes (its digits), got {}", k.classes),
         );
     }
-    let auxiliary = k.discriminator == DiscriminatorLabel::AuxiliaryClassifier;
+    let auxiliary = matches!(
+        k.discriminator,
+        DiscriminatorLabel::AuxiliaryClassifier | DiscriminatorLabel::LatentCode
+    );
     if !(k.classifier_weight > 0.0 && k.classifier_weight <= 1e3) {
         return p(
             "conditioning.classifier_weight",
@@ -394,8 +397,8 @@ fn check_conditioning(c: &ExperimentConfig) -> std::result::Result<(), Problem> 
             "conditioning.classifier_weight",
             format!(
                 "only an auxiliary classifier has a weight, and D reads the label as \
-                 \"{}\": set conditioning.discriminator = \"auxiliary_classifier\", or remove \
-                 classifier_weight",
+                 \"{}\": set conditioning.discriminator = \"auxiliary_classifier\" (or \
+                 \"latent_code\"), or remove classifier_weight",
                 k.discriminator.name()
             ),
         );

@@ -9,7 +9,11 @@
 //! class). The auxiliary classifier (ACGAN, Odena et al. 2017) reads output 0 as the score and
 //! the rest as class logits, whose cross-entropy with the label, times `classifier_weight`,
 //! joins D's loss on real and on generated images (both, as Odena et al. and TF-GAN do) and
-//! G's loss on its images.
+//! G's loss on its images. Where the labels are G's latent code rather than digits (InfoGAN,
+//! Chen et al. 2016: `conditioning.discriminator = "latent_code"`), real images have no label,
+//! so the class term joins D's loss on generated images and G's loss only: together they
+//! maximise a lower bound on the mutual information between the code and G's images, which
+//! makes G draw a different kind of image for each code without ever reading a digit's label.
 //!
 //! Why a head and not a layer: the label meets D after its last layer as a fixed function of
 //! the label, so every layer kind, both paths and the checkpoints stay as they are.
@@ -37,6 +41,9 @@ pub enum Head {
         classes: usize,
         /// The cross-entropy's weight in each loss.
         weight: f32,
+        /// Whether the class term joins D's loss on real images: the data's labels (ACGAN),
+        /// or not, where the labels are G's latent code and real images have none (InfoGAN).
+        on_real: bool,
     },
 }
 
@@ -81,6 +88,15 @@ impl Head {
         }
     }
 
+    /// The weight of the auxiliary classifier's cross-entropy in `term`, where it has one.
+    fn class_weight(self, term: Term) -> Option<f32> {
+        match (self, term) {
+            (Head::AuxiliaryClassifier { on_real: false, .. }, Term::Real { .. }) => None,
+            (Head::AuxiliaryClassifier { weight, .. }, _) => Some(weight),
+            _ => None,
+        }
+    }
+
     /// `term` of `loss` on D's `outputs` for images with `labels`, and its gradient with
     /// respect to the outputs, as [`Head::reference`] computes them.
     pub fn fast(self, loss: LossKind, outputs: &[f32], labels: &[u8], term: Term) -> TermValue {
@@ -94,7 +110,7 @@ impl Head {
             row.iter_mut().for_each(|w| *w *= g);
         }
         let mut value = adversarial.loss;
-        if let Head::AuxiliaryClassifier { weight, .. } = self {
+        if let Some(weight) = self.class_weight(term) {
             let n = labels.len() as f32;
             let mut total = 0.0;
             for ((row, out), &label) in grad
@@ -133,10 +149,8 @@ impl Head {
         let (rows, width) = *outputs.shape();
         let weights = dev.tensor_from_vec(self.score_weights(labels), (rows, width));
         let ones = dev.tensor_from_vec(vec![1.0; width], (width, 1));
-        match self {
-            Head::Score => unreachable!("returned above"),
-            Head::Projection { .. } => loss.reference((outputs * weights).matmul(ones), term),
-            Head::AuxiliaryClassifier { classes, weight } => {
+        match (self, self.class_weight(term)) {
+            (Head::AuxiliaryClassifier { classes, .. }, Some(weight)) => {
                 // The class logits: the outputs times the identity below a zero first row.
                 let mut select = vec![0.0; width * classes];
                 (0..classes).for_each(|k| select[(1 + k) * classes + k] = 1.0);
@@ -150,6 +164,7 @@ impl Head {
                 let adversarial = loss.reference((outputs * weights).matmul(ones), term);
                 adversarial + cross_entropy_with_logits_loss(logits, targets) * weight
             }
+            _ => loss.reference((outputs * weights).matmul(ones), term),
         }
     }
 }
@@ -182,6 +197,12 @@ mod tests {
             Head::AuxiliaryClassifier {
                 classes,
                 weight: 0.7,
+                on_real: true,
+            },
+            Head::AuxiliaryClassifier {
+                classes,
+                weight: 0.7,
+                on_real: false,
             },
         ] {
             for &loss in LossKind::ALL {
@@ -216,7 +237,11 @@ mod tests {
         assert_eq!(*projection.scores(&outputs, &[2, 1]), [3.5, 4.25]);
         assert_eq!(Head::Score.scores(&outputs, &[]).len(), 8);
         let term = |weight, logits: [f32; 3]| {
-            let aux = Head::AuxiliaryClassifier { classes: 3, weight };
+            let aux = Head::AuxiliaryClassifier {
+                classes: 3,
+                weight,
+                on_real: true,
+            };
             let row = [0.0, logits[0], logits[1], logits[2]];
             aux.fast(LossKind::LeastSquares, &row, &[1], Term::Generator)
                 .loss
@@ -227,6 +252,24 @@ mod tests {
         let (confident, confused) = (term(1.0, [0.0, 5.0, 0.0]), term(1.0, [5.0, 0.0, 0.0]));
         assert!(confident < plain + 0.02 && confused > plain + 4.9);
         assert!((term(2.0, [5.0, 0.0, 0.0]) - plain - 2.0 * (confused - plain)).abs() < 1e-5);
+
+        // A latent code's class term is in D's loss on generated images and G's, never on
+        // real ones (which have no code): there the head reads the score alone.
+        let code = Head::AuxiliaryClassifier {
+            classes: 3,
+            weight: 1.0,
+            on_real: false,
+        };
+        let row = [0.5, 5.0, 0.0, 0.0];
+        let loss = LossKind::LeastSquares;
+        let real = code.fast(loss, &row, &[1], Term::REAL);
+        let plain = Head::Score.fast(loss, &[0.5], &[], Term::REAL);
+        assert_eq!(real.loss, plain.loss);
+        assert_eq!(real.grad, [plain.grad[0], 0.0, 0.0, 0.0]);
+        for term in [Term::Fake, Term::Generator] {
+            let with_class = code.fast(loss, &row, &[1], term).loss;
+            assert!(with_class > Head::Score.fast(loss, &[0.5], &[], term).loss + 4.9);
+        }
     }
 
     /// What a gradient penalty differentiates (the layout `model::penalty_check` spells out):
@@ -241,6 +284,7 @@ mod tests {
         let aux = Head::AuxiliaryClassifier {
             classes: 3,
             weight: 1.0,
+            on_real: true,
         };
         let expected = [1., 0., 0., 0., 1., 0., 0., 0., 1., 0., 0., 0.];
         assert_eq!(aux.score_gradient(&labels).as_deref(), Some(&expected[..]));

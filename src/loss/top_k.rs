@@ -142,6 +142,7 @@ mod tests {
             Head::AuxiliaryClassifier {
                 classes: 10,
                 weight: 0.5,
+                on_real: true,
             },
         ];
         for head in heads {

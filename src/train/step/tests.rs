@@ -115,7 +115,8 @@ fn every_kind_d(batch_norm_mode: &str, outputs: usize) -> String {
 
 /// Class-conditional configs: a label one-hot into both MLPs, label planes into a
 /// convolutional D, the projection discriminator on a convolutional D whose batches combine,
-/// and the auxiliary classifier on an MLP D whose batches do not (it has batch-norm).
+/// the auxiliary classifier on an MLP D whose batches do not (it has batch-norm), and a latent
+/// code read by an auxiliary classifier.
 fn conditional_configs(conv_d: &str, conv_d_planes: &str, upsample_g: &str) -> Vec<Experiment> {
     vec![
         load("smoke.toml", &["conditioning={classes = 10}"]),
@@ -167,6 +168,14 @@ fn conditional_configs(conv_d: &str, conv_d_planes: &str, upsample_g: &str) -> V
                 "model.discriminator.layers[2].out=11",
                 "conditioning={discriminator = \"auxiliary_classifier\"}",
                 "gradient_penalty={kind = \"r2\", weight = 1.0}",
+            ],
+        ),
+        // InfoGAN's latent code: the class term on generated images only, spectral norm.
+        load(
+            "smoke.toml",
+            &[
+                "model.discriminator.layers[2]={type = \"linear\", out = 11, spectral_norm = true}",
+                "conditioning={discriminator = \"latent_code\", classifier_weight = 2.0}",
             ],
         ),
         // Mode seeking in a conditional G with batch statistics (pairs share their labels),
@@ -523,4 +532,33 @@ fn same_steps_on_one_thread_and_two(file: &str, batch: usize, sets: &[String]) {
         "{file}: no moving average to compare"
     );
     assert!(one == two, "{file} {sets:?}: one thread and two differ");
+}
+
+/// A latent code's run never reads the data's labels: a D step with the real batch's labels
+/// shuffled gives the same bits, where the auxiliary classifier's (which reads them) does not.
+#[test]
+fn a_latent_code_never_reads_the_data_labels() {
+    for (head, reads_labels) in [("latent_code", false), ("auxiliary_classifier", true)] {
+        let config = load(
+            "smoke.toml",
+            &[
+                "model.discriminator.layers[2].out=11",
+                &format!("conditioning={{discriminator = \"{head}\"}}"),
+            ],
+        );
+        let dev = Cpu::seed_from_u64(0);
+        let batch = config.training.batch_size;
+        let real: crate::model::Matrix = dev.sample_uniform_like(&(batch, IMAGE_PIXELS));
+        let mut outcomes = Vec::new();
+        for shift in [0, 3] {
+            let labels: Vec<u8> = (0..batch).map(|i| ((i + shift) * 7 % 10) as u8).collect();
+            let mut state = GanState::new(&config, &dev);
+            let mut plain = PlainGan::check_out(&mut state);
+            let mut times = PhaseTimes::default();
+            let d = plain.d_step(&mut state.rng, &config, real.as_vec(), &labels, &mut times);
+            plain.check_in(&mut state);
+            outcomes.push((d.loss.to_bits(), params(&mut state.discriminator)));
+        }
+        assert_eq!(outcomes[0] != outcomes[1], reads_labels, "{head}");
+    }
 }
