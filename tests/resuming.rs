@@ -227,7 +227,8 @@ fn sigterm_mid_epoch_saves_the_exact_state_and_the_resumed_run_is_bit_identical(
 }
 
 /// `training.stop_when_stuck`: a run whose D saturates stops with its checkpoint and says why;
-/// a rerun stops at once, training nothing; turned off, the same run trains on.
+/// a rerun stops at once, training nothing; a branch with D's rate lowered trains on;
+/// turned off, the same run trains on.
 #[test]
 fn a_stuck_run_stops_when_asked_and_trains_on_when_not() {
     let s = Scratch::new();
@@ -264,6 +265,26 @@ fn a_stuck_run_stops_when_asked_and_trains_on_when_not() {
     let again = s.fails(&args("training.stop_when_stuck=true"));
     assert!(again.contains("looks stuck"), "{again}");
     assert_eq!(loss_columns(&run.join("metrics.csv")).len(), epochs);
+
+    // A branch from its last checkpoint with D's rate back down is not refused for its
+    // parent's history: it trains its own epoch.
+    let from = run.join(format!("checkpoints/epoch-{epochs:04}.safetensors"));
+    let mut branch = args("training.stop_when_stuck=true");
+    branch.extend([
+        "--name",
+        "unstuck",
+        "--set",
+        "optimizer.discriminator.lr=2e-4",
+        "--set",
+        "optimizer.generator.lr=2e-4",
+        "--max-epochs",
+        "1",
+    ]);
+    let from = from.display().to_string();
+    branch.extend(["--branch-from", &from]);
+    s.ok(&branch);
+    let unstuck = s.path().join("runs/unstuck/metrics.csv");
+    assert_eq!(loss_columns(&unstuck).len(), epochs + 1);
 
     let mut on = args("training.stop_when_stuck=false");
     on.extend(["--max-epochs", "1"]);

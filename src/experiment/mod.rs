@@ -317,7 +317,8 @@ fn resume(state: &mut GanState, start: &Start, fingerprint: &str) -> Result<()> 
 
 /// Whether a prepared run trains on: its `inputs` when it does (after rewriting `metrics.csv`
 /// from the restored history), `None` when it has nothing left to do, and an error when it
-/// would stop stuck again after one more epoch or cannot finish its interrupted epoch.
+/// would stop stuck again after one more epoch (a resumed run, not a branch) or cannot finish
+/// its interrupted epoch.
 fn ready_to_train(
     config: &Experiment,
     dir: &RunDir,
@@ -325,8 +326,11 @@ fn ready_to_train(
     state: &GanState,
     inputs: Option<Inputs>,
 ) -> Result<Option<Inputs>> {
+    // A branch starts under its own config, made to change what its parent did: its
+    // parent's stuck history is no reason to refuse it (its own epochs are checked as any).
+    let branching = matches!(start, Start::Branch(_));
     if let (true, Some(reason)) = (
-        config.training.stop_when_stuck && state.epoch < config.training.epochs,
+        config.training.stop_when_stuck && state.epoch < config.training.epochs && !branching,
         stuck_reason(&state.history),
     ) {
         // Training on would stop again after one more epoch.
