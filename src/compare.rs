@@ -200,10 +200,10 @@ pub const METRIC_COLUMNS: [&str; 15] = [
 pub const CONDITIONAL_COLUMNS: [&str; 2] = ["label_acc", "label_fid"];
 
 /// The metric columns a comparison of `runs` shows: [`METRIC_COLUMNS`], then
-/// [`CONDITIONAL_COLUMNS`] where any run is class-conditional.
+/// [`CONDITIONAL_COLUMNS`] where any run draws digits by label.
 pub fn metric_columns(runs: &[&RunRecord]) -> Vec<&'static str> {
     let mut columns = METRIC_COLUMNS.to_vec();
-    if runs.iter().any(|r| r.config.conditioning.is_some()) {
+    if runs.iter().any(|r| r.config.draws_digits_by_label()) {
         columns.extend(CONDITIONAL_COLUMNS);
     }
     columns

@@ -213,8 +213,9 @@ impl Error {
                     .into(),
             ),
             Error::Stuck { .. } => Some(
-                "its last checkpoint is kept; train a changed config under another `--name`, \
-                 or set training.stop_when_stuck = false to train it on"
+                "its last checkpoint is kept; branch from it with what should unstick it \
+                 (e.g. a lower D learning rate) under another `--name` (`--branch-from` the \
+                 run), or set training.stop_when_stuck = false to train it on"
                     .into(),
             ),
             Error::Interrupted { at: Some(_) } => Some(

@@ -266,9 +266,15 @@ fn a_stuck_run_stops_when_asked_and_trains_on_when_not() {
     assert!(again.contains("looks stuck"), "{again}");
     assert_eq!(loss_columns(&run.join("metrics.csv")).len(), epochs);
 
-    // A branch from its last checkpoint with D's rate back down is not refused for its
-    // parent's history: it trains its own epoch.
+    // A branch from its last checkpoint that trains as its parent did is refused as the
+    // rerun was; one with D's rate back down is not refused for its parent's history: it
+    // trains its own epoch.
     let from = run.join(format!("checkpoints/epoch-{epochs:04}.safetensors"));
+    let from_arg = from.display().to_string();
+    let mut same = args("training.stop_when_stuck=true");
+    same.extend(["--name", "same", "--branch-from", &from_arg]);
+    let refused = s.fails(&same);
+    assert!(refused.contains("looks stuck"), "{refused}");
     let mut branch = args("training.stop_when_stuck=true");
     branch.extend([
         "--name",

@@ -273,9 +273,9 @@ struct RunSamples {
     labels: Option<Vec<u8>>,
 }
 
-/// Refuses `--labels test` for a run whose generator takes no label, before anything is
-/// loaded or drawn.
-fn refuse_labels_for_unconditional(run: &std::path::Path) -> anyhow::Result<()> {
+/// Refuses `--labels test` for a run whose generator takes no digit label (unconditional, or
+/// a latent code), before anything is loaded or drawn.
+fn refuse_test_labels_unless_digits(run: &std::path::Path) -> anyhow::Result<()> {
     let dir = crate::run_dir::RunDir {
         path: run.to_path_buf(),
     };
@@ -321,9 +321,7 @@ fn draw_for_eval(
         drawn: (mode, own_mode, raw),
         // A latent code's labels are not digits: nothing to check them against.
         labels: config
-            .conditioning
-            .as_ref()
-            .is_some_and(|c| c.labels_are_digits())
+            .draws_digits_by_label()
             .then(|| inputs.labels[..n].to_vec()),
     })
 }
@@ -358,7 +356,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         crate::run_dir::check_output(out)?;
     }
     if let (Some(run), LabelSource::Test) = (&run, label_choice) {
-        refuse_labels_for_unconditional(run)?;
+        refuse_test_labels_unless_digits(run)?;
     }
     let started = std::time::Instant::now();
     let classifier = match &classifier {

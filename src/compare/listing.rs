@@ -33,7 +33,7 @@ pub fn listing_column(name: &str) -> &str {
 /// its latest label accuracy (`label_acc`, before `age`).
 pub fn listing(root: &Path, runs: &[RunRecord], states: &[StateKind]) -> Comparison {
     let mut columns = LISTING_COLUMNS.map(String::from).to_vec();
-    let conditional = runs.iter().any(|r| r.config.conditioning.is_some());
+    let conditional = runs.iter().any(|r| r.config.draws_digits_by_label());
     if conditional {
         columns.insert(columns.len() - 1, "label_acc".to_string());
     }

@@ -133,6 +133,14 @@ impl ConditioningConfig {
 }
 
 impl ExperimentConfig {
+    /// Whether G draws digits asked for by label, so that label accuracy and per-label FID
+    /// measure it: class-conditional, and not a latent code.
+    pub fn draws_digits_by_label(&self) -> bool {
+        self.conditioning
+            .as_ref()
+            .is_some_and(ConditioningConfig::labels_are_digits)
+    }
+
     /// The widths of G's and D's inputs: the noise and the 784 pixels, each followed by the
     /// label where the config is class-conditional.
     pub fn input_widths(&self) -> (usize, usize) {

@@ -350,7 +350,8 @@ fn check_gradient_penalty(c: &ExperimentConfig) -> std::result::Result<(), Probl
             format!(
                 "a gradient penalty needs D to read the image alone, but conditioning.discriminator \
                  = \"{}\" gives D the label as input: set conditioning.discriminator = \
-                 \"projection\" or \"auxiliary_classifier\", or remove [gradient_penalty]",
+                 \"projection\", \"auxiliary_classifier\" or \"latent_code\", or remove \
+                 [gradient_penalty]",
                 k.discriminator.name()
             ),
         );

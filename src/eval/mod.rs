@@ -148,10 +148,14 @@ fn gaussians_by_label(
         .collect()
 }
 
-/// The labels a conditional run's G is asked for when `n` images are generated (none for an
-/// unconditional config): see `train::generation_label`.
+/// The labels a conditional run's G is asked for when `n` images are generated, for label
+/// accuracy and per-label FID (none for an unconditional config, or a latent code's, whose
+/// labels are not digits): see `train::generation_label`.
 pub fn generation_labels(config: &crate::config::Experiment, n: usize) -> Option<Vec<u8>> {
-    let c = config.conditioning.as_ref()?;
+    let c = config
+        .conditioning
+        .as_ref()
+        .filter(|c| c.labels_are_digits())?;
     Some(
         (0..n)
             .map(|i| crate::train::generation_label(c.classes, i))

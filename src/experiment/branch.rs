@@ -117,3 +117,50 @@ pub(super) fn check_restored(state: &GanState, path: &Path) -> Result<()> {
     tracing::info!(checkpoint = %path.display(), epoch = state.epoch, "branching: this run starts from that checkpoint's state under its own config");
     Ok(())
 }
+
+/// Whether a run's history, if it looks stuck, is its parent's alone and the run trains
+/// otherwise: a branch that has not finished an epoch of its own (starting, or resuming an
+/// interrupted first epoch) under a training fingerprint other than its parent's. Such a
+/// branch is made to change what its parent did, so the parent's stuck history is no reason
+/// to refuse it; its own epochs are checked after each as any run's. A branch that changes
+/// nothing the fingerprint covers would stop stuck again, and is refused as a resume is.
+pub(super) fn changes_a_stuck_parent(dir: &RunDir, state: &GanState, fingerprint: &str) -> bool {
+    dir.branch()
+        .is_some_and(|b| b.epoch == state.epoch && b.fingerprint != fingerprint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The parent's stuck history lets a branch through only until its own first epoch ends,
+    /// and only where its training differs from the parent's.
+    #[test]
+    fn only_a_branch_that_changes_its_parent_passes_the_parents_stuck_history() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let config = crate::config::load(&root.join("configs/smoke.toml"), &[]).unwrap();
+        let mut state = GanState::new(&config, &dfdx::prelude::Cpu::default());
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir {
+            path: tmp.path().to_path_buf(),
+        };
+        state.epoch = 3;
+        assert!(
+            !changes_a_stuck_parent(&dir, &state, "mine"),
+            "not a branch"
+        );
+        let parent = tmp.path().join("parent.safetensors");
+        dir.record_branch(&parent, 3, "parents").unwrap();
+        // Starting, or resuming its interrupted first epoch: the epoch is the parent's.
+        assert!(changes_a_stuck_parent(&dir, &state, "mine"));
+        assert!(
+            !changes_a_stuck_parent(&dir, &state, "parents"),
+            "trains as the parent"
+        );
+        state.epoch = 4;
+        assert!(
+            !changes_a_stuck_parent(&dir, &state, "mine"),
+            "its own epoch is checked"
+        );
+    }
+}

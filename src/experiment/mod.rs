@@ -159,7 +159,7 @@ fn run_in(config: &Experiment, options: &RunOptions) -> Result<Summary> {
     };
     let Some(Inputs {
         train, evaluator, ..
-    }) = ready_to_train(config, &dir, &start, &state, inputs)
+    }) = ready_to_train(config, &dir, &start, &state, &fingerprint, inputs)
         .inspect_err(|e| progress::record_failure(&dir.path, e))?
     else {
         return Ok(summary(&state, None));
@@ -317,20 +317,20 @@ fn resume(state: &mut GanState, start: &Start, fingerprint: &str) -> Result<()> 
 
 /// Whether a prepared run trains on: its `inputs` when it does (after rewriting `metrics.csv`
 /// from the restored history), `None` when it has nothing left to do, and an error when it
-/// would stop stuck again after one more epoch (a resumed run, not a branch) or cannot finish
-/// its interrupted epoch.
+/// would stop stuck again after one more epoch (a branch that changes its parent's training
+/// is let through until its own first epoch) or cannot finish its interrupted epoch.
 fn ready_to_train(
     config: &Experiment,
     dir: &RunDir,
     start: &Start,
     state: &GanState,
+    fingerprint: &str,
     inputs: Option<Inputs>,
 ) -> Result<Option<Inputs>> {
-    // A branch starts under its own config, made to change what its parent did: its
-    // parent's stuck history is no reason to refuse it (its own epochs are checked as any).
-    let branching = matches!(start, Start::Branch(_));
     if let (true, Some(reason)) = (
-        config.training.stop_when_stuck && state.epoch < config.training.epochs && !branching,
+        config.training.stop_when_stuck
+            && state.epoch < config.training.epochs
+            && !branch::changes_a_stuck_parent(dir, state, fingerprint),
         stuck_reason(&state.history),
     ) {
         // Training on would stop again after one more epoch.

@@ -186,13 +186,7 @@ impl EpochOutput for Scores {
             config.generation.mode,
             ctx.dev,
         );
-        let labels =
-            crate::eval::generation_labels(config, config.evaluation.samples).filter(|_| {
-                config
-                    .conditioning
-                    .as_ref()
-                    .is_some_and(|c| c.labels_are_digits())
-            });
+        let labels = crate::eval::generation_labels(config, config.evaluation.samples);
         let scores = self.evaluator.score_labelled(&images, labels.as_deref());
         let pr = scores.precision_recall.as_ref();
         let missing = || "-".to_string();

@@ -38,6 +38,17 @@ use crate::files::{self, TEMPORARY_MARK};
 use crate::tensorboard::EVENT_FILE_PREFIX;
 use crate::train::EpochMetrics;
 
+/// A branch's record (`branch.json`): where it started and what its parent trained.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BranchRecord {
+    /// The parent's checkpoint it started from.
+    pub checkpoint: PathBuf,
+    /// The epoch it started after.
+    pub epoch: usize,
+    /// The parent checkpoint's training fingerprint.
+    pub fingerprint: String,
+}
+
 /// An open run directory.
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -316,10 +327,20 @@ impl RunDir {
     /// The checkpoint a branched run started from, as its `branch.json` records it; `None` for
     /// a run that is not a branch (or whose record does not read).
     pub fn branch_record(&self) -> Option<PathBuf> {
+        self.branch().map(|b| b.checkpoint)
+    }
+
+    /// What a branched run's `branch.json` records; `None` for a run that is not a branch (or
+    /// whose record does not read).
+    pub fn branch(&self) -> Option<BranchRecord> {
         let path = self.path.join(BRANCH_FILE);
         let text = files::read_string(&path, files::RECORD).ok()?;
         let record: serde_json::Value = serde_json::from_str(&text).ok()?;
-        record["checkpoint"].as_str().map(PathBuf::from)
+        Some(BranchRecord {
+            checkpoint: PathBuf::from(record["checkpoint"].as_str()?),
+            epoch: record["epoch"].as_u64()? as usize,
+            fingerprint: record["fingerprint"].as_str()?.to_string(),
+        })
     }
 
     /// Path of the checkpoint of `epoch`.

@@ -538,14 +538,23 @@ fn same_steps_on_one_thread_and_two(file: &str, batch: usize, sets: &[String]) {
 /// shuffled gives the same bits, where the auxiliary classifier's (which reads them) does not.
 #[test]
 fn a_latent_code_never_reads_the_data_labels() {
-    for (head, reads_labels) in [("latent_code", false), ("auxiliary_classifier", true)] {
-        let config = load(
-            "smoke.toml",
-            &[
-                "model.discriminator.layers[2].out=11",
-                &format!("conditioning={{discriminator = \"{head}\"}}"),
-            ],
-        );
+    let cases = [
+        ("latent_code", "", false),
+        // R1 scores the real batch with its labels: through the head, still unread.
+        (
+            "latent_code",
+            "gradient_penalty={kind = \"r1\", weight = 10.0}",
+            false,
+        ),
+        ("auxiliary_classifier", "", true),
+    ];
+    for (head, penalty, reads_labels) in cases {
+        let conditioning = format!("conditioning={{discriminator = \"{head}\"}}");
+        let mut sets = vec!["model.discriminator.layers[2].out=11", &conditioning];
+        if !penalty.is_empty() {
+            sets.push(penalty);
+        }
+        let config = load("smoke.toml", &sets);
         let dev = Cpu::seed_from_u64(0);
         let batch = config.training.batch_size;
         let real: crate::model::Matrix = dev.sample_uniform_like(&(batch, IMAGE_PIXELS));
@@ -559,6 +568,6 @@ fn a_latent_code_never_reads_the_data_labels() {
             plain.check_in(&mut state);
             outcomes.push((d.loss.to_bits(), params(&mut state.discriminator)));
         }
-        assert_eq!(outcomes[0] != outcomes[1], reads_labels, "{head}");
+        assert_eq!(outcomes[0] != outcomes[1], reads_labels, "{head} {penalty}");
     }
 }
