@@ -416,8 +416,8 @@ fn sample_says_when_a_grid_holds_fewer_images_than_asked_for() {
 }
 
 /// A latent code's labels are not digits: training and `eval` score its samples without label
-/// accuracy or per-label FID, and `eval --labels test` is refused by name; its grid and
-/// `sample --label` still draw by code.
+/// accuracy or per-label FID (eval reads which digit each code draws instead), and `eval
+/// --labels test` is refused by name; `sample --label` still draws by code.
 #[test]
 fn a_latent_code_run_is_scored_without_label_measures() {
     let s = Scratch::new();
@@ -458,6 +458,19 @@ fn a_latent_code_run_is_scored_without_label_measures() {
     assert!(record["scores"]["fid"].is_f64(), "{record}");
     assert!(record["scores"]["label_accuracy"].is_null(), "{record}");
     assert!(record["scores"]["label_fid"].is_null(), "{record}");
+    // Its own reading against digits: the digit each code draws most, and the purity.
+    assert!(
+        stdout.contains("latent code -> the digit it draws most"),
+        "{stdout}"
+    );
+    let codes = &record["scores"]["code_digits"];
+    assert_eq!(
+        codes["digit"].as_array().map(Vec::len),
+        Some(10),
+        "{record}"
+    );
+    let purity = codes["purity"].as_f64().unwrap();
+    assert!((0.1..=1.0).contains(&purity), "{record}");
     let err = s.fails(&[
         "eval",
         "runs/smoke",

@@ -241,8 +241,24 @@ fn warn_of_validation_overlap(run: &std::path::Path, config: &crate::config::Exp
     }
 }
 
-/// A conditional run's label accuracy and per-label FID, where they were measured.
+/// A conditional run's label accuracy and per-label FID, or a latent code's digits, where
+/// they were measured.
 fn print_label_accuracy(scores: &crate::eval::Scores) {
+    if let Some(c) = &scores.code_digits {
+        let each: Vec<String> = (c.digit.iter().zip(&c.share).enumerate())
+            .map(|(code, (digit, share))| format!("{code}: {digit} ({:.0}%)", 100.0 * share))
+            .collect();
+        let unclaimed: Vec<String> = c.unclaimed().iter().map(|d| d.to_string()).collect();
+        println!(
+            "latent code -> the digit it draws most (its share): {}; purity {:.1}%{}",
+            each.join(", "),
+            100.0 * c.purity,
+            match unclaimed.is_empty() {
+                true => String::new(),
+                false => format!("; no code draws mostly {}", unclaimed.join(", ")),
+            }
+        );
+    }
     if let Some(accuracy) = scores.label_accuracy {
         println!(
             "label accuracy: {:.2}% of the samples are the digit G was asked for",
@@ -271,6 +287,8 @@ struct RunSamples {
     drawn: (GenerationMode, bool, bool),
     /// The labels G was asked for, for a class-conditional run.
     labels: Option<Vec<u8>>,
+    /// Where those labels are a latent code's, not digits: how many codes.
+    codes: Option<usize>,
 }
 
 /// Refuses `--labels test` for a run whose generator takes no digit label (unconditional, or
@@ -319,10 +337,16 @@ fn draw_for_eval(
         pixels,
         epoch,
         drawn: (mode, own_mode, raw),
-        // A latent code's labels are not digits: nothing to check them against.
         labels: config
-            .draws_digits_by_label()
+            .conditioning
+            .is_some()
             .then(|| inputs.labels[..n].to_vec()),
+        // A latent code's labels are not digits: read against digits only as its own measure.
+        codes: config
+            .conditioning
+            .as_ref()
+            .filter(|c| !c.labels_are_digits())
+            .map(|c| c.classes),
     })
 }
 
@@ -378,7 +402,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let test_labels = label_choice == LabelSource::Test;
-    let (pixels, epoch, generated, labels) = match (&run, &samples) {
+    let (pixels, epoch, generated, labels, codes) = match (&run, &samples) {
         (Some(run), _) => {
             let request = crate::sample::Request {
                 n,
@@ -391,9 +415,9 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
                 raw_generator,
             };
             let s = draw_for_eval(run, checkpoint.as_deref(), request)?;
-            (s.pixels, Some(s.epoch), Some(s.drawn), s.labels)
+            (s.pixels, Some(s.epoch), Some(s.drawn), s.labels, s.codes)
         }
-        (None, Some(file)) => (crate::data::read_idx_images(file)?, None, None, None),
+        (None, Some(file)) => (crate::data::read_idx_images(file)?, None, None, None, None),
         (None, None) => anyhow::bail!("name a run directory or pass --samples FILE"),
     };
     let images = pixels.len() / crate::config::IMAGE_PIXELS;
@@ -406,7 +430,11 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
                 .display()
         );
     }
-    let scores = evaluator.score_labelled(&pixels, labels.as_deref());
+    let asked = labels.as_deref().map(|l| match codes {
+        Some(classes) => crate::eval::Asked::Codes(l, classes),
+        None => crate::eval::Asked::Digits(l),
+    });
+    let scores = evaluator.score_asked(&pixels, asked);
     let reference = evaluator.reference();
     let label = match (epoch, generated) {
         (Some(e), Some((mode, _, raw))) => format!(

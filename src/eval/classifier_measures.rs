@@ -119,6 +119,58 @@ pub fn mode_coverage(probs: &[f32]) -> ModeCoverage {
     }
 }
 
+/// For images drawn with a latent code (InfoGAN's, `conditioning.discriminator =
+/// "latent_code"`): the digit each code draws most, and how purely. G chooses what a code
+/// means, so this is the code's only reading against digits (unsupervised clustering's purity).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CodeDigits {
+    /// Per code, the digit the classifier calls most of its images.
+    pub digit: Vec<u8>,
+    /// Per code, that digit's share of the code's images (0 for a code with none).
+    pub share: Vec<f64>,
+    /// The share of all images that are their code's digit: 1 when each code draws one digit.
+    pub purity: f64,
+}
+
+impl CodeDigits {
+    /// Digits that no code (with images) draws most, in order.
+    pub fn unclaimed(&self) -> Vec<usize> {
+        let claimed = |d: usize| {
+            self.digit
+                .iter()
+                .zip(&self.share)
+                .any(|(&c, &share)| share > 0.0 && c as usize == d)
+        };
+        (0..CLASSES).filter(|&d| !claimed(d)).collect()
+    }
+}
+
+/// [`CodeDigits`] of images with class probabilities `probs` (rows of [`CLASSES`]), drawn with
+/// `codes` (one per image) out of `classes` codes.
+pub fn code_digits(probs: &[f32], codes: &[u8], classes: usize) -> CodeDigits {
+    let mut counts = vec![[0usize; CLASSES]; classes];
+    for (p, &code) in probs.chunks_exact(CLASSES).zip(codes) {
+        counts[code as usize][argmax(p)] += 1;
+    }
+    let (mut digit, mut share, mut pure) = (Vec::new(), Vec::new(), 0);
+    for count in &counts {
+        let (best, &most) = count
+            .iter()
+            .enumerate()
+            .max_by_key(|&(d, &c)| (c, std::cmp::Reverse(d)))
+            .expect("ten digits");
+        let total: usize = count.iter().sum();
+        digit.push(best as u8);
+        share.push(most as f64 / total.max(1) as f64);
+        pure += most;
+    }
+    CodeDigits {
+        digit,
+        share,
+        purity: pure as f64 / codes.len().max(1) as f64,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +246,28 @@ mod tests {
         let unsure = vec![0.1f32; 100 * CLASSES];
         assert!((classifier_score(&unsure) - 1.0).abs() < 1e-6);
         assert_eq!(mode_coverage(&unsure).confident_share, 0.0);
+    }
+
+    /// Codes that each draw one digit are pure; a code split between two digits counts its
+    /// larger part, and a digit no code draws most is named.
+    #[test]
+    fn code_digits_read_each_codes_most_common_digit() {
+        let one_hot = |k: usize| {
+            let mut v = [0f32; CLASSES];
+            v[k] = 1.0;
+            v
+        };
+        // Code 0 draws sevens; code 1 draws three twos and one five.
+        let digits = [7, 7, 2, 2, 2, 5];
+        let codes = [0, 0, 1, 1, 1, 1];
+        let probs: Vec<f32> = digits.iter().flat_map(|&d| one_hot(d)).collect();
+        let c = code_digits(&probs, &codes, 2);
+        assert_eq!(c.digit, [7, 2]);
+        assert_eq!(c.share, [1.0, 0.75]);
+        assert!((c.purity - 5.0 / 6.0).abs() < 1e-12);
+        assert_eq!(c.unclaimed(), [0, 1, 3, 4, 5, 6, 8, 9]);
+        // A tie goes to the smaller digit; a code with no images has share 0.
+        let tie = code_digits(&[one_hot(4), one_hot(1)].concat(), &[0, 0], 2);
+        assert_eq!((tie.digit, tie.share), (vec![1, 0], vec![0.5, 0.0]));
     }
 }

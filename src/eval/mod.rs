@@ -2,7 +2,8 @@
 //! every time, beside reference rows (real training images, uniform noise) that give the
 //! numbers meaning. GAN losses say little about samples; these are what sweeps and diffs compare.
 //!
-//! - [`classifier_measures`]: classifier FID, classifier score, mode coverage.
+//! - [`classifier_measures`]: classifier FID, classifier score, mode coverage, and which digit
+//!   each latent code draws.
 //! - [`likelihood`]: Parzen-window log-likelihood (Goodfellow et al. 2014) and memorisation.
 //! - [`precision_recall`]: improved precision and recall (Kynkäänniemi et al. 2019, k = 3),
 //!   which tell sample quality (precision) from coverage (recall).
@@ -27,7 +28,8 @@ use crate::classifier::Classifier;
 use crate::config::{GenerationMode, IMAGE_PIXELS};
 use crate::error::Result;
 use classifier_measures::{
-    classifier_score, frechet_distance, mode_coverage, Gaussian, ModeCoverage,
+    classifier_score, code_digits, frechet_distance, mode_coverage, CodeDigits, Gaussian,
+    ModeCoverage,
 };
 use kid::Kid;
 use likelihood::{memorisation, parzen, Memorisation, ParzenReport};
@@ -106,6 +108,10 @@ pub struct Scores {
     /// two images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_fid: Option<Vec<f64>>,
+    /// For images drawn with a latent code: the digit each code draws most, and how purely.
+    /// Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_digits: Option<CodeDigits>,
     /// Seconds the scoring took.
     pub seconds: f64,
 }
@@ -161,6 +167,15 @@ pub fn generation_labels(config: &crate::config::Experiment, n: usize) -> Option
             .map(|i| crate::train::generation_label(c.classes, i))
             .collect(),
     )
+}
+
+/// What a conditional G was asked for, one per image scored.
+#[derive(Debug, Clone, Copy)]
+pub enum Asked<'a> {
+    /// Digits: label accuracy and per-label FID measure how G drew them.
+    Digits(&'a [u8]),
+    /// A latent code's values, out of the given number of codes: [`CodeDigits`] reads them.
+    Codes(&'a [u8], usize),
 }
 
 /// Scores images against fixed real data with a fixed classifier; build once, score many times.
@@ -233,6 +248,15 @@ impl Evaluator {
     /// [`Evaluator::score`], and where `labels` are given (one per image, what a conditional
     /// G was asked for), the share of images the classifier calls their label.
     pub fn score_labelled(&mut self, images: &[f32], labels: Option<&[u8]>) -> Scores {
+        self.score_asked(images, labels.map(Asked::Digits))
+    }
+
+    /// [`Evaluator::score`], and the measures of what G was `asked` for, where given.
+    pub fn score_asked(&mut self, images: &[f32], asked: Option<Asked>) -> Scores {
+        let labels = match asked {
+            Some(Asked::Digits(labels)) => Some(labels),
+            _ => None,
+        };
         let started = std::time::Instant::now();
         let out = self.classifier.outputs(images, &self.dev);
         let fid = frechet_distance(
@@ -258,6 +282,10 @@ impl Evaluator {
             kid,
             label_accuracy: labels.map(|l| label_accuracy(&out.probs, l)),
             label_fid: labels.and_then(|l| self.label_fids(&out.features, l)),
+            code_digits: match asked {
+                Some(Asked::Codes(codes, classes)) => Some(code_digits(&out.probs, codes, classes)),
+                _ => None,
+            },
             seconds: started.elapsed().as_secs_f64(),
         }
     }
