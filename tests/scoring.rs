@@ -51,16 +51,7 @@ fn eval_scores_a_run_with_all_five_measures_and_the_reference_rows() {
         assert!(!s.path().join("runs/smoke/eval.json").exists());
     }
     // An unconditional G takes no labels: asking it for the test set's is refused by name.
-    let err = s.fails(&[
-        "eval",
-        "runs/smoke",
-        "--n",
-        "200",
-        "--labels",
-        "test",
-        "--data-dir",
-        &data,
-    ]);
+    let err = eval_smoke_with_test_labels(&s, &data);
     assert!(
         err.contains("runs/smoke") && err.contains("[conditioning]") && err.contains("--labels"),
         "{err}"
@@ -471,16 +462,7 @@ fn a_latent_code_run_is_scored_without_label_measures() {
     );
     let purity = codes["purity"].as_f64().unwrap();
     assert!((0.1..=1.0).contains(&purity), "{record}");
-    let err = s.fails(&[
-        "eval",
-        "runs/smoke",
-        "--n",
-        "200",
-        "--labels",
-        "test",
-        "--data-dir",
-        &data,
-    ]);
+    let err = eval_smoke_with_test_labels(&s, &data);
     assert!(
         err.contains("runs/smoke") && err.contains("latent_code") && err.contains("--labels"),
         "{err}"
@@ -496,4 +478,18 @@ fn a_latent_code_run_is_scored_without_label_measures() {
         "sevens.png",
     ]);
     assert!(s.path().join("sevens.png").exists());
+}
+
+/// `eval runs/smoke --labels test` on 200 samples, which the tests expect refused: its error.
+fn eval_smoke_with_test_labels(s: &Scratch, data: &str) -> String {
+    s.fails(&[
+        "eval",
+        "runs/smoke",
+        "--n",
+        "200",
+        "--labels",
+        "test",
+        "--data-dir",
+        data,
+    ])
 }

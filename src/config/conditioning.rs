@@ -87,16 +87,6 @@ impl DiscriminatorLabel {
             DiscriminatorLabel::LatentCode => "latent_code",
         }
     }
-
-    /// Whether D reads the image alone and the label meets its outputs in a head.
-    fn in_head(self) -> bool {
-        matches!(
-            self,
-            DiscriminatorLabel::Projection
-                | DiscriminatorLabel::AuxiliaryClassifier
-                | DiscriminatorLabel::LatentCode
-        )
-    }
 }
 
 impl ConditioningConfig {
@@ -110,17 +100,18 @@ impl ConditioningConfig {
         match self.discriminator {
             DiscriminatorLabel::OneHot => self.classes,
             DiscriminatorLabel::Channels => self.classes * IMAGE_PIXELS,
-            _ => 0,
+            DiscriminatorLabel::Projection
+            | DiscriminatorLabel::AuxiliaryClassifier
+            | DiscriminatorLabel::LatentCode => 0,
         }
     }
 
-    /// How many numbers D outputs per image: a score, and one per class where a head reads
-    /// the label from D's outputs.
+    /// How many numbers D outputs per image: a score, and one per class where D reads the
+    /// image alone and a head reads the label from D's outputs.
     pub fn discriminator_outputs(&self) -> usize {
-        if self.discriminator.in_head() {
-            1 + self.classes
-        } else {
-            1
+        match self.discriminator_extra() {
+            0 => 1 + self.classes,
+            _ => 1,
         }
     }
 

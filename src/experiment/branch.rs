@@ -71,7 +71,8 @@ pub(super) fn source(config: &Experiment, options: &RunOptions) -> Result<Option
         path: options.run_dir.clone(),
     };
     let has_own = existing.resume_checkpoint().ok().flatten().is_some();
-    if has_own && !options.force && existing.branch_record().as_ref() != Some(&path) {
+    if has_own && !options.force && existing.branch().map(|b| b.checkpoint).as_ref() != Some(&path)
+    {
         return Err(Error::RunDir {
             path: options.run_dir.clone(),
             message: "already holds a run with checkpoints of its own, not a branch from \
@@ -90,7 +91,7 @@ pub(super) fn source(config: &Experiment, options: &RunOptions) -> Result<Option
 pub(super) fn start(start: Start, dir: &RunDir, source: Option<PathBuf>) -> Start {
     match (start, source) {
         (Start::Fresh, Some(source)) => Start::Branch(source),
-        (Start::Fresh, None) => match dir.branch_record() {
+        (Start::Fresh, None) => match dir.branch().map(|b| b.checkpoint) {
             Some(recorded) => {
                 tracing::info!(checkpoint = %recorded.display(), "a branch stopped before its first checkpoint: branching again from its parent's");
                 Start::Branch(recorded)

@@ -324,12 +324,6 @@ impl RunDir {
         files::write_atomic(&self.path.join(BRANCH_FILE), text.as_bytes())
     }
 
-    /// The checkpoint a branched run started from, as its `branch.json` records it; `None` for
-    /// a run that is not a branch (or whose record does not read).
-    pub fn branch_record(&self) -> Option<PathBuf> {
-        self.branch().map(|b| b.checkpoint)
-    }
-
     /// What a branched run's `branch.json` records; `None` for a run that is not a branch (or
     /// whose record does not read).
     pub fn branch(&self) -> Option<BranchRecord> {
