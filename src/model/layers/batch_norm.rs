@@ -1,7 +1,9 @@
 //! Batch normalisation over the batch axis, in the three modes a config can name. On images
 //! it normalises each channel over the batch and the channel's positions (PyTorch's
-//! `BatchNorm2d`): both paths read a batch of `[C, H, W]` images as `B * H * W` rows of `C`
-//! features and run the same arithmetic as on flat features.
+//! `BatchNorm2d`). The tape reads a batch of `[C, H, W]` images as `B * H * W` rows of `C`
+//! features and runs the same arithmetic as on flat features; the fast path works on the images
+//! as they lie, channel plane by plane, because regrouping them into rows and back cost more
+//! than the arithmetic (so on images its sums run in another order than the tape's).
 
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;
@@ -12,7 +14,9 @@ use super::{
     Saved,
 };
 use crate::model::init::InitConfig;
-use crate::model::kernels::{column_reduce, column_sums, for_rows, transpose_into, BufferPool};
+use crate::model::kernels::{
+    column_reduce, column_sums, for_planes, for_rows, plane_sums, transpose_into, BufferPool,
+};
 use crate::model::{Matrix, Mode, TensorVisitor, Vector};
 
 /// `{type = "batch_norm", mode = "batch"}`, with optional `momentum` and `eps`.
@@ -245,6 +249,43 @@ pub struct FastBatchNorm {
 }
 
 impl FastBatchNorm {
+    /// From a batch's mean and (biased) variance per channel, over `n` values each: updates the
+    /// running statistics (`running`, empty unless mode `running`) when training, and returns
+    /// `1 / std` and `scale / std`, as the tape computes them.
+    fn factors(
+        &self,
+        scale: &[f32],
+        running: &mut [Vec<f32>],
+        (mean, var, n): (&[f32], &[f32], f32),
+        train: bool,
+    ) -> (Vec<f32>, Vec<f32>) {
+        if let (true, [running_mean, running_var]) = (train, running) {
+            let m = self.momentum;
+            let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
+            for j in 0..scale.len() {
+                running_mean[j] = running_mean[j] * (1.0 - m) + mean[j] * m;
+                running_var[j] = running_var[j] * (1.0 - m) + var[j] * (m * unbiased);
+            }
+        }
+        let std: Vec<f32> = var.iter().map(|v| (v + self.eps).sqrt()).collect();
+        let inv_std = std.iter().map(|s| 1.0 / s).collect();
+        // The tape path computes centered * (scale / std) + offset.
+        let factor = scale.iter().zip(&std).map(|(s, d)| s / d).collect();
+        (inv_std, factor)
+    }
+
+    /// `scale / sqrt(running_var + eps)`, mode `running` outside training.
+    fn running_factor(&self, tensors: &[Vec<f32>]) -> Vec<f32> {
+        let [scale, _, _, running_var] = tensors else {
+            unreachable!("running batch-norm visits four tensors")
+        };
+        scale
+            .iter()
+            .zip(running_var)
+            .map(|(s, v)| s / (v + self.eps).sqrt())
+            .collect()
+    }
+
     /// Normalises `x` with its own statistics (updating the running ones when asked), keeping
     /// the normalised input when `keep`.
     fn batch_statistics(
@@ -267,18 +308,8 @@ impl FastBatchNorm {
         let mut var = vec![0.0; cols];
         column_reduce(x, cols, &mut var, |acc, v| acc + v * v);
         var.iter_mut().for_each(|v| *v /= n);
-        if let (Some(_), [running_mean, running_var]) = (&pass.train, running) {
-            let m = self.momentum;
-            let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
-            for j in 0..cols {
-                running_mean[j] = running_mean[j] * (1.0 - m) + mean[j] * m;
-                running_var[j] = running_var[j] * (1.0 - m) + var[j] * (m * unbiased);
-            }
-        }
-        let std: Vec<f32> = var.iter().map(|v| (v + self.eps).sqrt()).collect();
-        let inv_std: Vec<f32> = std.iter().map(|s| 1.0 / s).collect();
-        // The tape path computes centered * (scale / std) + offset.
-        let factor: Vec<f32> = scale.iter().zip(&std).map(|(s, d)| s / d).collect();
+        let (inv_std, factor) =
+            self.factors(scale, running, (&mean, &var, n), pass.train.is_some());
         let normalised = if pass.keep {
             let mut normalised = pass.pool.take(x.len());
             let (centred, is) = (&*x, &inv_std);
@@ -313,18 +344,10 @@ impl FastLayer for FastBatchNorm {
         x: &mut Vec<f32>,
         pass: &mut ForwardPass<'_>,
     ) -> Saved {
-        if self.positions == 1 {
-            return self.forward_rows(tensors, x, pass);
+        match self.positions {
+            1 => self.forward_rows(tensors, x, pass),
+            _ => self.forward_planes(tensors, x, pass),
         }
-        let (rows, channels, positions) = (pass.rows, tensors[0].len(), self.positions);
-        let mut by_position = pass.pool.take(x.len());
-        regroup(x, rows, channels, positions, &mut by_position);
-        pass.rows = rows * positions;
-        let saved = self.forward_rows(tensors, &mut by_position, pass);
-        pass.rows = rows;
-        regroup(&by_position, rows, positions, channels, x);
-        pass.pool.give(by_position);
-        saved
     }
 
     fn backward(
@@ -334,18 +357,10 @@ impl FastLayer for FastBatchNorm {
         g: &mut Vec<f32>,
         pass: &mut BackwardPass<'_, '_>,
     ) -> Option<Vec<f32>> {
-        if self.positions == 1 {
-            return self.backward_rows(tensors, saved, g, pass);
+        match self.positions {
+            1 => self.backward_rows(tensors, saved, g, pass),
+            _ => self.backward_planes(tensors, saved, g, pass),
         }
-        let (rows, channels, positions) = (pass.rows, tensors[0].len(), self.positions);
-        let mut by_position = pass.pool.take(g.len());
-        regroup(g, rows, channels, positions, &mut by_position);
-        pass.rows = rows * positions;
-        self.backward_rows(tensors, saved, &mut by_position, pass);
-        pass.rows = rows;
-        regroup(&by_position, rows, positions, channels, g);
-        pass.pool.give(by_position);
-        None
     }
 
     fn row_coupling(&self) -> RowCoupling {
@@ -406,16 +421,9 @@ impl FastBatchNorm {
             (true, _) | (false, BatchNormMode::Batch) => self.batch_statistics(tensors, x, pass),
             (false, BatchNormMode::BatchStatsOnly) => Saved::Nothing,
             (false, BatchNormMode::Running) => {
-                let [scale, offset, running_mean, running_var] = tensors else {
-                    unreachable!("running batch-norm visits four tensors")
-                };
-                let cols = scale.len();
-                let factor: Vec<f32> = scale
-                    .iter()
-                    .zip(&*running_var)
-                    .map(|(s, v)| s / (v + self.eps).sqrt())
-                    .collect();
-                let (f, o, rm) = (&factor, &*offset, &*running_mean);
+                let factor = self.running_factor(tensors);
+                let cols = factor.len();
+                let (f, o, rm) = (&factor, &tensors[1], &tensors[2]);
                 for_rows(x, cols, |_, r| {
                     for (((v, f), o), m) in r.iter_mut().zip(f).zip(o).zip(rm) {
                         *v = (*v - m) * f + o;
@@ -482,6 +490,122 @@ impl FastBatchNorm {
             }
             _ => {}
         }
+        None
+    }
+}
+
+impl FastBatchNorm {
+    /// [`FastBatchNorm::forward_rows`] on a batch of `[C, H, W]` images as they lie: each
+    /// channel's statistics summed over its planes ([`plane_sums`]), the element-wise work done
+    /// plane by plane.
+    fn forward_planes(
+        &mut self,
+        tensors: &mut [Vec<f32>],
+        x: &mut [f32],
+        pass: &mut ForwardPass<'_>,
+    ) -> Saved {
+        let (channels, positions) = (tensors[0].len(), self.positions);
+        match (pass.train.is_some(), self.mode) {
+            (true, _) | (false, BatchNormMode::Batch) => {}
+            (false, BatchNormMode::BatchStatsOnly) => return Saved::Nothing,
+            (false, BatchNormMode::Running) => {
+                let factor = self.running_factor(tensors);
+                let (f, o, m) = (&factor, &tensors[1], &tensors[2]);
+                for_planes(x, channels, positions, |_, c, plane| {
+                    let (m, f, o) = (m[c], f[c], o[c]);
+                    plane.iter_mut().for_each(|v| *v = (*v - m) * f + o)
+                });
+                return Saved::Factor(factor);
+            }
+        }
+        let n = (pass.rows * positions) as f32;
+        let per_channel =
+            |sums: Vec<f32>| -> Vec<f32> { sums.into_iter().map(|s| s / n).collect() };
+        let mean = per_channel(plane_sums(x, x, channels, positions, |v, _| v));
+        let centre = &mean;
+        for_planes(x, channels, positions, |_, c, plane| {
+            plane.iter_mut().for_each(|v| *v -= centre[c])
+        });
+        let var = per_channel(plane_sums(x, x, channels, positions, |v, _| v * v));
+        let (params, running) = tensors.split_at_mut(2);
+        let train = pass.train.is_some();
+        let (inv_std, factor) = self.factors(&params[0], running, (&mean, &var, n), train);
+        let normalised = if pass.keep {
+            let mut normalised = pass.pool.take(x.len());
+            let (centred, is) = (&*x, &inv_std);
+            for_planes(&mut normalised, channels, positions, |i, c, plane| {
+                let from = &centred[(i * channels + c) * positions..][..positions];
+                plane
+                    .iter_mut()
+                    .zip(from)
+                    .for_each(|(v, &x)| *v = x * is[c]);
+            });
+            normalised
+        } else {
+            Vec::new()
+        };
+        let (f, o) = (&factor, &params[1]);
+        for_planes(x, channels, positions, |_, c, plane| {
+            let (f, o) = (f[c], o[c]);
+            plane.iter_mut().for_each(|v| *v = *v * f + o)
+        });
+        Saved::Normalised {
+            normalised,
+            inv_std,
+        }
+    }
+
+    /// The backward pass of [`FastBatchNorm::forward_planes`].
+    fn backward_planes(
+        &mut self,
+        tensors: &mut [Vec<f32>],
+        saved: Saved,
+        g: &mut [f32],
+        pass: &mut BackwardPass<'_, '_>,
+    ) -> Option<Vec<f32>> {
+        let (channels, positions) = (tensors[0].len(), self.positions);
+        let (normalised, inv_std) = match saved {
+            Saved::Normalised {
+                normalised,
+                inv_std,
+            } => (normalised, inv_std),
+            Saved::Factor(f) => {
+                assert!(
+                    !pass.param_grads,
+                    "running statistics only outside the own update"
+                );
+                if pass.propagate {
+                    for_planes(g, channels, positions, |_, c, plane| {
+                        plane.iter_mut().for_each(|d| *d *= f[c])
+                    });
+                }
+                return None;
+            }
+            _ => return self.backward_rows(tensors, saved, g, pass),
+        };
+        let n = (pass.rows * positions) as f32;
+        let d_offset = plane_sums(g, g, channels, positions, |d, _| d);
+        let d_scale = plane_sums(g, &normalised, channels, positions, |d, x| d * x);
+        if pass.propagate {
+            let (s, is, nz) = (&tensors[0], &inv_std, &normalised);
+            let (ds, dof) = (&d_scale, &d_offset);
+            for_planes(g, channels, positions, |i, c, plane| {
+                let xs = &nz[(i * channels + c) * positions..][..positions];
+                let (k, a, b) = (s[c] * is[c], dof[c] / n, ds[c] / n);
+                plane
+                    .iter_mut()
+                    .zip(xs)
+                    .for_each(|(d, &x)| *d = k * (*d - a - x * b));
+            });
+        }
+        if pass.param_grads {
+            let [scale, offset, ..] = tensors else {
+                unreachable!("batch-norm visits scale and offset first")
+            };
+            pass.hand_over(0, scale, &d_scale);
+            pass.hand_over(1, offset, &d_offset);
+        }
+        pass.pool.give(normalised);
         None
     }
 }
