@@ -583,7 +583,10 @@ mod tests {
                 .flat_map(|b| (0..positions).map(move |p| (b * channels + c) * positions + p))
                 .map(|i| x[i] as f64 * y[i] as f64)
                 .sum();
-            assert!((*got as f64 - want).abs() < 1e-3, "channel {c}: {got} vs {want}");
+            assert!(
+                (*got as f64 - want).abs() < 1e-3,
+                "channel {c}: {got} vs {want}"
+            );
         }
         let one_thread = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
