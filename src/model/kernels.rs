@@ -146,9 +146,11 @@ impl BufferPool {
     /// dropped. Callers give buffers they did not take (a batch of images from the data), so a
     /// pool could otherwise fill with buffers of a length it never hands out. A paper step
     /// holds at most four of one length at a time (G's widest layer in its backward pass:
-    /// three kept by the forward pass and the input gradient).
-    const CAPACITY: usize = 32;
-    const PER_LENGTH: usize = 4;
+    /// three kept by the forward pass and the input gradient); a DCGAN step up to eight (the
+    /// 128 x 7 x 7 maps, each layer of G and D making them the same size): with four, it
+    /// asked the allocator for 10 MB a step, which the kernel zeroed page by page (perf).
+    const CAPACITY: usize = 48;
+    const PER_LENGTH: usize = 8;
 
     /// A buffer of `len` values: a kept one of that length (old contents), or a new one of
     /// zeros.

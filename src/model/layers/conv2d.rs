@@ -388,7 +388,9 @@ impl FastLayer for FastConv2d {
     ) -> Saved {
         let (rows, p) = (pass.rows, self.patches);
         let mut columns = pass.pool.take(p.patch_len() * rows * p.positions());
-        p.unfold(x, rows, &mut columns);
+        let mut phased = pass.pool.take(p.phased_len(rows));
+        p.unfold_with(x, rows, &mut columns, &mut phased);
+        pass.pool.give(phased);
         let out = rows * self.filters * p.positions();
         let (mut side_by_side, mut y) = (pass.pool.take(out), pass.pool.take(out));
         let divided = self.divided(tensors, pass.pool);

@@ -434,7 +434,9 @@ impl FastLayer for FastConvTranspose2d {
         let (rows, p, channels) = (pass.rows, self.patches, self.channels);
         let (k, n) = (p.patch_len(), rows * p.positions());
         let mut columns = pass.pool.take(k * n);
-        p.unfold(g, rows, &mut columns);
+        let mut phased = pass.pool.take(p.phased_len(rows));
+        p.unfold_with(g, rows, &mut columns, &mut phased);
+        pass.pool.give(phased);
         let divided = self.divided(tensors, pass.pool);
         let param_grads = pass.param_grads.then(|| {
             let mut dw = pass.pool.take(channels * k);

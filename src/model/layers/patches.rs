@@ -138,6 +138,29 @@ impl Patches {
     /// Unfolds `rows` images (`rows x image_len`, row-major) into `columns`
     /// (`patch_len x rows * positions`): column `b * positions + p` is image `b`'s patch `p`.
     pub fn unfold(&self, images: &[f32], rows: usize, columns: &mut [f32]) {
+        let mut phased = vec![0.0; self.phased_len(rows)];
+        self.unfold_with(images, rows, columns, &mut phased);
+    }
+
+    /// Values of `rows` images in the phase-major layout: the scratch that
+    /// [`Patches::unfold_with`] takes.
+    pub fn phased_len(&self, rows: usize) -> usize {
+        rows * self.channels * self.phase_plane()
+    }
+
+    /// [`Patches::unfold`] with its scratch given (`phased_len(rows)` values, overwritten), so
+    /// that a training step does not allocate it.
+    ///
+    /// Why through the phase-major layout (see [`Patches::phased_index`]): each patch number's
+    /// line then copies neighbours instead of gathering every `stride`-th pixel, and each image
+    /// is rearranged once rather than read that way once per patch number.
+    pub fn unfold_with(
+        &self,
+        images: &[f32],
+        rows: usize,
+        columns: &mut [f32],
+        phased: &mut [f32],
+    ) {
         let (len, positions) = (self.image_len(), self.positions());
         assert_eq!(images.len(), rows * len, "images");
         assert_eq!(
@@ -145,21 +168,34 @@ impl Patches {
             self.patch_len() * rows * positions,
             "columns"
         );
+        assert_eq!(phased.len(), self.phased_len(rows), "phased");
+        let phased_len = self.channels * self.phase_plane();
+        let rearrange = |(image, phased): (&[f32], &mut [f32])| self.phase(image, phased);
+        if images.len() < SPLIT {
+            images
+                .chunks_exact(len)
+                .zip(phased.chunks_exact_mut(phased_len))
+                .for_each(rearrange);
+        } else {
+            images
+                .par_chunks_exact(len)
+                .zip(phased.par_chunks_exact_mut(phased_len))
+                .for_each(rearrange);
+        }
+        let phased = &*phased;
         let body = |(r, out): (usize, &mut [f32])| {
-            for (b, out) in out.chunks_exact_mut(positions).enumerate() {
-                let image = &images[b * len..(b + 1) * len];
-                out.fill(0.0);
-                let stride = self.stride;
-                self.each_span(r, |i, p, n| {
-                    let to = &mut out[p..p + n];
-                    match stride {
-                        1 => to.copy_from_slice(&image[i..i + n]),
-                        _ => to
-                            .iter_mut()
-                            .zip(image[i..].iter().step_by(stride))
-                            .for_each(|(o, v)| *o = *v),
-                    }
-                });
+            out.fill(0.0);
+            let Some(lines) = self.phased_lines(r) else {
+                return;
+            };
+            let n = lines.n;
+            for (out, image) in out
+                .chunks_exact_mut(positions)
+                .zip(phased.chunks_exact(phased_len))
+            {
+                for (at, p) in lines.clone() {
+                    out[p..p + n].copy_from_slice(&image[at..at + n]);
+                }
             }
         };
         let row_len = rows * positions;
@@ -253,13 +289,19 @@ impl Patches {
         }
         let iy = y0 * self.stride + ky - self.padding;
         let ix = x0 * self.stride + kx - self.padding;
+        let (step, n, lines) = (self.width.div_ceil(self.stride), x1 - x0, y1 - y0);
+        // Whole lines on both sides (a 7 x 7 phase read by 7 x 7 positions): one run.
+        let (n, lines) = match step == n && self.out_width == n {
+            true => (n * lines, 1),
+            false => (n, lines),
+        };
         Some(PhasedLines {
             start: self.phased_index((plane + iy) * self.width + ix),
-            step: self.width.div_ceil(self.stride),
+            step,
             position: y0 * self.out_width + x0,
             out_width: self.out_width,
-            lines: y1 - y0,
-            n: x1 - x0,
+            lines,
+            n,
         })
     }
 
@@ -275,6 +317,24 @@ impl Patches {
         let (y, x) = (at / self.width, at % self.width);
         let (hp, wp) = (self.height.div_ceil(s), self.width.div_ceil(s));
         c * self.phase_plane() + ((y % s) * s + x % s) * hp * wp + (y / s) * wp + x / s
+    }
+
+    /// An image in the phase-major layout (every pixel copied once; cells past the image's
+    /// edge, where a side is not a multiple of the stride, left as they were).
+    fn phase(&self, image: &[f32], phased: &mut [f32]) {
+        let s = self.stride;
+        let (hp, wp) = (self.height.div_ceil(s), self.width.div_ceil(s));
+        for (c, channel) in image.chunks_exact(self.height * self.width).enumerate() {
+            let planes = &mut phased[c * self.phase_plane()..];
+            for (y, line) in channel.chunks_exact(self.width).enumerate() {
+                for px in 0..s.min(self.width) {
+                    let to = &mut planes[((y % s) * s + px) * hp * wp + (y / s) * wp..];
+                    to.iter_mut()
+                        .zip(line[px..].iter().step_by(s))
+                        .for_each(|(t, v)| *t = *v);
+                }
+            }
+        }
     }
 
     /// An image from its phase-major layout (every pixel copied once).
