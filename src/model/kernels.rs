@@ -134,7 +134,9 @@ fn product(a: Mat<'_>, b: Mat<'_>, c: &mut [f32], accum: Accum) {
 /// weight gradients (now in `backprop::Workspace`) that was 3% of a paper step's cycles
 /// (`perf`). The pool holds layer outputs, the copies a backward pass keeps, and input
 /// gradients. A buffer taken from here holds whatever its last user left, so it is only for
-/// outputs that are written in full (a product's `c`, a copy). Buffers are matched by length: a
+/// outputs that are written in full (a product's `c`, a copy), or scratch whose unwritten
+/// values are never read (`Patches::unfold_with`'s cells past an image's edge). Buffers are
+/// matched by length: a
 /// step's shapes repeat, so each step finds the buffers the one before gave back.
 #[derive(Debug, Clone, Default)]
 pub struct BufferPool {
@@ -322,6 +324,7 @@ pub fn plane_sums(
     const LANES: usize = 16;
     assert_eq!(a.len(), b.len());
     let image = channels * positions;
+    debug_assert_eq!(a.len() % image.max(1), 0, "whole images");
     let channel = |c: usize| -> f32 {
         let (mut lanes, mut tail) = ([0.0f32; LANES], 0.0f32);
         for start in (c * positions..a.len()).step_by(image) {

@@ -3,7 +3,8 @@
 //! `BatchNorm2d`). The tape reads a batch of `[C, H, W]` images as `B * H * W` rows of `C`
 //! features and runs the same arithmetic as on flat features; the fast path works on the images
 //! as they lie, channel plane by plane, because regrouping them into rows and back cost more
-//! than the arithmetic (so on images its sums run in another order than the tape's).
+//! than the arithmetic (so on images its sums run in another order than the tape's, and its
+//! backward pass scales by `ds / n` once per channel).
 
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;

@@ -5,7 +5,7 @@
 //! With `over_channels = true`, on an image: at each position, the channels normalised over
 //! each other, with one scale and offset per channel (ConvNeXt's `LayerNorm2d`, PyTorch's
 //! `LayerNorm(C)` on channels-last images). Both paths regroup the batch as `B * H * W` rows of
-//! channels, as batch-norm on images does, and normalise those rows.
+//! channels, as batch-norm's tape path does on images, and normalise those rows.
 
 use dfdx::prelude::*;
 use rand_chacha::ChaCha8Rng;

@@ -114,9 +114,9 @@ impl Patches {
 
     /// Calls `f(image_start, position_start, count)` for each line of patch number `row`'s
     /// reads that fall on the image: positions `position_start..+count` read pixels
-    /// `image_start`, `+stride`, ... In position order. The inner loops of unfold and fold,
-    /// with the padding's bounds worked out once per line instead of per pixel.
-    #[inline]
+    /// `image_start`, `+stride`, ... In position order: the definition that the dense reference
+    /// ([`Patches::dense_index`]) and the tests read; `unfold` and `fold` walk the same lines in
+    /// the phase-major layout ([`Patches::phased_lines`]).
     fn each_span(&self, row: usize, mut f: impl FnMut(usize, usize, usize)) {
         let (plane, ky, kx) = self.patch_number(row);
         let (y0, y1) = self.steps_inside(ky, self.height, self.out_height);
@@ -226,12 +226,16 @@ impl Patches {
             "columns"
         );
         let row_len = rows * positions;
-        // Images per task: their sums fit in a core's cache (a quarter of a megabyte).
-        let block = (FOLD_BLOCK_VALUES / len.max(1)).clamp(1, rows.max(1));
+        // Images per task: their sums fit in a core's cache (a quarter of a megabyte), and
+        // every thread gets a share (a task's images do not change its bits).
+        let share = rows.div_ceil(rayon::current_num_threads()).max(1);
+        let block = (FOLD_BLOCK_VALUES / len.max(1)).clamp(1, share);
         let body = |(t, block_images): (usize, &mut [f32])| {
             let first = t * block;
             let count = block_images.len() / len;
             let phased_len = self.channels * self.phase_plane();
+            // Nothing inside the borrow calls rayon, so no other task runs on this thread
+            // while it is held.
             PHASED.with_borrow_mut(|scratch| {
                 if scratch.len() < count * phased_len {
                     scratch.resize(count * phased_len, 0.0);
@@ -377,8 +381,9 @@ impl Patches {
     }
 }
 
-/// A patch number's lines in [`Patches::fold`]'s phase-major sums: an iterator of (start in
-/// the sums, first position) pairs, each line `n` values long.
+/// A patch number's lines in the phase-major layout that [`Patches::unfold_with`] reads and
+/// [`Patches::fold`] sums into: an iterator of (start in that layout, first position) pairs,
+/// each line `n` values long.
 #[derive(Debug, Clone)]
 struct PhasedLines {
     start: usize,
@@ -501,6 +506,58 @@ mod tests {
                 }
             }
             assert_eq!(columns, want, "{c}x{h}x{w} k{k} s{s} p{pad}");
+        }
+    }
+
+    /// Folding against the definition (each image, patch numbers in order, each line's reads
+    /// added where `each_span` says), to the bit: for strides, paddings and odd sides, over
+    /// enough images for several tasks on two threads, and on one thread.
+    #[test]
+    fn fold_matches_the_definition_to_the_bit() {
+        for (c, h, w, k, s, pad) in [(2, 5, 4, 3, 2, 1), (1, 7, 7, 4, 3, 2), (3, 4, 6, 2, 1, 0)] {
+            let p = Patches::new((c, h, w), k, s, pad).unwrap();
+            let rows = SPLIT.div_ceil(p.image_len()) + 3;
+            let n = p.patch_len() * rows * p.positions();
+            let columns: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1013) as f32 / 97.0).collect();
+            let mut want = vec![0.0; rows * p.image_len()];
+            for (b, image) in want.chunks_exact_mut(p.image_len()).enumerate() {
+                for r in 0..p.patch_len() {
+                    let column = &columns[(r * rows + b) * p.positions()..][..p.positions()];
+                    p.each_span(r, |i, at, count| {
+                        for j in 0..count {
+                            image[i + j * s] += column[at + j];
+                        }
+                    });
+                }
+            }
+            let mut got = vec![f32::NAN; want.len()];
+            p.fold(&columns, rows, &mut got);
+            assert_eq!(got, want, "{c}x{h}x{w} k{k} s{s} p{pad}");
+            let mut alone = vec![f32::NAN; want.len()];
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap()
+                .install(|| p.fold(&columns, rows, &mut alone));
+            assert_eq!(alone, want, "one thread: {c}x{h}x{w} k{k} s{s} p{pad}");
+        }
+    }
+
+    /// `unfold_with` reads nothing of its scratch that it did not write: NaN left in it by an
+    /// earlier user (cells past the edge of an image whose sides are not multiples of the
+    /// stride) does not reach the columns.
+    #[test]
+    fn unfold_ignores_what_its_scratch_held() {
+        for (c, h, w, k, s, pad) in [(2, 5, 4, 3, 2, 1), (1, 7, 7, 4, 3, 2)] {
+            let p = Patches::new((c, h, w), k, s, pad).unwrap();
+            let rows = 3;
+            let x: Vec<f32> = (0..rows * p.image_len()).map(|i| i as f32).collect();
+            let mut want = vec![0.0; p.patch_len() * rows * p.positions()];
+            p.unfold(&x, rows, &mut want);
+            let mut got = vec![f32::NAN; want.len()];
+            let mut scratch = vec![f32::NAN; p.phased_len(rows)];
+            p.unfold_with(&x, rows, &mut got, &mut scratch);
+            assert_eq!(got, want, "{c}x{h}x{w} k{k} s{s} p{pad}");
         }
     }
 
