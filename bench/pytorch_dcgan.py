@@ -33,7 +33,9 @@ def batch_norm(channels):
 
 def generator():
     return nn.Sequential(
-        nn.Linear(NOISE_DIM, 128 * 7 * 7),
+        nn.Linear(NOISE_DIM, 1024),
+        nn.BatchNorm1d(1024, eps=1e-5, track_running_stats=False), nn.ReLU(),
+        nn.Linear(1024, 128 * 7 * 7),
         nn.Unflatten(1, (128, 7, 7)),
         batch_norm(128), nn.ReLU(),
         nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1, bias=False),  # 14 x 14
@@ -51,7 +53,9 @@ def discriminator():
         nn.Conv2d(64, 128, 4, stride=2, padding=1, bias=False),  # 7 x 7
         batch_norm(128), nn.LeakyReLU(0.2),
         nn.Flatten(),
-        nn.Linear(128 * 7 * 7, 1),
+        nn.Linear(128 * 7 * 7, 1024),
+        nn.BatchNorm1d(1024, eps=1e-5, track_running_stats=False), nn.LeakyReLU(0.2),
+        nn.Linear(1024, 1),
     )
 
 

@@ -11,7 +11,7 @@ see each batch alone) and one generator step on fresh noise, batch 100, on a ran
 computes no D weight gradients.
 
 Images are NHWC, TensorFlow's layout for convolutions on CPU (its NCHW kernels are GPU ones):
-the linear layer's 6272 outputs are read as [7, 7, 128] and D's last maps flattened the same
+G's second linear layer's 6272 outputs are read as [7, 7, 128] and D's last maps flattened the same
 way, which only permutes the linear layers' units. Batch-norm is fused_batch_norm in training
 mode (the batch's statistics, per channel, eps 1e-5), which Keras's BatchNormalization uses
 for images. TensorFlow 2.21 logs "remapper failed: ... LeakyReluGrad ... missing node
@@ -55,9 +55,17 @@ def batch_norm(name, x):
     return y
 
 
+def dense_batch_norm(name, x):
+    """Batch-norm of a fully connected layer's units: fused_batch_norm on them read as 1x1 maps."""
+    units = x.shape[-1]
+    return tf.reshape(batch_norm(name, tf.reshape(x, [-1, 1, 1, units])), [-1, units])
+
+
 def generator(z, batch):
     with tf1.variable_scope("generator", reuse=tf1.AUTO_REUSE):
-        h = tf.matmul(z, weight("fc/w", [NOISE_DIM, 7 * 7 * 128])) + zeros("fc/b", [7 * 7 * 128])
+        h = tf.matmul(z, weight("fc0/w", [NOISE_DIM, 1024])) + zeros("fc0/b", [1024])
+        h = tf.nn.relu(dense_batch_norm("bn_fc0", h))
+        h = tf.matmul(h, weight("fc/w", [1024, 7 * 7 * 128])) + zeros("fc/b", [7 * 7 * 128])
         h = tf.nn.relu(batch_norm("bn0", tf.reshape(h, [batch, 7, 7, 128])))
         # Transposed convolutions: filters [kh, kw, out, in]; "SAME" with kernel 4 and stride 2
         # pads one on each side, as padding = 1 does.
@@ -78,7 +86,9 @@ def discriminator(x, batch):
         h = tf.nn.conv2d(h, weight("c2/w", [4, 4, 64, 128]), strides=2, padding="SAME")
         h = tf.nn.leaky_relu(batch_norm("bn2", h), alpha=0.2)
         h = tf.reshape(h, [batch, 7 * 7 * 128])
-        return tf.matmul(h, weight("fc/w", [7 * 7 * 128, 1])) + zeros("fc/b", [1])
+        h = tf.matmul(h, weight("fc/w", [7 * 7 * 128, 1024])) + zeros("fc/b", [1024])
+        h = tf.nn.leaky_relu(dense_batch_norm("bn_fc", h), alpha=0.2)
+        return tf.matmul(h, weight("out/w", [1024, 1])) + zeros("out/b", [1])
 
 
 def bce_logits(logits, label):
