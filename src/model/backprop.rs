@@ -341,7 +341,8 @@ impl PlainNet {
         let param_grads = !matches!(params, ParamGradUse::Skip);
         let trainable_count = self.trainable.iter().filter(|&&t| t).count();
         if let ParamGradUse::Collect(grads) = &mut params {
-            grads.clear();
+            // Emptied, their room kept for this pass's gradients.
+            grads.iter_mut().for_each(Vec::clear);
             grads.resize(trainable_count, Vec::new());
         }
         // The first layer that needs an input gradient: below it, nothing is propagated.

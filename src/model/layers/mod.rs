@@ -387,7 +387,10 @@ impl BackwardPass<'_, '_> {
         let index = self.first_trainable + local;
         match &mut self.params {
             ParamGradUse::Skip => {}
-            ParamGradUse::Collect(grads) => grads[index] = grad.to_vec(),
+            ParamGradUse::Collect(grads) => {
+                grads[index].clear();
+                grads[index].extend_from_slice(grad);
+            }
             ParamGradUse::Apply(update) => update.apply(index, param, grad),
         }
     }
