@@ -301,13 +301,16 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dcgan.toml");
         let config = crate::config::load(&path, &[]).unwrap();
         let mut state = GanState::new(&config, &Cpu::seed_from_u64(0));
-        // G: linear 100x6272; conv_transpose2d 128->64 (k4, 7x7 -> 14x14), 128 x 64*16 per
-        // input position; conv_transpose2d 64->1 (14x14 -> 28x28), 64 x 16 per position.
-        let (g1, g2, g3) = (100.0 * 6272.0, 128.0 * 1024.0 * 49.0, 64.0 * 16.0 * 196.0);
+        // G: linear 100x1024, linear 1024x6272; conv_transpose2d 128->64 (k4, 7x7 -> 14x14),
+        // 128 x 64*16 per input position; conv_transpose2d 64->1 (14x14 -> 28x28), 64 x 16 per
+        // position.
+        let (g1, g2) = (100.0 * 1024.0, 1024.0 * 6272.0);
+        let (g3, g4) = (128.0 * 1024.0 * 49.0, 64.0 * 16.0 * 196.0);
         // D: conv2d 1->64 (28x28 -> 14x14), 64 x 16 per output position; conv2d 64->128
-        // (14x14 -> 7x7), 128 x 1024 per position; linear 6272x1.
-        let (d1, d2, d3) = (64.0 * 16.0 * 196.0, 128.0 * 1024.0 * 49.0, 6272.0);
-        let (g, d) = (g1 + g2 + g3, d1 + d2 + d3);
+        // (14x14 -> 7x7), 128 x 1024 per position; linear 6272x1024; linear 1024x1.
+        let (d1, d2) = (64.0 * 16.0 * 196.0, 128.0 * 1024.0 * 49.0);
+        let (d3, d4) = (6272.0 * 1024.0, 1024.0);
+        let (g, d) = (g1 + g2 + g3 + g4, d1 + d2 + d3 + d4);
         assert_eq!(state.generator.macs_per_row(), g);
         assert_eq!(state.discriminator.macs_per_row(), d);
         // D's first layer is a reshape: the input gradient skipped is the first conv's.
