@@ -36,12 +36,12 @@ fn check_reports_every_layer_shape() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     for line in [
         "model.generator: input 100",
-        "layers[4] reshape            [128, 7, 7]",
-        "layers[7] conv_transpose2d   [64, 14, 14]",
+        "layers[4]  reshape            [128, 7, 7]",
+        "layers[7]  conv_transpose2d   [64, 14, 14]",
         "layers[10] conv_transpose2d   [1, 28, 28]",
         "model.discriminator: input 784",
-        "layers[3] conv2d             [128, 7, 7]",
-        "layers[6] flatten            6272",
+        "layers[3]  conv2d             [128, 7, 7]",
+        "layers[6]  flatten            6272",
     ] {
         assert!(stdout.contains(line), "{line:?} in {stdout}");
     }

@@ -210,12 +210,15 @@ fn layer_shapes(c: &crate::config::Experiment) -> String {
     let mut out = String::new();
     for (network, layers, shapes) in networks {
         out += &format!("  model.{network}: input {}\n", shapes[0]);
+        // Keys padded to the longest, so that a network of ten or more layers lines up.
+        let width = format!("layers[{}]", layers.len().saturating_sub(1)).len();
         for (i, (layer, shape)) in layers.iter().zip(&shapes[1..]).enumerate() {
             let kind = toml::Value::try_from(layer)
                 .ok()
                 .and_then(|v| v.get("type").and_then(|t| t.as_str().map(String::from)))
                 .unwrap_or_default();
-            out += &format!("    layers[{i}] {kind:<18} {shape}\n");
+            let key = format!("layers[{i}]");
+            out += &format!("    {key:<width$} {kind:<18} {shape}\n");
         }
     }
     out
