@@ -210,7 +210,7 @@ fn layer_shapes(c: &crate::config::Experiment) -> String {
     let mut out = String::new();
     for (network, layers, shapes) in networks {
         out += &format!("  model.{network}: input {}\n", shapes[0]);
-        // Keys padded to the longest, so that a network of ten or more layers lines up.
+        // Keys padded to the longest, so that a network of more than ten layers lines up.
         let width = format!("layers[{}]", layers.len().saturating_sub(1)).len();
         for (i, (layer, shape)) in layers.iter().zip(&shapes[1..]).enumerate() {
             let kind = toml::Value::try_from(layer)
