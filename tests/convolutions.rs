@@ -42,11 +42,18 @@ fn conv_args<'a>(name: &'a str, data: &'a str, smoke: &'a str) -> Vec<&'a str> {
 fn a_conv_run_killed_mid_epoch_resumes_bit_for_bit() {
     let s = Scratch::new();
     let (data, smoke) = (data_dir(), config("smoke.toml").display().to_string());
-    s.ok(&conv_args("whole", &data, &smoke));
+    // Epochs of 400 steps (a second or so): with the smoke config's 40, the run ended its last
+    // epoch within the pause below, before the kill.
+    let args = |name| {
+        let mut args = conv_args(name, &data, &smoke);
+        args.extend(["--set", "data.train_size=20000"]);
+        args
+    };
+    s.ok(&args("whole"));
 
     // The same run, killed with SIGKILL once its first epoch is committed and its second is
     // under way, then started again: it resumes from the first epoch's checkpoint.
-    let child = spawn(&s, &conv_args("parts", &data, &smoke));
+    let child = spawn(&s, &args("parts"));
     let parts = s.path().join("runs/parts");
     let first = parts.join("checkpoints/epoch-0001.safetensors");
     let start = Instant::now();
@@ -62,7 +69,7 @@ fn a_conv_run_killed_mid_epoch_resumes_bit_for_bit() {
         !parts.join("checkpoints/epoch-0003.safetensors").exists(),
         "killed before its end"
     );
-    s.ok(&conv_args("parts", &data, &smoke));
+    s.ok(&args("parts"));
 
     let whole = s.path().join("runs/whole");
     assert_eq!(
