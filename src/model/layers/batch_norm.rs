@@ -345,9 +345,21 @@ impl FastLayer for FastBatchNorm {
         x: &mut Vec<f32>,
         pass: &mut ForwardPass<'_>,
     ) -> Saved {
-        match self.positions {
-            1 => self.forward_rows(tensors, x, pass),
-            _ => self.forward_planes(tensors, x, pass),
+        match (pass.train.is_some(), self.mode) {
+            (true, _) | (false, BatchNormMode::Batch) => match self.positions {
+                1 => self.batch_statistics(tensors, x, pass),
+                _ => self.plane_statistics(tensors, x, pass),
+            },
+            (false, BatchNormMode::BatchStatsOnly) => Saved::Nothing,
+            (false, BatchNormMode::Running) => {
+                let factor = self.running_factor(tensors);
+                let (f, o, m) = (&factor, &tensors[1], &tensors[2]);
+                for_planes(x, factor.len(), self.positions, |_, c, plane| {
+                    let (m, f, o) = (m[c], f[c], o[c]);
+                    plane.iter_mut().for_each(|v| *v = (*v - m) * f + o)
+                });
+                Saved::Factor(factor)
+            }
         }
     }
 
@@ -358,10 +370,45 @@ impl FastLayer for FastBatchNorm {
         g: &mut Vec<f32>,
         pass: &mut BackwardPass<'_, '_>,
     ) -> Option<Vec<f32>> {
-        match self.positions {
-            1 => self.backward_rows(tensors, saved, g, pass),
-            _ => self.backward_planes(tensors, saved, g, pass),
+        let grads = match saved {
+            Saved::Normalised {
+                normalised,
+                inv_std,
+            } => {
+                let grads = match self.positions {
+                    1 => self.backward_rows(&tensors[0], &normalised, &inv_std, g, pass),
+                    _ => self.backward_planes(&tensors[0], &normalised, &inv_std, g, pass),
+                };
+                pass.pool.give(normalised);
+                Some(grads)
+            }
+            Saved::Factor(f) => {
+                assert!(
+                    !pass.param_grads,
+                    "running statistics only outside the own update"
+                );
+                if pass.propagate {
+                    for_planes(g, f.len(), self.positions, |_, c, plane| {
+                        plane.iter_mut().for_each(|d| *d *= f[c])
+                    });
+                }
+                None
+            }
+            // Bypassed: no gradient flows to its parameters (zeros, as the tape gives).
+            Saved::Nothing if pass.param_grads => {
+                let zeros = vec![0.0; tensors[0].len()];
+                Some((zeros.clone(), zeros))
+            }
+            _ => None,
+        };
+        if let (true, Some((d_scale, d_offset))) = (pass.param_grads, grads) {
+            let [scale, offset, ..] = tensors else {
+                unreachable!("batch-norm visits scale and offset first")
+            };
+            pass.hand_over(0, scale, &d_scale);
+            pass.hand_over(1, offset, &d_offset);
         }
+        None
     }
 
     fn row_coupling(&self) -> RowCoupling {
@@ -411,114 +458,41 @@ pub(super) fn regroup(x: &[f32], rows: usize, a: usize, b: usize, out: &mut [f32
 }
 
 impl FastBatchNorm {
-    /// Normalises each feature (column) of `x` over its `pass.rows` rows, as the mode says.
-    fn forward_rows(
-        &mut self,
-        tensors: &mut [Vec<f32>],
-        x: &mut [f32],
-        pass: &mut ForwardPass<'_>,
-    ) -> Saved {
-        match (pass.train.is_some(), self.mode) {
-            (true, _) | (false, BatchNormMode::Batch) => self.batch_statistics(tensors, x, pass),
-            (false, BatchNormMode::BatchStatsOnly) => Saved::Nothing,
-            (false, BatchNormMode::Running) => {
-                let factor = self.running_factor(tensors);
-                let cols = factor.len();
-                let (f, o, rm) = (&factor, &tensors[1], &tensors[2]);
-                for_rows(x, cols, |_, r| {
-                    for (((v, f), o), m) in r.iter_mut().zip(f).zip(o).zip(rm) {
-                        *v = (*v - m) * f + o;
-                    }
-                });
-                Saved::Factor(factor)
-            }
-        }
-    }
-
-    /// The backward pass of [`FastBatchNorm::forward_rows`].
+    /// The backward pass of [`FastBatchNorm::batch_statistics`]: the scale's and offset's
+    /// gradients, and `g` turned into the input gradient when the pass propagates.
     fn backward_rows(
-        &mut self,
-        tensors: &mut [Vec<f32>],
-        saved: Saved,
+        &self,
+        scale: &[f32],
+        normalised: &[f32],
+        inv_std: &[f32],
         g: &mut [f32],
         pass: &mut BackwardPass<'_, '_>,
-    ) -> Option<Vec<f32>> {
-        let (params, _) = tensors.split_at_mut(2);
-        let [scale, offset] = params else {
-            unreachable!("batch-norm visits scale and offset first")
-        };
-        match saved {
-            Saved::Normalised {
-                normalised,
-                inv_std,
-            } => {
-                let cols = scale.len();
-                let n = pass.rows as f32;
-                let (d_scale, d_offset) = scale_offset_grads(g, &normalised, cols, pass.pool);
-                if pass.propagate {
-                    let (ds, dof, s, is) = (&d_scale, &d_offset, &*scale, &inv_std);
-                    let nz = &normalised;
-                    for_rows(g, cols, |i, r| {
-                        let xr = &nz[i * cols..(i + 1) * cols];
-                        for j in 0..cols {
-                            r[j] = s[j] * is[j] * (r[j] - dof[j] / n - xr[j] * ds[j] / n);
-                        }
-                    });
+    ) -> (Vec<f32>, Vec<f32>) {
+        let cols = scale.len();
+        let n = pass.rows as f32;
+        let (d_scale, d_offset) = scale_offset_grads(g, normalised, cols, pass.pool);
+        if pass.propagate {
+            let (ds, dof, s, is) = (&d_scale, &d_offset, scale, inv_std);
+            for_rows(g, cols, |i, r| {
+                let xr = &normalised[i * cols..(i + 1) * cols];
+                for j in 0..cols {
+                    r[j] = s[j] * is[j] * (r[j] - dof[j] / n - xr[j] * ds[j] / n);
                 }
-                if pass.param_grads {
-                    pass.hand_over(0, scale, &d_scale);
-                    pass.hand_over(1, offset, &d_offset);
-                }
-                pass.pool.give(normalised);
-            }
-            Saved::Factor(f) => {
-                assert!(
-                    !pass.param_grads,
-                    "running statistics only outside the own update"
-                );
-                if pass.propagate {
-                    let cols = f.len();
-                    for_rows(g, cols, |_, r| {
-                        r.iter_mut().zip(&f).for_each(|(d, f)| *d *= f)
-                    });
-                }
-            }
-            // Bypassed: no gradient flows to its parameters (zeros, as the tape gives).
-            Saved::Nothing if pass.param_grads => {
-                let zeros = vec![0.0; scale.len()];
-                pass.hand_over(0, scale, &zeros);
-                pass.hand_over(1, offset, &zeros);
-            }
-            _ => {}
+            });
         }
-        None
+        (d_scale, d_offset)
     }
-}
 
-impl FastBatchNorm {
-    /// [`FastBatchNorm::forward_rows`] on a batch of `[C, H, W]` images as they lie: each
+    /// [`FastBatchNorm::batch_statistics`] on a batch of `[C, H, W]` images as they lie: each
     /// channel's statistics summed over its planes ([`plane_sums`]), the element-wise work done
     /// plane by plane.
-    fn forward_planes(
+    fn plane_statistics(
         &mut self,
         tensors: &mut [Vec<f32>],
         x: &mut [f32],
         pass: &mut ForwardPass<'_>,
     ) -> Saved {
         let (channels, positions) = (tensors[0].len(), self.positions);
-        match (pass.train.is_some(), self.mode) {
-            (true, _) | (false, BatchNormMode::Batch) => {}
-            (false, BatchNormMode::BatchStatsOnly) => return Saved::Nothing,
-            (false, BatchNormMode::Running) => {
-                let factor = self.running_factor(tensors);
-                let (f, o, m) = (&factor, &tensors[1], &tensors[2]);
-                for_planes(x, channels, positions, |_, c, plane| {
-                    let (m, f, o) = (m[c], f[c], o[c]);
-                    plane.iter_mut().for_each(|v| *v = (*v - m) * f + o)
-                });
-                return Saved::Factor(factor);
-            }
-        }
         let n = (pass.rows * positions) as f32;
         let per_channel =
             |sums: Vec<f32>| -> Vec<f32> { sums.into_iter().map(|s| s / n).collect() };
@@ -556,58 +530,31 @@ impl FastBatchNorm {
         }
     }
 
-    /// The backward pass of [`FastBatchNorm::forward_planes`].
+    /// The backward pass of [`FastBatchNorm::plane_statistics`], as [`FastBatchNorm::backward_rows`].
     fn backward_planes(
-        &mut self,
-        tensors: &mut [Vec<f32>],
-        saved: Saved,
+        &self,
+        scale: &[f32],
+        normalised: &[f32],
+        inv_std: &[f32],
         g: &mut [f32],
         pass: &mut BackwardPass<'_, '_>,
-    ) -> Option<Vec<f32>> {
-        let (channels, positions) = (tensors[0].len(), self.positions);
-        let (normalised, inv_std) = match saved {
-            Saved::Normalised {
-                normalised,
-                inv_std,
-            } => (normalised, inv_std),
-            Saved::Factor(f) => {
-                assert!(
-                    !pass.param_grads,
-                    "running statistics only outside the own update"
-                );
-                if pass.propagate {
-                    for_planes(g, channels, positions, |_, c, plane| {
-                        plane.iter_mut().for_each(|d| *d *= f[c])
-                    });
-                }
-                return None;
-            }
-            _ => return self.backward_rows(tensors, saved, g, pass),
-        };
+    ) -> (Vec<f32>, Vec<f32>) {
+        let (channels, positions) = (scale.len(), self.positions);
         let n = (pass.rows * positions) as f32;
         let d_offset = plane_sums(g, g, channels, positions, |d, _| d);
-        let d_scale = plane_sums(g, &normalised, channels, positions, |d, x| d * x);
+        let d_scale = plane_sums(g, normalised, channels, positions, |d, x| d * x);
         if pass.propagate {
-            let (s, is, nz) = (&tensors[0], &inv_std, &normalised);
             let (ds, dof) = (&d_scale, &d_offset);
             for_planes(g, channels, positions, |i, c, plane| {
-                let xs = &nz[(i * channels + c) * positions..][..positions];
-                let (k, a, b) = (s[c] * is[c], dof[c] / n, ds[c] / n);
+                let xs = &normalised[(i * channels + c) * positions..][..positions];
+                let (k, a, b) = (scale[c] * inv_std[c], dof[c] / n, ds[c] / n);
                 plane
                     .iter_mut()
                     .zip(xs)
                     .for_each(|(d, &x)| *d = k * (*d - a - x * b));
             });
         }
-        if pass.param_grads {
-            let [scale, offset, ..] = tensors else {
-                unreachable!("batch-norm visits scale and offset first")
-            };
-            pass.hand_over(0, scale, &d_scale);
-            pass.hand_over(1, offset, &d_offset);
-        }
-        pass.pool.give(normalised);
-        None
+        (d_scale, d_offset)
     }
 }
 
