@@ -12,7 +12,9 @@ fn shipped_configs_pass_the_check() {
         "paper-best.toml",
         "smoke.toml",
         "mlp-best.toml",
+        "mlp-cond.toml",
         "dcgan.toml",
+        "cdcgan.toml",
     ]
     .iter()
     .map(|n| config(n).display().to_string())
@@ -23,8 +25,33 @@ fn shipped_configs_pass_the_check() {
     let out = s.ok(&args);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).matches("ok: ").count(),
-        6
+        paths.len()
     );
+}
+
+/// The memory estimate plans every layer of the shipped configs, class-conditional ones
+/// included (whose networks read the label beside the noise and the pixels): its parameters
+/// part is 20 bytes (weights, gradients, two Adam moments, a checkpoint copy) for each
+/// parameter the builder makes, plus a little running state.
+#[test]
+fn the_memory_estimate_counts_every_parameter_the_builder_makes() {
+    for name in ["paper.toml", "mlp-cond.toml", "dcgan.toml", "cdcgan.toml"] {
+        let config = gan_run::config::load(&config(name), &[]).unwrap();
+        let estimate = gan_run::config::memory::estimate(&config);
+        let (_, bytes) = estimate
+            .parts
+            .iter()
+            .find(|(what, _)| what.starts_with("parameters"))
+            .unwrap();
+        let dev = dfdx::prelude::Cpu::default();
+        let mut state = gan_run::train::GanState::new(&config, &dev);
+        let built = state.generator.num_params() + state.discriminator.num_params();
+        let estimated = bytes / 20.0;
+        assert!(
+            estimated >= built as f64 && estimated < built as f64 * 1.01,
+            "{name}: the estimate counts {estimated} parameters, the builder makes {built}"
+        );
+    }
 }
 
 /// `check` shows every layer's output shape under its key path, images as `[C, H, W]`.

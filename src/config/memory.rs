@@ -37,7 +37,8 @@ pub fn gigabytes(bytes: f64) -> String {
 const F32: f64 = 4.0;
 
 /// Trainable numbers and the sum of the widths along a layer list (in floating point, so that
-/// absurd sizes cannot overflow).
+/// absurd sizes cannot overflow). A list whose shapes do not fit counts its input alone:
+/// validation refuses it before anything is allocated.
 fn shape_cost(layers: &[LayerSpec], input: usize) -> (f64, f64) {
     let input = FeatureShape::Flat(input);
     let shapes = plan_shapes(layers, input).unwrap_or_else(|_| vec![input]);
@@ -53,8 +54,10 @@ fn shape_cost(layers: &[LayerSpec], input: usize) -> (f64, f64) {
 
 /// Estimates the memory a training run of `c` needs at its peak.
 pub fn estimate(c: &ExperimentConfig) -> MemoryEstimate {
-    let (g_params, g_widths) = shape_cost(&c.model.generator.layers, c.noise.dim);
-    let (d_params, d_widths) = shape_cost(&c.model.discriminator.layers, IMAGE_PIXELS);
+    // A class-conditional network reads the label beside the noise or the pixels.
+    let (g_input, d_input) = c.input_widths();
+    let (g_params, g_widths) = shape_cost(&c.model.generator.layers, g_input);
+    let (d_params, d_widths) = shape_cost(&c.model.discriminator.layers, d_input);
     let batch = c.training.batch_size as f64;
     // Weights, gradients, two Adam moments and the copy a checkpoint is built from.
     let parameters = (g_params + d_params) * F32 * 5.0;

@@ -172,6 +172,30 @@ fn check_noise_and_init(c: &ExperimentConfig) -> std::result::Result<(), Problem
     Ok(())
 }
 
+/// For a shape error in a class-conditional network: what its input holds beside the noise
+/// or the image, so that the numbers in the message add up.
+fn label_inputs(c: &ExperimentConfig, net: &str, input: usize) -> String {
+    let (Some(k), base) = (&c.conditioning, [c.noise.dim, IMAGE_PIXELS]) else {
+        return String::new();
+    };
+    let (what, base, key) = match net {
+        "generator" => ("the noise", base[0], "generator"),
+        _ => ("the image", base[1], "discriminator"),
+    };
+    if input == base {
+        return String::new();
+    }
+    let how = match net {
+        "generator" => "one_hot", // G's only way
+        _ => k.discriminator.name(),
+    };
+    format!(
+        " (the {net} reads {input} numbers: {what}'s {base}, then {} for the label, as \
+         conditioning.{key} = \"{how}\" gives it)",
+        input - base
+    )
+}
+
 /// Each layer's values, then the widths along each network, then what the loss needs of D.
 fn check_networks(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
     let (g_input, d_input) = c.input_widths();
@@ -191,7 +215,12 @@ fn check_networks(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
             }
         }
         match plan_shapes(&spec.layers, FeatureShape::Flat(input)) {
-            Err((i, message)) => return p(&format!("{base}[{i}]"), message),
+            Err((i, message)) => {
+                return p(
+                    &format!("{base}[{i}]"),
+                    message + &label_inputs(c, net, input),
+                )
+            }
             Ok(shapes) => {
                 let got = shapes.last().expect("plan includes the input shape").len();
                 if got != output {
