@@ -179,7 +179,7 @@ pub(crate) fn mask(n: usize, rate: f32, rng: &mut ChaCha8Rng) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::fast_matches_tape;
+    use super::super::testing::{fast_matches_image_tape, fast_matches_tape};
     use super::*;
     use rand::SeedableRng;
 
@@ -212,5 +212,8 @@ mod tests {
     #[test]
     fn gradients_match_the_tape() {
         fast_matches_tape(r#"{type = "dropout", rate = 0.5}"#, true);
+        // On images each number is dropped alone, as on flat features (not whole channels).
+        fast_matches_image_tape(r#"{type = "dropout", rate = 0.3}"#, true);
+        fast_matches_image_tape(r#"{type = "dropout", rate = 0.3}"#, false);
     }
 }

@@ -34,12 +34,15 @@ impl Activation for Reshape {
             height,
             width,
         };
+        let reaching = match input {
+            FeatureShape::Flat(n) => format!("{n}"),
+            FeatureShape::Image { .. } => format!("{input} ({})", input.len()),
+        };
         match output.len() == input.len() {
             true => Ok(output),
             false => Err(format!(
-                "reshape to {output} needs {} numbers, but {input} ({}) reach it",
-                output.len(),
-                input.len()
+                "reshape to {output} needs {} numbers, but {reaching} reach it",
+                output.len()
             )),
         }
     }
@@ -55,7 +58,17 @@ impl Activation for Reshape {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::network_matches_tape;
     use super::*;
+
+    /// A reshape between two images and a flatten after it pass values and gradients through
+    /// in the tape's order (both are views of the same channel-major numbers).
+    #[test]
+    fn reshape_and_flatten_pass_gradients_through() {
+        let layers = r#"{type = "reshape", shape = [2, 3, 4]}, {type = "reshape", shape = [4, 3, 2]},
+            {type = "flatten"}, {type = "linear", out = 3}"#;
+        network_matches_tape(layers, 24, "reshape", true);
+    }
 
     #[test]
     fn reshape_keeps_the_count_and_names_a_mismatch() {
