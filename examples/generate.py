@@ -132,18 +132,31 @@ def balanced_labels(metadata, rows):
     return (np.arange(rows) // classes) % classes
 
 
-def generate(tensors, metadata, noise, n, generation_mode=None, labels=None):
+def batch_coupled(metadata, generation_mode=None):
+    """Whether G normalises each generation batch by its own statistics (batch-norm in mode
+    `batch`, drawn as trained): then one class is drawn as gan-run draws it, from balanced
+    batches, keeping that class's images (a batch of one label cancels the label out)."""
+    layers = json.loads(metadata["generator_layers"])
+    mode = generation_mode or metadata["generation_mode"]
+    return mode == "as_trained" and any(
+        l["type"] == "batch_norm" and l["mode"] == "batch" for l in layers)
+
+
+def generate(tensors, metadata, noise, n, generation_mode=None, labels=None, keep=None):
     """`n` images from noise rows (and, for a class-conditional run, their labels), in batches
     of the run's batch size as gan-run draws them (batch-norm statistics depend on the
-    batch)."""
+    batch); with `keep`, the first `n` of the rows labelled `keep`."""
     layers = json.loads(metadata["generator_layers"])
     mode = generation_mode or metadata["generation_mode"]
     batch = int(metadata["batch_size"])
     if "conditioning" in metadata and labels is None:
         labels = balanced_labels(metadata, len(noise))
     rows = generator_input(metadata, noise, labels)
-    out = [forward(tensors, layers, rows[at:at + batch], mode) for at in range(0, len(rows), batch)]
-    return np.concatenate(out)[:n]
+    out = np.concatenate([forward(tensors, layers, rows[at:at + batch], mode)
+                          for at in range(0, len(rows), batch)])
+    if keep is not None:
+        out = out[np.asarray(labels) == keep]
+    return out[:n]
 
 
 def uniform_noise(metadata, rows, seed):
@@ -175,19 +188,28 @@ def main():
         classes = conditioning["classes"]
         if not 0 <= args.label < classes:
             raise SystemExit(f"{args.export}: --label {args.label}: its classes are 0 to {classes - 1}")
+    keep = None
     if args.noise:
         with safe_open(args.noise, framework="np") as f:
             noise, n = f.get_tensor("noise"), int(f.metadata()["images"])
             if "labels" in f.keys():
                 labels = f.get_tensor("labels").astype(np.int64)
+            if "kept_label" in f.metadata():
+                keep = int(f.metadata()["kept_label"])
         n = args.n or n
     else:
         n = args.n or 100
         batch = int(metadata["batch_size"])
-        noise = uniform_noise(metadata, -(-n // batch) * batch, args.seed)
+        rows = n
+        if args.label is not None and batch_coupled(metadata, args.generation):
+            rows = n * json.loads(metadata["conditioning"])["classes"]
+        noise = uniform_noise(metadata, -(-rows // batch) * batch, args.seed)
     if args.label is not None:
-        labels = np.full(len(noise), args.label)
-    images = generate(tensors, metadata, noise, n, args.generation, labels)
+        if batch_coupled(metadata, args.generation):
+            labels, keep = balanced_labels(metadata, len(noise)), args.label
+        else:
+            labels, keep = np.full(len(noise), args.label), None
+    images = generate(tensors, metadata, noise, n, args.generation, labels, keep)
     np.save(args.out, images)
     print(f"{args.out}: {images.shape[0]} images, mean pixel {images.mean():.4f}")
 

@@ -15,7 +15,7 @@ use crate::files::write_atomic;
 use crate::model::{Layer, LayerSpec, Network, TensorVisitor};
 use crate::run_dir::checkpoint::le_bytes;
 use crate::sample::Generated;
-use crate::train::GenerationLabels;
+use crate::train::{kept_class, GenerationLabels};
 
 /// The `format` metadata of an export.
 pub const FORMAT: &str = "gan-run-weights-1";
@@ -142,7 +142,8 @@ pub fn write_export(
 }
 
 /// Writes the inputs behind `generated`: tensor `noise` (`[rows, noise.dim]`, whole batches of
-/// `batch_size`; the images are the first `images` rows' outputs) and, for a class-conditional
+/// `batch_size`; the images are the first `images` rows' outputs, or with metadata
+/// `kept_label` those of the first `images` rows of that label) and, for a class-conditional
 /// run, `labels` (`[rows]`, U8), each row's class.
 pub fn write_noise(out: &Path, generated: &Generated) -> Result<()> {
     let dim = generated.config.noise.dim;
@@ -176,6 +177,11 @@ pub fn write_noise(out: &Path, generated: &Generated) -> Result<()> {
             GenerationLabels::Listed(_) => "listed".to_string(),
         };
         metadata.insert("labels".to_string(), labels);
+        let kept = kept_class(&generated.config, generated.mode, &generated.labels);
+        if let Some(class) = kept {
+            // The rows are balanced batches; the images are the first of this class's.
+            metadata.insert("kept_label".to_string(), class.to_string());
+        }
         tensors.push(Bytes {
             name: "labels".to_string(),
             dtype: Dtype::U8,

@@ -213,6 +213,11 @@ fn a_conditional_run_trains_and_eval_measures_its_label_accuracy() {
     asked_labels_reach_the_generator(&s);
 }
 
+/// The first labels of balanced draws: one digit for each run of ten images.
+const BALANCED_START: [u8; 21] = [
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2,
+];
+
 /// `sample --label 7` asks G for sevens only, and records the labels beside the noise; Python
 /// draws the same images from the export, for balanced labels and for one label; a label the
 /// run lacks is refused.
@@ -222,11 +227,26 @@ fn asked_labels_reach_the_generator(s: &Scratch) {
     crate::exports::python_draws_what_gan_run_draws(s, "runs/c", &export, &["--label", "7"]);
     let bytes = std::fs::read(s.path().join("z.safetensors")).unwrap();
     let noise = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    // G's batch-norm uses each batch's statistics: the sevens are kept from balanced batches
+    // (ten of each hundred), as training mixed the classes.
     let labels = noise.tensor("labels").unwrap();
-    assert_eq!(labels.shape(), [200], "two whole batches of 100");
-    assert!(labels.data().iter().all(|&l| l == 7), "{:?}", labels.data());
+    assert_eq!(labels.shape(), [1200], "twelve whole batches of 100");
+    assert_eq!(&labels.data()[..21], &BALANCED_START);
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    assert_eq!(meta.metadata().as_ref().unwrap()["labels"], "7");
+    let meta = meta.metadata().as_ref().unwrap();
+    assert_eq!((&*meta["labels"], &*meta["kept_label"]), ("7", "7"));
+    // They are the sevens of the same seed's balanced draw, in order.
+    s.ok(&[
+        "sample", "runs/c", "--n", "1200", "--labels", "balanced", "--out", "b.idx",
+    ]);
+    let (sevens, balanced) = (idx_images(s, "s.idx"), idx_images(s, "b.idx"));
+    let kept: Vec<_> = (0..1200)
+        .filter(|i| (i / 10) % 10 == 7)
+        .map(|i| &balanced[i])
+        .collect();
+    let sevens: Vec<_> = sevens.iter().collect();
+    assert_eq!(sevens, kept);
+    generate_py_takes_its_own_label(s, &export);
 
     // Balanced labels: one digit for each run of ten images.
     std::fs::remove_file(s.path().join("s.idx")).unwrap();
@@ -240,10 +260,7 @@ fn asked_labels_reach_the_generator(s: &Scratch) {
     let bytes = std::fs::read(s.path().join("z.safetensors")).unwrap();
     let noise = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let labels = noise.tensor("labels").unwrap().data().to_vec();
-    assert_eq!(
-        &labels[..21],
-        &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2]
-    );
+    assert_eq!(&labels[..21], &BALANCED_START);
 
     let out = s.run_within(&["sample", "runs/c", "--label", "10", "--out", "x.png"], 60);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -253,4 +270,59 @@ fn asked_labels_reach_the_generator(s: &Scratch) {
         "{err}"
     );
     assert!(!s.path().join("x.png").exists());
+}
+
+/// `examples/generate.py --label K` draws class K whatever labels the noise file holds (the
+/// sevens' noise drawn as threes differs from the sevens, drawn as sevens it is them), and
+/// refuses a class past the last by name.
+fn generate_py_takes_its_own_label(s: &Scratch, export: &std::path::Path) {
+    if !crate::exports::python_ready() {
+        return;
+    }
+    let script = repo().join("examples/generate.py").display().to_string();
+    let export = export.display().to_string();
+    let python = |label: &str, out: &str| {
+        std::process::Command::new("python3")
+            .args([
+                &script,
+                &export,
+                "--noise",
+                "z.safetensors",
+                "--label",
+                label,
+            ])
+            .args(["--out", out])
+            .current_dir(s.path())
+            .output()
+            .unwrap()
+    };
+    for (label, out) in [("7", "sevens.npy"), ("3", "threes.npy")] {
+        let run = python(label, out);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    run_tool(
+        std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import numpy as np\n\
+                 p, s, t = (np.load(f) for f in ('p.npy', 'sevens.npy', 'threes.npy'))\n\
+                 assert (s == p).all()\n\
+                 assert np.abs(t - p).max() > 1e-4, np.abs(t - p).max()",
+            ])
+            .current_dir(s.path()),
+    );
+    let refused = python("10", "tens.npy");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && err.contains("0 to 9"), "{err}");
+    assert!(!s.path().join("tens.npy").exists());
+}
+
+/// The images of an IDX3 file in the scratch folder, 784 bytes each.
+fn idx_images(s: &Scratch, name: &str) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(s.path().join(name)).unwrap();
+    bytes[16..].chunks_exact(784).map(<[u8]>::to_vec).collect()
 }

@@ -4,7 +4,7 @@
 use crate::util::*;
 
 /// Whether `python3` can import numpy and safetensors (CI installs them).
-fn python_ready() -> bool {
+pub fn python_ready() -> bool {
     let ok = std::process::Command::new("python3")
         .args(["-c", "import numpy, safetensors"])
         .output()

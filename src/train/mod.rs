@@ -14,5 +14,5 @@ pub use state::{
     EpochMetrics, GanState, GenerationLabels, PartialEpoch, PhaseTimes, EMA_NAME,
 };
 pub use trainer::{
-    generate, generate_recording_inputs, train_epoch, Draw, DrawnInputs, StepReport,
+    generate, generate_recording_inputs, kept_class, train_epoch, Draw, DrawnInputs, StepReport,
 };

@@ -14,7 +14,7 @@ use super::state::{
     GenerationLabels, PartialEpoch, PhaseTimes,
 };
 use super::step::{EndOfEpoch, PlainGan};
-use crate::config::{Experiment, GenerationMode, IMAGE_PIXELS};
+use crate::config::{BatchNormMode, Experiment, GenerationMode, LayerSpec, IMAGE_PIXELS};
 use crate::data::PackedImages;
 use crate::error::{Error, Result};
 use crate::model::kernels::on_worker;
@@ -63,7 +63,8 @@ pub struct DrawnInputs {
     pub labels: Vec<u8>,
 }
 
-/// [`generate`] as `draw` says, also appending every input G was given to `record`.
+/// [`generate`] as `draw` says, also appending every input G was given to `record` (whole
+/// batches: with a [`kept_class`], the balanced batches the images were kept from).
 pub fn generate_recording_inputs(
     config: &Experiment,
     generator: &mut Network,
@@ -75,10 +76,16 @@ pub fn generate_recording_inputs(
     let batch = config.training.batch_size;
     let wanted = draw.n * IMAGE_PIXELS;
     let width = config.input_widths().0;
+    let keep = draw.kept_class(config);
+    let labels_asked = match keep {
+        Some(_) => &GenerationLabels::Balanced,
+        None => &draw.labels,
+    };
     let mut pixels = Vec::with_capacity(wanted);
+    let mut first = 0;
     while pixels.len() < wanted {
-        let first = pixels.len() / IMAGE_PIXELS;
-        let (z, labels) = generation_input_values(config, batch, first, &draw.labels, rng);
+        let (z, labels) = generation_input_values(config, batch, first, labels_asked, rng);
+        first += batch;
         if let Some(record) = record.as_mut() {
             record.noise.extend_from_slice(&z);
             record.labels.extend_from_slice(&labels);
@@ -89,10 +96,41 @@ pub fn generate_recording_inputs(
             GenerationMode::TutorialBypass => generator.forward(z, Mode::BypassBatchNorm),
         }
         .as_vec();
-        let take = (wanted - pixels.len()).min(images.len());
-        pixels.extend_from_slice(&images[..take]);
+        for (row, image) in images.chunks_exact(IMAGE_PIXELS).enumerate() {
+            if pixels.len() < wanted && keep.is_none_or(|k| labels[row] == k) {
+                pixels.extend_from_slice(image);
+            }
+        }
     }
     pixels
+}
+
+impl Draw {
+    /// See [`kept_class`].
+    pub fn kept_class(&self, config: &Experiment) -> Option<u8> {
+        kept_class(config, self.mode, &self.labels)
+    }
+}
+
+/// The one class asked for, where it is drawn from balanced batches and kept: a G whose
+/// batch-norm normalises each generation batch by its own statistics (mode `batch`, as
+/// trained) never saw a batch of one label in training, where batches mix the classes, and in
+/// such a batch a label's shift through a linear layer straight into batch-norm cancels out
+/// (the mean takes it away), so G would ignore the label. So such a draw runs balanced
+/// batches, as training's, and keeps that class's images.
+pub fn kept_class(
+    config: &Experiment,
+    mode: GenerationMode,
+    labels: &GenerationLabels,
+) -> Option<u8> {
+    let &GenerationLabels::Only(class) = labels else {
+        return None;
+    };
+    let batch_statistics =
+        config.model.generator.layers.iter().any(
+            |layer| matches!(layer, LayerSpec::BatchNorm(bn) if bn.mode == BatchNormMode::Batch),
+        );
+    (batch_statistics && mode == GenerationMode::AsTrained).then_some(class)
 }
 
 /// What one training step (a batch) measured.
