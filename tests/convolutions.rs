@@ -210,6 +210,12 @@ fn a_conditional_run_trains_and_eval_measures_its_label_accuracy() {
         listing.lines().next().unwrap().contains("label_acc"),
         "{listing}"
     );
+    s.ok(&["report", "runs/c", "--out", "r.html"]);
+    let page = std::fs::read_to_string(s.path().join("r.html")).unwrap();
+    assert!(
+        page.contains("label_acc") && page.contains("label_fid"),
+        "the report's table has the label columns"
+    );
     asked_labels_reach_the_generator(&s);
 }
 
