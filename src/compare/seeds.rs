@@ -20,13 +20,20 @@ pub fn by_setting(
     let table = compare(runs, at, None, false)?;
     let seed_column = table.columns.iter().position(|c| c == "seed");
     let config_columns: Vec<usize> = (1..table.columns.len())
-        .filter(|&i| Some(i) != seed_column && !is_metric_column(&table.columns[i]))
+        .filter(|&i| Some(i) != seed_column)
+        .filter(|&i| !is_metric_column(&table.columns[i]) && !beside_setting(&table.columns[i]))
         .collect();
-    // Groups of row indices with the same config apart from the seed, in first-seen order.
+    // Groups of row indices with the same config apart from the seed, in first-seen order,
+    // each holding a seed once: a rerun of a seed (another name, or an alias of the loss) is
+    // no further evidence, so it starts a group of its own.
+    let seed = |r: usize| seed_column.map(|c| &table.rows[r][c]);
     let mut groups: Vec<(Vec<&Cell>, Vec<usize>)> = Vec::new();
     for (r, row) in table.rows.iter().enumerate() {
         let key: Vec<&Cell> = config_columns.iter().map(|&i| &row[i]).collect();
-        match groups.iter_mut().find(|(k, _)| *k == key) {
+        let open = groups
+            .iter_mut()
+            .find(|(k, members)| *k == key && members.iter().all(|&m| seed(m) != seed(r)));
+        match open {
             Some((_, members)) => members.push(r),
             None => groups.push((key, vec![r])),
         }
@@ -63,6 +70,15 @@ pub fn by_setting(
         grouped.sort_by(col, descending)?;
     }
     Ok(Some(grouped))
+}
+
+/// Keys that neither shape the weights nor how they are scored: runs of one setting may
+/// differ in them (where the data lies, how long each was asked to train, what it writes).
+fn beside_setting(column: &str) -> bool {
+    matches!(
+        column,
+        "data.dir" | "training.epochs" | "training.stop_when_stuck"
+    ) || column.starts_with("output.")
 }
 
 /// The spread of the numbers among `cells` (one per seed), in the first one's style (a
@@ -176,6 +192,63 @@ mod tests {
         assert_eq!(cell(&at_2, "scored_at"), "2 ± 0");
         assert_eq!(cell(&at_2, "fid"), "50.00 ± 0.00");
         assert_eq!(cell(&at_2, "d_loss"), "2.1500 ± 0.0707");
+    }
+
+    /// Seeds of a setting group though they were asked for other epoch counts, wrote other
+    /// outputs and read the data from another path; a rerun of a seed (another name) is no
+    /// second seed: it starts a group of its own.
+    #[test]
+    fn a_setting_groups_distinct_seeds_whatever_they_wrote_or_where_the_data_lay() {
+        let root = tempfile::tempdir().unwrap();
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let smoke = repo.join("configs/smoke.toml");
+        let data = repo.join("data/mnist");
+        let elsewhere = repo.join("data/../data/mnist");
+        let run = |name: &str, d_loss: f64, sets: &[String]| {
+            let sets: Vec<_> = sets.iter().map(|s| s.parse().unwrap()).collect();
+            let config = crate::config::load(&smoke, &sets).unwrap();
+            let metrics = vec![crate::train::EpochMetrics {
+                epoch: 1,
+                d_loss,
+                ..Default::default()
+            }];
+            RunRecord {
+                dir: root.path().join(name),
+                config,
+                metrics,
+                eval: None,
+                progress: None,
+            }
+        };
+        let dir = |p: &std::path::Path| format!("data.dir={:?}", p.display().to_string());
+        let runs = [
+            run("a", 1.0, &["seed=1".into(), dir(&data)]),
+            run(
+                "b",
+                3.0,
+                &[
+                    "seed=2".into(),
+                    dir(&elsewhere),
+                    "training.epochs=9".into(),
+                    "output.sample_every=2".into(),
+                ],
+            ),
+            run("a-again", 5.0, &["seed=1".into(), dir(&data)]),
+        ];
+        let t = by_setting(&runs, None, None, false).unwrap().unwrap();
+        let seeds: Vec<String> = t.rows.iter().map(|r| r[1].show()).collect();
+        assert_eq!(seeds, ["2", "1"], "{:?}", t.columns);
+        let d_loss = t.column("d_loss").unwrap();
+        let means: Vec<String> = t.rows.iter().map(|r| r[d_loss].show()).collect();
+        assert_eq!(
+            means,
+            ["2.0000 ± 1.4142", "5.0000"],
+            "a and b, then a again"
+        );
+        assert!(!t
+            .columns
+            .iter()
+            .any(|c| c == "data.dir" || c.starts_with("output.")));
     }
 
     #[test]

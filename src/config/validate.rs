@@ -296,7 +296,7 @@ fn check_label_smoothing(c: &ExperimentConfig) -> std::result::Result<(), Proble
             "label_smoothing",
             format!(
                 "loss \"{}\" has no targets to smooth: set label_smoothing = 0, or use a loss \
-                 with targets (bce_logits, minimax, least_squares)",
+                 with targets (bce_logits, minimax, least_squares, tutorial_double_sigmoid)",
                 c.loss.name()
             ),
         );
@@ -473,10 +473,16 @@ fn check_ema(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
                 format!("must be in [0, 1) (e.g. 0.999), got {}", ema.decay),
             );
         }
-        if ema.start_epoch == 0 {
+        let epochs = c.training.epochs;
+        if !(1..=epochs).contains(&ema.start_epoch) {
             return p(
                 "model.generator.ema.start_epoch",
-                "epochs count from 1".into(),
+                format!(
+                    "must name an epoch of the run (1 to training.epochs = {epochs}; epochs \
+                     count from 1), got {}: an average that never starts is a copy of G; \
+                     drop [model.generator.ema] for none",
+                    ema.start_epoch
+                ),
             );
         }
     }

@@ -468,6 +468,9 @@ impl Epochs<'_> {
     ) -> Result<()> {
         let config = self.config;
         let grid = config.output.sample_grid;
+        // As at an epoch's end: the average draws with statistics of its own weights (the next
+        // step copies the raw generator's back, so training is untouched).
+        state.refresh_ema_statistics(config, self.dev);
         let images = (config.output.sample_every > 0).then(|| {
             generate(
                 config,

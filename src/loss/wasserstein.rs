@@ -1,7 +1,7 @@
 //! The Wasserstein loss (Arjovsky et al. 2017): D (a critic) raises its raw score of real
 //! images and lowers that of generated ones, G raises the critic's score of its images. It
-//! estimates the Wasserstein distance only when D is Lipschitz: pair it with spectral norm
-//! (or, once it exists, a gradient penalty); alone it diverges.
+//! estimates the Wasserstein distance only when D is Lipschitz: pair it with spectral norm or
+//! a gradient penalty (`[gradient_penalty] kind = "wgan_gp"`); alone it diverges.
 
 use dfdx::prelude::*;
 

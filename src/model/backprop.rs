@@ -219,12 +219,14 @@ impl PlainNet {
     }
 
     /// The mean over `rows` rows of the norm of the gradient of the summed outputs (each
-    /// weighted by `along`, or all by 1) with respect to each row of `x`, outside the
-    /// network's own update: how steep D is there.
+    /// weighted by `along`, or all by 1) with respect to the first `measured` numbers of each
+    /// row of `x` (the image, where a label follows it), outside the network's own update: how
+    /// steep D is there.
     pub fn mean_input_gradient_norm(
         &mut self,
         x: Vec<f32>,
         rows: usize,
+        measured: usize,
         along: Option<Vec<f32>>,
         workspace: &mut Workspace,
     ) -> f32 {
@@ -238,7 +240,7 @@ impl PlainNet {
         let width = g.len() / rows;
         let norms: f32 = g
             .chunks(width)
-            .map(|row| row.iter().map(|v| v * v).sum::<f32>().sqrt())
+            .map(|row| row[..measured].iter().map(|v| v * v).sum::<f32>().sqrt())
             .sum();
         workspace.give(g);
         norms / rows as f32

@@ -294,8 +294,10 @@ impl GanState {
         };
         let mut noise = stream(config.seed, EMA_NOISE_STREAM);
         let batch = config.training.batch_size;
+        // Numbered on, so that a class-conditional G sees every label equally often whatever
+        // the batch size (each batch from image 0 would hold only the first labels).
         let batches = (0..EMA_STATISTICS_BATCHES)
-            .map(|_| generation_input(config, batch, 0, &mut noise, dev));
+            .map(|k| generation_input(config, batch, k * batch, &mut noise, dev));
         ema.reestimate_running_statistics(batches, &mut stream(config.seed, EMA_DROPOUT_STREAM));
     }
 

@@ -401,7 +401,9 @@ impl PlainGan {
         let head = head(c);
         let grad_norms = [(&real, labels), (&fake, &fake_labels[..])].map(|(x, labels)| {
             let along = head.score_gradient(labels);
-            d.mean_input_gradient_norm(x.clone(), batch, along, &mut self.workspace)
+            // The image's part of each row: a label D reads beside it is not an input G moves.
+            let image = IMAGE_PIXELS;
+            d.mean_input_gradient_norm(x.clone(), batch, image, along, &mut self.workspace)
         });
         let (real_logits, _) =
             self.discriminator
