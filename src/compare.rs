@@ -199,19 +199,28 @@ pub const METRIC_COLUMNS: [&str; 15] = [
 /// shown where any compared run is class-conditional.
 pub const CONDITIONAL_COLUMNS: [&str; 2] = ["label_acc", "label_fid"];
 
+/// The metric column only runs with a moving average of G have: the raw generator's FID.
+pub const RAW_FID_COLUMN: &str = "raw_fid";
+
 /// The metric columns a comparison of `runs` shows: [`METRIC_COLUMNS`], then
-/// [`CONDITIONAL_COLUMNS`] where any run draws digits by label.
+/// [`CONDITIONAL_COLUMNS`] where any run draws digits by label, then [`RAW_FID_COLUMN`] where
+/// any keeps a moving average.
 pub fn metric_columns(runs: &[&RunRecord]) -> Vec<&'static str> {
     let mut columns = METRIC_COLUMNS.to_vec();
     if runs.iter().any(|r| r.config.draws_digits_by_label()) {
         columns.extend(CONDITIONAL_COLUMNS);
     }
+    if runs.iter().any(|r| r.config.model.generator.ema.is_some()) {
+        columns.push(RAW_FID_COLUMN);
+    }
     columns
 }
 
-/// Whether `column` is a metric (of either list), not a config key.
+/// Whether `column` is a metric (of any list), not a config key.
 pub fn is_metric_column(column: &str) -> bool {
-    METRIC_COLUMNS.contains(&column) || CONDITIONAL_COLUMNS.contains(&column)
+    METRIC_COLUMNS.contains(&column)
+        || CONDITIONAL_COLUMNS.contains(&column)
+        || column == RAW_FID_COLUMN
 }
 
 /// The kinds of state a run can be in, as `ls --state` filters them.
@@ -338,6 +347,8 @@ pub struct Scored {
     pub label_accuracy: Option<f64>,
     /// Its mean per-label FID; likewise.
     pub label_fid: Option<f64>,
+    /// The raw generator's FID beside a moving average's (training's scorings only).
+    pub raw_fid: Option<f64>,
 }
 
 /// Every scoring of a run, the one place `compare`, `ls` and `diff` read scores from: its
@@ -356,6 +367,7 @@ pub fn scorings(r: &RunRecord) -> Vec<Scored> {
             kid_se: m.kid_se,
             label_accuracy: m.label_accuracy,
             label_fid: m.label_fid,
+            raw_fid: m.raw_fid,
         })
     });
     let evaluated = r.eval.as_ref().and_then(|e| {
@@ -372,6 +384,7 @@ pub fn scorings(r: &RunRecord) -> Vec<Scored> {
             kid_se: s.kid.map(|k| k.se),
             label_accuracy: s.label_accuracy,
             label_fid: s.mean_label_fid(),
+            raw_fid: None,
         })
     });
     trained.chain(evaluated).collect()
@@ -434,6 +447,7 @@ fn metrics_at(r: &RunRecord, at: usize) -> BTreeMap<&'static str, f64> {
             ("kid_se", s.kid_se),
             ("label_acc", s.label_accuracy),
             ("label_fid", s.label_fid),
+            (RAW_FID_COLUMN, s.raw_fid),
         ];
         m.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?))));
     }
@@ -446,7 +460,7 @@ fn metric_style(column: &str) -> Style {
         "epochs" | "modes" | "scored_at" => Style::Count,
         "fid" | "score" | "parzen" => Style::Fixed(2),
         "precision" | "recall" | "label_acc" => Style::Fixed(3),
-        "label_fid" => Style::Fixed(2),
+        "label_fid" | RAW_FID_COLUMN => Style::Fixed(2),
         _ => Style::Small,
     }
 }

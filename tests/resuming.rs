@@ -340,9 +340,9 @@ fn a_run_made_before_saved_configs_held_every_key_resumes_with_its_fingerprint()
     assert_eq!(after.len(), 3, "{after:?}");
     // The columns added since (precision, recall, KID) follow the fixture's, empty in its row.
     let added = ",precision,recall,kid,kid_se,g_sigma_max,d_sigma_max,penalty,d_grad_norm_real,\
-                 d_grad_norm_fake,label_accuracy,label_fid,mode_seeking";
+                 d_grad_norm_fake,label_accuracy,label_fid,mode_seeking,raw_fid";
     assert_eq!(after[0], format!("{}{added}", before[0]));
-    assert_eq!(after[1], format!("{},,,,,,,,,,,,", before[1]));
+    assert_eq!(after[1], format!("{},,,,,,,,,,,,,", before[1]));
     assert_eq!(
         recorded_fingerprint(&run.join("checkpoints/epoch-0002.safetensors")),
         recorded

@@ -283,3 +283,54 @@ fn shell_completions_name_every_subcommand() {
     }
     assert!(s.fails(&["completions", "tcsh"]).contains("tcsh"));
 }
+
+/// A run with a moving average of G scores the average (what draws) and logs the raw
+/// generator's FID beside it, from the same noise; compare shows both. A run without one
+/// leaves the column empty and compare leaves it out.
+#[test]
+fn scored_epochs_log_the_raw_generators_fid_beside_the_averages() {
+    let s = Scratch::new();
+    let smoke = config("smoke.toml").display().to_string();
+    let data = data_dir();
+    let scored = [
+        "--set",
+        "training.epochs=2",
+        "--set",
+        "evaluation.every=1",
+        "--set",
+        "evaluation.samples=300",
+    ];
+    for (name, ema) in [
+        ("avg", "model.generator.ema={decay = 0.9}"),
+        ("plain", "seed=1"),
+    ] {
+        let mut args = vec![smoke.as_str(), "--name", name, "--set", ema];
+        args.extend(scored);
+        s.ok(&smoke_args(&args, &data));
+    }
+    let columns = |run: &str| -> (Vec<f64>, Vec<String>) {
+        let mut csv = csv::Reader::from_path(s.path().join(run).join("metrics.csv")).unwrap();
+        let header: Vec<String> = csv.headers().unwrap().iter().map(String::from).collect();
+        let at = |name: &str| header.iter().position(|h| h == name).unwrap();
+        let (fid, raw) = (at("fid"), at("raw_fid"));
+        let rows: Vec<csv::StringRecord> = csv.records().map(|r| r.unwrap()).collect();
+        let fids = rows.iter().map(|r| r[fid].parse().unwrap()).collect();
+        (fids, rows.iter().map(|r| r[raw].to_string()).collect())
+    };
+    let (fids, raw) = columns("runs/avg");
+    for (average, raw) in fids.iter().zip(&raw) {
+        let raw: f64 = raw.parse().unwrap();
+        assert!(
+            raw.is_finite() && raw > 0.0 && raw != *average,
+            "{raw} {average}"
+        );
+    }
+    assert_eq!(columns("runs/plain").1, ["", ""]);
+    let table = |runs: &[&str]| {
+        let mut args = vec!["compare"];
+        args.extend(runs);
+        String::from_utf8_lossy(&s.ok(&args).stdout).to_string()
+    };
+    assert!(table(&["runs/avg", "runs/plain"]).contains("raw_fid"));
+    assert!(!table(&["runs/plain"]).contains("raw_fid"));
+}

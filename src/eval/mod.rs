@@ -245,6 +245,16 @@ impl Evaluator {
         self.score_labelled(images, None)
     }
 
+    /// The classifier FID of `images` alone (for a second generator beside the one
+    /// [`Evaluator::score`] scores in full).
+    pub fn fid(&mut self, images: &[f32]) -> f64 {
+        let out = self.classifier.outputs(images, &self.dev);
+        frechet_distance(
+            &Gaussian::fit(&out.features, out.feature_dim),
+            &self.test_features,
+        )
+    }
+
     /// [`Evaluator::score`], and where `labels` are given (one per image, what a conditional
     /// G was asked for), the share of images the classifier calls their label.
     pub fn score_labelled(&mut self, images: &[f32], labels: Option<&[u8]>) -> Scores {

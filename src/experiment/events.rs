@@ -123,6 +123,7 @@ impl RunEvents {
             ("eval/kid_se", m.kid_se),
             ("eval/label_accuracy", m.label_accuracy),
             ("eval/label_fid", m.label_fid),
+            ("eval/raw_fid", m.raw_fid),
             ("d_input_gradient/real", m.d_grad_norm_real),
             ("d_input_gradient/fake", m.d_grad_norm_fake),
             ("loss/gradient_penalty", m.penalty),

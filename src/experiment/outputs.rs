@@ -188,6 +188,19 @@ impl EpochOutput for Scores {
         );
         let labels = crate::eval::generation_labels(config, config.evaluation.samples);
         let scores = self.evaluator.score_labelled(&images, labels.as_deref());
+        // The moving average is what draws; the raw generator's FID beside it shows what the
+        // average buys (same noise).
+        let raw_fid = state.ema.is_some().then(|| {
+            let raw = generate(
+                config,
+                state.sampler(true),
+                config.evaluation.samples,
+                &mut ChaCha8Rng::seed_from_u64(0),
+                config.generation.mode,
+                ctx.dev,
+            );
+            self.evaluator.fid(&raw)
+        });
         let pr = scores.precision_recall.as_ref();
         let missing = || "-".to_string();
         tracing::info!(
@@ -206,13 +219,13 @@ impl EpochOutput for Scores {
             label_fid = scores
                 .mean_label_fid()
                 .map_or_else(missing, |f| format!("{f:.2}")),
+            raw_fid = raw_fid.map_or_else(missing, |f| format!("{f:.2}")),
             seconds = format!("{:.1}", scores.seconds),
             "epoch {epoch} scored"
         );
-        record_scores(
-            state.history.last_mut().expect("an epoch was just trained"),
-            &scores,
-        );
+        let row = state.history.last_mut().expect("an epoch was just trained");
+        record_scores(row, &scores);
+        row.raw_fid = raw_fid;
         products.scores = Some(scores);
         Ok(())
     }

@@ -110,6 +110,10 @@ pub struct EpochMetrics {
     /// without `[mode_seeking]`.
     #[serde(default)]
     pub mode_seeking: Option<f64>,
+    /// The raw generator's FID beside the moving average's (`fid`) in scored epochs of runs
+    /// that keep one (same noise); empty otherwise.
+    #[serde(default)]
+    pub raw_fid: Option<f64>,
 }
 
 /// Epochs over which unmoving losses count as a stuck run.
