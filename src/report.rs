@@ -136,7 +136,15 @@ pub fn html(runs: &[RunRecord], logs: &[ImportedLog]) -> Result<String> {
     }
     page += "</div>\n<h2>Config keys that differ, and final metrics</h2>\n<table>\n";
     page += &config_table(runs)?;
-    page += "</table>\n<h2>Sample grids</h2>\n<table>\n<tr><th>epoch</th>";
+    page += "</table>\n";
+    // Seeds of one setting say more together than apart (GANs amplify rounding).
+    if let Some(settings) = crate::compare::by_setting(runs, None, None, false)? {
+        page += "<h2>By setting: each metric's mean &plusmn; standard deviation over its \
+                 seeds</h2>\n<table>\n";
+        page += &html_rows(&settings.columns, &settings.shown());
+        page += "</table>\n";
+    }
+    page += "<h2>Sample grids</h2>\n<table>\n<tr><th>epoch</th>";
     for r in runs {
         let _ = write!(page, "<th>{}</th>", escape(&r.label()));
     }
@@ -191,20 +199,26 @@ fn config_table(runs: &[RunRecord]) -> Result<String> {
         }
         page.truncate(page.len() - "<tr>".len());
     } else {
-        page += "<tr>";
-        for c in &table.columns {
-            let _ = write!(page, "<th>{}</th>", escape(c));
-        }
-        page += "</tr>\n";
-        for row in &rows {
-            page += "<tr>";
-            for c in row {
-                let _ = write!(page, "<td>{}</td>", escape(c));
-            }
-            page += "</tr>\n";
-        }
+        page += &html_rows(&table.columns, &rows);
     }
     Ok(page)
+}
+
+/// A header row of `columns`, then a row per entry of `rows`.
+fn html_rows(columns: &[String], rows: &[Vec<String>]) -> String {
+    let mut page = String::from("<tr>");
+    for c in columns {
+        let _ = write!(page, "<th>{}</th>", escape(c));
+    }
+    page += "</tr>\n";
+    for row in rows {
+        page += "<tr>";
+        for c in row {
+            let _ = write!(page, "<td>{}</td>", escape(c));
+        }
+        page += "</tr>\n";
+    }
+    page
 }
 
 /// Text as HTML shows it.

@@ -495,6 +495,19 @@ fn seeds_make_runs_of_their_own_that_compare_groups_by_setting() {
     assert_eq!(rows[1][0], "beta1=0.1,seed=2", "{table}");
     let d_loss = columns.iter().position(|c| c == "d_loss").unwrap();
     assert_ne!(rows[0][d_loss], rows[1][d_loss], "{table}");
+    // The report gains the table by setting beside its table of runs.
+    s.ok(&["report", "runs/seeded", "--out", "r.html"]);
+    let page = std::fs::read_to_string(s.path().join("r.html")).unwrap();
+    let by_setting = page
+        .split("<h2>By setting")
+        .nth(1)
+        .expect("a table by setting");
+    assert!(by_setting.contains("<th>seeds</th>"), "{by_setting}");
+    assert_eq!(
+        by_setting.matches("<td>beta1=0.").count(),
+        2,
+        "{by_setting}"
+    );
 }
 
 #[test]
