@@ -33,3 +33,24 @@ impl InstanceNoiseConfig {
         (self.std * left.max(0.0)) as f32
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The noise falls in equal steps from `std` in epoch 1 to none from epoch `epochs + 1`.
+    #[test]
+    fn the_noise_falls_linearly_to_zero_over_its_epochs() {
+        let noise = InstanceNoiseConfig {
+            std: 0.4,
+            epochs: 4,
+        };
+        let stds: Vec<f32> = (1..=6).map(|e| noise.std_in(e)).collect();
+        assert_eq!(stds, [0.4, 0.3, 0.2, 0.1, 0.0, 0.0]);
+        assert_eq!(
+            InstanceNoiseConfig::default().std_in(1),
+            0.0,
+            "off by default"
+        );
+    }
+}

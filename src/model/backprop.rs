@@ -431,6 +431,44 @@ mod tests {
         )
     }
 
+    /// The moving average against its definition: each trained number becomes
+    /// `decay * average + (1 - decay) * current`; running statistics and spectral norm's
+    /// vectors are the current network's; a decay of 0 copies everything.
+    #[test]
+    fn the_moving_average_mixes_trained_numbers_and_copies_the_rest() {
+        let layers = r#"{type = "linear", out = 4, spectral_norm = true},
+            {type = "batch_norm", mode = "running"}, {type = "linear", out = 2}"#;
+        let (average, current) = (build(layers), build(layers));
+        let mut current = PlainNet::check_out(&current);
+        for t in current.tensors.iter_mut() {
+            t.iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = i as f32 + 0.5);
+        }
+        let before = PlainNet::check_out(&average);
+        let mut moved = before.clone();
+        moved.move_average_towards(&current, 0.9);
+        let tensors = moved
+            .tensors
+            .iter()
+            .zip(&before.tensors)
+            .zip(&current.tensors);
+        for (((got, old), new), &trained) in tensors.zip(&moved.trainable) {
+            for ((g, o), n) in got.iter().zip(old).zip(new) {
+                let d = 0.9f32;
+                let want = if trained { d * o + (1.0 - d) * n } else { *n };
+                assert_eq!(*g, want, "trained: {trained}");
+            }
+        }
+        assert!(
+            moved.trainable.iter().any(|t| !t),
+            "statistics and vectors are copied"
+        );
+        let mut copied = before;
+        copied.move_average_towards(&current, 0.0);
+        assert_eq!(copied.tensors, current.tensors);
+    }
+
     /// Checking out and in again gives back every tensor, running statistics included, and
     /// the trainable ones are the optimizer's in visit order.
     #[test]
