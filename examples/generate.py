@@ -202,7 +202,11 @@ def main():
         batch = int(metadata["batch_size"])
         rows = n
         if args.label is not None and batch_coupled(metadata, args.generation):
-            rows = n * json.loads(metadata["conditioning"])["classes"]
+            # Balanced labels give image i digit (i // classes) % classes: the row of the n-th
+            # image of the class asked for, as gan-run draws it.
+            classes = json.loads(metadata["conditioning"])["classes"]
+            runs, within = divmod(n - 1, classes)
+            rows = runs * classes * classes + args.label * classes + within + 1
         noise = uniform_noise(metadata, -(-rows // batch) * batch, args.seed)
     if args.label is not None:
         if batch_coupled(metadata, args.generation):
@@ -210,6 +214,8 @@ def main():
         else:
             labels, keep = np.full(len(noise), args.label), None
     images = generate(tensors, metadata, noise, n, args.generation, labels, keep)
+    if len(images) < n:
+        raise SystemExit(f"{args.noise}: holds {len(images)} images of class {keep}, not {n}")
     np.save(args.out, images)
     print(f"{args.out}: {images.shape[0]} images, mean pixel {images.mean():.4f}")
 

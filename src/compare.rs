@@ -372,8 +372,9 @@ pub fn scorings(r: &RunRecord) -> Vec<Scored> {
     });
     let evaluated = r.eval.as_ref().and_then(|e| {
         let s = &e.scores;
+        let epoch = e.epoch?;
         Some(Scored {
-            epoch: e.epoch?,
+            epoch,
             fid: s.fid,
             score: s.classifier_score,
             modes: s.coverage.modes as f64,
@@ -384,7 +385,13 @@ pub fn scorings(r: &RunRecord) -> Vec<Scored> {
             kid_se: s.kid.map(|k| k.se),
             label_accuracy: s.label_accuracy,
             label_fid: s.mean_label_fid(),
-            raw_fid: None,
+            // `eval` scores the average alone: training's scoring of that epoch has the raw
+            // generator's FID, if it scored it.
+            raw_fid: r
+                .metrics
+                .iter()
+                .find(|m| m.epoch == epoch)
+                .and_then(|m| m.raw_fid),
         })
     });
     trained.chain(evaluated).collect()

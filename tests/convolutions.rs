@@ -278,9 +278,10 @@ fn asked_labels_reach_the_generator(s: &Scratch) {
     assert!(!s.path().join("x.png").exists());
 }
 
-/// `examples/generate.py --label K` draws class K whatever labels the noise file holds (the
-/// sevens' noise drawn as threes differs from the sevens, drawn as sevens it is them), and
-/// refuses a class past the last by name.
+/// `examples/generate.py --label K` draws class K from a noise file's balanced batches as
+/// gan-run does (the sevens' noise drawn as sevens is them, drawn as threes it is gan-run's
+/// threes of the same draw, `b.idx`), draws its own noise for K without one, and refuses a
+/// class past the last by name.
 fn generate_py_takes_its_own_label(s: &Scratch, export: &std::path::Path) {
     if !crate::exports::python_ready() {
         return;
@@ -317,10 +318,30 @@ fn generate_py_takes_its_own_label(s: &Scratch, export: &std::path::Path) {
                 "import numpy as np\n\
                  p, s, t = (np.load(f) for f in ('p.npy', 'sevens.npy', 'threes.npy'))\n\
                  assert (s == p).all()\n\
-                 assert np.abs(t - p).max() > 1e-4, np.abs(t - p).max()",
+                 b = np.frombuffer(open('b.idx', 'rb').read()[16:], dtype=np.uint8)\n\
+                 i = np.arange(1200)\n\
+                 b = b.reshape(-1, 784)[(i // 10) % 10 == 3][:len(t)]\n\
+                 assert t.shape == (120, 784), t.shape\n\
+                 assert np.abs(t * 255 - b).max() <= 0.5 + 1e-3, np.abs(t * 255 - b).max()",
             ])
             .current_dir(s.path()),
     );
+    let own = std::process::Command::new("python3")
+        .args([
+            &script,
+            &export,
+            "--label",
+            "9",
+            "--n",
+            "15",
+            "--out",
+            "nines.npy",
+        ])
+        .current_dir(s.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&own.stdout);
+    assert!(own.status.success() && said.contains("15 images"), "{said}");
     let refused = python("10", "tens.npy");
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && err.contains("0 to 9"), "{err}");

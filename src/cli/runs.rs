@@ -95,8 +95,8 @@ pub struct CompareArgs {
     /// Print Markdown.
     #[arg(long)]
     pub md: bool,
-    /// One row per run even where runs differ only in their seed (by default those are one
-    /// row per setting, with the seed count and each metric's mean ± standard deviation;
+    /// One row per run even where runs differ only in their seed (or data path and outputs;
+    /// by default those are one row per setting, with the seed count and each metric's mean ± standard deviation;
     /// CSV and JSON give each metric's mean, `<metric>_sd` and `<metric>_n`).
     #[arg(long)]
     pub per_seed: bool,

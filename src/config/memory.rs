@@ -59,8 +59,10 @@ pub fn estimate(c: &ExperimentConfig) -> MemoryEstimate {
     let (g_params, g_widths) = shape_cost(&c.model.generator.layers, g_input);
     let (d_params, d_widths) = shape_cost(&c.model.discriminator.layers, d_input);
     let batch = c.training.batch_size as f64;
-    // Weights, gradients, two Adam moments and the copy a checkpoint is built from.
-    let parameters = (g_params + d_params) * F32 * 5.0;
+    // Weights, gradients, two Adam moments and the copy a checkpoint is built from, and a
+    // moving average's copy of G.
+    let average = c.model.generator.ema.as_ref().map_or(0.0, |_| g_params);
+    let parameters = ((g_params + d_params) * 5.0 + average) * F32;
     // Each layer's output and its gradient, kept for the backward pass; D runs on real and
     // generated batches.
     let activations = batch * (g_widths + 2.0 * d_widths) * F32 * 3.0;

@@ -16,8 +16,10 @@ pub(super) fn fill_in(config: &mut ExperimentConfig) {
     }
 }
 
-/// Refuses settings that gan-run has retired but still reads in old runs' saved configs.
+/// Refuses settings that gan-run has retired but still reads in old runs' saved configs (so
+/// that those runs can still be listed, compared, reported and sampled).
 pub(super) fn refuse_retired(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
+    check_ema_start(c)?;
     for (net, spec) in [
         ("generator", &c.model.generator),
         ("discriminator", &c.model.discriminator),
@@ -473,18 +475,31 @@ fn check_ema(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
                 format!("must be in [0, 1) (e.g. 0.999), got {}", ema.decay),
             );
         }
-        let epochs = c.training.epochs;
-        if !(1..=epochs).contains(&ema.start_epoch) {
+        if ema.start_epoch == 0 {
             return p(
                 "model.generator.ema.start_epoch",
-                format!(
-                    "must name an epoch of the run (1 to training.epochs = {epochs}; epochs \
-                     count from 1), got {}: an average that never starts is a copy of G; \
-                     drop [model.generator.ema] for none",
-                    ema.start_epoch
-                ),
+                "epochs count from 1".into(),
             );
         }
+    }
+    Ok(())
+}
+
+/// A moving average that starts after the last epoch is silently a copy of G: refused for
+/// new configs and resumes (runs made before this check still read).
+fn check_ema_start(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
+    let (Some(ema), epochs) = (&c.model.generator.ema, c.training.epochs) else {
+        return Ok(());
+    };
+    if ema.start_epoch > epochs {
+        return p(
+            "model.generator.ema.start_epoch",
+            format!(
+                "must name an epoch of the run (1 to training.epochs = {epochs}), got {}: an \
+                 average that never starts is a copy of G; drop [model.generator.ema] for none",
+                ema.start_epoch
+            ),
+        );
     }
     Ok(())
 }

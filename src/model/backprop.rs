@@ -469,6 +469,38 @@ mod tests {
         assert_eq!(copied.tensors, current.tensors);
     }
 
+    /// The input-gradient norm measures the first `measured` numbers of each row only (the
+    /// image, where a label follows it): the mean of those parts' norms.
+    #[test]
+    fn the_input_gradient_norm_measures_the_leading_part_of_each_row() {
+        let net =
+            build(r#"{type = "linear", out = 4}, {type = "tanh"}, {type = "linear", out = 1}"#);
+        let mut plain = PlainNet::check_out(&net);
+        let x: Vec<f32> = (0..15).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut workspace = Workspace::default();
+        let (out, trace) = plain.forward(x.clone(), 3, None, true, &mut workspace);
+        let dx = plain
+            .backward(
+                trace,
+                vec![1.0; out.len()],
+                true,
+                ParamGradUse::Skip,
+                &mut workspace,
+            )
+            .unwrap();
+        let norm = |row: &[f32]| row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        for measured in [5, 3] {
+            let want: f32 = dx.chunks(5).map(|r| norm(&r[..measured])).sum::<f32>() / 3.0;
+            let got = plain.mean_input_gradient_norm(x.clone(), 3, measured, None, &mut workspace);
+            assert!(
+                (got - want).abs() <= 1e-6 * want,
+                "{measured}: {got} vs {want}"
+            );
+        }
+        let whole = plain.mean_input_gradient_norm(x.clone(), 3, 5, None, &mut workspace);
+        assert!(plain.mean_input_gradient_norm(x, 3, 3, None, &mut workspace) < whole);
+    }
+
     /// Checking out and in again gives back every tensor, running statistics included, and
     /// the trainable ones are the optimizer's in visit order.
     #[test]

@@ -126,6 +126,7 @@ pub fn kept_class(
     let &GenerationLabels::Only(class) = labels else {
         return None;
     };
+    config.conditioning.as_ref()?; // an unconditional G has no labels to keep by
     let batch_statistics =
         config.model.generator.layers.iter().any(
             |layer| matches!(layer, LayerSpec::BatchNorm(bn) if bn.mode == BatchNormMode::Batch),

@@ -212,7 +212,7 @@ mod tests {
     #[test]
     fn gradients_match_the_tape() {
         fast_matches_tape(r#"{type = "dropout", rate = 0.5}"#, true);
-        // On images each number is dropped alone, as on flat features (not whole channels).
+        // On images as on flat features: the fast path's masks and gradients are the tape's.
         fast_matches_image_tape(r#"{type = "dropout", rate = 0.3}"#, true);
         fast_matches_image_tape(r#"{type = "dropout", rate = 0.3}"#, false);
     }
