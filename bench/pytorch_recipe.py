@@ -13,6 +13,8 @@ with configs/mlp-best.toml is one command away:
 
     python bench/pytorch_recipe.py --epochs 50 --out /tmp/torch.gz && target/release/gan-run eval --samples /tmp/torch.gz
 
+or, the same, `--eval target/release/gan-run` (the scores' table follows the JSON line).
+
 Like configs/mlp-best.toml: G's layers (linear, leaky ReLU 0.2, batch-norm on the current
 batch's statistics with scale 1, offset 0 and eps 1e-5 and no running statistics, three times,
 then linear and sigmoid; no dropout), D's layers (linear and leaky ReLU 0.2, the last linear a
@@ -46,6 +48,7 @@ import json
 import os
 import resource
 import struct
+import subprocess
 import time
 from pathlib import Path
 
@@ -154,6 +157,8 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("samples.gz"), help="gzipped IDX3 file")
     ap.add_argument("--n", type=int, default=10000, help="images to write")
     ap.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    ap.add_argument("--eval", metavar="GAN_RUN",
+                    help="then score the samples with this gan-run binary: eval --samples OUT")
     ap.add_argument("--validation-size", type=int, default=5000,
                     help="first training images held out (configs/mlp-best.toml's)")
     args = ap.parse_args()
@@ -243,7 +248,10 @@ def main():
         "d_loss": history[-1]["d_loss"] if history else None,
         "g_loss": history[-1]["g_loss"] if history else None,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }))
+    }), flush=True)
+    if args.eval:
+        command = [args.eval, "eval", "--samples", str(args.out), "--data-dir", str(args.data_dir)]
+        raise SystemExit(subprocess.run(command).returncode)
 
 
 if __name__ == "__main__":
