@@ -144,6 +144,7 @@ pub fn html(runs: &[RunRecord], logs: &[ImportedLog]) -> Result<String> {
         page += &html_rows(&settings.columns, &settings.shown());
         page += "</table>\n";
     }
+    page += &reference_table();
     page += "<h2>Sample grids</h2>\n<table>\n<tr><th>epoch</th>";
     for r in runs {
         let _ = write!(page, "<th>{}</th>", escape(&r.label()));
@@ -202,6 +203,45 @@ fn config_table(runs: &[RunRecord]) -> Result<String> {
         page += &html_rows(&table.columns, &rows);
     }
     Ok(page)
+}
+
+/// The reference rows `gan-run eval` prints (real training digits, uniform noise), scored by
+/// the built-in classifier, so that the runs' scores have their scale beside them.
+fn reference_table() -> String {
+    let Some(reference) = crate::eval::Reference::builtin() else {
+        return String::new();
+    };
+    let columns: Vec<String> = ["images", "fid", "score", "modes", "parzen", "precision"]
+        .into_iter()
+        .chain(["recall", "kid"])
+        .map(String::from)
+        .collect();
+    let rows: Vec<Vec<String>> = [
+        ("real training images", &reference.real_train),
+        ("uniform noise", &reference.uniform_noise),
+    ]
+    .into_iter()
+    .map(|(name, s)| {
+        let pr = s.precision_recall.as_ref();
+        let fixed =
+            |v: Option<f64>, places: usize| v.map_or("-".into(), |v| format!("{v:.places$}"));
+        vec![
+            name.to_string(),
+            format!("{:.2}", s.fid),
+            format!("{:.2}", s.classifier_score),
+            s.coverage.modes.to_string(),
+            format!("{:.1}", s.parzen.test.mean),
+            fixed(pr.map(|p| p.precision), 3),
+            fixed(pr.map(|p| p.recall), 3),
+            fixed(s.kid.map(|k| k.mean), 5),
+        ]
+    })
+    .collect();
+    format!(
+        "<h2>For scale: 10,000 real training digits and 10,000 images of noise</h2>\n\
+         <table>\n{}</table>\n",
+        html_rows(&columns, &rows)
+    )
 }
 
 /// A header row of `columns`, then a row per entry of `rows`.

@@ -24,6 +24,8 @@ fn report_is_one_self_contained_page_that_a_browser_renders() {
     }
     s.ok(&["report", "runs/a", "runs/b", "--out", "report.html"]);
     let page = std::fs::read_to_string(s.path().join("report.html")).unwrap();
+    // The reference rows for scale, as eval prints them.
+    assert!(page.contains("<td>real training images</td><td>0.20</td><td>9.77</td>"));
     // The four step metrics and the two end-of-epoch losses.
     assert_eq!(page.matches("<svg").count(), 6, "one chart per metric");
     assert_eq!(data_lines(&page), 12, "one line per run and metric");
