@@ -178,29 +178,27 @@ impl EpochOutput for Scores {
             return Ok(());
         }
         // Noise seed 0, as `gan-run eval` uses: the same figures either way.
-        let images = generate(
-            config,
-            state.sampler(false),
-            config.evaluation.samples,
-            &mut ChaCha8Rng::seed_from_u64(0),
-            config.generation.mode,
-            ctx.dev,
-        );
+        let draw = |state: &mut GanState, raw: bool| {
+            let n = config.evaluation.samples;
+            let noise = &mut ChaCha8Rng::seed_from_u64(0);
+            generate(
+                config,
+                state.sampler(raw),
+                n,
+                noise,
+                config.generation.mode,
+                ctx.dev,
+            )
+        };
+        let images = draw(state, false);
         let labels = crate::eval::generation_labels(config, config.evaluation.samples);
         let scores = self.evaluator.score_labelled(&images, labels.as_deref());
         // The moving average is what draws; the raw generator's FID beside it shows what the
         // average buys (same noise).
-        let raw_fid = state.ema.is_some().then(|| {
-            let raw = generate(
-                config,
-                state.sampler(true),
-                config.evaluation.samples,
-                &mut ChaCha8Rng::seed_from_u64(0),
-                config.generation.mode,
-                ctx.dev,
-            );
-            self.evaluator.fid(&raw)
-        });
+        let raw_fid = state
+            .ema
+            .is_some()
+            .then(|| self.evaluator.fid(&draw(state, true)));
         let pr = scores.precision_recall.as_ref();
         let missing = || "-".to_string();
         tracing::info!(
