@@ -283,25 +283,13 @@ fn asked_labels_reach_the_generator(s: &Scratch) {
 /// threes of the same draw, `b.idx`), draws its own noise for K without one, and refuses a
 /// class past the last by name.
 fn generate_py_takes_its_own_label(s: &Scratch, export: &std::path::Path) {
+    use crate::exports::generate_py;
     if !crate::exports::python_ready() {
         return;
     }
-    let script = repo().join("examples/generate.py").display().to_string();
-    let export = export.display().to_string();
     let python = |label: &str, out: &str| {
-        std::process::Command::new("python3")
-            .args([
-                &script,
-                &export,
-                "--noise",
-                "z.safetensors",
-                "--label",
-                label,
-            ])
-            .args(["--out", out])
-            .current_dir(s.path())
-            .output()
-            .unwrap()
+        let args = ["--noise", "z.safetensors", "--label", label, "--out", out];
+        generate_py(s, export, &args).output().unwrap()
     };
     for (label, out) in [("7", "sevens.npy"), ("3", "threes.npy")] {
         let run = python(label, out);
@@ -326,20 +314,13 @@ fn generate_py_takes_its_own_label(s: &Scratch, export: &std::path::Path) {
             ])
             .current_dir(s.path()),
     );
-    let own = std::process::Command::new("python3")
-        .args([
-            &script,
-            &export,
-            "--label",
-            "9",
-            "--n",
-            "15",
-            "--out",
-            "nines.npy",
-        ])
-        .current_dir(s.path())
-        .output()
-        .unwrap();
+    let own = generate_py(
+        s,
+        export,
+        &["--label", "9", "--n", "15", "--out", "nines.npy"],
+    )
+    .output()
+    .unwrap();
     let said = String::from_utf8_lossy(&own.stdout);
     assert!(own.status.success() && said.contains("15 images"), "{said}");
     let refused = python("10", "tens.npy");

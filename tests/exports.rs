@@ -127,20 +127,11 @@ pub fn python_draws_what_gan_run_draws(
     if !python_ready() {
         return;
     }
-    let script = repo().join("examples/generate.py").display().to_string();
-    let export = export.display().to_string();
-    run_tool(
-        std::process::Command::new("python3")
-            .args([
-                &script,
-                &export,
-                "--noise",
-                "z.safetensors",
-                "--out",
-                "p.npy",
-            ])
-            .current_dir(s.path()),
-    );
+    run_tool(&mut generate_py(
+        s,
+        export,
+        &["--noise", "z.safetensors", "--out", "p.npy"],
+    ));
     // Gan-run's bytes are its floats rounded: Python's floats lie within half a step of them.
     run_tool(
         std::process::Command::new("python3")
@@ -156,6 +147,17 @@ pub fn python_draws_what_gan_run_draws(
             ])
             .current_dir(s.path()),
     );
+}
+
+/// `python3 examples/generate.py EXPORT ARGS...` in the scratch folder.
+pub fn generate_py(s: &Scratch, export: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new("python3");
+    command
+        .arg(repo().join("examples/generate.py"))
+        .arg(export)
+        .args(args)
+        .current_dir(s.path());
+    command
 }
 
 /// The PID most recently handed out on this machine (the last field of /proc/loadavg).
