@@ -177,23 +177,19 @@ fn check_noise_and_init(c: &ExperimentConfig) -> std::result::Result<(), Problem
 /// For a shape error in a class-conditional network: what its input holds beside the noise
 /// or the image, so that the numbers in the message add up.
 fn label_inputs(c: &ExperimentConfig, net: &str, input: usize) -> String {
-    let (Some(k), base) = (&c.conditioning, [c.noise.dim, IMAGE_PIXELS]) else {
+    let Some(k) = &c.conditioning else {
         return String::new();
     };
-    let (what, base, key) = match net {
-        "generator" => ("the noise", base[0], "generator"),
-        _ => ("the image", base[1], "discriminator"),
+    let (what, base, how) = match net {
+        "generator" => ("the noise", c.noise.dim, "one_hot"), // G's only way
+        _ => ("the image", IMAGE_PIXELS, k.discriminator.name()),
     };
     if input == base {
         return String::new();
     }
-    let how = match net {
-        "generator" => "one_hot", // G's only way
-        _ => k.discriminator.name(),
-    };
     format!(
         " (the {net} reads {input} numbers: {what}'s {base}, then {} for the label, as \
-         conditioning.{key} = \"{how}\" gives it)",
+         conditioning.{net} = \"{how}\" gives it)",
         input - base
     )
 }
