@@ -383,12 +383,12 @@ fn check_gradient_penalty(c: &ExperimentConfig) -> std::result::Result<(), Probl
             ),
         );
     }
-    if let Some(i) = crate::model::first_curved_layer(&c.model.discriminator.layers, IMAGE_PIXELS) {
+    let layers = &c.model.discriminator.layers;
+    if let Some(i) = crate::model::first_layer_refusing_penalty(layers, IMAGE_PIXELS) {
         return p(
             &format!("model.discriminator.layers[{i}]"),
-            "a gradient penalty needs D's second derivatives to vanish: linear and conv2d (with \
-             or without spectral norm), conv_transpose2d, reshape, flatten, upsample, \
-             leaky_relu, relu, identity and dropout layers only"
+            "a gradient penalty cannot be differentiated through this layer kind (it has no \
+             penalty pass): remove [gradient_penalty] or the layer"
                 .into(),
         );
     }

@@ -17,10 +17,21 @@ use rand_chacha::ChaCha8Rng;
 
 use super::kernels::{zip_map, BufferPool};
 use super::layers::{
-    BackwardPass, CollectTensors, FastLayerKind, ForwardPass, RestoreTensors, RowCoupling, Saved,
+    BackwardPass, CollectTensors, FastLayerKind, ForwardPass, PenaltyPass, RestoreTensors,
+    RowCoupling, Saved,
 };
 pub use super::layers::{ParamGradUse, ParamGrads, ParamUpdate};
 use super::Network;
+
+/// What a backward pass does beside back-propagating (the gradient penalty's passes).
+enum Recording<'a> {
+    /// Nothing.
+    None,
+    /// Keeps the gradient each layer's output got, by layer.
+    OutputGradients(&'a mut Vec<Vec<f32>>),
+    /// Adds a gradient to each layer's input gradient (none where empty), by layer.
+    AddAtInputs(&'a [Vec<f32>]),
+}
 
 /// The activations a forward pass kept for its backward pass.
 pub struct Trace {
@@ -152,8 +163,15 @@ impl PlainNet {
     /// `penalty` takes the gradient of the summed outputs (each weighted by `along`, or all by
     /// 1: a class-conditional head's score) with respect to `x` (`rows` rows) and gives the
     /// penalty and its gradient with respect to that input gradient. `along` is a constant, so
-    /// the second pass is the same for any. Fails with the index of the first layer whose
-    /// second derivatives do not vanish ([`super::layers::FastLayer::penalty_pass`]).
+    /// the second pass is the same for any. Fails with the index of the first layer that
+    /// cannot take part ([`super::layers::FastLayer::penalty_pass`]).
+    ///
+    /// Three passes: forward and backward as in training, keeping each layer's output
+    /// gradient; then the penalty's pass from the input up ([`super::layers::PenaltyPass`]),
+    /// layer by layer beside a forward pass that recomputes each layer's input; then, where a
+    /// layer's Jacobian depends on its input (a smooth activation, a normalisation), one more
+    /// backward pass carries that dependence (`curvature`, added at each such layer's input)
+    /// down to the tensors of the layers below.
     pub fn penalty_gradients(
         &mut self,
         x: Vec<f32>,
@@ -162,11 +180,10 @@ impl PlainNet {
         workspace: &mut Workspace,
         penalty: impl FnOnce(&[f32]) -> (f32, Vec<f32>),
     ) -> Result<(f32, ParamGrads), usize> {
-        // The first backward pass, from `along` at the outputs, keeping every layer's output
-        // gradient.
         let (out, trace) = self.forward(x.clone(), rows, None, true, workspace);
         let seed = along.unwrap_or_else(|| vec![1.0; out.len()]);
         assert_eq!(seed.len(), out.len(), "one weight per output");
+        let out_len = out.len();
         workspace.give(out);
         let mut out_grads = Vec::new();
         let input_grad = self
@@ -176,25 +193,25 @@ impl PlainNet {
                 true,
                 ParamGradUse::Skip,
                 workspace,
-                Some(&mut out_grads),
+                Recording::OutputGradients(&mut out_grads),
             )
             .expect("asked for the input gradient");
         let (value, mut adjoint) = penalty(&input_grad);
-        // The second pass runs forward, layer by layer, beside a forward pass that recomputes
-        // each layer's input.
         let mut grads: Vec<Vec<f32>> = self.tensors.iter().map(|t| vec![0.0; t.len()]).collect();
-        let mut h = x;
+        let mut curvatures = vec![Vec::new(); self.layers.len()];
+        let mut h = x.clone();
         for (i, layer) in self.layers.iter_mut().enumerate() {
             let range = self.ranges[i].clone();
             let tensors = &mut self.tensors[range.clone()];
-            if !layer.penalty_pass(
-                tensors,
-                &h,
+            let pass = PenaltyPass {
+                input: &h,
                 rows,
-                &out_grads[i],
-                &mut adjoint,
-                &mut grads[range],
-            ) {
+                out_grad: &out_grads[i],
+                adjoint: &mut adjoint,
+                grads: &mut grads[range],
+                curvature: &mut curvatures[i],
+            };
+            if !layer.penalty_pass(tensors, pass) {
                 return Err(i);
             }
             let mut pass = ForwardPass {
@@ -210,11 +227,30 @@ impl PlainNet {
                 workspace.pool.give(b);
             }
         }
-        let trainable = grads
+        let mut trainable: ParamGrads = grads
             .into_iter()
             .zip(&self.trainable)
             .filter_map(|(g, &t)| t.then_some(g))
             .collect();
+        if curvatures.iter().any(|c| !c.is_empty()) {
+            let (out, trace) = self.forward(x, rows, None, true, workspace);
+            workspace.give(out);
+            let mut through_inputs = ParamGrads::new();
+            let unused = self
+                .backward_recording(
+                    trace,
+                    vec![0.0; out_len],
+                    true,
+                    ParamGradUse::Collect(&mut through_inputs),
+                    workspace,
+                    Recording::AddAtInputs(&curvatures),
+                )
+                .expect("asked for the input gradient");
+            workspace.give(unused);
+            for (total, more) in trainable.iter_mut().zip(&through_inputs) {
+                zip_map(total, more, |t, m| *t += m);
+            }
+        }
         Ok((value, trainable))
     }
 
@@ -246,9 +282,9 @@ impl PlainNet {
         norms / rows as f32
     }
 
-    /// The first layer [`PlainNet::penalty_gradients`] cannot differentiate through (its
-    /// second derivatives do not vanish), if any: one penalty pass on a row of zeros.
-    pub fn first_curved_layer(&mut self) -> Option<usize> {
+    /// The first layer [`PlainNet::penalty_gradients`] cannot differentiate through (a kind
+    /// without a penalty pass), if any: one penalty pass on a row of zeros.
+    pub fn first_layer_refusing_penalty(&mut self) -> Option<usize> {
         let mut workspace = Workspace::default();
         self.penalty_gradients(vec![0.0; self.input_width], 1, None, &mut workspace, |g| {
             (0.0, vec![0.0; g.len()])
@@ -321,11 +357,10 @@ impl PlainNet {
         params: ParamGradUse<'_>,
         workspace: &mut Workspace,
     ) -> Option<Vec<f32>> {
-        self.backward_recording(trace, grad, input_grad, params, workspace, None)
+        self.backward_recording(trace, grad, input_grad, params, workspace, Recording::None)
     }
 
-    /// [`PlainNet::backward`], keeping in `record` (when given) the gradient each layer's
-    /// output got, by layer.
+    /// [`PlainNet::backward`], with what `recording` asks for beside it.
     fn backward_recording(
         &mut self,
         trace: Trace,
@@ -333,9 +368,9 @@ impl PlainNet {
         input_grad: bool,
         params: ParamGradUse<'_>,
         workspace: &mut Workspace,
-        mut record: Option<&mut Vec<Vec<f32>>>,
+        mut recording: Recording<'_>,
     ) -> Option<Vec<f32>> {
-        if let Some(record) = &mut record {
+        if let Recording::OutputGradients(record) = &mut recording {
             record.clear();
             record.resize(self.layers.len(), Vec::new());
         }
@@ -385,10 +420,15 @@ impl PlainNet {
                 }
                 saved => saved,
             };
-            if let Some(record) = &mut record {
+            if let Recording::OutputGradients(record) = &mut recording {
                 record[i] = g.clone();
             }
             let kept = layer.backward(&mut self.tensors[range], saved, &mut g, &mut pass);
+            if let Recording::AddAtInputs(added) = &recording {
+                if !added[i].is_empty() {
+                    zip_map(&mut g, &added[i], |d, a| *d += a);
+                }
+            }
             if let Some(unused) = std::mem::replace(&mut next_input, kept) {
                 pass.pool.give(unused);
             }

@@ -22,15 +22,15 @@ use rand_chacha::ChaCha8Rng;
 use init::InitConfig;
 pub use layers::{plan_shapes, BatchNorm, BatchNormMode, FeatureShape, Layer, LayerSpec};
 
-/// The index of the first layer whose second derivatives do not vanish (so that a gradient
-/// penalty cannot be differentiated through it), if any, found by building the network from
-/// `layers` (whose widths fit `input`) once and running a one-row penalty through it.
-pub fn first_curved_layer(layers: &[LayerSpec], input: usize) -> Option<usize> {
+/// The index of the first layer a gradient penalty cannot be differentiated through (a kind
+/// without a penalty pass), if any, found by building the network from `layers` (whose widths
+/// fit `input`) once and running a one-row penalty through it.
+pub fn first_layer_refusing_penalty(layers: &[LayerSpec], input: usize) -> Option<usize> {
     let (dev, mut rng) = (Cpu::default(), rand::SeedableRng::seed_from_u64(0));
     let shapes = plan_shapes(layers, FeatureShape::Flat(input)).ok()?;
     let init = InitConfig::default();
     let net = Network::build_planned("d", layers, &shapes, &init, &dev, &mut rng);
-    backprop::PlainNet::check_out(&net).first_curved_layer()
+    backprop::PlainNet::check_out(&net).first_layer_refusing_penalty()
 }
 
 /// A batch of row vectors: `[batch, width]`.

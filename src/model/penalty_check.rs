@@ -9,65 +9,114 @@ use rand_chacha::ChaCha8Rng;
 
 use super::backprop::{PlainNet, Workspace};
 use super::layers::Grouping;
-use super::{Layer, LayerSpec, Network};
+use super::layers::LayerNorm;
+use super::{BatchNorm, BatchNormMode, Layer, LayerSpec, Network};
 
-/// The penalty `mean(|grad_x D(x)|^2) / 2` of a D made of piecewise-linear layers (`same`
-/// passes through), in f64, D's outputs summed with the weights `along` (all 1 without), from
-/// the plain network's tensors: `(kind, tensors)` per layer, as the test builds it.
-fn penalty_f64(
-    layers: &[(&str, Vec<Vec<f64>>)],
-    x: &[f64],
-    rows: usize,
-    width: usize,
-    along: Option<&[f64]>,
-) -> f64 {
-    // Forward, keeping each layer's input.
-    let mut inputs = Vec::new();
-    let (mut h, mut w_in) = (x.to_vec(), width);
-    let mut effective = Vec::new(); // each linear layer's W / sigma
-    for (kind, t) in layers {
-        inputs.push(h.clone());
-        match *kind {
-            "linear" => {
-                let out = t[1].len();
-                let mut w = t[0].clone();
-                if t.len() == 4 {
-                    let (u, v) = (&t[2], &t[3]);
-                    let sigma: f64 = (0..w_in)
-                        .map(|i| v[i] * (0..out).map(|j| w[i * out + j] * u[j]).sum::<f64>())
-                        .sum();
-                    w.iter_mut().for_each(|x| *x /= sigma);
-                }
+/// One layer of the f64 reference, its tensors in f64.
+enum F64Layer {
+    /// `y = x W + b` (a convolution's or upsampling's dense matrix), `W` already divided by
+    /// spectral norm's sigma.
+    Linear {
+        w: Vec<f64>,
+        b: Vec<f64>,
+    },
+    LeakyRelu,
+    Relu,
+    /// Reshape, flatten, dropout outside training.
+    Same,
+    Tanh,
+    Sigmoid,
+    Elu(f64),
+    /// `scale[k] * (x - mean) / sqrt(var + eps) + offset[k]` over each group of indices, `k`
+    /// the element's scale index; with `fixed`, each group's mean and variance given (running
+    /// batch-norm).
+    Normalise {
+        groups: Vec<Vec<usize>>,
+        scale_index: Vec<usize>,
+        scale: Vec<f64>,
+        offset: Vec<f64>,
+        fixed: Option<(Vec<f64>, Vec<f64>)>,
+        eps: f64,
+    },
+}
+
+impl F64Layer {
+    fn forward(&self, x: &[f64], rows: usize) -> Vec<f64> {
+        match self {
+            F64Layer::Linear { w, b } => {
+                let (out, w_in) = (b.len(), w.len() / b.len());
                 let mut y = vec![0.0; rows * out];
                 for r in 0..rows {
                     for j in 0..out {
-                        y[r * out + j] = t[1][j]
+                        y[r * out + j] = b[j]
                             + (0..w_in)
-                                .map(|i| h[r * w_in + i] * w[i * out + j])
+                                .map(|i| x[r * w_in + i] * w[i * out + j])
                                 .sum::<f64>();
                     }
                 }
-                effective.push(w);
-                h = y;
-                w_in = out;
+                y
             }
-            "leaky" => h
-                .iter_mut()
-                .for_each(|v| *v = if *v < 0.0 { 0.2 * *v } else { *v }),
-            "same" => {}
-            _ => h.iter_mut().for_each(|v| *v = v.max(0.0)),
+            F64Layer::LeakyRelu => x
+                .iter()
+                .map(|&v| if v < 0.0 { 0.2 * v } else { v })
+                .collect(),
+            F64Layer::Relu => x.iter().map(|v| v.max(0.0)).collect(),
+            F64Layer::Same => x.to_vec(),
+            F64Layer::Tanh => x.iter().map(|v| v.tanh()).collect(),
+            F64Layer::Sigmoid => x.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect(),
+            F64Layer::Elu(alpha) => x
+                .iter()
+                .map(|&v| if v <= 0.0 { alpha * (v.exp() - 1.0) } else { v })
+                .collect(),
+            F64Layer::Normalise {
+                groups,
+                scale_index,
+                scale,
+                offset,
+                ..
+            } => {
+                let mut y = vec![0.0; x.len()];
+                for (k, group) in groups.iter().enumerate() {
+                    let (mean, s) = self.statistics(x, k);
+                    for &i in group {
+                        let z = (x[i] - mean) * s;
+                        y[i] = scale[scale_index[i]] * z + offset[scale_index[i]];
+                    }
+                }
+                y
+            }
         }
     }
-    // Backward from `along`.
-    let mut g = along.map_or_else(|| vec![1.0; h.len()], <[f64]>::to_vec);
-    assert_eq!(g.len(), h.len(), "one weight per output");
-    let mut linear = effective.len();
-    for ((kind, t), input) in layers.iter().zip(&inputs).rev() {
-        match *kind {
-            "linear" => {
-                linear -= 1;
-                let (out, w) = (t[1].len(), &effective[linear]);
-                let w_in = w.len() / out;
+
+    /// A normalisation's group `k`: its mean and `1 / sqrt(var + eps)`.
+    fn statistics(&self, x: &[f64], k: usize) -> (f64, f64) {
+        let F64Layer::Normalise {
+            groups, fixed, eps, ..
+        } = self
+        else {
+            unreachable!("a normalisation")
+        };
+        let (mean, var) = match fixed {
+            Some((m, v)) => (m[k], v[k]),
+            None => {
+                let n = groups[k].len() as f64;
+                let mean = groups[k].iter().map(|&i| x[i]).sum::<f64>() / n;
+                let var = groups[k]
+                    .iter()
+                    .map(|&i| (x[i] - mean).powi(2))
+                    .sum::<f64>()
+                    / n;
+                (mean, var)
+            }
+        };
+        (mean, 1.0 / (var + eps).sqrt())
+    }
+
+    /// The input gradient from the output gradient `g`, at input `x`.
+    fn backward(&self, x: &[f64], g: &[f64], rows: usize) -> Vec<f64> {
+        match self {
+            F64Layer::Linear { w, b } => {
+                let (out, w_in) = (b.len(), w.len() / b.len());
                 let mut d = vec![0.0; rows * w_in];
                 for r in 0..rows {
                     for i in 0..w_in {
@@ -76,20 +125,79 @@ fn penalty_f64(
                             .sum::<f64>();
                     }
                 }
-                g = d;
+                d
             }
-            "leaky" => g.iter_mut().zip(input).for_each(|(d, v)| {
-                if *v < 0.0 {
-                    *d *= 0.2
+            F64Layer::LeakyRelu => g
+                .iter()
+                .zip(x)
+                .map(|(d, &v)| if v < 0.0 { 0.2 * d } else { *d })
+                .collect(),
+            F64Layer::Relu => g
+                .iter()
+                .zip(x)
+                .map(|(d, &v)| if v <= 0.0 { 0.0 } else { *d })
+                .collect(),
+            F64Layer::Same => g.to_vec(),
+            F64Layer::Tanh => g
+                .iter()
+                .zip(x)
+                .map(|(d, v)| d * (1.0 - v.tanh().powi(2)))
+                .collect(),
+            F64Layer::Sigmoid => g
+                .iter()
+                .zip(x)
+                .map(|(d, v)| {
+                    let y = 1.0 / (1.0 + (-v).exp());
+                    d * y * (1.0 - y)
+                })
+                .collect(),
+            F64Layer::Elu(alpha) => g
+                .iter()
+                .zip(x)
+                .map(|(d, &v)| if v <= 0.0 { d * alpha * v.exp() } else { *d })
+                .collect(),
+            F64Layer::Normalise {
+                groups,
+                scale_index,
+                scale,
+                fixed,
+                ..
+            } => {
+                let mut d = vec![0.0; x.len()];
+                for (k, group) in groups.iter().enumerate() {
+                    let (mean, s) = self.statistics(x, k);
+                    let h = |i: usize| g[i] * scale[scale_index[i]];
+                    if fixed.is_some() {
+                        group.iter().for_each(|&i| d[i] = s * h(i));
+                        continue;
+                    }
+                    let n = group.len() as f64;
+                    let z = |i: usize| (x[i] - mean) * s;
+                    let mean_h = group.iter().map(|&i| h(i)).sum::<f64>() / n;
+                    let mean_hz = group.iter().map(|&i| h(i) * z(i)).sum::<f64>() / n;
+                    for &i in group {
+                        d[i] = s * (h(i) - mean_h - z(i) * mean_hz);
+                    }
                 }
-            }),
-            "same" => {}
-            _ => g.iter_mut().zip(input).for_each(|(d, v)| {
-                if *v <= 0.0 {
-                    *d = 0.0
-                }
-            }),
+                d
+            }
         }
+    }
+}
+
+/// The penalty `mean(|grad_x D(x)|^2) / 2` of a D in f64, D's outputs summed with the
+/// weights `along` (all 1 without).
+fn penalty_f64(layers: &[F64Layer], x: &[f64], rows: usize, along: Option<&[f64]>) -> f64 {
+    let mut inputs = Vec::new();
+    let mut h = x.to_vec();
+    for layer in layers {
+        let next = layer.forward(&h, rows);
+        inputs.push(std::mem::replace(&mut h, next));
+    }
+    let mut g = along.map_or_else(|| vec![1.0; h.len()], <[f64]>::to_vec);
+    assert_eq!(g.len(), h.len(), "one weight per output");
+    for (layer, input) in layers.iter().zip(&inputs).rev() {
+        g = layer.backward(input, &g, rows);
     }
     g.iter().map(|v| v * v).sum::<f64>() / (2.0 * rows as f64)
 }
@@ -120,12 +228,8 @@ fn network(layers: &str, input: usize, rng: &mut ChaCha8Rng) -> (Network, PlainN
 
 /// The layers as [`penalty_f64`] takes them, from every tensor of the network in f64:
 /// convolutions become dense linear layers (their matrix and their bias repeated over
-/// positions), reshapes pass through.
-fn layers_f64(
-    net: &Network,
-    plain: &PlainNet,
-    tensors: &[Vec<f64>],
-) -> Vec<(&'static str, Vec<Vec<f64>>)> {
+/// positions), normalisations groups of indices, reshapes pass through. `rows` rows.
+fn layers_f64(net: &Network, plain: &PlainNet, tensors: &[Vec<f64>], rows: usize) -> Vec<F64Layer> {
     let dense = |index: &[Option<usize>], w: &[f64]| -> Vec<f64> {
         index.iter().map(|i| i.map_or(0.0, |k| w[k])).collect()
     };
@@ -140,27 +244,36 @@ fn layers_f64(
         .map(|(layer, range)| {
             let t = &tensors[range.clone()];
             match layer {
-                Layer::Linear(_) => ("linear", t.to_vec()),
+                Layer::Linear(_) => {
+                    let w = match t.len() {
+                        4 => divided_f64(&t[0], &t[2], &t[3]),
+                        _ => t[0].clone(),
+                    };
+                    F64Layer::Linear { w, b: t[1].clone() }
+                }
                 Layer::LeakyRelu(l) => {
                     assert_eq!(l.slope, 0.2, "the f64 penalty's leaky slope");
-                    ("leaky", vec![])
+                    F64Layer::LeakyRelu
                 }
-                Layer::Relu(_) => ("relu", vec![]),
-                Layer::Reshape(_) | Layer::Flatten(_) => ("same", vec![]),
+                Layer::Relu(_) => F64Layer::Relu,
+                Layer::Tanh(_) => F64Layer::Tanh,
+                Layer::Sigmoid(_) => F64Layer::Sigmoid,
+                Layer::Elu(e) => F64Layer::Elu(e.alpha),
+                Layer::Reshape(_) | Layer::Flatten(_) | Layer::Dropout(_) | Layer::Identity(_) => {
+                    F64Layer::Same
+                }
+                Layer::BatchNorm(b) => batch_norm_f64(b, t, rows),
+                Layer::LayerNorm(l) => layer_norm_f64(l, t, rows),
                 Layer::Conv2d(c) => {
                     let (filters, p) = (c.weight.shape().0, c.patches);
                     let w = match c.spectral {
                         Some(_) => divided_f64(&t[0], &t[t.len() - 2], &t[t.len() - 1]),
                         None => t[0].clone(),
                     };
-                    let m = dense(&p.dense_index(filters), &w);
-                    (
-                        "linear",
-                        vec![
-                            m,
-                            repeated(c.bias.is_some().then(|| &t[1]), filters, p.positions()),
-                        ],
-                    )
+                    F64Layer::Linear {
+                        w: dense(&p.dense_index(filters), &w),
+                        b: repeated(c.bias.is_some().then(|| &t[1]), filters, p.positions()),
+                    }
                 }
                 Layer::ConvTranspose2d(c) => {
                     let (channels, p) = (c.weight.shape().0, c.patches);
@@ -180,8 +293,10 @@ fn layers_f64(
                         None => t[0].clone(),
                     };
                     let bias = c.bias.is_some().then(|| &t[1]);
-                    let bias = repeated(bias, p.channels, p.height * p.width);
-                    ("linear", vec![dense(&transposed, &w), bias])
+                    F64Layer::Linear {
+                        w: dense(&transposed, &w),
+                        b: repeated(bias, p.channels, p.height * p.width),
+                    }
                 }
                 Layer::Upsample(u) => {
                     // The 0/1 matrix that copies each input number to its outputs.
@@ -192,12 +307,61 @@ fn layers_f64(
                         .iter()
                         .enumerate()
                         .for_each(|(o, &i)| m[i * outputs + o] = 1.0);
-                    ("linear", vec![m, vec![0.0; outputs]])
+                    F64Layer::Linear {
+                        w: m,
+                        b: vec![0.0; outputs],
+                    }
                 }
-                other => panic!("no f64 penalty for {other:?}"),
             }
         })
         .collect()
+}
+
+/// Batch-norm: one group per channel, over the batch and the channel's positions.
+fn batch_norm_f64(b: &BatchNorm, t: &[Vec<f64>], rows: usize) -> F64Layer {
+    let (channels, positions) = (t[0].len(), b.positions);
+    let groups = (0..channels)
+        .map(|c| {
+            (0..rows * positions)
+                .map(|k| ((k / positions) * channels + c) * positions + k % positions)
+                .collect()
+        })
+        .collect();
+    let len = rows * channels * positions;
+    let fixed = match b.mode {
+        BatchNormMode::Running => Some((t[2].clone(), t[3].clone())),
+        _ => None,
+    };
+    F64Layer::Normalise {
+        groups,
+        scale_index: (0..len).map(|i| (i / positions) % channels).collect(),
+        scale: t[0].clone(),
+        offset: t[1].clone(),
+        fixed,
+        eps: b.eps as f64,
+    }
+}
+
+/// Layer-norm: one group per row, or (over channels) per position's channels.
+fn layer_norm_f64(l: &LayerNorm, t: &[Vec<f64>], rows: usize) -> F64Layer {
+    let (cols, positions) = (t[0].len(), l.positions);
+    let per_row = cols * positions;
+    let groups = (0..rows * positions)
+        .map(|k| {
+            let (r, p) = (k / positions, k % positions);
+            (0..cols).map(|c| r * per_row + c * positions + p).collect()
+        })
+        .collect();
+    F64Layer::Normalise {
+        groups,
+        scale_index: (0..rows * per_row)
+            .map(|i| (i % per_row) / positions)
+            .collect(),
+        scale: t[0].clone(),
+        offset: t[1].clone(),
+        fixed: None,
+        eps: l.eps as f64,
+    }
 }
 
 /// `W / sigma` in f64, `sigma = v^T W u` over `W`'s rows (as long as `u`).
@@ -240,7 +404,7 @@ fn penalty_along_matches_finite_differences(
             let value = g.iter().map(|v| v * v).sum::<f32>() / (2.0 * n);
             (value, g.iter().map(|v| v / n).collect())
         })
-        .expect("piecewise-linear layers");
+        .expect("every layer kind takes part");
     let tensors: Vec<Vec<f64>> = plain
         .tensors
         .iter()
@@ -248,8 +412,8 @@ fn penalty_along_matches_finite_differences(
         .collect();
     let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
     let penalty = |tensors: &[Vec<f64>]| {
-        let layers = layers_f64(&net, &plain, tensors);
-        penalty_f64(&layers, &x64, rows, input, along64.as_deref())
+        let layers = layers_f64(&net, &plain, tensors, rows);
+        penalty_f64(&layers, &x64, rows, along64.as_deref())
     };
     let exact = penalty(&tensors);
     assert!(
@@ -257,7 +421,10 @@ fn penalty_along_matches_finite_differences(
         "{layers}: {value} vs {exact}"
     );
     let largest = grads.iter().flatten().fold(0.0f32, |m, g| m.max(g.abs()));
-    assert!(largest > 1e-2, "a penalty with gradients to check");
+    assert!(
+        largest > 1e-2,
+        "a penalty with gradients to check: largest {largest}"
+    );
     let trainable: Vec<usize> = (0..tensors.len()).filter(|&i| plain.trainable[i]).collect();
     assert_eq!(trainable.len(), grads.len());
     for (&index, grad) in trainable.iter().zip(&grads) {
@@ -285,14 +452,6 @@ fn penalty_gradients_match_finite_differences() {
            {type = "linear", out = 3}, {type = "relu"}, {type = "linear", out = 1, spectral_norm = true}"#,
         5,
     );
-    // Tanh's second derivative does not vanish: no penalty.
-    let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let (_, mut curved) = network(
-        r#"{type = "linear", out = 2}, {type = "tanh"}"#,
-        5,
-        &mut rng,
-    );
-    assert_eq!(curved.first_curved_layer(), Some(1));
 }
 
 /// A convolutional D: reshape, a strided padded convolution, a transposed convolution without
@@ -353,4 +512,58 @@ fn penalty_gradients_through_class_conditional_heads_match_finite_differences() 
     };
     penalty_along_matches_finite_differences(d, 5, |rows| weights(rows, true));
     penalty_along_matches_finite_differences(d, 5, |rows| weights(rows, false));
+}
+
+/// Smooth activations, whose second derivatives do not vanish: the penalty's gradient has a
+/// part through each one's dependence on its input (the last backward pass).
+#[test]
+fn penalty_gradients_through_smooth_activations_match_finite_differences() {
+    penalty_matches_finite_differences(
+        r#"{type = "linear", out = 4}, {type = "tanh"}, {type = "linear", out = 4},
+           {type = "elu", alpha = 0.7}, {type = "linear", out = 3, spectral_norm = true},
+           {type = "sigmoid"}, {type = "linear", out = 1}"#,
+        5,
+    );
+}
+
+/// Batch-norm on the batch's own statistics and on running ones (then an affine map whose
+/// scale still gets a gradient through the smooth layer above it), layer-norm, flat and on
+/// images, with dropout (which passes through outside training) and identity; D's outputs
+/// weighted unequally.
+#[test]
+fn penalty_gradients_through_normalisations_match_finite_differences() {
+    // Unequal weights per row: under batch statistics, equal ones would nearly cancel the
+    // input gradient (a batch-normalised feature sums to zero over the batch).
+    let weights = |rows: usize| Some((0..rows).map(|r| r as f32 - 2.0).collect());
+    penalty_along_matches_finite_differences(
+        r#"{type = "linear", out = 4}, {type = "batch_norm", mode = "batch"},
+           {type = "leaky_relu", slope = 0.2}, {type = "linear", out = 3},
+           {type = "batch_norm", mode = "batch", eps = 1e-3}, {type = "tanh"},
+           {type = "linear", out = 1}"#,
+        5,
+        weights,
+    );
+    penalty_along_matches_finite_differences(
+        r#"{type = "linear", out = 4}, {type = "batch_norm", mode = "running"}, {type = "tanh"},
+           {type = "dropout", rate = 0.5}, {type = "linear", out = 1}"#,
+        5,
+        weights,
+    );
+    penalty_along_matches_finite_differences(
+        r#"{type = "linear", out = 4}, {type = "layer_norm"}, {type = "elu"},
+           {type = "identity"}, {type = "linear", out = 3}, {type = "layer_norm"},
+           {type = "linear", out = 1}"#,
+        5,
+        weights,
+    );
+    penalty_along_matches_finite_differences(
+        r#"{type = "reshape", shape = [2, 4, 4]},
+           {type = "conv2d", out = 3, kernel = 3, stride = 2, padding = 1},
+           {type = "batch_norm", mode = "batch"}, {type = "leaky_relu", slope = 0.2},
+           {type = "conv2d", out = 3, kernel = 2},
+           {type = "layer_norm", over_channels = true}, {type = "tanh"},
+           {type = "layer_norm"}, {type = "flatten"}, {type = "linear", out = 1}"#,
+        32,
+        weights,
+    );
 }

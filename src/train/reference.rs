@@ -126,7 +126,7 @@ pub fn d_step(
             .penalty_gradients(x, rows, along, &mut Workspace::default(), |g| {
                 kind.of_input_gradient(g, rows, weight)
             })
-            .expect("validation refuses penalties through curved layers");
+            .expect("validation refuses penalties through layers without a penalty pass");
         add_to_gradients(&mut state.discriminator, &mut grads, &penalty_grads);
         let every = config.gradient_penalty.as_ref().map_or(1, |gp| gp.every);
         penalty_value = Some(value_p / every as f32);

@@ -256,7 +256,7 @@ impl PlainGan {
                     .penalty_gradients(x, batch, along, workspace, |g| {
                         kind.of_input_gradient(g, batch, weight)
                     })
-                    .expect("validation refuses penalties through curved layers");
+                    .expect("validation refuses penalties through layers without a penalty pass");
                 for (g, h) in grads.iter_mut().zip(penalty_grads) {
                     g.iter_mut().zip(h).for_each(|(a, b)| *a += b);
                 }

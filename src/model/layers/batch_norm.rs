@@ -11,8 +11,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
-    Saved,
+    normalise_penalty, BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, PenaltyPass,
+    ReferenceLayer, RowCoupling, Saved,
 };
 use crate::model::init::InitConfig;
 use crate::model::kernels::{
@@ -287,6 +287,30 @@ impl FastBatchNorm {
             .collect()
     }
 
+    /// `(x - running_mean) / sqrt(running_var + eps)`, mode `running` outside training.
+    fn running_normalised(
+        &self,
+        tensors: &[Vec<f32>],
+        x: &[f32],
+        pool: &mut BufferPool,
+    ) -> Vec<f32> {
+        let [_, _, mean, var] = tensors else {
+            unreachable!("running batch-norm visits four tensors")
+        };
+        let mut normalised = pool.take(x.len());
+        normalised.copy_from_slice(x);
+        for_planes(
+            &mut normalised,
+            mean.len(),
+            self.positions,
+            |_, c, plane| {
+                let (m, inv_std) = (mean[c], 1.0 / (var[c] + self.eps).sqrt());
+                plane.iter_mut().for_each(|v| *v = (*v - m) * inv_std)
+            },
+        );
+        normalised
+    }
+
     /// Normalises `x` with its own statistics (updating the running ones when asked), keeping
     /// the normalised input when `keep`.
     fn batch_statistics(
@@ -353,12 +377,17 @@ impl FastLayer for FastBatchNorm {
             (false, BatchNormMode::BatchStatsOnly) => Saved::Nothing,
             (false, BatchNormMode::Running) => {
                 let factor = self.running_factor(tensors);
+                // Kept for the scale's gradient (a gradient penalty's last pass asks for it).
+                let normalised = match pass.keep {
+                    true => self.running_normalised(tensors, x, pass.pool),
+                    false => Vec::new(),
+                };
                 let (f, o, m) = (&factor, &tensors[1], &tensors[2]);
                 for_planes(x, factor.len(), self.positions, |_, c, plane| {
                     let (m, f, o) = (m[c], f[c], o[c]);
                     plane.iter_mut().for_each(|v| *v = (*v - m) * f + o)
                 });
-                Saved::Factor(factor)
+                Saved::Factor { factor, normalised }
             }
         }
     }
@@ -382,17 +411,24 @@ impl FastLayer for FastBatchNorm {
                 pass.pool.give(normalised);
                 Some(grads)
             }
-            Saved::Factor(f) => {
-                assert!(
-                    !pass.param_grads,
-                    "running statistics only outside the own update"
-                );
+            Saved::Factor {
+                factor: f,
+                normalised,
+            } => {
+                let (channels, positions) = (f.len(), self.positions);
+                let grads = pass.param_grads.then(|| {
+                    assert_eq!(normalised.len(), g.len(), "the normalised input kept");
+                    let d_offset = plane_sums(g, g, channels, positions, |d, _| d);
+                    let d_scale = plane_sums(g, &normalised, channels, positions, |d, x| d * x);
+                    (d_scale, d_offset)
+                });
                 if pass.propagate {
-                    for_planes(g, f.len(), self.positions, |_, c, plane| {
+                    for_planes(g, channels, positions, |_, c, plane| {
                         plane.iter_mut().for_each(|d| *d *= f[c])
                     });
                 }
-                None
+                pass.pool.give(normalised);
+                grads
             }
             // Bypassed: no gradient flows to its parameters (zeros, as the tape gives).
             Saved::Nothing if pass.param_grads => {
@@ -420,6 +456,11 @@ impl FastLayer for FastBatchNorm {
     }
 
     fn start_step(&mut self, _: &mut [Vec<f32>]) {}
+
+    fn penalty_pass(&self, tensors: &[Vec<f32>], pass: PenaltyPass<'_>) -> bool {
+        normalise_penalty::batch_norm(self.mode, self.positions, self.eps, tensors, pass);
+        true
+    }
 }
 
 /// `normalise` run on `x` (`[B, C * P]`, each row an image's channels of `P` positions) read

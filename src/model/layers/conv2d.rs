@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use super::patches::{channels_first, rows_first, Patches};
 use super::spectral::{divided, power_iteration, through_sigma, Spectral};
 use super::{
-    BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
-    Saved,
+    BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, PenaltyPass, ReferenceLayer,
+    RowCoupling, Saved,
 };
 use crate::model::init::InitConfig;
 use crate::model::kernels::{for_rows, matmul, BufferPool, Mat};
@@ -481,15 +481,14 @@ impl FastLayer for FastConv2d {
     /// The first backward pass made `g_in = fold(W^T g_out)`: the penalty's gradient with
     /// respect to `W` is `g_out unfold(adjoint)^T` (channels side by side), none reaches the
     /// bias, and the adjoint moves on as `W unfold(adjoint)`, the convolution without bias.
-    fn penalty_pass(
-        &self,
-        tensors: &[Vec<f32>],
-        _: &[f32],
-        rows: usize,
-        out_grad: &[f32],
-        adjoint: &mut Vec<f32>,
-        grads: &mut [Vec<f32>],
-    ) -> bool {
+    fn penalty_pass(&self, tensors: &[Vec<f32>], pass: PenaltyPass<'_>) -> bool {
+        let PenaltyPass {
+            rows,
+            out_grad,
+            adjoint,
+            grads,
+            ..
+        } = pass;
         let (p, filters) = (self.patches, self.filters);
         let (k, n) = (p.patch_len(), rows * p.positions());
         let mut unfolded = vec![0.0; k * n];

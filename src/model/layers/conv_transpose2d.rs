@@ -20,8 +20,8 @@ use super::conv2d::{
 use super::patches::{channels_first, rows_first, Patches};
 use super::spectral::{divided_by, power_iteration, sigma, through_sigma, Spectral};
 use super::{
-    BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
-    Saved,
+    BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, PenaltyPass, ReferenceLayer,
+    RowCoupling, Saved,
 };
 use crate::model::init::InitConfig;
 use crate::model::kernels::{for_rows, matmul, BufferPool, Mat};
@@ -498,15 +498,14 @@ impl FastLayer for FastConvTranspose2d {
     /// The first backward pass made `g_in = W unfold(g_out)` (channels side by side): the
     /// penalty's gradient with respect to `W` is `adjoint unfold(g_out)^T`, none reaches the
     /// bias, and the adjoint moves on as `fold(W^T adjoint)`, the layer without bias.
-    fn penalty_pass(
-        &self,
-        tensors: &[Vec<f32>],
-        _: &[f32],
-        rows: usize,
-        out_grad: &[f32],
-        adjoint: &mut Vec<f32>,
-        grads: &mut [Vec<f32>],
-    ) -> bool {
+    fn penalty_pass(&self, tensors: &[Vec<f32>], pass: PenaltyPass<'_>) -> bool {
+        let PenaltyPass {
+            rows,
+            out_grad,
+            adjoint,
+            grads,
+            ..
+        } = pass;
         let (p, channels) = (self.patches, self.channels);
         let (k, n) = (p.patch_len(), rows * p.positions());
         let mut columns = vec![0.0; k * n];

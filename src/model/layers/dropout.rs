@@ -7,8 +7,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
-    Saved,
+    BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, PenaltyPass, ReferenceLayer,
+    RowCoupling, Saved,
 };
 use crate::model::init::InitConfig;
 use crate::model::kernels::zip_map;
@@ -141,15 +141,7 @@ impl FastLayer for Dropout {
     fn start_step(&mut self, _: &mut [Vec<f32>]) {}
 
     /// Outside its own update dropout is the identity.
-    fn penalty_pass(
-        &self,
-        _: &[Vec<f32>],
-        _: &[f32],
-        _: usize,
-        _: &[f32],
-        _: &mut Vec<f32>,
-        _: &mut [Vec<f32>],
-    ) -> bool {
+    fn penalty_pass(&self, _: &[Vec<f32>], _: PenaltyPass<'_>) -> bool {
         true
     }
 }

@@ -5,7 +5,7 @@
 use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::Activation;
+use super::{smooth_penalty_chain, Activation};
 use crate::model::kernels::{map_in_place, zip_map};
 use crate::model::Matrix;
 
@@ -62,8 +62,17 @@ impl Activation for Elu {
             }
         });
     }
-    fn chain_at_input(&self, _: &mut [f32], _: &[f32]) -> bool {
-        false
+    /// Below 0 both derivatives are `alpha * exp(x) = y + alpha`; above 0, 1 and 0; at
+    /// exactly 0, 0 and 0 (as [`Elu::chain`] has it).
+    fn penalty_chain(&self, adjoint: &mut [f32], x: &[f32], g: &[f32]) -> Option<Vec<f32>> {
+        let alpha = self.alpha as f32;
+        let mut y = x.to_vec();
+        self.apply(&mut y);
+        smooth_penalty_chain(adjoint, &y, g, |y| match y {
+            _ if y > 0.0 => (1.0, 0.0),
+            _ if y < 0.0 => (y + alpha, y + alpha),
+            _ => (0.0, 0.0),
+        })
     }
 }
 

@@ -20,8 +20,8 @@ impl Activation for Identity {
     }
     fn apply(&self, _: &mut [f32]) {}
     fn chain(&self, _: &mut [f32], _: &[f32]) {}
-    fn chain_at_input(&self, _: &mut [f32], _: &[f32]) -> bool {
-        true
+    fn penalty_chain(&self, _: &mut [f32], _: &[f32], _: &[f32]) -> Option<Vec<f32>> {
+        None
     }
 }
 

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::batch_norm::{check_eps, default_eps, on_channel_rows, regroup, scale_offset_grads};
 use super::{
-    BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
-    Saved,
+    normalise_penalty, BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, PenaltyPass,
+    ReferenceLayer, RowCoupling, Saved,
 };
 use crate::model::init::InitConfig;
 use crate::model::kernels::for_rows;
@@ -197,6 +197,50 @@ impl FastLayer for FastLayerNorm {
     }
 
     fn start_step(&mut self, _: &mut [Vec<f32>]) {}
+
+    /// Each row (or each position's channels) is a group of
+    /// [`normalise_penalty::grouped`], the scale one number per column.
+    fn penalty_pass(&self, tensors: &[Vec<f32>], pass: PenaltyPass<'_>) -> bool {
+        let (scale, rows) = (&tensors[0], pass.rows);
+        let cols = scale.len();
+        let by_rows = |x: &[f32]| -> Vec<f32> {
+            let mut out = vec![0.0; x.len()];
+            regroup(x, rows, cols, self.positions, &mut out);
+            out
+        };
+        let back = |x: &[f32]| -> Vec<f32> {
+            let mut out = vec![0.0; x.len()];
+            regroup(x, rows, self.positions, cols, &mut out);
+            out
+        };
+        let (x, g, a) = match self.positions {
+            1 => (
+                pass.input.to_vec(),
+                pass.out_grad.to_vec(),
+                pass.adjoint.clone(),
+            ),
+            _ => (
+                by_rows(pass.input),
+                by_rows(pass.out_grad),
+                by_rows(pass.adjoint),
+            ),
+        };
+        let h: Vec<f32> = g
+            .iter()
+            .enumerate()
+            .map(|(i, g)| g * scale[i % cols])
+            .collect();
+        let (mut na, curvature) = normalise_penalty::grouped(&x, &h, &a, cols, self.eps);
+        for (i, (na, g)) in na.iter_mut().zip(&g).enumerate() {
+            pass.grads[0][i % cols] += *na * g;
+            *na *= scale[i % cols];
+        }
+        match self.positions {
+            1 => (*pass.adjoint, *pass.curvature) = (na, curvature),
+            _ => (*pass.adjoint, *pass.curvature) = (back(&na), back(&curvature)),
+        }
+        true
+    }
 }
 
 impl FastLayerNorm {

@@ -5,8 +5,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
-    Saved,
+    BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, PenaltyPass, ReferenceLayer,
+    RowCoupling, Saved,
 };
 use crate::model::init::InitConfig;
 use crate::model::kernels::{map_in_place, zip_map};
@@ -135,15 +135,8 @@ impl FastLayer for LeakyRelu {
     fn start_step(&mut self, _: &mut [Vec<f32>]) {}
 
     /// Piecewise linear: the derivative at the input, as the backward pass takes it (1 at 0).
-    fn penalty_pass(
-        &self,
-        _: &[Vec<f32>],
-        input: &[f32],
-        _: usize,
-        _: &[f32],
-        adjoint: &mut Vec<f32>,
-        _: &mut [Vec<f32>],
-    ) -> bool {
+    fn penalty_pass(&self, _: &[Vec<f32>], pass: PenaltyPass<'_>) -> bool {
+        let PenaltyPass { input, adjoint, .. } = pass;
         let slope = self.slope;
         zip_map(adjoint, input, |d, v| {
             if v < 0.0 {

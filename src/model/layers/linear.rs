@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::spectral::{power_iteration, sigma, through_sigma, Spectral};
 use super::{
-    BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
-    Saved,
+    BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, PenaltyPass, ReferenceLayer,
+    RowCoupling, Saved,
 };
 use crate::model::init::InitConfig;
 use crate::model::kernels::{column_sums, for_rows, matmul, matmul_add, transpose_into, Mat};
@@ -291,15 +291,14 @@ impl FastLayer for FastLinear {
     /// The first backward pass made `g_in = g_out W^T / sigma`: the penalty's gradient with
     /// respect to `W / sigma` is `adjoint^T g_out` (then through sigma as for any weight
     /// gradient), none reaches the bias, and the adjoint moves on as `adjoint W / sigma`.
-    fn penalty_pass(
-        &self,
-        tensors: &[Vec<f32>],
-        _: &[f32],
-        rows: usize,
-        out_grad: &[f32],
-        adjoint: &mut Vec<f32>,
-        grads: &mut [Vec<f32>],
-    ) -> bool {
+    fn penalty_pass(&self, tensors: &[Vec<f32>], pass: PenaltyPass<'_>) -> bool {
+        let PenaltyPass {
+            rows,
+            out_grad,
+            adjoint,
+            grads,
+            ..
+        } = pass;
         let (input, out) = (self.input, self.out);
         let scale = self.inverse_sigma(tensors);
         let weight = &tensors[0];

@@ -20,6 +20,7 @@ mod identity;
 mod layer_norm;
 mod leaky_relu;
 mod linear;
+mod normalise_penalty;
 mod patches;
 mod relu;
 mod reshape;
@@ -159,27 +160,36 @@ pub trait FastLayer {
     /// See [`ReferenceLayer::start_step`]; `tensors` are the layer's.
     fn start_step(&mut self, tensors: &mut [Vec<f32>]);
     /// One layer of a gradient penalty's second backward pass (double backpropagation), run
-    /// outside the network's own update: `input` is the layer's input (`rows` rows),
-    /// `out_grad` the gradient its output got in the first backward pass (from D's output
-    /// down to its input), and `adjoint` the penalty's gradient with respect to the gradient
-    /// its input got there. Adds to `grads` (one per tensor of the layer, trainable first) the
-    /// penalty's gradient with respect to its tensors, and turns `adjoint` into the penalty's
-    /// gradient with respect to the gradient its output got: the layer's Jacobian times
-    /// `adjoint`. Returns false for a kind whose second derivatives do not vanish (its
-    /// penalty would need terms this pass does not compute): validation refuses penalties
-    /// on networks holding one. The default answers false: a kind that forgets it is refused,
-    /// never differentiated wrongly.
-    fn penalty_pass(
-        &self,
-        _tensors: &[Vec<f32>],
-        _input: &[f32],
-        _rows: usize,
-        _out_grad: &[f32],
-        _adjoint: &mut Vec<f32>,
-        _grads: &mut [Vec<f32>],
-    ) -> bool {
+    /// outside the network's own update (see [`PenaltyPass`] for what it reads and writes).
+    /// Returns false for a kind that cannot take part (its penalty would need terms this pass
+    /// does not compute): validation refuses penalties on networks holding one. The default
+    /// answers false: a kind that forgets it is refused, never differentiated wrongly.
+    fn penalty_pass(&self, _tensors: &[Vec<f32>], _pass: PenaltyPass<'_>) -> bool {
         false
     }
+}
+
+/// One layer's part of a gradient penalty's second pass. The penalty `P` is a function of
+/// the gradient `dx` of D's (weighted) outputs with respect to its input; each layer turned
+/// the gradient of its output `dy` into `dx = J(x, tensors)^T dy` in the first backward pass.
+/// The second pass walks the layers from the input up, so each layer gets `dP/d(dx)` and
+/// hands on `dP/d(dy)`.
+pub struct PenaltyPass<'a> {
+    /// The layer's input (`rows` rows).
+    pub input: &'a [f32],
+    /// Rows of the batch.
+    pub rows: usize,
+    /// The gradient its output got in the first backward pass (`dy`).
+    pub out_grad: &'a [f32],
+    /// In: `dP/d(dx)`. Out: `dP/d(dy)`, the layer's Jacobian times what came in.
+    pub adjoint: &'a mut Vec<f32>,
+    /// One per tensor of the layer (trainable first): `dP/d(tensor)` through `J`'s
+    /// dependence on the tensor is added to it.
+    pub grads: &'a mut [Vec<f32>],
+    /// `dP/dx` through `J`'s dependence on `x` (where the layer's second derivatives do not
+    /// vanish: a smooth activation, a normalisation over statistics of its input), left empty
+    /// where it is zero. The caller back-propagates it through the layers below.
+    pub curvature: &'a mut Vec<f32>,
 }
 
 /// An element-wise layer without tensors (an activation; or a reshape, which moves nothing):
@@ -200,9 +210,27 @@ pub trait Activation: Clone + std::fmt::Debug {
     /// Multiplies `g` by its derivative, given its output `y` (every activation here can tell
     /// its derivative from its output).
     fn chain(&self, g: &mut [f32], y: &[f32]);
-    /// For a piecewise-linear activation (whose second derivative vanishes almost everywhere),
-    /// multiplies `d` by its derivative at its input `x` and returns true; false otherwise.
-    fn chain_at_input(&self, d: &mut [f32], x: &[f32]) -> bool;
+    /// Its part of a gradient penalty's second pass ([`PenaltyPass`]): multiplies `adjoint`
+    /// by its derivative at its input `x`, and returns `adjoint * out_grad * f''(x)` (taken
+    /// before the multiplication) where its second derivative does not vanish.
+    fn penalty_chain(&self, adjoint: &mut [f32], x: &[f32], out_grad: &[f32]) -> Option<Vec<f32>>;
+}
+
+/// [`Activation::penalty_chain`] of a smooth activation, from its values `y = f(x)` and
+/// `derivatives(y) = (f'(x), f''(x))`.
+pub(super) fn smooth_penalty_chain(
+    adjoint: &mut [f32],
+    y: &[f32],
+    out_grad: &[f32],
+    derivatives: impl Fn(f32) -> (f32, f32),
+) -> Option<Vec<f32>> {
+    let mut curvature = vec![0.0; y.len()];
+    for (((a, &y), &g), c) in adjoint.iter_mut().zip(y).zip(out_grad).zip(&mut curvature) {
+        let (first, second) = derivatives(y);
+        *c = *a * g * second;
+        *a *= first;
+    }
+    Some(curvature)
 }
 
 impl<A: Activation + ReferenceLayer<Fast = A>> LayerKind for A {
@@ -273,16 +301,11 @@ impl<A: Activation> FastLayer for A {
         false
     }
     fn start_step(&mut self, _: &mut [Vec<f32>]) {}
-    fn penalty_pass(
-        &self,
-        _: &[Vec<f32>],
-        input: &[f32],
-        _: usize,
-        _: &[f32],
-        adjoint: &mut Vec<f32>,
-        _: &mut [Vec<f32>],
-    ) -> bool {
-        self.chain_at_input(adjoint, input)
+    fn penalty_pass(&self, _: &[Vec<f32>], pass: PenaltyPass<'_>) -> bool {
+        if let Some(c) = self.penalty_chain(pass.adjoint, pass.input, pass.out_grad) {
+            *pass.curvature = c;
+        }
+        true
     }
 }
 
@@ -304,8 +327,14 @@ pub enum Saved {
         /// The scale that did it.
         inv_std: Vec<f32>,
     },
-    /// One factor per feature.
-    Factor(Vec<f32>),
+    /// One factor per feature, and the input normalised by fixed statistics (empty unless
+    /// kept).
+    Factor {
+        /// The factor.
+        factor: Vec<f32>,
+        /// The normalised input.
+        normalised: Vec<f32>,
+    },
     /// A random mask.
     Mask(Vec<f32>),
     /// The layer's input rearranged for its products: a convolution's unfolded patches, a
@@ -516,18 +545,9 @@ macro_rules! layer_kinds {
                 match self { $(FastLayerKind::$kind(l) => FastLayer::start_step(l, tensors),)* }
             }
             /// See [`FastLayer::penalty_pass`].
-            pub fn penalty_pass(
-                &self,
-                tensors: &[Vec<f32>],
-                input: &[f32],
-                rows: usize,
-                out_grad: &[f32],
-                adjoint: &mut Vec<f32>,
-                grads: &mut [Vec<f32>],
-            ) -> bool {
+            pub fn penalty_pass(&self, tensors: &[Vec<f32>], pass: PenaltyPass<'_>) -> bool {
                 match self {
-                    $(FastLayerKind::$kind(l) =>
-                        FastLayer::penalty_pass(l, tensors, input, rows, out_grad, adjoint, grads),)*
+                    $(FastLayerKind::$kind(l) => FastLayer::penalty_pass(l, tensors, pass),)*
                 }
             }
         }

@@ -29,13 +29,13 @@ impl Activation for Relu {
             }
         });
     }
-    fn chain_at_input(&self, d: &mut [f32], x: &[f32]) -> bool {
+    fn penalty_chain(&self, d: &mut [f32], x: &[f32], _: &[f32]) -> Option<Vec<f32>> {
         zip_map(d, x, |d, v| {
             if v <= 0.0 {
                 *d = 0.0
             }
         });
-        true
+        None
     }
 }
 

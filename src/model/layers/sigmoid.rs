@@ -3,7 +3,7 @@
 use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::Activation;
+use super::{smooth_penalty_chain, Activation};
 use crate::model::kernels::{map_in_place, zip_map};
 use crate::model::Matrix;
 
@@ -25,8 +25,14 @@ impl Activation for Sigmoid {
     fn chain(&self, g: &mut [f32], y: &[f32]) {
         zip_map(g, y, |d, y| *d *= y * (1.0 - y));
     }
-    fn chain_at_input(&self, _: &mut [f32], _: &[f32]) -> bool {
-        false
+    /// `f' = y (1 - y)`, `f'' = f' (1 - 2 y)`.
+    fn penalty_chain(&self, adjoint: &mut [f32], x: &[f32], g: &[f32]) -> Option<Vec<f32>> {
+        let mut y = x.to_vec();
+        self.apply(&mut y);
+        smooth_penalty_chain(adjoint, &y, g, |y| {
+            let first = y * (1.0 - y);
+            (first, first * (1.0 - 2.0 * y))
+        })
     }
 }
 

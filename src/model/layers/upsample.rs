@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::conv2d::image_of;
 use super::{
-    BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, ReferenceLayer, RowCoupling,
-    Saved,
+    BackwardPass, FastLayer, FeatureShape, ForwardPass, LayerKind, PenaltyPass, ReferenceLayer,
+    RowCoupling, Saved,
 };
 use crate::model::init::InitConfig;
 use crate::model::kernels::for_rows;
@@ -188,15 +188,8 @@ impl FastLayer for FastUpsample {
     fn start_step(&mut self, _: &mut [Vec<f32>]) {}
 
     /// A fixed linear map: no tensors, and the adjoint moves on upsampled.
-    fn penalty_pass(
-        &self,
-        _: &[Vec<f32>],
-        _: &[f32],
-        rows: usize,
-        _: &[f32],
-        adjoint: &mut Vec<f32>,
-        _: &mut [Vec<f32>],
-    ) -> bool {
+    fn penalty_pass(&self, _: &[Vec<f32>], pass: PenaltyPass<'_>) -> bool {
+        let PenaltyPass { rows, adjoint, .. } = pass;
         let mut next = vec![0.0; rows * self.sources.len()];
         self.copy(adjoint, &mut next);
         *adjoint = next;

@@ -318,7 +318,62 @@ fn step_test_configs() -> Vec<Experiment> {
         ),
     ];
     configs.extend(conditional_configs(&conv_d, &conv_d_planes, &upsample_g));
+    let d_layers = [layer_norm_d, squashing_d, elu_d, &conv_d_bn];
+    configs.extend(curved_penalty_configs(every_kind_g, d_layers, conv_g));
     configs
+}
+
+/// Penalties through the layers whose Jacobian depends on their input: batch-norm on the
+/// penalty batch's statistics and on running ones, layer-norm, tanh, ELU, and a
+/// convolutional D with batch-norm.
+fn curved_penalty_configs(
+    every_kind_g: &str,
+    [layer_norm_d, squashing_d, elu_d, conv_d_bn]: [&str; 4],
+    conv_g: &str,
+) -> Vec<Experiment> {
+    vec![
+        load(
+            "smoke.toml",
+            &[
+                every_kind_g,
+                &every_kind_d("running", 1),
+                "gradient_penalty={kind = \"r1\", weight = 10.0}",
+            ],
+        ),
+        load(
+            "smoke.toml",
+            &[
+                &every_kind_d("batch", 1),
+                "gradient_penalty={kind = \"wgan_gp\", weight = 0.1}",
+            ],
+        ),
+        load(
+            "smoke.toml",
+            &[
+                layer_norm_d,
+                "gradient_penalty={kind = \"r2\", weight = 1.0}",
+            ],
+        ),
+        load(
+            "smoke.toml",
+            &[
+                squashing_d,
+                "gradient_penalty={kind = \"r1\", weight = 10.0}",
+            ],
+        ),
+        load(
+            "smoke.toml",
+            &[elu_d, "gradient_penalty={kind = \"r1\", weight = 10.0}"],
+        ),
+        load(
+            "smoke.toml",
+            &[
+                conv_g,
+                conv_d_bn,
+                "gradient_penalty={kind = \"r1\", weight = 10.0}",
+            ],
+        ),
+    ]
 }
 
 /// Two D and G steps of the plain path against the dfdx tape path, from the same state
