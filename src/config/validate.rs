@@ -365,26 +365,14 @@ fn check_gradient_penalty(c: &ExperimentConfig) -> std::result::Result<(), Probl
     if gp.every == 0 {
         return p("gradient_penalty.every", "must be at least 1".into());
     }
-    // A penalty differentiates D's score with respect to the image; where D also reads the
-    // label as input, its input gradient would hold the label's part too.
-    if let Some(k) = c
+    // D's input: the image, and the label where D reads it (the penalty looks at the image's
+    // part of the input gradient alone).
+    let extra = c
         .conditioning
         .as_ref()
-        .filter(|k| k.discriminator_extra() > 0)
-    {
-        return p(
-            "gradient_penalty",
-            format!(
-                "a gradient penalty needs D to read the image alone, but conditioning.discriminator \
-                 = \"{}\" gives D the label as input: set conditioning.discriminator = \
-                 \"projection\", \"auxiliary_classifier\" or \"latent_code\", or remove \
-                 [gradient_penalty]",
-                k.discriminator.name()
-            ),
-        );
-    }
+        .map_or(0, |k| k.discriminator_extra());
     let layers = &c.model.discriminator.layers;
-    if let Some(i) = crate::model::first_layer_refusing_penalty(layers, IMAGE_PIXELS) {
+    if let Some(i) = crate::model::first_layer_refusing_penalty(layers, IMAGE_PIXELS + extra) {
         return p(
             &format!("model.discriminator.layers[{i}]"),
             "a gradient penalty cannot be differentiated through this layer kind (it has no \

@@ -88,6 +88,30 @@ macro_rules! penalties {
             pub fn of_input_gradient(self, g: &[f32], rows: usize, weight: f32) -> (f32, Vec<f32>) {
                 match self { $(PenaltyKind::$kind => $ty.of_input_gradient(g, rows, weight),)* }
             }
+            /// [`PenaltyKind::of_input_gradient`] on the first `image` numbers of each of the
+            /// `rows` rows of `g`: the image's part of D's input gradient where the label D
+            /// reads follows it. The label's part neither counts nor gets a gradient (labels
+            /// are given, not drawn: no one moves them).
+            pub fn of_image_gradient(
+                self,
+                g: &[f32],
+                rows: usize,
+                image: usize,
+                weight: f32,
+            ) -> (f32, Vec<f32>) {
+                let width = g.len() / rows;
+                if width == image {
+                    return self.of_input_gradient(g, rows, weight);
+                }
+                let part: Vec<f32> =
+                    g.chunks_exact(width).flat_map(|row| row[..image].to_vec()).collect();
+                let (value, part_grad) = self.of_input_gradient(&part, rows, weight);
+                let mut grad = vec![0.0; g.len()];
+                for (row, from) in grad.chunks_exact_mut(width).zip(part_grad.chunks_exact(image)) {
+                    row[..image].copy_from_slice(from);
+                }
+                (value, grad)
+            }
         }
     };
 }
@@ -184,6 +208,40 @@ mod tests {
                 every: 4
             })
         );
+    }
+
+    /// On rows of an image and a label, each penalty is its value on the images alone, and
+    /// its gradient is the images' with zeros on the labels.
+    #[test]
+    fn a_penalty_on_the_image_part_ignores_the_labels() {
+        let (rows, image, label) = (3, 4, 2);
+        let g: Vec<f32> = (0..rows * (image + label))
+            .map(|i| ((i * 5 % 7) as f32 - 3.0) / 2.0)
+            .collect();
+        let images: Vec<f32> = g
+            .chunks_exact(image + label)
+            .flat_map(|row| row[..image].to_vec())
+            .collect();
+        for &kind in PenaltyKind::ALL {
+            let (want, want_grad) = kind.of_input_gradient(&images, rows, 2.0);
+            let (got, grad) = kind.of_image_gradient(&g, rows, image, 2.0);
+            assert_eq!(got, want, "{}", kind.name());
+            let (with_labels, _) = kind.of_input_gradient(&g, rows, 2.0);
+            assert_ne!(
+                got,
+                with_labels,
+                "{}: the labels' part is left out",
+                kind.name()
+            );
+            for (row, want) in grad
+                .chunks_exact(image + label)
+                .zip(want_grad.chunks(image))
+            {
+                assert_eq!(&row[..image], want);
+                assert_eq!(&row[image..], &[0.0; 2]);
+            }
+            assert_eq!(kind.of_image_gradient(&images, rows, image, 2.0).0, want);
+        }
     }
 
     /// A misspelt kind names the key and every kind, `none` included; a stray key beside

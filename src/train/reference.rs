@@ -74,12 +74,12 @@ pub fn d_step(
     add_instance_noise(&mut real_values, std, &mut state.rng);
     add_instance_noise(&mut fake_values, std, &mut state.rng);
     let penalty = penalty_due(config, state.d_opt.steps);
-    let penalty_inputs = penalty.map(|_| (real_values.clone(), fake_values.clone()));
     let c = config.conditioning.as_ref();
     let (real_values, fake_values) = (
         discriminator_input(c, real_values, labels),
         discriminator_input(c, fake_values, &fake_labels),
     );
+    let penalty_inputs = penalty.map(|_| (real_values.clone(), fake_values.clone()));
     let shape = (real.shape().0, real_values.len() / real.shape().0);
     let real = dev.tensor_from_vec(real_values, shape);
     let fake = dev.tensor_from_vec(fake_values, shape);
@@ -117,14 +117,19 @@ pub fn d_step(
     if let (Some((kind, weight)), Some((real, fake))) = (penalty, penalty_inputs) {
         // dfdx has no second-order gradients: the penalty's come from the fast path (tested
         // against finite differences), added to the tape's.
-        let rows = real.len() / crate::config::IMAGE_PIXELS;
-        let (x, x_labels) =
-            penalty_batch(kind, (real, labels), (fake, &fake_labels), &mut state.rng);
+        let rows = shape.0;
+        let (x, x_labels) = penalty_batch(
+            kind,
+            (real, labels),
+            (fake, &fake_labels),
+            rows,
+            &mut state.rng,
+        );
         let along = head.score_gradient(x_labels);
         let mut plain = PlainNet::check_out(&state.discriminator);
         let (value_p, penalty_grads) = plain
             .penalty_gradients(x, rows, along, &mut Workspace::default(), |g| {
-                kind.of_input_gradient(g, rows, weight)
+                kind.of_image_gradient(g, rows, crate::config::IMAGE_PIXELS, weight)
             })
             .expect("validation refuses penalties through layers without a penalty pass");
         add_to_gradients(&mut state.discriminator, &mut grads, &penalty_grads);

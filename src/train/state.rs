@@ -374,29 +374,26 @@ pub fn penalty_due(config: &Experiment, d_steps_before: i32) -> Option<(PenaltyK
 /// The images a penalty of `kind` looks at, and the labels a class-conditional head scores
 /// them with: the real batch and its labels, the generated batch and its labels, or per row
 /// `e * real + (1 - e) * generated` with `e` drawn from `rng` (both training paths draw here)
-/// and the real batch's labels (as PyTorch-StudioGAN's WGAN-GP does). The batches are the
-/// step's own copies, moved rather than copied again.
+/// and the real batch's labels (as PyTorch-StudioGAN's WGAN-GP does). The batches are D's
+/// `rows` input rows (each image followed by what D reads of its label, if it reads one: the
+/// real row's, kept), the step's own copies, moved rather than copied again.
 pub fn penalty_batch<'a>(
     kind: PenaltyKind,
     (real, labels): (Vec<f32>, &'a [u8]),
     (fake, fake_labels): (Vec<f32>, &'a [u8]),
+    rows: usize,
     rng: &mut ChaCha8Rng,
 ) -> (Vec<f32>, &'a [u8]) {
     match kind.input() {
         PenaltyInput::Real => (real, labels),
         PenaltyInput::Generated => (fake, fake_labels),
         PenaltyInput::Interpolates => {
-            let rows = real.len() / IMAGE_PIXELS;
-            let mut mixed = Vec::with_capacity(real.len());
-            for r in 0..rows {
+            let width = real.len() / rows;
+            let mut mixed = real;
+            for (row, from) in mixed.chunks_exact_mut(width).zip(fake.chunks_exact(width)) {
                 let e: f32 = rng.gen();
-                let row = r * IMAGE_PIXELS..(r + 1) * IMAGE_PIXELS;
-                mixed.extend(
-                    real[row.clone()]
-                        .iter()
-                        .zip(&fake[row])
-                        .map(|(a, b)| e * a + (1.0 - e) * b),
-                );
+                let image = row[..IMAGE_PIXELS].iter_mut().zip(from);
+                image.for_each(|(a, b)| *a = e * *a + (1.0 - e) * b);
             }
             (mixed, labels)
         }

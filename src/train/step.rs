@@ -250,11 +250,12 @@ impl PlainGan {
                 g.iter_mut().zip(h).for_each(|(a, b)| *a += b);
             }
             if let (Some((kind, weight)), Some((real, fake))) = (penalty, penalty_inputs) {
-                let (x, x_labels) = penalty_batch(kind, (real, labels), (fake, &fake_labels), rng);
+                let real = (real, labels);
+                let (x, x_labels) = penalty_batch(kind, real, (fake, &fake_labels), batch, rng);
                 let along = head.score_gradient(x_labels);
                 let (value, penalty_grads) = d
                     .penalty_gradients(x, batch, along, workspace, |g| {
-                        kind.of_input_gradient(g, batch, weight)
+                        kind.of_image_gradient(g, batch, IMAGE_PIXELS, weight)
                     })
                     .expect("validation refuses penalties through layers without a penalty pass");
                 for (g, h) in grads.iter_mut().zip(penalty_grads) {

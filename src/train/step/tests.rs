@@ -143,6 +143,25 @@ fn conditional_configs(conv_d: &str, conv_d_planes: &str, upsample_g: &str) -> V
                 "conditioning={discriminator = \"auxiliary_classifier\", classifier_weight = 0.5}",
             ],
         ),
+        // Gradient penalties on a D that reads the label as input, on the image's part of its
+        // input gradient: one-hot beside the pixels, planes beside the image (WGAN-GP's
+        // interpolates keep the real rows' planes).
+        load(
+            "smoke.toml",
+            &[
+                "conditioning={classes = 10}",
+                "gradient_penalty={kind = \"r1\", weight = 10.0}",
+            ],
+        ),
+        load(
+            "smoke.toml",
+            &[
+                upsample_g,
+                conv_d_planes,
+                "conditioning={discriminator = \"channels\"}",
+                "gradient_penalty={kind = \"wgan_gp\", weight = 1.0}",
+            ],
+        ),
         // Gradient penalties through the heads: each image scored with its own label (R1 the
         // real batch's, WGAN-GP's interpolates the real batch's, R2 the generated batch's).
         load(
@@ -625,4 +644,48 @@ fn a_latent_code_never_reads_the_data_labels() {
         }
         assert_eq!(outcomes[0] != outcomes[1], reads_labels, "{head} {penalty}");
     }
+}
+
+/// WGAN-GP's interpolates mix each row's image with `e` drawn per row, and keep the real
+/// row's label part where D reads the label; R1's and R2's batches are the real and the
+/// generated one as they are.
+#[test]
+fn interpolates_mix_the_images_and_keep_the_real_labels() {
+    use crate::regularizer::PenaltyKind;
+    let (rows, width) = (3, IMAGE_PIXELS + 2);
+    let real: Vec<f32> = (0..rows * width).map(|i| (i % 5) as f32).collect();
+    let fake: Vec<f32> = (0..rows * width).map(|i| -((i % 3) as f32)).collect();
+    let (labels, fake_labels) = ([1u8, 2, 3], [4u8, 5, 6]);
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut draws = rng.clone();
+    let (mixed, used) = penalty_batch(
+        PenaltyKind::WganGp,
+        (real.clone(), &labels),
+        (fake.clone(), &fake_labels),
+        rows,
+        &mut rng,
+    );
+    assert_eq!(used, &labels);
+    for r in 0..rows {
+        let e: f32 = rand::Rng::gen(&mut draws);
+        let row = r * width..(r + 1) * width;
+        let (m, a, b) = (&mixed[row.clone()], &real[row.clone()], &fake[row]);
+        for i in 0..IMAGE_PIXELS {
+            assert_eq!(m[i], e * a[i] + (1.0 - e) * b[i], "row {r} pixel {i}");
+        }
+        assert_eq!(
+            &m[IMAGE_PIXELS..],
+            &a[IMAGE_PIXELS..],
+            "row {r}: the real label part"
+        );
+    }
+    let mut batches = |kind| {
+        let (real, fake) = (
+            (real.clone(), &labels[..]),
+            (fake.clone(), &fake_labels[..]),
+        );
+        penalty_batch(kind, real, fake, rows, &mut rng)
+    };
+    assert_eq!(batches(PenaltyKind::R1), (real.clone(), &labels[..]));
+    assert_eq!(batches(PenaltyKind::R2), (fake.clone(), &fake_labels[..]));
 }
