@@ -367,12 +367,8 @@ fn check_gradient_penalty(c: &ExperimentConfig) -> std::result::Result<(), Probl
     }
     // D's input: the image, and the label where D reads it (the penalty looks at the image's
     // part of the input gradient alone).
-    let extra = c
-        .conditioning
-        .as_ref()
-        .map_or(0, |k| k.discriminator_extra());
     let layers = &c.model.discriminator.layers;
-    if let Some(i) = crate::model::first_layer_refusing_penalty(layers, IMAGE_PIXELS + extra) {
+    if let Some(i) = crate::model::first_layer_refusing_penalty(layers, c.input_widths().1) {
         return p(
             &format!("model.discriminator.layers[{i}]"),
             "a gradient penalty cannot be differentiated through this layer kind (it has no \

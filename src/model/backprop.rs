@@ -236,17 +236,14 @@ impl PlainNet {
             let (out, trace) = self.forward(x, rows, None, true, workspace);
             workspace.give(out);
             let mut through_inputs = ParamGrads::new();
-            let unused = self
-                .backward_recording(
-                    trace,
-                    vec![0.0; out_len],
-                    true,
-                    ParamGradUse::Collect(&mut through_inputs),
-                    workspace,
-                    Recording::AddAtInputs(&curvatures),
-                )
-                .expect("asked for the input gradient");
-            workspace.give(unused);
+            self.backward_recording(
+                trace,
+                vec![0.0; out_len],
+                false,
+                ParamGradUse::Collect(&mut through_inputs),
+                workspace,
+                Recording::AddAtInputs(&curvatures),
+            );
             for (total, more) in trainable.iter_mut().zip(&through_inputs) {
                 zip_map(total, more, |t, m| *t += m);
             }
@@ -425,7 +422,8 @@ impl PlainNet {
             }
             let kept = layer.backward(&mut self.tensors[range], saved, &mut g, &mut pass);
             if let Recording::AddAtInputs(added) = &recording {
-                if !added[i].is_empty() {
+                // Below the last layer that propagates, no tensor needs it.
+                if pass.propagate && !added[i].is_empty() {
                     zip_map(&mut g, &added[i], |d, a| *d += a);
                 }
             }

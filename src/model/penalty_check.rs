@@ -217,9 +217,9 @@ fn network(layers: &str, input: usize, rng: &mut ChaCha8Rng) -> (Network, PlainN
     let mut net = Network::build("d", &specs, input, &init, &Cpu::default(), rng);
     let mut plain = PlainNet::check_out(&net);
     for (t, &trainable) in plain.tensors.iter_mut().zip(&plain.trainable) {
-        if trainable {
-            t.iter_mut().for_each(|v| *v = rng.gen_range(-1.0..1.0));
-        }
+        // Running statistics too (a variance must stay positive): each channel its own.
+        let range = if trainable { -1.0..1.0 } else { 0.5..1.5 };
+        t.iter_mut().for_each(|v| *v = rng.gen_range(range.clone()));
     }
     plain.start_step();
     plain.check_in(&mut net);
@@ -560,10 +560,19 @@ fn penalty_gradients_through_normalisations_match_finite_differences() {
         r#"{type = "reshape", shape = [2, 4, 4]},
            {type = "conv2d", out = 3, kernel = 3, stride = 2, padding = 1},
            {type = "batch_norm", mode = "batch"}, {type = "leaky_relu", slope = 0.2},
-           {type = "conv2d", out = 3, kernel = 2},
+           {type = "conv2d", out = 3, kernel = 2, padding = 1},
            {type = "layer_norm", over_channels = true}, {type = "tanh"},
            {type = "layer_norm"}, {type = "flatten"}, {type = "linear", out = 1}"#,
         32,
+        weights,
+    );
+    // Running batch-norm on images, each channel with its own statistics.
+    penalty_along_matches_finite_differences(
+        r#"{type = "reshape", shape = [2, 3, 3]},
+           {type = "conv2d", out = 3, kernel = 2, padding = 1},
+           {type = "batch_norm", mode = "running"}, {type = "elu"}, {type = "flatten"},
+           {type = "linear", out = 1}"#,
+        18,
         weights,
     );
 }

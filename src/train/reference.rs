@@ -129,7 +129,7 @@ pub fn d_step(
         let mut plain = PlainNet::check_out(&state.discriminator);
         let (value_p, penalty_grads) = plain
             .penalty_gradients(x, rows, along, &mut Workspace::default(), |g| {
-                kind.of_image_gradient(g, rows, crate::config::IMAGE_PIXELS, weight)
+                kind.of_image_gradient(g, rows, IMAGE_PIXELS, weight)
             })
             .expect("validation refuses penalties through layers without a penalty pass");
         add_to_gradients(&mut state.discriminator, &mut grads, &penalty_grads);

@@ -29,7 +29,7 @@ fn assert_close(a: &[Vec<f32>], b: &[Vec<f32>], tol: f32, what: &str) {
 /// reading labels as planes through spectrally normalised convolutions, and G upsampling.
 fn conv_layers() -> [String; 5] {
     // Convolutions: G projects and upsamples twice through batch-norm of both modes; D
-    // downsamples twice, with running batch-norm, or bare under a gradient penalty. (A bias
+    // downsamples twice, with running batch-norm (also under a gradient penalty), or bare. (A bias
     // before batch-norm gets a zero gradient, which rounding makes noise that Adam at eps 1
     // turns into steps: as in DCGAN, those convolutions have none.)
     let conv_g = r#"model.generator.layers=[{type = "linear", out = 196},
