@@ -91,14 +91,14 @@ impl RunEvents {
         self.file.flush()
     }
 
-    /// Writes an epoch's metrics and scores, its spectrally normalised layers' sigmas
-    /// (`sigma/<network>.layers.<i>`, from `(name, sigma)`) and its grids (`(tag, png bytes,
-    /// side in pixels)`), after any step records kept, and flushes.
+    /// Writes an epoch's metrics and scores, the scalars of its state beside them (`extra`,
+    /// `(tag, value)`: spectrally normalised layers' sigmas, scheduled settings) and its grids
+    /// (`(tag, png bytes, side in pixels)`), after any step records kept, and flushes.
     pub fn epoch(
         &mut self,
         m: &EpochMetrics,
         grids: &[(String, Vec<u8>, usize)],
-        sigmas: &[(String, f64)],
+        extra: &[(String, f64)],
     ) -> Result<()> {
         self.write_steps()?;
         let step = (m.epoch * self.steps_per_epoch) as i64;
@@ -130,13 +130,7 @@ impl RunEvents {
             ("loss/mode_seeking", m.mode_seeking),
         ];
         values.extend(optional.iter().filter_map(|(t, v)| v.map(|v| (*t, v))));
-        let sigma_tags: Vec<String> = sigmas.iter().map(|(n, _)| format!("sigma/{n}")).collect();
-        values.extend(
-            sigma_tags
-                .iter()
-                .zip(sigmas)
-                .map(|(t, (_, s))| (t.as_str(), *s)),
-        );
+        values.extend(extra.iter().map(|(t, v)| (t.as_str(), *v)));
         self.file.scalars(step, &values)?;
         for (tag, png, side) in grids {
             self.file.image(step, tag, png, *side, *side)?;

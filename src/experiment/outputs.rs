@@ -344,15 +344,41 @@ impl EpochOutput for TensorBoard {
     fn write(
         &mut self,
         state: &mut GanState,
-        _ctx: &EpochContext,
+        ctx: &EpochContext,
         products: &mut EpochProducts,
     ) -> Result<()> {
         let m = state.history.last().expect("an epoch was just trained");
         // From the weights and vectors the epoch's checkpoint holds.
         let mut sigmas = state.generator.spectral_sigmas();
         sigmas.extend(state.discriminator.spectral_sigmas());
-        self.events.epoch(m, &products.grids, &sigmas)
+        let mut extra: Vec<(String, f64)> = sigmas
+            .into_iter()
+            .map(|(name, sigma)| (format!("sigma/{name}"), sigma))
+            .collect();
+        extra.extend(schedule_scalars(ctx.config, ctx.epoch));
+        self.events.epoch(m, &products.grids, &extra)
     }
+}
+
+/// What the schedule set in the 1-based `epoch`, for TensorBoard: each network's learning
+/// rate (a decay moves it) and, while it lasts, instance noise's standard deviation.
+fn schedule_scalars(config: &Experiment, epoch: usize) -> Vec<(String, f64)> {
+    let optimizers = &config.optimizer;
+    let mut values = vec![
+        (
+            "schedule/lr_generator".to_string(),
+            optimizers.generator.lr_in(epoch),
+        ),
+        (
+            "schedule/lr_discriminator".to_string(),
+            optimizers.discriminator.lr_in(epoch),
+        ),
+    ];
+    let noise = config.instance_noise.std_in(epoch);
+    if config.instance_noise.std > 0.0 {
+        values.push(("schedule/instance_noise_std".to_string(), noise as f64));
+    }
+    values
 }
 
 /// `metrics.csv`, rewritten from the whole history (with the epoch's scores).
@@ -427,6 +453,39 @@ mod tests {
             fid,
             ..Default::default()
         }
+    }
+
+    /// The learning rates as each epoch trains at them (a decay on D's only here), and
+    /// instance noise's std only where the config has instance noise.
+    #[test]
+    fn schedule_scalars_follow_the_decay_and_the_noise() {
+        let path = std::path::Path::new("configs/smoke.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let read = |overrides: &[&str]| {
+            let overrides: Vec<crate::config::Override> =
+                overrides.iter().map(|o| o.parse().unwrap()).collect();
+            crate::config::from_str(&text, path, &overrides).unwrap()
+        };
+        let plain = read(&[]);
+        let tags: Vec<String> = schedule_scalars(&plain, 1)
+            .into_iter()
+            .map(|t| t.0)
+            .collect();
+        assert_eq!(tags, ["schedule/lr_generator", "schedule/lr_discriminator"]);
+        let c = read(&[
+            "optimizer.discriminator.lr_decay={start_epoch = 2, epochs = 2}",
+            "instance_noise={std = 0.2, epochs = 2}",
+        ]);
+        for epoch in 1..=4 {
+            let values = schedule_scalars(&c, epoch);
+            let lr = c.optimizer.discriminator.lr_in(epoch);
+            assert_eq!(values[0].1, c.optimizer.generator.lr);
+            assert_eq!(values[1].1, lr);
+            assert_eq!(values[2].0, "schedule/instance_noise_std");
+            assert_eq!(values[2].1, c.instance_noise.std_in(epoch) as f64);
+        }
+        assert!(schedule_scalars(&c, 3)[1].1 < c.optimizer.discriminator.lr);
+        assert!(schedule_scalars(&c, 1)[2].1 > 0.0 && schedule_scalars(&c, 3)[2].1 == 0.0);
     }
 
     #[test]
