@@ -112,7 +112,9 @@ fn tensorboard_reads_a_resumed_runs_scalars_grids_and_steps() {
         3 * (steps_per_epoch / 4),
         "no step twice, none lost"
     );
-    let rates = smoke_run["scalars"]["schedule/lr_discriminator"].as_array().unwrap();
+    let rates = smoke_run["scalars"]["schedule/lr_discriminator"]
+        .as_array()
+        .unwrap();
     assert_eq!(rates.len(), 3, "the learning rate at each epoch");
     let grids = smoke_run["images"]["samples"].as_array().unwrap();
     let grid_epochs: Vec<i64> = grids

@@ -218,6 +218,7 @@ impl PlainNet {
                 rows,
                 train: None,
                 keep: false,
+                keep_for_parameters: false,
                 next_keeps_input: false,
                 pool: &mut workspace.pool,
             };
@@ -233,7 +234,7 @@ impl PlainNet {
             .filter_map(|(g, &t)| t.then_some(g))
             .collect();
         if curvatures.iter().any(|c| !c.is_empty()) {
-            let (out, trace) = self.forward(x, rows, None, true, workspace);
+            let (out, trace) = self.forward_keeping(x, rows, None, true, true, workspace);
             workspace.give(out);
             let mut through_inputs = ParamGrads::new();
             self.backward_recording(
@@ -318,6 +319,20 @@ impl PlainNet {
         keep: bool,
         workspace: &mut Workspace,
     ) -> (Vec<f32>, Trace) {
+        self.forward_keeping(x, rows, train, keep, false, workspace)
+    }
+
+    /// [`PlainNet::forward`]; with `for_parameters`, keeping what parameter gradients outside
+    /// the network's own update need too (a gradient penalty's last pass).
+    fn forward_keeping(
+        &mut self,
+        x: Vec<f32>,
+        rows: usize,
+        train: Option<&mut ChaCha8Rng>,
+        keep: bool,
+        for_parameters: bool,
+        workspace: &mut Workspace,
+    ) -> (Vec<f32>, Trace) {
         assert_eq!(x.len(), rows * self.input_width, "input size");
         let mut x = x;
         let mut saved = Vec::with_capacity(self.layers.len());
@@ -326,6 +341,7 @@ impl PlainNet {
             rows,
             train,
             keep,
+            keep_for_parameters: for_parameters,
             next_keeps_input: false,
             pool: &mut workspace.pool,
         };

@@ -378,7 +378,7 @@ impl FastLayer for FastBatchNorm {
             (false, BatchNormMode::Running) => {
                 let factor = self.running_factor(tensors);
                 // Kept for the scale's gradient (a gradient penalty's last pass asks for it).
-                let normalised = match pass.keep {
+                let normalised = match pass.keep && pass.keep_for_parameters {
                     true => self.running_normalised(tensors, x, pass.pool),
                     false => Vec::new(),
                 };

@@ -351,6 +351,10 @@ pub struct ForwardPass<'a> {
     pub train: Option<&'a mut ChaCha8Rng>,
     /// Whether to keep what a backward pass needs.
     pub keep: bool,
+    /// Whether that backward pass asks for parameter gradients outside the network's own
+    /// update (a gradient penalty's last pass): running batch-norm then keeps its normalised
+    /// input too.
+    pub keep_for_parameters: bool,
     /// Whether the next layer keeps this layer's output as its input.
     pub next_keeps_input: bool,
     /// Where buffers come from and go back to.
