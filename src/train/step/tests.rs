@@ -541,13 +541,13 @@ fn reused_buffers_do_not_change_a_step() {
 
 /// The same steps on one thread and on two give the same bits: the paper's MLP, the
 /// convolutional DCGAN (with its moving average), and `mlp-best`'s spectrally normalised D and
-/// moving average under each gradient penalty, lazily every second step (so that steps with
-/// and without it both run).
+/// moving average under each gradient penalty, the DCGAN under R1 and the cDCGAN under
+/// WGAN-GP, lazily every second step (so that steps with and without it both run).
 #[test]
 fn steps_do_not_depend_on_the_thread_count() {
     let penalty =
         |kind: &str| format!("gradient_penalty={{kind = \"{kind}\", weight = 10.0, every = 2}}");
-    let cases: [(&str, usize, Vec<String>); 5] = [
+    let cases: [(&str, usize, Vec<String>); 7] = [
         ("paper.toml", 100, vec![]),
         ("dcgan.toml", 32, vec![]),
         (
@@ -561,6 +561,10 @@ fn steps_do_not_depend_on_the_thread_count() {
             vec!["loss=\"wasserstein\"".into(), penalty("wgan_gp")],
         ),
         ("mlp-best.toml", 50, vec![penalty("r2")]),
+        // Through batch-norm on images (the penalty's curvature pass), and on a D that reads
+        // label planes beside the image.
+        ("dcgan.toml", 32, vec![penalty("r1")]),
+        ("cdcgan.toml", 32, vec![penalty("wgan_gp")]),
     ];
     for (file, batch, sets) in cases {
         same_steps_on_one_thread_and_two(file, batch, &sets);
