@@ -361,7 +361,8 @@ impl EpochOutput for TensorBoard {
 }
 
 /// What the schedule set in the 1-based `epoch`, for TensorBoard: each network's learning
-/// rate (a decay moves it) and, while it lasts, instance noise's standard deviation.
+/// rate (a decay moves it) and, with instance noise, its standard deviation (0 once it has
+/// ended).
 fn schedule_scalars(config: &Experiment, epoch: usize) -> Vec<(String, f64)> {
     let optimizers = &config.optimizer;
     let mut values = vec![

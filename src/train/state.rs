@@ -375,8 +375,8 @@ pub fn penalty_due(config: &Experiment, d_steps_before: i32) -> Option<(PenaltyK
 /// them with: the real batch and its labels, the generated batch and its labels, or per row
 /// `e * real + (1 - e) * generated` with `e` drawn from `rng` (both training paths draw here)
 /// and the real batch's labels (as PyTorch-StudioGAN's WGAN-GP does). The batches are D's
-/// `rows` input rows (each image followed by what D reads of its label, if it reads one: the
-/// real row's, kept), the step's own copies, moved rather than copied again.
+/// `rows` input rows (each image followed by what D reads of its label, if it reads one;
+/// interpolates keep the real row's), the step's own copies, moved rather than copied again.
 pub fn penalty_batch<'a>(
     kind: PenaltyKind,
     (real, labels): (Vec<f32>, &'a [u8]),

@@ -159,8 +159,9 @@ pub trait FastLayer {
     fn keeps_its_input(&self) -> bool;
     /// See [`ReferenceLayer::start_step`]; `tensors` are the layer's.
     fn start_step(&mut self, tensors: &mut [Vec<f32>]);
-    /// One layer of a gradient penalty's second backward pass (double backpropagation), run
-    /// outside the network's own update (see [`PenaltyPass`] for what it reads and writes).
+    /// One layer of a gradient penalty's second pass, from the input up (double
+    /// backpropagation), run outside the network's own update (see [`PenaltyPass`] for what it
+    /// reads and writes).
     /// Returns false for a kind that cannot take part (its penalty would need terms this pass
     /// does not compute): validation refuses penalties on networks holding one. The default
     /// answers false: a kind that forgets it is refused, never differentiated wrongly.
