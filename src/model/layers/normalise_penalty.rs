@@ -53,27 +53,15 @@ pub(super) fn grouped(
     (jacobian_a, curvature)
 }
 
-/// A batch of `rows` images of `channels` planes of `positions` numbers (flat features: one
-/// position) laid out channel by channel: each channel's numbers over the batch together.
-fn to_channels(x: &[f32], rows: usize, channels: usize, positions: usize) -> Vec<f32> {
+/// `x` read as an `[a, b]` grid of blocks of `block` numbers, laid out as `[b, a]`: a batch
+/// of `rows` images of `channels` planes (`swap_outer(x, rows, channels, positions)`) channel
+/// by channel, each channel's numbers over the batch together; the same call with `a` and `b`
+/// exchanged undoes it.
+fn swap_outer(x: &[f32], a: usize, b: usize, block: usize) -> Vec<f32> {
     let mut out = vec![0.0; x.len()];
-    for r in 0..rows {
-        for c in 0..channels {
-            let from = &x[(r * channels + c) * positions..][..positions];
-            out[(c * rows + r) * positions..][..positions].copy_from_slice(from);
-        }
-    }
-    out
-}
-
-/// The inverse of [`to_channels`].
-fn from_channels(x: &[f32], rows: usize, channels: usize, positions: usize) -> Vec<f32> {
-    let mut out = vec![0.0; x.len()];
-    for r in 0..rows {
-        for c in 0..channels {
-            let from = &x[(c * rows + r) * positions..][..positions];
-            out[(r * channels + c) * positions..][..positions].copy_from_slice(from);
-        }
+    for (k, from) in x.chunks_exact(block).enumerate() {
+        let (i, j) = (k / b, k % b);
+        out[(j * a + i) * block..][..block].copy_from_slice(from);
     }
     out
 }
@@ -103,9 +91,9 @@ pub(super) fn batch_norm(
             }
         }
         BatchNormMode::Batch => {
-            let x = to_channels(pass.input, rows, channels, positions);
-            let g = to_channels(pass.out_grad, rows, channels, positions);
-            let a = to_channels(pass.adjoint, rows, channels, positions);
+            let x = swap_outer(pass.input, rows, channels, positions);
+            let g = swap_outer(pass.out_grad, rows, channels, positions);
+            let a = swap_outer(pass.adjoint, rows, channels, positions);
             let h: Vec<f32> = g
                 .iter()
                 .enumerate()
@@ -116,8 +104,8 @@ pub(super) fn batch_norm(
                 pass.grads[0][c] += na.iter().zip(g).map(|(n, g)| n * g).sum::<f32>();
                 na.iter_mut().for_each(|v| *v *= scale[c]);
             }
-            *pass.adjoint = from_channels(&na, rows, channels, positions);
-            *pass.curvature = from_channels(&curvature, rows, channels, positions);
+            *pass.adjoint = swap_outer(&na, channels, rows, positions);
+            *pass.curvature = swap_outer(&curvature, channels, rows, positions);
         }
     }
 }
