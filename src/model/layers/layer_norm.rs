@@ -213,18 +213,12 @@ impl FastLayer for FastLayerNorm {
             regroup(x, rows, self.positions, cols, &mut out);
             out
         };
-        let (x, g, a) = match self.positions {
-            1 => (
-                pass.input.to_vec(),
-                pass.out_grad.to_vec(),
-                pass.adjoint.clone(),
-            ),
-            _ => (
-                by_rows(pass.input),
-                by_rows(pass.out_grad),
-                by_rows(pass.adjoint),
-            ),
-        };
+        // One position (flat rows, or over all numbers) regroups as a plain copy.
+        let (x, g, a) = (
+            by_rows(pass.input),
+            by_rows(pass.out_grad),
+            by_rows(pass.adjoint),
+        );
         let h: Vec<f32> = g
             .iter()
             .enumerate()
@@ -235,10 +229,7 @@ impl FastLayer for FastLayerNorm {
             pass.grads[0][i % cols] += *na * g;
             *na *= scale[i % cols];
         }
-        match self.positions {
-            1 => (*pass.adjoint, *pass.curvature) = (na, curvature),
-            _ => (*pass.adjoint, *pass.curvature) = (back(&na), back(&curvature)),
-        }
+        (*pass.adjoint, *pass.curvature) = (back(&na), back(&curvature));
         true
     }
 }
