@@ -15,7 +15,7 @@
 # double-sigmoid loss, two Adams); --width scales their hidden widths and, through --set, the
 # config's (whose linear layers must sit where the paper config's do). --model dcgan
 # (bench/*_dcgan.py): configs/dcgan.toml's convolutional G and D, non-saturating loss, G's
-# moving average; no --width. The model is dcgan for a config file named dcgan.toml, paper
+# moving average, and R1 on D where the config's [gradient_penalty] asks for it; no --width. The model is dcgan for a config file named dcgan.toml, paper
 # otherwise; another config times gan-run on that config beside that model elsewhere.
 #
 # Env: ROUNDS (3), STEPS (steps timed per run; default about 20,000 images' worth for the
@@ -59,6 +59,21 @@ case "$MODEL" in
             || { echo "error: --width scales the paper model only" >&2; exit 2; } ;;
     *) echo "error: --model takes paper or dcgan, not '$MODEL'" >&2; exit 2 ;;
 esac
+# The config's gradient penalty, for the other frameworks' DCGAN step: R1 only.
+PENALTY=()
+if [[ "$MODEL" == dcgan ]]; then
+    read -r KIND R1_WEIGHT R1_EVERY < <(python3 - "$CONFIG" <<'PYEOF'
+import sys, tomllib
+gp = tomllib.load(open(sys.argv[1], "rb")).get("gradient_penalty", {})
+print(gp.get("kind", "none"), gp.get("weight", 0), gp.get("every", 1))
+PYEOF
+)
+    case "$KIND" in
+        none) ;;
+        r1) PENALTY=(--r1-weight "$R1_WEIGHT" --r1-every "$R1_EVERY") ;;
+        *) echo "error: $CONFIG's gradient_penalty.kind = \"$KIND\": the other frameworks' DCGAN step has R1 only" >&2; exit 2 ;;
+    esac
+fi
 
 # What the VM reports of its CPU: the model name alone can hide different chips.
 CPU="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1) (family $(sed -n 's/^cpu family\t*: //p' /proc/cpuinfo | head -n 1), model $(sed -n 's/^model\t*: //p' /proc/cpuinfo | head -n 1)$(grep -q avx512f /proc/cpuinfo && echo ', AVX-512' || echo ', no AVX-512'))"
@@ -129,6 +144,7 @@ for round in $(seq "$ROUNDS"); do
         say "round $round/$ROUNDS: $fw"
         args=(--steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS" --batch "$BATCH")
         [[ "$MODEL" == paper ]] && args+=(--width "$WIDTH")
+        args+=(${PENALTY[@]+"${PENALTY[@]}"})
         "$PY" "bench/${fw}_${SCRIPT}.py" "${args[@]}" \
             2>"$OUT/$fw.$round.err" | tail -n 1 > "$OUT/$fw.$round.json" \
             || { cat "$OUT/$fw.$round.err" >&2; echo "error: the $fw run failed" >&2; exit 1; }
@@ -139,11 +155,12 @@ done
 python3 - "$OUT" "$ROUNDS" "$FORMAT" "$CONFIG" "$MODEL" "$BATCH" "$WIDTH" "$STEPS" "$THREADS" \
     "$CPU" \
     "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src bench Cargo.toml Cargo.lock || echo '+changes')" \
-    "$("$GAN_RUN" --version | awk '{print $NF}')" <<'PYEOF'
+    "$("$GAN_RUN" --version | awk '{print $NF}')" "${PENALTY[*]+R1 ${PENALTY[*]}}" <<'PYEOF'
 import json, os, statistics, sys
 
 (out, rounds, fmt, config, model, batch, width, steps, threads, cpu, code,
- gan_run_version) = sys.argv[1:]
+ gan_run_version, penalty) = sys.argv[1:]
+penalty = f", {penalty}" if penalty else ""
 rounds, batch = int(rounds), int(batch)
 
 def runs(name):
@@ -165,7 +182,7 @@ if fmt == "row":
     print("| " + " | ".join(cells) + " |")
     sys.exit()
 
-print(f"- {config} (model {model} in the other frameworks), batch {batch}, width x{width}; "
+print(f"- {config} (model {model} in the other frameworks{penalty}), batch {batch}, width x{width}; "
       f"{steps} steps timed per run, {rounds} rounds, {threads} threads")
 print(f"- CPU: {cpu}; code {code}")
 print()

@@ -7,10 +7,13 @@ in two passes, since D's batch-norm must see each batch alone) and one generator
 noise, G and D forward, back through both, G's Adam), then the moving average of G's weights
 (decay 0.999), batch 100, on a random uniform "real" batch (the arithmetic does not depend on
 the pixel values). Idiomatic PyTorch: the G step's backward pass also computes D's weight
-gradients, which nobody uses (gan-run and TensorFlow skip them). The last line printed is a
-JSON object.
+gradients, which nobody uses (gan-run and TensorFlow skip them). With --r1-weight, R1 on D
+as the config's `gradient_penalty = { kind = "r1", weight, every }` runs it: on D steps 0,
+every, 2 every, ... a further pass of D over the real batch, its input gradient by
+torch.autograd.grad with create_graph (double backpropagation), and weight * every / 2 times
+the batch mean of its squared norm added to D's loss. The last line printed is a JSON object.
 
-    python bench/pytorch_dcgan.py --steps 40 --warmup 10 --threads 2
+    python bench/pytorch_dcgan.py --steps 40 --warmup 10 --threads 2 [--r1-weight 1 --r1-every 4]
 """
 
 import argparse
@@ -78,6 +81,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--r1-weight", type=float, default=0.0, help="R1 on D (0: none)")
+    ap.add_argument("--r1-every", type=int, default=1, help="R1 on every N-th D step")
     args = ap.parse_args()
     batch = args.batch
 
@@ -95,11 +100,23 @@ def main():
     def noise():
         return torch.randn(batch, NOISE_DIM)
 
+    d_steps = 0
+
+    def r1(weight):
+        # D's own pass over the real batch, as gan-run's penalty makes it (src/train/step.rs).
+        x = real.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+        return weight / 2 * g.pow(2).flatten(1).sum(1).mean()
+
     def step():
+        nonlocal d_steps
         # Discriminator step. Two passes of D, not one batch of both: batch-norm.
         with torch.no_grad():
             fake = G(noise())
         d_loss = bce_logits(D(real), 1.0) + bce_logits(D(fake), 0.0)
+        if args.r1_weight > 0 and d_steps % args.r1_every == 0:
+            d_loss = d_loss + r1(args.r1_weight * args.r1_every)
+        d_steps += 1
         d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         d_opt.step()

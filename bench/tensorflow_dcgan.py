@@ -17,9 +17,13 @@ mode (the batch's statistics, per channel, eps 1e-5), which Keras's BatchNormali
 for images. TensorFlow 2.21 logs "remapper failed: ... LeakyReluGrad ... missing node
 'discriminator/BiasAdd'" once: grappler's fusion of D's first convolution, bias and LeakyReLU
 is dropped because the gradient reads the bias-add (on this machine, 20 steps with the remapper
-off ran as fast). The last line printed is a JSON object.
+off ran as fast). With --r1-weight, R1 on D as the config's `gradient_penalty = { kind =
+"r1", weight, every }` runs it: on D steps 0, every, 2 every, ... a second train op of the same
+Adam, whose loss adds weight * every / 2 times the batch mean of the squared norm of D's input
+gradient on a further pass over the real batch (tf.gradients, then differentiated again). The
+last line printed is a JSON object.
 
-    python bench/tensorflow_dcgan.py --steps 40 --warmup 10 --threads 2
+    python bench/tensorflow_dcgan.py --steps 40 --warmup 10 --threads 2 [--r1-weight 1 --r1-every 4]
 """
 
 import argparse
@@ -103,6 +107,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--r1-weight", type=float, default=0.0, help="R1 on D (0: none)")
+    ap.add_argument("--r1-every", type=int, default=1, help="R1 on every N-th D step")
     args = ap.parse_args()
     batch = args.batch
 
@@ -117,8 +123,15 @@ def main():
     d_loss = (bce_logits(discriminator(x, batch), 1.0)
               + bce_logits(discriminator(fake_eval, batch), 0.0))
     d_vars = tf1.trainable_variables("discriminator")
-    d_train = tf1.train.AdamOptimizer(2e-4, beta1=0.5, beta2=0.999, epsilon=1e-8).minimize(
-        d_loss, var_list=d_vars)
+    d_opt = tf1.train.AdamOptimizer(2e-4, beta1=0.5, beta2=0.999, epsilon=1e-8)
+    d_train = d_opt.minimize(d_loss, var_list=d_vars)
+    d_train_r1 = d_train
+    if args.r1_weight > 0:
+        # D's own pass over the real batch, as gan-run's penalty makes it (src/train/step.rs).
+        (g,) = tf.gradients(tf.reduce_sum(discriminator(x, batch)), [x])
+        r1 = (args.r1_weight * args.r1_every / 2) * tf.reduce_mean(
+            tf.reduce_sum(tf.square(g), axis=[1, 2, 3]))
+        d_train_r1 = d_opt.minimize(d_loss + r1, var_list=d_vars)
 
     g_loss = bce_logits(discriminator(generator(z, batch), batch), 1.0)
     g_train = tf1.train.AdamOptimizer(2e-4, beta1=0.5, beta2=0.999, epsilon=1e-8).minimize(
@@ -136,8 +149,13 @@ def main():
     with tf1.Session(config=config) as sess:
         sess.run(tf1.global_variables_initializer())
 
+        d_steps = 0
+
         def step():
-            dl, _ = sess.run([d_loss, d_train], feed_dict={x: real, z: noise()})
+            nonlocal d_steps
+            train = d_train_r1 if d_steps % args.r1_every == 0 else d_train
+            d_steps += 1
+            dl, _ = sess.run([d_loss, train], feed_dict={x: real, z: noise()})
             gl, _ = sess.run([g_loss, g_train_and_average], feed_dict={z: noise()})
             return dl, gl
 
