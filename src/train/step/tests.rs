@@ -550,7 +550,11 @@ fn steps_do_not_depend_on_the_thread_count() {
     let cases: [(&str, usize, Vec<String>); 7] = [
         ("paper.toml", 100, vec![]),
         // Without the R1 that configs/dcgan.toml has (it runs lazily below).
-        ("dcgan.toml", 32, vec!["gradient_penalty={kind = \"none\"}".into()]),
+        (
+            "dcgan.toml",
+            32,
+            vec!["gradient_penalty={kind = \"none\"}".into()],
+        ),
         (
             "mlp-best.toml",
             50,
