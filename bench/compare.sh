@@ -15,8 +15,9 @@
 # double-sigmoid loss, two Adams); --width scales their hidden widths and, through --set, the
 # config's (whose linear layers must sit where the paper config's do). --model dcgan
 # (bench/*_dcgan.py): configs/dcgan.toml's convolutional G and D, non-saturating loss, G's
-# moving average, and R1 on D where the config's [gradient_penalty] asks for it; no --width. The model is dcgan for a config file named dcgan.toml, paper
-# otherwise; another config times gan-run on that config beside that model elsewhere.
+# moving average, and R1 on D where the config's [gradient_penalty] asks for it; no --width.
+# The model is dcgan for a config file named dcgan.toml, paper otherwise; another config times
+# gan-run on that config beside that model elsewhere.
 #
 # Env: ROUNDS (3), STEPS (steps timed per run; default about 20,000 images' worth for the
 # paper model and 5,000 for the DCGAN, five times the arithmetic per image; at least 20),

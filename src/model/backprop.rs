@@ -169,10 +169,9 @@ impl PlainNet {
     /// Three passes: forward and backward outside the network's own update, keeping each
     /// layer's output gradient; then the penalty's pass from the input up
     /// ([`super::layers::PenaltyPass`]), layer by layer beside a forward pass that recomputes
-    /// each layer's input; then, where a
-    /// layer's Jacobian depends on its input (a smooth activation, a normalisation), one more
-    /// backward pass carries that dependence (`curvature`, added at each such layer's input)
-    /// down to the tensors of the layers below.
+    /// each layer's input; then, where a layer's Jacobian depends on its input (a smooth
+    /// activation, a normalisation), one more backward pass carries that dependence
+    /// (`curvature`, added at each such layer's input) down to the tensors of the layers below.
     pub fn penalty_gradients(
         &mut self,
         x: Vec<f32>,

@@ -161,10 +161,10 @@ pub trait FastLayer {
     fn start_step(&mut self, tensors: &mut [Vec<f32>]);
     /// One layer of a gradient penalty's second pass, from the input up (double
     /// backpropagation), run outside the network's own update (see [`PenaltyPass`] for what it
-    /// reads and writes).
-    /// Returns false for a kind that cannot take part (its penalty would need terms this pass
-    /// does not compute): validation refuses penalties on networks holding one. The default
-    /// answers false: a kind that forgets it is refused, never differentiated wrongly.
+    /// reads and writes). Returns false for a kind that cannot take part (its penalty would
+    /// need terms this pass does not compute): validation refuses penalties on networks
+    /// holding one. The default answers false: a kind that forgets it is refused, never
+    /// differentiated wrongly.
     fn penalty_pass(&self, _tensors: &[Vec<f32>], _pass: PenaltyPass<'_>) -> bool {
         false
     }
