@@ -11,6 +11,7 @@ const EVERY_TABLE: &str = "name = \"\"\n\
     [data]\ntrain_size = 1\n\
     [gradient_penalty]\nkind = \"r1\"\nweight = 1.0\n\
     [mode_seeking]\nweight = 1.0\n\
+    [augment]\ntranslation = 0.125\ncutout = 0.5\n\
     [top_k]\ndecay = 0.99\nmin_fraction = 0.5\n\
     [conditioning]\nclasses = 10\n\
     [model.generator]\nlayers = []\nema = { decay = 0.9 }\n\

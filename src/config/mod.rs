@@ -122,6 +122,14 @@ pub struct ExperimentConfig {
         deserialize_with = "crate::regularizer::mode_seeking_or_none"
     )]
     pub mode_seeking: Option<crate::regularizer::ModeSeeking>,
+    /// Differentiable augmentation (`[augment]`, Zhao et al. 2020): every image D sees is
+    /// shifted and has a square cut out, when the config has one with a share not 0.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::regularizer::augment_or_none"
+    )]
+    pub augment: Option<crate::regularizer::Augment>,
     /// Top-k training (`[top_k]`, Sinha et al. 2020): G's loss counts only the generated
     /// images D scores most real, a share falling each epoch, when the config has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -71,6 +71,7 @@ pub(super) fn validate(c: &ExperimentConfig) -> std::result::Result<(), Problem>
     check_instance_noise(&c.instance_noise)?;
     check_gradient_penalty(c)?;
     check_mode_seeking(c)?;
+    check_augment(c)?;
     check_top_k(c)?;
     check_generation(&c.generation)?;
     check_optimizers(&c.optimizer, c.training.epochs)?;
@@ -351,6 +352,30 @@ fn check_mode_seeking(c: &ExperimentConfig) -> std::result::Result<(), Problem> 
                 c.training.batch_size
             ),
         );
+    }
+    Ok(())
+}
+
+/// Differentiable augmentation: shares of the image's side that leave something to see.
+fn check_augment(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
+    let Some(a) = &c.augment else {
+        return Ok(());
+    };
+    for (key, share, most, hint) in [
+        (
+            "augment.translation",
+            a.translation,
+            0.5,
+            "DiffAugment's is 0.125",
+        ),
+        ("augment.cutout", a.cutout, 1.0, "DiffAugment's is 0.5"),
+    ] {
+        if !(0.0..=most).contains(&share) {
+            return p(
+                key,
+                format!("must be a share of the image's side from 0 to {most} ({hint}; 0 turns it off), got {share}"),
+            );
+        }
     }
     Ok(())
 }

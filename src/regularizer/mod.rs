@@ -6,13 +6,17 @@
 //! each layer kind's `FastLayer::penalty_pass` serves. This file lists the penalties
 //! ([`penalties!`]'s call) and holds the `[gradient_penalty]` table. Adding a penalty is its
 //! file plus one line there. G's one regulariser, mode seeking (`[mode_seeking]`), is a term
-//! on G's images rather than on D's gradient, in its own file.
+//! on G's images rather than on D's gradient, in its own file; so is differentiable
+//! augmentation (`[augment]`), a transform of every image D sees.
 
+mod augment;
 mod mode_seeking;
 mod r1;
 mod r2;
 mod wgan_gp;
 
+pub(crate) use augment::augment_or_none;
+pub use augment::{Augment, Augmentation};
 pub(crate) use mode_seeking::mode_seeking_or_none;
 pub use mode_seeking::ModeSeeking;
 pub use r1::R1;

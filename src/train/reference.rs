@@ -71,8 +71,8 @@ pub fn d_step(
     let fake = state.generator.forward(z, Mode::Eval);
     let std = config.instance_noise.std_in(state.epoch + 1);
     let (mut real_values, mut fake_values) = (real.as_vec(), fake.as_vec());
-    add_instance_noise(&mut real_values, std, &mut state.rng);
-    add_instance_noise(&mut fake_values, std, &mut state.rng);
+    let both = (&mut real_values[..], &mut fake_values[..]);
+    super::step::perturb_d_inputs(config, std, both, &mut state.rng);
     let penalty = penalty_due(config, state.d_opt.steps);
     let c = config.conditioning.as_ref();
     let (real_values, fake_values) = (
@@ -193,6 +193,10 @@ pub fn g_step(
         .mode_seeking
         .zip(noise)
         .map(|(term, noise)| term.on_tape(fake.with_empty_tape(), &noise, batch));
+    let fake = match config.augment {
+        Some(augment) => augment.draw(batch, &mut state.rng).on_tape(fake),
+        None => fake,
+    };
     // Instance noise is a constant on the tape: the gradient passes through unchanged.
     let std = config.instance_noise.std_in(state.epoch + 1);
     let fake = match std > 0.0 {

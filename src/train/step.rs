@@ -202,8 +202,7 @@ impl PlainGan {
             .generator
             .forward(z, batch, None, false, &mut self.workspace);
         let mut real = real;
-        add_instance_noise(&mut real, self.instance_noise, rng);
-        add_instance_noise(&mut fake, self.instance_noise, rng);
+        perturb_d_inputs(config, self.instance_noise, (&mut real, &mut fake), rng);
         let c = config.conditioning.as_ref();
         let real = discriminator_input(c, real, labels);
         let fake = discriminator_input(c, fake, &fake_labels);
@@ -324,11 +323,15 @@ impl PlainGan {
         let (mut fake, g_trace) =
             self.generator
                 .forward(z, batch, Some(rng), true, &mut self.workspace);
-        // Mode seeking reads G's images before instance noise.
+        // Mode seeking reads G's images before augmentation and instance noise.
         let mode_seeking = config
             .mode_seeking
             .zip(noise)
             .map(|(term, noise)| term.of_images(&fake, &noise, batch));
+        let augmentation = config.augment.map(|a| a.draw(batch, rng));
+        if let Some(augmentation) = &augmentation {
+            augmentation.apply(&mut fake);
+        }
         add_instance_noise(&mut fake, self.instance_noise, rng);
         let c = config.conditioning.as_ref();
         let fake = discriminator_input(c, fake, &labels);
@@ -353,6 +356,9 @@ impl PlainGan {
             )
             .expect("asked for the input gradient");
         let mut d_fake = image_gradient(c, d_fake);
+        if let Some(augmentation) = &augmentation {
+            augmentation.adjoint(&mut d_fake);
+        }
         let mode_seeking = mode_seeking.map(|(value, grad)| {
             d_fake.iter_mut().zip(grad).for_each(|(g, m)| *g += m);
             value
@@ -377,10 +383,28 @@ impl PlainGan {
     }
 }
 
+/// D's view of a D step's `real` and generated images: augmented where the config says
+/// (`[augment]`), then with instance noise of standard deviation `std`. The reference step
+/// calls it too, so both paths draw the same from `rng`.
+pub(crate) fn perturb_d_inputs(
+    config: &Experiment,
+    std: f32,
+    (real, fake): (&mut [f32], &mut [f32]),
+    rng: &mut ChaCha8Rng,
+) {
+    let rows = real.len() / IMAGE_PIXELS;
+    if let Some(augment) = &config.augment {
+        augment.draw(rows, rng).apply(real);
+        augment.draw(rows, rng).apply(fake);
+    }
+    add_instance_noise(real, std, rng);
+    add_instance_noise(fake, std, rng);
+}
+
 impl PlainGan {
     /// D's and G's losses on `real` and one batch of noise from `rng`, neither network in its
-    /// own update (nothing moves, no dropout): the losses the tutorial printed after each epoch;
-    /// and D's mean input-gradient norm on both batches.
+    /// own update (nothing moves, no dropout, no augmentation): the losses the tutorial printed
+    /// after each epoch; and D's mean input-gradient norm on both batches.
     pub fn losses(
         &mut self,
         rng: &mut ChaCha8Rng,
@@ -438,5 +462,7 @@ pub struct EndOfEpoch {
     pub d_grad_norm_fake: f32,
 }
 
+#[cfg(test)]
+mod test_configs;
 #[cfg(test)]
 mod tests;
