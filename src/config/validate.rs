@@ -356,7 +356,8 @@ fn check_mode_seeking(c: &ExperimentConfig) -> std::result::Result<(), Problem> 
     Ok(())
 }
 
-/// Differentiable augmentation: shares of the image's side that leave something to see.
+/// Differentiable augmentation: shares of the image's side within bounds, each 0 or at least
+/// one pixel (a share that rounds to none would change the fingerprint and nothing else).
 fn check_augment(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
     let Some(a) = &c.augment else {
         return Ok(());
@@ -374,6 +375,15 @@ fn check_augment(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
             return p(
                 key,
                 format!("must be a share of the image's side from 0 to {most} ({hint}; 0 turns it off), got {share}"),
+            );
+        }
+        if share > 0.0 && crate::regularizer::augment_pixels(share) == 0 {
+            return p(
+                key,
+                format!(
+                    "{share} of 28 pixels rounds to none: use at least 0.018 (one pixel), or 0 \
+                     to turn it off"
+                ),
             );
         }
     }

@@ -60,7 +60,7 @@ fn default_cutout() -> f64 {
 }
 
 /// A share of the image's side in whole pixels, rounded as DiffAugment rounds it.
-fn pixels(share: f64) -> usize {
+pub fn pixels(share: f64) -> usize {
     (SIDE as f64 * share + 0.5) as usize
 }
 

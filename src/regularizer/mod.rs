@@ -16,7 +16,7 @@ mod r2;
 mod wgan_gp;
 
 pub(crate) use augment::augment_or_none;
-pub use augment::{Augment, Augmentation};
+pub use augment::{pixels as augment_pixels, Augment, Augmentation};
 pub(crate) use mode_seeking::mode_seeking_or_none;
 pub use mode_seeking::ModeSeeking;
 pub use r1::R1;

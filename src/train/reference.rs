@@ -188,7 +188,8 @@ pub fn g_step(
             rng: &mut state.rng,
         },
     );
-    // Mode seeking reads G's images before instance noise; the same images, on the same tape.
+    // Mode seeking reads G's images before augmentation and instance noise; the same images,
+    // on the same tape.
     let mode_seeking = config
         .mode_seeking
         .zip(noise)
