@@ -33,7 +33,7 @@ const ORDER: &[&str] = &[
 ];
 
 /// The files of `train`, in dependency order.
-const TRAIN_ORDER: &[&str] = &["state", "reference", "step", "trainer"];
+const TRAIN_ORDER: &[&str] = &["d_inputs", "state", "reference", "step", "trainer"];
 
 /// The source of every `.rs` file under `dir`, without its test-only items, by path.
 fn sources(dir: &Path, out: &mut Vec<(String, String)>) {

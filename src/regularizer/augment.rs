@@ -18,11 +18,13 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::config::IMAGE_PIXELS;
 use crate::model::Matrix;
 
 /// An MNIST image's side, in pixels.
 const SIDE: usize = 28;
+
+/// Its pixels (`config::IMAGE_PIXELS`, which this module, below `config`, does not read).
+const IMAGE_PIXELS: usize = SIDE * SIDE;
 
 /// The source of an output pixel that copies nothing (it is 0).
 const NONE: u32 = u32::MAX;

@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use dfdx::prelude::*;
 
+use super::d_inputs::{add_instance_noise, penalty_batch, penalty_due, perturb_d_inputs};
 use super::state::{
-    add_instance_noise, g_step_input_values, generator_input_values, noise_columns, penalty_batch,
-    penalty_due, DStep, GStep, GanState, PhaseTimes,
+    g_step_input_values, generator_input_values, noise_columns, DStep, GStep, GanState, PhaseTimes,
 };
 use crate::config::conditioning::{discriminator_input, head};
 use crate::config::{Experiment, IMAGE_PIXELS};
@@ -72,7 +72,7 @@ pub fn d_step(
     let std = config.instance_noise.std_in(state.epoch + 1);
     let (mut real_values, mut fake_values) = (real.as_vec(), fake.as_vec());
     let both = (&mut real_values[..], &mut fake_values[..]);
-    super::step::perturb_d_inputs(config, std, both, &mut state.rng);
+    perturb_d_inputs(config, std, both, &mut state.rng);
     let penalty = penalty_due(config, state.d_opt.steps);
     let c = config.conditioning.as_ref();
     let (real_values, fake_values) = (

@@ -9,10 +9,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{conditioning, Experiment, NoiseDistribution, IMAGE_PIXELS};
+use crate::config::{conditioning, Experiment, NoiseDistribution};
 use crate::model::optim::AdamState;
 use crate::model::{Matrix, Network};
-use crate::regularizer::{PenaltyInput, PenaltyKind};
 
 /// RNG streams derived from the one config seed, so that each use is independent of the others.
 const INIT_STREAM: u64 = 1;
@@ -349,53 +348,6 @@ impl GanState {
             epoch: 0,
             history: Vec::new(),
             partial: None,
-        }
-    }
-}
-
-/// Adds instance noise of standard deviation `std` to every value of `x` (nothing, and no
-/// draws, when `std` is 0), from `rng`: both training paths draw it here, in the same order.
-pub fn add_instance_noise(x: &mut [f32], std: f32, rng: &mut ChaCha8Rng) {
-    if std > 0.0 {
-        let d = Normal::new(0.0f32, std).expect("std validated finite");
-        x.iter_mut().for_each(|v| *v += d.sample(rng));
-    }
-}
-
-/// The gradient penalty due in a D step, with its weight (scaled by its cadence, for lazy
-/// regularisation), when one is: every `every`-th D step, counting from the first.
-pub fn penalty_due(config: &Experiment, d_steps_before: i32) -> Option<(PenaltyKind, f32)> {
-    let gp = config.gradient_penalty.as_ref()?;
-    (d_steps_before as usize)
-        .is_multiple_of(gp.every)
-        .then_some((gp.kind, (gp.weight * gp.every as f64) as f32))
-}
-
-/// The images a penalty of `kind` looks at, and the labels a class-conditional head scores
-/// them with: the real batch and its labels, the generated batch and its labels, or per row
-/// `e * real + (1 - e) * generated` with `e` drawn from `rng` (both training paths draw here)
-/// and the real batch's labels (as PyTorch-StudioGAN's WGAN-GP does). The batches are D's
-/// `rows` input rows (each image followed by what D reads of its label, if it reads one;
-/// interpolates keep the real row's), the step's own copies, moved rather than copied again.
-pub fn penalty_batch<'a>(
-    kind: PenaltyKind,
-    (real, labels): (Vec<f32>, &'a [u8]),
-    (fake, fake_labels): (Vec<f32>, &'a [u8]),
-    rows: usize,
-    rng: &mut ChaCha8Rng,
-) -> (Vec<f32>, &'a [u8]) {
-    match kind.input() {
-        PenaltyInput::Real => (real, labels),
-        PenaltyInput::Generated => (fake, fake_labels),
-        PenaltyInput::Interpolates => {
-            let width = real.len() / rows;
-            let mut mixed = real;
-            for (row, from) in mixed.chunks_exact_mut(width).zip(fake.chunks_exact(width)) {
-                let e: f32 = rng.gen();
-                let image = row[..IMAGE_PIXELS].iter_mut().zip(from);
-                image.for_each(|(a, b)| *a = e * *a + (1.0 - e) * b);
-            }
-            (mixed, labels)
         }
     }
 }

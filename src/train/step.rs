@@ -14,9 +14,9 @@ use std::time::Instant;
 
 use rand_chacha::ChaCha8Rng;
 
+use super::d_inputs::{add_instance_noise, penalty_batch, penalty_due, perturb_d_inputs};
 use super::state::{
-    add_instance_noise, g_step_input_values, generator_input_values, noise_columns, penalty_batch,
-    penalty_due, DStep, GStep, GanState, PhaseTimes,
+    g_step_input_values, generator_input_values, noise_columns, DStep, GStep, GanState, PhaseTimes,
 };
 use crate::config::conditioning::{discriminator_input, head, image_gradient};
 use crate::config::{Experiment, IMAGE_PIXELS};
@@ -381,24 +381,6 @@ impl PlainGan {
             mode_seeking,
         }
     }
-}
-
-/// D's view of a D step's `real` and generated images: augmented where the config says
-/// (`[augment]`), then with instance noise of standard deviation `std`. The reference step
-/// calls it too, so both paths draw the same from `rng`.
-pub(crate) fn perturb_d_inputs(
-    config: &Experiment,
-    std: f32,
-    (real, fake): (&mut [f32], &mut [f32]),
-    rng: &mut ChaCha8Rng,
-) {
-    let rows = real.len() / IMAGE_PIXELS;
-    if let Some(augment) = &config.augment {
-        augment.draw(rows, rng).apply(real);
-        augment.draw(rows, rng).apply(fake);
-    }
-    add_instance_noise(real, std, rng);
-    add_instance_noise(fake, std, rng);
 }
 
 impl PlainGan {
