@@ -6,7 +6,8 @@ use super::{flatten, ExperimentConfig, Override};
 use crate::error::Error;
 
 /// A config with every optional table present (the gradient penalty, mode seeking, top-k,
-/// augmentation, conditioning, G's moving average, the training subset) and the lists empty: what the schema's keys are read from.
+/// augmentation, conditioning, G's moving average, the training subset) and the lists empty:
+/// what the schema's keys are read from.
 const EVERY_TABLE: &str = "name = \"\"\n\
     [data]\ntrain_size = 1\n\
     [gradient_penalty]\nkind = \"r1\"\nweight = 1.0\n\

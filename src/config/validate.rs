@@ -374,7 +374,10 @@ fn check_augment(c: &ExperimentConfig) -> std::result::Result<(), Problem> {
         if !(0.0..=most).contains(&share) {
             return p(
                 key,
-                format!("must be a share of the image's side from 0 to {most} ({hint}; 0 turns it off), got {share}"),
+                format!(
+                    "must be a share of the image's side from 0 to {most} ({hint}; 0 turns it \
+                     off), got {share}"
+                ),
             );
         }
         if share > 0.0 && crate::regularizer::augment_pixels(share) == 0 {

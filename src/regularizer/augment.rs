@@ -169,6 +169,19 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
 
+    /// A draw of `augment` for `rows` images from a stream seeded with `seed`, and two batches
+    /// of uniform values drawn before it (images, and gradients or weights).
+    fn draw_with_batches(
+        augment: Augment,
+        rows: usize,
+        seed: u64,
+    ) -> (Augmentation, Vec<f32>, Vec<f32>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut batch = || -> Vec<f32> { (0..rows * IMAGE_PIXELS).map(|_| rng.gen()).collect() };
+        let (x, g) = (batch(), batch());
+        (augment.draw(rows, &mut rng), x, g)
+    }
+
     fn image_with(pixels: &[(usize, usize)]) -> Vec<f32> {
         let mut image = vec![0.0; IMAGE_PIXELS];
         for &(x, y) in pixels {
@@ -242,11 +255,7 @@ mod tests {
             translation: 0.2,
             cutout: 0.3,
         };
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let rows = 5;
-        let x: Vec<f32> = (0..rows * IMAGE_PIXELS).map(|_| rng.gen()).collect();
-        let g: Vec<f32> = (0..rows * IMAGE_PIXELS).map(|_| rng.gen()).collect();
-        let draw = augment.draw(rows, &mut rng);
+        let (draw, x, g) = draw_with_batches(augment, 5, 3);
         let (mut ax, mut atg) = (x.clone(), g.clone());
         draw.apply(&mut ax);
         draw.adjoint(&mut atg);
@@ -267,11 +276,8 @@ mod tests {
             translation: 0.125,
             cutout: 0.5,
         };
-        let mut rng = ChaCha8Rng::seed_from_u64(4);
         let rows = 3;
-        let x: Vec<f32> = (0..rows * IMAGE_PIXELS).map(|_| rng.gen()).collect();
-        let weights: Vec<f32> = (0..rows * IMAGE_PIXELS).map(|_| rng.gen()).collect();
-        let draw = augment.draw(rows, &mut rng);
+        let (draw, x, weights) = draw_with_batches(augment, rows, 4);
         let dev: Cpu = Default::default();
         let shape = (rows, IMAGE_PIXELS);
         let input = dev.tensor_from_vec(x.clone(), shape);
